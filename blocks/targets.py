@@ -1,0 +1,127 @@
+"""Turning what a user types ("chicken", "8", "hen") into a class index of the model.
+
+ImageNet has no class named "chicken" (a substring search finds 83 "prairie chicken", a grouse),
+so common words go through an explicit alias table; substring and fuzzy hits are only ever offered
+as suggestions, never picked silently.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from blocks.errors import UserError
+
+# word -> class names, best first. Only names that exist in the model's labels are used, so the
+# table is harmless for models with other classes.
+ALIASES: dict[str, list[str]] = {
+    "chicken": ["hen", "cock"],
+    "rooster": ["cock"],
+    "dog": ["golden retriever", "Labrador retriever", "beagle"],
+    "puppy": ["golden retriever"],
+    "cat": ["tabby", "tiger cat", "Egyptian cat", "Persian cat"],
+    "kitten": ["tabby"],
+    "pig": ["hog", "piggy bank"],
+    "panda": ["giant panda", "lesser panda"],
+    "bear": ["brown bear", "American black bear", "ice bear"],
+    "fish": ["goldfish", "tench"],
+    "shark": ["great white shark", "tiger shark"],
+    "bird": ["robin", "goldfinch", "house finch"],
+    "duck": ["drake", "red-breasted merganser"],
+    "goose": ["goose"],
+    "turtle": ["loggerhead", "box turtle", "mud turtle"],
+    "frog": ["bullfrog", "tree frog", "tailed frog"],
+    "snake": ["king snake", "garter snake", "green snake"],
+    "horse": ["sorrel"],
+    "cow": ["ox"],
+    "sheep": ["ram"],
+    "monkey": ["macaque", "spider monkey"],
+    "car": ["sports car", "convertible", "cab"],
+    "truck": ["pickup", "trailer truck", "fire engine"],
+    "bike": ["mountain bike", "bicycle-built-for-two"],
+    "bicycle": ["mountain bike", "bicycle-built-for-two"],
+    "plane": ["airliner", "warplane"],
+    "airplane": ["airliner", "warplane"],
+    "boat": ["speedboat", "canoe", "lifeboat"],
+    "ship": ["container ship", "liner"],
+    "phone": ["cellular telephone", "dial telephone"],
+    "computer": ["desktop computer", "laptop", "notebook"],
+    "cup": ["coffee mug", "cup"],
+    "mug": ["coffee mug"],
+    "bottle": ["water bottle", "beer bottle", "wine bottle"],
+    "ball": ["soccer ball", "tennis ball", "basketball"],
+    "toaster": ["toaster"],
+    "banana": ["banana"],
+    "apple": ["Granny Smith"],
+    "orange": ["orange"],
+    "pizza": ["pizza"],
+    "stop sign": ["street sign"],
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    index: int
+    name: str
+    alternatives: list[str] = field(default_factory=list)
+
+
+def resolve_target(query: str | int, labels: list[str]) -> Target:
+    """Class index from an index, an exact class name (any case) or an alias word.
+
+    Raises UserError with close names when nothing matches exactly.
+    """
+    text = str(query).strip()
+    if not text:
+        raise UserError("empty target: give a class name or index (see `blocks targets QUERY`)")
+    if text.lstrip("-").isdigit():
+        i = int(text)
+        if not 0 <= i < len(labels):
+            raise UserError(f"target index {i} out of range: the model has classes 0..{len(labels) - 1}")
+        return Target(i, labels[i])
+    lowered = [name.lower() for name in labels]
+    key = text.lower()
+    if key in lowered:
+        i = lowered.index(key)
+        return Target(i, labels[i])
+    present = [n for n in ALIASES.get(key, []) if n.lower() in lowered]
+    if present:
+        i = lowered.index(present[0].lower())
+        return Target(i, labels[i], alternatives=present[1:])
+    hints = suggest(text, labels)
+    hint = f"; did you mean: {', '.join(hints)}?" if hints else ""
+    raise UserError(f"unknown target {text!r} for this model ({len(labels)} classes){hint}")
+
+
+def suggest(text: str, labels: list[str], limit: int = 5) -> list[str]:
+    """Close class names: substring hits first, then fuzzy matches, formatted 'name (index)'."""
+    key = text.lower()
+    hits = [i for i, n in enumerate(labels) if key in n.lower()]
+    fuzzy = difflib.get_close_matches(key, [n.lower() for n in labels], n=limit, cutoff=0.6)
+    lowered = [n.lower() for n in labels]
+    for f in fuzzy:
+        i = lowered.index(f)
+        if i not in hits:
+            hits.append(i)
+    return [f"{labels[i]} ({i})" for i in hits[:limit]]
+
+
+def search_targets(query: str, labels: list[str]) -> list[tuple[int, str]]:
+    """(index, name) of classes matching a query, for `blocks targets`: the resolved class and its
+    alternatives first, then substring and fuzzy hits."""
+    out: list[tuple[int, str]] = []
+    try:
+        t = resolve_target(query, labels)
+        out.append((t.index, t.name))
+        out += [(labels.index(a), a) for a in t.alternatives]
+    except UserError:
+        pass
+    key = query.lower()
+    lowered = [n.lower() for n in labels]
+    for i, n in enumerate(lowered):
+        if key in n and (i, labels[i]) not in out:
+            out.append((i, labels[i]))
+    for f in difflib.get_close_matches(key, lowered, n=5, cutoff=0.6):
+        i = lowered.index(f)
+        if (i, labels[i]) not in out:
+            out.append((i, labels[i]))
+    return out

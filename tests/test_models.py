@@ -1,0 +1,93 @@
+import urllib.error
+
+import pytest
+import torch
+
+from blocks.digits import DigitsNet, load_digits_rgb
+from blocks.errors import UserError
+from blocks.models import ModelSpec, load_classifier, load_state_dict, pick_device
+
+
+def test_bundled_digits_model_held_out_accuracy(digits_model):
+    x, y = load_digits_rgb("test")
+    with torch.no_grad():
+        acc = (digits_model(x).argmax(1) == y).float().mean().item()
+    assert len(y) > 400
+    assert acc >= 0.97, acc
+
+
+def test_classifier_resizes_any_input(digits_model):
+    x, _ = load_digits_rgb("test")
+    big = torch.nn.functional.interpolate(x[:8], size=96, mode="nearest")
+    with torch.no_grad():
+        assert torch.equal(digits_model(big).argmax(1), digits_model(x[:8]).argmax(1))
+
+
+def test_state_dict_with_labels(tmp_path):
+    net = DigitsNet(num_classes=3)
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    (tmp_path / "labels.txt").write_text("cat\ndog\nhen\n")
+    model = load_classifier(ModelSpec(name="digits", weights=tmp_path / "w.pt",
+                                      labels=tmp_path / "labels.txt"))
+    assert model.labels == ["cat", "dog", "hen"]
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 3)
+    assert len(model.weights_id) == 64
+
+
+def test_torchvision_state_dict_with_labels(tmp_path):
+    from torchvision.models import mobilenet_v3_small
+
+    torch.save(mobilenet_v3_small(num_classes=2).state_dict(), tmp_path / "m.pt")
+    (tmp_path / "l.txt").write_text("hen\ncock\n")
+    model = load_classifier(ModelSpec(name="mobilenet_v3_small", weights=tmp_path / "m.pt",
+                                      labels=tmp_path / "l.txt", input_size=64))
+    assert model(torch.rand(1, 3, 100, 80)).shape == (1, 2)
+
+
+def test_weights_file_that_runs_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(UserError, match="not a plain PyTorch state dict"):
+        load_state_dict(tmp_path / "evil.pt")
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint", b""])
+def test_garbage_weights_file(tmp_path, content):
+    (tmp_path / "w.pt").write_bytes(content)
+    with pytest.raises(UserError, match="cannot load weights"):
+        load_classifier(ModelSpec(name="digits", weights=tmp_path / "w.pt"))
+
+
+def test_weights_of_wrong_architecture(tmp_path):
+    torch.save(DigitsNet(num_classes=10).state_dict(), tmp_path / "w.pt")
+    with pytest.raises(UserError, match="do not fit --model resnet18"):
+        load_classifier(ModelSpec(name="resnet18", weights=tmp_path / "w.pt"))
+
+
+def test_offline_default_weights_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr("torch.hub.load_state_dict_from_url", offline)
+    with pytest.raises(UserError) as e:
+        load_classifier(ModelSpec(name="resnet18"))
+    msg = str(e.value)
+    assert str(tmp_path / "hub" / "checkpoints") in msg
+    assert "--weights" in msg and "--model digits" in msg
+
+
+def test_unknown_model_suggests():
+    with pytest.raises(UserError, match="resnet50"):
+        load_classifier(ModelSpec(name="resnet05"))
+
+
+def test_pick_device():
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type in {"cpu", "cuda", "mps"}
+    with pytest.raises(UserError):
+        pick_device("tpu")

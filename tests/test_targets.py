@@ -1,0 +1,51 @@
+import pytest
+
+from blocks.errors import UserError
+from blocks.targets import resolve_target, search_targets
+
+
+@pytest.fixture(scope="module")
+def imagenet():
+    from torchvision.models import ResNet50_Weights
+
+    return list(ResNet50_Weights.DEFAULT.meta["categories"])
+
+
+def test_chicken_is_hen_with_cock_alternative(imagenet):
+    t = resolve_target("chicken", imagenet)
+    assert (t.index, t.name) == (8, "hen")
+    assert t.alternatives == ["cock"]
+
+
+def test_index_and_exact_name(imagenet):
+    assert resolve_target("7", imagenet).name == "cock"
+    assert resolve_target("Giant Panda", imagenet).index == imagenet.index("giant panda")
+
+
+def test_substring_is_only_a_suggestion(imagenet):
+    with pytest.raises(UserError, match=r"prairie chicken \(83\)"):
+        resolve_target("prairie", imagenet)
+
+
+def test_unknown_target_suggests_close_names(imagenet):
+    with pytest.raises(UserError, match="did you mean: .*toaster"):
+        resolve_target("toastr", imagenet)
+
+
+def test_out_of_range_index(imagenet):
+    with pytest.raises(UserError, match="out of range"):
+        resolve_target("1000", imagenet)
+
+
+def test_search_lists_alias_first(imagenet):
+    hits = search_targets("chicken", imagenet)
+    assert hits[:3] == [(8, "hen"), (7, "cock"), (83, "prairie chicken")]
+
+
+def test_cli_targets(cli):
+    code, out, _ = cli("targets", "chicken")
+    assert code == 0 and out.split()[:2] == ["8", "hen"]
+    code, _, err = cli("targets", "chiken", "--model", "digits")
+    assert code == 2 and err.startswith("error:") and err.count("\n") == 1
+    code, out, _ = cli("targets", "seven", "--model", "digits")
+    assert code == 0 and out.split() == ["7", "seven"]
