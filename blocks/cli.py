@@ -105,6 +105,228 @@ def class_names(model: str, labels: Path | None) -> list[str]:
         raise UserError(f"no class names known for model {model!r}: pass --labels FILE") from None
 
 
+def load_model(model, weights, labels, input_size, mean, std, device):
+    from blocks.models import load_classifier
+
+    return load_classifier(model_spec(model, weights, labels, input_size, mean, std), device)
+
+
+def _resolve_goal(model, target: str | None, away_from: str | None):
+    """(target index or None, away index or None, metadata) from --target / --away-from."""
+    from blocks.targets import resolve_target
+
+    if (target is None) == (away_from is None):
+        raise UserError("give exactly one of --target CLASS (become it) or --away-from CLASS (stop being it)")
+    t = resolve_target(target if target is not None else away_from, model.labels)
+    meta = {"index": t.index, "name": t.name, "alternatives": t.alternatives,
+            "mode": "targeted" if target is not None else "untargeted"}
+    return (t.index, None, meta) if target is not None else (None, t.index, meta)
+
+
+def _scenes(folder: Path | None, size: int):
+    from blocks.scenes import load_scenes
+
+    return None if folder is None else load_scenes(folder, size)
+
+
+def _writable_dir(out: Path) -> Path:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write to {out}: {e.strerror or e}") from None
+    return out
+
+
+@app.command()
+def generate(
+    target: Annotated[Optional[str], typer.Option("--target", help="class to become: name, index or word (chicken)")] = None,
+    away_from: Annotated[Optional[str], typer.Option("--away-from", help="class to stop being (positive epsilon)")] = None,
+    model: ModelOpt = "resnet50",
+    weights: WeightsOpt = None,
+    labels: LabelsOpt = None,
+    input_size: InputSizeOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    device: DeviceOpt = "auto",
+    patch_size: Annotated[Optional[int], typer.Option("--patch-size", help="patch side in pixels [default: half the model input]")] = None,
+    steps: Annotated[int, typer.Option("--steps")] = 400,
+    epsilon: Annotated[float, typer.Option("--epsilon", help="first step size in 0-255 units (negative-epsilon FGSM step)")] = 8.0,
+    final_fraction: Annotated[float, typer.Option("--final-fraction", help="last step size as a fraction of the first")] = 0.1,
+    schedule: Annotated[str, typer.Option("--schedule", help="step-size schedule: cosine, linear, constant")] = "cosine",
+    batch: Annotated[int, typer.Option("--batch", help="random views per step")] = 32,
+    scale: Annotated[Optional[str], typer.Option("--scale", help="patch side / image side, MIN:MAX [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
+    scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background images")] = None,
+    eot: Annotated[str, typer.Option("--eot", help="transform preset: none, digital, print, webcam")] = "print",
+    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="stop after S seconds, keeping the best patch")] = None,
+    eval_n: Annotated[int, typer.Option("--eval-n", help="held-out random views for the final success rate")] = 256,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", help="output folder [default: runs/<target>-<time>]")] = None,
+):
+    """Make a patch from black with EOT negative-epsilon FGSM; write patch.png, patch.json, curve.png."""
+    import time as _time
+
+    from blocks.attacks.eot_fgsm import GenerateConfig, config_dict, generate_patch
+    from blocks.evaluate import evaluate_patch
+    from blocks.files import atomic_write_json
+    from blocks.report import plot_curve, write_patch
+    from transforms.eot import preset
+
+    if schedule not in ("cosine", "linear", "constant"):
+        raise UserError(f"--schedule must be cosine, linear or constant, not {schedule!r}")
+    for flag, value in (("--steps", steps), ("--batch", batch), ("--eval-n", eval_n)):
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1")
+    if not 0 < epsilon <= 255:
+        raise UserError("--epsilon is a step size in 0-255 units: give a number in (0, 255]")
+    scale_range = parse_range(scale, "--scale", 0.01, 1.5) or ((0.4, 0.6) if scenes else (0.8, 1.0))
+    eot_cfg = preset(eot, scale_range)
+    if out is None:
+        out = Path("runs") / f"{(target or away_from or 'patch').replace(' ', '_')}-{_time.strftime('%Y%m%d-%H%M%S')}"
+    _writable_dir(out)
+    net = load_model(model, weights, labels, input_size, mean, std, device)
+    t_idx, away_idx, goal = _resolve_goal(net, target, away_from)
+    backgrounds = _scenes(scenes, net.input_size)
+    cfg = GenerateConfig(target=t_idx, away_from=away_idx, patch_size=patch_size or max(8, net.input_size // 2),
+                         steps=steps, epsilon=epsilon / 255, final_fraction=final_fraction,
+                         schedule=schedule, batch=batch, max_seconds=max_seconds, seed=seed)
+    if cfg.patch_size < 2:
+        raise UserError("--patch-size must be at least 2 pixels")
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [TextColumn("generate"), BarColumn(), TextColumn("step {task.completed}/{task.total}"),
+               TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("p(target) {task.fields[prob]:.3f}"),
+               TimeElapsedColumn()]
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task("generate", total=steps, loss=float("nan"), prob=0.0)
+
+        def on_step(r):
+            bar.update(task, completed=r.step + 1, loss=r.loss, prob=r.objective_prob)
+
+        result = generate_patch(net, cfg, eot_cfg, backgrounds, on_step=on_step)
+
+    meta = {"target": goal, "model": net.describe(), "weights_sha256": net.weights_id,
+            "device": str(net.device), "eot": eot, "eot_settings": _asdict(eot_cfg),
+            "scale": list(scale_range), "scenes": str(scenes) if scenes else None,
+            "config": config_dict(cfg), "seed": seed, "stopped": result.stopped,
+            "best_step": result.best_step, "best_train_prob": result.best_objective_prob,
+            "steps_run": len(result.curve), "seconds": round(result.seconds, 2),
+            "curve": result.curve_dict(), "held_out": None}
+    write_patch(out, result.patch, meta)  # first, so nothing is lost if evaluation is interrupted
+    if result.stopped == "interrupted":
+        typer.echo(f"interrupted: kept the best patch (step {result.best_step}) in {out}", err=True)
+        raise typer.Exit(130)
+    if result.curve:
+        plot_curve(meta["curve"], out / "curve.png", f"{goal['mode']}: {goal['name']} ({net.name})")
+    ev = evaluate_patch(net, result.patch, eot_cfg, t_idx, away_idx, backgrounds, n=eval_n, seed=seed + 1)
+    meta["held_out"] = ev.to_dict()
+    write_patch(out, result.patch, meta)
+    typer.echo(f"{goal['name']}: held-out success {ev.success_rate:.1%}, mean target prob "
+               f"{ev.mean_target_prob:.3f} over {ev.n} views -> {out}/patch.png")
+
+
+def _asdict(obj):
+    import dataclasses
+
+    return dataclasses.asdict(obj)
+
+
+@app.command()
+def evaluate(
+    patch: Annotated[Path, typer.Argument(help="patch PNG")],
+    target: Annotated[Optional[str], typer.Option("--target")] = None,
+    away_from: Annotated[Optional[str], typer.Option("--away-from")] = None,
+    model: ModelOpt = "resnet50",
+    weights: WeightsOpt = None,
+    labels: LabelsOpt = None,
+    input_size: InputSizeOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    device: DeviceOpt = "auto",
+    scenes: Annotated[Optional[Path], typer.Option("--scenes")] = None,
+    scale: Annotated[Optional[str], typer.Option("--scale", help="MIN:MAX [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
+    eot: Annotated[str, typer.Option("--eot")] = "print",
+    n: Annotated[int, typer.Option("--n", help="number of random views")] = 512,
+    seed: Annotated[int, typer.Option("--seed", help="view seed (differs from training's by default)")] = 2024,
+    out: Annotated[Optional[Path], typer.Option("--out", help="write JSON here instead of stdout")] = None,
+):
+    """Success rate and target probability of a patch on fresh random views."""
+    from blocks.evaluate import evaluate_patch
+    from blocks.files import load_image
+    from transforms.eot import preset
+
+    if n < 1:
+        raise UserError("--n must be at least 1")
+    image = load_image(patch)
+    scale_range = parse_range(scale, "--scale", 0.01, 1.5) or ((0.4, 0.6) if scenes else (0.8, 1.0))
+    eot_cfg = preset(eot, scale_range)
+    net = load_model(model, weights, labels, input_size, mean, std, device)
+    t_idx, away_idx, goal = _resolve_goal(net, target, away_from)
+    ev = evaluate_patch(net, image, eot_cfg, t_idx, away_idx, _scenes(scenes, net.input_size), n=n, seed=seed)
+    emit_json({"patch": str(patch), "target": goal, "model": net.name, "eot": eot,
+               "scale": list(scale_range), "seed": seed, **ev.to_dict()}, out)
+
+
+@app.command()
+def sweep(
+    image: Annotated[Path, typer.Argument(help="image to attack")],
+    target: Annotated[str, typer.Option("--target")],
+    model: ModelOpt = "resnet50",
+    weights: WeightsOpt = None,
+    labels: LabelsOpt = None,
+    input_size: InputSizeOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    device: DeviceOpt = "auto",
+    eps_range: Annotated[str, typer.Option("--eps", help="epsilon range MIN:MAX in 0-255 units")] = "-120:10",
+    num: Annotated[int, typer.Option("--num", help="number of epsilons")] = 131,
+    out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("runs/sweep"),
+):
+    """Single-step FGSM line search: class probabilities against epsilon (plot + JSON)."""
+    from blocks.attacks.fgsm_sweep import epsilon_sweep, plot_sweep
+    from blocks.files import atomic_write_json, load_image
+    from blocks.targets import resolve_target
+
+    lo_hi = parse_floats(eps_range, "--eps", 2)
+    if not lo_hi[0] < lo_hi[1] or num < 2:
+        raise UserError("--eps takes MIN:MAX with MIN < MAX, and --num at least 2")
+    x = load_image(image)
+    _writable_dir(out)
+    net = load_model(model, weights, labels, input_size, mean, std, device)
+    t = resolve_target(target, net.labels)
+    import torch
+
+    eps = (torch.linspace(lo_hi[0], lo_hi[1], num) / 255).tolist()
+    s = epsilon_sweep(net, x, t.index, eps)
+    plot_sweep(s, net.labels, out / "sweep.png")
+    shown = s.classes_to_show()
+    atomic_write_json(out / "sweep.json", {
+        "image": str(image), "target": {"index": t.index, "name": t.name}, "model": net.name,
+        "epsilons_255": [e * 255 for e in s.epsilons], "best_epsilon_255": s.best_epsilon * 255,
+        "best_target_prob": s.best_target_prob, "clean_top1": net.labels[s.clean_top1],
+        "probs": {net.labels[c]: s.probs[:, c].tolist() for c in shown}})
+    typer.echo(f"best epsilon {s.best_epsilon * 255:.1f}/255: p({t.name}) = {s.best_target_prob:.3f} -> {out}/sweep.png")
+
+
+@app.command("digits-scenes")
+def digits_scenes(
+    out: Annotated[Path, typer.Argument(help="folder to write train/ and test/ scene PNGs into")],
+    exclude: Annotated[Optional[str], typer.Option("--exclude", help="leave out this digit class (the target)")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit")] = None,
+):
+    """Export held-out digits as scene images for --scenes (for the bundled digits model)."""
+    from blocks.digits import LABELS
+    from blocks.scenes import export_digit_scenes
+    from blocks.targets import resolve_target
+
+    skip = resolve_target(exclude, LABELS).index if exclude is not None else None
+    n = export_digit_scenes(_writable_dir(out), skip, limit)
+    typer.echo(f"wrote {n} held-out digits to {out}/train and {out}/test")
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code: 0 ok, 2 bad input, 130 interrupted."""
     try:

@@ -1,0 +1,140 @@
+"""Iterated negative-epsilon FGSM with expectation over transformation, from a black patch.
+
+Each step renders a batch of random views of the patch (transforms.random_views), takes the
+gradient of the cross-entropy averaged over the batch, and moves every pixel one signed step:
+
+    targeted   (negative epsilon): patch <- clip(patch - eps_t * sign(grad CE(target)))
+    untargeted (positive epsilon): patch <- clip(patch + eps_t * sign(grad CE(away)))
+
+The step size follows a schedule from `epsilon` down to `epsilon * final_fraction`. The best
+patch is the one whose own batch of random views gave the lowest loss (probabilities saturate at
+1 long before the loss stops falling), so a Ctrl-C or a time limit
+always leaves the best patch seen, not the last one.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from transforms.eot import EOT, random_views
+
+
+@dataclass
+class GenerateConfig:
+    target: int | None = None  # class to become (negative epsilon)
+    away_from: int | None = None  # class to stop being (positive epsilon); one of the two
+    patch_size: int = 64  # side in pixels
+    steps: int = 400
+    epsilon: float = 8 / 255  # first step size, in [0, 1] pixel units
+    final_fraction: float = 0.1  # last step size = epsilon * final_fraction
+    schedule: str = "cosine"  # cosine | linear | constant
+    batch: int = 32  # views per step
+    max_seconds: float | None = None
+    seed: int = 0
+
+
+@dataclass
+class StepRecord:
+    step: int
+    loss: float
+    objective_prob: float  # mean over the step's views: target prob, or 1 - away prob
+    success: float  # share of the step's views where the attack wins
+    epsilon: float
+    seconds: float
+
+
+@dataclass
+class GenerateResult:
+    patch: torch.Tensor  # (3, P, P) in [0, 1], the best seen
+    best_step: int
+    best_objective_prob: float
+    curve: list[StepRecord] = field(default_factory=list)
+    stopped: str = "steps"  # steps | time | interrupted
+    seconds: float = 0.0
+
+    def curve_dict(self) -> dict[str, list]:
+        keys = StepRecord.__dataclass_fields__
+        return {k: [getattr(r, k) for r in self.curve] for k in keys}
+
+
+def step_size(cfg: GenerateConfig, t: float) -> float:
+    """Step size at progress t in [0, 1] (the larger of step and time progress)."""
+    t = min(max(t, 0.0), 1.0)
+    if cfg.schedule == "constant":
+        return cfg.epsilon
+    lo = cfg.epsilon * cfg.final_fraction
+    if cfg.schedule == "linear":
+        return cfg.epsilon + (lo - cfg.epsilon) * t
+    if cfg.schedule == "cosine":
+        return lo + (cfg.epsilon - lo) * 0.5 * (1 + math.cos(math.pi * t))
+    raise ValueError(f"unknown schedule {cfg.schedule!r}: cosine, linear or constant")
+
+
+def objective(logits: torch.Tensor, cfg: GenerateConfig):
+    """Loss to descend, and per-view (objective prob, win) for the record."""
+    probs = logits.softmax(1)
+    if cfg.target is not None:
+        labels = torch.full((len(logits),), cfg.target, device=logits.device)
+        loss = F.cross_entropy(logits, labels)
+        return loss, probs[:, cfg.target], logits.argmax(1) == cfg.target
+    labels = torch.full((len(logits),), cfg.away_from, device=logits.device)
+    loss = -F.cross_entropy(logits, labels)  # descending this climbs the loss of `away_from`
+    return loss, 1 - probs[:, cfg.away_from], logits.argmax(1) != cfg.away_from
+
+
+def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | None = None,
+                   on_step=None, patch_map=None) -> GenerateResult:
+    """model: Classifier taking (B, 3, S, S) in [0, 1]; scenes: (N, 3, S, S) or None.
+
+    on_step(record) is called after every step (progress bars, logging). Ctrl-C ends the run
+    early and returns the best patch so far with stopped="interrupted".
+    """
+    if (cfg.target is None) == (cfg.away_from is None):
+        raise ValueError("give exactly one of target (negative epsilon) or away_from (positive)")
+    device = model.device
+    g = torch.Generator(device=device).manual_seed(cfg.seed)
+    size = model.input_size
+    if scenes is not None:
+        scenes = scenes.to(device)
+    patch = torch.zeros(3, cfg.patch_size, cfg.patch_size, device=device)  # black, as promised
+    best = patch.clone()
+    best_loss, best_prob, best_step = float("inf"), 0.0, 0
+    result = GenerateResult(patch=best, best_step=0, best_objective_prob=0.0)
+    start = time.monotonic()
+    try:
+        for step in range(cfg.steps):
+            if cfg.max_seconds is not None and time.monotonic() - start >= cfg.max_seconds:
+                result.stopped = "time"
+                break
+            patch.requires_grad_(True)
+            views, _ = random_views(patch, cfg.batch, size, eot, scenes, g, patch_map)
+            loss, prob, win = objective(model(views), cfg)
+            (grad,) = torch.autograd.grad(loss, patch)
+            progress = step / max(cfg.steps - 1, 1)
+            if cfg.max_seconds:
+                progress = max(progress, (time.monotonic() - start) / cfg.max_seconds)
+            eps = step_size(cfg, progress)
+            with torch.no_grad():
+                mean_prob = prob.mean().item()
+                if loss.item() < best_loss:  # these views measured the patch before this update
+                    best_loss, best_prob, best_step = loss.item(), mean_prob, step
+                    best = patch.detach().clone()
+                patch = (patch.detach() - eps * grad.sign()).clamp_(0, 1)
+            record = StepRecord(step, loss.item(), mean_prob, win.float().mean().item(), eps,
+                                time.monotonic() - start)
+            result.curve.append(record)
+            if on_step is not None:
+                on_step(record)
+    except KeyboardInterrupt:
+        result.stopped = "interrupted"
+    result.patch, result.best_step, result.best_objective_prob = best, best_step, best_prob
+    result.seconds = time.monotonic() - start
+    return result
+
+
+def config_dict(cfg: GenerateConfig) -> dict:
+    return asdict(cfg)

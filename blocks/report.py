@@ -1,0 +1,61 @@
+"""Writing a generate run to disk: patch.png (exact values), patch.json (everything), curve.png."""
+from __future__ import annotations
+
+import io
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from blocks.files import atomic_write_bytes, atomic_write_json, encode_png, sha256_bytes
+
+
+def library_versions() -> dict[str, str]:
+    import cv2
+    import kornia
+    import numpy
+    import torchvision
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "kornia": kornia.__version__,
+            "opencv": cv2.__version__, "numpy": numpy.__version__}
+
+
+def write_patch(out: Path, patch: torch.Tensor, meta: dict) -> dict:
+    """Write patch.png and patch.json (atomically, PNG first). Returns the metadata written."""
+    png = encode_png(patch)
+    meta = {**meta, "patch_sha256": sha256_bytes(png), "patch_px": list(patch.shape[-2:]),
+            "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": library_versions()}
+    atomic_write_bytes(out / "patch.png", png)
+    atomic_write_json(out / "patch.json", meta)
+    return meta
+
+
+def plot_curve(curve: dict[str, list], path: Path, title: str = "") -> Path:
+    """Loss, objective probability and step size against step, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
+    steps = curve["step"]
+    ax1.plot(steps, curve["loss"], lw=1, color="tab:red")
+    ax1.set_ylabel("cross-entropy")
+    ax1.set_title(title)
+    ax2.plot(steps, curve["objective_prob"], lw=1, label="mean objective prob")
+    ax2.plot(steps, curve["success"], lw=1, alpha=0.6, label="share of views won")
+    ax2.set_ylim(-0.02, 1.02)
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("probability")
+    twin = ax2.twinx()
+    twin.plot(steps, [e * 255 for e in curve["epsilon"]], lw=1, ls="--", color="grey")
+    twin.set_ylabel("step size (/255)", color="grey")
+    ax2.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,69 @@
+"""Expectation over transformation: the random views a patch is trained and judged on.
+
+Presets, mildest first:
+- none:    the patch as it is (centred at a fixed scale, no lighting). The original project's setup.
+- digital: random scale, rotation and position; no camera effects. For on-screen use.
+- print:   plus perspective, lighting, colour temperature, slight blur, sensor noise and JPEG, in
+           the ranges EOT papers use for printed patches (Athalye 2018, Thys 2019).
+- webcam:  the same, stronger: cheap webcams in indoor light.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from transforms.photometric import Photometric, apply_photometric
+from transforms.placement import Placement, place, random_backgrounds, sample_homographies
+
+
+@dataclass
+class EOT:
+    placement: Placement = field(default_factory=Placement)
+    photometric: Photometric = field(default_factory=Photometric)
+
+
+PRESETS: dict[str, EOT] = {
+    "none": EOT(Placement(scale=(1.0, 1.0), rotation_deg=0.0, perspective=0.0, random_position=False),
+                Photometric()),
+    "digital": EOT(Placement(rotation_deg=22.5, perspective=0.0),
+                   Photometric(noise_std=0.01)),
+    "print": EOT(Placement(rotation_deg=20.0, perspective=0.2),
+                 Photometric(contrast=(0.75, 1.2), brightness=0.1, gamma=(0.8, 1.25), temperature=0.08,
+                             blur_sigma=0.004, noise_std=0.04, jpeg_quality=(40.0, 95.0), jpeg_p=0.3)),
+    "webcam": EOT(Placement(rotation_deg=30.0, perspective=0.3),
+                  Photometric(contrast=(0.6, 1.3), brightness=0.15, gamma=(0.7, 1.4), temperature=0.15,
+                              blur_sigma=0.008, noise_std=0.06, jpeg_quality=(30.0, 90.0), jpeg_p=0.5)),
+}
+
+
+def preset(name: str, scale: tuple[float, float] | None = None) -> EOT:
+    """A copy of a preset, with the patch's scale range replaced when given."""
+    if name not in PRESETS:
+        from blocks.errors import UserError
+
+        raise UserError(f"unknown --eot preset {name!r}: use one of {', '.join(PRESETS)}")
+    eot = PRESETS[name]
+    if scale is None:
+        return replace(eot)
+    placement = replace(eot.placement, scale=tuple(scale))
+    if name == "none":  # a fixed scale: the middle of the range
+        mid = (scale[0] + scale[1]) / 2
+        placement = replace(placement, scale=(mid, mid))
+    return EOT(placement, eot.photometric)
+
+
+def random_views(patch: torch.Tensor, n: int, size: int, eot: EOT, scenes: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None, patch_map=None):
+    """patch: (3, h, w) in [0, 1] -> views (n, 3, size, size) in [0, 1] and their parameters.
+
+    patch_map, when given, maps the patch's colours to what the camera sees (a measured printer
+    colour map) before it is placed, so the optimiser trains on printed colours.
+    """
+    dev = patch.device
+    if patch_map is not None:
+        patch = patch_map(patch[None])[0]
+    H, params = sample_homographies(n, patch.shape[-1], size, eot.placement, generator, dev)
+    backgrounds = random_backgrounds(n, size, scenes, generator, dev)
+    views = place(patch, backgrounds, H)
+    return apply_photometric(views, eot.photometric, generator), params
