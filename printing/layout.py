@@ -1,0 +1,367 @@
+"""Where things go on the page: pure geometry in millimetres, no drawing.
+
+Coordinates everywhere in `printing`: origin at the page's top-left corner, x right, y down, mm
+(the sidecar sheet.json uses the same). A rectangle's x/y is its top-left corner.
+
+Two layouts:
+- grid: identical blocks in rows and columns over as many pages as needed. Each block has, when
+  markers are on, one ArUco marker diagonally outside each corner at a fixed offset (the quiet
+  zone), IDs 4k..4k+3 for block k in the order top-left, top-right, bottom-right, bottom-left.
+- cube: one cross-shaped net (six faces in a column-and-arms layout, seven glue tabs). Markers
+  cannot sit on the diagonals of every face (faces and tabs are in the way), so each face gets
+  2 to 4 markers from a list of candidate spots (its corner diagonals, the middle of its sides,
+  then the ring around the whole net at its level) that do not overlap a face, a tab or another
+  marker's quiet zone. The page is flat, so any marker on it fixes the face's homography.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from blocks.errors import UserError
+
+PAGE_SIZES_MM: dict[str, tuple[float, float]] = {
+    "a4": (210.0, 297.0),
+    "letter": (215.9, 279.4),
+    "a3": (297.0, 420.0),
+}
+CORNERS = ("top_left", "top_right", "bottom_right", "bottom_left")  # ArUco's corner order too
+# Faces of the cube net in the order patches are assigned when six are given.
+FACE_ORDER = ("front", "right", "back", "left", "top", "bottom")
+# (column, row) of each face in the net, in units of the face side: a column top/front/bottom/back
+# with left and right on either side of front. Portrait, so a bigger cube fits A4.
+NET_CELLS = {"top": (1, 0), "left": (0, 1), "front": (1, 1), "right": (2, 1), "bottom": (1, 2), "back": (1, 3)}
+
+CUT_GAP_MM = 1.0  # cut marks start this far from the patch corner so nothing touches the patch
+CUT_MARK_MM = 5.0  # length of a cut mark when there are no markers
+CELL_SPACING_MM = 3.0  # white gutter between neighbouring blocks (also a quiet zone between markers)
+CAPTION_GAP_MM = 1.5  # between the block's furniture and its caption
+
+
+@dataclass(frozen=True)
+class Rect:
+    x_mm: float
+    y_mm: float
+    w_mm: float
+    h_mm: float
+
+    def grown(self, d: float) -> "Rect":
+        return Rect(self.x_mm - d, self.y_mm - d, self.w_mm + 2 * d, self.h_mm + 2 * d)
+
+    def overlaps(self, other: "Rect", eps: float = 1e-6) -> bool:
+        """Open overlap: rectangles that only touch do not overlap."""
+        return (self.x_mm < other.x_mm + other.w_mm - eps and other.x_mm < self.x_mm + self.w_mm - eps
+                and self.y_mm < other.y_mm + other.h_mm - eps and other.y_mm < self.y_mm + self.h_mm - eps)
+
+    def contains(self, other: "Rect", eps: float = 1e-6) -> bool:
+        return (other.x_mm >= self.x_mm - eps and other.y_mm >= self.y_mm - eps
+                and other.x_mm + other.w_mm <= self.x_mm + self.w_mm + eps
+                and other.y_mm + other.h_mm <= self.y_mm + self.h_mm + eps)
+
+
+@dataclass(frozen=True)
+class Segment:
+    x0_mm: float
+    y0_mm: float
+    x1_mm: float
+    y1_mm: float
+
+
+@dataclass(frozen=True)
+class MarkerPlace:
+    """An ArUco marker: x/y/size are those of its black square (what the detector's corners are)."""
+
+    id: int
+    x_mm: float
+    y_mm: float
+    size_mm: float
+    spot: str  # which candidate spot it took: a corner name, "left"/"right"/..., or "ring_left"...
+
+    @property
+    def rect(self) -> Rect:
+        return Rect(self.x_mm, self.y_mm, self.size_mm, self.size_mm)
+
+
+@dataclass(frozen=True)
+class BlockPlace:
+    """One printed patch area (a grid block, or one cube face) and its markers."""
+
+    index: int  # block number in the sheet (grid) or face number in FACE_ORDER position (cube)
+    page: int
+    x_mm: float
+    y_mm: float
+    width_mm: float
+    height_mm: float
+    markers: tuple[MarkerPlace, ...] = ()
+    face: str | None = None
+
+    @property
+    def rect(self) -> Rect:
+        return Rect(self.x_mm, self.y_mm, self.width_mm, self.height_mm)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """How far a block's furniture reaches around it; derived from the marker size.
+
+    quiet_mm: white space between a marker and anything else (the patch included): ArUco needs a
+    light border of at least one module (marker_mm / 6 for a 4x4 marker with its black border);
+    we keep 1.5 modules. ext_mm: from the patch edge to the outer edge of the markers (or of the
+    cut marks without markers).
+    """
+
+    marker_mm: float | None
+    quiet_mm: float
+    ext_mm: float
+
+    @staticmethod
+    def for_markers(marker_mm: float | None) -> "Frame":
+        if marker_mm is None:
+            return Frame(None, 0.0, CUT_GAP_MM + CUT_MARK_MM)
+        quiet = marker_mm / 4
+        return Frame(marker_mm, quiet, quiet + marker_mm)
+
+
+@dataclass(frozen=True)
+class Caption:
+    page: int
+    x_mm: float  # top-left of the caption's text box
+    y_mm: float
+    w_mm: float
+    block_indices: tuple[int, ...]  # blocks (or faces) it describes
+
+
+@dataclass
+class Layout:
+    """Everything placed on the sheet. pages: number of pages."""
+
+    kind: str  # "grid" or "cube"
+    page_size_mm: tuple[float, float]
+    pages: int
+    blocks: list[BlockPlace]
+    captions: list[Caption]
+    cut_lines: list[tuple[int, Segment]] = field(default_factory=list)  # (page, segment), solid
+    fold_lines: list[tuple[int, Segment]] = field(default_factory=list)  # (page, segment), dashed
+    tabs: list[tuple[int, tuple[tuple[float, float], ...]]] = field(default_factory=list)  # (page, polygon)
+    frame: Frame = field(default_factory=lambda: Frame.for_markers(None))
+
+
+def page_size(name: str) -> tuple[float, float]:
+    try:
+        return PAGE_SIZES_MM[name.lower()]
+    except KeyError:
+        raise UserError(f"--page takes {'|'.join(PAGE_SIZES_MM)}, not {name!r}") from None
+
+
+def corner_cut_marks(r: Rect, frame: Frame) -> list[Segment]:
+    """Two short lines on the extension of each edge, outside the patch, at each corner.
+
+    They lie on the patch's edge lines, so a ruler laid on two of them cuts exactly the patch;
+    they run out to the markers' outer edge, which keeps them a full quiet zone from each marker.
+    """
+    a, b = CUT_GAP_MM, max(frame.ext_mm, CUT_GAP_MM + CUT_MARK_MM)
+    x0, y0, x1, y1 = r.x_mm, r.y_mm, r.x_mm + r.w_mm, r.y_mm + r.h_mm
+    out = []
+    for cx, cy, sx, sy in ((x0, y0, -1, -1), (x1, y0, 1, -1), (x1, y1, 1, 1), (x0, y1, -1, 1)):
+        out.append(Segment(cx + sx * a, cy, cx + sx * b, cy))
+        out.append(Segment(cx, cy + sy * a, cx, cy + sy * b))
+    return out
+
+
+def diagonal_spot(r: Rect, corner: str, frame: Frame) -> Rect:
+    """The marker square diagonally outside `corner` of r, one quiet zone away on both axes."""
+    m, q = frame.marker_mm, frame.quiet_mm
+    left = r.x_mm - q - m
+    right = r.x_mm + r.w_mm + q
+    top = r.y_mm - q - m
+    bottom = r.y_mm + r.h_mm + q
+    x = left if corner in ("top_left", "bottom_left") else right
+    y = top if corner in ("top_left", "top_right") else bottom
+    return Rect(x, y, m, m)
+
+
+def grid_layout(n_blocks: int, block_w: float, block_h: float, page: tuple[float, float],
+                margin_mm: float, frame: Frame, caption_h_mm: float) -> Layout:
+    """n_blocks identical blocks of block_w x block_h mm in rows and columns, page after page.
+
+    Each cell holds the block, its furniture (markers or cut marks, `frame.ext_mm` on every side)
+    and a caption box of caption_h_mm below. The grid is centred horizontally in the margins.
+    """
+    pw, ph = page
+    cell_w = block_w + 2 * frame.ext_mm
+    cell_h = block_h + 2 * frame.ext_mm + (CAPTION_GAP_MM + caption_h_mm if caption_h_mm > 0 else 0)
+    usable_w, usable_h = pw - 2 * margin_mm, ph - 2 * margin_mm
+    gutter = max(CELL_SPACING_MM, frame.quiet_mm)
+    cols = int(math.floor((usable_w + gutter) / (cell_w + gutter) + 1e-9)) if usable_w > 0 else 0
+    rows = int(math.floor((usable_h + gutter) / (cell_h + gutter) + 1e-9)) if usable_h > 0 else 0
+    if cols < 1 or rows < 1:
+        raise UserError(
+            f"a {block_w:g} x {block_h:g} mm block needs {cell_w:.1f} x {cell_h:.1f} mm with its markers, "
+            f"marks and caption, but the page has {max(usable_w, 0):.1f} x {max(usable_h, 0):.1f} mm inside "
+            f"the margins: use a smaller --size-mm or --tile, a bigger --page, a smaller --margin-mm, "
+            f"--marker-mm or --no-markers")
+    per_page = cols * rows
+    x_start = margin_mm + (usable_w - (cols * cell_w + (cols - 1) * gutter)) / 2
+    blocks, captions, cuts = [], [], []
+    for k in range(n_blocks):
+        p, slot = divmod(k, per_page)
+        row, col = divmod(slot, cols)
+        cx = x_start + col * (cell_w + gutter)
+        cy = margin_mm + row * (cell_h + gutter)
+        r = Rect(cx + frame.ext_mm, cy + frame.ext_mm, block_w, block_h)
+        markers = ()
+        if frame.marker_mm is not None:
+            markers = tuple(MarkerPlace(4 * k + i, s.x_mm, s.y_mm, s.w_mm, corner)
+                            for i, corner in enumerate(CORNERS)
+                            for s in [diagonal_spot(r, corner, frame)])
+        blocks.append(BlockPlace(k, p, r.x_mm, r.y_mm, block_w, block_h, markers))
+        cuts += [(p, s) for s in corner_cut_marks(r, frame)]
+        if caption_h_mm > 0:
+            captions.append(Caption(p, cx, cy + block_h + 2 * frame.ext_mm + CAPTION_GAP_MM, cell_w, (k,)))
+    pages = (n_blocks + per_page - 1) // per_page
+    return Layout("grid", page, pages, blocks, captions, cut_lines=cuts, frame=frame)
+
+
+def tab_depth(face_mm: float) -> float:
+    return min(max(0.2 * face_mm, 4.0), 10.0)
+
+
+def _tab(x0: float, y0: float, x1: float, y1: float, nx: float, ny: float, t: float):
+    """Trapezoid glue tab on edge (x0,y0)-(x1,y1), pointing along the unit normal (nx, ny).
+
+    45-degree sides (inset t at both ends) so the tab never sticks out past the edge's ends.
+    """
+    ux, uy = (x1 - x0), (y1 - y0)
+    n = math.hypot(ux, uy)
+    ux, uy = ux / n, uy / n
+    return ((x0, y0), (x0 + t * (nx + ux), y0 + t * (ny + uy)), (x1 + t * (nx - ux), y1 + t * (ny - uy)), (x1, y1))
+
+
+def cube_layout(face_mm: float, page: tuple[float, float], margin_mm: float, frame: Frame,
+                caption_h_mm: float) -> Layout:
+    """A foldable cube net with face side face_mm, centred horizontally, at the top margin.
+
+    Faces: NET_CELLS. Seven glue tabs: on the top and bottom edges of left and right, and on the
+    left, right and bottom edges of back (those glue under the outer edges of left, right and
+    top). Faces are drawn upright on the net (the back face therefore ends up upside down on the
+    folded cube).
+    """
+    s, t = face_mm, tab_depth(face_mm)
+    pw, ph = page
+    net_w, net_h = 3 * s, 4 * s + t
+    need_w = net_w + 2 * frame.ext_mm
+    need_h = net_h + 2 * frame.ext_mm + (CAPTION_GAP_MM + caption_h_mm if caption_h_mm > 0 else 0)
+    usable_w, usable_h = pw - 2 * margin_mm, ph - 2 * margin_mm
+    if need_w > usable_w + 1e-9 or need_h > usable_h + 1e-9:
+        raise UserError(
+            f"a cube net with {face_mm:g} mm faces needs {need_w:.1f} x {need_h:.1f} mm with its tabs, "
+            f"markers and caption, but the page has {max(usable_w, 0):.1f} x {max(usable_h, 0):.1f} mm "
+            f"inside the margins: use a smaller --size-mm or a bigger --page")
+    ox = margin_mm + (usable_w - need_w) / 2 + frame.ext_mm
+    oy = margin_mm + frame.ext_mm
+    faces = {f: Rect(ox + c * s, oy + r * s, s, s) for f, (c, r) in NET_CELLS.items()}
+
+    def at(c, r):  # net corner (in face units) -> page mm
+        return ox + c * s, oy + r * s
+
+    tab_specs = [  # edge endpoints in face units, outward normal
+        ((0, 1), (1, 1), (0, -1)), ((0, 2), (1, 2), (0, 1)),  # left: top, bottom
+        ((2, 1), (3, 1), (0, -1)), ((2, 2), (3, 2), (0, 1)),  # right: top, bottom
+        ((1, 3), (1, 4), (-1, 0)), ((2, 3), (2, 4), (1, 0)), ((1, 4), (2, 4), (0, 1)),  # back
+    ]
+    tabs, folds, cuts = [], [], []
+    tab_edges = set()
+    for a, b, (nx, ny) in tab_specs:
+        (x0, y0), (x1, y1) = at(*a), at(*b)
+        poly = _tab(x0, y0, x1, y1, nx, ny, t)
+        tabs.append((0, poly))
+        folds.append((0, Segment(x0, y0, x1, y1)))
+        for p, q in zip(poly[:-1], poly[1:]):
+            cuts.append((0, Segment(*p, *q)))
+        tab_edges.add((min(a, b), max(a, b)))
+    # Face edges: shared with another face -> fold; carrying a tab -> fold (added above); else cut.
+    cells = set(NET_CELLS.values())
+    seen = set()
+    for c, r in NET_CELLS.values():
+        for a, b, nb in (((c, r), (c + 1, r), (c, r - 1)), ((c + 1, r), (c + 1, r + 1), (c + 1, r)),
+                         ((c, r + 1), (c + 1, r + 1), (c, r + 1)), ((c, r), (c, r + 1), (c - 1, r))):
+            key = (min(a, b), max(a, b))
+            if key in seen:
+                continue
+            seen.add(key)
+            seg = Segment(*at(*a), *at(*b))
+            if nb in cells:
+                folds.append((0, seg))
+            elif key not in tab_edges:  # tab edges already have their fold line
+                cuts.append((0, seg))
+
+    blocks: list[BlockPlace] = []
+    net = Rect(ox, oy, net_w, net_h)
+    if frame.marker_mm is None:
+        for i, f in enumerate(FACE_ORDER):
+            r = faces[f]
+            blocks.append(BlockPlace(i, 0, r.x_mm, r.y_mm, s, s, (), f))
+    else:
+        blocks = _cube_markers(faces, [poly for _, poly in tabs], net, frame)
+    captions = []
+    if caption_h_mm > 0:
+        captions.append(Caption(0, ox - frame.ext_mm, oy + net_h + frame.ext_mm + CAPTION_GAP_MM, need_w,
+                                tuple(range(6))))
+    return Layout("cube", page, 1, blocks, captions, cut_lines=cuts, fold_lines=folds, tabs=tabs, frame=frame)
+
+
+def _cube_markers(faces: dict[str, Rect], tabs: list, net: Rect, frame: Frame) -> list[BlockPlace]:
+    """Give each face 2-4 markers from candidate spots that stay clear of faces, tabs and markers.
+
+    Faces with the fewest free spots choose first (front and bottom are boxed in by the other
+    faces and the tabs, so they get spots on the ring around the net). IDs are given out in
+    FACE_ORDER afterwards, so they depend only on the geometry.
+    """
+    m, q = frame.marker_mm, frame.quiet_mm
+    region = net.grown(frame.ext_mm)
+    obstacles = [r.grown(q) for r in faces.values()]
+    for poly in tabs:
+        xs, ys = [p[0] for p in poly], [p[1] for p in poly]
+        obstacles.append(Rect(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)).grown(q))
+
+    def candidates(f: str) -> list[tuple[str, Rect]]:
+        r = faces[f]
+        cx, cy = r.x_mm + r.w_mm / 2 - m / 2, r.y_mm + r.h_mm / 2 - m / 2
+        out = [(c, diagonal_spot(r, c, frame)) for c in CORNERS]
+        out += [("left", Rect(r.x_mm - q - m, cy, m, m)), ("right", Rect(r.x_mm + r.w_mm + q, cy, m, m)),
+                ("above", Rect(cx, r.y_mm - q - m, m, m)), ("below", Rect(cx, r.y_mm + r.h_mm + q, m, m))]
+        out += [("ring_left", Rect(net.x_mm - q - m, cy, m, m)),
+                ("ring_right", Rect(net.x_mm + net.w_mm + q, cy, m, m)),
+                ("ring_above", Rect(cx, net.y_mm - q - m, m, m)),
+                ("ring_below", Rect(cx, net.y_mm + net.h_mm + q, m, m))]
+        return [(name, spot) for name, spot in out
+                if region.contains(spot) and not any(spot.overlaps(o) for o in obstacles)]
+
+    options = {f: candidates(f) for f in FACE_ORDER}
+    taken: list[Rect] = []
+    chosen: dict[str, list[tuple[str, Rect]]] = {}
+    for f in sorted(FACE_ORDER, key=lambda f: (len(options[f]), FACE_ORDER.index(f))):
+        picks = []
+        for name, spot in options[f]:
+            if len(picks) == 4:
+                break
+            # the same spot can be a candidate of two faces (ring spots): first come, first served
+            if any(spot.overlaps(o.grown(q)) for o in taken):
+                continue
+            picks.append((name, spot))
+            taken.append(spot)
+        chosen[f] = picks
+    short = [f for f in FACE_ORDER if len(chosen[f]) < 2]
+    if short:
+        raise UserError(f"cube faces of {faces['front'].w_mm:g} mm leave no room for two {m:g} mm markers "
+                        f"around the {', '.join(short)} face(s): use a bigger --size-mm, a smaller "
+                        f"--marker-mm or --no-markers")
+    blocks, next_id = [], 0
+    for i, f in enumerate(FACE_ORDER):
+        r = faces[f]
+        ms = []
+        for name, spot in chosen[f]:
+            ms.append(MarkerPlace(next_id, spot.x_mm, spot.y_mm, m, name))
+            next_id += 1
+        blocks.append(BlockPlace(i, 0, r.x_mm, r.y_mm, r.w_mm, r.h_mm, tuple(ms), f))
+    return blocks

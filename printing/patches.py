@@ -1,0 +1,144 @@
+"""Patch images as they go to the printer: exact 8-bit pixels plus what `blocks generate` said
+about them (target, model), and the nearest-neighbour upscaling that keeps printers from blurring.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from blocks.errors import UserError
+from blocks.files import sha256_bytes
+
+MAX_IMAGE_SIDE_PX = 20000  # one upscaled block image; beyond this a PDF viewer or printer chokes
+
+
+@dataclass(frozen=True)
+class PatchImage:
+    """pixels: (H, W, 3) uint8 RGB, exactly as stored in the file (no float round trip).
+
+    sha256: of the file's bytes (of the lossless PNG encoding for patches made from arrays), so
+    a sheet.json entry can be matched to the patch file it was printed from.
+    """
+
+    pixels: np.ndarray
+    sha256: str
+    source: str | None = None
+    target: str | None = None
+    target_index: int | None = None
+    model: str | None = None
+
+
+def load_patch(path: str | Path) -> PatchImage:
+    """Read a patch image (any 8-bit image OpenCV reads; grey is expanded to RGB, alpha dropped)
+    and the `patch.json` next to it when there is one."""
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"patch image not found: {path}")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if bgr is None:
+        raise UserError(f"cannot read image (not an image file or unsupported format): {path}")
+    pixels = np.ascontiguousarray(bgr[:, :, ::-1])
+    _check_square(pixels, str(path))
+    target, target_index, model = read_patch_meta(path)
+    return PatchImage(pixels, sha256_bytes(data), str(path), target, target_index, model)
+
+
+def patch_from_array(image, target: str | None = None, model: str | None = None,
+                     target_index: int | None = None) -> PatchImage:
+    """image: (H, W, 3) uint8 RGB, or (3, H, W) float in [0, 1] (tensor or array) as `generate`
+    returns it; floats are rounded to 8 bits the way blocks.files.save_png does."""
+    import cv2
+
+    arr = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+    if arr.dtype != np.uint8:
+        if arr.ndim != 3 or arr.shape[0] != 3:
+            raise UserError(f"a float patch must be (3, H, W) in [0, 1], not shape {arr.shape}")
+        arr = (np.clip(arr.astype(np.float64), 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise UserError(f"a uint8 patch must be (H, W, 3) RGB, not shape {arr.shape}")
+    arr = np.ascontiguousarray(arr)
+    _check_square(arr, "patch")
+    ok, buf = cv2.imencode(".png", arr[:, :, ::-1])
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return PatchImage(arr, sha256_bytes(buf.tobytes()), None, target, target_index, model)
+
+
+def _check_square(pixels: np.ndarray, where: str) -> None:
+    h, w = pixels.shape[:2]
+    if h != w or h == 0:
+        # Printing a non-square patch at S x S mm would stretch it: better to say so.
+        raise UserError(f"{where}: a patch must be square, this one is {w} x {h} px")
+
+
+def read_patch_meta(path: Path) -> tuple[str | None, int | None, str | None]:
+    """(target name, target index, model name) from the patch's sidecar, or Nones.
+
+    Looks for `<name>.json` (patch.png -> patch.json), then `patch.json` in the same folder.
+    An absent or unreadable sidecar is not an error: the caption just says less.
+    """
+    for meta in (path.with_suffix(".json"), path.parent / "patch.json"):
+        if not meta.is_file():
+            continue
+        try:
+            info = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(info, dict):
+            return _target_of(info.get("target")) + (_model_of(info.get("model")),)
+    return None, None, None
+
+
+def _target_of(t) -> tuple[str | None, int | None]:
+    if isinstance(t, dict):
+        name = t.get("name")
+        index = t.get("index")
+        return (str(name) if name is not None else None,
+                int(index) if isinstance(index, (int, float)) and not isinstance(index, bool) else None)
+    if isinstance(t, str):
+        return t, None
+    if isinstance(t, int) and not isinstance(t, bool):
+        return None, t
+    return None, None
+
+
+def _model_of(m) -> str | None:
+    if isinstance(m, dict):
+        name = m.get("model", m.get("name"))
+        return str(name) if name is not None else None
+    return str(m) if isinstance(m, str) else None
+
+
+def upscale_factor(n_px: int, side_mm: float, dpi: float) -> int:
+    """Smallest integer factor that gives n_px at least `dpi` over side_mm (at least 1).
+
+    Integer factors keep every patch pixel the same printed size; the PDF then scales the image to
+    side_mm exactly, so the effective resolution is at or a little above dpi.
+    """
+    want = side_mm / 25.4 * dpi
+    return max(1, math.ceil(want / n_px - 1e-9))
+
+
+def block_image(patch: PatchImage, tile: tuple[int, int], side_mm: float, dpi: float) -> np.ndarray:
+    """The block's pixels: the patch repeated rows x cols, each patch pixel k x k.
+
+    Returns (rows * n * k, cols * n * k, 3) uint8 where n is the patch side in px and k
+    upscale_factor(n, side_mm, dpi): every output pixel is a copy of an input pixel.
+    """
+    rows, cols = tile
+    n = patch.pixels.shape[0]
+    k = upscale_factor(n, side_mm, dpi)
+    if max(rows, cols) * n * k > MAX_IMAGE_SIDE_PX:
+        raise UserError(f"the block image would be {cols * n * k} x {rows * n * k} px: lower --dpi or --tile")
+    up = np.repeat(np.repeat(patch.pixels, k, axis=0), k, axis=1)
+    return np.ascontiguousarray(np.tile(up, (rows, cols, 1)))

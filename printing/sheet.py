@@ -1,0 +1,333 @@
+"""The public API: patches in, a print-ready sheet (PDF bytes + sheet.json) out.
+
+    from printing import make_sheet, SheetSettings, write_sheet
+    sheet = make_sheet(["runs/hen/patch.png"], SheetSettings(size_mm=60))
+    write_sheet(sheet, "sheet.pdf", preview=True)   # sheet.pdf, sheet.json, sheet-page0.png
+
+sheet.json (origin at the page's top-left corner, x right, y down, all lengths in mm):
+- page_size_mm [w, h], pages, layout "grid"|"cube", aruco_dictionary "DICT_4X4_50", dpi, date.
+- blocks[]: page (0-based), x_mm/y_mm (top-left of the printed patch area), size_mm (the block's
+  printed side: patch side x tile columns), width_mm/height_mm (equal unless --tile R x C with
+  R != C; then size_mm is the width), patch_size_mm (one patch copy's side), tile [rows, cols],
+  markers[] {id, x_mm, y_mm, size_mm, spot} (x/y/size of the marker's black square, the corners
+  ArUco reports), patch_sha256 (of the patch file's bytes), patch_file, target, target_index,
+  model, face (cube only: front/right/back/left/top/bottom, else null), image_px [w, h].
+- In the cube layout each face is one block entry; markers are unique per face (see layout.py).
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from blocks.errors import UserError
+from printing import layout as L
+from printing.markers import DICTIONARY, dictionary_size
+from printing.patches import PatchImage, block_image, load_patch
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class SheetSettings:
+    """size_mm: printed side of one patch (exact). tile: (rows, cols) copies per block (grid only).
+    marker_mm: side of each ArUco marker's black square; None or markers=False: no markers."""
+
+    size_mm: float = 50.0
+    page: str = "a4"
+    margin_mm: float = 10.0
+    layout: str = "grid"
+    tile: tuple[int, int] = (1, 1)
+    markers: bool = True
+    marker_mm: float = 12.0
+    dpi: int = 300
+    captions: bool = True
+    date: str | None = None  # caption date, ISO; None = today
+
+
+@dataclass(frozen=True)
+class MarkerInfo:
+    id: int
+    x_mm: float
+    y_mm: float
+    size_mm: float
+    spot: str | None = None
+
+    def corners_mm(self) -> np.ndarray:
+        """(4, 2) in ArUco's corner order: top-left, top-right, bottom-right, bottom-left."""
+        x, y, s = self.x_mm, self.y_mm, self.size_mm
+        return np.array([[x, y], [x + s, y], [x + s, y + s], [x, y + s]], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    page: int
+    x_mm: float
+    y_mm: float
+    size_mm: float
+    width_mm: float
+    height_mm: float
+    patch_size_mm: float
+    tile: tuple[int, int]
+    markers: tuple[MarkerInfo, ...]
+    patch_sha256: str | None = None
+    patch_file: str | None = None
+    target: str | None = None
+    target_index: int | None = None
+    model: str | None = None
+    face: str | None = None
+    image_px: tuple[int, int] | None = None
+
+    def corners_mm(self) -> np.ndarray:
+        """(4, 2) corners of the patch area: top-left, top-right, bottom-right, bottom-left."""
+        x, y, w, h = self.x_mm, self.y_mm, self.width_mm, self.height_mm
+        return np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class SheetInfo:
+    page_size_mm: tuple[float, float]
+    pages: int
+    layout: str
+    aruco_dictionary: str
+    blocks: tuple[BlockInfo, ...]
+    dpi: int | None = None
+    date: str | None = None
+    version: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["page_size_mm"] = list(self.page_size_mm)
+        for b in d["blocks"]:
+            b["tile"] = list(b["tile"])
+            if b["image_px"] is not None:
+                b["image_px"] = list(b["image_px"])
+        return d
+
+
+@dataclass
+class Sheet:
+    """A finished sheet in memory: nothing is on disk until write_sheet."""
+
+    pdf: bytes
+    info: SheetInfo
+    layout: L.Layout = field(repr=False)
+
+    @property
+    def pages(self) -> int:
+        return self.info.pages
+
+
+def sidecar_path(pdf_path: str | Path) -> Path:
+    """sheet.pdf -> sheet.json."""
+    return Path(pdf_path).with_suffix(".json")
+
+
+def preview_paths(pdf_path: str | Path, pages: int) -> list[Path]:
+    """sheet.pdf -> sheet-page0.png, sheet-page1.png, ... (0-based, like sheet.json's `page`)."""
+    p = Path(pdf_path)
+    return [p.with_name(f"{p.stem}-page{i}.png") for i in range(pages)]
+
+
+def check_settings(s: SheetSettings) -> None:
+    def finite_pos(v, flag):
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise UserError(f"{flag} must be a positive number, not {v!r}")
+
+    finite_pos(s.size_mm, "--size-mm")
+    finite_pos(s.dpi, "--dpi")
+    if not 72 <= s.dpi <= 2400:
+        raise UserError(f"--dpi must be between 72 and 2400, not {s.dpi}")
+    if not (math.isfinite(s.margin_mm) and 0 <= s.margin_mm):
+        raise UserError(f"--margin-mm must be 0 or more, not {s.margin_mm!r}")
+    if s.markers:
+        finite_pos(s.marker_mm, "--marker-mm")
+        if s.marker_mm < 4:
+            raise UserError(f"--marker-mm {s.marker_mm:g} is too small to print and detect reliably (4 mm at least)")
+    if s.layout not in ("grid", "cube"):
+        raise UserError(f"--layout takes grid|cube, not {s.layout!r}")
+    r, c = s.tile
+    if not (1 <= r <= 50 and 1 <= c <= 50):
+        raise UserError(f"--tile takes RxC with 1 <= R, C <= 50, not {r}x{c}")
+    if s.layout == "cube" and (r, c) != (1, 1):
+        raise UserError("--tile applies to --layout grid only (a cube face is one patch of --size-mm)")
+    L.page_size(s.page)
+
+
+def parse_tile(text: str) -> tuple[int, int]:
+    """'RxC' (or 'R'): rows x columns."""
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        vals = tuple(int(p) for p in parts)
+    except ValueError:
+        vals = ()
+    if len(vals) == 1:
+        vals = (vals[0], vals[0])
+    if len(vals) != 2:
+        raise UserError(f"--tile takes RxC (rows x columns, e.g. 2x2), not {text!r}")
+    return vals
+
+
+def make_sheet(patches: Sequence[str | Path | PatchImage], settings: SheetSettings | None = None) -> Sheet:
+    """Lay out and draw patches. Grid: one block per patch. Cube: 1 patch (on all six faces) or 6
+    (one per face, in printing.layout.FACE_ORDER). Raises UserError for any bad input."""
+    from printing.pdf import caption_height_mm, caption_lines, draw_pdf
+
+    s = settings or SheetSettings()
+    check_settings(s)
+    if not patches:
+        raise UserError("no patch images given")
+    loaded = [p if isinstance(p, PatchImage) else load_patch(p) for p in patches]
+    page = L.page_size(s.page)
+    frame = L.Frame.for_markers(s.marker_mm if s.markers else None)
+    rows, cols = s.tile
+    date = s.date or datetime.date.today().isoformat()
+
+    if s.layout == "grid":
+        n_blocks = len(loaded)
+        if s.markers and 4 * n_blocks > dictionary_size(DICTIONARY):
+            cap = dictionary_size(DICTIONARY) // 4
+            raise UserError(f"{n_blocks} blocks need {4 * n_blocks} marker IDs but {DICTIONARY} has "
+                            f"{dictionary_size(DICTIONARY)}: print at most {cap} patches per sheet, "
+                            f"or use --no-markers")
+        block_w, block_h = cols * s.size_mm, rows * s.size_mm
+        texts = [_caption(p, s, date) for p in loaded]
+        width = block_w + 2 * frame.ext_mm
+        wrapped = [caption_lines(t, width) for t in texts] if s.captions else []
+        cap_h = caption_height_mm(max((len(w) for w in wrapped), default=0))
+        lay = L.grid_layout(n_blocks, block_w, block_h, page, s.margin_mm, frame, cap_h)
+        sources = loaded
+    else:
+        if len(loaded) not in (1, 6):
+            raise UserError(f"--layout cube takes 1 patch (on all faces) or 6 (one per face: "
+                            f"{', '.join(L.FACE_ORDER)}), not {len(loaded)}")
+        sources = loaded * 6 if len(loaded) == 1 else loaded
+        width = 3 * s.size_mm + 2 * frame.ext_mm
+        wrapped = []
+        if s.captions:
+            if len(loaded) == 1:
+                text = _caption(loaded[0], s, date, kind="cube")
+            else:
+                text = "\n".join(f"{f}: {_caption(p, s, None, short=True)}" for f, p in zip(L.FACE_ORDER, loaded))
+                text += f"\n{s.size_mm:g} mm cube | {date} | cut solid lines, fold dashed, glue grey tabs"
+            wrapped = [caption_lines(text, width)]
+        cap_h = caption_height_mm(len(wrapped[0])) if wrapped else 0.0
+        lay = L.cube_layout(s.size_mm, page, s.margin_mm, frame, cap_h)
+
+    # One image per distinct patch (the cube's six faces share it when there is one patch).
+    cache: dict[int, np.ndarray] = {}
+    images = []
+    for p in sources:
+        if id(p) not in cache:
+            cache[id(p)] = block_image(p, (rows, cols), s.size_mm, s.dpi)
+        images.append(cache[id(p)])
+    pdf = draw_pdf(lay, images, wrapped, margin_mm=s.margin_mm)
+
+    blocks = []
+    for b, p, img in zip(lay.blocks, sources, images):
+        blocks.append(BlockInfo(
+            page=b.page, x_mm=_r(b.x_mm), y_mm=_r(b.y_mm), size_mm=_r(b.width_mm),
+            width_mm=_r(b.width_mm), height_mm=_r(b.height_mm), patch_size_mm=_r(s.size_mm),
+            tile=(rows, cols),
+            markers=tuple(MarkerInfo(m.id, _r(m.x_mm), _r(m.y_mm), _r(m.size_mm), m.spot) for m in b.markers),
+            patch_sha256=p.sha256, patch_file=p.source, target=p.target, target_index=p.target_index,
+            model=p.model, face=b.face, image_px=(int(img.shape[1]), int(img.shape[0]))))
+    info = SheetInfo(page_size_mm=(page[0], page[1]), pages=lay.pages, layout=s.layout,
+                     aruco_dictionary=DICTIONARY, blocks=tuple(blocks), dpi=int(s.dpi), date=date)
+    return Sheet(pdf, info, lay)
+
+
+def _r(v: float) -> float:
+    return round(float(v), 4)  # 0.1 um: exact enough, and keeps sheet.json readable
+
+
+def _caption(p: PatchImage, s: SheetSettings, date: str | None, kind: str = "grid", short: bool = False) -> str:
+    parts = []
+    if p.target is not None:
+        parts.append(f"target {p.target}" + (f" ({p.target_index})" if p.target_index is not None else ""))
+    elif p.target_index is not None:
+        parts.append(f"target #{p.target_index}")
+    if p.model is not None:
+        parts.append(f"model {p.model}")
+    if not short:
+        r, c = s.tile
+        if kind == "cube":
+            parts.append(f"{s.size_mm:g} mm cube")
+        elif (r, c) == (1, 1):
+            parts.append(f"{s.size_mm:g} mm patch")
+        else:
+            parts.append(f"{s.size_mm:g} mm patch x {r}x{c} = {c * s.size_mm:g} x {r * s.size_mm:g} mm")
+    if date:
+        parts.append(date)
+    if p.source:
+        parts.append(Path(p.source).name if short else _short_path(p.source))
+    parts.append(f"sha256 {p.sha256[:8]}")
+    return " | ".join(parts)
+
+
+def _short_path(path: str) -> str:
+    parts = Path(path).parts
+    return str(Path(*parts[-2:])) if len(parts) > 2 else path
+
+
+def write_sheet(sheet: Sheet, out: str | Path, preview: bool = False, preview_dpi: float = 100) -> list[Path]:
+    """Write out (the PDF), its sidecar JSON and, with preview, one PNG per page; returns the paths.
+
+    Everything is rendered in memory first, then each file is written atomically, so a failure
+    leaves no partial file (and no PDF without its sidecar: the PDF goes last).
+    """
+    from blocks.files import atomic_write_bytes
+
+    out = Path(out)
+    if out.suffix.lower() != ".pdf":
+        raise UserError(f"--out must be a .pdf file (the sidecar takes the .json name), not {out}")
+    files: list[tuple[Path, bytes]] = [(sidecar_path(out), (json.dumps(sheet.info.to_json(), indent=2) + "\n").encode())]
+    if preview:
+        import cv2
+
+        from printing.render import render_page
+
+        for i, path in enumerate(preview_paths(out, sheet.pages)):
+            rgb = render_page(sheet.pdf, i, preview_dpi)
+            ok, buf = cv2.imencode(".png", rgb[:, :, ::-1])
+            if not ok:
+                raise RuntimeError("PNG encoding failed")
+            files.append((path, buf.tobytes()))
+    files.append((out, sheet.pdf))
+    for path, data in files:
+        atomic_write_bytes(path, data)
+    return [p for p, _ in files]
+
+
+def read_sheet(path: str | Path) -> SheetInfo:
+    """sheet.json (or the PDF's path, whose sidecar is read) -> SheetInfo. Bad file -> UserError."""
+    path = Path(path)
+    if path.suffix.lower() == ".pdf":
+        path = sidecar_path(path)
+    if not path.is_file():
+        raise UserError(f"sheet file not found: {path}")
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        blocks = []
+        for b in d["blocks"]:
+            size = float(b["size_mm"])
+            blocks.append(BlockInfo(
+                page=int(b.get("page", 0)), x_mm=float(b["x_mm"]), y_mm=float(b["y_mm"]), size_mm=size,
+                width_mm=float(b.get("width_mm", size)), height_mm=float(b.get("height_mm", size)),
+                patch_size_mm=float(b.get("patch_size_mm", size)), tile=tuple(b.get("tile", (1, 1))),
+                markers=tuple(MarkerInfo(int(m["id"]), float(m["x_mm"]), float(m["y_mm"]), float(m["size_mm"]),
+                                         m.get("spot")) for m in b.get("markers", [])),
+                patch_sha256=b.get("patch_sha256"), patch_file=b.get("patch_file"), target=b.get("target"),
+                target_index=b.get("target_index"), model=b.get("model"), face=b.get("face"),
+                image_px=tuple(b["image_px"]) if b.get("image_px") else None))
+        return SheetInfo(page_size_mm=tuple(float(v) for v in d["page_size_mm"]), pages=int(d.get("pages", 1)),
+                         layout=str(d.get("layout", "grid")), aruco_dictionary=str(d.get("aruco_dictionary", DICTIONARY)),
+                         blocks=tuple(blocks), dpi=d.get("dpi"), date=d.get("date"),
+                         version=int(d.get("version", SCHEMA_VERSION)))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{path} is not a sheet.json from `blocks print` ({type(e).__name__}: {e})") from None
