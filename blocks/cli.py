@@ -327,6 +327,35 @@ def digits_scenes(
     typer.echo(f"wrote {n} held-out digits to {out}/train and {out}/test")
 
 
+@app.command("print")
+def print_sheet(
+    patches: Annotated[list[Path], typer.Argument(help="patch images (PNG from `blocks generate`)", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="PDF to write; sheet.json is written next to it")],
+    size_mm: Annotated[float, typer.Option("--size-mm", help="printed side of one patch, mm (exact)")] = 50.0,
+    page: Annotated[str, typer.Option("--page", help="a4|letter|a3")] = "a4",
+    margin_mm: Annotated[float, typer.Option("--margin-mm", help="blank page margin, mm")] = 10.0,
+    layout: Annotated[str, typer.Option("--layout", help="grid (blocks in rows, pages as needed) or cube (foldable net: 1 patch on all faces, or 6)")] = "grid",
+    tile: Annotated[str, typer.Option("--tile", help="RxC: a block is the patch repeated R rows x C columns")] = "1x1",
+    markers: Annotated[bool, typer.Option("--markers/--no-markers", help="ArUco markers around each block")] = True,
+    marker_mm: Annotated[float, typer.Option("--marker-mm", help="side of each ArUco marker, mm")] = 12.0,
+    dpi: Annotated[int, typer.Option("--dpi", help="patch pixels are upscaled (nearest) to at least this resolution")] = 300,
+    preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of each page next to the PDF")] = False,
+):
+    """Lay patches out as a print-ready PDF at exact size, with markers, cut marks and sheet.json."""
+    from printing import SheetSettings, make_sheet, parse_tile, write_sheet
+
+    settings = SheetSettings(size_mm=size_mm, page=page.lower(), margin_mm=margin_mm, layout=layout.lower(),
+                             tile=parse_tile(tile), markers=markers, marker_mm=marker_mm, dpi=dpi)
+    sheet = make_sheet(patches, settings)
+    paths = write_sheet(sheet, out, preview=preview)
+    n = len(sheet.info.blocks)
+    what = f"{n} blocks" if settings.layout == "grid" else "a cube net (6 faces)"
+    typer.echo(f"wrote {out}: {what} on {sheet.pages} page(s); print at 100% scale")
+    for p in paths:
+        if p != out:
+            typer.echo(f"wrote {p}")
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code: 0 ok, 2 bad input, 130 interrupted."""
     try:
