@@ -1,4 +1,2 @@
-"""Attacks, one per file. Each is a plain function `attack(model, ..., config) -> result dataclass`
-taking a blocks.models.Classifier (RGB in [0, 1] in, logits out) and a settings dataclass."""
-from blocks.attacks.eot_fgsm import GenerateConfig, GenerateResult, generate_patch
-from blocks.attacks.fgsm_sweep import Sweep, epsilon_sweep
+"""Attacks. Each module keeps its own settings dataclass and a function over tensors."""
+from blocks.attacks.onepixel import OnePixelConfig, OnePixelResult, one_pixel_attack, prepare_images

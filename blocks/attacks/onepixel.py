@@ -66,6 +66,7 @@ class OnePixelConfig:
 class OnePixelResult:
     """What the attack found, one row per image (N images, C classes, K pixels)."""
 
+    originals: torch.Tensor  # (N, 3, H, W) in [0, 1], the images attacked
     adv: torch.Tensor  # (N, 3, H, W) in [0, 1], the original with the best candidate written in
     success: torch.Tensor  # (N,) bool: prediction != true class (untargeted) or == target
     true_class: torch.Tensor  # (N,) int64: the given label, or the clean prediction
@@ -104,7 +105,7 @@ class OnePixelResult:
             "before": state(pb),
             "after": state(pa),
             "pixels": [{"x": int(p[0]), "y": int(p[1]), "rgb": [int(p[2]), int(p[3]), int(p[4])]}
-                       for p in self.pixels[i].tolist() and self.pixels[i]],
+                       for p in self.pixels[i].tolist()],
             "queries": int(self.queries[i]),
             "generations": int(self.generations[i]),
         }
@@ -143,6 +144,12 @@ def one_pixel_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     progress: called after each generation with (generation, images still running, maxiter).
     """
     cfg = (config or OnePixelConfig()).check()
+    # Nothing here needs gradients; inference mode also keeps every tensor updatable in place.
+    with torch.inference_mode():
+        return _attack(model, images, labels, cfg, target, progress)
+
+
+def _attack(model, images, labels, cfg, target, progress) -> OnePixelResult:
     if images.dim() != 4 or images.shape[1] != 3:
         raise UserError(f"images must be (N, 3, H, W), not {tuple(images.shape)}")
     start = time.perf_counter()
@@ -153,8 +160,7 @@ def one_pixel_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     chunk = cfg.batch or _auto_chunk(h, w, device)
     gen = torch.Generator().manual_seed(cfg.seed if cfg.seed is not None else torch.seed())
 
-    with torch.inference_mode():
-        probs0 = _softmax_chunks(model, x, chunk)
+    probs0 = _softmax_chunks(model, x, chunk)
     num_classes = probs0.shape[1]
     true = (labels.to(device).long() if labels is not None else probs0.argmax(1))
     if target is not None:
@@ -177,8 +183,7 @@ def one_pixel_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     colours = (128.0 + 127.0 * torch.randn(n, pop_n, dims, generator=gen)).clamp(0, 255).to(device)
     pop = torch.where(is_pos, pop, colours)
     every = torch.arange(n, device=device)
-    with torch.inference_mode():
-        fit, ok, used = problem.evaluate(every, pop, None)
+    fit, ok, used = problem.evaluate(every, pop, None)
     queries = 1 + used
     generations = torch.zeros(n, dtype=torch.long, device=device)
     running = ~_finished(fit, ok, stop_below, cfg.stop_on_flip)
@@ -190,8 +195,7 @@ def one_pixel_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
         parents, pfit = pop[active], fit[active]
         trial = _mutate(parents, pfit, cfg, gen)
         trial = _repair(trial, lo, hi, is_pos, cfg.strategy, gen)
-        with torch.inference_mode():
-            tfit, tok, used = problem.evaluate(active, trial, parents if cfg.dedupe else None)
+        tfit, tok, used = problem.evaluate(active, trial, parents if cfg.dedupe else None)
         better = tfit < pfit  # the child replaces its parent only if strictly better
         pop[active] = torch.where(better[..., None], trial, parents)
         fit[active] = torch.where(better, tfit, pfit)
@@ -205,16 +209,15 @@ def one_pixel_attack(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     # Best member: a successful one first, then the lowest fitness.
     best = (fit + (~ok).float() * 2.0).argmin(1)
     genome = pop[every, best]  # (N, 5K)
-    with torch.inference_mode():
-        adv = problem.write(every, _discretise(genome, h, w))
-        probs1 = _softmax_chunks(model, adv, chunk)
+    adv = problem.write(every, _discretise(genome, h, w))
+    probs1 = _softmax_chunks(model, adv, chunk)
     pred1 = probs1.argmax(1)
     success = (pred1 == tgt) if tgt is not None else (pred1 != true)
     pix = _discretise(genome, h, w).view(n, k, 5)
     # Report the colour actually in the image (if two pixels of one candidate coincide, one wins).
     written = adv[every[:, None], :, pix[..., 1], pix[..., 0]]  # (N, K, 3)
     pix[..., 2:] = (written * 255).round().long()
-    return OnePixelResult(adv=adv.cpu(), success=success.cpu(), true_class=true.cpu(),
+    return OnePixelResult(originals=x.cpu(), adv=adv.cpu(), success=success.cpu(), true_class=true.cpu(),
                           target=tgt.cpu() if tgt is not None else None, probs_before=probs0.cpu(),
                           probs_after=probs1.cpu(), pixels=pix.cpu(), queries=queries.cpu(),
                           generations=generations.cpu(), seconds=time.perf_counter() - start,
@@ -233,6 +236,9 @@ class _Problem:
         """image_idx: (B,) rows of self.images; ints: (B, 5K) discretised candidates
         -> (B, 3, H, W) copies with the K pixels set (one index_put, no loop over candidates)."""
         out = self.images.index_select(0, image_idx)  # index_select copies
+        if out.device.type == "cpu":
+            # channels-last convolutions run ~1.5x faster on CPU (measured on the digits net)
+            out = out.contiguous(memory_format=torch.channels_last)
         px = ints.view(-1, self.k, 5)
         b = torch.arange(out.shape[0], device=out.device)[:, None, None]
         c = torch.arange(3, device=out.device)[None, None, :]
@@ -338,7 +344,9 @@ def _distinct_others(a: int, p: int, k: int, gen: torch.Generator) -> torch.Tens
 
 def _finished(fit: torch.Tensor, ok: torch.Tensor, stop_below: float, on_flip: bool) -> torch.Tensor:
     """(A, P) fitness and success -> (A,) bool: the image has reached its stop criterion."""
-    done = fit.min(1).values < stop_below
+    # The paper stops on the probability alone; requiring the flip as well keeps models that are
+    # never confident (a random-init net with 1000 classes) from stopping before they are fooled.
+    done = ((fit < stop_below) & ok).any(1)
     if on_flip:
         done |= ok.any(1)
     return done
