@@ -356,6 +356,33 @@ def print_sheet(
             typer.echo(f"wrote {p}")
 
 
+@app.command("onepixel")
+def onepixel(
+    inputs: Annotated[list[Path], typer.Argument(help="image files and/or folders of images")],
+    model: ModelOpt = "resnet50",
+    weights: WeightsOpt = None,
+    labels: LabelsOpt = None,
+    input_size: InputSizeOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    target: Annotated[Optional[str], typer.Option("--target", help="class name or index (targeted attack); default: untargeted")] = None,
+    pixels: Annotated[int, typer.Option("--pixels", help="pixels changed per image (K)")] = 1,
+    popsize: Annotated[int, typer.Option("--popsize", help="candidates per image")] = 400,
+    maxiter: Annotated[int, typer.Option("--maxiter", help="generations")] = 100,
+    out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("onepixel_out"),
+    strategy: Annotated[str, typer.Option("--strategy", help="paper (F=0.5, no crossover) or best1bin (scipy, dithered F)")] = "paper",
+    seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
+    device: DeviceOpt = "auto",
+    batch: Annotated[int, typer.Option("--batch", help="images per forward pass (0 = auto)")] = 0,
+):
+    """One-pixel attack (differential evolution) on all images at once; writes PNGs, JSON, a contact sheet."""
+    from blocks.attacks.onepixel_report import run_onepixel
+
+    run_onepixel(inputs, model_spec(model, weights, labels, input_size, mean, std), target=target,
+                 pixels=pixels, popsize=popsize, maxiter=maxiter, out=out, strategy=strategy,
+                 seed=seed, device=device, batch=batch)
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code: 0 ok, 2 bad input, 130 interrupted."""
     try:
