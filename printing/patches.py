@@ -30,6 +30,7 @@ class PatchImage:
     target: str | None = None
     target_index: int | None = None
     model: str | None = None
+    target_mode: str | None = None  # "targeted" (become target) or "untargeted" (stop being it)
 
 
 def load_patch(path: str | Path) -> PatchImage:
@@ -49,12 +50,12 @@ def load_patch(path: str | Path) -> PatchImage:
         raise UserError(f"cannot read image (not an image file or unsupported format): {path}")
     pixels = np.ascontiguousarray(bgr[:, :, ::-1])
     _check_square(pixels, str(path))
-    target, target_index, model = read_patch_meta(path)
-    return PatchImage(pixels, sha256_bytes(data), str(path), target, target_index, model)
+    target, target_index, model, mode = read_patch_meta(path)
+    return PatchImage(pixels, sha256_bytes(data), str(path), target, target_index, model, mode)
 
 
 def patch_from_array(image, target: str | None = None, model: str | None = None,
-                     target_index: int | None = None) -> PatchImage:
+                     target_index: int | None = None, target_mode: str | None = None) -> PatchImage:
     """image: (H, W, 3) uint8 RGB, or (3, H, W) float in [0, 1] (tensor or array) as `generate`
     returns it; floats are rounded to 8 bits the way blocks.files.save_png does."""
     import cv2
@@ -71,7 +72,7 @@ def patch_from_array(image, target: str | None = None, model: str | None = None,
     ok, buf = cv2.imencode(".png", arr[:, :, ::-1])
     if not ok:
         raise RuntimeError("PNG encoding failed")
-    return PatchImage(arr, sha256_bytes(buf.tobytes()), None, target, target_index, model)
+    return PatchImage(arr, sha256_bytes(buf.tobytes()), None, target, target_index, model, target_mode)
 
 
 def _check_square(pixels: np.ndarray, where: str) -> None:
@@ -81,8 +82,8 @@ def _check_square(pixels: np.ndarray, where: str) -> None:
         raise UserError(f"{where}: a patch must be square, this one is {w} x {h} px")
 
 
-def read_patch_meta(path: Path) -> tuple[str | None, int | None, str | None]:
-    """(target name, target index, model name) from the patch's sidecar, or Nones.
+def read_patch_meta(path: Path) -> tuple[str | None, int | None, str | None, str | None]:
+    """(target name, target index, model name, target mode) from the patch's sidecar, or Nones.
 
     Looks for `<name>.json` (patch.png -> patch.json), then `patch.json` in the same folder.
     An absent or unreadable sidecar is not an error: the caption just says less.
@@ -95,8 +96,10 @@ def read_patch_meta(path: Path) -> tuple[str | None, int | None, str | None]:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             continue
         if isinstance(info, dict):
-            return _target_of(info.get("target")) + (_model_of(info.get("model")),)
-    return None, None, None
+            t = info.get("target")
+            mode = t.get("mode") if isinstance(t, dict) and isinstance(t.get("mode"), str) else None
+            return _target_of(t) + (_model_of(info.get("model")), mode)
+    return None, None, None, None
 
 
 def _target_of(t) -> tuple[str | None, int | None]:

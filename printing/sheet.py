@@ -11,7 +11,8 @@ sheet.json (origin at the page's top-left corner, x right, y down, all lengths i
   R != C; then size_mm is the width), patch_size_mm (one patch copy's side), tile [rows, cols],
   markers[] {id, x_mm, y_mm, size_mm, spot} (x/y/size of the marker's black square, the corners
   ArUco reports), patch_sha256 (of the patch file's bytes), patch_file, target, target_index,
-  model, face (cube only: front/right/back/left/top/bottom, else null), image_px [w, h].
+  target_mode (targeted|untargeted, from patch.json), model, face (cube only: front, right,
+  back, left, top, bottom; else null), image_px [w, h] (the embedded image's pixels).
 - In the cube layout each face is one block entry; markers are unique per face (see layout.py).
 """
 from __future__ import annotations
@@ -79,6 +80,7 @@ class BlockInfo:
     patch_file: str | None = None
     target: str | None = None
     target_index: int | None = None
+    target_mode: str | None = None
     model: str | None = None
     face: str | None = None
     image_px: tuple[int, int] | None = None
@@ -236,7 +238,7 @@ def make_sheet(patches: Sequence[str | Path | PatchImage], settings: SheetSettin
             tile=(rows, cols),
             markers=tuple(MarkerInfo(m.id, _r(m.x_mm), _r(m.y_mm), _r(m.size_mm), m.spot) for m in b.markers),
             patch_sha256=p.sha256, patch_file=p.source, target=p.target, target_index=p.target_index,
-            model=p.model, face=b.face, image_px=(int(img.shape[1]), int(img.shape[0]))))
+            target_mode=p.target_mode, model=p.model, face=b.face, image_px=(int(img.shape[1]), int(img.shape[0]))))
     info = SheetInfo(page_size_mm=(page[0], page[1]), pages=lay.pages, layout=s.layout,
                      aruco_dictionary=DICTIONARY, blocks=tuple(blocks), dpi=int(s.dpi), date=date)
     return Sheet(pdf, info, lay)
@@ -249,7 +251,8 @@ def _r(v: float) -> float:
 def _caption(p: PatchImage, s: SheetSettings, date: str | None, kind: str = "grid", short: bool = False) -> str:
     parts = []
     if p.target is not None:
-        parts.append(f"target {p.target}" + (f" ({p.target_index})" if p.target_index is not None else ""))
+        verb = "away from" if p.target_mode == "untargeted" else "target"
+        parts.append(f"{verb} {p.target}" + (f" ({p.target_index})" if p.target_index is not None else ""))
     elif p.target_index is not None:
         parts.append(f"target #{p.target_index}")
     if p.model is not None:
@@ -323,7 +326,7 @@ def read_sheet(path: str | Path) -> SheetInfo:
                 markers=tuple(MarkerInfo(int(m["id"]), float(m["x_mm"]), float(m["y_mm"]), float(m["size_mm"]),
                                          m.get("spot")) for m in b.get("markers", [])),
                 patch_sha256=b.get("patch_sha256"), patch_file=b.get("patch_file"), target=b.get("target"),
-                target_index=b.get("target_index"), model=b.get("model"), face=b.get("face"),
+                target_index=b.get("target_index"), target_mode=b.get("target_mode"), model=b.get("model"), face=b.get("face"),
                 image_px=tuple(b["image_px"]) if b.get("image_px") else None))
         return SheetInfo(page_size_mm=tuple(float(v) for v in d["page_size_mm"]), pages=int(d.get("pages", 1)),
                          layout=str(d.get("layout", "grid")), aruco_dictionary=str(d.get("aruco_dictionary", DICTIONARY)),
