@@ -1,0 +1,174 @@
+import json
+
+import pytest
+import torch
+
+from blocks.attacks.onepixel import OnePixelConfig, _distinct_others, one_pixel_attack
+from blocks.digits import load_digits_rgb
+from blocks.errors import UserError
+from blocks.files import save_png
+
+
+@pytest.fixture(scope="module")
+def weak_digits(digits_model):
+    """The 6 correctly classified held-out digits with the lowest true-class probability (8-bit)."""
+    x, y = load_digits_rgb("test")
+    x = (x * 255).round() / 255
+    with torch.no_grad():
+        p = digits_model(x).softmax(1)
+    pt = p.gather(1, y[:, None]).squeeze(1)
+    pt[p.argmax(1) != y] = 2.0  # skip the misclassified ones
+    idx = pt.argsort()[:6]
+    return x[idx], y[idx], p[idx]
+
+
+def changed(adv, x):
+    return (adv != x).any(1).flatten(1).sum(1)
+
+
+def test_batched_attack_fools_weak_digits_with_k_pixels(digits_model, weak_digits):
+    x, y, _ = weak_digits
+    for k in (1, 3):
+        cfg = OnePixelConfig(pixels=k, popsize=60, maxiter=8, stop_on_flip=True, seed=1)
+        r = one_pixel_attack(digits_model, x, y, cfg)
+        assert r.success.float().mean() >= 0.5, (k, r.success)
+        assert (changed(r.adv, x) <= k).all()
+        assert (changed(r.adv, x) >= 1).all()
+        # the reported result is what the model says about the returned image
+        with torch.no_grad():
+            pred = digits_model(r.adv).argmax(1)
+        assert torch.equal(pred != y, r.success)
+        assert r.pixels.shape == (6, k, 5)
+
+
+def test_early_stop_and_query_count(digits_model, weak_digits):
+    x, y, _ = weak_digits
+    strong, sy = load_digits_rgb("test")
+    # one confidently classified digit that a tiny budget will not flip, next to the weak ones
+    with torch.no_grad():
+        conf = digits_model(strong).softmax(1).gather(1, sy[:, None]).squeeze(1)
+    s = int(conf.argmax())
+    xs = torch.cat([x, strong[s:s + 1]])
+    ys = torch.cat([y, sy[s:s + 1]])
+    cfg = OnePixelConfig(popsize=40, maxiter=10, stop_on_flip=True, dedupe=False, seed=0)
+    r = one_pixel_attack(digits_model, xs, ys, cfg)
+    full = 1 + 40 * (10 + 1)
+    assert r.generations[-1] == 10 and r.queries[-1] == full and not r.success[-1]
+    stopped = r.success[:-1] & (r.generations[:-1] < 10)
+    assert stopped.any()
+    # queries = clean image + initial population + one population per generation run
+    assert torch.equal(r.queries, 1 + 40 * (r.generations + 1))
+    assert (r.queries[:-1][stopped] < full).all()
+
+
+def test_dedupe_counts_fewer_queries_same_search(digits_model, weak_digits):
+    x, y, _ = weak_digits
+    base = dict(popsize=30, maxiter=6, seed=3)
+    a = one_pixel_attack(digits_model, x[:2], y[:2], OnePixelConfig(**base, dedupe=True))
+    b = one_pixel_attack(digits_model, x[:2], y[:2], OnePixelConfig(**base, dedupe=False))
+    assert torch.equal(a.pixels, b.pixels)  # skipping a repeated child never changes the search
+    assert (a.queries <= b.queries).all()
+
+
+def test_targeted_reaches_the_runner_up_class(digits_model, weak_digits):
+    x, y, p = weak_digits
+    runner_up = p.clone()
+    runner_up[torch.arange(len(y)), y] = -1
+    t = int(runner_up[0].argmax())
+    cfg = OnePixelConfig(popsize=60, maxiter=15, seed=0)
+    r = one_pixel_attack(digits_model, x[:1], y[:1], cfg, target=t)
+    assert r.targeted and int(r.target[0]) == t
+    assert bool(r.success[0])
+    assert int(r.probs_after[0].argmax()) == t
+    rec = r.record(0, digits_model.labels)
+    assert rec["target"]["index"] == t and rec["after"]["target_prob"] > rec["before"]["target_prob"]
+
+
+def test_best1bin_lowers_true_class(digits_model, weak_digits):
+    x, y, p = weak_digits
+    cfg = OnePixelConfig(strategy="best1bin", crossover=0.7, popsize=40, maxiter=5, seed=0)
+    r = one_pixel_attack(digits_model, x, y, cfg)
+    before = p.gather(1, y[:, None]).squeeze(1)
+    after = r.probs_after.gather(1, y[:, None]).squeeze(1)
+    assert (after < before).all()
+    assert (changed(r.adv, x) <= 1).all()
+
+
+def test_same_seed_same_result(digits_model, weak_digits):
+    x, y, _ = weak_digits
+    cfg = OnePixelConfig(popsize=20, maxiter=3, seed=7)
+    a = one_pixel_attack(digits_model, x[:3], y[:3], cfg)
+    b = one_pixel_attack(digits_model, x[:3], y[:3], cfg)
+    assert torch.equal(a.pixels, b.pixels) and torch.equal(a.adv, b.adv)
+
+
+def test_donor_indices_are_distinct_and_not_self():
+    g = torch.Generator().manual_seed(0)
+    r = _distinct_others(50, 7, 3, g)
+    own = torch.arange(7).expand(50, 7)
+    assert (r != own[..., None]).all()
+    assert (r[..., 0] != r[..., 1]).all() and (r[..., 1] != r[..., 2]).all() and (r[..., 0] != r[..., 2]).all()
+    assert r.min() >= 0 and r.max() <= 6
+    assert len(torch.unique(r)) == 7  # every index gets used
+
+
+def test_bad_config_is_a_user_error(digits_model, weak_digits):
+    x, y, _ = weak_digits
+    for bad in (dict(strategy="rand1"), dict(popsize=3), dict(pixels=0)):
+        with pytest.raises(UserError):
+            one_pixel_attack(digits_model, x[:1], y[:1], OnePixelConfig(**bad))
+    with pytest.raises(UserError):
+        one_pixel_attack(digits_model, x[:1], y[:1], OnePixelConfig(), target=10)
+
+
+@pytest.fixture
+def digit_files(tmp_path, weak_digits):
+    x, _, _ = weak_digits
+    folder = tmp_path / "in"
+    for i in range(2):
+        save_png(folder / f"digit{i}.png", x[i])
+    return folder
+
+
+def test_cli_writes_outputs(cli, digit_files, tmp_path):
+    out = tmp_path / "out"
+    code, stdout, err = cli("onepixel", digit_files, "--model", "digits", "--popsize", "20",
+                            "--maxiter", "2", "--out", out)
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("images", "success_rate", "mean_confidence", "mean_queries", "seconds"):
+        assert key in summary
+    assert summary["images"] == 2
+    for name in ("digit0", "digit1"):
+        assert (out / f"{name}_adv.png").stat().st_size > 0
+        rec = json.loads((out / f"{name}.json").read_text())
+        for key in ("success", "pixels", "before", "after", "queries", "true_class"):
+            assert key in rec
+        assert len(rec["pixels"]) == 1 and set(rec["pixels"][0]) == {"x", "y", "rgb"}
+    assert (out / "contact_sheet.png").read_bytes()[:4] == b"\x89PNG"
+    assert "success" in stdout
+
+
+def test_cli_targeted_file_input(cli, digit_files, tmp_path):
+    out = tmp_path / "t"
+    code, _, err = cli("onepixel", digit_files / "digit0.png", "--model", "digits", "--target", "three",
+                       "--popsize", "10", "--maxiter", "1", "--out", out, "--strategy", "best1bin")
+    assert code == 0, err
+    rec = json.loads((out / "digit0.json").read_text())
+    assert rec["targeted"] and rec["target"]["class"] == "three"
+
+
+def test_cli_bad_input_exit_2(cli, tmp_path, digit_files):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = [
+        (tmp_path / "missing.png",),
+        (empty,),
+        (digit_files, "--target", "giraffe"),
+        (digit_files, "--strategy", "rand1"),
+        (digit_files, "--pixels", "0"),
+    ]
+    for args in cases:
+        code, _, err = cli("onepixel", *args, "--model", "digits", "--out", tmp_path / "o")
+        assert code == 2, (args, err)
+        assert err.startswith("error: ") and "Traceback" not in err
