@@ -18,7 +18,7 @@ import numpy as np
 class CameraSettings:
     size: tuple[int, int] = (640, 480)  # frame width, height in px
     fov_deg: float = 60.0  # horizontal field of view
-    fill: tuple[float, float] = (0.45, 0.8)  # region of interest's side / frame's shorter side (distance)
+    fill: tuple[float, float] = (0.5, 0.85)  # region of interest's side / frame's shorter side (distance)
     tilt_deg: float = 30.0  # max out-of-plane tilt, about both page axes
     roll_deg: float = 25.0  # max rotation in the image plane
     drift: float = 0.12  # how far the region's centre wanders, as a fraction of the frame
@@ -26,8 +26,8 @@ class CameraSettings:
     brightness: tuple[float, float] = (0.65, 1.15)  # overall gain
     gradient: float = 0.3  # light falling off across the frame, fraction of the gain
     color_cast: float = 0.08  # per-channel gain shift (white balance)
-    blur_sigma: tuple[float, float] = (0.3, 1.4)  # focus blur, px
-    motion_blur: float = 0.6  # motion-blur length as a share of the pixels moved since the last frame
+    blur_sigma: tuple[float, float] = (0.2, 0.9)  # focus blur, px
+    motion_blur: float = 0.4  # motion-blur length as a share of the pixels moved since the last frame
     noise_std: float = 0.02  # sensor noise std, in [0, 1] units
     jpeg_quality: tuple[int, int] = (45, 90)
     margin_px: int = 6  # the points that must stay visible keep this far from the frame's edge

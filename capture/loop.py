@@ -1,0 +1,289 @@
+"""The verification loop: frames in, one batched forward pass per frame (whole frame + every
+found block + sliding windows), a verdict per frame, a log line per frame, a summary at the end.
+
+Stops at the end of the source, --max-frames, --duration, q/Esc in the window, or Ctrl-C; every
+way out ends the same way: files closed and renamed into place, summary returned.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from blocks.errors import UserError
+from capture.display import Window
+from capture.markers import Detections, FoundBlock, detect_markers, locate_blocks, make_detector, rectify_block
+from capture.sheet import Sheet
+from capture.sources import Frame, prefetch
+from capture.stats import Tally
+from capture.views import SlidingSettings, classify, resize_view, sliding_boxes, to_batch
+
+VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "FFV1"}
+
+
+@dataclass
+class CaptureSettings:
+    target: int  # class index
+    sheet: Sheet | None = None
+    sliding: SlidingSettings | None = None
+    headless: bool = True
+    save_video: Path | None = None
+    log: Path | None = None
+    max_frames: int | None = None
+    duration_s: float | None = None
+    threshold: float = 0.0  # a view is a hit when the target is top-1 with at least this probability
+    min_markers: int = 2  # markers of a block that must be seen to locate it
+    block_margin: float = 0.0  # border kept around a rectified block, as a fraction of its side
+    prefetch: bool = True  # decode + detect the next frame in a thread while the model runs
+
+
+@dataclass
+class Prepared:
+    """Everything done to a frame before the model sees it (runs in the prefetch thread)."""
+
+    detections: Detections | None
+    found: list[FoundBlock]
+    boxes: list[tuple[int, int, int, int]]
+    views: list[np.ndarray]  # (S, S, 3) uint8 BGR: whole frame, blocks, windows (that order)
+
+
+@dataclass
+class FrameResult:
+    index: int
+    time_s: float
+    top1: str
+    top1_prob: float
+    target_prob: float  # the highest over all views
+    hit: bool  # the target won in at least one view
+    frame_hit: bool  # ... in the whole frame
+    markers: list[int]
+    blocks: list[dict]
+    window_hits: list[bool] = field(default_factory=list)
+    target_point: tuple[float, float] | None = None  # mean centre of the winning windows
+    top5: list[tuple[str, float]] = field(default_factory=list)
+    name: str = ""
+
+    def log_record(self) -> dict:
+        rec = {"index": self.index, "time": round(self.time_s, 4), "top1": self.top1,
+               "top1_prob": round(self.top1_prob, 6), "target_prob": round(self.target_prob, 6),
+               "hit": self.hit, "frame_hit": self.frame_hit, "markers": self.markers, "blocks": self.blocks}
+        if self.window_hits:
+            rec["windows"] = len(self.window_hits)
+            rec["window_hits"] = int(sum(self.window_hits))
+            rec["target_point"] = self.target_point
+        if self.name:
+            rec["file"] = self.name
+        return rec
+
+
+class Preparer:
+    """Frame -> Prepared. Holds the ArUco detector and the sliding-window grid for a frame size."""
+
+    def __init__(self, settings: CaptureSettings, side: int):
+        self.s, self.side = settings, side
+        self.detector = make_detector(settings.sheet.dictionary) if settings.sheet else None
+        self._boxes: dict[tuple[int, int], list] = {}
+
+    def __call__(self, frame: Frame) -> Prepared:
+        bgr, side = frame.bgr, self.side
+        views = [resize_view(bgr, side)]
+        det, found = None, []
+        if self.detector is not None:
+            det = detect_markers(self.detector, bgr)
+            found = locate_blocks(self.s.sheet, det, self.s.min_markers)
+            views += [rectify_block(bgr, self.s.sheet, fb, side, self.s.block_margin) for fb in found]
+        boxes = []
+        if self.s.sliding is not None:
+            key = bgr.shape[:2]
+            if key not in self._boxes:
+                self._boxes[key] = sliding_boxes(key[0], key[1], self.s.sliding)
+            boxes = self._boxes[key]
+            views += [resize_view(bgr[y:y + h, x:x + w], side) for x, y, w, h in boxes]
+        return Prepared(det, found, boxes, views)
+
+
+def verdict(probs: torch.Tensor, prepared: Prepared, labels: list[str], target: int, threshold: float,
+            index: int, time_s: float, name: str = "") -> FrameResult:
+    """probs: (B, C) for the views in `prepared` (whole frame first) -> the frame's FrameResult."""
+    top_p, top_i = probs.max(dim=1)
+    view_hits = (top_i == target) & (probs[:, target] >= threshold)
+    nb = len(prepared.found)
+    blocks = []
+    for k, fb in enumerate(prepared.found, start=1):
+        blocks.append({"block": fb.index, "top1": labels[int(top_i[k])], "top1_prob": round(float(top_p[k]), 6),
+                       "target_prob": round(float(probs[k, target]), 6), "hit": bool(view_hits[k]),
+                       "markers_used": fb.markers_used})
+    window_hits = view_hits[1 + nb:].tolist()
+    point = None
+    if any(window_hits):
+        centres = [(x + w / 2, y + h / 2) for (x, y, w, h), hit in zip(prepared.boxes, window_hits) if hit]
+        point = tuple(float(v) for v in np.mean(centres, axis=0))
+    k5 = min(5, probs.shape[1])
+    p5, i5 = probs[0].topk(k5)
+    det = prepared.detections
+    return FrameResult(
+        index=index, time_s=time_s, top1=labels[int(top_i[0])], top1_prob=float(top_p[0]),
+        target_prob=float(probs[:, target].max()), hit=bool(view_hits.any()), frame_hit=bool(view_hits[0]),
+        markers=sorted(int(i) for i in det.ids) if det is not None else [], blocks=blocks,
+        window_hits=window_hits, target_point=point,
+        top5=[(labels[int(i)], float(p)) for p, i in zip(p5, i5)], name=name)
+
+
+class _LogFile:
+    """frames.jsonl written to a temporary file and renamed into place when the session ends."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        except OSError as e:
+            raise UserError(f"cannot write log {self.path}: {e.strerror or e}") from None
+        self.f = os.fdopen(fd, "w", encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        self.f.write(json.dumps(record) + "\n")
+
+    def close(self, keep: bool) -> None:
+        self.f.close()
+        if keep:
+            os.replace(self.tmp, self.path)
+        else:
+            Path(self.tmp).unlink(missing_ok=True)
+
+
+class VideoOut:
+    """cv2.VideoWriter that writes to a hidden temporary name (same suffix, so the same container)
+    and is renamed into place on close. Opened lazily: the frame size comes with the first frame."""
+
+    def __init__(self, path: Path, fps: float):
+        import cv2
+
+        self.cv2 = cv2
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in VIDEO_FOURCC:
+            raise UserError(f"video output {self.path}: use .mp4 (mp4v), .avi (MJPG) or .mkv (FFV1)")
+        if not self.path.parent.exists():
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise UserError(f"cannot write video {self.path}: {e.strerror or e}") from None
+        if not os.access(self.path.parent, os.W_OK):
+            raise UserError(f"cannot write video {self.path}: folder is not writable")
+        self.tmp = self.path.with_name(f".{self.path.stem}.part{suffix}")
+        self.fourcc = cv2.VideoWriter_fourcc(*VIDEO_FOURCC[suffix])
+        self.fps = float(fps)
+        self.writer = None
+        self.frames = 0
+
+    def write(self, bgr: np.ndarray) -> None:
+        if self.writer is None:
+            h, w = bgr.shape[:2]
+            self.size = (w, h)
+            self.writer = self.cv2.VideoWriter(str(self.tmp), self.fourcc, self.fps, (w, h))
+            if not self.writer.isOpened():
+                raise UserError(f"cannot write video {self.path} (OpenCV could not open a {self.path.suffix} writer)")
+        if (bgr.shape[1], bgr.shape[0]) != self.size:  # photos of mixed sizes
+            bgr = self.cv2.resize(bgr, self.size, interpolation=self.cv2.INTER_AREA)
+        self.writer.write(bgr)
+        self.frames += 1
+
+    def close(self, keep: bool = True) -> None:
+        if self.writer is not None:
+            self.writer.release()
+        if keep and self.frames:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+def run_capture(model, source, settings: CaptureSettings,
+                on_frame: Callable[[FrameResult], None] | None = None,
+                window_factory: Callable[[], Window] = Window) -> dict:
+    """Run the loop over `source` (a capture.sources.FrameSource, or any iterable of Frames) and
+    return the summary dict. model: a blocks.models.Classifier (RGB in [0, 1], .labels, .input_size).
+    """
+    labels = list(model.labels)
+    if not 0 <= settings.target < len(labels):
+        raise UserError(f"target index {settings.target} out of range for {len(labels)} classes")
+    device = next(iter(model.buffers()), torch.empty(0)).device
+    side = int(model.input_size)
+    prepare = Preparer(settings, side)
+    tally = Tally(with_sheet=settings.sheet is not None)
+    log = _LogFile(settings.log) if settings.log else None
+    fps_hint = getattr(source, "fps", None) or 15.0
+    video = VideoOut(settings.save_video, fps_hint) if settings.save_video else None
+    window = None if settings.headless else window_factory()
+    draw = window is not None or video is not None
+    stopped_by = "end of source"
+    ok = False
+    stream: Iterator[tuple[Frame, Prepared]]
+    if settings.prefetch:
+        stream = prefetch(iter(source), prepare)
+    else:
+        stream = ((f, prepare(f)) for f in source)
+    start = time.monotonic()
+    recent = []  # frame times for the overlay's FPS
+    try:
+        for frame, prepared in stream:
+            now = time.monotonic() - start
+            if settings.duration_s is not None and now >= settings.duration_s:
+                stopped_by = "duration"
+                break
+            probs = classify(model, to_batch(prepared.views, device))
+            result = verdict(probs, prepared, labels, settings.target, settings.threshold,
+                             tally.frames, now, frame.name)
+            tally.add(result.hit, result.target_prob, result.frame_hit, bool(prepared.found),
+                      any(b["hit"] for b in result.blocks))
+            tally.elapsed_s = time.monotonic() - start
+            if log:
+                log.write(result.log_record())
+            if draw:
+                recent = (recent + [time.monotonic()])[-30:]
+                fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else None
+                from capture.overlay import draw_overlay
+
+                annotated = draw_overlay(frame.bgr, result, prepared, labels, labels[settings.target], fps)
+                if video:
+                    video.write(annotated)
+                if window is not None and not window.show(annotated):
+                    stopped_by = "quit"
+                    break
+            if on_frame:
+                on_frame(result)
+            if settings.max_frames is not None and tally.frames >= settings.max_frames:
+                stopped_by = "max frames"
+                break
+        ok = True
+    except KeyboardInterrupt:
+        stopped_by = "interrupted"
+        ok = True
+    finally:
+        tally.elapsed_s = time.monotonic() - start
+        if hasattr(stream, "close"):
+            stream.close()
+        if hasattr(source, "close"):
+            source.close()
+        if window is not None:
+            window.close()
+        if video:
+            video.close(keep=ok)
+        if log:
+            log.close(keep=ok)
+    summary = tally.summary()
+    summary.update({"target": labels[settings.target], "target_index": settings.target,
+                    "model": getattr(model, "name", ""), "stopped_by": stopped_by,
+                    "sheet": str(settings.sheet.path) if settings.sheet and settings.sheet.path else None,
+                    "source": getattr(source, "name", None)})
+    skipped = getattr(source, "skipped", None)
+    if skipped:
+        summary["unreadable_files"] = skipped
+    return summary

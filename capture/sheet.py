@@ -1,0 +1,110 @@
+"""Reading the sidecar `sheet.json` written by `blocks print`: where each block and each of its
+ArUco markers sit on the page, in millimetres (origin at the page's top-left corner, x right, y down).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from blocks.errors import UserError
+
+DICTIONARIES = {"DICT_4X4_50", "DICT_4X4_100", "DICT_4X4_250", "DICT_4X4_1000", "DICT_5X5_50",
+                "DICT_5X5_100", "DICT_6X6_50", "DICT_6X6_250", "DICT_ARUCO_ORIGINAL"}
+
+
+@dataclass(frozen=True)
+class Marker:
+    id: int
+    x_mm: float  # top-left corner of the marker's black border
+    y_mm: float
+    size_mm: float
+
+    def corners_mm(self) -> np.ndarray:
+        """(4, 2) corners in ArUco's order: top-left, top-right, bottom-right, bottom-left."""
+        x, y, s = self.x_mm, self.y_mm, self.size_mm
+        return np.array([[x, y], [x + s, y], [x + s, y + s], [x, y + s]], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Block:
+    index: int
+    page: int
+    x_mm: float  # top-left corner of the patch area
+    y_mm: float
+    width_mm: float
+    height_mm: float
+    markers: tuple[Marker, ...]
+    target: str | None = None
+    model: str | None = None
+    patch_sha256: str | None = None
+
+    def corners_mm(self) -> np.ndarray:
+        """(4, 2) corners of the patch area: top-left, top-right, bottom-right, bottom-left."""
+        x, y, w, h = self.x_mm, self.y_mm, self.width_mm, self.height_mm
+        return np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Sheet:
+    page_size_mm: tuple[float, float]
+    dictionary: str
+    blocks: tuple[Block, ...]
+    path: Path | None = None
+    marker_index: dict = field(default_factory=dict, compare=False)  # marker id -> block index
+
+    def block_of_marker(self, marker_id: int) -> int | None:
+        return self.marker_index.get(int(marker_id))
+
+
+def load_sheet(path: str | Path) -> Sheet:
+    """Parse and check a sheet.json; any problem is one UserError line."""
+    path = Path(path)
+    if path.suffix.lower() == ".pdf":  # the PDF given instead of its sidecar: use the sidecar
+        path = sidecar_path(path)
+    if not path.is_file():
+        raise UserError(f"sheet file not found: {path} (it is written next to the PDF by `blocks print`)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"cannot read sheet {path}: {e}") from None
+    return parse_sheet(data, path)
+
+
+def parse_sheet(data: dict, path: Path | None = None) -> Sheet:
+    where = f"sheet {path}" if path else "sheet"
+    try:
+        page = tuple(float(v) for v in data.get("page_size_mm", (0.0, 0.0)))
+        dictionary = str(data.get("aruco_dictionary", "DICT_4X4_50"))
+        blocks = []
+        index: dict[int, int] = {}
+        for i, b in enumerate(data["blocks"]):
+            size = b.get("size_mm")
+            w = float(b.get("width_mm", size))
+            h = float(b.get("height_mm", size))
+            markers = tuple(Marker(int(m["id"]), float(m["x_mm"]), float(m["y_mm"]), float(m["size_mm"]))
+                            for m in b.get("markers", []))
+            for m in markers:
+                if m.id in index:
+                    raise UserError(f"{where}: marker id {m.id} is used twice")
+                index[m.id] = i
+            blocks.append(Block(i, int(b.get("page", 0)), float(b["x_mm"]), float(b["y_mm"]), w, h,
+                                markers, b.get("target"), b.get("model"), b.get("patch_sha256")))
+    except UserError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise UserError(f"{where} is not a sheet from `blocks print` (bad or missing field: {e})") from None
+    if dictionary not in DICTIONARIES:
+        raise UserError(f"{where}: unsupported ArUco dictionary {dictionary!r}")
+    if not blocks:
+        raise UserError(f"{where} lists no blocks")
+    if not index:
+        raise UserError(f"{where} has no markers (printed with --no-markers?): capture needs them to find blocks")
+    return Sheet(page, dictionary, tuple(blocks), path, index)
+
+
+def sidecar_path(pdf: str | Path) -> Path:
+    """sheet.pdf -> sheet.json, the name `blocks print` gives its sidecar."""
+    return Path(pdf).with_suffix(".json")

@@ -1,0 +1,126 @@
+"""`blocks simulate`: print a sheet PDF (render it with pypdfium2) and film it with a virtual
+camera (transforms.camera), so the capture loop can be run and tested with no printer and no camera.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from blocks.errors import UserError
+from capture.loop import VideoOut
+from capture.sheet import Sheet, load_sheet, sidecar_path
+from transforms.camera import (CameraSettings, develop, film_page, keep_in_frame, make_background,
+                               pose_homography, sample_looks, sample_poses)
+
+MM_PER_INCH = 25.4
+
+
+@dataclass
+class SimulateSettings:
+    frames: int = 90
+    seed: int = 0
+    fps: float = 15.0
+    block: int = 0  # which block of the sheet the camera looks at (with a sidecar sheet.json)
+    camera: CameraSettings = field(default_factory=CameraSettings)
+
+
+def render_page(pdf: Path, page: int, dpi: float) -> tuple[np.ndarray, tuple[float, float]]:
+    """Page `page` of the PDF as (H, W, 3) uint8 BGR at `dpi`, and the page size in mm."""
+    import pypdfium2 as pdfium
+
+    try:
+        doc = pdfium.PdfDocument(str(pdf))
+    except (pdfium.PdfiumError, OSError) as e:
+        raise UserError(f"cannot read PDF {pdf}: {e}") from None
+    try:
+        if not 0 <= page < len(doc):
+            raise UserError(f"{pdf} has {len(doc)} page(s); page {page} asked for")
+        p = doc[page]
+        size_mm = (p.get_width() / 72 * MM_PER_INCH, p.get_height() / 72 * MM_PER_INCH)
+        bitmap = p.render(scale=dpi / 72)
+        return _to_bgr(bitmap.to_numpy(), bitmap.mode), size_mm
+    finally:
+        doc.close()
+
+
+def _to_bgr(arr: np.ndarray, mode: str) -> np.ndarray:
+    """pypdfium2 bitmap array (BGR by default, BGRA/BGRX with transparency, L for grey) -> BGR."""
+    if arr.ndim == 2 or mode == "L":
+        return cv2.cvtColor(arr.reshape(arr.shape[0], arr.shape[1]), cv2.COLOR_GRAY2BGR)
+    if mode in ("RGB", "RGBA", "RGBX"):
+        return np.ascontiguousarray(arr[:, :, 2::-1])
+    return np.ascontiguousarray(arr[:, :, :3])
+
+
+def region_of_interest(sheet: Sheet | None, block: int, page_mm: tuple[float, float]):
+    """(page index, roi (x, y, w, h) mm, points (N, 2) mm that must stay in view).
+
+    With a sheet: the block and its markers (the markers must stay in view to be found).
+    Without: the whole page."""
+    if sheet is None:
+        w, h = page_mm
+        corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float64)
+        return 0, (0.0, 0.0, w, h), corners
+    if not 0 <= block < len(sheet.blocks):
+        raise UserError(f"--block {block}: the sheet has blocks 0..{len(sheet.blocks) - 1}")
+    b = sheet.blocks[block]
+    pts = np.concatenate([b.corners_mm()] + [m.corners_mm() for m in b.markers])
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    return b.page, (float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])), pts
+
+
+def simulate(pdf: str | Path, out: str | Path, settings: SimulateSettings,
+             on_frame: Callable[[int], None] | None = None) -> dict:
+    """Render `pdf`, film it for settings.frames frames, write `out` (.mp4 mp4v, .avi, .mkv).
+
+    Returns what was done: frames, fps, size, the sheet used (if any) and the seed."""
+    pdf, out = Path(pdf), Path(out)
+    if not pdf.is_file():
+        raise UserError(f"PDF not found: {pdf}")
+    if settings.frames < 1:
+        raise UserError("--frames must be at least 1")
+    sidecar = sidecar_path(pdf)
+    sheet = load_sheet(sidecar) if sidecar.is_file() else None
+    cam = settings.camera
+    rng = np.random.default_rng(settings.seed)
+
+    # Aim first (needs only page size), then render at a resolution ~1.5x the largest the region
+    # ever appears, so warping down does not alias and warping up does not pixelate.
+    page_mm = tuple(sheet.page_size_mm) if sheet is not None and all(sheet.page_size_mm) else None
+    if page_mm is None:
+        page_mm = render_page(pdf, 0, 10)[1]
+    page_index, roi, must_see = region_of_interest(sheet, settings.block, page_mm)
+    roi_side_px = cam.fill[1] * min(cam.size)
+    dpi = float(np.clip(1.5 * roi_side_px / max(roi[2], roi[3]) * MM_PER_INCH, 50, 600))
+    page, page_mm = render_page(pdf, page_index, dpi)
+    px_per_mm = page.shape[1] / page_mm[0]
+
+    video = VideoOut(out, settings.fps)
+    background = make_background(cam, rng)
+    poses = sample_poses(settings.frames, cam, rng)
+    looks = sample_looks(settings.frames, cam, rng)
+    previous = None
+    ok = False
+    try:
+        for i, (pose, look) in enumerate(zip(poses, looks)):
+            H = keep_in_frame(pose_homography(pose, roi, cam), must_see, cam)
+            centre = cv2.perspectiveTransform(np.array([[[roi[0] + roi[2] / 2, roi[1] + roi[3] / 2]]]), H)[0, 0]
+            # motion during the exposure: half the move since the last frame
+            motion = (0.0, 0.0) if previous is None else tuple(cam.motion_blur * (centre - previous) / 2)
+            previous = centre
+            clean = film_page(page, px_per_mm, H, background)
+            video.write(develop(clean, look, motion, rng))
+            if on_frame:
+                on_frame(i)
+        ok = True
+    finally:
+        video.close(keep=ok)
+    return {"out": str(out), "frames": settings.frames, "fps": settings.fps, "size": list(cam.size),
+            "seed": settings.seed, "sheet": str(sidecar) if sheet is not None else None,
+            "block": settings.block if sheet is not None else None, "page": page_index,
+            "render_dpi": round(dpi, 1)}

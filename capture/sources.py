@@ -1,0 +1,246 @@
+"""Where frames come from: a camera index, a video file, a folder or glob of photos, or a URL that
+OpenCV opens. Every failure to open is one UserError line within seconds, never a hang.
+"""
+from __future__ import annotations
+
+import glob as globlib
+import os
+import queue
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from blocks.errors import UserError
+from blocks.files import IMAGE_SUFFIXES
+
+OPEN_TIMEOUT_MS = 5000  # URLs: give up opening / reading a stream after this long
+
+
+@dataclass
+class Frame:
+    index: int
+    bgr: np.ndarray  # (H, W, 3) uint8, OpenCV's BGR order
+    name: str = ""  # file name for photos, "" for video
+
+
+@contextmanager
+def quiet_opencv():
+    """OpenCV and FFmpeg print WARN/ERROR lines of their own when a source does not open; the
+    user should see only our one line. FFmpeg reads its level from the environment lazily."""
+    import cv2.utils.logging as cvlog
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    old = cvlog.getLogLevel()
+    cvlog.setLogLevel(cvlog.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cvlog.setLogLevel(old)
+
+
+class FrameSource:
+    """Iterate to get Frames; `fps` is the source's own rate when known (video, camera)."""
+
+    kind = "source"
+    fps: float | None = None
+    live = False  # a camera or stream: no end, and frames should not queue up
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class VideoSource(FrameSource):
+    """A cv2.VideoCapture that has been checked to deliver a first frame."""
+
+    def __init__(self, cap: cv2.VideoCapture, first: np.ndarray, kind: str, name: str, live: bool):
+        self.cap, self._first, self.kind, self.name, self.live = cap, first, kind, name, live
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else None
+
+    def __iter__(self) -> Iterator[Frame]:
+        i = 0
+        if self._first is not None:
+            frame, self._first = self._first, None
+            yield Frame(0, frame)
+            i = 1
+        while True:
+            ok, frame = self.cap.read()
+            if not ok or frame is None:
+                return
+            yield Frame(i, _as_bgr(frame))
+            i += 1
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class ImageSource(FrameSource):
+    """Photos, in name order; files OpenCV cannot read are skipped (and counted)."""
+
+    kind = "images"
+
+    def __init__(self, paths: list[Path], name: str):
+        self.paths, self.name, self.skipped = paths, name, []
+
+    def __iter__(self) -> Iterator[Frame]:
+        i = 0
+        for p in self.paths:
+            bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            if bgr is None:
+                self.skipped.append(str(p))
+                continue
+            yield Frame(i, bgr, p.name)
+            i += 1
+
+
+def open_source(spec: str) -> FrameSource:
+    """'0' -> camera 0; 'http://...' -> stream; a folder, glob or image file -> photos;
+    any other file -> video (an OpenCV image pattern like frames/f_%03d.png also works)."""
+    text = str(spec).strip()
+    if not text:
+        raise UserError("--source is empty: give a camera index (0), a video, a folder, a glob or a URL")
+    if text.isdigit():
+        return _open_camera(int(text))
+    if "://" in text:
+        return _open_url(text)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise UserError(f"no images (png, jpg, ...) in folder {path}")
+        return _checked_images(files, text)
+    if path.is_file():
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            return _checked_images([path], text)
+        return _open_video(path)
+    if any(c in text for c in "*?["):
+        files = sorted(Path(p) for p in globlib.glob(str(path), recursive=True)
+                       if Path(p).suffix.lower() in IMAGE_SUFFIXES and Path(p).is_file())
+        if not files:
+            raise UserError(f"no images match {text}")
+        return _checked_images(files, text)
+    if "%" in text and path.parent.is_dir():
+        return _open_video(path, pattern=True)
+    raise UserError(f"source not found: {text} (give a camera index, a video, a folder, a glob or a URL)")
+
+
+def _checked_images(files: list[Path], name: str) -> ImageSource:
+    if cv2.imread(str(files[0]), cv2.IMREAD_COLOR) is None and len(files) == 1:
+        raise UserError(f"cannot read image {files[0]} (not an image file or unsupported format)")
+    return ImageSource(files, name)
+
+
+def _first_frame(cap: cv2.VideoCapture) -> np.ndarray | None:
+    ok, frame = cap.read()
+    return _as_bgr(frame) if ok and frame is not None else None
+
+
+def _as_bgr(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    return frame
+
+
+def _open_camera(index: int) -> VideoSource:
+    with quiet_opencv():
+        cap = cv2.VideoCapture(index)
+        if not cap.isOpened():
+            cap.release()
+            raise UserError(f"cannot open camera {index} (no such camera, or it is in use; try another index)")
+        # A camera that opens but hangs on read would block forever without this (where supported).
+        cap.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, OPEN_TIMEOUT_MS)
+        first = _first_frame(cap)
+    if first is None:
+        cap.release()
+        raise UserError(f"camera {index} opened but gives no frames")
+    return VideoSource(cap, first, "camera", f"camera {index}", live=True)
+
+
+def _open_url(url: str) -> VideoSource:
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, OPEN_TIMEOUT_MS]
+    with quiet_opencv():
+        cap = cv2.VideoCapture(url, cv2.CAP_ANY, params)
+        if not cap.isOpened():
+            cap.release()
+            raise UserError(f"cannot open stream {url} (unreachable, or not a format OpenCV reads)")
+        first = _first_frame(cap)
+    if first is None:
+        cap.release()
+        raise UserError(f"stream {url} opened but gives no frames")
+    return VideoSource(cap, first, "stream", url, live=True)
+
+
+def _open_video(path: Path, pattern: bool = False) -> VideoSource:
+    with quiet_opencv():
+        cap = cv2.VideoCapture(str(path))
+        if not cap.isOpened():
+            cap.release()
+            raise UserError(f"cannot read video {path} (not a video, or a codec OpenCV lacks)")
+        first = _first_frame(cap)
+    if first is None:
+        cap.release()
+        raise UserError(f"video {path} has no readable frames")
+    return VideoSource(cap, first, "images" if pattern else "video", str(path), live=False)
+
+
+_END = object()
+
+
+def prefetch(frames: Iterator[Frame], prepare: Callable[[Frame], object] | None = None,
+             depth: int = 2) -> Iterator[tuple[Frame, object]]:
+    """Decode (and `prepare`, e.g. marker detection) the next frames in a background thread while
+    the caller runs the model: OpenCV releases the GIL, so this hides most of the per-frame cost.
+
+    Yields (frame, prepare(frame) or None). Errors in the thread are raised in the caller.
+    Closing the generator (break, Ctrl-C) stops the thread.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work():
+        try:
+            for frame in frames:
+                if not put((frame, prepare(frame) if prepare else None)):
+                    return
+            put(_END)
+        except BaseException as e:  # handed to the caller, which re-raises it
+            put(e)
+
+    thread = threading.Thread(target=work, name="capture-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=2.0)

@@ -1,0 +1,61 @@
+"""What the classifier looks at in one frame, batched into a single forward pass: the whole frame,
+each rectified block, and (with --sliding) a grid of square windows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class SlidingSettings:
+    """Square windows scanned over the frame, as in the original project's tracking loop.
+    window and stride are fractions of the frame's shorter side."""
+
+    window: float = 0.5
+    stride: float = 0.25
+
+
+def sliding_boxes(height: int, width: int, s: SlidingSettings) -> list[tuple[int, int, int, int]]:
+    """(x, y, w, h) of every window, row by row, covering the frame edge to edge."""
+    side = max(8, int(round(s.window * min(height, width))))
+    step = max(1, int(round(s.stride * min(height, width))))
+    xs = _starts(width, side, step)
+    ys = _starts(height, side, step)
+    return [(x, y, side, side) for y in ys for x in xs]
+
+
+def _starts(length: int, side: int, step: int) -> list[int]:
+    if side >= length:
+        return [0]
+    starts = list(range(0, length - side + 1, step))
+    if starts[-1] != length - side:  # the last window touches the far edge
+        starts.append(length - side)
+    return starts
+
+
+def resize_view(bgr: np.ndarray, side: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> (side, side, 3) uint8, squashed like the Classifier would squash it.
+    INTER_AREA when shrinking: the antialiased resize the Classifier itself does, at uint8 cost."""
+    h, w = bgr.shape[:2]
+    if (h, w) == (side, side):
+        return bgr
+    interp = cv2.INTER_AREA if side < min(h, w) else cv2.INTER_LINEAR
+    return cv2.resize(bgr, (side, side), interpolation=interp)
+
+
+def to_batch(views: list[np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:
+    """List of (S, S, 3) uint8 BGR -> (B, 3, S, S) float RGB in [0, 1] on device.
+    One conversion for the whole batch; the BGR->RGB flip is a channel index."""
+    arr = np.stack(views)  # (B, S, S, 3)
+    t = torch.from_numpy(arr).to(device, non_blocking=True)
+    return t.permute(0, 3, 1, 2)[:, [2, 1, 0]].float().div_(255)
+
+
+@torch.inference_mode()
+def classify(model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """batch: (B, 3, S, S) in [0, 1] -> probabilities (B, C) on the CPU."""
+    return torch.softmax(model(batch).float(), dim=1).cpu()

@@ -1,0 +1,323 @@
+"""Capture loop, sources, ArUco rectification, the print-and-film simulator (issue 4).
+
+The synthetic sheet here is drawn with OpenCV (a white page, one patch, four DICT_4X4_50 markers)
+and written as a PDF with reportlab plus a matching sheet.json, so these tests do not depend on
+`blocks print`; the end-to-end test at the bottom uses the real `blocks print`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from blocks.errors import UserError
+from capture.display import is_headless
+from capture.loop import CaptureSettings, run_capture
+from capture.markers import detect_markers, locate_blocks, make_detector, rectify_block
+from capture.sheet import load_sheet, parse_sheet
+from capture.sources import Frame, open_source
+from capture.views import SlidingSettings, sliding_boxes
+from transforms.camera import CameraSettings, Pose, keep_in_frame, pose_homography
+
+PAGE_MM = (210, 297)
+PX_PER_MM = 4
+BLOCK = dict(x=60, y=80, size=80)
+MARKER_MM, OFFSET_MM = 15, 5
+
+
+def confident_digit(model, digit: int, k: int = 0) -> np.ndarray:
+    """A held-out digit the model reads right with p > 0.95: (32, 32, 3) uint8 BGR."""
+    from blocks.digits import load_digits_rgb
+
+    x, y = load_digits_rgb("test")
+    with torch.no_grad():
+        p = torch.softmax(model(x), 1)
+    ok = ((p.argmax(1) == y) & (p.max(1).values > 0.95) & (y == digit)).nonzero().flatten()
+    img = (x[int(ok[k])].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    return np.ascontiguousarray(img[:, :, ::-1])
+
+
+def synthetic_page(patch_bgr: np.ndarray) -> tuple[np.ndarray, dict]:
+    """(page image at PX_PER_MM, sheet.json dict): one block with a marker off each corner."""
+    s = PX_PER_MM
+    page = np.full((PAGE_MM[1] * s, PAGE_MM[0] * s, 3), 255, np.uint8)
+    bx, by, bs = BLOCK["x"], BLOCK["y"], BLOCK["size"]
+    page[by * s:(by + bs) * s, bx * s:(bx + bs) * s] = cv2.resize(patch_bgr, (bs * s, bs * s),
+                                                                  interpolation=cv2.INTER_NEAREST)
+    d = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_50)
+    m, o = MARKER_MM, OFFSET_MM
+    spots = [(bx - o - m, by - o - m), (bx + bs + o, by - o - m), (bx + bs + o, by + bs + o), (bx - o - m, by + bs + o)]
+    markers = []
+    for mid, (mx, my) in enumerate(spots):
+        page[my * s:(my + m) * s, mx * s:(mx + m) * s] = cv2.aruco.generateImageMarker(d, mid, m * s)[:, :, None]
+        markers.append({"id": mid, "x_mm": mx, "y_mm": my, "size_mm": m})
+    sheet = {"page_size_mm": list(PAGE_MM), "aruco_dictionary": "DICT_4X4_50",
+             "blocks": [{"page": 0, "x_mm": bx, "y_mm": by, "size_mm": bs, "markers": markers,
+                         "target": "three", "model": "digits"}]}
+    return page, sheet
+
+
+def photo_of(page: np.ndarray, quad: list) -> tuple[np.ndarray, np.ndarray]:
+    """The page seen in perspective in a 640x480 frame (page corners land on quad);
+    returns (frame, homography page mm -> frame px)."""
+    h, w = page.shape[:2]
+    M = cv2.getPerspectiveTransform(np.float32([[0, 0], [w, 0], [w, h], [0, h]]), np.float32(quad))
+    frame = cv2.warpPerspective(page, M, (640, 480), borderValue=(40, 90, 40))
+    return frame, M @ np.diag([PX_PER_MM, PX_PER_MM, 1.0])
+
+
+QUAD = [[100, 40], [520, 70], [560, 470], [60, 430]]
+
+
+@pytest.fixture(scope="module")
+def three_page(digits_model):
+    return synthetic_page(confident_digit(digits_model, 3))
+
+
+@pytest.fixture(scope="module")
+def synthetic_pdf(tmp_path_factory, three_page):
+    """A one-page PDF of the synthetic sheet, and its sidecar sheet.json."""
+    from reportlab.lib.units import mm
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+    from PIL import Image
+
+    page, sheet = three_page
+    folder = tmp_path_factory.mktemp("sheet")
+    pdf = folder / "sheet.pdf"
+    c = canvas.Canvas(str(pdf), pagesize=(PAGE_MM[0] * mm, PAGE_MM[1] * mm))
+    c.drawImage(ImageReader(Image.fromarray(page[:, :, ::-1].copy())), 0, 0, PAGE_MM[0] * mm, PAGE_MM[1] * mm)
+    c.save()
+    (folder / "sheet.json").write_text(json.dumps(sheet))
+    return pdf
+
+
+# --- rectification -----------------------------------------------------------------------------
+
+def test_rectified_block_matches_the_printed_patch(three_page, digits_model):
+    page, sheet_dict = three_page
+    sheet = parse_sheet(sheet_dict)
+    frame, H_true = photo_of(page, QUAD)
+    det = detect_markers(make_detector(), frame)
+    assert sorted(det.ids.tolist()) == [0, 1, 2, 3]
+    (found,) = locate_blocks(sheet, det)
+    truth = cv2.perspectiveTransform(sheet.blocks[0].corners_mm()[None], H_true)[0]
+    assert np.abs(found.outline - truth).max() < 1.5  # px
+    crop = rectify_block(frame, sheet, found, 32)
+    patch = confident_digit(digits_model, 3)
+    assert crop.shape == (32, 32, 3)
+    assert np.abs(crop.astype(float) - patch.astype(float)).mean() < 12
+    # a wrong homography (page upside down) must not match
+    assert np.abs(np.rot90(crop, 2).astype(float) - patch.astype(float)).mean() > 30
+
+
+def test_block_needs_two_markers_by_default(three_page):
+    page, sheet_dict = three_page
+    sheet = parse_sheet(sheet_dict)
+    frame, _ = photo_of(page, QUAD)
+    det = detect_markers(make_detector(), frame)
+    keep = det.ids == 2
+    one = type(det)(det.ids[keep], det.corners[keep])
+    assert locate_blocks(sheet, one) == []
+    assert len(locate_blocks(sheet, one, min_markers=1)) == 1
+    two = type(det)(det.ids[det.ids <= 1], det.corners[det.ids <= 1])
+    assert locate_blocks(sheet, two)[0].markers_used == 2
+
+
+def test_sheet_errors(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_sheet(tmp_path / "nope.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(UserError, match="cannot read sheet"):
+        load_sheet(bad)
+    with pytest.raises(UserError, match="no markers"):
+        parse_sheet({"blocks": [{"x_mm": 0, "y_mm": 0, "size_mm": 10, "markers": []}]})
+    m = {"id": 1, "x_mm": 0, "y_mm": 0, "size_mm": 5}
+    with pytest.raises(UserError, match="twice"):
+        parse_sheet({"blocks": [{"x_mm": 0, "y_mm": 0, "size_mm": 10, "markers": [m, m]}]})
+    with pytest.raises(UserError, match="bad or missing field"):
+        parse_sheet({"blocks": [{"y_mm": 0}]})
+
+
+# --- small pieces --------------------------------------------------------------------------------
+
+def test_sliding_boxes_cover_the_frame_edge_to_edge():
+    boxes = sliding_boxes(480, 640, SlidingSettings(window=0.5, stride=0.25))
+    assert all(w == h == 240 for _, _, w, h in boxes)
+    assert max(x + w for x, _, w, _ in boxes) == 640 and max(y + h for _, y, _, h in boxes) == 480
+    assert {x for x, *_ in boxes} == {0, 120, 240, 360, 400}
+    assert len(boxes) == 5 * 3
+
+
+def test_headless_is_decided_from_the_environment():
+    assert is_headless(True, {"DISPLAY": ":0"}, "linux")
+    assert is_headless(False, {}, "linux")
+    assert not is_headless(False, {"DISPLAY": ":0"}, "linux")
+    assert not is_headless(False, {"WAYLAND_DISPLAY": "wayland-0"}, "linux")
+    assert not is_headless(False, {}, "darwin")
+
+
+def test_virtual_camera_keeps_markers_in_frame():
+    s = CameraSettings()
+    roi = (40.0, 60.0, 120.0, 120.0)
+    H = pose_homography(Pose(0, 0, 0, 0.5, 0, 0), roi, s)
+    centre = cv2.perspectiveTransform(np.array([[[100.0, 120.0]]]), H)[0, 0]
+    assert np.allclose(centre, (320, 240), atol=1e-6)
+    side = cv2.perspectiveTransform(np.array([[[40.0, 120.0], [160.0, 120.0]]]), H)[0]
+    assert abs((side[1, 0] - side[0, 0]) - 0.5 * 480) < 1e-6  # fill 0.5 of the shorter side
+    # far too close and off to one side: reframed so every point is inside with the margin
+    pts = np.array([[40, 60], [160, 60], [160, 180], [40, 180]], dtype=np.float64)
+    H = pose_homography(Pose(0.4, -0.3, 0.5, 1.6, 200, -150), roi, s)
+    fixed = cv2.perspectiveTransform(pts[None], keep_in_frame(H, pts, s))[0]
+    assert fixed.min() >= s.margin_px - 1e-6
+    assert (fixed[:, 0] <= 640 - s.margin_px + 1e-6).all() and (fixed[:, 1] <= 480 - s.margin_px + 1e-6).all()
+
+
+# --- sources -------------------------------------------------------------------------------------
+
+def test_sources_fail_with_one_clear_line(tmp_path, cli):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no images"):
+        open_source(str(tmp_path / "empty"))
+    with pytest.raises(UserError, match="source not found"):
+        open_source(str(tmp_path / "missing.mp4"))
+    (tmp_path / "bad.mp4").write_text("not a video")
+    with pytest.raises(UserError, match="cannot read video"):
+        open_source(str(tmp_path / "bad.mp4"))
+    with pytest.raises(UserError, match="no images match"):
+        open_source(str(tmp_path / "*.png"))
+    code, out, err = cli("capture", "--model", "digits", "--target", "3", "--source", "63", "--headless")
+    assert code == 2 and err.strip().splitlines()[-1].startswith("error: cannot open camera 63")
+    assert "Traceback" not in err
+
+
+def test_folder_and_glob_sources_yield_frames(tmp_path):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((20, 30, 3), i * 50, np.uint8))
+    (tmp_path / "notes.txt").write_text("ignored")
+    frames = list(open_source(str(tmp_path)))
+    assert [f.name for f in frames] == ["f0.png", "f1.png", "f2.png"]
+    assert frames[2].bgr.shape == (20, 30, 3) and frames[2].bgr[0, 0, 0] == 100
+    assert len(list(open_source(str(tmp_path / "f[12].png")))) == 2
+
+
+# --- the loop ------------------------------------------------------------------------------------
+
+def test_capture_cli_on_photos_logs_and_summarises(tmp_path, cli, digits_model):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, d in enumerate([7, 7, 2]):
+        big = cv2.resize(confident_digit(digits_model, d, k=i), (128, 128), interpolation=cv2.INTER_NEAREST)
+        cv2.imwrite(str(photos / f"p{i}.png"), big)
+    log, summary = tmp_path / "frames.jsonl", tmp_path / "summary.json"
+    code, out, err = cli("capture", "--model", "digits", "--target", "seven", "--source", photos,
+                         "--headless", "--log", log, "--summary", summary)
+    assert code == 0, err
+    s = json.loads(summary.read_text())
+    assert json.loads(out) == s
+    for key in ("frames", "hit_rate", "mean_target_prob", "median_target_prob", "longest_hit_run", "found_rate", "fps"):
+        assert key in s
+    assert s["frames"] == 3 and s["found_rate"] is None
+    assert s["hit_rate"] == pytest.approx(2 / 3) and s["longest_hit_run"] == 2
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["index"] for r in lines] == [0, 1, 2]
+    assert [r["hit"] for r in lines] == [True, True, False]
+    assert lines[2]["top1"] == "two" and lines[0]["target_prob"] > 0.9
+    assert {"time", "top1_prob", "markers", "blocks"} <= set(lines[0])
+
+
+def test_sliding_window_marks_where_the_target_is(digits_model):
+    frame = np.full((240, 320, 3), 255, np.uint8)
+    frame[:120, :120] = cv2.resize(confident_digit(digits_model, 4), (120, 120), interpolation=cv2.INTER_NEAREST)
+    settings = CaptureSettings(target=4, sliding=SlidingSettings(window=0.5, stride=0.25), prefetch=False)
+    results = []
+    run_capture(digits_model, [Frame(0, frame)], settings, on_frame=results.append)
+    (r,) = results
+    assert r.window_hits[0] and r.hit  # the top-left window holds the digit
+    assert r.target_point[0] < 160 and r.target_point[1] < 120
+
+
+def _frames_then_interrupt(frame, n):
+    for i in range(n):
+        yield Frame(i, frame)
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_ctrl_c_still_writes_log_and_summary(tmp_path, digits_model, prefetch):
+    frame = np.full((48, 64, 3), 200, np.uint8)
+    log = tmp_path / "f.jsonl"
+    s = run_capture(digits_model, _frames_then_interrupt(frame, 5),
+                    CaptureSettings(target=1, log=log, prefetch=prefetch))
+    assert s["stopped_by"] == "interrupted" and s["frames"] == 5
+    assert len(log.read_text().splitlines()) == 5
+
+
+def test_quit_key_ends_like_ctrl_c_and_video_is_saved(tmp_path, digits_model):
+    shown = []
+
+    class FakeWindow:  # stands in for the OpenCV window: "presses q" on the third frame
+        def show(self, bgr):
+            shown.append(bgr.shape)
+            return len(shown) < 3
+
+        def close(self):
+            shown.append("closed")
+
+    frames = (Frame(i, np.full((48, 64, 3), 10 * i, np.uint8)) for i in range(10))
+    video = tmp_path / "annotated.avi"
+    s = run_capture(digits_model, frames, CaptureSettings(target=0, headless=False, save_video=video),
+                    window_factory=FakeWindow)
+    assert s["stopped_by"] == "quit" and s["frames"] == 3 and shown[-1] == "closed"
+    cap = cv2.VideoCapture(str(video))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_max_frames_and_bad_flags(cli, tmp_path):
+    code, _, err = cli("capture", "--model", "digits", "--target", "3", "--source", tmp_path, "--max-frames", "0")
+    assert code == 2 and "--max-frames" in err
+    code, _, err = cli("capture", "--model", "digits", "--target", "eleven", "--source", tmp_path, "--headless")
+    assert code == 2 and "unknown target" in err
+
+
+# --- simulator -----------------------------------------------------------------------------------
+
+def test_simulated_clip_is_found_and_read(tmp_path, cli, synthetic_pdf):
+    clip = tmp_path / "clip.mp4"
+    code, out, err = cli("simulate", synthetic_pdf, "--out", clip, "--frames", "40", "--seed", "3")
+    assert code == 0, err
+    cap = cv2.VideoCapture(str(clip))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 40
+    assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (640, 480)
+    cap.release()
+    summary = tmp_path / "s.json"
+    code, out, err = cli("capture", "--model", "digits", "--target", "three", "--source", clip,
+                         "--sheet", synthetic_pdf.with_suffix(".json"), "--headless", "--summary", summary,
+                         "--save-video", tmp_path / "annotated.mp4")
+    assert code == 0, err
+    s = json.loads(summary.read_text())
+    assert s["frames"] == 40 and s["found_rate"] >= 0.95
+    # the rectified block is a clean "3": through the virtual camera it should mostly stay one
+    assert s["block_hit_rate"] >= 0.6
+    assert (tmp_path / "annotated.mp4").stat().st_size > 10_000
+
+
+def test_simulation_is_reproducible_and_bad_pdf_is_one_line(tmp_path, cli, synthetic_pdf):
+    from capture.simulate import SimulateSettings, simulate
+
+    a, b = tmp_path / "a.avi", tmp_path / "b.avi"
+    for p in (a, b):
+        simulate(synthetic_pdf, p, SimulateSettings(frames=3, seed=7))
+    ra, rb = cv2.VideoCapture(str(a)).read()[1], cv2.VideoCapture(str(b)).read()[1]
+    assert np.array_equal(ra, rb)
+    fake = tmp_path / "fake.pdf"
+    fake.write_text("not a pdf")
+    code, _, err = cli("simulate", fake, "--out", tmp_path / "x.mp4")
+    assert code == 2 and err.startswith("error: cannot read PDF")
+    assert not (tmp_path / "x.mp4").exists()
