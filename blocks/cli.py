@@ -356,6 +356,123 @@ def print_sheet(
             typer.echo(f"wrote {p}")
 
 
+@app.command()
+def capture(
+    target: Annotated[str, typer.Option("--target", help="class the block should be seen as: name, index or word")],
+    source: Annotated[str, typer.Option("--source", help="camera index (0), video file, folder or glob of photos, or URL")] = "0",
+    model: ModelOpt = "resnet50",
+    weights: WeightsOpt = None,
+    labels: LabelsOpt = None,
+    input_size: InputSizeOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    device: DeviceOpt = "auto",
+    sheet: Annotated[Optional[Path], typer.Option("--sheet", help="sheet.json from `blocks print`: find and rectify blocks by their markers")] = None,
+    sliding: Annotated[bool, typer.Option("--sliding", help="also scan the frame with a sliding window")] = False,
+    window: Annotated[float, typer.Option("--window", help="sliding window side, fraction of the frame's shorter side")] = 0.5,
+    stride: Annotated[float, typer.Option("--stride", help="sliding window step, fraction of the frame's shorter side")] = 0.25,
+    threshold: Annotated[float, typer.Option("--threshold", help="a hit needs the target top-1 with at least this probability")] = 0.0,
+    headless: Annotated[bool, typer.Option("--headless", help="no window (automatic when there is no display)")] = False,
+    save_video: Annotated[Optional[Path], typer.Option("--save-video", help="write the annotated stream (.mp4, .avi, .mkv)")] = None,
+    log: Annotated[Optional[Path], typer.Option("--log", help="one JSON line per frame")] = None,
+    summary: Annotated[Optional[Path], typer.Option("--summary", help="write the summary JSON here (it is always printed)")] = None,
+    max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="stop after N frames")] = None,
+    duration: Annotated[Optional[float], typer.Option("--duration", help="stop after S seconds")] = None,
+):
+    """Classify a camera, video or photos live: overlay, per-frame log, summary. q, Esc or Ctrl-C ends it."""
+    from capture.display import is_headless
+    from capture.loop import CaptureSettings, run_capture
+    from capture.sheet import load_sheet
+    from capture.sources import open_source
+    from capture.views import SlidingSettings
+
+    if max_frames is not None and max_frames < 1:
+        raise UserError("--max-frames must be at least 1")
+    if duration is not None and duration <= 0:
+        raise UserError("--duration must be more than 0 seconds")
+    if sliding and not (0 < window <= 1 and 0 < stride <= 1):
+        raise UserError("--window and --stride are fractions of the frame: give numbers in (0, 1]")
+    if not 0 <= threshold <= 1:
+        raise UserError("--threshold is a probability in [0, 1]")
+    layout = load_sheet(sheet) if sheet is not None else None
+    from blocks.models import load_classifier
+    from blocks.targets import resolve_target
+
+    net = load_classifier(model_spec(model, weights, labels, input_size, mean, std), device)
+    goal = resolve_target(target, net.labels)
+    settings = CaptureSettings(
+        target=goal.index, sheet=layout, sliding=SlidingSettings(window, stride) if sliding else None,
+        headless=is_headless(headless), save_video=save_video, log=log, max_frames=max_frames,
+        duration_s=duration, threshold=threshold)
+    frames = open_source(source)
+    if settings.headless and not headless:
+        typer.echo("no display found: running headless (no window)", err=True)
+    if settings.headless:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = [TextColumn("capture"), BarColumn(), TextColumn("frame {task.completed}"),
+                   TextColumn("p(target) {task.fields[prob]:.3f}"), TextColumn("hits {task.fields[hits]}"),
+                   TimeElapsedColumn()]
+        from rich.console import Console
+
+        # on stderr: stdout carries the summary JSON
+        with Progress(*columns, transient=False, console=Console(stderr=True)) as bar:
+            task = bar.add_task("capture", total=max_frames, prob=0.0, hits=0)
+            hits = [0]
+
+            def on_frame(r):
+                hits[0] += r.hit
+                bar.update(task, advance=1, prob=r.target_prob, hits=hits[0])
+
+            result = run_capture(net, frames, settings, on_frame=on_frame)
+    else:
+        result = run_capture(net, frames, settings)
+    emit_json(result, None)
+    if summary is not None:
+        emit_json(result, summary)
+    for p in (log, save_video):
+        if p is not None and result["frames"]:
+            typer.echo(f"wrote {p}", err=True)
+
+
+@app.command()
+def simulate(
+    pdf: Annotated[Path, typer.Argument(help="sheet PDF from `blocks print` (its sheet.json is used when present)")],
+    out: Annotated[Path, typer.Option("--out", help="video to write (.mp4, .avi, .mkv)")],
+    frames: Annotated[int, typer.Option("--frames", help="number of frames")] = 90,
+    seed: Annotated[int, typer.Option("--seed", help="camera path, lighting and noise seed")] = 0,
+    fps: Annotated[float, typer.Option("--fps", help="frame rate of the video")] = 15.0,
+    block: Annotated[int, typer.Option("--block", help="which block of the sheet the camera films")] = 0,
+):
+    """Film a printed sheet with a virtual camera (perspective, light, blur, noise, JPEG) -> a video."""
+    from capture.simulate import SimulateSettings, simulate as run_simulate
+
+    if frames < 1:
+        raise UserError("--frames must be at least 1")
+    if not 0 < fps <= 240:
+        raise UserError("--fps must be in (0, 240]")
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("simulate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=Console(stderr=True))
+    task = bar.add_task("simulate", total=frames)
+
+    def on_frame(i: int) -> None:
+        if i == 0:  # shown once the PDF has been read: a bad PDF gets only its error line
+            bar.start()
+        bar.update(task, completed=i + 1)
+
+    try:
+        info = run_simulate(pdf, out, SimulateSettings(frames=frames, seed=seed, fps=fps, block=block),
+                            on_frame=on_frame)
+    finally:
+        if bar.live.is_started:
+            bar.stop()
+    typer.echo(f"wrote {out}: {info['frames']} frames at {info['fps']:g} fps, {info['size'][0]}x{info['size'][1]}"
+               + (f", filming block {info['block']} of {info['sheet']}" if info["sheet"] else ", whole page (no sheet.json)"))
+
+
 @app.command("onepixel")
 def onepixel(
     inputs: Annotated[list[Path], typer.Argument(help="image files and/or folders of images")],
