@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from transforms.photometric import Photometric, apply_photometric
+from transforms.photometric import Photometric, frame_effects, texture_effects
 from transforms.placement import Placement, place, random_backgrounds, sample_homographies
 
 
@@ -64,6 +64,9 @@ def random_views(patch: torch.Tensor, n: int, size: int, eot: EOT, scenes: torch
     if patch_map is not None:
         patch = patch_map(patch[None])[0]
     H, params = sample_homographies(n, patch.shape[-1], size, eot.placement, generator, dev)
+    texels_per_pixel = patch.shape[-1] / (params["scale"] * size)
+    textures = texture_effects(patch[None].expand(n, -1, -1, -1), eot.photometric, texels_per_pixel,
+                               size, generator)
     backgrounds = random_backgrounds(n, size, scenes, generator, dev)
-    views = place(patch, backgrounds, H)
-    return apply_photometric(views, eot.photometric, generator), params
+    views = place(textures, backgrounds, H)
+    return frame_effects(views, eot.photometric, generator), params

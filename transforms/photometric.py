@@ -2,10 +2,17 @@
 
 Black patches are the trap here: a clamp at 0 or a gamma at 0 kills or blows up the gradient of a
 patch of exact zeros (see FIELD-NOTES). So lighting is applied without clamping, gamma is taken on
-a range squeezed away from 0, and the only clamp is the camera's own, at the very end.
+a range squeezed away from 0, and the final clip keeps the gradient of values on a bound.
+
+Cost decides where each effect runs. Gamma, blur and JPEG act on each view's copy of the patch
+texture (small: the patch's own pixels) before it is warped into the frame; blur is scaled so its
+width is measured in frame pixels. Lighting and sensor noise act on the whole frame, fused into
+one multiply-add and one addition. Measured on 2 CPU cores at 224 px, batch 32: JPEG on full
+frames cost 1.5 s a step, on textures a few hundredths.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -19,49 +26,74 @@ class Photometric:
     brightness: float = 0.0  # additive shift, uniform in [-b, b]
     gamma: tuple[float, float] = (1.0, 1.0)
     temperature: float = 0.0  # red/blue gain shift, uniform in [-t, t]
-    blur_sigma: float = 0.0  # max Gaussian sigma, as a fraction of the image side
+    blur_sigma: float = 0.0  # max Gaussian sigma, as a fraction of the frame side
     noise_std: float = 0.0  # max sensor noise std (per view uniform in [0, s])
     jpeg_quality: tuple[float, float] | None = None  # None = no JPEG
-    jpeg_p: float = 0.0  # share of views that go through JPEG (it is the costly one)
+    jpeg_p: float = 0.0  # share of views that go through JPEG
 
 
 _GAMMA_EPS = 1e-3
 
 
-def apply_photometric(x: torch.Tensor, cfg: Photometric,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
-    """x: (B, 3, H, W) in [0, 1] -> (B, 3, H, W) in [0, 1], one random draw per view."""
-    B, _, H, W = x.shape
-    dev = x.device
+def texture_effects(textures: torch.Tensor, cfg: Photometric, texels_per_pixel: torch.Tensor,
+                    frame_side: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Gamma, blur and JPEG on per-view patch copies.
+
+    textures: (B, 3, h, w) in [0, 1]; texels_per_pixel: (B,) patch pixels per frame pixel,
+    so a blur of s frame pixels becomes s * texels_per_pixel texels.
+    """
+    B = textures.shape[0]
+    dev = textures.device
     u = lambda *shape: torch.rand(*shape, generator=generator, device=dev)  # noqa: E731
+    x = textures
     if cfg.gamma != (1.0, 1.0):
         g = cfg.gamma[0] + (cfg.gamma[1] - cfg.gamma[0]) * u(B, 1, 1, 1)
         squeezed = x * (1 - 2 * _GAMMA_EPS) + _GAMMA_EPS  # finite gradient everywhere
         x = (squeezed.pow(g) - _GAMMA_EPS) / (1 - 2 * _GAMMA_EPS)
-    if cfg.contrast != (1.0, 1.0) or cfg.brightness:
-        c = cfg.contrast[0] + (cfg.contrast[1] - cfg.contrast[0]) * u(B, 1, 1, 1)
-        b = (2 * u(B, 1, 1, 1) - 1) * cfg.brightness
-        x = (x - 0.5) * c + 0.5 + b
-    if cfg.temperature:
-        t = (2 * u(B, 1, 1, 1) - 1) * cfg.temperature
-        gains = torch.cat([1 + t, torch.ones_like(t), 1 - t], dim=1)
-        x = x * gains
     if cfg.blur_sigma > 0:
-        sigma = (0.05 + cfg.blur_sigma * H * u(B, 1)).expand(B, 2)
-        k = max(3, int(2 * round(2 * cfg.blur_sigma * H) + 1))
-        x = gaussian_blur2d(x, (k, k), sigma)
-    if cfg.noise_std > 0:
-        std = cfg.noise_std * u(B, 1, 1, 1)
-        x = x + std * torch.randn(x.shape, generator=generator, device=dev)
-    x = clip01(x)
-    if cfg.jpeg_quality is not None and cfg.jpeg_p > 0 and H % 16 == 0 and W % 16 == 0:
+        # blur_sigma is a fraction of the frame side; frame pixels -> texels
+        sigma = (cfg.blur_sigma * u(B) * frame_side * texels_per_pixel).clamp(min=0.1)
+        k = 2 * math.ceil(2.5 * float(sigma.max())) + 1
+        if k >= 3:
+            x = gaussian_blur2d(x, (k, k), sigma[:, None].expand(B, 2).contiguous(), border_type="replicate")
+    if cfg.jpeg_quality is not None and cfg.jpeg_p > 0:
         chosen = (u(B) < cfg.jpeg_p).nonzero().flatten()
         if len(chosen):
             lo, hi = cfg.jpeg_quality
             q = lo + (hi - lo) * u(len(chosen))
-            coded = jpeg_codec_differentiable(x[chosen], q)
+            coded = jpeg_codec_differentiable(clip01(x[chosen]), q)
             x = x.index_copy(0, chosen, coded.to(x.dtype))
     return x
+
+
+def frame_effects(frames: torch.Tensor, cfg: Photometric,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Lighting (contrast, brightness, colour temperature) and sensor noise on whole frames.
+
+    frames: (B, 3, H, W) -> (B, 3, H, W) in [0, 1].
+    """
+    B = frames.shape[0]
+    dev = frames.device
+    u = lambda *shape: torch.rand(*shape, generator=generator, device=dev)  # noqa: E731
+    x = frames
+    if cfg.contrast != (1.0, 1.0) or cfg.brightness or cfg.temperature:
+        c = cfg.contrast[0] + (cfg.contrast[1] - cfg.contrast[0]) * u(B, 1, 1, 1)
+        b = (2 * u(B, 1, 1, 1) - 1) * cfg.brightness
+        t = (2 * u(B, 1, 1, 1) - 1) * cfg.temperature
+        gains = torch.cat([1 + t, torch.ones_like(t), 1 - t], dim=1)
+        # ((x - 0.5) c + 0.5 + b) * gains, as one multiply-add over the frame
+        x = torch.addcmul((0.5 - 0.5 * c + b) * gains, x, c * gains)
+    if cfg.noise_std > 0:
+        std = cfg.noise_std * u(B, 1, 1, 1)
+        x = x + std * torch.randn(x.shape, generator=generator, device=dev)
+    return clip01(x)
+
+
+def apply_photometric(frames: torch.Tensor, cfg: Photometric,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """Every effect on whole frames (B, 3, H, W): for callers with no separate patch texture."""
+    ones = torch.ones(frames.shape[0], device=frames.device)
+    return frame_effects(texture_effects(frames, cfg, ones, frames.shape[-1], generator), cfg, generator)
 
 
 def clip01(x: torch.Tensor) -> torch.Tensor:

@@ -51,9 +51,11 @@ def sample_homographies(n: int, patch_px: int, size: int, cfg: Placement,
 
 
 def place(patch: torch.Tensor, backgrounds: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
-    """patch: (3, h, w) in [0, 1]; backgrounds: (B, 3, S, S); H: (B, 3, 3) -> views (B, 3, S, S)."""
+    """patch: (3, h, w) or one per view (B, 3, h, w), in [0, 1]; backgrounds: (B, 3, S, S);
+    H: (B, 3, 3) -> views (B, 3, S, S)."""
     B, _, S, _ = backgrounds.shape
-    rgba = torch.cat([patch, torch.ones_like(patch[:1])])[None].expand(B, -1, -1, -1)
+    patch = patch.expand(B, -1, -1, -1) if patch.dim() == 3 else patch
+    rgba = torch.cat([patch, torch.ones_like(patch[:, :1])], dim=1)
     warped = warp_perspective(rgba, H, (S, S), mode="bilinear", padding_mode="zeros",
                               align_corners=True)
     mask = warped[:, 3:]
