@@ -349,7 +349,7 @@ def print_sheet(
     sheet = make_sheet(patches, settings)
     paths = write_sheet(sheet, out, preview=preview)
     n = len(sheet.info.blocks)
-    what = f"{n} blocks" if settings.layout == "grid" else "a cube net (6 faces)"
+    what = f"{n} block{'s' if n != 1 else ''}" if settings.layout == "grid" else "a cube net (6 faces)"
     typer.echo(f"wrote {out}: {what} on {sheet.pages} page(s); print at 100% scale")
     for p in paths:
         if p != out:
