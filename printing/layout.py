@@ -188,6 +188,7 @@ def grid_layout(n_blocks: int, block_w: float, block_h: float, page: tuple[float
     and a caption box of caption_h_mm below. The grid is centred horizontally in the margins.
     """
     pw, ph = page
+    margin_mm = max(margin_mm, frame.quiet_mm)  # a marker on the page's edge has no quiet zone
     cell_w = block_w + 2 * frame.ext_mm
     cell_h = block_h + 2 * frame.ext_mm + (CAPTION_GAP_MM + caption_h_mm if caption_h_mm > 0 else 0)
     usable_w, usable_h = pw - 2 * margin_mm, ph - 2 * margin_mm
@@ -248,6 +249,7 @@ def cube_layout(face_mm: float, page: tuple[float, float], margin_mm: float, fra
     """
     s, t = face_mm, tab_depth(face_mm)
     pw, ph = page
+    margin_mm = max(margin_mm, frame.quiet_mm)  # a marker on the page's edge has no quiet zone
     net_w, net_h = 3 * s, 4 * s + t
     need_w = net_w + 2 * frame.ext_mm
     need_h = net_h + 2 * frame.ext_mm + (CAPTION_GAP_MM + caption_h_mm if caption_h_mm > 0 else 0)

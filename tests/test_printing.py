@@ -241,6 +241,10 @@ def test_layout_geometry_is_clean():
         for other in lay.blocks:
             if other is not b and other.page == b.page:
                 assert not b.rect.grown(frame.ext_mm).overlaps(other.rect.grown(frame.ext_mm))
+    # even with no margin, every marker keeps its quiet zone on the page
+    edge = L.grid_layout(6, 40, 40, L.page_size("letter"), 0, frame, 5)
+    assert all(L.Rect(0, 0, 215.9, 279.4).contains(m.rect.grown(frame.quiet_mm))
+               for b in edge.blocks for m in b.markers)
     cube = L.cube_layout(50, L.page_size("a4"), 10, frame, 5)
     tabs = [L.Rect(min(p[0] for p in poly), min(p[1] for p in poly),
                    max(p[0] for p in poly) - min(p[0] for p in poly), max(p[1] for p in poly) - min(p[1] for p in poly))
