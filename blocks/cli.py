@@ -159,6 +159,7 @@ def generate(
     batch: Annotated[int, typer.Option("--batch", help="random views per step")] = 32,
     scale: Annotated[Optional[str], typer.Option("--scale", help="patch side / image side, MIN:MAX [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
     scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background images")] = None,
+    eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check [default: --scenes]")] = None,
     eot: Annotated[str, typer.Option("--eot", help="transform preset: none, digital, print, webcam")] = "print",
     max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="stop after S seconds, keeping the best patch")] = None,
     eval_n: Annotated[int, typer.Option("--eval-n", help="held-out random views for the final success rate")] = 256,
@@ -189,6 +190,7 @@ def generate(
     net = load_model(model, weights, labels, input_size, mean, std, device)
     t_idx, away_idx, goal = _resolve_goal(net, target, away_from)
     backgrounds = _scenes(scenes, net.input_size)
+    held_out_backgrounds = _scenes(eval_scenes, net.input_size) if eval_scenes else backgrounds
     cfg = GenerateConfig(target=t_idx, away_from=away_idx, patch_size=patch_size or max(8, net.input_size // 2),
                          steps=steps, epsilon=epsilon / 255, final_fraction=final_fraction,
                          schedule=schedule, batch=batch, max_seconds=max_seconds, seed=seed)
@@ -211,6 +213,7 @@ def generate(
     meta = {"target": goal, "model": net.describe(), "weights_sha256": net.weights_id,
             "device": str(net.device), "eot": eot, "eot_settings": _asdict(eot_cfg),
             "scale": list(scale_range), "scenes": str(scenes) if scenes else None,
+            "eval_scenes": str(eval_scenes or scenes) if (eval_scenes or scenes) else None,
             "config": config_dict(cfg), "seed": seed, "stopped": result.stopped,
             "best_step": result.best_step, "best_train_prob": result.best_objective_prob,
             "steps_run": len(result.curve), "seconds": round(result.seconds, 2),
@@ -221,7 +224,8 @@ def generate(
         raise typer.Exit(130)
     if result.curve:
         plot_curve(meta["curve"], out / "curve.png", f"{goal['mode']}: {goal['name']} ({net.name})")
-    ev = evaluate_patch(net, result.patch, eot_cfg, t_idx, away_idx, backgrounds, n=eval_n, seed=seed + 1)
+    ev = evaluate_patch(net, result.patch, eot_cfg, t_idx, away_idx, held_out_backgrounds, n=eval_n,
+                        seed=seed + 1)
     meta["held_out"] = ev.to_dict()
     write_patch(out, result.patch, meta)
     typer.echo(f"{goal['name']}: held-out success {ev.success_rate:.1%}, mean target prob "
