@@ -162,6 +162,9 @@ def generate(
     eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check [default: --scenes]")] = None,
     eot: Annotated[str, typer.Option("--eot", help="transform preset: none, digital, print, webcam")] = "print",
     max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="stop after S seconds, keeping the best patch")] = None,
+    colormap: Annotated[Optional[Path], typer.Option("--colormap", help="measured printer-to-camera colour map (blocks calibrate)")] = None,
+    printability: Annotated[float, typer.Option("--printability", help="weight of the non-printability penalty")] = 0.0,
+    tv: Annotated[float, typer.Option("--tv", help="weight of the total-variation penalty")] = 0.0,
     eval_n: Annotated[int, typer.Option("--eval-n", help="held-out random views for the final success rate")] = 256,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     out: Annotated[Optional[Path], typer.Option("--out", help="output folder [default: runs/<target>-<time>]")] = None,
@@ -186,6 +189,9 @@ def generate(
     eot_cfg = preset(eot, scale_range)
     if out is None:
         out = Path("runs") / f"{(target or away_from or 'patch').replace(' ', '_')}-{_time.strftime('%Y%m%d-%H%M%S')}"
+    if printability < 0 or tv < 0:
+        raise UserError("--printability and --tv are weights: give numbers >= 0")
+    cmap = _load_colormap(colormap)
     _writable_dir(out)
     net = load_model(model, weights, labels, input_size, mean, std, device)
     t_idx, away_idx, goal = _resolve_goal(net, target, away_from)
@@ -208,7 +214,8 @@ def generate(
         def on_step(r):
             bar.update(task, completed=r.step + 1, loss=r.loss, prob=r.objective_prob)
 
-        result = generate_patch(net, cfg, eot_cfg, backgrounds, on_step=on_step)
+        result = generate_patch(net, cfg, eot_cfg, backgrounds, on_step=on_step, patch_map=cmap,
+                                penalty=_penalty(cmap, printability, tv))
 
     meta = {"target": goal, "model": net.describe(), "weights_sha256": net.weights_id,
             "device": str(net.device), "eot": eot, "eot_settings": _asdict(eot_cfg),
@@ -217,6 +224,7 @@ def generate(
             "config": config_dict(cfg), "seed": seed, "stopped": result.stopped,
             "best_step": result.best_step, "best_train_prob": result.best_objective_prob,
             "steps_run": len(result.curve), "seconds": round(result.seconds, 2),
+            "colormap": str(colormap) if colormap else None, "printability": printability, "tv": tv,
             "curve": result.curve_dict(), "held_out": None}
     write_patch(out, result.patch, meta)  # first, so nothing is lost if evaluation is interrupted
     if result.stopped == "interrupted":
@@ -225,11 +233,38 @@ def generate(
     if result.curve:
         plot_curve(meta["curve"], out / "curve.png", f"{goal['mode']}: {goal['name']} ({net.name})")
     ev = evaluate_patch(net, result.patch, eot_cfg, t_idx, away_idx, held_out_backgrounds, n=eval_n,
-                        seed=seed + 1)
+                        seed=seed + 1, patch_map=cmap)
     meta["held_out"] = ev.to_dict()
     write_patch(out, result.patch, meta)
     typer.echo(f"{goal['name']}: held-out success {ev.success_rate:.1%}, mean target prob "
                f"{ev.mean_target_prob:.3f} over {ev.n} views -> {out}/patch.png")
+
+
+def _load_colormap(path: Path | None):
+    if path is None:
+        return None
+    from transforms.colormap import ColorMap
+
+    return ColorMap.load(path)
+
+
+def _penalty(cmap, printability: float, tv: float):
+    """The patch penalty for --printability / --tv, or None."""
+    if not printability and not tv:
+        return None
+    from blocks.penalties import default_palette, non_printability, total_variation
+
+    gamut = cmap.gamut if cmap is not None and cmap.gamut is not None else default_palette()
+
+    def penalty(patch):
+        total = 0.0
+        if printability:
+            total = total + printability * non_printability(patch, gamut, cmap)
+        if tv:
+            total = total + tv * total_variation(patch)
+        return total
+
+    return penalty
 
 
 def _asdict(obj):
@@ -253,6 +288,7 @@ def evaluate(
     scenes: Annotated[Optional[Path], typer.Option("--scenes")] = None,
     scale: Annotated[Optional[str], typer.Option("--scale", help="MIN:MAX [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
     eot: Annotated[str, typer.Option("--eot")] = "print",
+    colormap: Annotated[Optional[Path], typer.Option("--colormap", help="judge the patch as seen through this colour map")] = None,
     n: Annotated[int, typer.Option("--n", help="number of random views")] = 512,
     seed: Annotated[int, typer.Option("--seed", help="view seed (differs from training's by default)")] = 2024,
     out: Annotated[Optional[Path], typer.Option("--out", help="write JSON here instead of stdout")] = None,
@@ -269,7 +305,8 @@ def evaluate(
     eot_cfg = preset(eot, scale_range)
     net = load_model(model, weights, labels, input_size, mean, std, device)
     t_idx, away_idx, goal = _resolve_goal(net, target, away_from)
-    ev = evaluate_patch(net, image, eot_cfg, t_idx, away_idx, _scenes(scenes, net.input_size), n=n, seed=seed)
+    ev = evaluate_patch(net, image, eot_cfg, t_idx, away_idx, _scenes(scenes, net.input_size), n=n, seed=seed,
+                        patch_map=_load_colormap(colormap))
     emit_json({"patch": str(patch), "target": goal, "model": net.name, "eot": eot,
                "scale": list(scale_range), "seed": seed, **ev.to_dict()}, out)
 

@@ -87,9 +87,11 @@ def objective(logits: torch.Tensor, cfg: GenerateConfig):
 
 
 def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | None = None,
-                   on_step=None, patch_map=None) -> GenerateResult:
+                   on_step=None, patch_map=None, penalty=None) -> GenerateResult:
     """model: Classifier taking (B, 3, S, S) in [0, 1]; scenes: (N, 3, S, S) or None.
 
+    patch_map: a measured printer-to-camera colour map applied to the patch in every view.
+    penalty(patch) -> scalar is added to the loss (printability, total variation).
     on_step(record) is called after every step (progress bars, logging). Ctrl-C ends the run
     early and returns the best patch so far with stopped="interrupted".
     """
@@ -113,6 +115,8 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
             patch.requires_grad_(True)
             views, _ = random_views(patch, cfg.batch, size, eot, scenes, g, patch_map)
             loss, prob, win = objective(model(views), cfg)
+            if penalty is not None:
+                loss = loss + penalty(patch)
             (grad,) = torch.autograd.grad(loss, patch)
             progress = step / max(cfg.steps - 1, 1)
             if cfg.max_seconds:

@@ -1,0 +1,128 @@
+"""Printer-to-camera colour maps: the colour sent to the printer -> the colour a camera sees.
+
+The model is additive and piecewise linear: each seen channel is a sum, over the three sent
+channels, of a tone curve with knots on [0, 1], plus an offset:
+
+    seen_j = offset_j + sum_c sum_k coef[j, c, k] * hat_k(sent_c)
+
+It contains "a 3x3 matrix after per-channel tone curves" (coef[j, c, k] = M[j, c] * curve_c(knot_k))
+and, being linear in its parameters, fits in closed form by least squares. Differentiable, so
+generation can train through it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from blocks.errors import UserError
+
+KNOTS = 9
+
+
+def hat_basis(x: torch.Tensor, knots: int = KNOTS) -> torch.Tensor:
+    """x: (...,) in [0, 1] -> (..., knots): linear interpolation weights on evenly spaced knots.
+    Outside [0, 1] the end segments extend linearly."""
+    pos = x * (knots - 1)
+    left = pos.floor().clamp(0, knots - 2)
+    frac = pos - left
+    idx = left.long()
+    out = torch.zeros(*x.shape, knots, dtype=x.dtype, device=x.device)
+    out.scatter_(-1, idx[..., None], (1 - frac)[..., None])
+    out.scatter_add_(-1, (idx + 1)[..., None], frac[..., None])
+    return out
+
+
+@dataclass
+class ColorMap:
+    coef: torch.Tensor  # (3, 3, knots): seen channel, sent channel, knot
+    offset: torch.Tensor  # (3,)
+    mean_error_rgb: float | None = None  # of the fit, in 0-255 units
+    gamut: torch.Tensor | None = None  # (N, 3) colours the camera saw on the sheet, in [0, 1]
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def knots(self) -> int:
+        return self.coef.shape[-1]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 3, H, W) sent colours in [0, 1] -> seen colours (B, 3, H, W)."""
+        basis = hat_basis(x, self.knots)  # (B, 3, H, W, K)
+        coef = self.coef.to(x.device, x.dtype)
+        seen = torch.einsum("bchwk,jck->bjhw", basis, coef)
+        return seen + self.offset.to(x.device, x.dtype).view(1, 3, 1, 1)
+
+    def apply_rgb(self, colors: torch.Tensor) -> torch.Tensor:
+        """colors: (N, 3) in [0, 1] -> (N, 3)."""
+        return self(colors.T[None, :, :, None])[0, :, :, 0].T
+
+    @staticmethod
+    def identity(knots: int = KNOTS) -> "ColorMap":
+        grid = torch.linspace(0, 1, knots)
+        coef = torch.zeros(3, 3, knots)
+        for c in range(3):
+            coef[c, c] = grid
+        return ColorMap(coef, torch.zeros(3))
+
+    @staticmethod
+    def from_matrix(matrix, offset=(0.0, 0.0, 0.0), gamma=(1.0, 1.0, 1.0), knots: int = KNOTS) -> "ColorMap":
+        """seen = matrix @ (sent ** gamma) + offset, with the curves sampled at the knots."""
+        m = torch.as_tensor(matrix, dtype=torch.float32).view(3, 3)
+        grid = torch.linspace(0, 1, knots)
+        curves = torch.stack([grid ** float(g) for g in gamma])  # (3, K)
+        return ColorMap(m[:, :, None] * curves[None], torch.as_tensor(offset, dtype=torch.float32))
+
+    def to_dict(self) -> dict:
+        d = {"model": "additive-piecewise-linear", "knots": self.knots,
+             "coef": self.coef.tolist(), "offset": self.offset.tolist(),
+             "mean_error_rgb": self.mean_error_rgb,
+             "gamut_rgb": None if self.gamut is None else (self.gamut * 255).round().int().tolist()}
+        return {**self.extra, **d}
+
+    def save(self, path: str | Path) -> Path:
+        from blocks.files import atomic_write_json
+
+        return atomic_write_json(path, self.to_dict())
+
+    @staticmethod
+    def load(path: str | Path) -> "ColorMap":
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+            coef = torch.tensor(d["coef"], dtype=torch.float32)
+            offset = torch.tensor(d["offset"], dtype=torch.float32)
+            if coef.dim() != 3 or coef.shape[:2] != (3, 3) or offset.shape != (3,):
+                raise ValueError("coef must be 3x3xK and offset 3 numbers")
+        except FileNotFoundError:
+            raise UserError(f"colour map not found: {path}") from None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise UserError(f"not a colour map file (from `blocks calibrate`): {path} ({e})") from None
+        gamut = d.get("gamut_rgb")
+        extra = {k: v for k, v in d.items()
+                 if k not in {"model", "knots", "coef", "offset", "mean_error_rgb", "gamut_rgb"}}
+        return ColorMap(coef, offset, d.get("mean_error_rgb"),
+                        None if gamut is None else torch.tensor(gamut, dtype=torch.float32) / 255, extra)
+
+
+def fit_colormap(sent: torch.Tensor, seen: torch.Tensor, knots: int = KNOTS,
+                 ridge: float = 1e-4) -> ColorMap:
+    """Least-squares fit. sent, seen: (N, 3) in [0, 1] (swatch colours and what the camera saw).
+
+    The small ridge keeps knots that no swatch constrains near a smooth solution.
+    """
+    sent, seen = sent.double(), seen.double()
+    if len(sent) < 3 * knots:
+        raise UserError(f"too few colour samples to fit a map: {len(sent)} (need {3 * knots})")
+    X = hat_basis(sent, knots).reshape(len(sent), 3 * knots)  # (N, 3K)
+    X = torch.cat([X, torch.ones(len(sent), 1, dtype=X.dtype)], dim=1)
+    A = X.T @ X + ridge * torch.eye(X.shape[1], dtype=X.dtype)
+    W = torch.linalg.solve(A, X.T @ seen)  # (3K + 1, 3)
+    coef = W[:-1].T.reshape(3, 3, knots).float()
+    # The constant is shared between the offset and the curves; keep it in the offset.
+    cmap = ColorMap(coef, W[-1].float())
+    err = (cmap.apply_rgb(sent.float()) - seen.float()).abs().mean().item() * 255
+    cmap.mean_error_rgb = round(err, 3)
+    cmap.gamut = seen.float().clamp(0, 1)
+    return cmap
