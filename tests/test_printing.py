@@ -156,6 +156,12 @@ def test_capture_reads_our_sheet(grid):
     _, out, *_ = grid
     parsed = capture_sheet.load_sheet(out.with_suffix(".json"))
     assert len(parsed.blocks) == 2 and parsed.blocks[1].width_mm == 40.0
+    # cube faces each carry their own markers, so capture can tell the faces apart
+    cube = make_sheet([load_patch(grid[0].info.blocks[0].patch_file)], SheetSettings(layout="cube", size_mm=40))
+    path = out.with_name("cube.json")
+    path.write_text(json.dumps(cube.info.to_json()))
+    parsed = capture_sheet.load_sheet(path)
+    assert len(parsed.blocks) == 6 and {parsed.block_of_marker(m.id) for b in cube.info.blocks for m in b.markers} == set(range(6))
 
 
 def test_tile_grows_block_and_preview(cli, patches, tmp_path):
