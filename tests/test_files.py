@@ -38,3 +38,8 @@ def test_unreadable_and_missing_images(tmp_path):
 def test_unwritable_folder(tmp_path):
     with pytest.raises(UserError, match="cannot write"):
         atomic_write_bytes("/proc/nope/x.png", b"1")
+
+
+def test_outputs_are_ordinary_files(tmp_path):
+    path = atomic_write_bytes(tmp_path / "x.json", b"{}")
+    assert path.stat().st_mode & 0o044 == 0o044  # readable by others, as with a plain open()
