@@ -200,7 +200,8 @@ def _load_torchvision(spec: ModelSpec) -> Classifier:
     if labels is not default.meta["categories"] and len(labels) != len(default.meta["categories"]):
         raise UserError(f"--labels has {len(labels)} names but {spec.name} default weights have "
                         f"{len(default.meta['categories'])} classes")
-    return Classifier(net, labels, size, mean, std, name=spec.name, weights_id=str(default))
+    weights_id = sha256_file(cached) if cached.is_file() else str(default)
+    return Classifier(net, labels, size, mean, std, name=spec.name, weights_id=weights_id)
 
 
 def weights_cache_path(url: str) -> Path:

@@ -91,3 +91,22 @@ def test_pick_device():
     assert pick_device("auto").type in {"cpu", "cuda", "mps"}
     with pytest.raises(UserError):
         pick_device("tpu")
+
+
+def test_cached_default_weights_load_offline_and_are_hashed(monkeypatch, tmp_path):
+    """The cache path is the real torch.hub one: a checkpoint placed there loads with no network."""
+    from torchvision.models import MobileNet_V3_Small_Weights, mobilenet_v3_small
+
+    from blocks.models import weights_cache_path
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    url = MobileNet_V3_Small_Weights.DEFAULT.url
+    cached = weights_cache_path(url)
+    assert cached == tmp_path / "hub" / "checkpoints" / url.rsplit("/", 1)[1]
+    cached.parent.mkdir(parents=True)
+    torch.save(mobilenet_v3_small().state_dict(), cached)
+    model = load_classifier(ModelSpec(name="mobilenet_v3_small", input_size=64))
+    assert len(model.labels) == 1000 and model.labels[8] == "hen"
+    from blocks.files import sha256_file
+
+    assert model.weights_id == sha256_file(cached)
