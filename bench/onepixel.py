@@ -117,6 +117,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--peers", default="torchattacks,art")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run every method this many times (interleaved) and keep the fastest")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.popsize % 5:
@@ -137,34 +139,45 @@ def main() -> None:
         name, fn = peers[key]
         runs.append((name, (lambda fn=fn: fn(model, x, y, args))))
 
-    rows = []
-    for name, fn in runs:
-        try:
-            adv, dt, q = fn()
-        except Exception as e:  # a peer that cannot run is reported, not fatal
-            print(f"{name}: could not run: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
-            continue
-        rows.append((name, dt, q, evaluate(model, adv, x, y)))
-        print(f"  {name}: done in {dt:.1f} s", flush=True)
+    # The machine is shared: wall time is noisy, so CPU time of this process is printed too, and
+    # with --repeat the methods run interleaved and each keeps its fastest wall time.
+    best: dict[str, tuple] = {}
+    failed: set[str] = set()
+    for rep in range(args.repeat):
+        for name, fn in runs:
+            if name in failed:
+                continue
+            cpu0 = time.process_time()
+            try:
+                adv, dt, q = fn()
+            except Exception as e:  # a peer that cannot run is reported, not fatal
+                print(f"{name}: could not run: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+                failed.add(name)
+                continue
+            cpu = time.process_time() - cpu0
+            print(f"  {name}: done in {dt:.1f} s (cpu {cpu:.1f} s)", flush=True)
+            if name not in best or dt < best[name][1]:
+                best[name] = (name, dt, q, evaluate(model, adv, x, y), cpu)
+    rows = [best[name] for name, _ in runs if name in best]
 
-    ours_t = next((dt for n, dt, _, _ in rows if n == "ours (paper)"), None)
-    flip_t = next((dt for n, dt, _, _ in rows if n == "ours (paper, stop on flip)"), None)
+    ours_t = next((dt for n, dt, *_ in rows if n == "ours (paper)"), None)
+    flip_t = next((dt for n, dt, *_ in rows if n == "ours (paper, stop on flip)"), None)
     print(f"\n{'method':32s} {'success':>9s} {'conf':>6s} {'px':>3s} {'queries':>8s} {'seconds':>9s} "
-          f"{'/ours':>7s} {'/ours-flip':>10s}")
-    for name, dt, q, ev in rows:
+          f"{'cpu s':>7s} {'/ours':>7s} {'/ours-flip':>10s}")
+    for name, dt, q, ev, cpu in rows:
         qs = f"{q:8.0f}" if q is not None else f"{'-':>8s}"
         print(f"{name:32s} {ev['n_ok']:3d}/{len(x):<3d}{ev['success']:4.0%} {ev['confidence']:6.3f} "
-              f"{ev['max_changed']:3d} {qs} {dt:9.2f} {dt / ours_t:7.2f} {dt / flip_t:10.2f}")
+              f"{ev['max_changed']:3d} {qs} {dt:9.2f} {cpu:7.1f} {dt / ours_t:7.2f} {dt / flip_t:10.2f}")
     peer_rows = [r for r in rows if not r[0].startswith("ours")]
     if peer_rows:
         fastest = min(peer_rows, key=lambda r: r[1])
-        best = max(r[3]["success"] for r in peer_rows)
+        best_peer = max(r[3]["success"] for r in peer_rows)
         ours = next(r for r in rows if r[0] == "ours (paper)")
         print(f"\nfastest peer: {fastest[0]} {fastest[1]:.2f} s = {fastest[1] / ours_t:.1f}x ours (paper), "
-              f"{fastest[1] / flip_t:.1f}x ours (stop on flip); best peer success {best:.0%}, "
+              f"{fastest[1] / flip_t:.1f}x ours (stop on flip); best peer success {best_peer:.0%}, "
               f"ours {ours[3]['success']:.0%}")
         print(f"target (10x faster, success >= best peer): "
-              f"{'met' if fastest[1] / ours_t >= 10 and ours[3]['success'] >= best else 'NOT met'}")
+              f"{'met' if fastest[1] / ours_t >= 10 and ours[3]['success'] >= best_peer else 'NOT met'}")
 
 
 if __name__ == "__main__":

