@@ -484,12 +484,34 @@ def simulate(
     seed: Annotated[int, typer.Option("--seed", help="camera path, lighting and noise seed")] = 0,
     fps: Annotated[float, typer.Option("--fps", help="frame rate of the video")] = 15.0,
     block: Annotated[int, typer.Option("--block", help="which block of the sheet the camera films")] = 0,
+    colormap: Annotated[Optional[Path], typer.Option("--colormap", help="film the sheet through this printer-to-camera colour map (colormap.json)")] = None,
+    steady_light: Annotated[bool, typer.Option("--steady-light", help="even, constant, neutral light: the colour map is then the only colour change")] = False,
+    size: Annotated[Optional[str], typer.Option("--size", help="frame size WxH in pixels [default 640x480]")] = None,
 ):
-    """Film a printed sheet with a virtual camera (perspective, light, blur, noise, JPEG) -> a video."""
-    from capture.simulate import SimulateSettings, simulate as run_simulate
+    """Film a printed sheet with a virtual camera (perspective, light, blur, noise, JPEG) -> a video,
+    or one still photo when --out is an image (.png, .jpg; --frames is then 1)."""
+    from dataclasses import replace
 
+    from blocks.files import IMAGE_SUFFIXES
+    from capture.simulate import SimulateSettings, simulate as run_simulate
+    from transforms.camera import CameraSettings
+
+    if out.suffix.lower() in IMAGE_SUFFIXES:
+        frames = 1
     if frames < 1:
         raise UserError("--frames must be at least 1")
+    camera = CameraSettings()
+    if size is not None:
+        try:
+            w, h = (int(v) for v in size.lower().split("x"))
+        except ValueError:
+            w = h = 0
+        if not (64 <= w <= 8192 and 64 <= h <= 8192):
+            raise UserError(f"--size takes WxH in pixels (64 to 8192 each), not {size!r}")
+        camera = replace(camera, size=(w, h))
+    if steady_light:
+        camera = replace(camera, brightness=(1.0, 1.0), gradient=0.0, color_cast=0.0)
+    cmap = _load_colormap(colormap)
     if not 0 < fps <= 240:
         raise UserError("--fps must be in (0, 240]")
     from rich.console import Console
@@ -505,8 +527,8 @@ def simulate(
         bar.update(task, completed=i + 1)
 
     try:
-        info = run_simulate(pdf, out, SimulateSettings(frames=frames, seed=seed, fps=fps, block=block),
-                            on_frame=on_frame)
+        info = run_simulate(pdf, out, SimulateSettings(frames=frames, seed=seed, fps=fps, block=block,
+                                                       camera=camera, colormap=cmap), on_frame=on_frame)
     finally:
         if bar.live.is_started:
             bar.stop()
@@ -539,6 +561,49 @@ def onepixel(
     run_onepixel(inputs, model_spec(model, weights, labels, input_size, mean, std), target=target,
                  pixels=pixels, popsize=popsize, maxiter=maxiter, out=out, strategy=strategy,
                  seed=seed, device=device, batch=batch)
+
+
+@app.command("calibration-sheet")
+def calibration_sheet(
+    out: Annotated[Path, typer.Option("--out", help="PDF to write; calib.json is written next to it")] = Path("calib.pdf"),
+    page: Annotated[str, typer.Option("--page", help="a4, letter or a3")] = "a4",
+    swatch_mm: Annotated[float, typer.Option("--swatch-mm", help="side of each colour swatch")] = 11.0,
+    marker_mm: Annotated[float, typer.Option("--marker-mm", help="side of each corner ArUco marker")] = 16.0,
+    margin_mm: Annotated[float, typer.Option("--margin-mm", help="blank border of the page")] = 10.0,
+    levels: Annotated[int, typer.Option("--levels", help="steps per channel of the RGB grid (levels^3 colours)")] = 5,
+    preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of the page")] = False,
+):
+    """A page of colour swatches with ArUco markers, and its calib.json, to measure printer + camera colours."""
+    from printing.calibration import CalibrationSettings, make_calibration_sheet, write_calibration_sheet
+
+    sheet = make_calibration_sheet(CalibrationSettings(page=page, swatch_mm=swatch_mm, marker_mm=marker_mm,
+                                                       margin_mm=margin_mm, levels=levels))
+    paths = write_calibration_sheet(sheet, out, preview=preview)
+    info = sheet.info
+    typer.echo(f"wrote {', '.join(str(p) for p in paths)}: {len(info['swatches'])} swatches "
+               f"({info['rows']}x{info['cols']}) of {swatch_mm:g} mm on {page}")
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    source: Annotated[str, typer.Argument(help="photo, video, or folder/glob of photos of the printed calibration sheet")],
+    sheet: Annotated[Path, typer.Option("--sheet", help="calib.json from `blocks calibration-sheet`")],
+    out: Annotated[Path, typer.Option("--out", help="colour map to write (JSON)")] = Path("colormap.json"),
+    max_frames: Annotated[int, typer.Option("--max-frames", help="video: frames (where the sheet is found) to average")] = 60,
+    step: Annotated[int, typer.Option("--step", help="video: look at every STEP-th frame")] = 1,
+):
+    """Fit the printer-to-camera colour map from a photo or video of the calibration sheet."""
+    from capture.calibrate import CalibrateSettings, calibrate, check_out
+
+    check_out(out)
+    cmap = calibrate(source, sheet, CalibrateSettings(max_frames=max_frames, step=step))
+    cmap.save(out)
+    e = cmap.extra
+    typer.echo(f"wrote {out}: mean error {cmap.mean_error_rgb:.2f} RGB units (max {e['max_error_rgb']:.1f}) over "
+               f"{e['swatches']} swatches, {e['frames_used']} of {e['frames_looked_at']} frame(s) used")
+    if cmap.mean_error_rgb > 8:
+        typer.echo("warning: a large fit error: uneven light, glare or a blurred photo? Retake it flat and evenly lit.",
+                   err=True)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from blocks.errors import UserError
+from blocks.files import IMAGE_SUFFIXES, atomic_write_bytes
 from capture.loop import VideoOut
 from capture.sheet import Sheet, load_sheet, sidecar_path
 from transforms.camera import (CameraSettings, develop, film_page, keep_in_frame, make_background,
@@ -27,6 +28,9 @@ class SimulateSettings:
     fps: float = 15.0
     block: int = 0  # which block of the sheet the camera looks at (with a sidecar sheet.json)
     camera: CameraSettings = field(default_factory=CameraSettings)
+    # transforms.colormap.ColorMap: the printer-to-camera colours, applied to the rendered page
+    # (sent colours) before the camera's own light, blur, noise and JPEG. None: colours as sent.
+    colormap: object | None = None
 
 
 def render_page(pdf: Path, page: int, dpi: float) -> tuple[np.ndarray, tuple[float, float]]:
@@ -99,8 +103,13 @@ def simulate(pdf: str | Path, out: str | Path, settings: SimulateSettings,
     dpi = float(np.clip(1.5 * roi_side_px / max(roi[2], roi[3]) * MM_PER_INCH, 50, 600))
     page, page_mm = render_page(pdf, page_index, dpi)
     px_per_mm = page.shape[1] / page_mm[0]
+    if settings.colormap is not None:
+        from capture.calibrate import apply_to_bgr
 
-    video = VideoOut(out, settings.fps)
+        page = apply_to_bgr(settings.colormap, page)
+
+    # A photo (.png, .jpg) holds the first frame only: a still for `blocks calibrate`.
+    video = StillOut(out) if out.suffix.lower() in IMAGE_SUFFIXES else VideoOut(out, settings.fps)
     background = make_background(cam, rng)
     poses = sample_poses(settings.frames, cam, rng)
     looks = sample_looks(settings.frames, cam, rng)
@@ -117,10 +126,31 @@ def simulate(pdf: str | Path, out: str | Path, settings: SimulateSettings,
             video.write(develop(clean, look, motion, rng))
             if on_frame:
                 on_frame(i)
+            if isinstance(video, StillOut):
+                break
         ok = True
     finally:
         video.close(keep=ok)
-    return {"out": str(out), "frames": settings.frames, "fps": settings.fps, "size": list(cam.size),
+    return {"out": str(out), "frames": video.frames, "fps": settings.fps, "size": list(cam.size),
             "seed": settings.seed, "sheet": str(sidecar) if sheet is not None else None,
             "block": settings.block if sheet is not None else None, "page": page_index,
             "render_dpi": round(dpi, 1)}
+
+
+class StillOut:
+    """VideoOut's interface for a single photo: keeps the first frame, written atomically on close."""
+
+    def __init__(self, path: Path):
+        self.path, self.frames, self._data = Path(path), 0, None
+
+    def write(self, bgr: np.ndarray) -> None:
+        if self._data is None:
+            ok, buf = cv2.imencode(self.path.suffix.lower(), bgr)
+            if not ok:
+                raise UserError(f"cannot encode a {self.path.suffix} image: use .png or .jpg")
+            self._data = buf.tobytes()
+        self.frames += 1
+
+    def close(self, keep: bool = True) -> None:
+        if keep and self._data is not None:
+            atomic_write_bytes(self.path, self._data)

@@ -1,0 +1,167 @@
+"""`blocks calibrate`: measure the printer-to-camera colour map from a photo or video of the
+calibration sheet (printing.calibration).
+
+Per frame: ArUco markers -> homography (capture.markers, the same code that finds blocks) -> the
+swatch field rectified head-on -> the median of the inner half of every swatch (its edges are
+blurred by the printer and the lens, its centre is not). Over frames: the per-swatch median. Then
+transforms.colormap.fit_colormap from the colours sent to the colours seen.
+
+The map includes the light the photo was taken in: photograph the sheet flat, evenly lit, in the
+light the patch will be used in. Uneven light shows up as a high mean_error_rgb.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from blocks.errors import UserError
+from capture.markers import detect_markers, locate_blocks, make_detector, rectify_block
+from capture.sheet import Sheet, parse_sheet
+from capture.sources import open_source, quiet_opencv
+from transforms.colormap import ColorMap, fit_colormap
+
+RECTIFIED_SIDE = 1024  # px: the swatch field is resampled to this square before sampling
+
+
+@dataclass(frozen=True)
+class CalibrationInfo:
+    """calib.json, read: the sheet (for finding it) and the swatches, in the field's frame."""
+
+    sheet: Sheet
+    sent: np.ndarray  # (N, 3) uint8 RGB, as sent to the printer
+    boxes_mm: np.ndarray  # (N, 4) x, y, w, h of each swatch on the page, mm
+    path: Path | None = None
+
+
+@dataclass
+class CalibrateSettings:
+    inner: float = 0.5  # side of the sampled centre square, as a fraction of the swatch's side
+    max_frames: int = 60  # frames (where the sheet is found) to average, at most
+    step: int = 1  # use every step-th frame of a video (frames next to each other are alike)
+    min_markers: int = 3  # of the four corner markers, to trust a frame's homography
+
+
+def load_calibration(path: str | Path) -> CalibrationInfo:
+    """calib.json from `blocks calibration-sheet` (or its PDF's path) -> CalibrationInfo."""
+    path = Path(path)
+    if path.suffix.lower() == ".pdf":
+        path = path.with_suffix(".json")
+    if not path.is_file():
+        raise UserError(f"calibration sheet file not found: {path} (written next to the PDF by "
+                        f"`blocks calibration-sheet`)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"cannot read calibration sheet {path}: {e}") from None
+    return parse_calibration(data, path)
+
+
+def parse_calibration(data, path: Path | None = None) -> CalibrationInfo:
+    where = f"{path}" if path else "calibration sheet"
+    if not isinstance(data, dict) or not data.get("swatches"):
+        raise UserError(f"{where} is not a calibration sheet from `blocks calibration-sheet` (no swatches)")
+    sheet = parse_sheet(data, path)
+    if len(sheet.blocks) != 1:
+        raise UserError(f"{where}: a calibration sheet has one swatch field, not {len(sheet.blocks)} blocks")
+    try:
+        sent = np.array([s["rgb"] for s in data["swatches"]], dtype=np.float64)
+        boxes = np.array([[s["x_mm"], s["y_mm"], s["size_mm"], s.get("height_mm", s["size_mm"])]
+                          for s in data["swatches"]], dtype=np.float64)
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{where}: bad swatch entry ({type(e).__name__}: {e})") from None
+    if sent.ndim != 2 or sent.shape[1] != 3 or not np.isfinite(sent).all() or sent.min() < 0 or sent.max() > 255:
+        raise UserError(f"{where}: every swatch needs rgb [r, g, b] with values 0-255")
+    if not np.isfinite(boxes).all() or (boxes[:, 2:] <= 0).any():
+        raise UserError(f"{where}: every swatch needs a finite position and a positive size")
+    return CalibrationInfo(sheet, sent.astype(np.uint8), boxes, path)
+
+
+def sample_swatches(rectified: np.ndarray, calib: CalibrationInfo, inner: float = 0.5) -> np.ndarray:
+    """rectified: (S, S, 3) uint8 BGR, the swatch field seen head-on (capture.markers.rectify_block)
+    -> (N, 3) float RGB in [0, 1]: the per-channel median of each swatch's centre square."""
+    block = calib.sheet.blocks[0]
+    h, w = rectified.shape[:2]
+    sx, sy = w / block.width_mm, h / block.height_mm  # px per mm along each axis
+    out = np.empty((len(calib.boxes_mm), 3))
+    for k, (x, y, bw, bh) in enumerate(calib.boxes_mm):
+        cx, cy = (x - block.x_mm + bw / 2) * sx, (y - block.y_mm + bh / 2) * sy
+        hx, hy = max(inner * bw * sx / 2, 0.5), max(inner * bh * sy / 2, 0.5)
+        x0, x1 = int(round(cx - hx)), int(round(cx + hx))
+        y0, y1 = int(round(cy - hy)), int(round(cy + hy))
+        patch = rectified[max(y0, 0):max(y1, y0 + 1), max(x0, 0):max(x1, x0 + 1)].reshape(-1, 3)
+        out[k] = np.median(patch, axis=0)[::-1] / 255.0
+    return out
+
+
+def measure_frame(bgr: np.ndarray, calib: CalibrationInfo, detector=None, settings: CalibrateSettings | None = None):
+    """One frame -> (N, 3) RGB in [0, 1] seen for each swatch, or None when the sheet is not found."""
+    s = settings or CalibrateSettings()
+    detector = detector or make_detector(calib.sheet.dictionary)
+    found = locate_blocks(calib.sheet, detect_markers(detector, bgr), min_markers=s.min_markers)
+    if not found:
+        return None
+    rectified = rectify_block(bgr, calib.sheet, found[0], RECTIFIED_SIDE)
+    return sample_swatches(rectified, calib, s.inner)
+
+
+def calibrate(source: str | Path, sheet: str | Path | CalibrationInfo, settings: CalibrateSettings | None = None,
+              on_frame: Callable[[int, bool], None] | None = None) -> ColorMap:
+    """A photo, a video, or a folder/glob of photos of the printed calibration sheet -> the fitted
+    ColorMap (mean_error_rgb and gamut set; extra records the frames used and the sheet).
+    on_frame(index, found) is called for every frame looked at."""
+    s = settings or CalibrateSettings()
+    if s.max_frames < 1 or s.step < 1:
+        raise UserError("--max-frames and --step must be at least 1")
+    calib = sheet if isinstance(sheet, CalibrationInfo) else load_calibration(sheet)
+    text = str(source)
+    if text.strip().isdigit() or "://" in text:
+        raise UserError("calibrate reads a photo, a video file, or a folder/glob of photos, not a camera or stream")
+    detector = make_detector(calib.sheet.dictionary)
+    samples, looked = [], 0
+    with quiet_opencv(), open_source(text) as frames:
+        for frame in frames:
+            if frame.index % s.step:
+                continue
+            looked += 1
+            seen = measure_frame(frame.bgr, calib, detector, s)
+            if on_frame:
+                on_frame(frame.index, seen is not None)
+            if seen is not None:
+                samples.append(seen)
+                if len(samples) >= s.max_frames:
+                    break
+    if not samples:
+        raise UserError(f"the calibration sheet was not found in {source} ({looked} frame(s) looked at): "
+                        f"all four corner markers should be in view, sharp and not glared")
+    # median over frames: a frame with glare or motion blur on some swatches does not drag them off
+    seen = np.median(np.stack(samples), axis=0)
+    cmap = fit_colormap(torch.from_numpy(calib.sent / 255.0).float(), torch.from_numpy(seen).float())
+    residual = (cmap.apply_rgb(torch.from_numpy(calib.sent / 255.0).float()) - torch.from_numpy(seen).float())
+    cmap.extra = {"source": str(source), "sheet": str(calib.path) if calib.path else None,
+                  "frames_used": len(samples), "frames_looked_at": looked, "swatches": len(calib.sent),
+                  "max_error_rgb": round(float(residual.abs().max()) * 255, 3),
+                  "seen_rgb": np.round(seen * 255, 2).tolist()}
+    return cmap
+
+
+def apply_to_bgr(cmap: ColorMap, bgr: np.ndarray, rows: int = 256) -> np.ndarray:
+    """(H, W, 3) uint8 BGR sent colours -> uint8 BGR seen through the map, clipped to 0-255.
+    In row chunks: the map's basis is K times the image's size."""
+    out = np.empty_like(bgr)
+    with torch.no_grad():
+        for y in range(0, bgr.shape[0], rows):
+            chunk = torch.from_numpy(np.ascontiguousarray(bgr[y:y + rows, :, ::-1])).permute(2, 0, 1)[None].float() / 255
+            seen = cmap(chunk)[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+            out[y:y + rows] = seen[:, :, ::-1]
+    return out
+
+
+def check_out(path: Path) -> Path:
+    if path.suffix.lower() != ".json":
+        raise UserError(f"--out must be a .json file, not {path}")
+    return path

@@ -1,0 +1,198 @@
+"""A colour calibration sheet: swatches spread over the RGB cube, four ArUco markers, calib.json.
+
+    from printing.calibration import CalibrationSettings, make_calibration_sheet, write_calibration_sheet
+    sheet = make_calibration_sheet(CalibrationSettings(page="a4"))
+    write_calibration_sheet(sheet, "calib.pdf")   # calib.pdf, calib.json (and calib-page0.png with preview)
+
+Print it at 100% with colour management off (the colours sent must reach the printer unchanged),
+photograph it in the light the patch will be used in, then `blocks calibrate photo.jpg --sheet
+calib.json` fits the printer-to-camera colour map.
+
+calib.json is a valid sheet.json (see printing.sheet): one block, the swatch field, with the four
+corner markers, so `blocks simulate` and `blocks capture` find and rectify it like any sheet. On
+top of that: kind "calibration", markers[] (the same four, top level) and swatches[] {index, rgb
+[r, g, b] 0-255 as sent, x_mm, y_mm, size_mm} (top-left corner, origin at the page's top-left, y down).
+
+The swatches are drawn as one lossless image over the field at exactly its size (printing.pdf's
+draw_pdf, the same path patches take), so the colours in the PDF are exactly those in calib.json.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from blocks.errors import UserError
+from printing import layout as L
+from printing.markers import DICTIONARY, dictionary_size
+from printing.sheet import SCHEMA_VERSION, _r, preview_paths, sidecar_path
+
+KIND = "calibration"
+
+
+@dataclass
+class CalibrationSettings:
+    """swatch_mm: side of each swatch (the calibrator samples its inner half, so ~10 mm leaves a
+    few camera pixels even from a distance). gap_mm: white between swatches. marker_mm: side of
+    each corner marker's black square. levels: steps per channel of the RGB grid (levels**3 colours)."""
+
+    page: str = "a4"
+    margin_mm: float = 10.0
+    swatch_mm: float = 11.0
+    gap_mm: float = 1.5
+    marker_mm: float = 16.0
+    levels: int = 5
+    dpi: int = 300  # resolution of the embedded swatch image (its edges snap to this grid)
+    seed: int = 0  # order of the swatches on the page
+    date: str | None = None
+
+
+@dataclass
+class CalibrationSheet:
+    pdf: bytes
+    info: dict  # the calib.json content
+
+    @property
+    def colors(self) -> np.ndarray:
+        """(N, 3) uint8 RGB as sent, in swatch order."""
+        return np.array([s["rgb"] for s in self.info["swatches"]], dtype=np.uint8)
+
+
+def swatch_colors(n: int, levels: int = 5, seed: int = 0) -> np.ndarray:
+    """(n, 3) uint8: the levels**3 grid over the RGB cube (black and white included), then the
+    centres of its cells (levels-1)**3, then greys between the grid's, then seeded random colours,
+    as many as n asks for; shuffled with `seed` so that uneven light on the page does not line up
+    with any colour axis (it then averages out in the fit instead of bending one tone curve)."""
+    if n < levels ** 3:
+        raise UserError(f"the page holds {n} swatches but a {levels}-level grid needs {levels ** 3}: "
+                        f"use smaller swatches, a bigger page or fewer levels")
+    g = np.linspace(0, 255, levels)
+    grid = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    centres = (g[:-1] + g[1:]) / 2
+    body = np.stack(np.meshgrid(centres, centres, centres, indexing="ij"), -1).reshape(-1, 3)
+    # greys on a finer ladder than the grid's: neutral tones are what a colour cast shows in first
+    ladder = np.linspace(0, 255, 4 * (levels - 1) + 1)
+    greys = np.repeat([v for v in ladder if not np.isclose(v, g).any()], 3).reshape(-1, 3)
+    colors = np.concatenate([grid, body, greys])[:n]
+    rng = np.random.default_rng(seed)
+    if len(colors) < n:
+        colors = np.concatenate([colors, rng.uniform(0, 255, (n - len(colors), 3))])
+    colors = np.round(colors).astype(np.uint8)
+    return colors[rng.permutation(n)]
+
+
+def _check(s: CalibrationSettings) -> None:
+    for flag, v, lo in (("--swatch-mm", s.swatch_mm, 3.0), ("--marker-mm", s.marker_mm, 4.0)):
+        if not (math.isfinite(v) and v >= lo):
+            raise UserError(f"{flag} must be at least {lo:g} mm, not {v!r}")
+    if not (math.isfinite(s.gap_mm) and s.gap_mm >= 0) or not (math.isfinite(s.margin_mm) and s.margin_mm >= 0):
+        raise UserError("--gap-mm and --margin-mm must be 0 or more")
+    if not 2 <= s.levels <= 8:
+        raise UserError(f"--levels must be between 2 and 8, not {s.levels}")
+    if not 72 <= s.dpi <= 1200:
+        raise UserError(f"--dpi must be between 72 and 1200, not {s.dpi}")
+
+
+def make_calibration_sheet(settings: CalibrationSettings | None = None) -> CalibrationSheet:
+    """Lay out and draw the sheet: markers in the corners of the page's printable area, a caption
+    between the top two, and the swatch field (as many swatches as fit) between the marker rows."""
+    from printing.pdf import caption_height_mm, caption_lines, draw_pdf
+
+    s = settings or CalibrationSettings()
+    _check(s)
+    pw, ph = L.page_size(s.page)
+    frame = L.Frame.for_markers(s.marker_mm)
+    m, q = s.marker_mm, frame.quiet_mm
+    margin = max(s.margin_mm, q)  # a marker at the page's edge would have no quiet zone
+    x0, x1 = margin, pw - margin
+    y0, y1 = margin + m + q, ph - margin - m - q  # the field lies between the marker rows
+    pitch = s.swatch_mm + s.gap_mm
+    cols = int(math.floor((x1 - x0 + s.gap_mm) / pitch + 1e-9))
+    rows = int(math.floor((y1 - y0 + s.gap_mm) / pitch + 1e-9))
+    if cols < 1 or rows < 1:
+        raise UserError(f"{s.swatch_mm:g} mm swatches with {s.marker_mm:g} mm markers do not fit on "
+                        f"{s.page} with {s.margin_mm:g} mm margins")
+    colors = swatch_colors(rows * cols, s.levels, s.seed)
+
+    # The field as one image whose swatch edges fall on its pixel grid; positions in calib.json are
+    # read back from that grid, so they are exactly where the printed edges are.
+    ppm = s.dpi / 25.4
+    field_w, field_h = cols * pitch - s.gap_mm, rows * pitch - s.gap_mm
+    fx = x0 + (x1 - x0 - field_w) / 2  # centred between the margins / marker rows
+    fy = y0 + (y1 - y0 - field_h) / 2
+    W, H = round(field_w * ppm), round(field_h * ppm)
+    image = np.full((H, W, 3), 255, np.uint8)
+    swatches = []
+    for k, rgb in enumerate(colors):
+        r, c = divmod(k, cols)
+        px0, py0 = round(c * pitch * ppm), round(r * pitch * ppm)
+        px1, py1 = round((c * pitch + s.swatch_mm) * ppm), round((r * pitch + s.swatch_mm) * ppm)
+        image[py0:py1, px0:px1] = rgb
+        sx, sy = field_w / W, field_h / H  # mm per image pixel (the image is stretched to the field)
+        swatches.append({"index": k, "rgb": [int(v) for v in rgb], "x_mm": _r(fx + px0 * sx),
+                         "y_mm": _r(fy + py0 * sy), "size_mm": _r((px1 - px0) * sx),
+                         "height_mm": _r((py1 - py0) * sy)})
+
+    n_ids = dictionary_size(DICTIONARY)
+    # the dictionary's last four IDs: a calibration sheet and a block sheet (IDs from 0) can share a frame
+    spots = ((x0, margin), (x1 - m, margin), (x1 - m, ph - margin - m), (x0, ph - margin - m))
+    markers = tuple(L.MarkerPlace(n_ids - 4 + i, x, y, m, corner)
+                    for i, ((x, y), corner) in enumerate(zip(spots, L.CORNERS)))
+    block = L.BlockPlace(0, 0, fx, fy, field_w, field_h, markers)
+    date = s.date or datetime.date.today().isoformat()
+    text = (f"colour calibration sheet | {len(colors)} swatches of {s.swatch_mm:g} mm | {date}\n"
+            f"print at 100% with colour management off, photograph flat and evenly lit, then: "
+            f"blocks calibrate PHOTO --sheet <this sheet's .json>")
+    cap_w = x1 - x0 - 2 * (m + q)
+    lines = caption_lines(text, cap_w)
+    captions = []
+    if caption_height_mm(len(lines)) <= m:
+        captions = [L.Caption(0, x0 + m + q, margin, cap_w, (0,))]
+    lay = L.Layout(KIND, (pw, ph), 1, [block], captions, frame=frame)
+    pdf = draw_pdf(lay, [image], [lines] if captions else [], title="colour calibration sheet",
+                   margin_mm=s.margin_mm)
+
+    marker_json = [{"id": mk.id, "x_mm": _r(mk.x_mm), "y_mm": _r(mk.y_mm), "size_mm": _r(mk.size_mm),
+                    "spot": mk.spot} for mk in markers]
+    info = {
+        "version": SCHEMA_VERSION, "kind": KIND, "page_size_mm": [pw, ph], "pages": 1, "layout": KIND,
+        "aruco_dictionary": DICTIONARY, "dpi": int(s.dpi), "date": date,
+        "blocks": [{"page": 0, "x_mm": _r(fx), "y_mm": _r(fy), "size_mm": _r(field_w), "width_mm": _r(field_w),
+                    "height_mm": _r(field_h), "patch_size_mm": _r(field_w), "tile": [1, 1],
+                    "markers": marker_json, "patch_sha256": None, "patch_file": None, "target": None,
+                    "model": None, "face": None, "image_px": [W, H]}],
+        "markers": marker_json,
+        "swatch_mm": s.swatch_mm, "grid_levels": s.levels, "rows": rows, "cols": cols,
+        "swatches": swatches,
+    }
+    return CalibrationSheet(pdf, info)
+
+
+def write_calibration_sheet(sheet: CalibrationSheet, out: str | Path, preview: bool = False,
+                            preview_dpi: float = 100) -> list[Path]:
+    """Write out (the PDF), its sidecar calib.json and, with preview, a PNG; returns the paths.
+    Each file is written atomically, the PDF last (never a PDF without its sidecar)."""
+    from blocks.files import atomic_write_bytes
+
+    out = Path(out)
+    if out.suffix.lower() != ".pdf":
+        raise UserError(f"--out must be a .pdf file (the sidecar takes the .json name), not {out}")
+    files = [(sidecar_path(out), (json.dumps(sheet.info, indent=2) + "\n").encode())]
+    if preview:
+        import cv2
+
+        from printing.render import render_page
+
+        rgb = render_page(sheet.pdf, 0, preview_dpi)
+        ok, buf = cv2.imencode(".png", rgb[:, :, ::-1])
+        if not ok:
+            raise RuntimeError("PNG encoding failed")
+        files.append((preview_paths(out, 1)[0], buf.tobytes()))
+    files.append((out, sheet.pdf))
+    for path, data in files:
+        atomic_write_bytes(path, data)
+    return [p for p, _ in files]
