@@ -99,8 +99,8 @@ def rectify_block(bgr: np.ndarray, sheet: Sheet, found: FoundBlock, side: int,
     """The block's patch area seen head-on: (side, side, 3) uint8, same colour order as bgr.
 
     margin: extra border around the patch as a fraction of its side (0 = the patch only).
-    The warp goes first to roughly the block's apparent size, then INTER_AREA down to `side`:
-    warping straight to a small side would alias (warpPerspective does not filter).
+    The warp goes first to about the block's apparent size (a multiple of `side`), then INTER_AREA
+    down to `side`: warping straight to a small side would alias (warpPerspective does not filter).
     """
     block = sheet.blocks[found.index]
     x0 = block.x_mm - margin * block.width_mm
@@ -108,7 +108,7 @@ def rectify_block(bgr: np.ndarray, sheet: Sheet, found: FoundBlock, side: int,
     w = block.width_mm * (1 + 2 * margin)
     h = block.height_mm * (1 + 2 * margin)
     apparent = float(np.sqrt(max(cv2.contourArea(found.outline), 1.0))) * (1 + 2 * margin)
-    work = int(np.clip(round(apparent), side, 4 * side))
+    work = side * int(np.clip(round(apparent / side), 1, 8))  # an integer multiple: fast INTER_AREA
     # crop px -> sheet mm -> image px
     crop_to_mm = np.array([[w / work, 0, x0], [0, h / work, y0], [0, 0, 1]], dtype=np.float64)
     M = found.homography @ crop_to_mm

@@ -14,9 +14,14 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def _text(img, text, org, scale=0.5, color=WHITE, thickness=1):
-    """Text with a dark outline so it reads on any background."""
-    cv2.putText(img, text, org, FONT, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
-    cv2.putText(img, text, org, FONT, scale, color, thickness, cv2.LINE_AA)
+    """Text on a dark box so it reads on any background (an outline drawn with a thicker pen
+    would not line up: Hershey glyph advances depend on the thickness)."""
+    (tw, th), base = cv2.getTextSize(text, FONT, scale, thickness)
+    h, w = img.shape[:2]
+    x = int(min(max(org[0], 0), max(w - tw - 2, 0)))
+    y = int(min(max(org[1], th + 2), h - base - 2))
+    cv2.rectangle(img, (x - 2, y - th - 2), (x + tw + 2, y + base + 1), (0, 0, 0), -1)
+    cv2.putText(img, text, (x, y), FONT, scale, color, thickness, cv2.LINE_AA)
 
 
 def draw_overlay(bgr: np.ndarray, result, prepared, labels: list[str], target_name: str,
@@ -35,9 +40,10 @@ def draw_overlay(bgr: np.ndarray, result, prepared, labels: list[str], target_na
     for fb, br in zip(prepared.found, result.blocks):
         color = GREEN if br["hit"] else RED
         cv2.polylines(img, [fb.outline.astype(np.int32)], True, color, 2, cv2.LINE_AA)
-        x, y = fb.outline.min(axis=0).astype(int)
+        x = int(fb.outline[:, 0].min())
+        y = int(fb.outline[:, 1].max()) + line  # under the block: the top-left corner holds the top-5
         _text(img, f"block {br['block']}: {br['top1']} {br['top1_prob']:.2f} | target {br['target_prob']:.2f}",
-              (int(x), max(12, int(y) - 6)), scale, color)
+              (x, y), scale, color)
     for (x, y, bw, bh), hit in zip(prepared.boxes, result.window_hits):
         if hit:
             cv2.rectangle(img, (x, y), (x + bw, y + bh), GREEN, 1)

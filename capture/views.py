@@ -38,13 +38,19 @@ def _starts(length: int, side: int, step: int) -> list[int]:
 
 
 def resize_view(bgr: np.ndarray, side: int) -> np.ndarray:
-    """(H, W, 3) uint8 -> (side, side, 3) uint8, squashed like the Classifier would squash it.
-    INTER_AREA when shrinking: the antialiased resize the Classifier itself does, at uint8 cost."""
+    """(H, W, 3) uint8 -> (side, side, 3) uint8, squashed as the Classifier would squash it.
+
+    Antialiased like the Classifier's own resize, at a fraction of the cost: bilinear to an
+    integer multiple k*side (close to the source's size), then INTER_AREA by exactly k, which
+    is OpenCV's fast box-filter path (a direct INTER_AREA at a fractional ratio is ~3x slower)."""
     h, w = bgr.shape[:2]
     if (h, w) == (side, side):
         return bgr
-    interp = cv2.INTER_AREA if side < min(h, w) else cv2.INTER_LINEAR
-    return cv2.resize(bgr, (side, side), interpolation=interp)
+    k = int(min(8, max(1, round(max(h, w) / side))))
+    if k == 1:
+        return cv2.resize(bgr, (side, side), interpolation=cv2.INTER_AREA if side < min(h, w) else cv2.INTER_LINEAR)
+    big = cv2.resize(bgr, (k * side, k * side), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(big, (side, side), interpolation=cv2.INTER_AREA)
 
 
 def to_batch(views: list[np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:
