@@ -177,9 +177,9 @@ def main() -> None:
         x, y = load_digits_rgb("test")
         others = x[y != 7]
         compare_with_art("digits model", model, others[0::2], others[1::2], 7, (0.5, 0.6), 16,
-                         args.budget / 3, 32, 1024)
+                         args.budget, 32, 1024)
         compare_with_art("resnet18 (random weights, 224 px)", random_resnet18(), synthetic_scenes(32, 224, 2),
-                         synthetic_scenes(64, 224, 3), 8, (0.3, 0.5), 64, args.budget, 16, 256)
+                         synthetic_scenes(64, 224, 3), 8, (0.3, 0.5), 64, 2 * args.budget, 16, 256)
 
 
 if __name__ == "__main__":

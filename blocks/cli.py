@@ -153,7 +153,7 @@ def generate(
     device: DeviceOpt = "auto",
     patch_size: Annotated[Optional[int], typer.Option("--patch-size", help="patch side in pixels [default: half the model input]")] = None,
     steps: Annotated[int, typer.Option("--steps")] = 400,
-    epsilon: Annotated[float, typer.Option("--epsilon", help="first step size in 0-255 units (negative-epsilon FGSM step)")] = 8.0,
+    epsilon: Annotated[float, typer.Option("--epsilon", help="first step size in 0-255 units (negative-epsilon FGSM step)")] = 32.0,
     final_fraction: Annotated[float, typer.Option("--final-fraction", help="last step size as a fraction of the first")] = 0.1,
     schedule: Annotated[str, typer.Option("--schedule", help="step-size schedule: cosine, linear, constant")] = "cosine",
     batch: Annotated[int, typer.Option("--batch", help="random views per step")] = 32,

@@ -29,7 +29,7 @@ class GenerateConfig:
     away_from: int | None = None  # class to stop being (positive epsilon); one of the two
     patch_size: int = 64  # side in pixels
     steps: int = 400
-    epsilon: float = 8 / 255  # first step size, in [0, 1] pixel units
+    epsilon: float = 32 / 255  # first step size, in [0, 1] pixel units: large, to leave black fast
     final_fraction: float = 0.1  # last step size = epsilon * final_fraction
     schedule: str = "cosine"  # cosine | linear | constant
     batch: int = 32  # views per step
