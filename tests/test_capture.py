@@ -345,3 +345,14 @@ def test_end_to_end_generate_print_simulate_capture(tmp_path, cli):
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert sum(bool(r["blocks"]) for r in records) / len(records) == pytest.approx(s["found_rate"])
     assert all(len(r["markers"]) >= 2 for r in records if r["blocks"])
+
+
+def test_duration_stops_an_endless_source(digits_model):
+    def endless():
+        i = 0
+        while True:
+            yield Frame(i, np.full((48, 64, 3), 128, np.uint8))
+            i += 1
+
+    s = run_capture(digits_model, endless(), CaptureSettings(target=0, duration_s=0.3))
+    assert s["stopped_by"] == "duration" and s["frames"] >= 1
