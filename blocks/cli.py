@@ -458,7 +458,8 @@ def capture(
 
         # on stderr: stdout carries the summary JSON
         with Progress(*columns, transient=False, console=Console(stderr=True)) as bar:
-            task = bar.add_task("capture", total=max_frames, prob=0.0, hits=0)
+            known = [n for n in (max_frames, frames.frame_count) if n]
+            task = bar.add_task("capture", total=min(known) if known else None, prob=0.0, hits=0)
             hits = [0]
 
             def on_frame(r):

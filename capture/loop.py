@@ -205,6 +205,15 @@ class VideoOut:
             self.tmp.unlink(missing_ok=True)
 
 
+def _open_window(factory: Callable[[], Window]) -> Window:
+    import cv2
+
+    try:
+        return factory()
+    except cv2.error:  # e.g. opencv-python-headless, or a display that refuses the window
+        raise UserError("cannot open a window here (OpenCV has no GUI backend): use --headless") from None
+
+
 def run_capture(model, source, settings: CaptureSettings,
                 on_frame: Callable[[FrameResult], None] | None = None,
                 window_factory: Callable[[], Window] = Window) -> dict:
@@ -218,10 +227,10 @@ def run_capture(model, source, settings: CaptureSettings,
     side = int(model.input_size)
     prepare = Preparer(settings, side)
     tally = Tally(with_sheet=settings.sheet is not None)
-    log = _LogFile(settings.log) if settings.log else None
+    window = None if settings.headless else _open_window(window_factory)
     fps_hint = getattr(source, "fps", None) or 15.0
     video = VideoOut(settings.save_video, fps_hint) if settings.save_video else None
-    window = None if settings.headless else window_factory()
+    log = _LogFile(settings.log) if settings.log else None
     draw = window is not None or video is not None
     stopped_by = "end of source"
     ok = False

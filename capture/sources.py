@@ -49,6 +49,7 @@ class FrameSource:
     kind = "source"
     fps: float | None = None
     live = False  # a camera or stream: no end, and frames should not queue up
+    frame_count: int | None = None  # known for videos and photos (for the progress bar)
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -70,6 +71,8 @@ class VideoSource(FrameSource):
         self.cap, self._first, self.kind, self.name, self.live = cap, first, kind, name, live
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and np.isfinite(fps) and 0 < fps < 1000 else None
+        count = cap.get(cv2.CAP_PROP_FRAME_COUNT) if not live else 0
+        self.frame_count = int(count) if count and np.isfinite(count) and count > 0 else None
 
     def __iter__(self) -> Iterator[Frame]:
         i = 0
@@ -95,6 +98,7 @@ class ImageSource(FrameSource):
 
     def __init__(self, paths: list[Path], name: str):
         self.paths, self.name, self.skipped = paths, name, []
+        self.frame_count = len(paths)
 
     def __iter__(self) -> Iterator[Frame]:
         i = 0

@@ -356,3 +356,13 @@ def test_duration_stops_an_endless_source(digits_model):
 
     s = run_capture(digits_model, endless(), CaptureSettings(target=0, duration_s=0.3))
     assert s["stopped_by"] == "duration" and s["frames"] >= 1
+
+
+def test_no_gui_backend_is_one_clear_error(tmp_path, digits_model):
+    def no_gui():
+        raise cv2.error("The function is not implemented")
+
+    log = tmp_path / "f.jsonl"
+    with pytest.raises(UserError, match="--headless"):
+        run_capture(digits_model, [], CaptureSettings(target=0, headless=False, log=log), window_factory=no_gui)
+    assert list(tmp_path.iterdir()) == []  # no temporary log left behind
