@@ -326,8 +326,8 @@ def test_simulation_is_reproducible_and_bad_pdf_is_one_line(tmp_path, cli, synth
 # --- end to end: generate -> print -> simulate -> capture (issue 4's "Done means") ---------------
 
 def test_end_to_end_generate_print_simulate_capture(tmp_path, cli):
-    code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "40", "--batch", "8",
-                       "--max-seconds", "10", "--eval-n", "16", "--out", tmp_path / "gen")
+    code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "80", "--batch", "16",
+                       "--eval-n", "16", "--out", tmp_path / "gen")
     assert code == 0, err
     pdf = tmp_path / "print" / "sheet.pdf"
     code, _, err = cli("print", tmp_path / "gen" / "patch.png", "--out", pdf, "--size-mm", "50")
@@ -341,7 +341,9 @@ def test_end_to_end_generate_print_simulate_capture(tmp_path, cli):
     assert code == 0, err
     s = json.loads(summary.read_text())
     assert s["frames"] == 40 and s["found_rate"] >= 0.95
-    assert 0.0 <= s["hit_rate"] <= 1.0 and 0.0 <= s["block_hit_rate"] <= 1.0
+    assert 0.0 <= s["hit_rate"] <= 1.0
+    # The chain works: the printed, filmed and rectified block is read as the target.
+    assert s["block_hit_rate"] >= 0.8, s
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert sum(bool(r["blocks"]) for r in records) / len(records) == pytest.approx(s["found_rate"])
     assert all(len(r["markers"]) >= 2 for r in records if r["blocks"])
