@@ -130,11 +130,18 @@ def _scenes(folder: Path | None, size: int):
 
 
 def _writable_dir(out: Path) -> Path:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+    """Check that out can be written, without creating it yet (a failed run leaves nothing)."""
+    import os
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"cannot write to {out}: it is a file, not a folder")
+    import tempfile
+
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    try:  # a real probe: permissions alone do not tell (root, read-only mounts, /proc)
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".blocks-probe-"))
     except OSError as e:
         raise UserError(f"cannot write to {out}: {e.strerror or e}") from None
     return out

@@ -194,7 +194,7 @@ def _load_torchvision(spec: ModelSpec) -> Classifier:
         reason = getattr(e, "reason", None) or e
         raise UserError(
             f"cannot download {spec.name} weights ({reason}); put {Path(default.url).name} in "
-            f"{cached.parent} , or use --weights FILE (a state dict) or --model digits (bundled, offline)"
+            f"{cached.parent}, or use --weights FILE (a state dict) or --model digits (bundled, offline)"
         ) from None
     net.load_state_dict(state)
     if labels is not default.meta["categories"] and len(labels) != len(default.meta["categories"]):

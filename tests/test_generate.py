@@ -170,6 +170,7 @@ def test_cli_offline_resnet_is_one_line(cli, monkeypatch, tmp_path):
     code, _, err = cli("generate", "--target", "chicken", "--out", tmp_path / "o")
     assert code == 2 and err.count("\n") == 1
     assert "--weights FILE" in err and "--model digits" in err and "checkpoints" in err
+    assert not (tmp_path / "o").exists()  # a failed run leaves no empty output folder
 
 
 def test_sigint_exits_130_and_keeps_the_patch(tmp_path):
