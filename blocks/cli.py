@@ -164,6 +164,7 @@ def generate(
     final_fraction: Annotated[float, typer.Option("--final-fraction", help="last step size as a fraction of the first")] = 0.1,
     schedule: Annotated[str, typer.Option("--schedule", help="step-size schedule: cosine, linear, constant")] = "cosine",
     batch: Annotated[int, typer.Option("--batch", help="random views per step")] = 32,
+    momentum: Annotated[float, typer.Option("--momentum", help="sign of a running mean of gradients (0 = plain FGSM)")] = 0.9,
     scale: Annotated[Optional[str], typer.Option("--scale", help="patch side / image side, MIN:MAX [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
     scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background images")] = None,
     eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check [default: --scenes]")] = None,
@@ -190,6 +191,8 @@ def generate(
     for flag, value in (("--steps", steps), ("--batch", batch), ("--eval-n", eval_n)):
         if value < 1:
             raise UserError(f"{flag} must be at least 1")
+    if not 0 <= momentum < 1:
+        raise UserError("--momentum must be in [0, 1)")
     if not 0 < epsilon <= 255:
         raise UserError("--epsilon is a step size in 0-255 units: give a number in (0, 255]")
     scale_range = parse_range(scale, "--scale", 0.01, 1.5) or ((0.4, 0.6) if scenes else (0.8, 1.0))
@@ -206,7 +209,8 @@ def generate(
     held_out_backgrounds = _scenes(eval_scenes, net.input_size) if eval_scenes else backgrounds
     cfg = GenerateConfig(target=t_idx, away_from=away_idx, patch_size=patch_size or max(8, net.input_size // 2),
                          steps=steps, epsilon=epsilon / 255, final_fraction=final_fraction,
-                         schedule=schedule, batch=batch, max_seconds=max_seconds, seed=seed)
+                         schedule=schedule, batch=batch, momentum=momentum, max_seconds=max_seconds,
+                         seed=seed)
     if cfg.patch_size < 2:
         raise UserError("--patch-size must be at least 2 pixels")
 

@@ -75,12 +75,20 @@ def test_ctrl_c_keeps_best_patch(digits_model):
         if record.step == 6:
             raise KeyboardInterrupt
 
-    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=100, batch=8)
+    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=100, batch=8, check_every=3)
     result = generate_patch(digits_model, cfg, preset("print"), on_step=on_step)
     assert result.stopped == "interrupted"
     assert len(result.curve) == 7
-    best = min(seen, key=lambda r: r.loss)
-    assert result.best_step == best.step
+    assert result.best_step in (0, 3, 6)  # the patches scored on the fixed check views
+    assert result.best_step > 0 and result.patch.abs().sum() > 0  # better than black, kept
+
+
+def test_best_patch_is_judged_on_fixed_views(digits_model):
+    """The kept patch must be at least as good on the check views as the last one."""
+    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=30, batch=8, check_every=5)
+    result = generate_patch(digits_model, cfg, preset("print"))
+    assert result.best_step in (0, 5, 10, 15, 20, 25, 30)
+    assert result.best_objective_prob >= 0.5
 
 
 def test_max_seconds_stops(digits_model):

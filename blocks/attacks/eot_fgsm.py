@@ -6,10 +6,11 @@ gradient of the cross-entropy averaged over the batch, and moves every pixel one
     targeted   (negative epsilon): patch <- clip(patch - eps_t * sign(grad CE(target)))
     untargeted (positive epsilon): patch <- clip(patch + eps_t * sign(grad CE(away)))
 
-The step size follows a schedule from `epsilon` down to `epsilon * final_fraction`. The best
-patch is the one whose own batch of random views gave the lowest loss (probabilities saturate at
-1 long before the loss stops falling), so a Ctrl-C or a time limit
-always leaves the best patch seen, not the last one.
+The step size follows a schedule from `epsilon` down to `epsilon * final_fraction`. Every
+`check_every` steps (and at the end) the patch is scored on one fixed batch of views; the best
+patch is the one with the lowest loss there. Each step's own views are fresh, so their loss is too
+noisy to compare patches (on a slowly moving model it picks lucky early batches), while the fixed
+views compare like with like. A Ctrl-C or a time limit leaves the best patch checked so far.
 """
 from __future__ import annotations
 
@@ -33,8 +34,10 @@ class GenerateConfig:
     final_fraction: float = 0.1  # last step size = epsilon * final_fraction
     schedule: str = "cosine"  # cosine | linear | constant
     batch: int = 32  # views per step
+    momentum: float = 0.9  # signed steps on a running mean of gradients (0 = plain FGSM steps)
     max_seconds: float | None = None
     seed: int = 0
+    check_every: int = 10  # steps between scoring the patch on the fixed check views
 
 
 @dataclass
@@ -106,6 +109,18 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
     best = patch.clone()
     best_loss, best_prob, best_step = float("inf"), 0.0, 0
     result = GenerateResult(patch=best, best_step=0, best_objective_prob=0.0)
+    velocity = torch.zeros_like(patch)
+    check_seed = cfg.seed + 1_000_003  # never the views of a training step
+
+    def check(candidate, step):
+        nonlocal best, best_loss, best_prob, best_step
+        g_check = torch.Generator(device=device).manual_seed(check_seed)
+        with torch.no_grad():
+            views, _ = random_views(candidate, cfg.batch, size, eot, scenes, g_check, patch_map)
+            loss, prob, _ = objective(model(views), cfg)
+        if loss.item() < best_loss:
+            best, best_loss, best_prob, best_step = candidate.clone(), loss.item(), prob.mean().item(), step
+
     start = time.monotonic()
     try:
         for step in range(cfg.steps):
@@ -122,17 +137,22 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
             if cfg.max_seconds:
                 progress = max(progress, (time.monotonic() - start) / cfg.max_seconds)
             eps = step_size(cfg, progress)
+            if step % cfg.check_every == 0:
+                check(patch.detach(), step)  # the patch these views measured, before the update
             with torch.no_grad():
                 mean_prob = prob.mean().item()
-                if loss.item() < best_loss:  # these views measured the patch before this update
-                    best_loss, best_prob, best_step = loss.item(), mean_prob, step
-                    best = patch.detach().clone()
+                if cfg.momentum:
+                    # L1-normalised, so steps with small gradients count as much as big ones
+                    velocity = cfg.momentum * velocity + grad / grad.abs().mean().clamp_min(1e-12)
+                    grad = velocity
                 patch = (patch.detach() - eps * grad.sign()).clamp_(0, 1)
             record = StepRecord(step, loss.item(), mean_prob, win.float().mean().item(), eps,
                                 time.monotonic() - start)
             result.curve.append(record)
             if on_step is not None:
                 on_step(record)
+        if result.curve:
+            check(patch.detach(), len(result.curve))  # the final patch, after the last update
     except KeyboardInterrupt:
         result.stopped = "interrupted"
     result.patch, result.best_step, result.best_objective_prob = best, best_step, best_prob
