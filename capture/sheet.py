@@ -10,22 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from blocks.errors import UserError
+from printing.sheet import MarkerInfo as Marker  # one marker type for printing and capture
+from printing.sheet import sheet_info_from_dict, sidecar_path
 
 DICTIONARIES = {"DICT_4X4_50", "DICT_4X4_100", "DICT_4X4_250", "DICT_4X4_1000", "DICT_5X5_50",
                 "DICT_5X5_100", "DICT_6X6_50", "DICT_6X6_250", "DICT_ARUCO_ORIGINAL"}
-
-
-@dataclass(frozen=True)
-class Marker:
-    id: int
-    x_mm: float  # top-left corner of the marker's black border
-    y_mm: float
-    size_mm: float
-
-    def corners_mm(self) -> np.ndarray:
-        """(4, 2) corners in ArUco's order: top-left, top-right, bottom-right, bottom-left."""
-        x, y, s = self.x_mm, self.y_mm, self.size_mm
-        return np.array([[x, y], [x + s, y], [x + s, y + s], [x, y + s]], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -74,28 +63,23 @@ def load_sheet(path: str | Path) -> Sheet:
 
 
 def parse_sheet(data: dict, path: Path | None = None) -> Sheet:
+    """Check a parsed sheet.json for capture: known dictionary, markers present, ids unique."""
     where = f"sheet {path}" if path else "sheet"
     try:
-        page = tuple(float(v) for v in data.get("page_size_mm", (0.0, 0.0)))
-        dictionary = str(data.get("aruco_dictionary", "DICT_4X4_50"))
-        blocks = []
-        index: dict[int, int] = {}
-        for i, b in enumerate(data["blocks"]):
-            size = b.get("size_mm")
-            w = float(b.get("width_mm", size))
-            h = float(b.get("height_mm", size))
-            markers = tuple(Marker(int(m["id"]), float(m["x_mm"]), float(m["y_mm"]), float(m["size_mm"]))
-                            for m in b.get("markers", []))
-            for m in markers:
-                if m.id in index:
-                    raise UserError(f"{where}: marker id {m.id} is used twice")
-                index[m.id] = i
-            blocks.append(Block(i, int(b.get("page", 0)), float(b["x_mm"]), float(b["y_mm"]), w, h,
-                                markers, b.get("target"), b.get("model"), b.get("patch_sha256")))
-    except UserError:
-        raise
+        info = sheet_info_from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserError(f"{where} is not a sheet from `blocks print` (bad or missing field: {e})") from None
+    dictionary = info.aruco_dictionary
+    blocks = []
+    index: dict[int, int] = {}
+    for i, b in enumerate(info.blocks):
+        for m in b.markers:
+            if m.id in index:
+                raise UserError(f"{where}: marker id {m.id} is used twice")
+            index[m.id] = i
+        blocks.append(Block(i, b.page, b.x_mm, b.y_mm, b.width_mm, b.height_mm, b.markers, b.target,
+                            b.model, b.patch_sha256))
+    page = info.page_size_mm
     if dictionary not in DICTIONARIES:
         raise UserError(f"{where}: unsupported ArUco dictionary {dictionary!r}")
     if not blocks:
@@ -103,8 +87,3 @@ def parse_sheet(data: dict, path: Path | None = None) -> Sheet:
     if not index:
         raise UserError(f"{where} has no markers (printed with --no-markers?): capture needs them to find blocks")
     return Sheet(page, dictionary, tuple(blocks), path, index)
-
-
-def sidecar_path(pdf: str | Path) -> Path:
-    """sheet.pdf -> sheet.json, the name `blocks print` gives its sidecar."""
-    return Path(pdf).with_suffix(".json")

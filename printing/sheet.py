@@ -315,22 +315,26 @@ def read_sheet(path: str | Path) -> SheetInfo:
     if not path.is_file():
         raise UserError(f"sheet file not found: {path}")
     try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-        blocks = []
-        for b in d["blocks"]:
-            size = float(b["size_mm"])
-            blocks.append(BlockInfo(
-                page=int(b.get("page", 0)), x_mm=float(b["x_mm"]), y_mm=float(b["y_mm"]), size_mm=size,
-                width_mm=float(b.get("width_mm", size)), height_mm=float(b.get("height_mm", size)),
-                patch_size_mm=float(b.get("patch_size_mm", size)), tile=tuple(b.get("tile", (1, 1))),
-                markers=tuple(MarkerInfo(int(m["id"]), float(m["x_mm"]), float(m["y_mm"]), float(m["size_mm"]),
-                                         m.get("spot")) for m in b.get("markers", [])),
-                patch_sha256=b.get("patch_sha256"), patch_file=b.get("patch_file"), target=b.get("target"),
-                target_index=b.get("target_index"), target_mode=b.get("target_mode"), model=b.get("model"), face=b.get("face"),
-                image_px=tuple(b["image_px"]) if b.get("image_px") else None))
-        return SheetInfo(page_size_mm=tuple(float(v) for v in d["page_size_mm"]), pages=int(d.get("pages", 1)),
-                         layout=str(d.get("layout", "grid")), aruco_dictionary=str(d.get("aruco_dictionary", DICTIONARY)),
-                         blocks=tuple(blocks), dpi=d.get("dpi"), date=d.get("date"),
-                         version=int(d.get("version", SCHEMA_VERSION)))
+        return sheet_info_from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise UserError(f"{path} is not a sheet.json from `blocks print` ({type(e).__name__}: {e})") from None
+
+
+def sheet_info_from_dict(d: dict) -> SheetInfo:
+    """The parsed sheet.json -> SheetInfo; KeyError/TypeError/ValueError on a malformed one."""
+    blocks = []
+    for b in d["blocks"]:
+        size = float(b["size_mm"] if "size_mm" in b else b["width_mm"])
+        blocks.append(BlockInfo(
+            page=int(b.get("page", 0)), x_mm=float(b["x_mm"]), y_mm=float(b["y_mm"]), size_mm=size,
+            width_mm=float(b.get("width_mm", size)), height_mm=float(b.get("height_mm", size)),
+            patch_size_mm=float(b.get("patch_size_mm", size)), tile=tuple(b.get("tile", (1, 1))),
+            markers=tuple(MarkerInfo(int(m["id"]), float(m["x_mm"]), float(m["y_mm"]), float(m["size_mm"]),
+                                     m.get("spot")) for m in b.get("markers", [])),
+            patch_sha256=b.get("patch_sha256"), patch_file=b.get("patch_file"), target=b.get("target"),
+            target_index=b.get("target_index"), target_mode=b.get("target_mode"), model=b.get("model"),
+            face=b.get("face"), image_px=tuple(b["image_px"]) if b.get("image_px") else None))
+    return SheetInfo(page_size_mm=tuple(float(v) for v in d.get("page_size_mm", (0.0, 0.0))),
+                     pages=int(d.get("pages", 1)), layout=str(d.get("layout", "grid")),
+                     aruco_dictionary=str(d.get("aruco_dictionary", DICTIONARY)), blocks=tuple(blocks),
+                     dpi=d.get("dpi"), date=d.get("date"), version=int(d.get("version", SCHEMA_VERSION)))
