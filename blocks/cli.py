@@ -180,7 +180,9 @@ def generate(
     """Make a patch from black with EOT negative-epsilon FGSM; write patch.png, patch.json, curve.png."""
     import time as _time
 
-    from blocks.attacks.eot_fgsm import GenerateConfig, config_dict, generate_patch
+    from dataclasses import asdict
+
+    from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
     from blocks.evaluate import evaluate_patch
     from blocks.files import atomic_write_json
     from blocks.report import plot_curve, write_patch
@@ -229,15 +231,15 @@ def generate(
                                 penalty=_penalty(cmap, printability, tv))
 
     meta = {"target": goal, "model": net.describe(), "weights_sha256": net.weights_id,
-            "device": str(net.device), "eot": eot, "eot_settings": _asdict(eot_cfg),
+            "device": str(net.device), "eot": eot, "eot_settings": asdict(eot_cfg),
             "scale": list(scale_range), "scenes": str(scenes) if scenes else None,
             "eval_scenes": str(eval_scenes or scenes) if (eval_scenes or scenes) else None,
-            "config": config_dict(cfg), "seed": seed, "stopped": result.stopped,
+            "config": asdict(cfg), "seed": seed, "stopped": result.stopped,
             "best_step": result.best_step, "best_train_prob": result.best_objective_prob,
             "steps_run": len(result.curve), "seconds": round(result.seconds, 2),
             "colormap": str(colormap) if colormap else None, "printability": printability, "tv": tv,
             "curve": result.curve_dict(), "held_out": None}
-    write_patch(out, result.patch, meta)  # first, so nothing is lost if evaluation is interrupted
+    meta = write_patch(out, result.patch, meta)  # first, so nothing is lost if evaluation is interrupted
     if result.stopped == "interrupted":
         typer.echo(f"interrupted: kept the best patch (step {result.best_step}) in {out}", err=True)
         raise typer.Exit(130)
@@ -246,7 +248,7 @@ def generate(
     ev = evaluate_patch(net, result.patch, eot_cfg, t_idx, away_idx, held_out_backgrounds, n=eval_n,
                         seed=seed + 1, patch_map=cmap)
     meta["held_out"] = ev.to_dict()
-    write_patch(out, result.patch, meta)
+    atomic_write_json(out / "patch.json", meta)  # patch.png is already written and unchanged
     typer.echo(f"{goal['name']}: held-out success {ev.success_rate:.1%}, mean target prob "
                f"{ev.mean_target_prob:.3f} over {ev.n} views -> {out}/patch.png")
 
@@ -276,12 +278,6 @@ def _penalty(cmap, printability: float, tv: float):
         return total
 
     return penalty
-
-
-def _asdict(obj):
-    import dataclasses
-
-    return dataclasses.asdict(obj)
 
 
 @app.command()
@@ -447,10 +443,9 @@ def capture(
     if not 0 <= threshold <= 1:
         raise UserError("--threshold is a probability in [0, 1]")
     layout = load_sheet(sheet) if sheet is not None else None
-    from blocks.models import load_classifier
     from blocks.targets import resolve_target
 
-    net = load_classifier(model_spec(model, weights, labels, input_size, mean, std), device)
+    net = load_model(model, weights, labels, input_size, mean, std, device)
     goal = resolve_target(target, net.labels)
     settings = CaptureSettings(
         target=goal.index, sheet=layout, sliding=SlidingSettings(window, stride) if sliding else None,

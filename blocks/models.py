@@ -4,7 +4,7 @@ digits model. Every model is wrapped so it takes RGB in [0, 1] at any size and n
 from __future__ import annotations
 
 import urllib.error
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 

@@ -33,12 +33,27 @@ def write_patch(out: Path, patch: torch.Tensor, meta: dict) -> dict:
     return meta
 
 
-def plot_curve(curve: dict[str, list], path: Path, title: str = "") -> Path:
-    """Loss, objective probability and step size against step, as a PNG."""
+def pyplot():
+    """matplotlib's pyplot on the Agg backend: figures are files here, never windows."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write a figure as a PNG atomically and close it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    pyplot().close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_curve(curve: dict[str, list], path: Path, title: str = "") -> Path:
+    """Loss, objective probability and step size against step, as a PNG."""
+    plt = pyplot()
 
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
     steps = curve["step"]
@@ -55,7 +70,4 @@ def plot_curve(curve: dict[str, list], path: Path, title: str = "") -> Path:
     twin.set_ylabel("step size (/255)", color="grey")
     ax2.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_figure(fig, path)

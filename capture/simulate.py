@@ -3,7 +3,6 @@ camera (transforms.camera), so the capture loop can be run and tested with no pr
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable

@@ -178,29 +178,30 @@ def _open_camera(index: int) -> VideoSource:
 
 def _open_url(url: str) -> VideoSource:
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, OPEN_TIMEOUT_MS]
-    with quiet_opencv():
-        cap = cv2.VideoCapture(url, cv2.CAP_ANY, params)
-        if not cap.isOpened():
-            cap.release()
-            raise UserError(f"cannot open stream {url} (unreachable, or not a format OpenCV reads)")
-        first = _first_frame(cap)
-    if first is None:
-        cap.release()
-        raise UserError(f"stream {url} opened but gives no frames")
-    return VideoSource(cap, first, "stream", url, live=True)
+    return _open_capture(lambda: cv2.VideoCapture(url, cv2.CAP_ANY, params), "stream", url, live=True,
+                         cannot=f"cannot open stream {url} (unreachable, or not a format OpenCV reads)",
+                         empty=f"stream {url} opened but gives no frames")
 
 
 def _open_video(path: Path, pattern: bool = False) -> VideoSource:
+    return _open_capture(lambda: cv2.VideoCapture(str(path)), "images" if pattern else "video", str(path),
+                         live=False, cannot=f"cannot read video {path} (not a video, or a codec OpenCV lacks)",
+                         empty=f"video {path} has no readable frames")
+
+
+def _open_capture(make, kind: str, name: str, live: bool, cannot: str, empty: str) -> VideoSource:
+    """Open with OpenCV's own chatter silenced; a source that will not open or gives no first
+    frame is one UserError line."""
     with quiet_opencv():
-        cap = cv2.VideoCapture(str(path))
+        cap = make()
         if not cap.isOpened():
             cap.release()
-            raise UserError(f"cannot read video {path} (not a video, or a codec OpenCV lacks)")
+            raise UserError(cannot)
         first = _first_frame(cap)
     if first is None:
         cap.release()
-        raise UserError(f"video {path} has no readable frames")
-    return VideoSource(cap, first, "images" if pattern else "video", str(path), live=False)
+        raise UserError(empty)
+    return VideoSource(cap, first, kind, name, live=live)
 
 
 _END = object()

@@ -6,7 +6,6 @@ coverage mask: black is a colour here, never "transparent".
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -73,12 +72,3 @@ def random_backgrounds(n: int, size: int, scenes: torch.Tensor | None,
     picked = scenes[idx].to(device)
     flip = torch.rand(n, generator=generator, device=device) < 0.5
     return torch.where(flip[:, None, None, None], picked.flip(-1), picked)
-
-
-def rotation_bins(angles: torch.Tensor, width: float = 10.0) -> list[str]:
-    """Human-readable rotation bins for evaluation breakdowns, e.g. '-20..-10'."""
-    out = []
-    for a in angles.tolist():
-        lo = math.floor(a / width) * width
-        out.append(f"{lo:g}..{lo + width:g}")
-    return out

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -158,7 +158,3 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
     result.patch, result.best_step, result.best_objective_prob = best, best_step, best_prob
     result.seconds = time.monotonic() - start
     return result
-
-
-def config_dict(cfg: GenerateConfig) -> dict:
-    return asdict(cfg)

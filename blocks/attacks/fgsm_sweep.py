@@ -48,16 +48,9 @@ def epsilon_sweep(model, image: torch.Tensor, target: int, epsilons: list[float]
 
 
 def plot_sweep(sweep: Sweep, labels: list[str], path, k: int = 5):
-    import io
+    from blocks.report import pyplot, save_figure
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from blocks.files import atomic_write_bytes
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = pyplot().subplots(figsize=(7, 4))
     for c in sweep.classes_to_show(k):
         style = {"lw": 2.5} if c == sweep.target else {"lw": 1}
         ax.plot(sweep.epsilons, sweep.probs[:, c].numpy(), label=f"{labels[c]} ({c})", **style)
@@ -67,7 +60,4 @@ def plot_sweep(sweep: Sweep, labels: list[str], path, k: int = 5):
     ax.set_title(f"single-step FGSM sweep, target {labels[sweep.target]}")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_figure(fig, path)
