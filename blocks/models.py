@@ -78,6 +78,97 @@ class Classifier(nn.Module):
                 "std": self.std.flatten().tolist()}
 
 
+class Ensemble(nn.Module):
+    """Several classifiers judged as one (Brown et al. 2017 trained patches on an ensemble).
+
+    x: (B, 3, H, W) RGB in [0, 1] -> (B, C): the mean of the members' log-probabilities, each
+    member at its own input size and normalisation. Cross-entropy on it is the members' mean
+    cross-entropy up to a renormalising term, and its argmax is the members' consensus.
+    """
+
+    def __init__(self, members: list[Classifier]):
+        super().__init__()
+        first = members[0]
+        for m in members[1:]:
+            if [n.lower() for n in m.labels] != [n.lower() for n in first.labels]:
+                raise UserError(f"models disagree on their classes: {first.name} has {len(first.labels)} "
+                                f"({', '.join(first.labels[:3])}, ...), {m.name} has {len(m.labels)} "
+                                f"({', '.join(m.labels[:3])}, ...); give every member the same --labels")
+        self.members = nn.ModuleList(members)
+        self.labels = list(first.labels)
+        self.input_size = max(m.input_size for m in members)  # views are rendered once, at the largest
+        self.name = "+".join(m.name for m in members)
+        self.weights_id = ",".join(m.weights_id for m in members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x).log_softmax(1) for m in self.members]).mean(0)
+
+    @property
+    def device(self) -> torch.device:
+        return self.members[0].device
+
+    def describe(self) -> dict:
+        return {"model": self.name, "members": [m.describe() for m in self.members],
+                "num_classes": len(self.labels), "input_size": self.input_size}
+
+
+def load_models(specs: list[ModelSpec], device: str | torch.device = "cpu"):
+    """One classifier, or an Ensemble of several sharing one class list."""
+    device = pick_device(device) if isinstance(device, str) else device
+    models = [load_classifier(s, device) for s in specs]
+    return models[0] if len(models) == 1 else Ensemble(models).eval()
+
+
+MODEL_KEYS = {"model", "weights", "labels", "input_size", "mean", "std"}
+
+
+def read_model_list(path: Path) -> list[ModelSpec]:
+    """A --models file: TOML (`[[models]]` tables) or JSON (a list of objects) with MODEL_KEYS."""
+    import json
+    import tomllib
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read models file {path}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as e:
+        raise UserError(f"cannot parse models file {path}: {_first_line(e)}") from None
+    if isinstance(data, dict):
+        data = data.get("models")
+    if not isinstance(data, list) or not data or not all(isinstance(d, dict) for d in data):
+        raise UserError(f"models file {path} must hold a non-empty list of models "
+                        f"(JSON list, or TOML [[models]] tables)")
+    specs = []
+    for i, entry in enumerate(data):
+        unknown = set(entry) - MODEL_KEYS
+        if unknown or "model" not in entry:
+            what = f"unknown keys {', '.join(sorted(unknown))}" if unknown else "no 'model' key"
+            raise UserError(f"models file {path}, entry {i + 1}: {what} (keys: {', '.join(sorted(MODEL_KEYS))})")
+        base = path.parent
+        rel = lambda v: None if v is None else (base / v if not Path(v).is_absolute() else Path(v))  # noqa: E731
+        try:
+            specs.append(ModelSpec(name=str(entry["model"]), weights=rel(entry.get("weights")),
+                                   labels=rel(entry.get("labels")),
+                                   input_size=None if entry.get("input_size") is None else int(entry["input_size"]),
+                                   mean=_entry_triple(entry.get("mean")), std=_entry_triple(entry.get("std"))))
+        except (TypeError, ValueError):
+            raise UserError(f"models file {path}, entry {i + 1}: input_size is a whole number and "
+                            f"mean/std are three numbers") from None
+    return specs
+
+
+def _entry_triple(v):
+    if v is None:
+        return None
+    values = [float(x) for x in (v.split(",") if isinstance(v, str) else v)]
+    if len(values) != 3:
+        raise ValueError
+    return tuple(values)
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """"auto" -> CUDA, then MPS, then CPU; anything else is passed to torch.device."""
     if name == "auto":

@@ -152,3 +152,30 @@ def test_short_generate_raises_p_hen_on_held_out_photos(tmp_path, lite0):
     before = evaluate_patch(lite0, torch.zeros(3, 112, 112), eot, 8, None, test, n=24, seed=7)
     after = evaluate_patch(lite0, result.patch, eot, 8, None, test, n=24, seed=7)
     assert after.mean_target_prob > 1.5 * before.mean_target_prob, (before, after)
+
+
+def test_sample_scenes_split_by_photo(tmp_path, cli):
+    import hashlib
+
+    code, out, err = cli("sample-scenes", tmp_path / "p")
+    assert code == 0, err
+    train = sorted((tmp_path / "p" / "train").iterdir())
+    test = sorted((tmp_path / "p" / "test").iterdir())
+    assert len(train) >= 8 and len(test) >= 5
+    assert not {p.name for p in train} & {p.name for p in test}
+    digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
+    assert not {digest(p) for p in train} & {digest(p) for p in test}
+    # Random crops: a big photo gives several different scenes at the model's size.
+    from blocks.scenes import load_scenes
+
+    scenes = load_scenes(tmp_path / "p" / "test", 224, crops=4)
+    assert scenes.shape[1:] == (3, 224, 224) and len(scenes) > len(test)
+    assert (scenes[0] - scenes[1]).abs().mean() > 0.02
+
+
+def test_models_lists_the_offline_ones(cli):
+    code, out, _ = cli("models")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["efficientnet_lite0", "embedded"] and "1000 classes" in lines[0]
+    assert any(line.startswith("digits") for line in lines)
