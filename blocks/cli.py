@@ -418,7 +418,7 @@ def print_sheet(
 @app.command()
 def capture(
     target: Annotated[str, typer.Option("--target", help="class the block should be seen as: name, index or word")],
-    source: Annotated[str, typer.Option("--source", help="camera index (0), video file, folder or glob of photos, or URL")] = "0",
+    source: Annotated[str, typer.Option("--source", help="camera index (0), video file, folder or glob of photos, http:// or rtsp:// stream, screen or screen:X,Y,W,H")] = "0",
     model: ModelOpt = DEFAULT_MODEL,
     weights: WeightsOpt = None,
     labels: LabelsOpt = None,
@@ -437,6 +437,7 @@ def capture(
     summary: Annotated[Optional[Path], typer.Option("--summary", help="write the summary JSON here (it is always printed)")] = None,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="stop after N frames")] = None,
     duration: Annotated[Optional[float], typer.Option("--duration", help="stop after S seconds")] = None,
+    reconnect: Annotated[int, typer.Option("--reconnect", help="streams: reopen a lost stream up to N times in a row")] = 0,
 ):
     """Classify a camera, video or photos live: overlay, per-frame log, summary. q, Esc or Ctrl-C ends it."""
     from capture.display import is_headless
@@ -453,6 +454,8 @@ def capture(
         raise UserError("--window and --stride are fractions of the frame: give numbers in (0, 1]")
     if not 0 <= threshold <= 1:
         raise UserError("--threshold is a probability in [0, 1]")
+    if not 0 <= reconnect <= 1000:
+        raise UserError("--reconnect is a number of attempts in [0, 1000]")
     layout = load_sheet(sheet) if sheet is not None else None
     from blocks.targets import resolve_target
 
@@ -462,7 +465,7 @@ def capture(
         target=goal.index, sheet=layout, sliding=SlidingSettings(window, stride) if sliding else None,
         headless=is_headless(headless), save_video=save_video, log=log, max_frames=max_frames,
         duration_s=duration, threshold=threshold)
-    frames = open_source(source)
+    frames = open_source(source, reconnect=reconnect)
     if settings.headless and not headless:
         typer.echo("no display found: running headless (no window)", err=True)
     if settings.headless:

@@ -287,6 +287,8 @@ def run_capture(model, source, settings: CaptureSettings,
             video.close(keep=ok)
         if log:
             log.close(keep=ok)
+    if stopped_by == "end of source":  # a stream or screen says why it ended
+        stopped_by = getattr(source, "end_reason", None) or stopped_by
     summary = tally.summary()
     summary.update({"target": labels[settings.target], "target_index": settings.target,
                     "model": getattr(model, "name", ""), "stopped_by": stopped_by,
@@ -295,4 +297,6 @@ def run_capture(model, source, settings: CaptureSettings,
     skipped = getattr(source, "skipped", None)
     if skipped:
         summary["unreadable_files"] = skipped
+    if hasattr(source, "summary_extra"):  # e.g. a stream's received and dropped frames, reconnects
+        summary.update(source.summary_extra())
     return summary

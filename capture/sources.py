@@ -1,5 +1,6 @@
-"""Where frames come from: a camera index, a video file, a folder or glob of photos, or a URL that
-OpenCV opens. Every failure to open is one UserError line within seconds, never a hang.
+"""Where frames come from: a camera index, a video file, a folder or glob of photos, a network
+stream (MJPEG over HTTP, RTSP: anything OpenCV's FFmpeg backend opens) or the screen (mss).
+Every failure to open is one UserError line within seconds, never a hang.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from blocks.errors import UserError
 from blocks.files import IMAGE_SUFFIXES
 
 OPEN_TIMEOUT_MS = 5000  # URLs: give up opening / reading a stream after this long
+RECONNECT_DELAY_S = 1.0  # streams: pause before each attempt to reopen a lost stream
 
 
 @dataclass
@@ -111,16 +113,20 @@ class ImageSource(FrameSource):
             i += 1
 
 
-def open_source(spec: str) -> FrameSource:
-    """'0' -> camera 0; 'http://...' -> stream; a folder, glob or image file -> photos;
-    any other file -> video (an OpenCV image pattern like frames/f_%03d.png also works)."""
+def open_source(spec: str, reconnect: int = 0) -> FrameSource:
+    """'0' -> camera 0; 'http://...', 'rtsp://...' -> stream (reopened up to `reconnect` times
+    when lost); 'screen' or 'screen:X,Y,W,H' -> the primary screen or a region of it; a folder,
+    glob or image file -> photos; any other file -> video (an OpenCV image pattern like
+    frames/f_%03d.png also works)."""
     text = str(spec).strip()
     if not text:
-        raise UserError("--source is empty: give a camera index (0), a video, a folder, a glob or a URL")
+        raise UserError("--source is empty: give a camera index (0), a video, a folder, a glob, a URL or screen")
     if text.isdigit():
         return _open_camera(int(text))
     if "://" in text:
-        return _open_url(text)
+        return _open_url(text, reconnect)
+    if text == "screen" or text.startswith("screen:"):
+        return _open_screen(text)
     path = Path(text).expanduser()
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -176,11 +182,21 @@ def _open_camera(index: int) -> VideoSource:
     return VideoSource(cap, first, "camera", f"camera {index}", live=True)
 
 
-def _open_url(url: str) -> VideoSource:
+def _url_capture(url: str) -> cv2.VideoCapture:
+    """Every network wait (connect, probe, each read) is bounded by OPEN_TIMEOUT_MS."""
+    if url.lower().startswith("rtsp://"):
+        # RTSP over UDP loses packets (grey smears) and stalls behind NAT; TCP is what phone apps
+        # serve reliably. A user's own OPENCV_FFMPEG_CAPTURE_OPTIONS wins.
+        os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, OPEN_TIMEOUT_MS]
-    return _open_capture(lambda: cv2.VideoCapture(url, cv2.CAP_ANY, params), "stream", url, live=True,
-                         cannot=f"cannot open stream {url} (unreachable, or not a format OpenCV reads)",
-                         empty=f"stream {url} opened but gives no frames")
+    return cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+
+
+def _open_url(url: str, reconnect: int = 0) -> StreamSource:
+    src = _open_capture(lambda: _url_capture(url), "stream", url, live=True,
+                        cannot=f"cannot open stream {url} (unreachable, or not a video stream OpenCV reads)",
+                        empty=f"stream {url} opened but gives no frames")
+    return StreamSource(url, src.cap, src._first, reconnect, src.fps)
 
 
 def _open_video(path: Path, pattern: bool = False) -> VideoSource:
@@ -202,6 +218,160 @@ def _open_capture(make, kind: str, name: str, live: bool, cannot: str, empty: st
         cap.release()
         raise UserError(empty)
     return VideoSource(cap, first, kind, name, live=live)
+
+
+class StreamSource(FrameSource):
+    """A network stream, read by its own thread that keeps only the newest frame: a loop slower
+    than the stream skips frames (counted as dropped) instead of falling further and further
+    behind the scene. A lost stream (read error, read timeout, server gone) is reopened up to
+    `reconnect` times in a row before the session ends; a frame read resets the count.
+
+    received = classified + dropped once the stream has ended (frames still in flight when the
+    loop stops early, e.g. --max-frames, are neither).
+    """
+
+    kind = "stream"
+    live = True
+
+    def __init__(self, url: str, cap: cv2.VideoCapture, first: np.ndarray, reconnect: int, fps: float | None):
+        self.name, self.url, self.reconnect, self.fps = url, url, int(reconnect), fps
+        self.received, self.dropped, self.attempts, self.reconnected = 1, 0, 0, 0
+        self.end_reason: str | None = None
+        self._cond = threading.Condition()
+        self._latest: tuple[int, np.ndarray] | None = (0, first)
+        self._done = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(cap,), name="capture-stream", daemon=True)
+        self._thread.start()
+
+    def _read(self, cap: cv2.VideoCapture | None) -> None:
+        with quiet_opencv():  # FFmpeg's own lines about a lost stream: the summary says it
+            self._read_loop(cap)
+
+    def _read_loop(self, cap: cv2.VideoCapture | None) -> None:
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                ok, frame = cap.read() if cap is not None else (False, None)
+                if ok and frame is not None:
+                    failures = 0
+                    with self._cond:
+                        if self._latest is not None:
+                            self.dropped += 1
+                        self._latest = (self.received, frame)
+                        self.received += 1
+                        self._cond.notify_all()
+                    continue
+                if cap is not None:
+                    cap.release()
+                    cap = None
+                if failures >= self.reconnect:
+                    self.end_reason = "stream ended" if not self.reconnect else "stream lost"
+                    return
+                failures += 1
+                if self._stop.wait(RECONNECT_DELAY_S):
+                    return
+                self.attempts += 1
+                cap = _url_capture(self.url)
+                if cap.isOpened():
+                    self.reconnected += 1
+                else:
+                    cap.release()
+                    cap = None
+        finally:
+            if cap is not None:
+                cap.release()
+            with self._cond:
+                self._done = True
+                self._cond.notify_all()
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            with self._cond:
+                while self._latest is None and not self._done and not self._stop.is_set():
+                    self._cond.wait(0.2)
+                if self._latest is None:
+                    return
+                (i, frame), self._latest = self._latest, None
+            yield Frame(i, _as_bgr(frame))
+
+    def summary_extra(self) -> dict:
+        return {"received_frames": self.received, "dropped_frames": self.dropped,
+                "reconnect_attempts": self.attempts, "reconnected": self.reconnected}
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        # a read in progress ends within its timeout; the thread releases the capture itself
+        self._thread.join(timeout=OPEN_TIMEOUT_MS / 1000 + 1)
+
+
+class ScreenSource(FrameSource):
+    """The primary screen or a region of it, grabbed with mss as fast as the loop takes frames."""
+
+    kind = "screen"
+    live = True
+
+    def __init__(self, region: dict, name: str):
+        self.region, self.name = region, name
+        self.end_reason: str | None = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        import mss
+
+        # mss holds an X connection per instance, and the grabbing thread (the prefetch thread)
+        # must be the one that opened it.
+        try:
+            with _mss() as grabber:
+                i = 0
+                while True:
+                    shot = grabber.grab(self.region)
+                    yield Frame(i, cv2.cvtColor(np.asarray(shot), cv2.COLOR_BGRA2BGR))
+                    i += 1
+        except mss.ScreenShotError:  # the display went away mid-session: end like a stream does
+            self.end_reason = "screen lost"
+
+
+def _mss():
+    import mss
+
+    return (getattr(mss, "MSS", None) or mss.mss)()
+
+
+def _open_screen(text: str) -> ScreenSource:
+    """'screen' -> the primary monitor; 'screen:X,Y,W,H' -> that region of it (pixels, from its
+    top-left corner). Checked by grabbing once, so a missing display is an error here."""
+    import mss
+
+    region = None
+    if text != "screen":
+        parts = text[len("screen:"):].split(",")
+        try:
+            x, y, w, h = (int(v) for v in parts)
+        except ValueError:
+            raise UserError(f"--source {text}: give screen:X,Y,W,H as four whole numbers of pixels") from None
+        if w < 1 or h < 1:
+            raise UserError(f"--source {text}: width and height must be at least 1 pixel")
+        region = (x, y, w, h)
+    try:
+        with _mss() as grabber:
+            monitors = grabber.monitors[1:] or grabber.monitors
+            screen = next((m for m in monitors if m.get("is_primary")), monitors[0])
+            W, H = int(screen["width"]), int(screen["height"])
+            if region is None:
+                box = {k: int(screen[k]) for k in ("left", "top", "width", "height")}
+            else:
+                x, y, w, h = region
+                if x < 0 or y < 0 or x + w > W or y + h > H:
+                    raise UserError(f"--source {text}: region is outside the screen ({W}x{H} pixels)")
+                box = {"left": int(screen["left"]) + x, "top": int(screen["top"]) + y, "width": w, "height": h}
+            grabber.grab(box)
+    except mss.ScreenShotError as e:
+        reason = " ".join(str(e).split()) or "no display"
+        raise UserError(f"cannot grab the screen: {reason}") from None
+    name = "screen" if region is None else f"screen:{','.join(map(str, region))}"
+    return ScreenSource(box, name)
 
 
 _END = object()
