@@ -12,8 +12,17 @@ from blocks.files import list_images, load_image, save_png
 
 def load_scenes(folder: str | Path, size: int, limit: int | None = None) -> torch.Tensor:
     """Every image in folder, centre-cropped square and resized: (N, 3, size, size) in [0, 1]."""
-    files = list_images(folder)[:limit]
-    return torch.stack([square(load_image(f), size) for f in files])
+    return fit_scenes(read_scenes(folder, limit), size)
+
+
+def read_scenes(folder: str | Path, limit: int | None = None) -> list[torch.Tensor]:
+    """Every image in folder as read, (3, H, W) each: read before the model loads, so a bad scene
+    fails in a second rather than after the download."""
+    return [load_image(f) for f in list_images(folder)[:limit]]
+
+
+def fit_scenes(images: list[torch.Tensor], size: int) -> torch.Tensor:
+    return torch.stack([square(im, size) for im in images])
 
 
 def square(image: torch.Tensor, size: int) -> torch.Tensor:
