@@ -18,12 +18,18 @@ def main() -> None:
     guard, so an interrupt during those seconds is one line and exit 130, not a traceback."""
     import sys
 
-    try:
-        from blocks.cli import run
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted: nothing written\n")
-        sys.exit(130)
-    sys.exit(run())
+    from blocks.interrupts import handle_interrupts, interrupted
+
+    with handle_interrupts():
+        try:
+            from blocks.cli import run
+
+            if interrupted():  # a Ctrl-C some library's import swallowed
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted: nothing written\n")
+            sys.exit(130)
+        sys.exit(run())
 
 
 def __getattr__(name: str):

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from blocks import checks
-from blocks.errors import UserError
+from blocks.errors import Interrupted, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Physical-world adversarial blocks: generate, print, capture, one-pixel.")
@@ -259,8 +259,7 @@ def generate(
             "curve": result.curve_dict(), "held_out": None, "versions": versions}
     meta = write_patch(out, result.patch, meta)  # first, so nothing is lost if evaluation is interrupted
     if result.stopped == "interrupted":
-        typer.echo(f"interrupted: kept the best patch (step {result.best_step}) in {out}", err=True)
-        raise typer.Exit(130)
+        raise Interrupted(f"kept the best patch (step {result.best_step}) in {out}")
     try:
         if result.curve:
             plot_curve(meta["curve"], out / "curve.png", f"{goal['mode']}: {goal['name']} ({net.name})")
@@ -269,9 +268,8 @@ def generate(
         meta["held_out"] = ev.to_dict()
         atomic_write_json(out / "patch.json", meta)  # patch.png is already written and unchanged
     except KeyboardInterrupt:
-        typer.echo(f"interrupted during the held-out check: kept the patch in {out} (no held_out in "
-                   f"patch.json)", err=True)
-        raise typer.Exit(130) from None
+        raise Interrupted(f"kept the patch in {out} (stopped during the held-out check: patch.json "
+                          f"has no held_out)") from None
     typer.echo(f"{goal['name']}: held-out success {ev.success_rate:.1%}, mean target prob "
                f"{ev.mean_target_prob:.3f} over {ev.n} views -> {out}/patch.png")
 
@@ -521,8 +519,7 @@ def capture(
         typer.echo(f"wrote {p}", err=True)
     if result["stopped_by"] == "interrupted":
         kept = ", ".join(written + ([str(summary)] if summary is not None else [])) or "the summary above"
-        typer.echo(f"interrupted: kept {kept} ({result['frames']} frames)", err=True)
-        raise typer.Exit(130)
+        raise Interrupted(f"kept {kept} ({result['frames']} frames)")
 
 
 @app.command()
@@ -664,16 +661,20 @@ def calibrate_cmd(
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code: 0 ok, 2 bad input, 130 interrupted."""
-    from blocks.interrupts import handle_interrupts
+    from blocks.interrupts import handle_interrupts, interrupted
 
     try:
         with handle_interrupts():
             code = app(args=argv, prog_name="blocks", standalone_mode=False)
+        if code == 130 and interrupted():  # typer turns a bare KeyboardInterrupt into a silent 130
+            raise KeyboardInterrupt
     except UserError as e:
         typer.echo(f"error: {e}", err=True)
         return e.exit_code
+    except Interrupted as e:  # the command kept something and says what
+        typer.echo(f"interrupted: {e}", err=True)
+        return e.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        # commands that keep something on Ctrl-C say so and exit 130 themselves
         typer.echo("interrupted: nothing written", err=True)
         return 130
     except typer.Exit as e:

@@ -23,8 +23,8 @@ _state = _State()
 
 
 def _on_sigint(signum, frame):
-    if _state.interrupted or _state.writing:
-        _state.held += 1
+    if _state.writing or (_state.interrupted and _state.held < 2):
+        _state.held += 1  # the third Ctrl-C outside a write is obeyed: the user means it
         return
     _state.interrupted = True
     raise KeyboardInterrupt

@@ -121,13 +121,21 @@ def load_state_dict(path: Path) -> dict:
 
 def _load_reason(e: Exception) -> str:
     """The useful part of torch.load's error, whole: torch's texts run to paragraphs of advice."""
+    import pickle
     import re
 
     text = str(e)
-    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    refused = re.search(r"unsupported global:? (?:GLOBAL )?([\w.]+)", text, re.IGNORECASE)
     if refused:
         return f"it would run code ({refused.group(1)}); refused, nothing was executed"
-    first = text.strip().splitlines()[0].strip() if text.strip() else type(e).__name__
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if lines and lines[0].startswith("Weights only load failed"):
+        # torch's advice paragraph first, the actual reason on a line of its own after it
+        detail = [ln for ln in lines[1:] if not ln.startswith(("Please file", "Check the documentation"))]
+        return f"a pickle torch refuses: {detail[0]}" if detail else "a pickle torch refuses"
+    if not isinstance(e, (RuntimeError, pickle.UnpicklingError)) or not lines:  # e.g. KeyError('101')
+        return "not a pickle or zip file torch can read"
+    first = lines[0]
     sentence = re.split(r"(?<=[.!?])\s", first)[0]
     return sentence if len(sentence) <= 200 else sentence[:sentence.rfind(" ", 0, 200)] + " ..."
 

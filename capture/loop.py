@@ -18,7 +18,7 @@ import torch
 
 from blocks.errors import UserError
 from blocks.files import _umask, json_text
-from blocks.interrupts import writing
+from blocks.interrupts import interrupted, writing
 from capture.display import Window
 from capture.markers import Detections, FoundBlock, detect_markers, locate_blocks, make_detector, rectify_block
 from capture.sheet import Sheet
@@ -263,6 +263,8 @@ def run_capture(model, source, settings: CaptureSettings,
     recent = []  # frame times for the overlay's FPS
     try:
         for frame, prepared in stream:
+            if interrupted():  # a Ctrl-C that some library swallowed still ends the session
+                raise KeyboardInterrupt
             now = time.monotonic() - start
             if settings.duration_s is not None and now >= settings.duration_s:
                 stopped_by = "duration"
