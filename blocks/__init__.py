@@ -3,8 +3,38 @@
     from blocks import ModelSpec, load_classifier, resolve_target, generate_patch, GenerateConfig
 """
 from blocks.errors import UserError
-from blocks.models import Classifier, ModelSpec, load_classifier, pick_device
-from blocks.targets import Target, resolve_target, search_targets
 
-__all__ = ["UserError", "Classifier", "ModelSpec", "load_classifier", "pick_device", "Target",
-           "resolve_target", "search_targets"]
+# Imported on first use, not here: `blocks` (the command) imports this package before it can catch
+# Ctrl-C, and importing torch takes seconds; a Ctrl-C then printed a 30-line traceback.
+_LAZY = {"Classifier": "blocks.models", "ModelSpec": "blocks.models", "load_classifier": "blocks.models",
+         "pick_device": "blocks.models", "Target": "blocks.targets", "resolve_target": "blocks.targets",
+         "search_targets": "blocks.targets"}
+
+__all__ = ["UserError", *_LAZY]
+
+
+def main() -> None:
+    """The `blocks` command. Imports the CLI (typer, then torch in the commands) inside the Ctrl-C
+    guard, so an interrupt during those seconds is one line and exit 130, not a traceback."""
+    import sys
+
+    from blocks.interrupts import handle_interrupts, interrupted
+
+    with handle_interrupts():
+        try:
+            from blocks.cli import run
+
+            if interrupted():  # a Ctrl-C some library's import swallowed
+                raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted: nothing written\n")
+            sys.exit(130)
+        sys.exit(run())
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'blocks' has no attribute {name!r}")

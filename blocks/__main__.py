@@ -1,3 +1,3 @@
-from blocks.cli import main
+from blocks import main
 
 main()

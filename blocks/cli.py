@@ -1,14 +1,14 @@
 """The `blocks` command: a thin typer layer over the Python API. Bad input -> one line, exit 2."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from blocks.errors import UserError
+from blocks import checks
+from blocks.errors import Interrupted, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Physical-world adversarial blocks: generate, print, capture, one-pixel.")
@@ -33,8 +33,9 @@ def model_spec(model: str, weights: Path | None, labels: Path | None, input_size
                mean: str | None, std: str | None):
     from blocks.models import ModelSpec
 
-    return ModelSpec(name=model, weights=weights, labels=labels, input_size=input_size,
-                     mean=parse_floats(mean, "--mean", 3), std=parse_floats(std, "--std", 3))
+    mean, std = parse_floats(mean, "--mean", 3), parse_floats(std, "--std", 3)
+    checks.model_numbers(input_size, mean, std)
+    return ModelSpec(name=model, weights=weights, labels=labels, input_size=input_size, mean=mean, std=std)
 
 
 def parse_floats(text: str | None, flag: str, n: int | None = None) -> tuple[float, ...] | None:
@@ -53,7 +54,10 @@ def parse_range(text: str | None, flag: str, lo: float = 0.0, hi: float = float(
     """'MIN:MAX' -> (min, max), checked to lie within [lo, hi]."""
     if text is None:
         return None
-    values = parse_floats(text, flag)
+    try:
+        values = parse_floats(text, flag)
+    except UserError:
+        values = ()
     if len(values) == 1:
         values = (values[0], values[0])
     if len(values) != 2 or not (lo <= values[0] <= values[1] <= hi):
@@ -62,10 +66,10 @@ def parse_range(text: str | None, flag: str, lo: float = 0.0, hi: float = float(
 
 
 def emit_json(obj, out: Path | None) -> None:
-    from blocks.files import atomic_write_json
+    from blocks.files import atomic_write_json, json_text
 
     if out is None:
-        typer.echo(json.dumps(obj, indent=2))
+        typer.echo(json_text(obj))
     else:
         atomic_write_json(out, obj)
         typer.echo(f"wrote {out}", err=True)
@@ -105,9 +109,15 @@ def list_models_cmd():
 
 
 def load_model(model, weights, labels, input_size, mean, std, device):
+    return load_spec(model_spec(model, weights, labels, input_size, mean, std), device)
+
+
+def load_spec(spec, device):
     from blocks.models import load_classifier
 
-    return load_classifier(model_spec(model, weights, labels, input_size, mean, std), device)
+    net = load_classifier(spec, device)
+    checks.runs_at_input_size(net)
+    return net
 
 
 def _resolve_goal(model, target: str | None, away_from: str | None):
@@ -122,28 +132,29 @@ def _resolve_goal(model, target: str | None, away_from: str | None):
     return (t.index, None, meta) if target is not None else (None, t.index, meta)
 
 
-def _scenes(folder: Path | None, size: int):
-    from blocks.scenes import load_scenes
+def _read_scenes(folder: Path | None):
+    """Scene images as read (before the model loads); _fit_scenes sizes them for the model."""
+    from blocks.scenes import read_scenes
 
-    return None if folder is None else load_scenes(folder, size)
+    return None if folder is None else read_scenes(folder)
+
+
+def _fit_scenes(images, size: int):
+    from blocks.scenes import fit_scenes
+
+    return None if images is None else fit_scenes(images, size)
 
 
 def _writable_dir(out: Path) -> Path:
-    """Check that out can be written, without creating it yet (a failed run leaves nothing)."""
-    import os
+    from blocks.files import check_output_dir
 
-    if out.exists() and not out.is_dir():
-        raise UserError(f"cannot write to {out}: it is a file, not a folder")
-    import tempfile
+    return check_output_dir(out)
 
-    existing = out
-    while not existing.exists():
-        existing = existing.parent
-    try:  # a real probe: permissions alone do not tell (root, read-only mounts, /proc)
-        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".blocks-probe-"))
-    except OSError as e:
-        raise UserError(f"cannot write to {out}: {e.strerror or e}") from None
-    return out
+
+def _writable_file(path: Path | None, what: str = "") -> Path | None:
+    from blocks.files import check_output_file
+
+    return None if path is None else check_output_file(path, what)
 
 
 @app.command()
@@ -189,31 +200,38 @@ def generate(
 
     if schedule not in ("cosine", "linear", "constant"):
         raise UserError(f"--schedule must be cosine, linear or constant, not {schedule!r}")
-    for flag, value in (("--steps", steps), ("--batch", batch), ("--eval-n", eval_n)):
-        if value < 1:
-            raise UserError(f"{flag} must be at least 1")
+    checks.whole(steps, "--steps", 1)
+    checks.whole(batch, "--batch", 1, checks.MAX_BATCH)
+    checks.whole(eval_n, "--eval-n", 1, 1_000_000)
+    checks.whole(patch_size, "--patch-size", 2, checks.MAX_PATCH_SIZE)
+    checks.seed(seed)
     if not 0 <= momentum < 1:
         raise UserError("--momentum must be in [0, 1)")
     if not 0 < epsilon <= 255:
         raise UserError("--epsilon is a step size in 0-255 units: give a number in (0, 255]")
+    checks.number(final_fraction, "--final-fraction", 0, 1)
+    checks.number(max_seconds, "--max-seconds", 0, lo_open=True)
+    checks.number(printability, "--printability", 0)
+    checks.number(tv, "--tv", 0)
     scale_range = parse_range(scale, "--scale", 0.01, 1.5) or ((0.4, 0.6) if scenes else (0.8, 1.0))
     eot_cfg = preset(eot, scale_range)
     if out is None:
         out = Path("runs") / f"{(target or away_from or 'patch').replace(' ', '_')}-{_time.strftime('%Y%m%d-%H%M%S')}"
-    if printability < 0 or tv < 0:
-        raise UserError("--printability and --tv are weights: give numbers >= 0")
     cmap = _load_colormap(colormap)
     _writable_dir(out)
-    net = load_model(model, weights, labels, input_size, mean, std, device)
+    spec = model_spec(model, weights, labels, input_size, mean, std)
+    scene_images, eval_images = _read_scenes(scenes), _read_scenes(eval_scenes)
+    from blocks.report import library_versions
+
+    versions = library_versions()  # now, not after a Ctrl-C: importing takes seconds there
+    net = load_spec(spec, device)
     t_idx, away_idx, goal = _resolve_goal(net, target, away_from)
-    backgrounds = _scenes(scenes, net.input_size)
-    held_out_backgrounds = _scenes(eval_scenes, net.input_size) if eval_scenes else backgrounds
-    cfg = GenerateConfig(target=t_idx, away_from=away_idx, patch_size=patch_size or max(8, net.input_size // 2),
+    backgrounds = _fit_scenes(scene_images, net.input_size)
+    held_out_backgrounds = _fit_scenes(eval_images, net.input_size) if eval_scenes else backgrounds
+    cfg = GenerateConfig(target=t_idx, away_from=away_idx, patch_size=patch_size if patch_size is not None else max(8, net.input_size // 2),
                          steps=steps, epsilon=epsilon / 255, final_fraction=final_fraction,
                          schedule=schedule, batch=batch, momentum=momentum, max_seconds=max_seconds,
                          seed=seed)
-    if cfg.patch_size < 2:
-        raise UserError("--patch-size must be at least 2 pixels")
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -237,17 +255,20 @@ def generate(
             "best_step": result.best_step, "best_train_prob": result.best_objective_prob,
             "steps_run": len(result.curve), "seconds": round(result.seconds, 2),
             "colormap": str(colormap) if colormap else None, "printability": printability, "tv": tv,
-            "curve": result.curve_dict(), "held_out": None}
+            "curve": result.curve_dict(), "held_out": None, "versions": versions}
     meta = write_patch(out, result.patch, meta)  # first, so nothing is lost if evaluation is interrupted
     if result.stopped == "interrupted":
-        typer.echo(f"interrupted: kept the best patch (step {result.best_step}) in {out}", err=True)
-        raise typer.Exit(130)
-    if result.curve:
-        plot_curve(meta["curve"], out / "curve.png", f"{goal['mode']}: {goal['name']} ({net.name})")
-    ev = evaluate_patch(net, result.patch, eot_cfg, t_idx, away_idx, held_out_backgrounds, n=eval_n,
-                        seed=seed + 1, patch_map=cmap)
-    meta["held_out"] = ev.to_dict()
-    atomic_write_json(out / "patch.json", meta)  # patch.png is already written and unchanged
+        raise Interrupted(f"kept the best patch (step {result.best_step}) in {out}")
+    try:
+        if result.curve:
+            plot_curve(meta["curve"], out / "curve.png", f"{goal['mode']}: {goal['name']} ({net.name})")
+        ev = evaluate_patch(net, result.patch, eot_cfg, t_idx, away_idx, held_out_backgrounds, n=eval_n,
+                            seed=seed + 1, patch_map=cmap)
+        meta["held_out"] = ev.to_dict()
+        atomic_write_json(out / "patch.json", meta)  # patch.png is already written and unchanged
+    except KeyboardInterrupt:
+        raise Interrupted(f"kept the patch in {out} (stopped during the held-out check: patch.json "
+                          f"has no held_out)") from None
     typer.echo(f"{goal['name']}: held-out success {ev.success_rate:.1%}, mean target prob "
                f"{ev.mean_target_prob:.3f} over {ev.n} views -> {out}/patch.png")
 
@@ -304,15 +325,18 @@ def evaluate(
     from blocks.files import load_image
     from transforms.eot import preset
 
-    if n < 1:
-        raise UserError("--n must be at least 1")
+    checks.whole(n, "--n", 1, 1_000_000)
+    checks.seed(seed)
     image = load_image(patch)
     scale_range = parse_range(scale, "--scale", 0.01, 1.5) or ((0.4, 0.6) if scenes else (0.8, 1.0))
     eot_cfg = preset(eot, scale_range)
+    cmap = _load_colormap(colormap)
+    scene_images = _read_scenes(scenes)
+    _writable_file(out)
     net = load_model(model, weights, labels, input_size, mean, std, device)
     t_idx, away_idx, goal = _resolve_goal(net, target, away_from)
-    ev = evaluate_patch(net, image, eot_cfg, t_idx, away_idx, _scenes(scenes, net.input_size), n=n, seed=seed,
-                        patch_map=_load_colormap(colormap))
+    ev = evaluate_patch(net, image, eot_cfg, t_idx, away_idx, _fit_scenes(scene_images, net.input_size), n=n,
+                        seed=seed, patch_map=cmap)
     emit_json({"patch": str(patch), "target": goal, "model": net.name, "eot": eot,
                "scale": list(scale_range), "seed": seed, **ev.to_dict()}, out)
 
@@ -334,12 +358,14 @@ def sweep(
 ):
     """Single-step FGSM line search: class probabilities against epsilon (plot + JSON)."""
     from blocks.attacks.fgsm_sweep import epsilon_sweep, plot_sweep
-    from blocks.files import atomic_write_json, load_image
+    from blocks.files import atomic_write_bytes, json_text, load_image
+    from blocks.interrupts import writing
     from blocks.targets import resolve_target
 
-    lo_hi = parse_floats(eps_range, "--eps", 2)
-    if not lo_hi[0] < lo_hi[1] or num < 2:
-        raise UserError("--eps takes MIN:MAX with MIN < MAX, and --num at least 2")
+    lo_hi = parse_range(eps_range, "--eps", -255, 255)
+    if not lo_hi[0] < lo_hi[1]:
+        raise UserError(f"--eps takes MIN:MAX with MIN < MAX, not {eps_range!r}")
+    checks.whole(num, "--num", 2, 10_000)
     x = load_image(image)
     _writable_dir(out)
     net = load_model(model, weights, labels, input_size, mean, std, device)
@@ -348,13 +374,15 @@ def sweep(
 
     eps = (torch.linspace(lo_hi[0], lo_hi[1], num) / 255).tolist()
     s = epsilon_sweep(net, x, t.index, eps)
-    plot_sweep(s, net.labels, out / "sweep.png")
     shown = s.classes_to_show()
-    atomic_write_json(out / "sweep.json", {
+    record = json_text({
         "image": str(image), "target": {"index": t.index, "name": t.name}, "model": net.name,
         "epsilons_255": [e * 255 for e in s.epsilons], "best_epsilon_255": s.best_epsilon * 255,
         "best_target_prob": s.best_target_prob, "clean_top1": net.labels[s.clean_top1],
-        "probs": {net.labels[c]: s.probs[:, c].tolist() for c in shown}})
+        "probs": {net.labels[c]: s.probs[:, c].tolist() for c in shown}})  # NaN fails here, before any file
+    with writing():
+        plot_sweep(s, net.labels, out / "sweep.png")
+        atomic_write_bytes(out / "sweep.json", (record + "\n").encode())
     typer.echo(f"best epsilon {s.best_epsilon * 255:.1f}/255: p({t.name}) = {s.best_target_prob:.3f} -> {out}/sweep.png")
 
 
@@ -369,6 +397,7 @@ def digits_scenes(
     from blocks.scenes import export_digit_scenes
     from blocks.targets import resolve_target
 
+    checks.whole(limit, "--limit", 1)
     skip = resolve_target(exclude, LABELS).index if exclude is not None else None
     n = export_digit_scenes(_writable_dir(out), skip, limit)
     typer.echo(f"wrote {n} held-out digits to {out}/train and {out}/test")
@@ -402,7 +431,9 @@ def print_sheet(
 ):
     """Lay patches out as a print-ready PDF at exact size, with markers, cut marks and sheet.json."""
     from printing import SheetSettings, make_sheet, parse_tile, write_sheet
+    from printing.sheet import check_sheet_out
 
+    check_sheet_out(out, preview)
     settings = SheetSettings(size_mm=size_mm, page=page.lower(), margin_mm=margin_mm, layout=layout.lower(),
                              tile=parse_tile(tile), markers=markers, marker_mm=marker_mm, dpi=dpi)
     sheet = make_sheet(patches, settings)
@@ -446,12 +477,10 @@ def capture(
     from capture.sources import open_source
     from capture.views import SlidingSettings
 
-    if max_frames is not None and max_frames < 1:
-        raise UserError("--max-frames must be at least 1")
-    if duration is not None and duration <= 0:
-        raise UserError("--duration must be more than 0 seconds")
-    if sliding and not (0 < window <= 1 and 0 < stride <= 1):
-        raise UserError("--window and --stride are fractions of the frame: give numbers in (0, 1]")
+    checks.whole(max_frames, "--max-frames", 1)
+    checks.number(duration, "--duration", 0, lo_open=True)
+    checks.number(window, "--window", 0, 1, lo_open=True)
+    checks.number(stride, "--stride", 0, 1, lo_open=True)
     if not 0 <= threshold <= 1:
         raise UserError("--threshold is a probability in [0, 1]")
     if not 0 <= reconnect <= 1000:
@@ -459,13 +488,20 @@ def capture(
     layout = load_sheet(sheet) if sheet is not None else None
     from blocks.targets import resolve_target
 
-    net = load_model(model, weights, labels, input_size, mean, std, device)
+    _writable_file(log, "log")
+    _writable_file(summary, "summary")
+    if save_video is not None:
+        from capture.loop import check_video_out
+
+        check_video_out(save_video)
+    spec = model_spec(model, weights, labels, input_size, mean, std)
+    frames = open_source(source, reconnect=reconnect)  # before the model: a missing camera or file fails in a second
+    net = load_spec(spec, device)
     goal = resolve_target(target, net.labels)
     settings = CaptureSettings(
         target=goal.index, sheet=layout, sliding=SlidingSettings(window, stride) if sliding else None,
         headless=is_headless(headless), save_video=save_video, log=log, max_frames=max_frames,
         duration_s=duration, threshold=threshold)
-    frames = open_source(source, reconnect=reconnect)
     if settings.headless and not headless:
         typer.echo("no display found: running headless (no window)", err=True)
     if settings.headless:
@@ -492,9 +528,12 @@ def capture(
     emit_json(result, None)
     if summary is not None:
         emit_json(result, summary)
-    for p in (log, save_video):
-        if p is not None and result["frames"]:
-            typer.echo(f"wrote {p}", err=True)
+    written = [str(p) for p in (log, save_video) if p is not None and result["frames"]]
+    for p in written:
+        typer.echo(f"wrote {p}", err=True)
+    if result["stopped_by"] == "interrupted":
+        kept = ", ".join(written + ([str(summary)] if summary is not None else [])) or "the summary above"
+        raise Interrupted(f"kept {kept} ({result['frames']} frames)")
 
 
 @app.command()
@@ -519,8 +558,10 @@ def simulate(
 
     if out.suffix.lower() in IMAGE_SUFFIXES:
         frames = 1
-    if frames < 1:
-        raise UserError("--frames must be at least 1")
+    checks.whole(frames, "--frames", 1, 100_000)
+    checks.whole(block, "--block", 0)
+    checks.seed(seed)
+    _writable_file(out)
     camera = CameraSettings()
     if size is not None:
         try:
@@ -596,7 +637,9 @@ def calibration_sheet(
 ):
     """A page of colour swatches with ArUco markers, and its calib.json, to measure printer + camera colours."""
     from printing.calibration import CalibrationSettings, make_calibration_sheet, write_calibration_sheet
+    from printing.sheet import check_sheet_out
 
+    check_sheet_out(out, preview)
     sheet = make_calibration_sheet(CalibrationSettings(page=page, swatch_mm=swatch_mm, marker_mm=marker_mm,
                                                        margin_mm=margin_mm, levels=levels))
     paths = write_calibration_sheet(sheet, out, preview=preview)
@@ -617,6 +660,9 @@ def calibrate_cmd(
     from capture.calibrate import CalibrateSettings, calibrate, check_out
 
     check_out(out)
+    checks.whole(max_frames, "--max-frames", 1)
+    checks.whole(step, "--step", 1)
+    _writable_file(out)
     cmap = calibrate(source, sheet, CalibrateSettings(max_frames=max_frames, step=step))
     cmap.save(out)
     e = cmap.extra
@@ -629,13 +675,21 @@ def calibrate_cmd(
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code: 0 ok, 2 bad input, 130 interrupted."""
+    from blocks.interrupts import handle_interrupts, interrupted
+
     try:
-        code = app(args=argv, prog_name="blocks", standalone_mode=False)
+        with handle_interrupts():
+            code = app(args=argv, prog_name="blocks", standalone_mode=False)
+        if code == 130 and interrupted():  # typer turns a bare KeyboardInterrupt into a silent 130
+            raise KeyboardInterrupt
     except UserError as e:
         typer.echo(f"error: {e}", err=True)
         return e.exit_code
+    except Interrupted as e:  # the command kept something and says what
+        typer.echo(f"interrupted: {e}", err=True)
+        return e.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        typer.echo("interrupted", err=True)
+        typer.echo("interrupted: nothing written", err=True)
         return 130
     except typer.Exit as e:
         return e.exit_code

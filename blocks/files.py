@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +14,81 @@ import torch
 
 from blocks.errors import UserError
 
+MAX_IMAGE_PIXELS = 64_000_000  # 64 megapixels: a header claiming more is refused before decoding
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write to a temporary file in the same folder, then rename over the target."""
+    return write_together([(Path(path), data)])[0]
+
+
+def write_together(files: list[tuple[Path, bytes]]) -> list[Path]:
+    """Write several files as one set: each goes to a temporary name in its folder first, and only
+    when every one is on disk are they renamed into place (in the order given: put the file that
+    announces the set, e.g. the PDF, last). Any failure (disk full, permissions, Ctrl-C) removes the
+    temporary files and whatever was already renamed, so the set appears whole or not at all.
+    Ctrl-C during the renames is held until they are done (blocks.interrupts.writing).
+    A write that fails is a UserError naming the file."""
+    from blocks.interrupts import writing
+
+    staged: list[tuple[str, Path]] = []
+    placed: list[Path] = []
+    current = None
+    with writing():
+        try:
+            for current, data in files:
+                staged.append((_write_temp(Path(current), data), Path(current)))
+            for tmp, current in staged:
+                os.replace(tmp, current)
+                placed.append(Path(current))
+        except BaseException as e:
+            for tmp, _ in staged:
+                Path(tmp).unlink(missing_ok=True)
+            for done in placed:  # a half-renamed set is worse than none
+                done.unlink(missing_ok=True)
+            if isinstance(e, OSError):
+                raise UserError(f"cannot write {current}: {e.strerror or e}") from None
+            raise
+    return [Path(p) for p, _ in files]
+
+
+def check_output_dir(out: str | Path) -> Path:
+    """Check, before any work starts, that folder `out` can be created and written, without creating
+    it (a run that fails early leaves nothing behind)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"cannot write to {out}: it is a file, not a folder")
+    _probe(out, out)
+    return out
+
+
+def check_output_file(path: str | Path, what: str = "") -> Path:
+    """Check, before any work starts, that file `path` can be written: not a folder, not a device,
+    and its folder can be created and written."""
     path = Path(path)
+    label = f"{what} {path}".strip()
+    if path.is_dir():
+        raise UserError(f"cannot write {label}: it is a folder, not a file")
+    if path.exists() and not path.is_file():
+        raise UserError(f"cannot write {label}: it exists and is not a regular file")
+    _probe(path.parent, path)
+    return path
+
+
+def _probe(folder: Path, out: Path) -> None:
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"cannot write to {out}: {existing} is a file, not a folder")
+    try:  # a real probe: permissions alone do not tell (root, read-only mounts, /proc)
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".blocks-probe-"))
+    except OSError as e:
+        raise UserError(f"cannot write to {out}: {e.strerror or e}") from None
+
+
+def _write_temp(path: Path, data: bytes) -> str:
+    """data -> a hidden temporary file next to path, flushed to disk, with ordinary permissions."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -27,11 +100,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+    return tmp
 
 
 def _umask() -> int:
@@ -40,8 +112,35 @@ def _umask() -> int:
     return mask
 
 
+def json_text(obj, indent: int | None = 2) -> str:
+    """JSON for files and stdout. Strict: NaN or infinity is an error (UserError), never written,
+    because bare NaN is not JSON and strict parsers reject the whole file."""
+    try:
+        return json.dumps(obj, indent=indent, default=_json_default, allow_nan=False)
+    except ValueError:
+        where = _first_non_finite(obj)
+        raise UserError(f"refusing to write a non-finite number (NaN or infinity) at {where or 'a value'}: "
+                        "the run diverged; check --mean/--std and the other numbers given") from None
+
+
+def _first_non_finite(obj, where: str = "") -> str | None:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return where or "the top level"
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        return None
+    for k, v in items:
+        found = _first_non_finite(v, f"{where}.{k}" if where else str(k))
+        if found:
+            return found
+    return None
+
+
 def atomic_write_json(path: str | Path, obj) -> Path:
-    return atomic_write_bytes(path, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode())
+    return atomic_write_bytes(path, (json_text(obj) + "\n").encode())
 
 
 def _json_default(o):
@@ -78,15 +177,83 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 
 def load_image(path: str | Path) -> torch.Tensor:
     """Read an image file as (3, H, W) float32 RGB in [0, 1]."""
-    import cv2
+    return from_bgr_uint8(read_image_bgr(path))
 
+
+def read_image_bgr(path: str | Path) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 BGR (OpenCV's order). Every image reader in the project
+    comes through here or decode_image_bgr: missing, unreadable, undecodable or oversized files are
+    one UserError line."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image not found: {path}")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    return decode_image_bgr(data, path)
+
+
+def decode_image_bgr(data: bytes, where: str | Path) -> np.ndarray:
+    """Encoded image bytes -> (H, W, 3) uint8 BGR; grey is expanded, alpha dropped, 16-bit scaled.
+
+    The size in the header is checked first (MAX_IMAGE_PIXELS): a 100000 x 100000 PNG of a few
+    kilobytes would otherwise make OpenCV try to allocate 30 GB, or fail with its own traceback.
+    """
+    import cv2
+
+    check_image_header(data, where)
+    try:
+        with quiet_stderr():  # libpng/libjpeg print their own lines for a damaged file
+            bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    except cv2.error:
+        bgr = None
     if bgr is None:
-        raise UserError(f"cannot read image (not an image file or unsupported format): {path}")
-    return from_bgr_uint8(bgr)
+        raise UserError(f"cannot read image (not an image file or unsupported format): {where}")
+    return bgr
+
+
+def check_image_header(data: bytes, where: str | Path) -> None:
+    """Refuse an image whose header claims more than MAX_IMAGE_PIXELS, before any decoding.
+    Pillow reads only the header here; a file it does not know is left to OpenCV to judge."""
+    import io
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                w, h = im.size
+    except Image.DecompressionBombError:  # Pillow's own limit (about 179 MP) is above ours
+        w = h = None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return
+    if w is None or w * h > MAX_IMAGE_PIXELS:
+        size = f"is {w} x {h} px" if w is not None else f"claims over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels"
+        raise UserError(f"image too large: {where} {size} (the limit is {MAX_IMAGE_PIXELS / 1e6:g} megapixels)")
+
+
+@contextmanager
+def quiet_stderr():
+    """Silence what C libraries write straight to file descriptor 2 (libpng's "libpng error: ..."
+    before OpenCV returns None): the user should see only our one line."""
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (e.g. captured): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def from_bgr_uint8(bgr: np.ndarray) -> torch.Tensor:

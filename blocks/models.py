@@ -443,11 +443,14 @@ def load_state_dict(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"weights file not found: {path}")
+    import warnings
+
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about legacy pickles before it fails: one line is ours
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle errors, zip errors, refused globals: all mean "not a state dict"
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot load weights {path}: not a plain PyTorch state dict ({first[:160]})") from None
+        raise UserError(f"cannot load weights {path}: not a plain PyTorch state dict ({_load_reason(e)})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -455,7 +458,39 @@ def load_state_dict(path: Path) -> dict:
     return state
 
 
-def _apply_state(net: nn.Module, state: dict, path: Path, arch: str) -> None:
+def _load_reason(e: Exception) -> str:
+    """The useful part of torch.load's error, whole: torch's texts run to paragraphs of advice."""
+    import pickle
+    import re
+
+    text = str(e)
+    refused = re.search(r"unsupported global:? (?:GLOBAL )?([\w.]+)", text, re.IGNORECASE)
+    if refused:
+        return f"it would run code ({refused.group(1)}); refused, nothing was executed"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if lines and lines[0].startswith("Weights only load failed"):
+        # torch's advice paragraph first, the actual reason on a line of its own after it
+        detail = [ln for ln in lines[1:] if not ln.startswith(("Please file", "Check the documentation"))]
+        return f"a pickle torch refuses: {detail[0]}" if detail else "a pickle torch refuses"
+    if not isinstance(e, (RuntimeError, pickle.UnpicklingError)) or not lines:  # e.g. KeyError('101')
+        return "not a pickle or zip file torch can read"
+    first = lines[0]
+    sentence = re.split(r"(?<=[.!?])\s", first)[0]
+    return sentence if len(sentence) <= 200 else sentence[:sentence.rfind(" ", 0, 200)] + " ..."
+
+
+def _classes_in(state: dict) -> int | None:
+    """Outputs of the last layer stored in a state dict (its last weight's first dimension)."""
+    weights = [v for k, v in state.items() if k.endswith("weight") and v.ndim >= 1]
+    return int(weights[-1].shape[0]) if weights else None
+
+
+def _apply_state(net: nn.Module, state: dict, path: Path, arch: str, labels: Path | None = None) -> None:
+    want = _classes_in(net.state_dict())
+    have = _classes_in(state)
+    if labels is not None and want is not None and have is not None and want != have:
+        # the head was built for the labels file, so the labels file is what does not fit
+        raise UserError(f"--labels {labels} has {want} names but the weights {path} have {have} classes")
     try:
         net.load_state_dict(state)
     except RuntimeError as e:
@@ -483,7 +518,7 @@ def _load_digits(spec: ModelSpec) -> Classifier:
     labels = read_labels(spec.labels) if spec.labels else digits.LABELS
     net = digits.DigitsNet(num_classes=len(labels))
     path = Path(spec.weights) if spec.weights else bundled_digits_path()
-    _apply_state(net, load_state_dict(path), path, "digits")
+    _apply_state(net, load_state_dict(path), path, "digits", spec.labels)
     # The bundled net was trained on [0, 1] inputs with mean 0.5, std 0.5.
     return Classifier(net, labels, spec.input_size or digits.INPUT_SIZE,
                       _triple(spec.mean, (0.5, 0.5, 0.5), "--mean"),
@@ -510,7 +545,7 @@ def _load_torchvision(spec: ModelSpec) -> Classifier:
     if spec.weights:
         net = builder(weights=None, num_classes=len(labels))
         path = Path(spec.weights)
-        _apply_state(net, load_state_dict(path), path, spec.name)
+        _apply_state(net, load_state_dict(path), path, spec.name, spec.labels)
         return Classifier(net, labels, size, mean, std, name=spec.name, weights_id=sha256_file(path))
 
     if default is None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from blocks.files import atomic_write_bytes, atomic_write_json, encode_png, sha256_bytes
+from blocks.files import atomic_write_bytes, encode_png, json_text, sha256_bytes, write_together
 
 
 def library_versions() -> dict[str, str]:
@@ -23,13 +23,14 @@ def library_versions() -> dict[str, str]:
 
 
 def write_patch(out: Path, patch: torch.Tensor, meta: dict) -> dict:
-    """Write patch.png and patch.json (atomically, PNG first). Returns the metadata written."""
+    """Write patch.png and patch.json together (all or none, Ctrl-C held until both are on disk).
+    Returns the metadata written. Pass meta["versions"] = library_versions() collected before the
+    run: importing them takes seconds, and after a Ctrl-C there may be no seconds to spare."""
     png = encode_png(patch)
     meta = {**meta, "patch_sha256": sha256_bytes(png), "patch_px": list(patch.shape[-2:]),
             "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "versions": library_versions()}
-    atomic_write_bytes(out / "patch.png", png)
-    atomic_write_json(out / "patch.json", meta)
+            "versions": meta.get("versions") or library_versions()}
+    write_together([(out / "patch.png", png), (out / "patch.json", (json_text(meta) + "\n").encode())])
     return meta
 
 

@@ -12,16 +12,23 @@ from blocks.files import list_images, load_image, save_png
 
 def load_scenes(folder: str | Path, size: int, limit: int | None = None, crops: int = 8,
                 seed: int = 0) -> torch.Tensor:
-    """Scenes at the model's input size from any folder of photos: (N * k, 3, size, size) in [0, 1].
+    """Scenes at the model's input size from any folder of photos: (N * k, 3, size, size) in [0, 1]."""
+    return fit_scenes(read_scenes(folder, limit), size, crops, seed)
 
-    Each photo gives its centre square, plus up to crops - 1 random square crops (a quarter to all
-    of its shorter side, seeded) when it is larger than the model input, so a few big photos give
-    many different backgrounds. Small images (digits) give just their centre square.
-    """
+
+def read_scenes(folder: str | Path, limit: int | None = None) -> list[torch.Tensor]:
+    """Every image in folder as read, (3, H, W) each: read before the model loads, so a bad scene
+    fails in a second rather than after the download."""
+    return [load_image(f) for f in list_images(folder)[:limit]]
+
+
+def fit_scenes(images: list[torch.Tensor], size: int, crops: int = 8, seed: int = 0) -> torch.Tensor:
+    """Each photo gives its centre square, plus crops - 1 random square crops (a quarter to all of
+    its shorter side, seeded) when it is at least twice the model input, so a few big photos give
+    many different backgrounds. Small images (digits) give just their centre square."""
     g = torch.Generator().manual_seed(seed)
     out = []
-    for f in list_images(folder)[:limit]:
-        image = load_image(f)
+    for image in images:
         out.append(square(image, size))
         if min(image.shape[-2:]) >= 2 * size:
             out += [random_crop(image, size, g) for _ in range(crops - 1)]

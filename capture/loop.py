@@ -6,7 +6,6 @@ way out ends the same way: files closed and renamed into place, summary returned
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -18,6 +17,8 @@ import numpy as np
 import torch
 
 from blocks.errors import UserError
+from blocks.files import _umask, json_text
+from blocks.interrupts import interrupted, writing
 from capture.display import Window
 from capture.markers import Detections, FoundBlock, detect_markers, locate_blocks, make_detector, rectify_block
 from capture.sheet import Sheet
@@ -149,14 +150,33 @@ class _LogFile:
         self.f = os.fdopen(fd, "w", encoding="utf-8")
 
     def write(self, record: dict) -> None:
-        self.f.write(json.dumps(record) + "\n")
+        try:
+            self.f.write(json_text(record, indent=None) + "\n")
+        except OSError as e:  # disk full mid-session: one line, and the partial log is removed
+            raise UserError(f"cannot write log {self.path}: {e.strerror or e}") from None
 
     def close(self, keep: bool) -> None:
-        self.f.close()
-        if keep:
-            os.replace(self.tmp, self.path)
-        else:
-            Path(self.tmp).unlink(missing_ok=True)
+        try:
+            self.f.close()
+            if keep:
+                os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
+                with writing():
+                    os.replace(self.tmp, self.path)
+        except OSError as e:
+            keep = False
+            raise UserError(f"cannot write log {self.path}: {e.strerror or e}") from None
+        finally:
+            if not keep:
+                Path(self.tmp).unlink(missing_ok=True)
+
+
+def check_video_out(path: Path) -> Path:
+    """Before the session: a known video suffix, and a file that can be written."""
+    from blocks.files import check_output_file
+
+    if Path(path).suffix.lower() not in VIDEO_FOURCC:
+        raise UserError(f"video output {path}: use .mp4 (mp4v), .avi (MJPG) or .mkv (FFV1)")
+    return check_output_file(path, "video")
 
 
 class VideoOut:
@@ -243,6 +263,8 @@ def run_capture(model, source, settings: CaptureSettings,
     recent = []  # frame times for the overlay's FPS
     try:
         for frame, prepared in stream:
+            if interrupted():  # a Ctrl-C that some library swallowed still ends the session
+                raise KeyboardInterrupt
             now = time.monotonic() - start
             if settings.duration_s is not None and now >= settings.duration_s:
                 stopped_by = "duration"

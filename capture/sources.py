@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from blocks.errors import UserError
-from blocks.files import IMAGE_SUFFIXES
+from blocks.files import IMAGE_SUFFIXES, read_image_bgr
 
 OPEN_TIMEOUT_MS = 5000  # URLs: give up opening / reading a stream after this long
 RECONNECT_DELAY_S = 1.0  # streams: pause before each attempt to reopen a lost stream
@@ -105,8 +105,9 @@ class ImageSource(FrameSource):
     def __iter__(self) -> Iterator[Frame]:
         i = 0
         for p in self.paths:
-            bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
-            if bgr is None:
+            try:
+                bgr = read_image_bgr(p)
+            except UserError:  # unreadable, or too large (blocks.files.MAX_IMAGE_PIXELS)
                 self.skipped.append(str(p))
                 continue
             yield Frame(i, bgr, p.name)
@@ -149,8 +150,8 @@ def open_source(spec: str, reconnect: int = 0) -> FrameSource:
 
 
 def _checked_images(files: list[Path], name: str) -> ImageSource:
-    if cv2.imread(str(files[0]), cv2.IMREAD_COLOR) is None and len(files) == 1:
-        raise UserError(f"cannot read image {files[0]} (not an image file or unsupported format)")
+    if len(files) == 1:
+        read_image_bgr(files[0])  # a single photo that cannot be read is an error, not a skip
     return ImageSource(files, name)
 
 

@@ -19,7 +19,6 @@ draw_pdf, the same path patches take), so the colours in the PDF are exactly tho
 from __future__ import annotations
 
 import datetime
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,12 +175,12 @@ def write_calibration_sheet(sheet: CalibrationSheet, out: str | Path, preview: b
                             preview_dpi: float = 100) -> list[Path]:
     """Write out (the PDF), its sidecar calib.json and, with preview, a PNG; returns the paths.
     Each file is written atomically, the PDF last (never a PDF without its sidecar)."""
-    from blocks.files import atomic_write_bytes
+    from blocks.files import json_text, write_together
 
     out = Path(out)
     if out.suffix.lower() != ".pdf":
         raise UserError(f"--out must be a .pdf file (the sidecar takes the .json name), not {out}")
-    files = [(sidecar_path(out), (json.dumps(sheet.info, indent=2) + "\n").encode())]
+    files = [(sidecar_path(out), (json_text(sheet.info) + "\n").encode())]
     if preview:
         import cv2
 
@@ -193,6 +192,4 @@ def write_calibration_sheet(sheet: CalibrationSheet, out: str | Path, preview: b
             raise RuntimeError("PNG encoding failed")
         files.append((preview_paths(out, 1)[0], buf.tobytes()))
     files.append((out, sheet.pdf))
-    for path, data in files:
-        atomic_write_bytes(path, data)
-    return [p for p, _ in files]
+    return write_together(files)  # all or none: never a calib.json without its PDF

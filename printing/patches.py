@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from blocks.errors import UserError
-from blocks.files import sha256_bytes
+from blocks.files import decode_image_bgr, sha256_bytes
 
 MAX_IMAGE_SIDE_PX = 20000  # one upscaled block image; beyond this a PDF viewer or printer chokes
 
@@ -36,8 +36,6 @@ class PatchImage:
 def load_patch(path: str | Path) -> PatchImage:
     """Read a patch image (any 8-bit image OpenCV reads; grey is expanded to RGB, alpha dropped)
     and the `patch.json` next to it when there is one."""
-    import cv2
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"patch image not found: {path}")
@@ -45,9 +43,7 @@ def load_patch(path: str | Path) -> PatchImage:
         data = path.read_bytes()
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror or e}") from None
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    if bgr is None:
-        raise UserError(f"cannot read image (not an image file or unsupported format): {path}")
+    bgr = decode_image_bgr(data, path)  # header size checked before decoding
     pixels = np.ascontiguousarray(bgr[:, :, ::-1])
     _check_square(pixels, str(path))
     target, target_index, model, mode = read_patch_meta(path)

@@ -284,12 +284,12 @@ def write_sheet(sheet: Sheet, out: str | Path, preview: bool = False, preview_dp
     Everything is rendered in memory first, then each file is written atomically, so a failure
     leaves no partial file (and no PDF without its sidecar: the PDF goes last).
     """
-    from blocks.files import atomic_write_bytes
+    from blocks.files import json_text, write_together
 
     out = Path(out)
     if out.suffix.lower() != ".pdf":
         raise UserError(f"--out must be a .pdf file (the sidecar takes the .json name), not {out}")
-    files: list[tuple[Path, bytes]] = [(sidecar_path(out), (json.dumps(sheet.info.to_json(), indent=2) + "\n").encode())]
+    files: list[tuple[Path, bytes]] = [(sidecar_path(out), (json_text(sheet.info.to_json()) + "\n").encode())]
     if preview:
         import cv2
 
@@ -302,9 +302,21 @@ def write_sheet(sheet: Sheet, out: str | Path, preview: bool = False, preview_dp
                 raise RuntimeError("PNG encoding failed")
             files.append((path, buf.tobytes()))
     files.append((out, sheet.pdf))
-    for path, data in files:
-        atomic_write_bytes(path, data)
-    return [p for p, _ in files]
+    return write_together(files)  # all or none: never a sheet.json without its PDF
+
+
+def check_sheet_out(out: str | Path, preview: bool = False) -> Path:
+    """Before any drawing: --out is a writable .pdf, and its sidecar (and previews) can go next to it."""
+    from blocks.files import check_output_file
+
+    out = Path(out)
+    if out.suffix.lower() != ".pdf":
+        raise UserError(f"--out must be a .pdf file (the sidecar takes the .json name), not {out}")
+    check_output_file(out)
+    check_output_file(sidecar_path(out), "sidecar")
+    if preview:
+        check_output_file(preview_paths(out, 1)[0], "preview")
+    return out
 
 
 def read_sheet(path: str | Path) -> SheetInfo:

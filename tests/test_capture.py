@@ -282,6 +282,7 @@ def test_quit_key_ends_like_ctrl_c_and_video_is_saved(tmp_path, digits_model):
 def test_max_frames_and_bad_flags(cli, tmp_path):
     code, _, err = cli("capture", "--model", "digits", "--target", "3", "--source", tmp_path, "--max-frames", "0")
     assert code == 2 and "--max-frames" in err
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))  # the source is checked first
     code, _, err = cli("capture", "--model", "digits", "--target", "eleven", "--source", tmp_path, "--headless")
     assert code == 2 and "unknown target" in err
 

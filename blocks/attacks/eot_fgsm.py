@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from blocks.interrupts import interrupted
 from transforms.eot import EOT, random_views
 
 
@@ -124,6 +125,8 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
     start = time.monotonic()
     try:
         for step in range(cfg.steps):
+            if interrupted():  # a Ctrl-C that some library swallowed still stops the run
+                raise KeyboardInterrupt
             if cfg.max_seconds is not None and time.monotonic() - start >= cfg.max_seconds:
                 result.stopped = "time"
                 break

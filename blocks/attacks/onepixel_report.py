@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from blocks.attacks.onepixel import OnePixelResult
-from blocks.files import atomic_write_bytes, atomic_write_json, save_png, to_uint8
+from blocks.files import encode_png, json_text, to_uint8, write_together
 
 CELL = 128  # side of each thumbnail in the contact sheet (nearest-neighbour upscaling)
 CAPTION = 34  # pixels of text under each pair
@@ -26,17 +26,22 @@ def unique_names(paths: list[Path]) -> list[str]:
 
 def write_outputs(out: Path, result: OnePixelResult, names: list[str], sources: list[str],
                   labels: list[str], extra: dict | None = None) -> dict:
-    """Write `<name>_adv.png`, `<name>.json`, `summary.json` and `contact_sheet.png` into out.
-    Returns the summary dict."""
+    """Write `<name>_adv.png`, `<name>.json`, `summary.json` and `contact_sheet.png` into out, as one
+    set (all or none, summary.json last). Returns the summary dict."""
     out = Path(out)
+    files = []
     for i, name in enumerate(names):
-        save_png(out / f"{name}_adv.png", result.adv[i])
         rec = {"image": sources[i], "adversarial": f"{name}_adv.png", **result.record(i, labels)}
-        atomic_write_json(out / f"{name}.json", rec)
+        files += [(out / f"{name}_adv.png", encode_png(result.adv[i])), (out / f"{name}.json", _json_bytes(rec))]
     summary = {**result.summary(), **(extra or {})}
-    atomic_write_json(out / "summary.json", summary)
-    atomic_write_bytes(out / "contact_sheet.png", contact_sheet_png(result, names, labels))
+    files += [(out / "contact_sheet.png", contact_sheet_png(result, names, labels)),
+              (out / "summary.json", _json_bytes(summary))]
+    write_together(files)
     return summary
+
+
+def _json_bytes(obj) -> bytes:
+    return (json_text(obj) + "\n").encode()
 
 
 def contact_sheet_png(result: OnePixelResult, names: list[str], labels: list[str],
@@ -107,11 +112,17 @@ def run_onepixel(inputs: list[Path], spec, *, target: str | None, pixels: int, p
     from blocks.models import load_classifier
     from blocks.targets import resolve_target
 
+    from blocks import checks
+    from blocks.files import check_output_dir
+
     cfg = OnePixelConfig(pixels=pixels, popsize=popsize, maxiter=maxiter, strategy=strategy,
                          seed=seed, batch=batch).check()  # bad flags fail before the model loads
+    checks.seed(seed)
     files = collect_inputs(inputs)
     images = [load_image(f) for f in files]
+    check_output_dir(out)  # before the attack: its results must have somewhere to go
     net = load_classifier(spec, device=device)
+    checks.runs_at_input_size(net)
     tgt = resolve_target(target, net.labels) if target is not None else None
     # The attack runs at the model's input size: every image stacks into one batch and the changed
     # pixel is a real model-input pixel (a pixel of a larger original would be blurred by resizing).

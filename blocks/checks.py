@@ -1,0 +1,69 @@
+"""Range checks for the numbers a command takes, so every flag fails the same way: one line naming
+the flag, the range and the value, before any model loads. NaN and infinity never pass."""
+from __future__ import annotations
+
+import math
+
+from blocks.errors import UserError
+
+MAX_INPUT_SIZE = 1024  # --input-size: models here take 224-600 px; more is an allocation, not a model
+MAX_PATCH_SIZE = 2048  # --patch-size
+MAX_BATCH = 1024  # views per step / images per forward pass
+MAX_SEED = 2**32 - 1  # what numpy and torch generators both accept
+
+
+def whole(value: int | None, flag: str, lo: int, hi: int | None = None) -> int | None:
+    """An integer flag in [lo, hi] (None passes: the flag was not given)."""
+    if value is None:
+        return None
+    if value < lo or (hi is not None and value > hi):
+        rng = f"at least {lo}" if hi is None else f"from {lo} to {hi}"
+        raise UserError(f"{flag} must be {rng}, not {value}")
+    return value
+
+
+def number(value: float | None, flag: str, lo: float = -math.inf, hi: float = math.inf,
+           lo_open: bool = False, hi_open: bool = False) -> float | None:
+    """A finite float flag in the interval given (open or closed at each end)."""
+    if value is None:
+        return None
+    ok = math.isfinite(value) and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if not ok:
+        raise UserError(f"{flag} must be {_interval(lo, hi, lo_open, hi_open)}, not {value!r}")
+    return float(value)
+
+
+def _interval(lo, hi, lo_open, hi_open) -> str:
+    if lo == -math.inf and hi == math.inf:
+        return "a finite number"
+    if hi == math.inf:
+        return f"a number {'>' if lo_open else '>='} {lo:g}"
+    if lo == -math.inf:
+        return f"a number {'<' if hi_open else '<='} {hi:g}"
+    return f"a number in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+
+def seed(value: int, flag: str = "--seed") -> int:
+    return whole(value, flag, 0, MAX_SEED)
+
+
+def runs_at_input_size(net) -> None:
+    """One forward pass on a blank image: a model that cannot take --input-size (too small for its
+    pooling, or a fixed-size ViT) fails here in one line, not as a traceback mid-run."""
+    import torch
+
+    with torch.no_grad():
+        try:
+            net(torch.zeros(1, 3, net.input_size, net.input_size, device=net.device))
+        except RuntimeError as e:
+            reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise UserError(f"model {net.name} does not run at --input-size {net.input_size} ({reason})") from None
+
+
+def model_numbers(input_size: int | None, mean, std) -> None:
+    """The numeric [model flags]: --input-size, --mean R,G,B, --std R,G,B (std > 0: it divides)."""
+    whole(input_size, "--input-size", 8, MAX_INPUT_SIZE)
+    for v in mean or ():
+        number(v, "--mean")
+    for v in std or ():
+        number(v, "--std", 0, lo_open=True)

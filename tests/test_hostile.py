@@ -1,0 +1,385 @@
+"""Bad and hostile inputs, every command: one `error:` line and exit 2 (or 130 for Ctrl-C), never a
+traceback, never a partial set of outputs. The table only grows: add a row for every case fixed."""
+import errno
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from blocks.errors import UserError
+from blocks.files import MAX_IMAGE_PIXELS, atomic_write_json, read_image_bgr, save_png, write_together
+from blocks.interrupts import handle_interrupts, writing
+
+GEN = ["generate", "--model", "digits", "--target", "seven", "--steps", "1", "--batch", "2", "--eval-n", "2"]
+EVAL = ["evaluate", "{ok}", "--model", "digits", "--target", "seven", "--n", "2"]
+CAP = ["capture", "--model", "digits", "--target", "seven", "--source", "{ok}", "--headless", "--max-frames", "1"]
+
+
+def png_claiming(w: int, h: int) -> bytes:
+    """A valid PNG header for w x h RGB pixels with almost no data: 74 bytes claiming any size."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/blocks-evil-ran",))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("hostile")
+    (d / "huge.png").write_bytes(png_claiming(100_000, 100_000))
+    (d / "big.png").write_bytes(png_claiming(9000, 9000))  # 81 MP: under Pillow's limit, over ours
+    save_png(d / "ok.png", torch.rand(3, 16, 16))
+    data = (d / "ok.png").read_bytes()
+    (d / "trunc.png").write_bytes(data[: len(data) // 2])
+    (d / "scenes").mkdir()
+    (d / "scenes" / "huge.png").write_bytes(png_claiming(100_000, 100_000))
+    (d / "folder").mkdir()
+    (d / "file.txt").write_text("not a folder")
+    (d / "three.txt").write_text("a\nb\nc\n")
+    torch.save({"w": Evil()}, d / "evil.pt")  # torch's own format, with code in it
+    (d / "raw.pt").write_bytes(pickle.dumps(Evil()))  # a bare pickle (torch used to warn first)
+    from blocks.cli import run
+
+    assert run(["calibration-sheet", "--out", str(d / "calib.pdf")]) == 0
+    return d
+
+
+# (arguments, exit code, start of stderr). {name} is a file from the fixture above.
+CASES = [
+    # 2. a header claiming 100000 x 100000 px, in every reader
+    (EVAL[:1] + ["{huge}"] + EVAL[2:], 2, "error: image too large: {huge} claims over"),
+    (EVAL[:1] + ["{big}"] + EVAL[2:], 2, "error: image too large: {big} is 9000 x 9000 px"),
+    (["sweep", "{huge}", "--model", "digits", "--target", "seven"], 2, "error: image too large"),
+    (["print", "{huge}", "--out", "{d}/s.pdf"], 2, "error: image too large"),
+    (["onepixel", "{huge}", "--model", "digits", "--out", "{d}/op"], 2, "error: image too large"),
+    (CAP[:6] + ["{huge}"] + CAP[7:], 2, "error: image too large"),
+    (GEN + ["--scenes", "{d}/scenes", "--out", "{d}/g"], 2, "error: image too large"),
+    (["calibrate", "{huge}", "--sheet", "{d}/calib.json", "--out", "{d}/cm.json"], 2, "error: image too large"),
+    (["print", "{trunc}", "--out", "{d}/s.pdf"], 2, "error: cannot read image"),
+    # 3. --input-size
+    (GEN + ["--input-size", "-5"], 2, "error: --input-size must be from 8 to 1024, not -5"),
+    (GEN + ["--input-size", "0"], 2, "error: --input-size must be from 8 to 1024, not 0"),
+    (GEN + ["--input-size", "1"], 2, "error: --input-size must be from 8"),
+    (GEN + ["--input-size", "100000"], 2, "error: --input-size must be from 8"),
+    (EVAL + ["--input-size", "3"], 2, "error: --input-size must be from 8"),
+    (CAP + ["--input-size", "3"], 2, "error: --input-size must be from 8"),
+    # 4. NaN never reaches a file
+    (GEN + ["--std", "0,0,0"], 2, "error: --std must be a number > 0"),
+    (GEN + ["--std", "nan,1,1"], 2, "error: --std must be a number > 0"),
+    (GEN + ["--mean", "inf,0,0"], 2, "error: --mean must be a finite number"),
+    (GEN + ["--max-seconds", "nan"], 2, "error: --max-seconds must be a number > 0"),
+    (GEN + ["--max-seconds", "inf"], 2, "error: --max-seconds must be a number > 0"),
+    (GEN + ["--printability", "nan"], 2, "error: --printability must be a number >= 0"),
+    (GEN + ["--tv", "-1"], 2, "error: --tv must be a number >= 0"),
+    (["sweep", "{ok}", "--model", "digits", "--target", "seven", "--eps", "0:inf"], 2, "error: --eps takes MIN:MAX"),
+    (CAP + ["--duration", "nan"], 2, "error: --duration must be a number > 0"),
+    # 5. output paths checked before the work starts
+    (EVAL + ["--out", "{d}/folder"], 2, "error: cannot write {d}/folder: it is a folder"),
+    (EVAL + ["--out", "{d}/file.txt/x.json"], 2, "error: cannot write to {d}/file.txt/x.json: {d}/file.txt is a file"),
+    (CAP + ["--summary", "{d}/folder"], 2, "error: cannot write summary {d}/folder: it is a folder"),
+    (CAP + ["--log", "{d}/folder"], 2, "error: cannot write log {d}/folder: it is a folder"),
+    (CAP + ["--save-video", "{d}/file.txt/x.mp4"], 2, "error: cannot write to {d}/file.txt/x.mp4: {d}/file.txt is a file"),
+    (["onepixel", "{ok}", "--model", "digits", "--out", "{d}/file.txt"], 2, "error: cannot write to {d}/file.txt: it is a file"),
+    (["print", "{ok}", "--out", "{d}/folder"], 2, "error: --out must be a .pdf file"),
+    (["print", "{ok}", "--out", "{d}/file.txt/s.pdf"], 2, "error: cannot write to"),
+    (EVAL + ["--out", "/dev/full"], 2, "error: cannot write /dev/full: it exists and is not a regular file"),
+    (["simulate", "{d}/none.pdf", "--out", "{d}/folder"], 2, "error: cannot write {d}/folder: it is a folder"),
+    (["calibration-sheet", "--out", "{d}/file.txt/c.pdf"], 2, "error: cannot write to"),
+    (["digits-scenes", "{d}/file.txt"], 2, "error: cannot write to {d}/file.txt: it is a file"),
+    # 7. zero, negative and out-of-range numbers
+    (GEN + ["--max-seconds", "0"], 2, "error: --max-seconds must be a number > 0, not 0.0"),
+    (GEN + ["--max-seconds", "-1"], 2, "error: --max-seconds must be a number > 0"),
+    (GEN + ["--patch-size", "0"], 2, "error: --patch-size must be from 2 to 2048, not 0"),
+    (GEN + ["--patch-size", "100000"], 2, "error: --patch-size must be from 2"),
+    (GEN + ["--final-fraction", "-1"], 2, "error: --final-fraction must be a number in [0, 1]"),
+    (GEN + ["--final-fraction", "nan"], 2, "error: --final-fraction must be a number in [0, 1]"),
+    (GEN + ["--batch", "100000"], 2, "error: --batch must be from 1 to 1024"),
+    (GEN + ["--steps", "0"], 2, "error: --steps must be at least 1"),
+    (GEN + ["--seed", "-1"], 2, "error: --seed must be from 0"),
+    (GEN + ["--eval-n", "0"], 2, "error: --eval-n must be from 1"),
+    (["digits-scenes", "{d}/ds", "--limit", "-3"], 2, "error: --limit must be at least 1, not -3"),
+    (["digits-scenes", "{d}/ds", "--limit", "0"], 2, "error: --limit must be at least 1"),
+    (EVAL + ["--seed", "-4"], 2, "error: --seed must be from 0"),
+    (["sweep", "{ok}", "--model", "digits", "--target", "seven", "--num", "100000000"], 2, "error: --num must be from 2"),
+    (CAP + ["--window", "0"], 2, "error: --window must be a number in (0, 1]"),
+    (CAP + ["--stride", "nan"], 2, "error: --stride must be a number in (0, 1]"),
+    (["simulate", "{d}/none.pdf", "--out", "{d}/v.mp4", "--block", "-1"], 2, "error: --block must be at least 0"),
+    (["simulate", "{d}/none.pdf", "--out", "{d}/v.mp4", "--frames", "0"], 2, "error: --frames must be from 1"),
+    (["calibrate", "{ok}", "--sheet", "{d}/calib.json", "--step", "0"], 2, "error: --step must be at least 1"),
+    # 9. messages that say what is wrong
+    (GEN + ["--scale", "1:x"], 2, "error: --scale takes MIN:MAX with"),
+    (GEN + ["--mean", "1,2"], 2, "error: --mean takes 3 numbers"),
+    (GEN + ["--labels", "{three}", "--out", "{d}/g3"], 2, "error: --labels {three} has 3 names but the weights"),
+    (GEN + ["--weights", "{evil}", "--out", "{d}/g4"], 2, "error: cannot load weights {evil}: not a plain PyTorch state dict (it would run code (posix.system); refused"),
+    (GEN + ["--weights", "{raw}", "--out", "{d}/g4"], 2, "error: cannot load weights {raw}: not a plain PyTorch state dict (a pickle torch refuses: Unsupported operand"),
+    (GEN + ["--weights", "{three}", "--out", "{d}/g4"], 2, "error: cannot load weights {three}: not a plain PyTorch state dict (not a pickle or zip file"),
+]
+
+
+def _fill(text: str, d: Path) -> str:
+    names = {p.stem: str(p) for p in d.iterdir() if p.is_file()}
+    return text.format(d=d, **names)
+
+
+@pytest.mark.parametrize("args, code, start", CASES, ids=[f"{c[0][0]} {' '.join(c[0][-2:])}" for c in CASES])
+def test_bad_input(cli, files, args, code, start):
+    got, out, err = cli(*[_fill(a, files) for a in args])
+    assert (got, err.splitlines()[0] if err else "") == (code, _fill(start, files)) or (
+        got == code and err.startswith(_fill(start, files))), err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not Path("/tmp/blocks-evil-ran").exists()
+
+
+def test_no_stray_library_lines(capfd, files):
+    """libpng / OpenCV print their own lines on a damaged file, straight to fd 2."""
+    with pytest.raises(UserError, match="cannot read image"):
+        read_image_bgr(files / "trunc.png")
+    out, err = capfd.readouterr()
+    assert err == "" and out == ""
+
+
+def test_image_limit_is_documented_and_applies_to_headers():
+    assert MAX_IMAGE_PIXELS == 64_000_000
+    assert "64 megapixels" in Path(__file__).parents[1].joinpath("README.md").read_text()
+
+
+def test_json_never_holds_nan(tmp_path):
+    with pytest.raises(UserError, match=r"non-finite number .* at curve\.loss\.1"):
+        atomic_write_json(tmp_path / "x.json", {"curve": {"loss": [1.0, float("nan")]}})
+    assert list(tmp_path.iterdir()) == []
+
+
+def _fail_on_write(monkeypatch, n: int):
+    """The n-th file write (1-based) fails with 'No space left on device', as on a full disk."""
+    calls = []
+    real = os.fsync
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) == n:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_disk_full_leaves_no_partial_sheet(cli, files, tmp_path, monkeypatch, n):
+    """6. print writes sheet.json and the PDF together: a full disk leaves neither."""
+    _fail_on_write(monkeypatch, n)
+    code, out, err = cli("print", files / "ok.png", "--out", tmp_path / "s.pdf")
+    assert code == 2 and err.startswith("error: cannot write") and "No space left" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_full_in_generate(cli, tmp_path, monkeypatch):
+    _fail_on_write(monkeypatch, 1)
+    code, out, err = cli(*GEN, "--out", tmp_path / "g")
+    assert code == 2 and err.splitlines()[-1].startswith("error: cannot write") and "Traceback" not in err
+    assert not (tmp_path / "g" / "patch.json").exists() and not (tmp_path / "g" / "patch.png").exists()
+
+
+def test_set_is_removed_when_a_rename_fails(tmp_path, monkeypatch):
+    real, calls = os.replace, []
+
+    def replace(a, b):
+        calls.append(b)
+        if len(calls) == 2:
+            raise OSError(errno.EIO, "I/O error")
+        return real(a, b)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(UserError, match="cannot write .*b.pdf: I/O error"):
+        write_together([(tmp_path / "a.json", b"{}"), (tmp_path / "b.pdf", b"%PDF")])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_capture_log_is_an_ordinary_file(cli, files, tmp_path):
+    code, out, err = cli(*[_fill(a, files) for a in CAP], "--log", tmp_path / "f.jsonl")
+    assert code == 0, err
+    assert (tmp_path / "f.jsonl").stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask():
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
+# 8. interrupts
+
+
+def _sigint_later(*delays):
+    def fire():
+        for d in delays:
+            time.sleep(d)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    t = threading.Thread(target=fire, daemon=True)
+    t.start()
+    return t
+
+
+def test_ctrl_c_is_held_while_writing():
+    with pytest.raises(KeyboardInterrupt):
+        with writing():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # a Ctrl-C here would normally raise at once
+            done = True
+    assert done
+
+
+def test_second_ctrl_c_is_held_after_the_first():
+    with handle_interrupts():
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        os.kill(os.getpid(), signal.SIGINT)  # the reflexive second one: held, the files get written
+        time.sleep(0.05)
+
+
+def test_double_ctrl_c_keeps_the_patch(cli, tmp_path, monkeypatch):
+    """1. The first Ctrl-C stops the run; a second one 0.05 s later, while patch.png and patch.json
+    are being written (made slow here), must not lose them."""
+    import blocks.files as bf
+
+    slow_write = bf._write_temp
+    steps = []
+
+    def write_slowly(path, data):
+        time.sleep(0.3)
+        return slow_write(path, data)
+
+    monkeypatch.setattr(bf, "_write_temp", write_slowly)
+    import blocks.attacks.eot_fgsm as eg
+
+    real_views = eg.random_views
+
+    def views(*a, **k):
+        steps.append(1)
+        if len(steps) == 3:
+            _sigint_later(0.0, 0.35)
+        return real_views(*a, **k)
+
+    monkeypatch.setattr(eg, "random_views", views)
+    out = tmp_path / "g"
+    code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "100000",
+                       "--batch", "4", "--out", out)
+    assert code == 130, err
+    assert err.strip().splitlines()[-1].startswith("interrupted: kept the best patch"), err
+    assert (out / "patch.png").is_file() and (out / "patch.json").is_file()
+
+
+def test_ctrl_c_during_import_is_one_line(tmp_path):
+    """8. Ctrl-C while torch is still importing: one line and 130, no traceback."""
+    exe = Path(sys.executable).with_name("blocks")
+    p = subprocess.Popen([str(exe), "generate", "--model", "digits", "--target", "seven", "--out",
+                          str(tmp_path / "g")], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    time.sleep(0.6)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert err.strip() == "interrupted: nothing written", err
+
+
+def test_capture_ctrl_c_exits_130_and_says_what_was_kept(cli, files, tmp_path, monkeypatch):
+    import capture.loop as cl
+
+    real = cl.classify
+    calls = []
+
+    def classify(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(cl, "classify", classify)
+    cap = [_fill(a, files) for a in CAP if a not in ("--max-frames", "1")]
+    cap[cap.index(str(files / "ok.png"))] = str(files / "many")
+    (files / "many").mkdir(exist_ok=True)
+    for i in range(4):
+        save_png(files / "many" / f"{i}.png", torch.rand(3, 16, 16))
+    code, out, err = cli(*cap, "--summary", tmp_path / "s.json")
+    assert code == 130, err
+    assert err.strip().splitlines()[-1].startswith(f"interrupted: kept {tmp_path / 's.json'}"), err
+    assert (tmp_path / "s.json").is_file()
+
+
+# A fuzz test over the numeric flags of generate, print and capture: no value gives a traceback.
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+NUMBERS = st.one_of(
+    st.integers(-10**12, 10**12).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["nan", "-nan", "inf", "-inf", "0", "-0", "1e308", "-1e-308", "1", "2", "0.5"]),
+)
+GEN_FLAGS = ["--steps", "--batch", "--eval-n", "--patch-size", "--input-size", "--epsilon", "--final-fraction",
+             "--momentum", "--max-seconds", "--printability", "--tv", "--seed", "--std", "--mean"]
+CAP_FLAGS = ["--window", "--stride", "--threshold", "--max-frames", "--duration", "--input-size", "--std"]
+PRINT_FLAGS = ["--size-mm", "--margin-mm", "--marker-mm", "--dpi"]
+
+
+class _Checked(Exception):
+    """Raised instead of loading the model: every check passed."""
+
+
+def _fuzz_once(cli, monkeypatch, args):
+    import blocks.cli
+
+    def reached(*a, **k):
+        raise _Checked
+
+    monkeypatch.setattr(blocks.cli, "load_spec", reached)
+    try:
+        code, out, err = cli(*args)
+    except _Checked:
+        return
+    assert "Traceback" not in err, (args, err)
+    assert code in (0, 2), (args, code, err)
+    if code == 2 and err.startswith("error:"):
+        assert len(err.strip().splitlines()) == 1, (args, err)
+
+
+FUZZ = settings(max_examples=40, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FUZZ
+@given(flag=st.sampled_from(GEN_FLAGS), value=NUMBERS)
+def test_fuzz_generate_numbers(cli, files, monkeypatch, tmp_path, flag, value):
+    if flag in ("--std", "--mean"):
+        value = f"{value},1,1"
+    _fuzz_once(cli, monkeypatch, [*GEN, f"{flag}={value}", "--out", str(tmp_path / "g")])
+
+
+@FUZZ
+@given(flag=st.sampled_from(CAP_FLAGS), value=NUMBERS)
+def test_fuzz_capture_numbers(cli, files, monkeypatch, tmp_path, flag, value):
+    if flag == "--std":
+        value = f"1,{value},1"
+    _fuzz_once(cli, monkeypatch, [*[_fill(a, files) for a in CAP], "--sliding", f"{flag}={value}"])
+
+
+@FUZZ
+@given(flag=st.sampled_from(PRINT_FLAGS), value=NUMBERS, tile=st.tuples(st.integers(-3, 60), st.integers(-3, 60)))
+def test_fuzz_print_numbers(cli, files, monkeypatch, tmp_path, flag, value, tile):
+    _fuzz_once(cli, monkeypatch, ["print", str(files / "ok.png"), "--out", str(tmp_path / "s.pdf"),
+                                  f"{flag}={value}", "--tile", f"{tile[0]}x{tile[1]}"])
