@@ -29,7 +29,7 @@ def changed(adv, x):
 def test_batched_attack_fools_weak_digits_with_k_pixels(digits_model, weak_digits):
     x, y, _ = weak_digits
     for k in (1, 3):
-        cfg = OnePixelConfig(pixels=k, popsize=60, maxiter=8, stop_on_flip=True, seed=1)
+        cfg = OnePixelConfig(strategy="paper", pixels=k, popsize=60, maxiter=8, stop_on_flip=True, seed=1)
         r = one_pixel_attack(digits_model, x, y, cfg)
         assert r.success.float().mean() >= 0.5, (k, r.success)
         assert (changed(r.adv, x) <= k).all()
@@ -50,7 +50,7 @@ def test_early_stop_and_query_count(digits_model, weak_digits):
     s = int(conf.argmax())
     xs = torch.cat([x, strong[s:s + 1]])
     ys = torch.cat([y, sy[s:s + 1]])
-    cfg = OnePixelConfig(popsize=40, maxiter=10, stop_on_flip=True, dedupe=False, seed=0)
+    cfg = OnePixelConfig(strategy="paper", popsize=40, maxiter=10, stop_on_flip=True, dedupe=False, seed=0)
     r = one_pixel_attack(digits_model, xs, ys, cfg)
     full = 1 + 40 * (10 + 1)
     assert r.generations[-1] == 10 and r.queries[-1] == full and not r.success[-1]
@@ -63,7 +63,7 @@ def test_early_stop_and_query_count(digits_model, weak_digits):
 
 def test_dedupe_counts_fewer_queries_same_search(digits_model, weak_digits):
     x, y, _ = weak_digits
-    base = dict(popsize=30, maxiter=6, seed=3)
+    base = dict(strategy="paper", popsize=30, maxiter=6, seed=3)
     a = one_pixel_attack(digits_model, x[:2], y[:2], OnePixelConfig(**base, dedupe=True))
     b = one_pixel_attack(digits_model, x[:2], y[:2], OnePixelConfig(**base, dedupe=False))
     assert torch.equal(a.pixels, b.pixels)  # skipping a repeated child never changes the search
@@ -75,7 +75,7 @@ def test_targeted_reaches_the_runner_up_class(digits_model, weak_digits):
     runner_up = p.clone()
     runner_up[torch.arange(len(y)), y] = -1
     t = int(runner_up[0].argmax())
-    cfg = OnePixelConfig(popsize=60, maxiter=15, seed=0)
+    cfg = OnePixelConfig(strategy="paper", popsize=60, maxiter=15, seed=0)
     r = one_pixel_attack(digits_model, x[:1], y[:1], cfg, target=t)
     assert r.targeted and int(r.target[0]) == t
     assert bool(r.success[0])
@@ -96,7 +96,7 @@ def test_best1bin_lowers_true_class(digits_model, weak_digits):
 
 def test_same_seed_same_result(digits_model, weak_digits):
     x, y, _ = weak_digits
-    cfg = OnePixelConfig(popsize=20, maxiter=3, seed=7)
+    cfg = OnePixelConfig(strategy="paper", popsize=20, maxiter=3, seed=7)
     a = one_pixel_attack(digits_model, x[:3], y[:3], cfg)
     b = one_pixel_attack(digits_model, x[:3], y[:3], cfg)
     assert torch.equal(a.pixels, b.pixels) and torch.equal(a.adv, b.adv)
