@@ -114,7 +114,8 @@ def test_donor_indices_are_distinct_and_not_self():
 
 def test_bad_config_is_a_user_error(digits_model, weak_digits):
     x, y, _ = weak_digits
-    for bad in (dict(strategy="rand1"), dict(popsize=3), dict(pixels=0)):
+    for bad in (dict(strategy="rand1"), dict(popsize=3), dict(pixels=0), dict(fitness="loss"),
+                dict(max_queries=-5), dict(max_queries=1)):
         with pytest.raises(UserError):
             one_pixel_attack(digits_model, x[:1], y[:1], OnePixelConfig(**bad))
     with pytest.raises(UserError):
@@ -132,10 +133,12 @@ def digit_files(tmp_path, weak_digits):
 
 def test_cli_writes_outputs(cli, digit_files, tmp_path):
     out = tmp_path / "out"
-    code, stdout, err = cli("onepixel", digit_files, "--model", "digits", "--popsize", "20",
-                            "--maxiter", "2", "--out", out)
+    code, stdout, err = cli("onepixel", digit_files, "--model", "digits", "--max-queries", "30",
+                            "--out", out)
     assert code == 0, err
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["max_queries"] == 30 and summary["strategy"] == "probe"
+    assert 1 < summary["mean_queries"] <= 30
     for key in ("images", "success_rate", "mean_confidence", "mean_queries", "seconds"):
         assert key in summary
     assert summary["images"] == 2
@@ -145,6 +148,7 @@ def test_cli_writes_outputs(cli, digit_files, tmp_path):
         for key in ("success", "pixels", "before", "after", "queries", "true_class"):
             assert key in rec
         assert len(rec["pixels"]) == 1 and set(rec["pixels"][0]) == {"x", "y", "rgb"}
+        assert rec["queries"] <= 30
     assert (out / "contact_sheet.png").read_bytes()[:4] == b"\x89PNG"
     assert "success" in stdout
 
@@ -167,8 +171,63 @@ def test_cli_bad_input_exit_2(cli, tmp_path, digit_files):
         (digit_files, "--target", "giraffe"),
         (digit_files, "--strategy", "rand1"),
         (digit_files, "--pixels", "0"),
+        (digit_files, "--max-queries", "-1"),
+        (digit_files, "--fitness", "loss"),
     ]
     for args in cases:
         code, _, err = cli("onepixel", *args, "--model", "digits", "--out", tmp_path / "o")
         assert code == 2, (args, err)
         assert err.startswith("error: ") and "Traceback" not in err
+
+
+class _RedWinsBlueLures(torch.nn.Module):
+    """5 classes, class 0 true on a gray image. A pure red pixel wins (logits [1, 1.6, 0, 0, 0]);
+    a pure blue one does not win but has a lower p(class 0) ([1, .99, .99, .99, .99]): a search on
+    the paper's probability fitness moves from the red win to the blue lure."""
+
+    def forward(self, x):
+        r, g, b = x[:, 0], x[:, 1], x[:, 2]
+        red = (r - g - b).clamp(min=0).flatten(1).max(1).values
+        blue = (b - r - g).clamp(min=0).flatten(1).max(1).values
+        z = torch.zeros(len(x), 5)
+        z[:, 0] = 1.0
+        z[:, 1:] = 0.99 * blue[:, None]
+        z[:, 1] += 1.6 * red
+        return z
+
+
+def test_a_win_seen_mid_search_is_kept():
+    net = _RedWinsBlueLures()
+    x = torch.full((2, 3, 4, 4), 0.5)
+    y = torch.zeros(2, dtype=torch.long)
+    for strategy in ("paper", "probe"):
+        cfg = OnePixelConfig(strategy=strategy, fitness="prob", popsize=40, maxiter=30, seed=0,
+                             fast=False)
+        r = one_pixel_attack(net, x, y, cfg)
+        assert r.success.all(), strategy
+        assert (r.probs_after.argmax(1) == 1).all()  # the red win, not the blue lure
+        assert (r.pixels[:, 0, 2:] == torch.tensor([255, 0, 0])).all()
+
+
+def test_max_queries_is_respected_and_reported(digits_model, weak_digits):
+    x, y, _ = weak_digits
+    for strategy, budget in (("probe", 37), ("random", 37), ("paper", 95), ("best1bin", 95)):
+        cfg = OnePixelConfig(strategy=strategy, popsize=20, maxiter=50, max_queries=budget, seed=0,
+                             stop_on_flip=False, untargeted_stop=1e-6)
+        r = one_pixel_attack(digits_model, x[:3], y[:3], cfg)
+        assert (r.queries <= budget).all(), (strategy, r.queries)
+        assert r.summary()["max_queries"] == budget
+    # the budget is spent when nothing wins (a confidently classified digit)
+    strong, sy = load_digits_rgb("test")
+    with torch.no_grad():
+        s = int(digits_model(strong).softmax(1).gather(1, sy[:, None]).squeeze(1).argmax())
+    r = one_pixel_attack(digits_model, strong[s:s + 1], sy[s:s + 1],
+                         OnePixelConfig(max_queries=50, seed=0))
+    assert not r.success[0] and r.queries[0] == 50
+    # DE: a generation that does not fit is not run (1 + 20 initial + 3 x 20 = 81 <= 95)
+    r = one_pixel_attack(digits_model, strong[s:s + 1], sy[s:s + 1],
+                         OnePixelConfig(strategy="paper", popsize=20, maxiter=50, max_queries=95,
+                                        dedupe=False, seed=0))
+    assert r.queries[0] == 81 and r.generations[0] == 3
+    with pytest.raises(UserError):
+        OnePixelConfig(strategy="paper", popsize=20, max_queries=20).check()
