@@ -231,3 +231,22 @@ def test_max_queries_is_respected_and_reported(digits_model, weak_digits):
     assert r.queries[0] == 81 and r.generations[0] == 3
     with pytest.raises(UserError):
         OnePixelConfig(strategy="paper", popsize=20, max_queries=20).check()
+
+
+def test_default_strategy_beats_random_search_at_equal_queries(digits_model):
+    """The default (probe) against Sparse-RS at one pixel (random positions x random corners),
+    same budget, on the 16 least confidently classified held-out digits."""
+    x, y = load_digits_rgb("test")
+    x = (x * 255).round() / 255
+    with torch.no_grad():
+        p = digits_model(x).softmax(1)
+    pt = p.gather(1, y[:, None]).squeeze(1)
+    pt[p.argmax(1) != y] = 2.0
+    idx = pt.argsort()[:16]
+    wins = {}
+    for strategy in ("probe", "random"):
+        r = one_pixel_attack(digits_model, x[idx], y[idx],
+                             OnePixelConfig(strategy=strategy, max_queries=200, seed=0))
+        assert (r.queries <= 200).all()
+        wins[strategy] = int(r.success.sum())
+    assert wins["probe"] >= wins["random"] + 2, wins
