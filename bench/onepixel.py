@@ -17,8 +17,8 @@ so --popsize 400 gives 80 x 5 = 400 candidates, the paper's; ART has no populati
 always uses 400, so with another --popsize its counted queries differ). Ours run at that same budget
 (`max_queries`) and the default strategy also at a tenth of it. Everyone stops an image at its
 first flip (the peers' rule). Images: digits = the first --images correctly classified held-out
-digits; efficientnet_lite0 = real photos shipped in installed packages (scikit-image,
-scikit-learn, matplotlib), true class = the model's clean prediction; a random-init torchvision
+digits; efficientnet_lite0 = the first --images colour photos of blocks.scenes.SAMPLE_PHOTOS
+(shipped in scikit-image, scikit-learn, matplotlib), true class = the model's clean prediction; a random-init torchvision
 net = held-out digits, its own predictions as the classes.
 """
 from __future__ import annotations
@@ -33,11 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import numpy as np
 import torch
 from torch import nn
-
-PHOTOS = [("skimage", "astronaut"), ("skimage", "coffee"), ("skimage", "chelsea"),
-          ("skimage", "rocket"), ("sklearn", "china.jpg"), ("matplotlib", "grace_hopper.jpg"),
-          ("skimage", "motorcycle_left")]
-
 
 class Counting(nn.Module):
     """The model, counting the images it is asked about."""
@@ -65,30 +60,19 @@ def load_model(name: str, size: int):
     return Classifier(net, labels, size, name=f"{name} (random init)").eval().requires_grad_(False)
 
 
-def load_photo(source: str, name: str) -> torch.Tensor:
-    """(3, H, W) in [0, 1] from a photo shipped inside an installed package."""
-    if source == "skimage":
-        import skimage.data
-
-        a = getattr(skimage.data, name)()
-    elif source == "sklearn":
-        from sklearn.datasets import load_sample_image
-
-        a = load_sample_image(name)
-    else:
-        import matplotlib.cbook
-        from PIL import Image
-
-        a = np.asarray(Image.open(matplotlib.cbook.get_sample_data(name)).convert("RGB"))
-    a = a if a.ndim == 3 else np.stack([a] * 3, -1)
-    return torch.from_numpy(np.ascontiguousarray(a[..., :3])).permute(2, 0, 1).float() / 255
-
-
 def pick_images(model, n: int):
     from blocks.attacks.onepixel import prepare_images
 
     if len(model.labels) == 1000:
-        x = prepare_images([load_photo(*p) for p in PHOTOS[:n]], model.input_size)
+        from blocks.files import load_image
+        from blocks.scenes import SAMPLE_PHOTOS, sample_photo_path
+
+        # colour photos of objects first: the held-out ones, then the others (no grey textures)
+        order = [p for p in SAMPLE_PHOTOS["test"] + SAMPLE_PHOTOS["train"]
+                 if p[1] in ("chelsea.png", "grace_hopper.jpg", "flower.jpg", "astronaut.png",
+                             "coffee.png", "rocket.jpg", "china.jpg", "motorcycle_left.png")]
+        paths = [q for q in (sample_photo_path(*p) for p in order) if q is not None][:n]
+        x = prepare_images([load_image(q) for q in paths], model.input_size)
         with torch.no_grad():
             return x, model(x).argmax(1)
     from blocks.digits import load_digits_rgb
