@@ -1,11 +1,17 @@
 """The one-pixel attack (Su, Vargas, Sakurai, IEEE TEVC 2019), batched over images.
 
-Differential evolution searches for K pixels (x, y, r, g, b) that flip a classifier. The public
-versions (torchattacks OnePixel, ART PixelAttack) run scipy's DE one image at a time and write
-every candidate into its image in Python loops. Here the populations of all images are one tensor
-(N_images, popsize, 5K); every generation the candidates of all still-running images are written
-into image copies with one advanced-indexing assignment per forward chunk, and images that reached
-the stop criterion drop out of the batch.
+A search for K pixels (x, y, r, g, b) that flip a classifier. Strategies: "probe" (default: the
+RGB-cube corner colours, farthest corner at every position first, then the other corners at the
+most promising positions, then a local random search), "random" (Sparse-RS at one pixel, Croce
+et al. AAAI 2022), "paper" (the paper's differential evolution) and "best1bin" (scipy's DE). Every
+scored candidate passes one keeper per image, so a win, once seen, is never lost; the budget is
+counted in model evaluations per image (max_queries).
+
+The public versions (torchattacks OnePixel, ART PixelAttack) run scipy's DE one image at a time
+and write every candidate into its image in Python loops. Here the candidates of all images are
+one tensor (DE: (N_images, popsize, 5K)); every round the candidates of all still-running images
+are written into image copies with one advanced-indexing assignment per forward chunk, and images
+that stopped drop out of the batch.
 
 Conventions: x is the column, y the row, colours are 0..255 (what an 8-bit PNG stores, so a saved
 adversarial image reproduces exactly what was evaluated). Candidates are continuous; a pixel is
@@ -110,7 +116,7 @@ class OnePixelResult:
     probs_after: torch.Tensor  # (N, C) softmax on the adversarial image
     pixels: torch.Tensor  # (N, K, 5) int64: x (column), y (row), r, g, b in 0..255 as written
     queries: torch.Tensor  # (N,) int64: model evaluations spent on each image (clean one included)
-    generations: torch.Tensor  # (N,) int64: generations run before the image stopped
+    generations: torch.Tensor  # (N,) int64: DE generations (probe/random: scoring rounds) run
     seconds: float = 0.0
     config: OnePixelConfig = field(default_factory=OnePixelConfig)
 
