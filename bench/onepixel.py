@@ -95,9 +95,14 @@ def changed_pixels(adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate(model, adv: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> dict:
+    was_training = model.training
+    model.eval()  # a peer may leave the model in training mode (batch-norm on batch statistics)
     with torch.no_grad():
         probs = model(adv).softmax(1)
-    ok = (probs.argmax(1) != y) & (changed_pixels(adv, x) <= 1)
+    valid = (changed_pixels(adv, x) <= 1) & (adv >= 0).flatten(1).all(1) & (adv <= 1).flatten(1).all(1)
+    print(f"    model left in training mode: {was_training}; valid adversarial images "
+          f"{int(valid.sum())}/{len(x)}")
+    ok = (probs.argmax(1) != y) & valid
     conf = probs.max(1).values[ok]
     return {"success": float(ok.float().mean()), "n_ok": int(ok.sum()),
             "confidence": float(conf.mean()) if ok.any() else float("nan"),
@@ -159,7 +164,7 @@ def main() -> None:
     if args.popsize % 5:
         ap.error("--popsize must be a multiple of 5 so every method gets the same population")
 
-    model = Counting(load_model(args.model, args.size))
+    model = Counting(load_model(args.model, args.size)).eval()
     x, y = pick_images(model.inner, args.images)
     budget = args.popsize * (args.maxiter + 1)
     print(f"model {model.name}, {len(x)} images at {x.shape[-1]} px, population {args.popsize}, "
