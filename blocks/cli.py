@@ -609,19 +609,22 @@ def onepixel(
     std: StdOpt = None,
     target: Annotated[Optional[str], typer.Option("--target", help="class name or index (targeted attack); default: untargeted")] = None,
     pixels: Annotated[int, typer.Option("--pixels", help="pixels changed per image (K)")] = 1,
-    popsize: Annotated[int, typer.Option("--popsize", help="candidates per image")] = 400,
-    maxiter: Annotated[int, typer.Option("--maxiter", help="generations")] = 100,
+    popsize: Annotated[int, typer.Option("--popsize", help="DE: candidates per image")] = 400,
+    maxiter: Annotated[int, typer.Option("--maxiter", help="DE: generations")] = 100,
+    max_queries: Annotated[int, typer.Option("--max-queries", help="model evaluations per image (0 = paper budget for DE, a tenth of it otherwise)")] = 0,
+    fitness: Annotated[str, typer.Option("--fitness", help="margin (logits), prob (the paper's) or auto (prob for DE)")] = "auto",
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("onepixel_out"),
-    strategy: Annotated[str, typer.Option("--strategy", help="paper (F=0.5, no crossover) or best1bin (scipy, dithered F)")] = "paper",
+    strategy: Annotated[str, typer.Option("--strategy", help="probe (corner colours, default), random (Sparse-RS), paper (DE, F=0.5) or best1bin (scipy DE)")] = "probe",
     seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
     device: DeviceOpt = "auto",
     batch: Annotated[int, typer.Option("--batch", help="images per forward pass (0 = auto)")] = 0,
 ):
-    """One-pixel attack (differential evolution) on all images at once; writes PNGs, JSON, a contact sheet."""
+    """One-pixel attack on all images at once; writes PNGs, JSON, a contact sheet."""
     from blocks.attacks.onepixel_report import run_onepixel
 
     run_onepixel(inputs, model_spec(model, weights, labels, input_size, mean, std), target=target,
-                 pixels=pixels, popsize=popsize, maxiter=maxiter, out=out, strategy=strategy,
+                 pixels=pixels, popsize=popsize, maxiter=maxiter, max_queries=max_queries,
+                 fitness=fitness, out=out, strategy=strategy,
                  seed=seed, device=device, batch=batch)
 
 

@@ -29,7 +29,7 @@ def changed(adv, x):
 def test_batched_attack_fools_weak_digits_with_k_pixels(digits_model, weak_digits):
     x, y, _ = weak_digits
     for k in (1, 3):
-        cfg = OnePixelConfig(pixels=k, popsize=60, maxiter=8, stop_on_flip=True, seed=1)
+        cfg = OnePixelConfig(strategy="paper", pixels=k, popsize=60, maxiter=8, stop_on_flip=True, seed=1)
         r = one_pixel_attack(digits_model, x, y, cfg)
         assert r.success.float().mean() >= 0.5, (k, r.success)
         assert (changed(r.adv, x) <= k).all()
@@ -50,7 +50,7 @@ def test_early_stop_and_query_count(digits_model, weak_digits):
     s = int(conf.argmax())
     xs = torch.cat([x, strong[s:s + 1]])
     ys = torch.cat([y, sy[s:s + 1]])
-    cfg = OnePixelConfig(popsize=40, maxiter=10, stop_on_flip=True, dedupe=False, seed=0)
+    cfg = OnePixelConfig(strategy="paper", popsize=40, maxiter=10, stop_on_flip=True, dedupe=False, seed=0)
     r = one_pixel_attack(digits_model, xs, ys, cfg)
     full = 1 + 40 * (10 + 1)
     assert r.generations[-1] == 10 and r.queries[-1] == full and not r.success[-1]
@@ -63,7 +63,7 @@ def test_early_stop_and_query_count(digits_model, weak_digits):
 
 def test_dedupe_counts_fewer_queries_same_search(digits_model, weak_digits):
     x, y, _ = weak_digits
-    base = dict(popsize=30, maxiter=6, seed=3)
+    base = dict(strategy="paper", popsize=30, maxiter=6, seed=3)
     a = one_pixel_attack(digits_model, x[:2], y[:2], OnePixelConfig(**base, dedupe=True))
     b = one_pixel_attack(digits_model, x[:2], y[:2], OnePixelConfig(**base, dedupe=False))
     assert torch.equal(a.pixels, b.pixels)  # skipping a repeated child never changes the search
@@ -75,7 +75,7 @@ def test_targeted_reaches_the_runner_up_class(digits_model, weak_digits):
     runner_up = p.clone()
     runner_up[torch.arange(len(y)), y] = -1
     t = int(runner_up[0].argmax())
-    cfg = OnePixelConfig(popsize=60, maxiter=15, seed=0)
+    cfg = OnePixelConfig(strategy="paper", popsize=60, maxiter=15, seed=0)
     r = one_pixel_attack(digits_model, x[:1], y[:1], cfg, target=t)
     assert r.targeted and int(r.target[0]) == t
     assert bool(r.success[0])
@@ -96,7 +96,7 @@ def test_best1bin_lowers_true_class(digits_model, weak_digits):
 
 def test_same_seed_same_result(digits_model, weak_digits):
     x, y, _ = weak_digits
-    cfg = OnePixelConfig(popsize=20, maxiter=3, seed=7)
+    cfg = OnePixelConfig(strategy="paper", popsize=20, maxiter=3, seed=7)
     a = one_pixel_attack(digits_model, x[:3], y[:3], cfg)
     b = one_pixel_attack(digits_model, x[:3], y[:3], cfg)
     assert torch.equal(a.pixels, b.pixels) and torch.equal(a.adv, b.adv)
@@ -114,7 +114,8 @@ def test_donor_indices_are_distinct_and_not_self():
 
 def test_bad_config_is_a_user_error(digits_model, weak_digits):
     x, y, _ = weak_digits
-    for bad in (dict(strategy="rand1"), dict(popsize=3), dict(pixels=0)):
+    for bad in (dict(strategy="rand1"), dict(popsize=3), dict(pixels=0), dict(fitness="loss"),
+                dict(max_queries=-5), dict(max_queries=1)):
         with pytest.raises(UserError):
             one_pixel_attack(digits_model, x[:1], y[:1], OnePixelConfig(**bad))
     with pytest.raises(UserError):
@@ -132,10 +133,12 @@ def digit_files(tmp_path, weak_digits):
 
 def test_cli_writes_outputs(cli, digit_files, tmp_path):
     out = tmp_path / "out"
-    code, stdout, err = cli("onepixel", digit_files, "--model", "digits", "--popsize", "20",
-                            "--maxiter", "2", "--out", out)
+    code, stdout, err = cli("onepixel", digit_files, "--model", "digits", "--max-queries", "30",
+                            "--out", out)
     assert code == 0, err
     summary = json.loads((out / "summary.json").read_text())
+    assert summary["max_queries"] == 30 and summary["strategy"] == "probe"
+    assert 1 < summary["mean_queries"] <= 30
     for key in ("images", "success_rate", "mean_confidence", "mean_queries", "seconds"):
         assert key in summary
     assert summary["images"] == 2
@@ -145,6 +148,7 @@ def test_cli_writes_outputs(cli, digit_files, tmp_path):
         for key in ("success", "pixels", "before", "after", "queries", "true_class"):
             assert key in rec
         assert len(rec["pixels"]) == 1 and set(rec["pixels"][0]) == {"x", "y", "rgb"}
+        assert rec["queries"] <= 30
     assert (out / "contact_sheet.png").read_bytes()[:4] == b"\x89PNG"
     assert "success" in stdout
 
@@ -167,8 +171,82 @@ def test_cli_bad_input_exit_2(cli, tmp_path, digit_files):
         (digit_files, "--target", "giraffe"),
         (digit_files, "--strategy", "rand1"),
         (digit_files, "--pixels", "0"),
+        (digit_files, "--max-queries", "-1"),
+        (digit_files, "--fitness", "loss"),
     ]
     for args in cases:
         code, _, err = cli("onepixel", *args, "--model", "digits", "--out", tmp_path / "o")
         assert code == 2, (args, err)
         assert err.startswith("error: ") and "Traceback" not in err
+
+
+class _RedWinsBlueLures(torch.nn.Module):
+    """5 classes, class 0 true on a gray image. A pure red pixel wins (logits [1, 1.6, 0, 0, 0]);
+    a pure blue one does not win but has a lower p(class 0) ([1, .99, .99, .99, .99]): a search on
+    the paper's probability fitness moves from the red win to the blue lure."""
+
+    def forward(self, x):
+        r, g, b = x[:, 0], x[:, 1], x[:, 2]
+        red = (r - g - b).clamp(min=0).flatten(1).max(1).values
+        blue = (b - r - g).clamp(min=0).flatten(1).max(1).values
+        z = torch.zeros(len(x), 5)
+        z[:, 0] = 1.0
+        z[:, 1:] = 0.99 * blue[:, None]
+        z[:, 1] += 1.6 * red
+        return z
+
+
+def test_a_win_seen_mid_search_is_kept():
+    net = _RedWinsBlueLures()
+    x = torch.full((2, 3, 4, 4), 0.5)
+    y = torch.zeros(2, dtype=torch.long)
+    for strategy in ("paper", "probe"):
+        cfg = OnePixelConfig(strategy=strategy, fitness="prob", popsize=40, maxiter=30, seed=0,
+                             fast=False)
+        r = one_pixel_attack(net, x, y, cfg)
+        assert r.success.all(), strategy
+        assert (r.probs_after.argmax(1) == 1).all()  # the red win, not the blue lure
+        assert (r.pixels[:, 0, 2:] == torch.tensor([255, 0, 0])).all()
+
+
+def test_max_queries_is_respected_and_reported(digits_model, weak_digits):
+    x, y, _ = weak_digits
+    for strategy, budget in (("probe", 37), ("random", 37), ("paper", 95), ("best1bin", 95)):
+        cfg = OnePixelConfig(strategy=strategy, popsize=20, maxiter=50, max_queries=budget, seed=0,
+                             stop_on_flip=False, untargeted_stop=1e-6)
+        r = one_pixel_attack(digits_model, x[:3], y[:3], cfg)
+        assert (r.queries <= budget).all(), (strategy, r.queries)
+        assert r.summary()["max_queries"] == budget
+    # the budget is spent when nothing wins (a confidently classified digit)
+    strong, sy = load_digits_rgb("test")
+    with torch.no_grad():
+        s = int(digits_model(strong).softmax(1).gather(1, sy[:, None]).squeeze(1).argmax())
+    r = one_pixel_attack(digits_model, strong[s:s + 1], sy[s:s + 1],
+                         OnePixelConfig(max_queries=50, seed=0))
+    assert not r.success[0] and r.queries[0] == 50
+    # DE: a generation that does not fit is not run (1 + 20 initial + 3 x 20 = 81 <= 95)
+    r = one_pixel_attack(digits_model, strong[s:s + 1], sy[s:s + 1],
+                         OnePixelConfig(strategy="paper", popsize=20, maxiter=50, max_queries=95,
+                                        dedupe=False, seed=0))
+    assert r.queries[0] == 81 and r.generations[0] == 3
+    with pytest.raises(UserError):
+        OnePixelConfig(strategy="paper", popsize=20, max_queries=20).check()
+
+
+def test_default_strategy_beats_random_search_at_equal_queries(digits_model):
+    """The default (probe) against Sparse-RS at one pixel (random positions x random corners),
+    same budget, on the 16 least confidently classified held-out digits."""
+    x, y = load_digits_rgb("test")
+    x = (x * 255).round() / 255
+    with torch.no_grad():
+        p = digits_model(x).softmax(1)
+    pt = p.gather(1, y[:, None]).squeeze(1)
+    pt[p.argmax(1) != y] = 2.0
+    idx = pt.argsort()[:16]
+    wins = {}
+    for strategy in ("probe", "random"):
+        r = one_pixel_attack(digits_model, x[idx], y[idx],
+                             OnePixelConfig(strategy=strategy, max_queries=200, seed=0))
+        assert (r.queries <= 200).all()
+        wins[strategy] = int(r.success.sum())
+    assert wins["probe"] >= wins["random"] + 2, wins

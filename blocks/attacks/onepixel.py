@@ -1,11 +1,17 @@
 """The one-pixel attack (Su, Vargas, Sakurai, IEEE TEVC 2019), batched over images.
 
-Differential evolution searches for K pixels (x, y, r, g, b) that flip a classifier. The public
-versions (torchattacks OnePixel, ART PixelAttack) run scipy's DE one image at a time and write
-every candidate into its image in Python loops. Here the populations of all images are one tensor
-(N_images, popsize, 5K); every generation the candidates of all still-running images are written
-into image copies with one advanced-indexing assignment per forward chunk, and images that reached
-the stop criterion drop out of the batch.
+A search for K pixels (x, y, r, g, b) that flip a classifier. Strategies: "probe" (default: the
+RGB-cube corner colours, farthest corner at every position first, then the other corners at the
+most promising positions, then a local random search), "random" (Sparse-RS at one pixel, Croce
+et al. AAAI 2022), "paper" (the paper's differential evolution) and "best1bin" (scipy's DE). Every
+scored candidate passes one keeper per image, so a win, once seen, is never lost; the budget is
+counted in model evaluations per image (max_queries).
+
+The public versions (torchattacks OnePixel, ART PixelAttack) run scipy's DE one image at a time
+and write every candidate into its image in Python loops. Here the candidates of all images are
+one tensor (DE: (N_images, popsize, 5K)); every round the candidates of all still-running images
+are written into image copies with one advanced-indexing assignment per forward chunk, and images
+that stopped drop out of the batch.
 
 Conventions: x is the column, y the row, colours are 0..255 (what an 8-bit PNG stores, so a saved
 adversarial image reproduces exactly what was evaluated). Candidates are continuous; a pixel is
@@ -23,17 +29,27 @@ from torch import nn
 
 from blocks.errors import UserError
 
-STRATEGIES = ("paper", "best1bin")
+STRATEGIES = ("probe", "paper", "best1bin", "random")
+FITNESSES = ("auto", "margin", "prob")
+CORNERS = torch.tensor([[r, g, b] for r in (0, 255) for g in (0, 255) for b in (0, 255)])  # (8, 3)
 
 
 @dataclass
 class OnePixelConfig:
-    """Settings of the attack. Defaults are the paper's (population 400, 100 generations)."""
+    """Settings of the attack.
+
+    strategy "probe" (default): every position with its farthest RGB-cube corner colour, then the
+    other corners at the most promising positions, then a local random search; stops at the first
+    win. "random": Sparse-RS with one pixel (Croce et al. 2022): random positions x random corner
+    colours. "paper": the paper's DE (population 400, 100 generations). "best1bin": scipy's DE.
+    """
 
     pixels: int = 1  # K, pixels changed per image
-    popsize: int = 400  # candidates per image (the paper's 400; peers' popsize x 5 dimensions)
-    maxiter: int = 100  # generations after the initial population
-    strategy: str = "paper"  # "paper": x_r1 + F (x_r2 - x_r3), no crossover; "best1bin": scipy's
+    popsize: int = 400  # DE: candidates per image (the paper's 400; peers' popsize x 5 dimensions)
+    maxiter: int = 100  # DE: generations after the initial population
+    max_queries: int = 0  # model evaluations per image, clean image included; 0 = strategy default
+    fitness: str = "auto"  # "margin": goal logit minus best other; "prob": the paper's; auto: DE prob
+    strategy: str = "probe"  # "paper": x_r1 + F (x_r2 - x_r3), no crossover; "best1bin": scipy's
     mutation: float = 0.5  # F of the paper strategy
     dither: tuple[float, float] = (0.5, 1.0)  # best1bin: F drawn per image and generation, as scipy
     crossover: float = 1.0  # best1bin: binomial crossover rate (torchattacks and ART run 1.0)
@@ -52,6 +68,13 @@ class OnePixelConfig:
             raise UserError(f"--pixels must be at least 1, not {self.pixels}")
         if self.popsize < 5:
             raise UserError(f"--popsize must be at least 5 (DE needs distinct donors), not {self.popsize}")
+        if self.fitness not in FITNESSES:
+            raise UserError(f"--fitness must be one of {', '.join(FITNESSES)}, not {self.fitness!r}")
+        if self.max_queries < 0 or self.max_queries == 1:
+            raise UserError(f"--max-queries must be 0 (default) or at least 2, not {self.max_queries}")
+        if self.is_de and self.max_queries and self.max_queries < self.popsize + 1:
+            raise UserError(f"--max-queries {self.max_queries} cannot hold DE's first population: "
+                            f"give at least --popsize + 1 = {self.popsize + 1}")
         if self.maxiter < 0:
             raise UserError(f"--maxiter must be 0 or more, not {self.maxiter}")
         if self.batch < 0:
@@ -61,6 +84,23 @@ class OnePixelConfig:
         if not (0.0 < self.untargeted_stop <= 1.0 and 0.0 <= self.targeted_stop < 1.0):
             raise UserError("stop thresholds must be probabilities")
         return self
+
+    @property
+    def is_de(self) -> bool:
+        return self.strategy in ("paper", "best1bin")
+
+    @property
+    def fitness_used(self) -> str:
+        return self.fitness if self.fitness != "auto" else ("prob" if self.is_de else "margin")
+
+    @property
+    def budget(self) -> int:
+        """Model evaluations allowed per image, the clean one included."""
+        if self.max_queries:
+            return self.max_queries
+        # DE: the paper's budget; probe and random: a tenth of it
+        full = 1 + self.popsize * (self.maxiter + 1)
+        return full if self.is_de else 1 + full // 10
 
 
 @dataclass
@@ -76,7 +116,7 @@ class OnePixelResult:
     probs_after: torch.Tensor  # (N, C) softmax on the adversarial image
     pixels: torch.Tensor  # (N, K, 5) int64: x (column), y (row), r, g, b in 0..255 as written
     queries: torch.Tensor  # (N,) int64: model evaluations spent on each image (clean one included)
-    generations: torch.Tensor  # (N,) int64: generations run before the image stopped
+    generations: torch.Tensor  # (N,) int64: DE generations (probe/random: scoring rounds) run
     seconds: float = 0.0
     config: OnePixelConfig = field(default_factory=OnePixelConfig)
 
@@ -113,7 +153,8 @@ class OnePixelResult:
 
     def summary(self) -> dict:
         """images, success_rate, mean_confidence (probability of the adversarial class over the
-        successful images, the paper's 'confidence'; None when none succeeded), mean_queries, seconds."""
+        successful images, the paper's 'confidence'; None when none succeeded), mean_queries,
+        max_queries (the budget per image), seconds."""
         n = int(self.success.numel())
         ok = self.success
         conf = self.probs_after.max(1).values[ok]
@@ -123,6 +164,8 @@ class OnePixelResult:
             "success_rate": float(ok.float().mean()) if n else 0.0,
             "mean_confidence": float(conf.mean()) if conf.numel() else None,
             "mean_queries": float(self.queries.float().mean()) if n else 0.0,
+            "max_queries": self.config.budget,
+            "fitness": self.config.fitness_used,
             "seconds": round(self.seconds, 3),
             "targeted": self.targeted,
             "strategy": self.config.strategy,
@@ -157,7 +200,7 @@ def _attack(model, images, labels, cfg, target, progress) -> OnePixelResult:
     device = _device_of(model)
     x = images.detach().to(device=device, dtype=torch.float32)
     n, _, h, w = x.shape
-    k, pop_n, dims = cfg.pixels, cfg.popsize, 5 * cfg.pixels
+    k = cfg.pixels
     chunk = cfg.batch or _auto_chunk(h, w, device)
     gen = torch.Generator().manual_seed(cfg.seed if cfg.seed is not None else torch.seed())
 
@@ -169,16 +212,42 @@ def _attack(model, images, labels, cfg, target, progress) -> OnePixelResult:
         if (tgt < 0).any() or (tgt >= num_classes).any():
             raise UserError(f"target class out of range: the model has classes 0..{num_classes - 1}")
         goal = tgt
-        # fitness is minimised: 1 - p(target); stop when p(target) > targeted_stop.
+        # the paper's stop: p(target) > targeted_stop, i.e. 1 - p(target) below this
         stop_below = 1.0 - cfg.targeted_stop
     else:
         tgt, goal, stop_below = None, true, cfg.untargeted_stop
     # Candidates may be scored by an optimised copy; the probabilities reported before and after
     # always come from the model itself.
     scorer = _fast_scorer(model, x[:2]) if cfg.fast and device.type == "cpu" else None
-    problem = _Problem(scorer or model, x, goal, target is not None, chunk, k,
-                       channels_last=scorer is None and device.type == "cpu")
+    problem = _Problem(scorer or model, x, goal, target is not None, chunk, k, cfg.fitness_used,
+                       budget=cfg.budget, channels_last=scorer is None and device.type == "cpu")
 
+    if cfg.is_de:
+        generations = _run_de(problem, cfg, gen, stop_below, progress)
+    else:
+        generations = _run_search(problem, cfg, gen, progress)
+
+    genome = problem.best  # (N, 5K) int64: the best winner, or the lowest fitness if none won
+    every = torch.arange(n, device=device)
+    adv = problem.write(every, genome)
+    probs1 = _softmax_chunks(model, adv, chunk)
+    pred1 = probs1.argmax(1)
+    success = (pred1 == tgt) if tgt is not None else (pred1 != true)
+    pix = genome.view(n, k, 5).clone()
+    # Report the colour actually in the image (if two pixels of one candidate coincide, one wins).
+    written = adv[every[:, None], :, pix[..., 1], pix[..., 0]]  # (N, K, 3)
+    pix[..., 2:] = (written * 255).round().long()
+    return OnePixelResult(originals=x.cpu(), adv=adv.cpu(), success=success.cpu(), true_class=true.cpu(),
+                          target=tgt.cpu() if tgt is not None else None, probs_before=probs0.cpu(),
+                          probs_after=probs1.cpu(), pixels=pix.cpu(), queries=problem.queries.cpu(),
+                          generations=generations.cpu(), seconds=time.perf_counter() - start,
+                          config=cfg)
+
+
+def _run_de(problem: "_Problem", cfg: OnePixelConfig, gen, stop_below, progress) -> torch.Tensor:
+    """The paper's DE (or scipy's best1bin) on all images at once -> (N,) generations run."""
+    n, h, w, k, device = problem.n, problem.h, problem.w, cfg.pixels, problem.images.device
+    pop_n, dims = cfg.popsize, 5 * k
     lo = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0] * k, device=device)
     hi = torch.tensor([float(w), float(h), 255.0, 255.0, 255.0] * k, device=device)
     is_pos = torch.tensor([True, True, False, False, False] * k, device=device)
@@ -188,55 +257,157 @@ def _attack(model, images, labels, cfg, target, progress) -> OnePixelResult:
     colours = (128.0 + 127.0 * torch.randn(n, pop_n, dims, generator=gen)).clamp(0, 255).to(device)
     pop = torch.where(is_pos, pop, colours)
     every = torch.arange(n, device=device)
-    fit, ok, used = problem.evaluate(every, pop, None)
-    queries = 1 + used
+    # The budget: a generation that does not fit in what is left of an image's queries is not run.
+    fits = problem.queries + pop_n <= problem.budget
+    fit, ok, stopv = problem.evaluate(every[fits], pop[fits], None)
     generations = torch.zeros(n, dtype=torch.long, device=device)
-    running = ~_finished(fit, ok, stop_below, cfg.stop_on_flip)
+    running = fits.clone()
+    running[fits] = ~_finished(stopv, ok, stop_below)
+    pfit = torch.full((n, pop_n), float("inf"), device=device)
+    pfit[fits] = fit
+    fit = pfit
 
     for g in range(1, cfg.maxiter + 1):
+        running &= ~(problem.won & cfg.stop_on_flip) & (problem.queries + pop_n <= problem.budget)
         active = every[running]
         if active.numel() == 0:
             break
-        parents, pfit = pop[active], fit[active]
-        trial = _mutate(parents, pfit, cfg, gen)
+        parents, pf = pop[active], fit[active]
+        trial = _mutate(parents, pf, cfg, gen)
         trial = _repair(trial, lo, hi, is_pos, cfg.strategy, gen)
-        tfit, tok, used = problem.evaluate(active, trial, parents if cfg.dedupe else None)
-        better = tfit < pfit  # the child replaces its parent only if strictly better
+        tfit, tok, tstop = problem.evaluate(active, trial, parents if cfg.dedupe else None)
+        better = tfit < pf  # the child replaces its parent only if strictly better
         pop[active] = torch.where(better[..., None], trial, parents)
-        fit[active] = torch.where(better, tfit, pfit)
-        ok[active] = torch.where(better, tok, ok[active])
-        queries[active] += used
+        fit[active] = torch.where(better, tfit, pf)
         generations[active] = g
-        running[active] = ~_finished(fit[active], ok[active], stop_below, cfg.stop_on_flip)
+        running[active] = ~_finished(tstop, tok, stop_below)
         if progress is not None:
             progress(g, int(running.sum()), cfg.maxiter)
+    return generations
 
-    # Best member: a successful one first, then the lowest fitness.
-    best = (fit + (~ok).float() * 2.0).argmin(1)
-    genome = pop[every, best]  # (N, 5K)
-    adv = problem.write(every, _discretise(genome, h, w))
-    probs1 = _softmax_chunks(model, adv, chunk)
-    pred1 = probs1.argmax(1)
-    success = (pred1 == tgt) if tgt is not None else (pred1 != true)
-    pix = _discretise(genome, h, w).view(n, k, 5)
-    # Report the colour actually in the image (if two pixels of one candidate coincide, one wins).
-    written = adv[every[:, None], :, pix[..., 1], pix[..., 0]]  # (N, K, 3)
-    pix[..., 2:] = (written * 255).round().long()
-    return OnePixelResult(originals=x.cpu(), adv=adv.cpu(), success=success.cpu(), true_class=true.cpu(),
-                          target=tgt.cpu() if tgt is not None else None, probs_before=probs0.cpu(),
-                          probs_after=probs1.cpu(), pixels=pix.cpu(), queries=queries.cpu(),
-                          generations=generations.cpu(), seconds=time.perf_counter() - start,
-                          config=cfg)
+
+def _run_search(problem: "_Problem", cfg: OnePixelConfig, gen, progress) -> torch.Tensor:
+    """probe / random: candidates whose colours are corners of the RGB cube, scored in rounds;
+    an image stops at its first win or when its budget is spent -> (N,) rounds of scoring run.
+
+    The candidate of K pixels is the current best K-pixel set with one of its pixels replaced, so
+    for K = 1 it is simply a (position, corner) pair.
+    """
+    n, h, w, k, device = problem.n, problem.h, problem.w, cfg.pixels, problem.images.device
+    p = h * w
+    corners = CORNERS.to(device)
+    # (N, P, 8) colour distance of each corner from the clean pixel: the farthest corner first
+    # (the largest change), a corner equal to the clean pixel never (it changes nothing).
+    clean = (problem.images * 255).round().long().flatten(2).transpose(1, 2)  # (N, P, 3)
+    dist = (corners[None, None] - clean[:, :, None]).abs().sum(-1)  # (N, P, 8)
+    order = torch.rand(n, p, generator=gen).to(device).argsort(1)  # a random order of positions
+    step = max(1, problem.chunk // max(n, 1))  # candidates per image per round
+
+    if cfg.strategy == "random":
+        # Sparse-RS (Croce et al. 2022) at one pixel: uniform positions and uniform corners,
+        # without repeats; kept when better (problem.best).
+        total = problem.budget
+        pos = order.repeat(1, 8)[:, :total]
+        col = torch.randint(0, 8, pos.shape, generator=gen).to(device)
+        valid = dist.gather(1, pos[..., None].expand(-1, -1, 8)).gather(2, col[..., None])[..., 0] > 0
+        _rounds(problem, pos, col, valid, step, progress, gen)
+        return problem.rounds
+
+    # 1. every position (in random order, as many as half the budget allows) with its farthest corner
+    far = dist.argmax(2)  # (N, P)
+    n1 = min(p, max(1, (problem.budget - 1) // 2))
+    pos1 = order[:, :n1]
+    col1 = far.gather(1, pos1)
+    rounds = _rounds(problem, pos1, col1, torch.ones_like(pos1, dtype=torch.bool), step, progress, gen)
+    # 2. the other corners at the positions where the farthest corner moved the fitness most
+    rank = problem.last_fit.argsort(1)  # (N, n1) best first
+    pos2 = pos1.gather(1, rank)[:, :, None].expand(-1, -1, 8)
+    col2 = torch.arange(8, device=device).expand_as(pos2)
+    valid2 = (col2 != col1.gather(1, rank)[:, :, None]) & (dist.gather(1, pos2[..., 0:1].expand(-1, -1, 8)) > 0)
+    rounds += _rounds(problem, pos2.reshape(n, -1), col2.reshape(n, -1), valid2.reshape(n, -1),
+                      step, progress, gen)
+    # 3. what is left: a local random search around the best (neighbouring positions, any corner)
+    while True:
+        left = problem.budget - problem.queries
+        if not ((left > 0) & ~problem.won).any():
+            break
+        m = min(step, int(left.max()))
+        bx, by = problem.best_pixel_xy()
+        dx = torch.randint(-2, 3, (n, m), generator=gen).to(device)
+        dy = torch.randint(-2, 3, (n, m), generator=gen).to(device)
+        pos = (by[:, None] + dy).clamp(0, h - 1) * w + (bx[:, None] + dx).clamp(0, w - 1)
+        col = torch.randint(0, 8, (n, m), generator=gen).to(device)
+        valid = dist.gather(1, pos[..., None].expand(-1, -1, 8)).gather(2, col[..., None])[..., 0] > 0
+        rounds += _rounds(problem, pos, col, valid, step, progress, gen)
+    return problem.rounds
+
+
+def _rounds(problem: "_Problem", pos, col, valid, step, progress, gen) -> int:
+    """Score (N, L) candidates (positions pos, corner indices col, valid mask) `step` per image
+    at a time, for the images that have not won and have budget left. Returns rounds run; the
+    fitness of every candidate is left in problem.last_fit (N, L) (+inf where not scored)."""
+    n, total = pos.shape
+    device = pos.device
+    corners = CORNERS.to(device)
+    problem.last_fit = torch.full((n, total), float("inf"), device=device)
+    every = torch.arange(n, device=device)
+    rounds = 0
+    for s in range(0, total, step):
+        left = problem.budget - problem.queries
+        active = every[(left > 0) & ~problem.won]
+        if active.numel() == 0:
+            break
+        sl = slice(s, min(s + step, total))
+        ps, cs, vs = pos[active, sl], col[active, sl], valid[active, sl]
+        # never more than the budget: drop the candidates past what is left of it
+        vs = vs & (vs.long().cumsum(1) <= left[active, None])
+        slot = torch.randint(0, problem.k, ps.shape, generator=gen).to(device)
+        cand = problem.with_pixel(active, ps, corners[cs], slot)
+        fit, _, _ = problem.evaluate(active, cand, None, vs)
+        problem.last_fit[active, sl] = fit
+        problem.rounds[active] += 1
+        rounds += 1
+        if progress is not None:
+            running = int(((problem.budget - problem.queries > 0) & ~problem.won).sum())
+            progress(int(problem.queries.max()), running, problem.budget)
+    return rounds
 
 
 class _Problem:
-    """Writes candidates into image copies and scores them, in chunks of `chunk` images."""
+    """Writes candidates into image copies and scores them, in chunks of `chunk` images, and keeps
+    the best candidate ever seen per image: a winning one first (never lost once seen), then the
+    lowest fitness."""
 
-    def __init__(self, model, images, goal, targeted, chunk, k, channels_last=False):
+    def __init__(self, model, images, goal, targeted, chunk, k, fitness, budget, channels_last=False):
         self.model, self.images, self.goal = model, images, goal
         self.channels_last = channels_last
-        self.targeted, self.chunk, self.k = targeted, chunk, k
+        self.targeted, self.chunk, self.k, self.fitness = targeted, chunk, k, fitness
+        self.n = images.shape[0]
         self.h, self.w = images.shape[-2:]
+        dev = images.device
+        self.budget = budget
+        self.queries = torch.ones(self.n, dtype=torch.long, device=dev)  # the clean image
+        self.won = torch.zeros(self.n, dtype=torch.bool, device=dev)
+        self.best_fit = torch.full((self.n,), float("inf"), device=dev)
+        # start from a no-op candidate: K copies of pixel (0, 0) in its clean colour
+        c0 = (images[:, :, 0, 0] * 255).round().long()
+        self.best = torch.cat([torch.zeros(self.n, 2, dtype=torch.long, device=dev), c0], 1).repeat(1, k)
+        self.last_fit = None
+        self.rounds = torch.zeros(self.n, dtype=torch.long, device=dev)  # search rounds per image
+
+    def best_pixel_xy(self):
+        """(N,) x and (N,) y of the first pixel of the best candidate."""
+        return self.best[:, 0], self.best[:, 1]
+
+    def with_pixel(self, active, pos, rgb, slot):
+        """The best K-pixel candidate of each active image with pixel number `slot` replaced
+        (for K = 1 the only one): active (A,), pos (A, L) flat positions, rgb (A, L, 3),
+        slot (A, L) in 0..K-1 -> (A, L, 5K)."""
+        a, l = pos.shape
+        new = torch.cat([(pos % self.w)[..., None], (pos // self.w)[..., None], rgb], -1)
+        cand = self.best[active][:, None].expand(a, l, 5 * self.k).clone().view(a, l, self.k, 5)
+        cand.scatter_(2, slot[..., None, None].expand(a, l, 1, 5), new[:, :, None])
+        return cand.view(a, l, 5 * self.k)
 
     def write(self, image_idx: torch.Tensor, ints: torch.Tensor) -> torch.Tensor:
         """image_idx: (B,) rows of self.images; ints: (B, 5K) discretised candidates
@@ -251,40 +422,70 @@ class _Problem:
         out[b, c, px[..., 1:2], px[..., 0:1]] = px[..., 2:].to(out.dtype) / 255.0
         return out
 
-    def evaluate(self, active: torch.Tensor, cand: torch.Tensor, parents: torch.Tensor | None):
+    def evaluate(self, active: torch.Tensor, cand: torch.Tensor, parents: torch.Tensor | None,
+                 valid: torch.Tensor | None = None):
         """active: (A,) image indices; cand: (A, P, 5K) -> fitness (A, P) (lower is better),
-        success (A, P) bool, queries (A,) model evaluations spent per image.
+        success (A, P) bool and the paper's stop value (A, P) (p(true), or 1 - p(target)).
+        Adds the model evaluations spent to self.queries and updates the best candidate.
 
         With parents (A, P, 5K), a child whose pixels equal its parent's is not evaluated (its
         fitness is +inf: it cannot replace the parent), and identical siblings are evaluated once.
+        valid (A, P) bool: only these candidates are evaluated.
         """
         a, p, _ = cand.shape
+        dev = cand.device
         ints = _discretise(cand, self.h, self.w)  # (A, P, 5K)
-        fit = torch.full((a, p), float("inf"), device=cand.device)
-        ok = torch.zeros((a, p), dtype=torch.bool, device=cand.device)
-        rows = torch.cat([torch.arange(a, device=cand.device)[:, None, None].expand(a, p, 1), ints], 2)
+        fit = torch.full((a, p), float("inf"), device=dev)
+        stopv = torch.full((a, p), float("inf"), device=dev)
+        ok = torch.zeros((a, p), dtype=torch.bool, device=dev)
+        rows = torch.cat([torch.arange(a, device=dev)[:, None, None].expand(a, p, 1), ints], 2)
         rows = rows.view(a * p, -1)
+        keep = torch.ones(a * p, dtype=torch.bool, device=dev) if valid is None else valid.reshape(-1)
         if parents is not None:
-            keep = (ints != _discretise(parents, self.h, self.w)).any(-1).view(-1)
+            keep &= (ints != _discretise(parents, self.h, self.w)).any(-1).view(-1)
             sel = keep.nonzero().squeeze(1)
             uniq, inverse = torch.unique(rows[sel], dim=0, return_inverse=True)
         else:
-            sel = torch.arange(a * p, device=cand.device)
-            uniq, inverse = rows, sel
-        ufit = torch.empty(len(uniq), device=cand.device)
-        uok = torch.empty(len(uniq), dtype=torch.bool, device=cand.device)
+            sel = keep.nonzero().squeeze(1)
+            uniq, inverse = rows[sel], torch.arange(len(sel), device=dev)
+        ufit = torch.empty(len(uniq), device=dev)
+        ustop = torch.empty(len(uniq), device=dev)
+        uok = torch.empty(len(uniq), dtype=torch.bool, device=dev)
         for s in range(0, len(uniq), self.chunk):
             part = uniq[s:s + self.chunk]
             img = active[part[:, 0]]
-            probs = F.softmax(self.model(self.write(img, part[:, 1:])).float(), dim=1)
-            pg = probs.gather(1, self.goal[img][:, None]).squeeze(1)
+            logits = self.model(self.write(img, part[:, 1:])).float()
+            probs = F.softmax(logits, dim=1)
+            g = self.goal[img][:, None]
+            pg = probs.gather(1, g).squeeze(1)
             hit = probs.argmax(1) == self.goal[img]
-            ufit[s:s + self.chunk] = (1.0 - pg) if self.targeted else pg
-            uok[s:s + self.chunk] = hit if self.targeted else ~hit
+            zg = logits.gather(1, g).squeeze(1)
+            zo = logits.scatter(1, g, float("-inf")).max(1).values  # best other class
+            sl = slice(s, s + self.chunk)
+            ustop[sl] = (1.0 - pg) if self.targeted else pg
+            uok[sl] = hit if self.targeted else ~hit
+            if self.fitness == "margin":
+                ufit[sl] = (zo - zg) if self.targeted else (zg - zo)
+            else:
+                ufit[sl] = ustop[sl]
         fit.view(-1)[sel] = ufit[inverse]
+        stopv.view(-1)[sel] = ustop[inverse]
         ok.view(-1)[sel] = uok[inverse]
-        used = torch.bincount(uniq[:, 0], minlength=a)
-        return fit, ok, used
+        self.queries.index_add_(0, active, torch.bincount(uniq[:, 0], minlength=a))
+        self._keep_best(active, ints, fit, ok)
+        return fit, ok, stopv
+
+    def _keep_best(self, active, ints, fit, ok):
+        """A winning candidate beats any non-winning one; among equals the lower fitness wins."""
+        any_ok = ok.any(1)
+        i = torch.where(any_ok, torch.where(ok, fit, float("inf")).argmin(1), fit.argmin(1))
+        f = fit.gather(1, i[:, None]).squeeze(1)
+        won = self.won[active]
+        better = (any_ok & ~won) | ((any_ok == won) & (f < self.best_fit[active]))
+        idx = active[better]
+        self.best[idx] = ints[better, i[better]]
+        self.best_fit[idx] = f[better]
+        self.won[idx] = any_ok[better]
 
 
 def _mutate(pop: torch.Tensor, fit: torch.Tensor, cfg: OnePixelConfig, gen: torch.Generator):
@@ -348,14 +549,11 @@ def _distinct_others(a: int, p: int, k: int, gen: torch.Generator) -> torch.Tens
     return torch.stack(out, -1)
 
 
-def _finished(fit: torch.Tensor, ok: torch.Tensor, stop_below: float, on_flip: bool) -> torch.Tensor:
-    """(A, P) fitness and success -> (A,) bool: the image has reached its stop criterion."""
+def _finished(stopv: torch.Tensor, ok: torch.Tensor, stop_below: float) -> torch.Tensor:
+    """(A, P) stop values (p(true), or 1 - p(target)) and success -> (A,) bool: the paper's stop."""
     # The paper stops on the probability alone; requiring the flip as well keeps models that are
     # never confident (a random-init net with 1000 classes) from stopping before they are fooled.
-    done = ((fit < stop_below) & ok).any(1)
-    if on_flip:
-        done |= ok.any(1)
-    return done
+    return ((stopv < stop_below) & ok).any(1)
 
 
 def _fast_scorer(model: nn.Module, example: torch.Tensor):

@@ -100,7 +100,8 @@ def collect_inputs(inputs: list[Path]) -> list[Path]:
 
 
 def run_onepixel(inputs: list[Path], spec, *, target: str | None, pixels: int, popsize: int,
-                 maxiter: int, out: Path, strategy: str, seed: int, device: str, batch: int) -> dict:
+                 maxiter: int, out: Path, strategy: str, seed: int, device: str, batch: int,
+                 max_queries: int = 0, fitness: str = "auto") -> dict:
     """The `blocks onepixel` command: load, resize to the model's input size, attack, write, print."""
     import typer
     from rich.console import Console
@@ -116,7 +117,8 @@ def run_onepixel(inputs: list[Path], spec, *, target: str | None, pixels: int, p
     from blocks.files import check_output_dir
 
     cfg = OnePixelConfig(pixels=pixels, popsize=popsize, maxiter=maxiter, strategy=strategy,
-                         seed=seed, batch=batch).check()  # bad flags fail before the model loads
+                         seed=seed, batch=batch, max_queries=max_queries,
+                         fitness=fitness).check()  # bad flags fail before the model loads
     checks.seed(seed)
     files = collect_inputs(inputs)
     images = [load_image(f) for f in files]
@@ -131,19 +133,22 @@ def run_onepixel(inputs: list[Path], spec, *, target: str | None, pixels: int, p
     columns = [TextColumn("onepixel"), BarColumn(), MofNCompleteColumn(),
                TextColumn("running {task.fields[running]}"), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("de", total=max(cfg.maxiter, 1), running=len(files))
+        # DE counts generations, the searches count queries (of the furthest image)
+        total = max(cfg.maxiter, 1) if cfg.is_de else cfg.budget
+        task = bar.add_task("search", total=total, running=len(files))
         result = one_pixel_attack(
             net, x, None, cfg, target=tgt.index if tgt else None,
-            progress=lambda g, running, total: bar.update(task, completed=g, running=running))
-        bar.update(task, completed=max(cfg.maxiter, 1))
+            progress=lambda g, running, _: bar.update(task, completed=g, running=running))
+        bar.update(task, completed=total)
     names = unique_names(files)
     extra = {"model": net.describe(), "device": str(net.device), "seed": seed,
              "target": {"index": tgt.index, "class": tgt.name} if tgt else None,
              "input_size": net.input_size, "files": [str(f) for f in files]}
     summary = write_outputs(out, result, names, [str(f) for f in files], net.labels, extra)
 
-    table = Table(title=f"one-pixel ({cfg.strategy}, K={cfg.pixels}, pop {cfg.popsize}, "
-                        f"{cfg.maxiter} gen){' -> ' + tgt.name if tgt else ''}")
+    de = f", pop {cfg.popsize}, {cfg.maxiter} gen" if cfg.is_de else ""
+    table = Table(title=f"one-pixel ({cfg.strategy}, K={cfg.pixels}{de}, at most {cfg.budget} queries, "
+                        f"{cfg.fitness_used} fitness){' -> ' + tgt.name if tgt else ''}")
     for col in ("image", "before", "after", "success", "queries"):
         table.add_column(col, justify="right" if col == "queries" else "left")
     for i, name in enumerate(names[:50]):
@@ -157,7 +162,8 @@ def run_onepixel(inputs: list[Path], spec, *, target: str | None, pixels: int, p
     table.caption = (f"success {summary['successes']}/{summary['images']} "
                      f"({summary['success_rate']:.1%}), mean confidence "
                      f"{'-' if conf is None else f'{conf:.3f}'}, mean queries "
-                     f"{summary['mean_queries']:.0f}, {summary['seconds']:.1f} s")
+                     f"{summary['mean_queries']:.0f} (max {summary['max_queries']}), "
+                     f"{summary['seconds']:.1f} s")
     Console().print(table)
     typer.echo(f"wrote {out}/summary.json, contact_sheet.png and {len(names)} images", err=True)
     return summary
