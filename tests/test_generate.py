@@ -1,5 +1,8 @@
 import json
 import os
+import pty
+import re
+import select
 import signal
 import subprocess
 import sys
@@ -67,28 +70,69 @@ def test_untargeted_moves_away(digits_model, scenes):
     assert ev.success_rate > black.success_rate
 
 
-def test_ctrl_c_keeps_best_patch(digits_model):
-    seen = []
+def run_recording_checkpoints(model, cfg, eot, monkeypatch, on_step=None):
+    """Run generate_patch and record every patch it scored on its fixed check views.
 
+    The check calls random_views without gradients; each call is recorded with its generator state
+    so the same views can be rebuilt for any patch.
+    """
+    from blocks.attacks import eot_fgsm
+
+    original, checks = eot_fgsm.random_views, []
+
+    def recording(patch, n, size, eot_, scenes, g, patch_map=None):
+        if not patch.requires_grad:
+            checks.append((patch.detach().clone(), g.get_state(), n, size, eot_, scenes, patch_map))
+        return original(patch, n, size, eot_, scenes, g, patch_map)
+
+    monkeypatch.setattr(eot_fgsm, "random_views", recording)
+    return eot_fgsm.generate_patch(model, cfg, eot, on_step=on_step), checks
+
+
+def rescore(model, target, checks):
+    """Loss of every recorded checkpoint on the (rebuilt) fixed check views."""
+    losses = []
+    for patch, state, n, size, eot, scenes, patch_map in checks:
+        g = torch.Generator().set_state(state)
+        with torch.no_grad():
+            views, _ = random_views(patch, n, size, eot, scenes, g, patch_map)
+            losses.append(torch.nn.functional.cross_entropy(model(views), torch.full((n,), target)).item())
+    return losses
+
+
+def assert_returned_patch_is_the_best_checkpoint(model, result, checks):
+    assert len({c[1].numpy().tobytes() for c in checks}) == 1  # one fixed set of views for all
+    losses = rescore(model, SEVEN, checks)
+    best = min(range(len(losses)), key=losses.__getitem__)
+    assert torch.equal(result.patch, checks[best][0]), (losses, result.best_step)
+    return losses, best
+
+
+def test_ctrl_c_keeps_best_patch(digits_model, monkeypatch):
     def on_step(record):
-        seen.append(record)
-        if record.step == 6:
+        if record.step == 15:
             raise KeyboardInterrupt
 
-    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=100, batch=8, check_every=3)
-    result = generate_patch(digits_model, cfg, preset("print"), on_step=on_step)
+    # a constant, large step keeps the patch jumping, so the last checkpoint is not the best one
+    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=100, batch=8, check_every=3,
+                         schedule="constant", epsilon=96 / 255, momentum=0)
+    result, checks = run_recording_checkpoints(digits_model, cfg, preset("print"), monkeypatch, on_step)
     assert result.stopped == "interrupted"
-    assert len(result.curve) == 7
-    assert result.best_step in (0, 3, 6)  # the patches scored on the fixed check views
-    assert result.best_step > 0 and result.patch.abs().sum() > 0  # better than black, kept
+    assert len(result.curve) == 16 and len(checks) == 6  # steps 0, 3, ..., 15 checked
+    losses, best = assert_returned_patch_is_the_best_checkpoint(digits_model, result, checks)
+    assert best > 0 and result.patch.abs().sum() > 0  # better than black, kept
+    assert best != len(checks) - 1, losses  # the test would catch "keep the last patch"
 
 
-def test_best_patch_is_judged_on_fixed_views(digits_model):
-    """The kept patch must be at least as good on the check views as the last one."""
-    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=30, batch=8, check_every=5)
-    result = generate_patch(digits_model, cfg, preset("print"))
-    assert result.best_step in (0, 5, 10, 15, 20, 25, 30)
-    assert result.best_objective_prob >= 0.5
+def test_best_patch_is_judged_on_fixed_views(digits_model, monkeypatch):
+    """After a full run the kept patch has the lowest loss of all checkpoints on the check views."""
+    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=30, batch=8, check_every=5,
+                         schedule="constant", epsilon=96 / 255, momentum=0)
+    result, checks = run_recording_checkpoints(digits_model, cfg, preset("print"), monkeypatch)
+    assert len(checks) == 7  # steps 0, 5, ..., 25 and the final patch
+    losses, best = assert_returned_patch_is_the_best_checkpoint(digits_model, result, checks)
+    assert result.best_step == [0, 5, 10, 15, 20, 25, 30][best]
+    assert best != len(checks) - 1, losses  # the test would catch "keep the last patch"
 
 
 def test_max_seconds_stops(digits_model):
@@ -183,20 +227,33 @@ def test_cli_offline_resnet_is_one_line(cli, monkeypatch, tmp_path):
 
 def test_sigint_exits_130_and_keeps_the_patch(tmp_path):
     out = tmp_path / "run"
+    # a pseudo-terminal, so the progress bar is drawn live and tells when the steps are running
+    master, slave = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "blocks", "generate", "--model", "digits",
                              "--target", "seven", "--steps", "100000", "--batch", "4",
                              "--device", "cpu", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "COLUMNS": "120"})
-    deadline = time.time() + 60
-    # Wait until the optimisation is running (the output folder exists once flags are checked).
-    while time.time() < deadline and not out.exists():
-        time.sleep(0.2)
-    time.sleep(4)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+                            stdout=slave, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "120", "TERM": "xterm"})
+    os.close(slave)
+    seen, deadline = b"", time.time() + 60
+    try:
+        while time.time() < deadline and not re.search(rb"step [1-9]\d*/100000", seen):
+            if select.select([master], [], [], 1.0)[0]:
+                seen += os.read(master, 4096)
+        assert re.search(rb"step [1-9]\d*/100000", seen), seen[-500:]
+        proc.send_signal(signal.SIGINT)
+        while proc.poll() is None and time.time() < deadline + 60:  # keep draining the terminal
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    os.read(master, 4096)
+                except OSError:  # the child closed its end
+                    break
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        os.close(master)
     assert proc.returncode == 130, err
     meta = json.loads((out / "patch.json").read_text())
     assert meta["stopped"] == "interrupted" and meta["steps_run"] > 0
     assert load_image(out / "patch.png").shape == (3, 16, 16)
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "interrupted: kept the best patch" in err
