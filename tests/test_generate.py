@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import pty
@@ -15,7 +16,7 @@ import torch
 from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch, step_size
 from blocks.digits import load_digits_rgb
 from blocks.evaluate import evaluate_patch
-from blocks.files import load_image, to_uint8
+from blocks.files import load_image
 from transforms import preset, random_views
 
 SEVEN = 7
@@ -142,7 +143,7 @@ def test_max_seconds_stops(digits_model):
     assert result.curve[-1].epsilon < cfg.epsilon * 0.5  # the schedule follows the clock
 
 
-def test_cli_generate_writes_exact_png_and_metadata(cli, tmp_path):
+def test_cli_generate_writes_exact_png_and_metadata(cli, tmp_path, digits_model):
     out = tmp_path / "run"
     code, out_text, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "15",
                               "--batch", "8", "--eval-n", "32", "--device", "cpu", "--out", out)
@@ -156,8 +157,16 @@ def test_cli_generate_writes_exact_png_and_metadata(cli, tmp_path):
     assert (out / "curve.png").stat().st_size > 1000
     png = load_image(out / "patch.png")
     assert png.shape == (3, 16, 16)
-    # Lossless: re-encoding what we read gives the same bytes' pixel values.
-    assert (to_uint8(png) == (png.permute(1, 2, 0).numpy() * 255).round()).all()
+    assert meta["patch_sha256"] == hashlib.sha256((out / "patch.png").read_bytes()).hexdigest()
+    # The saved file is the optimised patch, rounded to 8 bits: rerun the same optimisation here.
+    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=15, batch=8, seed=0)
+    patch = generate_patch(digits_model, cfg, preset("print", tuple(meta["scale"]))).patch
+    assert not torch.equal(patch, (patch * 255).round() / 255)  # the float patch is off the 8-bit grid
+    assert torch.equal(png * 255, (patch * 255).round())
+    # held_out scores the 8-bit patch that was written, on the views evaluate draws with seed + 1
+    ev = evaluate_patch(digits_model, png, preset("print", tuple(meta["scale"])), SEVEN, n=32, seed=1)
+    assert meta["held_out"]["mean_target_prob"] == pytest.approx(ev.mean_target_prob, rel=1e-6, abs=0)
+    assert meta["held_out"]["success_rate"] == ev.success_rate
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*tmp"))
 
 
@@ -169,24 +178,48 @@ def test_cli_same_seed_same_patch(cli, tmp_path):
     assert (tmp_path / "a/patch.png").read_bytes() == (tmp_path / "b/patch.png").read_bytes()
 
 
-def test_cli_evaluate_and_sweep(cli, tmp_path):
-    x, _ = load_digits_rgb("test")
+def test_cli_evaluate_and_sweep(cli, tmp_path, digits_model):
+    x, y = load_digits_rgb("test")
     from blocks.files import save_png
 
-    save_png(tmp_path / "digit.png", x[0])
-    save_png(tmp_path / "patch.png", torch.rand(3, 16, 16))
+    digit = x[y == 1][0]
+    save_png(tmp_path / "digit.png", digit)
+    save_png(tmp_path / "patch.png", torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0)))
     code, out, err = cli("evaluate", tmp_path / "patch.png", "--model", "digits", "--target", "seven",
                          "--n", "64", "--device", "cpu")
     assert code == 0, err
     report = json.loads(out)
-    assert 0 <= report["success_rate"] <= 1 and 0 <= report["mean_target_prob"] <= 1
+    # the report is the patch judged on the views of its own seed, not training's (seed 0)
+    eot = preset("print", (0.8, 1.0))
+    assert report["seed"] != GenerateConfig().seed
+    patch = load_image(tmp_path / "patch.png")
+    ev = evaluate_patch(digits_model, patch, eot, SEVEN, n=64, seed=report["seed"])
+    assert report["success_rate"] == ev.success_rate
+    assert report["mean_target_prob"] == pytest.approx(ev.mean_target_prob, rel=1e-6, abs=0)
+    train_views, _ = random_views(patch, 8, 32, eot, None, torch.Generator().manual_seed(0))
+    eval_views, _ = random_views(patch, 8, 32, eot, None, torch.Generator().manual_seed(report["seed"]))
+    assert not torch.allclose(train_views, eval_views)
     assert sum(b["n"] for b in report["by_scale"].values()) == 64
+    assert sum(b["n"] for b in report["by_rotation"].values()) == 64
+    wins = sum(b["n"] * b["success_rate"] for b in report["by_scale"].values())
+    assert wins == pytest.approx(64 * report["success_rate"])
+
     code, _, err = cli("sweep", tmp_path / "digit.png", "--model", "digits", "--target", "seven",
-                       "--device", "cpu", "--out", tmp_path / "sweep", "--num", "21")
+                       "--device", "cpu", "--out", tmp_path / "sweep", "--eps", "-20:20", "--num", "21")
     assert code == 0, err
     sweep = json.loads((tmp_path / "sweep/sweep.json").read_text())
-    assert len(sweep["epsilons_255"]) == 21 and "seven" in sweep["probs"]
-    assert (tmp_path / "sweep/sweep.png").exists()
+    assert sweep["epsilons_255"] == pytest.approx([-20 + 2 * i for i in range(21)])
+    assert sweep["clean_top1"] == "one"
+    with torch.no_grad():
+        clean = digits_model(load_image(tmp_path / "digit.png")[None]).softmax(1)[0]
+    seven = sweep["probs"]["seven"]
+    assert seven[10] == pytest.approx(clean[SEVEN].item(), abs=1e-5)  # epsilon 0 is the clean image
+    assert sweep["probs"]["one"][10] == pytest.approx(clean[1].item(), abs=1e-5)
+    # a small negative epsilon steps towards the target, a positive one away from it
+    assert seven[9] > seven[10] > seven[11]
+    assert sweep["best_target_prob"] == max(seven)
+    assert sweep["best_epsilon_255"] == pytest.approx(sweep["epsilons_255"][seven.index(max(seven))])
+    assert (tmp_path / "sweep/sweep.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -257,3 +290,63 @@ def test_sigint_exits_130_and_keeps_the_patch(tmp_path):
     assert meta["stopped"] == "interrupted" and meta["steps_run"] > 0
     assert load_image(out / "patch.png").shape == (3, 16, 16)
     assert "Traceback" not in err and "interrupted: kept the best patch" in err
+
+
+def test_digits_scenes_are_held_out_and_exclude_the_target(cli, tmp_path):
+    code, _, err = cli("digits-scenes", tmp_path / "d", "--exclude", "seven")
+    assert code == 0, err
+    train, test = sorted((tmp_path / "d/train").glob("*.png")), sorted((tmp_path / "d/test").glob("*.png"))
+    assert len(train) > 100 and abs(len(train) - len(test)) <= 1
+    assert not [p for p in train + test if p.stem.endswith("seven")]
+    x, y = load_digits_rgb("test")
+    assert len(train) + len(test) == int((y != SEVEN).sum())  # every held-out non-seven, once
+
+    def keys(images):
+        return {bytes((im * 255).round().byte().flatten().tolist()) for im in images}
+
+    train_px, test_px = keys(load_image(p) for p in train), keys(load_image(p) for p in test)
+    seen_in_training, _ = load_digits_rgb("train")
+    assert not train_px & test_px  # no digit image is in both folders
+    assert not (train_px | test_px) & keys(seen_in_training)  # and none was used to train the model
+    named = {p.stem.split("_", 1)[1] for p in train + test}
+    assert named == {"zero", "one", "two", "three", "four", "five", "six", "eight", "nine"}
+
+
+def test_quick_start_held_out_digits_read_as_seven(cli, tmp_path, digits_model):
+    """The README's quick start, with fewer steps: the patch wins on unseen digits (--eval-scenes)."""
+    assert cli("digits-scenes", tmp_path / "d", "--exclude", "seven")[0] == 0
+    out = tmp_path / "quick"
+    code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--scenes", tmp_path / "d/train",
+                       "--eval-scenes", tmp_path / "d/test", "--scale", "0.5:0.6", "--steps", "100",
+                       "--batch", "16", "--eval-n", "256", "--device", "cpu", "--out", out)
+    assert code == 0, err
+    meta = json.loads((out / "patch.json").read_text())
+    assert meta["eval_scenes"] == str(tmp_path / "d/test")
+    assert meta["held_out"]["success_rate"] >= 0.9, meta["held_out"]
+    # held_out is judged on the --eval-scenes digits, not the training ones
+    from blocks.scenes import load_scenes
+
+    eot = preset("print", (0.5, 0.6))
+    png = load_image(out / "patch.png")
+    on_test = evaluate_patch(digits_model, png, eot, SEVEN, scenes=load_scenes(tmp_path / "d/test", 32), n=256, seed=1)
+    on_train = evaluate_patch(digits_model, png, eot, SEVEN, scenes=load_scenes(tmp_path / "d/train", 32), n=256, seed=1)
+    assert meta["held_out"]["mean_target_prob"] == pytest.approx(on_test.mean_target_prob, rel=1e-6, abs=0), (on_test, on_train)
+    assert on_test.mean_target_prob != on_train.mean_target_prob
+
+
+def test_cli_schedule_and_momentum_flags_reach_the_optimiser(cli, tmp_path, digits_model):
+    out = tmp_path / "lin"
+    code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "6", "--batch", "4",
+                       "--eval-n", "4", "--schedule", "linear", "--momentum", "0", "--device", "cpu",
+                       "--out", out)
+    assert code == 0, err
+    meta = json.loads((out / "patch.json").read_text())
+    assert meta["curve"]["epsilon"] == pytest.approx([(32 - 28.8 * i / 5) / 255 for i in range(6)])
+    eot = preset("print", (0.8, 1.0))
+    plain = GenerateConfig(target=SEVEN, patch_size=16, steps=6, batch=4, schedule="linear", momentum=0)
+    png = load_image(out / "patch.png")
+    assert torch.equal(png * 255, (generate_patch(digits_model, plain, eot).patch * 255).round())
+    heavy = GenerateConfig(target=SEVEN, patch_size=16, steps=6, batch=4, schedule="linear", momentum=0.9)
+    assert not torch.equal(png * 255, (generate_patch(digits_model, heavy, eot).patch * 255).round())
+    code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--schedule", "step")
+    assert code == 2 and "--schedule" in err
