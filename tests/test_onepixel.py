@@ -41,39 +41,6 @@ def test_batched_attack_changes_k_pixels_and_reports_what_the_model_says(digits_
         assert r.pixels.shape == (6, k, 5)
 
 
-def random_pixel_search(model, x, y, budget, seed):
-    """The baseline: `budget` single pixels per image drawn as the paper draws its first
-    population (position uniform, colour N(128, 127) clipped), no evolution. Successes."""
-    g = torch.Generator().manual_seed(seed)
-    n, _, h, w = x.shape
-    wins = 0
-    for i in range(n):
-        cand = x[i].expand(budget, -1, -1, -1).clone()
-        xs, ys = torch.randint(0, w, (budget,), generator=g), torch.randint(0, h, (budget,), generator=g)
-        rgb = (128 + 127 * torch.randn(budget, 3, generator=g)).clamp(0, 255).round() / 255
-        cand[torch.arange(budget), :, ys, xs] = rgb
-        with torch.no_grad():
-            wins += bool((model(cand).argmax(1) != y[i]).any())
-    return wins
-
-
-def test_evolution_beats_random_pixels_on_the_same_budget(digits_model):
-    """On the 24 least confident held-out digits, differential evolution flips more with one pixel
-    than the best of three random searches given every query it could have spent."""
-    x, y = load_digits_rgb("test")
-    x = (x * 255).round() / 255
-    with torch.no_grad():
-        p = digits_model(x).softmax(1)
-    pt = p.gather(1, y[:, None]).squeeze(1)
-    pt[p.argmax(1) != y] = 2.0
-    idx = pt.argsort()[:24]
-    cfg = OnePixelConfig(popsize=40, maxiter=20, stop_on_flip=True, seed=1)
-    ours = int(one_pixel_attack(digits_model, x[idx], y[idx], cfg).success.sum())
-    budget = 1 + cfg.popsize * (cfg.maxiter + 1)
-    random = [random_pixel_search(digits_model, x[idx], y[idx], budget, seed) for seed in range(3)]
-    assert ours > max(random), (ours, random)
-
-
 def test_early_stop_and_query_count(digits_model, weak_digits):
     x, y, _ = weak_digits
     strong, sy = load_digits_rgb("test")
