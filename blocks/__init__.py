@@ -1,6 +1,7 @@
 """deep-chicken-saviour: physical-world adversarial blocks.
 
-    from blocks import ModelSpec, load_classifier, resolve_target, generate_patch, GenerateConfig
+    from blocks import ModelSpec, load_classifier, resolve_target
+    from blocks.attacks import GenerateConfig, generate_patch
 """
 from blocks.errors import UserError
 

@@ -194,7 +194,7 @@ def generate(
 
     from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
     from blocks.evaluate import evaluate_patch
-    from blocks.files import atomic_write_json
+    from blocks.files import atomic_write_json, load_image
     from blocks.report import plot_curve, write_patch
     from transforms.eot import preset
 
@@ -262,8 +262,9 @@ def generate(
     try:
         if result.curve:
             plot_curve(meta["curve"], out / "curve.png", f"{goal['mode']}: {goal['name']} ({net.name})")
-        ev = evaluate_patch(net, result.patch, eot_cfg, t_idx, away_idx, held_out_backgrounds, n=eval_n,
-                            seed=seed + 1, patch_map=cmap)
+        # score the 8-bit patch.png that is printed, not the float patch it was rounded from
+        ev = evaluate_patch(net, load_image(out / "patch.png"), eot_cfg, t_idx, away_idx,
+                            held_out_backgrounds, n=eval_n, seed=seed + 1, patch_map=cmap)
         meta["held_out"] = ev.to_dict()
         atomic_write_json(out / "patch.json", meta)  # patch.png is already written and unchanged
     except KeyboardInterrupt:

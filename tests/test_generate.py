@@ -1,5 +1,9 @@
+import hashlib
 import json
 import os
+import pty
+import re
+import select
 import signal
 import subprocess
 import sys
@@ -12,7 +16,7 @@ import torch
 from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch, step_size
 from blocks.digits import load_digits_rgb
 from blocks.evaluate import evaluate_patch
-from blocks.files import load_image, to_uint8
+from blocks.files import load_image
 from transforms import preset, random_views
 
 SEVEN = 7
@@ -67,28 +71,69 @@ def test_untargeted_moves_away(digits_model, scenes):
     assert ev.success_rate > black.success_rate
 
 
-def test_ctrl_c_keeps_best_patch(digits_model):
-    seen = []
+def run_recording_checkpoints(model, cfg, eot, monkeypatch, on_step=None):
+    """Run generate_patch and record every patch it scored on its fixed check views.
 
+    The check calls random_views without gradients; each call is recorded with its generator state
+    so the same views can be rebuilt for any patch.
+    """
+    from blocks.attacks import eot_fgsm
+
+    original, checks = eot_fgsm.random_views, []
+
+    def recording(patch, n, size, eot_, scenes, g, patch_map=None):
+        if not patch.requires_grad:
+            checks.append((patch.detach().clone(), g.get_state(), n, size, eot_, scenes, patch_map))
+        return original(patch, n, size, eot_, scenes, g, patch_map)
+
+    monkeypatch.setattr(eot_fgsm, "random_views", recording)
+    return eot_fgsm.generate_patch(model, cfg, eot, on_step=on_step), checks
+
+
+def rescore(model, target, checks):
+    """Loss of every recorded checkpoint on the (rebuilt) fixed check views."""
+    losses = []
+    for patch, state, n, size, eot, scenes, patch_map in checks:
+        g = torch.Generator().set_state(state)
+        with torch.no_grad():
+            views, _ = random_views(patch, n, size, eot, scenes, g, patch_map)
+            losses.append(torch.nn.functional.cross_entropy(model(views), torch.full((n,), target)).item())
+    return losses
+
+
+def assert_returned_patch_is_the_best_checkpoint(model, result, checks):
+    assert len({c[1].numpy().tobytes() for c in checks}) == 1  # one fixed set of views for all
+    losses = rescore(model, SEVEN, checks)
+    best = min(range(len(losses)), key=losses.__getitem__)
+    assert torch.equal(result.patch, checks[best][0]), (losses, result.best_step)
+    return losses, best
+
+
+def test_ctrl_c_keeps_best_patch(digits_model, monkeypatch):
     def on_step(record):
-        seen.append(record)
-        if record.step == 6:
+        if record.step == 15:
             raise KeyboardInterrupt
 
-    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=100, batch=8, check_every=3)
-    result = generate_patch(digits_model, cfg, preset("print"), on_step=on_step)
+    # a constant, large step keeps the patch jumping, so the last checkpoint is not the best one
+    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=100, batch=8, check_every=3,
+                         schedule="constant", epsilon=96 / 255, momentum=0)
+    result, checks = run_recording_checkpoints(digits_model, cfg, preset("print"), monkeypatch, on_step)
     assert result.stopped == "interrupted"
-    assert len(result.curve) == 7
-    assert result.best_step in (0, 3, 6)  # the patches scored on the fixed check views
-    assert result.best_step > 0 and result.patch.abs().sum() > 0  # better than black, kept
+    assert len(result.curve) == 16 and len(checks) == 6  # steps 0, 3, ..., 15 checked
+    losses, best = assert_returned_patch_is_the_best_checkpoint(digits_model, result, checks)
+    assert best > 0 and result.patch.abs().sum() > 0  # better than black, kept
+    assert best != len(checks) - 1, losses  # the test would catch "keep the last patch"
 
 
-def test_best_patch_is_judged_on_fixed_views(digits_model):
-    """The kept patch must be at least as good on the check views as the last one."""
-    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=30, batch=8, check_every=5)
-    result = generate_patch(digits_model, cfg, preset("print"))
-    assert result.best_step in (0, 5, 10, 15, 20, 25, 30)
-    assert result.best_objective_prob >= 0.5
+def test_best_patch_is_judged_on_fixed_views(digits_model, monkeypatch):
+    """After a full run the kept patch has the lowest loss of all checkpoints on the check views."""
+    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=30, batch=8, check_every=5,
+                         schedule="constant", epsilon=96 / 255, momentum=0)
+    result, checks = run_recording_checkpoints(digits_model, cfg, preset("print"), monkeypatch)
+    assert len(checks) == 7  # steps 0, 5, ..., 25 and the final patch
+    losses, best = assert_returned_patch_is_the_best_checkpoint(digits_model, result, checks)
+    assert result.best_step == [0, 5, 10, 15, 20, 25, 30][best]
+    assert best != len(checks) - 1, losses  # the test would catch "keep the last patch"
 
 
 def test_max_seconds_stops(digits_model):
@@ -98,7 +143,7 @@ def test_max_seconds_stops(digits_model):
     assert result.curve[-1].epsilon < cfg.epsilon * 0.5  # the schedule follows the clock
 
 
-def test_cli_generate_writes_exact_png_and_metadata(cli, tmp_path):
+def test_cli_generate_writes_exact_png_and_metadata(cli, tmp_path, digits_model):
     out = tmp_path / "run"
     code, out_text, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "15",
                               "--batch", "8", "--eval-n", "32", "--device", "cpu", "--out", out)
@@ -112,8 +157,16 @@ def test_cli_generate_writes_exact_png_and_metadata(cli, tmp_path):
     assert (out / "curve.png").stat().st_size > 1000
     png = load_image(out / "patch.png")
     assert png.shape == (3, 16, 16)
-    # Lossless: re-encoding what we read gives the same bytes' pixel values.
-    assert (to_uint8(png) == (png.permute(1, 2, 0).numpy() * 255).round()).all()
+    assert meta["patch_sha256"] == hashlib.sha256((out / "patch.png").read_bytes()).hexdigest()
+    # The saved file is the optimised patch, rounded to 8 bits: rerun the same optimisation here.
+    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=15, batch=8, seed=0)
+    patch = generate_patch(digits_model, cfg, preset("print", tuple(meta["scale"]))).patch
+    assert not torch.equal(patch, (patch * 255).round() / 255)  # the float patch is off the 8-bit grid
+    assert torch.equal(png * 255, (patch * 255).round())
+    # held_out scores the 8-bit patch that was written, on the views evaluate draws with seed + 1
+    ev = evaluate_patch(digits_model, png, preset("print", tuple(meta["scale"])), SEVEN, n=32, seed=1)
+    assert meta["held_out"]["mean_target_prob"] == pytest.approx(ev.mean_target_prob, rel=1e-6, abs=0)
+    assert meta["held_out"]["success_rate"] == ev.success_rate
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*tmp"))
 
 
@@ -125,24 +178,48 @@ def test_cli_same_seed_same_patch(cli, tmp_path):
     assert (tmp_path / "a/patch.png").read_bytes() == (tmp_path / "b/patch.png").read_bytes()
 
 
-def test_cli_evaluate_and_sweep(cli, tmp_path):
-    x, _ = load_digits_rgb("test")
+def test_cli_evaluate_and_sweep(cli, tmp_path, digits_model):
+    x, y = load_digits_rgb("test")
     from blocks.files import save_png
 
-    save_png(tmp_path / "digit.png", x[0])
-    save_png(tmp_path / "patch.png", torch.rand(3, 16, 16))
+    digit = x[y == 1][0]
+    save_png(tmp_path / "digit.png", digit)
+    save_png(tmp_path / "patch.png", torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0)))
     code, out, err = cli("evaluate", tmp_path / "patch.png", "--model", "digits", "--target", "seven",
                          "--n", "64", "--device", "cpu")
     assert code == 0, err
     report = json.loads(out)
-    assert 0 <= report["success_rate"] <= 1 and 0 <= report["mean_target_prob"] <= 1
+    # the report is the patch judged on the views of its own seed, not training's (seed 0)
+    eot = preset("print", (0.8, 1.0))
+    assert report["seed"] != GenerateConfig().seed
+    patch = load_image(tmp_path / "patch.png")
+    ev = evaluate_patch(digits_model, patch, eot, SEVEN, n=64, seed=report["seed"])
+    assert report["success_rate"] == ev.success_rate
+    assert report["mean_target_prob"] == pytest.approx(ev.mean_target_prob, rel=1e-6, abs=0)
+    train_views, _ = random_views(patch, 8, 32, eot, None, torch.Generator().manual_seed(0))
+    eval_views, _ = random_views(patch, 8, 32, eot, None, torch.Generator().manual_seed(report["seed"]))
+    assert not torch.allclose(train_views, eval_views)
     assert sum(b["n"] for b in report["by_scale"].values()) == 64
+    assert sum(b["n"] for b in report["by_rotation"].values()) == 64
+    wins = sum(b["n"] * b["success_rate"] for b in report["by_scale"].values())
+    assert wins == pytest.approx(64 * report["success_rate"])
+
     code, _, err = cli("sweep", tmp_path / "digit.png", "--model", "digits", "--target", "seven",
-                       "--device", "cpu", "--out", tmp_path / "sweep", "--num", "21")
+                       "--device", "cpu", "--out", tmp_path / "sweep", "--eps", "-20:20", "--num", "21")
     assert code == 0, err
     sweep = json.loads((tmp_path / "sweep/sweep.json").read_text())
-    assert len(sweep["epsilons_255"]) == 21 and "seven" in sweep["probs"]
-    assert (tmp_path / "sweep/sweep.png").exists()
+    assert sweep["epsilons_255"] == pytest.approx([-20 + 2 * i for i in range(21)])
+    assert sweep["clean_top1"] == "one"
+    with torch.no_grad():
+        clean = digits_model(load_image(tmp_path / "digit.png")[None]).softmax(1)[0]
+    seven = sweep["probs"]["seven"]
+    assert seven[10] == pytest.approx(clean[SEVEN].item(), abs=1e-5)  # epsilon 0 is the clean image
+    assert sweep["probs"]["one"][10] == pytest.approx(clean[1].item(), abs=1e-5)
+    # a small negative epsilon steps towards the target, a positive one away from it
+    assert seven[9] > seven[10] > seven[11]
+    assert sweep["best_target_prob"] == max(seven)
+    assert sweep["best_epsilon_255"] == pytest.approx(sweep["epsilons_255"][seven.index(max(seven))])
+    assert (tmp_path / "sweep/sweep.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -183,20 +260,93 @@ def test_cli_offline_resnet_is_one_line(cli, monkeypatch, tmp_path):
 
 def test_sigint_exits_130_and_keeps_the_patch(tmp_path):
     out = tmp_path / "run"
+    # a pseudo-terminal, so the progress bar is drawn live and tells when the steps are running
+    master, slave = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "blocks", "generate", "--model", "digits",
                              "--target", "seven", "--steps", "100000", "--batch", "4",
                              "--device", "cpu", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "COLUMNS": "120"})
-    deadline = time.time() + 60
-    # Wait until the optimisation is running (the output folder exists once flags are checked).
-    while time.time() < deadline and not out.exists():
-        time.sleep(0.2)
-    time.sleep(4)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+                            stdout=slave, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "120", "TERM": "xterm"})
+    os.close(slave)
+    seen, deadline = b"", time.time() + 60
+    try:
+        while time.time() < deadline and not re.search(rb"step [1-9]\d*/100000", seen):
+            if select.select([master], [], [], 1.0)[0]:
+                seen += os.read(master, 4096)
+        assert re.search(rb"step [1-9]\d*/100000", seen), seen[-500:]
+        proc.send_signal(signal.SIGINT)
+        while proc.poll() is None and time.time() < deadline + 60:  # keep draining the terminal
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    os.read(master, 4096)
+                except OSError:  # the child closed its end
+                    break
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        os.close(master)
     assert proc.returncode == 130, err
     meta = json.loads((out / "patch.json").read_text())
     assert meta["stopped"] == "interrupted" and meta["steps_run"] > 0
     assert load_image(out / "patch.png").shape == (3, 16, 16)
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "interrupted: kept the best patch" in err
+
+
+def test_digits_scenes_are_held_out_and_exclude_the_target(cli, tmp_path):
+    code, _, err = cli("digits-scenes", tmp_path / "d", "--exclude", "seven")
+    assert code == 0, err
+    train, test = sorted((tmp_path / "d/train").glob("*.png")), sorted((tmp_path / "d/test").glob("*.png"))
+    assert len(train) > 100 and abs(len(train) - len(test)) <= 1
+    assert not [p for p in train + test if p.stem.endswith("seven")]
+    x, y = load_digits_rgb("test")
+    assert len(train) + len(test) == int((y != SEVEN).sum())  # every held-out non-seven, once
+
+    def keys(images):
+        return {bytes((im * 255).round().byte().flatten().tolist()) for im in images}
+
+    train_px, test_px = keys(load_image(p) for p in train), keys(load_image(p) for p in test)
+    seen_in_training, _ = load_digits_rgb("train")
+    assert not train_px & test_px  # no digit image is in both folders
+    assert not (train_px | test_px) & keys(seen_in_training)  # and none was used to train the model
+    named = {p.stem.split("_", 1)[1] for p in train + test}
+    assert named == {"zero", "one", "two", "three", "four", "five", "six", "eight", "nine"}
+
+
+def test_quick_start_held_out_digits_read_as_seven(cli, tmp_path, digits_model):
+    """The README's quick start, with fewer steps: the patch wins on unseen digits (--eval-scenes)."""
+    assert cli("digits-scenes", tmp_path / "d", "--exclude", "seven")[0] == 0
+    out = tmp_path / "quick"
+    code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--scenes", tmp_path / "d/train",
+                       "--eval-scenes", tmp_path / "d/test", "--scale", "0.5:0.6", "--steps", "100",
+                       "--batch", "16", "--eval-n", "256", "--device", "cpu", "--out", out)
+    assert code == 0, err
+    meta = json.loads((out / "patch.json").read_text())
+    assert meta["eval_scenes"] == str(tmp_path / "d/test")
+    assert meta["held_out"]["success_rate"] >= 0.9, meta["held_out"]
+    # held_out is judged on the --eval-scenes digits, not the training ones
+    from blocks.scenes import load_scenes
+
+    eot = preset("print", (0.5, 0.6))
+    png = load_image(out / "patch.png")
+    on_test = evaluate_patch(digits_model, png, eot, SEVEN, scenes=load_scenes(tmp_path / "d/test", 32), n=256, seed=1)
+    on_train = evaluate_patch(digits_model, png, eot, SEVEN, scenes=load_scenes(tmp_path / "d/train", 32), n=256, seed=1)
+    assert meta["held_out"]["mean_target_prob"] == pytest.approx(on_test.mean_target_prob, rel=1e-6, abs=0), (on_test, on_train)
+    assert on_test.mean_target_prob != on_train.mean_target_prob
+
+
+def test_cli_schedule_and_momentum_flags_reach_the_optimiser(cli, tmp_path, digits_model):
+    out = tmp_path / "lin"
+    code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "6", "--batch", "4",
+                       "--eval-n", "4", "--schedule", "linear", "--momentum", "0", "--device", "cpu",
+                       "--out", out)
+    assert code == 0, err
+    meta = json.loads((out / "patch.json").read_text())
+    assert meta["curve"]["epsilon"] == pytest.approx([(32 - 28.8 * i / 5) / 255 for i in range(6)])
+    eot = preset("print", (0.8, 1.0))
+    plain = GenerateConfig(target=SEVEN, patch_size=16, steps=6, batch=4, schedule="linear", momentum=0)
+    png = load_image(out / "patch.png")
+    assert torch.equal(png * 255, (generate_patch(digits_model, plain, eot).patch * 255).round())
+    heavy = GenerateConfig(target=SEVEN, patch_size=16, steps=6, batch=4, schedule="linear", momentum=0.9)
+    assert not torch.equal(png * 255, (generate_patch(digits_model, heavy, eot).patch * 255).round())
+    code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--schedule", "step")
+    assert code == 2 and "--schedule" in err

@@ -6,7 +6,7 @@ import torch
 from blocks.attacks.onepixel import OnePixelConfig, _distinct_others, one_pixel_attack
 from blocks.digits import load_digits_rgb
 from blocks.errors import UserError
-from blocks.files import save_png
+from blocks.files import load_image, save_png
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def changed(adv, x):
     return (adv != x).any(1).flatten(1).sum(1)
 
 
-def test_batched_attack_fools_weak_digits_with_k_pixels(digits_model, weak_digits):
+def test_batched_attack_changes_k_pixels_and_reports_what_the_model_says(digits_model, weak_digits):
     x, y, _ = weak_digits
     for k in (1, 3):
         cfg = OnePixelConfig(strategy="paper", pixels=k, popsize=60, maxiter=8, stop_on_flip=True, seed=1)
@@ -131,7 +131,7 @@ def digit_files(tmp_path, weak_digits):
     return folder
 
 
-def test_cli_writes_outputs(cli, digit_files, tmp_path):
+def test_cli_writes_outputs(cli, digit_files, tmp_path, digits_model):
     out = tmp_path / "out"
     code, stdout, err = cli("onepixel", digit_files, "--model", "digits", "--max-queries", "30",
                             "--out", out)
@@ -149,6 +149,19 @@ def test_cli_writes_outputs(cli, digit_files, tmp_path):
             assert key in rec
         assert len(rec["pixels"]) == 1 and set(rec["pixels"][0]) == {"x", "y", "rgb"}
         assert rec["queries"] <= 30
+        # the saved image is exactly what was scored: the model reads the JSON's "after" from it
+        adv, clean = load_image(out / f"{name}_adv.png"), load_image(digit_files / f"{name}.png")
+        with torch.no_grad():
+            p = digits_model(adv[None]).softmax(1)[0]
+        after = rec["after"]
+        assert int(p.argmax()) == after["index"] and digits_model.labels[after["index"]] == after["class"]
+        assert p[after["index"]].item() == pytest.approx(after["prob"], abs=1e-5)
+        assert p[rec["true_class"]["index"]].item() == pytest.approx(after["true_prob"], abs=1e-5)
+        assert rec["success"] == (after["index"] != rec["true_class"]["index"])
+        px = rec["pixels"][0]
+        diff = (adv != clean).any(0)
+        assert diff.sum() <= 1 and (diff.sum() == 0 or bool(diff[px["y"], px["x"]]))
+        assert (adv[:, px["y"], px["x"]] * 255).round().long().tolist() == px["rgb"]
     assert (out / "contact_sheet.png").read_bytes()[:4] == b"\x89PNG"
     assert "success" in stdout
 

@@ -103,7 +103,8 @@ def test_every_marker_detected_where_sheet_json_says(grid):
 def test_markers_outside_patch_with_quiet_zone(grid):
     sheet, *_ = grid
     q = sheet.layout.frame.quiet_mm
-    assert q >= sheet.info.blocks[0].markers[0].size_mm / 6  # at least one module of white
+    # a quarter of the marker's side: 1.5 of its 6 modules (4 data + 2 border) of white
+    assert q == pytest.approx(sheet.info.blocks[0].markers[0].size_mm / 4)
     for b in sheet.layout.blocks:
         for m in b.markers:
             for other in sheet.layout.blocks:
@@ -152,7 +153,7 @@ def test_sheet_json_keys_and_patch_metadata(grid, patches):
 
 
 def test_capture_reads_our_sheet(grid):
-    capture_sheet = pytest.importorskip("capture.sheet")
+    import capture.sheet as capture_sheet
     _, out, *_ = grid
     parsed = capture_sheet.load_sheet(out.with_suffix(".json"))
     assert len(parsed.blocks) == 2 and parsed.blocks[1].width_mm == 40.0
