@@ -1,0 +1,96 @@
+"""torchrun: 2 CPU ranks with gloo on 127.0.0.1, the bundled digits model, a few steps."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from blocks.distributed import share
+
+HERE = Path(__file__).parent
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "120", "PYTHONWARNINGS": "ignore"}
+
+
+def test_share_splits_every_view_once():
+    for n in range(1, 12):
+        for world in range(1, n + 1):
+            parts = [share(n, world, r) for r in range(world)]
+            assert sum(parts) == n and max(parts) - min(parts) <= 1 and min(parts) >= 1
+
+
+def test_two_ranks_same_gradient_and_same_patch(tmp_path):
+    """The all-reduced gradient equals the one-batch gradient of the same views, and every rank
+    ends with the same patch."""
+    report = tmp_path / "report.json"
+    proc = subprocess.run([*TORCHRUN, str(HERE / "dist_worker.py"), str(report)], env=ENV,
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(report.read_text())
+    assert r["grad_max_abs_diff"] <= 1e-5 * max(r["grad_max_abs"], 1e-3), r
+    assert r["grad_sign_agree"] == 1.0
+    assert r["patches_identical"] and r["steps_run"] == 12
+
+
+GEN = ["generate", "--model", "digits", "--target", "seven", "--steps", "20", "--batch", "8",
+       "--eval-n", "256", "--device", "cpu", "--seed", "2", "--eot", "print"]
+
+
+def test_torchrun_cli_matches_one_process(cli, tmp_path):
+    """`torchrun -m blocks generate`: only rank 0 writes, and its patch scores like a 1-rank run's."""
+    proc = subprocess.run([*TORCHRUN, "-m", "blocks", *GEN, "--out", str(tmp_path / "two")], env=ENV,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("held-out success") == 1  # rank 0 alone reports
+    two = json.loads((tmp_path / "two/patch.json").read_text())
+    code, _, err = cli(*GEN, "--out", tmp_path / "one")
+    assert code == 0, err
+    one = json.loads((tmp_path / "one/patch.json").read_text())
+    assert two["ranks"] == 2 and one["ranks"] == 1 and two["steps_run"] == one["steps_run"] == 20
+    a, b = two["held_out"]["success_rate"], one["held_out"]["success_rate"]
+    assert a > 0.5 and abs(a - b) < 0.15, (a, b)  # same budget, different views: within noise
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["curve.png", "patch.json", "patch.png"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch_by_hand(args_per_rank, tmp_path):
+    """Start the ranks the way torchrun would on two nodes (its environment variables), so each
+    rank can be given its own flags."""
+    port, world = _free_port(), len(args_per_rank)
+    procs = []
+    for rank, args in enumerate(args_per_rank):
+        env = {**ENV, "RANK": str(rank), "LOCAL_RANK": "0", "WORLD_SIZE": str(world),
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        procs.append(subprocess.Popen([sys.executable, "-m", "blocks", *args], env=env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    return [(p.wait(timeout=240), *p.communicate()) for p in procs]
+
+
+@pytest.mark.parametrize("case", ["seed", "model", "batch"])
+def test_bad_input_one_line_from_rank_0_every_rank_fails(tmp_path, case):
+    out = tmp_path / "o"
+    base = ["generate", "--model", "digits", "--target", "seven", "--steps", "3", "--batch", "4",
+            "--device", "cpu", "--out", str(out)]
+    if case == "seed":
+        ranks = [base + ["--seed", "0"], base + ["--seed", "3"]]
+        needle = "--seed is 0 on rank 0 but 3 on rank 1"
+    elif case == "model":
+        ranks = [base, base + ["--weights", str(tmp_path / "missing.pt")]]
+        needle = "rank 1: weights file not found"
+    else:
+        ranks = [base + ["--batch", "1"]] * 2
+        needle = "--batch 1 is smaller than the 2 ranks"
+    results = _launch_by_hand(ranks, tmp_path)
+    (code0, _, err0), (code1, _, err1) = results
+    assert code0 == 2 and code1 == 2, results
+    assert needle in err0 and err0.count("\n") == 1 and "Traceback" not in err0, err0
+    assert err1 == "", err1
+    assert not out.exists()
