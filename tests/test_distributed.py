@@ -94,3 +94,32 @@ def test_bad_input_one_line_from_rank_0_every_rank_fails(tmp_path, case):
     assert needle in err0 and err0.count("\n") == 1 and "Traceback" not in err0, err0
     assert err1 == "", err1
     assert not out.exists()
+
+
+def test_many_targets_one_job(cli, tmp_path):
+    """Repeated --target plus a targets file: one folder per target, one summary table and JSON."""
+    (tmp_path / "targets.txt").write_text("three\n# a comment\n\n5\n")
+    out = tmp_path / "o"
+    code, stdout, err = cli("generate", "--model", "digits", "--target", "seven", "--targets-file",
+                            tmp_path / "targets.txt", "--steps", "3", "--batch", "4", "--eval-n", "16",
+                            "--device", "cpu", "--out", out)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["3-three", "5-five", "7-seven", "summary.json"]
+    rows = json.loads((out / "summary.json").read_text())["targets"]
+    assert [r["index"] for r in rows] == [7, 3, 5]
+    for r in rows:
+        meta = json.loads((Path(r["folder"]) / "patch.json").read_text())
+        assert meta["target"]["index"] == r["index"] and r["held_out_success"] == meta["held_out"]["success_rate"]
+    assert sum(line.split()[0] in ("seven", "three", "five") for line in stdout.splitlines()) >= 3
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--target", "seven", "--target", "7"], "asked for twice"),
+    (["--targets-file", "/nonexistent.txt"], "cannot read --targets-file"),
+    (["--target", "seven", "--target", "one", "--away-from", "two"], "exactly one"),
+])
+def test_many_targets_bad_input(cli, tmp_path, args, needle):
+    code, _, err = cli("generate", "--model", "digits", "--steps", "1", "--device", "cpu",
+                       "--out", tmp_path / "o", *args)
+    assert code == 2 and needle in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
