@@ -123,3 +123,47 @@ def test_many_targets_bad_input(cli, tmp_path, args, needle):
                        "--out", tmp_path / "o", *args)
     assert code == 2 and needle in err and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists()
+
+
+def test_ctrl_c_and_time_limit_are_agreed(tmp_path):
+    """SIGINT to every rank (as a terminal's Ctrl-C does): all stop at the same step, rank 0 keeps
+    the best patch, every rank exits 130. A time limit on 2 ranks ends the run normally."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    args = ["generate", "--model", "digits", "--target", "seven", "--steps", "100000", "--batch", "4",
+            "--device", "cpu", "--out", str(out)]
+    port = _free_port()
+    procs = [subprocess.Popen([sys.executable, "-m", "blocks", *args], text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE,
+                              env={**ENV, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
+                                   "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1",
+                                   "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+             for r in range(2)]
+    seen = ""
+    deadline = time.time() + 120
+    while time.time() < deadline and "step 2/" not in seen and procs[0].poll() is None:
+        seen += _peek(procs[0])  # rank 0's live progress bar: the loop is running
+    for p in procs:
+        p.send_signal(signal.SIGINT)
+    # communicate, not wait: rank 0's progress bar must not fill its pipe and stall it
+    results = [(p.returncode, *out) for p, out in ((p, p.communicate(timeout=120)) for p in procs)]
+    assert [r[0] for r in results] == [130, 130], results
+    meta = json.loads((out / "patch.json").read_text())
+    assert meta["stopped"] == "interrupted" and meta["steps_run"] > 0 and meta["ranks"] == 2
+    assert "Traceback" not in results[0][2] + results[1][2]
+
+    proc = subprocess.run([*TORCHRUN, "-m", "blocks", *args[:-1], str(tmp_path / "timed"), "--max-seconds", "3",
+                           "--eval-n", "8"], env=ENV, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "timed/patch.json").read_text())["stopped"] == "time"
+
+
+def _peek(proc) -> str:
+    """What rank 0 has printed in the next half second (its progress bar redraws without newlines)."""
+    import select
+
+    if select.select([proc.stdout], [], [], 0.5)[0]:
+        return os.read(proc.stdout.fileno(), 65536).decode(errors="replace")
+    return ""
