@@ -118,7 +118,7 @@ class Group:
         err.exit_code = code
         raise err
 
-    def check_same(self, settings: dict) -> None:
+    def check_same(self, settings: dict, what: str = "flags") -> None:
         """Every rank must run with the same settings (seed, steps, batch, ...): name the first
         one that differs, on every rank, before any work starts."""
         everyone = self.gather(settings)
@@ -126,8 +126,9 @@ class Group:
             values = [s.get(key) for s in everyone]
             for r, v in enumerate(values):
                 if v != values[0]:
-                    raise UserError(f"ranks were started with different settings: --{key.replace('_', '-')} is "
-                                    f"{values[0]!r} on rank 0 but {v!r} on rank {r} (start every rank with the same flags)")
+                    name = f"--{key.replace('_', '-')}" if what == "flags" else key
+                    raise UserError(f"ranks disagree: {name} is {values[0]!r} on rank 0 but {v!r} on rank {r} "
+                                    f"(start every rank with the same {what})")
 
     def device(self, name: str) -> str:
         """The device this rank runs on: with CUDA, one GPU per local rank."""
