@@ -159,7 +159,8 @@ def _writable_file(path: Path | None, what: str = "") -> Path | None:
 
 @app.command()
 def generate(
-    target: Annotated[Optional[str], typer.Option("--target", help="class to become: name, index or word (chicken)")] = None,
+    target: Annotated[Optional[list[str]], typer.Option("--target", help="class to become: name, index or word (chicken); repeat it for one patch per target")] = None,
+    targets_file: Annotated[Optional[Path], typer.Option("--targets-file", help="text file of targets, one per line: one patch each, model loaded once")] = None,
     away_from: Annotated[Optional[str], typer.Option("--away-from", help="class to stop being (positive epsilon)")] = None,
     model: ModelOpt = DEFAULT_MODEL,
     weights: WeightsOpt = None,
@@ -187,7 +188,11 @@ def generate(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     out: Annotated[Optional[Path], typer.Option("--out", help="output folder [default: runs/<target>-<time>]")] = None,
 ):
-    """Make a patch from black with EOT negative-epsilon FGSM; write patch.png, patch.json, curve.png."""
+    """Make a patch from black with EOT negative-epsilon FGSM; write patch.png, patch.json, curve.png.
+
+    Several targets: one folder per target under --out and a summary.json. Under torchrun
+    (`torchrun --nproc-per-node N -m blocks generate ...`) each step's views are split across the ranks."""
+    group = _join_group(device, {k: v for k, v in locals().items() if not isinstance(v, Path)})
     import time as _time
 
     from dataclasses import asdict
@@ -195,7 +200,7 @@ def generate(
     from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
     from blocks.evaluate import evaluate_patch
     from blocks.files import atomic_write_json, load_image
-    from blocks.report import plot_curve, write_patch
+    from blocks.report import library_versions, plot_curve, write_patch
     from transforms.eot import preset
 
     if schedule not in ("cosine", "linear", "constant"):
@@ -216,62 +221,177 @@ def generate(
     scale_range = parse_range(scale, "--scale", 0.01, 1.5) or ((0.4, 0.6) if scenes else (0.8, 1.0))
     eot_cfg = preset(eot, scale_range)
     if out is None:
-        out = Path("runs") / f"{(target or away_from or 'patch').replace(' ', '_')}-{_time.strftime('%Y%m%d-%H%M%S')}"
-    cmap = _load_colormap(colormap)
-    _writable_dir(out)
-    spec = model_spec(model, weights, labels, input_size, mean, std)
-    scene_images, eval_images = _read_scenes(scenes), _read_scenes(eval_scenes)
-    from blocks.report import library_versions
-
+        name = target[0] if target and len(target) == 1 and not targets_file else away_from or "targets"
+        out = Path("runs") / f"{name.replace(' ', '_')}-{_time.strftime('%Y%m%d-%H%M%S')}"
+    if group is not None and batch < group.world:
+        raise UserError(f"--batch {batch} is smaller than the {group.world} ranks torchrun started: each rank "
+                        f"renders at least one view per step (give --batch >= {group.world} or start fewer ranks)")
+    main_rank = group is None or group.is_main
     versions = library_versions()  # now, not after a Ctrl-C: importing takes seconds there
-    net = load_spec(spec, device)
-    t_idx, away_idx, goal = _resolve_goal(net, target, away_from)
-    backgrounds = _fit_scenes(scene_images, net.input_size)
-    held_out_backgrounds = _fit_scenes(eval_images, net.input_size) if eval_scenes else backgrounds
-    cfg = GenerateConfig(target=t_idx, away_from=away_idx, patch_size=patch_size if patch_size is not None else max(8, net.input_size // 2),
-                         steps=steps, epsilon=epsilon / 255, final_fraction=final_fraction,
-                         schedule=schedule, batch=batch, momentum=momentum, max_seconds=max_seconds,
-                         seed=seed)
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    def prepare():  # everything that can fail on one rank only (files on its node): agreed below
+        wanted = _target_list(target, targets_file)
+        cmap = _load_colormap(colormap)
+        if main_rank:  # only rank 0 writes
+            _writable_dir(out)
+        spec = model_spec(model, weights, labels, input_size, mean, std)
+        scene_images, eval_images = _read_scenes(scenes), _read_scenes(eval_scenes)
+        net = load_spec(spec, group.device(device) if group else device)
+        goals = [_resolve_goal(net, t, None) for t in wanted] if wanted else [_resolve_goal(net, None, away_from)]
+        if wanted and away_from is not None:
+            _resolve_goal(net, wanted[0], away_from)  # raises its "exactly one" error
+        _no_repeats(goals)
+        backgrounds = _fit_scenes(scene_images, net.input_size)
+        held_out = _fit_scenes(eval_images, net.input_size) if eval_scenes else backgrounds
+        return cmap, net, goals, backgrounds, held_out
 
-    columns = [TextColumn("generate"), BarColumn(), TextColumn("step {task.completed}/{task.total}"),
-               TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("p(target) {task.fields[prob]:.3f}"),
-               TimeElapsedColumn()]
-    with Progress(*columns, transient=False) as bar:
-        task = bar.add_task("generate", total=steps, loss=float("nan"), prob=0.0)
+    cmap, net, goals, backgrounds, held_out_backgrounds = _agreed(group, prepare)
+    if group is not None:
+        import hashlib
 
-        def on_step(r):
-            bar.update(task, completed=r.step + 1, loss=r.loss, prob=r.objective_prob)
+        group.check_same({"weights sha256": net.weights_id,
+                          "labels sha256": hashlib.sha256("\n".join(net.labels).encode()).hexdigest()[:16]},
+                         what="model files")
+    several = len(goals) > 1
+    summary = []
+    for t_idx, away_idx, goal in goals:
+        folder = out / _folder_name(goal) if several else out
+        cfg = GenerateConfig(target=t_idx, away_from=away_idx,
+                             patch_size=patch_size if patch_size is not None else max(8, net.input_size // 2),
+                             steps=steps, epsilon=epsilon / 255, final_fraction=final_fraction,
+                             schedule=schedule, batch=batch, momentum=momentum, max_seconds=max_seconds,
+                             seed=seed)
 
-        result = generate_patch(net, cfg, eot_cfg, backgrounds, on_step=on_step, patch_map=cmap,
-                                penalty=_penalty(cmap, printability, tv))
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    meta = {"target": goal, "model": net.describe(), "weights_sha256": net.weights_id,
-            "device": str(net.device), "eot": eot, "eot_settings": asdict(eot_cfg),
-            "scale": list(scale_range), "scenes": str(scenes) if scenes else None,
-            "eval_scenes": str(eval_scenes or scenes) if (eval_scenes or scenes) else None,
-            "config": asdict(cfg), "seed": seed, "stopped": result.stopped,
-            "best_step": result.best_step, "best_train_prob": result.best_objective_prob,
-            "steps_run": len(result.curve), "seconds": round(result.seconds, 2),
-            "colormap": str(colormap) if colormap else None, "printability": printability, "tv": tv,
-            "curve": result.curve_dict(), "held_out": None, "versions": versions}
-    meta = write_patch(out, result.patch, meta)  # first, so nothing is lost if evaluation is interrupted
+        columns = [TextColumn(goal["name"] if several else "generate"), BarColumn(),
+                   TextColumn("step {task.completed}/{task.total}"),
+                   TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("p(target) {task.fields[prob]:.3f}"),
+                   TimeElapsedColumn()]
+        with Progress(*columns, transient=False, disable=not main_rank) as bar:
+            task = bar.add_task("generate", total=steps, loss=float("nan"), prob=0.0)
+
+            def on_step(r):
+                bar.update(task, completed=r.step + 1, loss=r.loss, prob=r.objective_prob)
+
+            result = generate_patch(net, cfg, eot_cfg, backgrounds, on_step=on_step if main_rank else None,
+                                    patch_map=cmap, penalty=_penalty(cmap, printability, tv), group=group)
+
+        def finish():  # rank 0 writes and judges; the other ranks learn whether that worked
+            if not main_rank:
+                return None
+            meta = {"target": goal, "model": net.describe(), "weights_sha256": net.weights_id,
+                    "device": str(net.device), "ranks": group.world if group else 1, "eot": eot,
+                    "eot_settings": asdict(eot_cfg),
+                    "scale": list(scale_range), "scenes": str(scenes) if scenes else None,
+                    "eval_scenes": str(eval_scenes or scenes) if (eval_scenes or scenes) else None,
+                    "config": asdict(cfg), "seed": seed, "stopped": result.stopped,
+                    "best_step": result.best_step, "best_train_prob": result.best_objective_prob,
+                    "steps_run": len(result.curve), "seconds": round(result.seconds, 2),
+                    "colormap": str(colormap) if colormap else None, "printability": printability, "tv": tv,
+                    "curve": result.curve_dict(), "held_out": None, "versions": versions}
+            meta = write_patch(folder, result.patch, meta)  # first, so nothing is lost if evaluation is interrupted
+            if result.stopped == "interrupted":
+                return meta
+            try:
+                if result.curve:
+                    plot_curve(meta["curve"], folder / "curve.png", f"{goal['mode']}: {goal['name']} ({net.name})")
+                # score the 8-bit patch.png that is printed, not the float patch it was rounded from
+                ev = evaluate_patch(net, load_image(folder / "patch.png"), eot_cfg, t_idx, away_idx,
+                                    held_out_backgrounds, n=eval_n, seed=seed + 1, patch_map=cmap)
+                meta["held_out"] = ev.to_dict()
+                atomic_write_json(folder / "patch.json", meta)  # patch.png is already written and unchanged
+            except KeyboardInterrupt:
+                raise Interrupted(f"kept the patch in {folder} (stopped during the held-out check: "
+                                  f"patch.json has no held_out)") from None
+            typer.echo(f"{goal['name']}: held-out success {ev.success_rate:.1%}, mean target prob "
+                       f"{ev.mean_target_prob:.3f} over {ev.n} views -> {folder}/patch.png")
+            return meta
+
+        meta = _agreed(group, finish)
+        if main_rank:
+            summary.append(_summary_row(meta, folder))
+        if result.stopped == "interrupted":
+            break
+    if several and main_rank:
+        _write_summary(summary, out, net, group.world if group else 1)
     if result.stopped == "interrupted":
-        raise Interrupted(f"kept the best patch (step {result.best_step}) in {out}")
-    try:
-        if result.curve:
-            plot_curve(meta["curve"], out / "curve.png", f"{goal['mode']}: {goal['name']} ({net.name})")
-        # score the 8-bit patch.png that is printed, not the float patch it was rounded from
-        ev = evaluate_patch(net, load_image(out / "patch.png"), eot_cfg, t_idx, away_idx,
-                            held_out_backgrounds, n=eval_n, seed=seed + 1, patch_map=cmap)
-        meta["held_out"] = ev.to_dict()
-        atomic_write_json(out / "patch.json", meta)  # patch.png is already written and unchanged
-    except KeyboardInterrupt:
-        raise Interrupted(f"kept the patch in {out} (stopped during the held-out check: patch.json "
-                          f"has no held_out)") from None
-    typer.echo(f"{goal['name']}: held-out success {ev.success_rate:.1%}, mean target prob "
-               f"{ev.mean_target_prob:.3f} over {ev.n} views -> {out}/patch.png")
+        if not main_rank:
+            raise typer.Exit(130)
+        raise Interrupted(f"kept the best patch (step {result.best_step}) in {folder}")
+
+
+def _join_group(device: str, settings: dict):
+    """The torchrun process group (ranks checked to share every setting), or None when this is
+    a plain single-process run (WORLD_SIZE unset or 1)."""
+    from blocks.distributed import join, launched
+
+    if not launched():
+        return None
+    import atexit
+
+    group = join(device)
+    atexit.register(group.close)
+    group.check_same(settings)
+    return group
+
+
+def _agreed(group, fn):
+    """fn() here, or under torchrun on every rank with the outcome agreed (Group.agree)."""
+    return fn() if group is None else group.agree(fn)
+
+
+def _target_list(target: list[str] | None, targets_file: Path | None) -> list[str]:
+    """--target values, then the --targets-file lines (blank lines and # comments skipped)."""
+    wanted = list(target or [])
+    if targets_file is not None:
+        try:
+            text = targets_file.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"cannot read --targets-file {targets_file}: {getattr(e, 'strerror', None) or e}") from None
+        lines = [line.split("#")[0].strip() for line in text.splitlines()]
+        if not any(lines):
+            raise UserError(f"--targets-file {targets_file} names no targets (one per line)")
+        wanted += [line for line in lines if line]
+    return wanted
+
+
+def _no_repeats(goals) -> None:
+    seen = {}
+    for _, _, goal in goals:
+        if goal["index"] in seen:
+            raise UserError(f"target {goal['name']!r} ({goal['index']}) is asked for twice")
+        seen[goal["index"]] = goal
+
+
+def _folder_name(goal: dict) -> str:
+    """'8-hen': the index keeps folders apart, the name keeps them readable."""
+    import re
+
+    return f"{goal['index']}-{re.sub(r'[^A-Za-z0-9._-]+', '_', goal['name']).strip('_')}".rstrip("-")
+
+
+def _summary_row(meta: dict, folder: Path) -> dict:
+    ev = meta.get("held_out") or {}
+    return {"target": meta["target"]["name"], "index": meta["target"]["index"], "mode": meta["target"]["mode"],
+            "held_out_success": ev.get("success_rate"), "mean_target_prob": ev.get("mean_target_prob"),
+            "best_step": meta["best_step"], "steps_run": meta["steps_run"], "seconds": meta["seconds"],
+            "stopped": meta["stopped"], "folder": str(folder)}
+
+
+def _write_summary(rows: list[dict], out: Path, net, ranks: int) -> None:
+    """One table for a many-target run, printed and written as out/summary.json."""
+    from blocks.files import atomic_write_json
+
+    atomic_write_json(out / "summary.json", {"model": net.describe(), "weights_sha256": net.weights_id,
+                                             "ranks": ranks, "targets": rows})
+    typer.echo(f"{'target':<24} {'index':>5} {'held-out':>9} {'p(target)':>9} {'best step':>9} {'seconds':>8}  folder")
+    for r in rows:
+        success = "-" if r["held_out_success"] is None else f"{r['held_out_success']:.1%}"
+        prob = "-" if r["mean_target_prob"] is None else f"{r['mean_target_prob']:.3f}"
+        typer.echo(f"{r['target'][:24]:<24} {r['index']:>5} {success:>9} {prob:>9} {r['best_step']:>9} "
+                   f"{r['seconds']:>8.1f}  {r['folder']}")
+    typer.echo(f"wrote {out / 'summary.json'}", err=True)
 
 
 def _load_colormap(path: Path | None):
@@ -687,7 +807,8 @@ def run(argv: list[str] | None = None) -> int:
         if code == 130 and interrupted():  # typer turns a bare KeyboardInterrupt into a silent 130
             raise KeyboardInterrupt
     except UserError as e:
-        typer.echo(f"error: {e}", err=True)
+        if _prints(e):
+            typer.echo(f"error: {e}", err=True)
         return e.exit_code
     except Interrupted as e:  # the command kept something and says what
         typer.echo(f"interrupted: {e}", err=True)
@@ -704,6 +825,15 @@ def run(argv: list[str] | None = None) -> int:
             return e.exit_code
         raise
     return code if isinstance(code, int) else 0
+
+
+def _prints(e: UserError) -> bool:
+    """Under torchrun every rank raises the same error and rank 0 prints it; another rank prints
+    only an error about itself ("rank 3: ...")."""
+    import os
+
+    rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
+    return bool(str(e)) and (rank == "0" or str(e).startswith(f"rank {rank}:"))
 
 
 def main() -> None:

@@ -11,17 +11,25 @@ The step size follows a schedule from `epsilon` down to `epsilon * final_fractio
 patch is the one with the lowest loss there. Each step's own views are fresh, so their loss is too
 noisy to compare patches (on a slowly moving model it picks lucky early batches), while the fixed
 views compare like with like. A Ctrl-C or a time limit leaves the best patch checked so far.
+
+Under torchrun (group given, blocks/distributed.py) rank r renders its share of each step's batch
+and of the check batch from its own streams (seed + r * RANK_SEED_STRIDE), takes the gradient of
+(its views / all views) * its mean loss, and one all-reduce sums the shares into the gradient of the
+mean over the whole batch: every rank then takes the same signed step. With one process this is
+the plain single-process loop, unchanged.
 """
 from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from blocks.interrupts import interrupted
+from blocks.distributed import RANK_SEED_STRIDE, share
 from transforms.eot import EOT, random_views
 
 
@@ -90,19 +98,45 @@ def objective(logits: torch.Tensor, cfg: GenerateConfig):
     return loss, 1 - probs[:, cfg.away_from], logits.argmax(1) != cfg.away_from
 
 
+def view_generator(seed: int, rank: int, device) -> torch.Generator:
+    """Rank r's own stream of random views; rank 0's is the single-process stream."""
+    return torch.Generator(device=device).manual_seed(seed + rank * RANK_SEED_STRIDE)
+
+
+def step_gradient(model, patch, cfg: GenerateConfig, eot: EOT, scenes, generator, n: int,
+                  weight: float = 1.0, patch_map=None, penalty=None):
+    """Render n views of patch (3, P, P, requires grad) and differentiate weight * their mean
+    loss (+ penalty). Returns (loss, objective prob (n,), win (n,), grad (3, P, P))."""
+    views, _ = random_views(patch, n, model.input_size, eot, scenes, generator, patch_map)
+    loss, prob, win = objective(model(views), cfg)
+    if weight != 1.0:  # this rank's share of the batch mean (one process: exactly the mean)
+        loss = loss * weight
+    if penalty is not None:
+        loss = loss + penalty(patch)
+    (grad,) = torch.autograd.grad(loss, patch)
+    return loss, prob, win, grad
+
+
 def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | None = None,
-                   on_step=None, patch_map=None, penalty=None) -> GenerateResult:
+                   on_step=None, patch_map=None, penalty=None, group=None) -> GenerateResult:
     """model: Classifier taking (B, 3, S, S) in [0, 1]; scenes: (N, 3, S, S) or None.
 
     patch_map: a measured printer-to-camera colour map applied to the patch in every view.
     penalty(patch) -> scalar is added to the loss (printability, total variation).
     on_step(record) is called after every step (progress bars, logging). Ctrl-C ends the run
     early and returns the best patch so far with stopped="interrupted".
+    group: a blocks.distributed.Group when torchrun started several ranks (every rank calls this
+    with the same cfg); the views are split across ranks and the result is the same on all.
     """
     if (cfg.target is None) == (cfg.away_from is None):
         raise ValueError("give exactly one of target (negative epsilon) or away_from (positive)")
     device = model.device
-    g = torch.Generator(device=device).manual_seed(cfg.seed)
+    world, rank = (group.world, group.rank) if group is not None else (1, 0)
+    n_views = share(cfg.batch, world, rank)
+    if n_views < 1:
+        raise ValueError(f"batch {cfg.batch} is smaller than the {world} ranks: each needs a view")
+    weight = n_views / cfg.batch
+    g = view_generator(cfg.seed, rank, device)
     size = model.input_size
     if scenes is not None:
         scenes = scenes.to(device)
@@ -115,49 +149,74 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
 
     def check(candidate, step):
         nonlocal best, best_loss, best_prob, best_step
-        g_check = torch.Generator(device=device).manual_seed(check_seed)
+        g_check = view_generator(check_seed, rank, device)
         with torch.no_grad():
-            views, _ = random_views(candidate, cfg.batch, size, eot, scenes, g_check, patch_map)
+            views, _ = random_views(candidate, n_views, size, eot, scenes, g_check, patch_map)
             loss, prob, _ = objective(model(views), cfg)
-        if loss.item() < best_loss:
-            best, best_loss, best_prob, best_step = candidate.clone(), loss.item(), prob.mean().item(), step
+            if group is None:
+                loss_now, prob_now = loss.item(), prob.mean().item()
+            else:  # the whole check batch's mean: the same number, so the same choice, on every rank
+                totals = group.all_sum(torch.stack([loss * weight, prob.sum()]))
+                loss_now, prob_now = totals[0].item(), totals[1].item() / cfg.batch
+        if loss_now < best_loss:
+            best, best_loss, best_prob, best_step = candidate.clone(), loss_now, prob_now, step
 
     start = time.monotonic()
     try:
-        for step in range(cfg.steps):
-            if interrupted():  # a Ctrl-C that some library swallowed still stops the run
-                raise KeyboardInterrupt
-            if cfg.max_seconds is not None and time.monotonic() - start >= cfg.max_seconds:
-                result.stopped = "time"
-                break
-            patch.requires_grad_(True)
-            views, _ = random_views(patch, cfg.batch, size, eot, scenes, g, patch_map)
-            loss, prob, win = objective(model(views), cfg)
-            if penalty is not None:
-                loss = loss + penalty(patch)
-            (grad,) = torch.autograd.grad(loss, patch)
-            progress = step / max(cfg.steps - 1, 1)
-            if cfg.max_seconds:
-                progress = max(progress, (time.monotonic() - start) / cfg.max_seconds)
-            eps = step_size(cfg, progress)
-            if step % cfg.check_every == 0:
-                check(patch.detach(), step)  # the patch these views measured, before the update
-            with torch.no_grad():
-                mean_prob = prob.mean().item()
-                if cfg.momentum:
-                    # L1-normalised, so steps with small gradients count as much as big ones
-                    velocity = cfg.momentum * velocity + grad / grad.abs().mean().clamp_min(1e-12)
-                    grad = velocity
-                patch = (patch.detach() - eps * grad.sign()).clamp_(0, 1)
-            record = StepRecord(step, loss.item(), mean_prob, win.float().mean().item(), eps,
-                                time.monotonic() - start)
-            result.curve.append(record)
-            if on_step is not None:
-                on_step(record)
-        if result.curve:
+        with group.interrupts() if group is not None else nullcontext():
+            for step in range(cfg.steps):
+                if group is None and interrupted():  # a Ctrl-C that some library swallowed still stops the run
+                    raise KeyboardInterrupt
+                if group is None and cfg.max_seconds is not None and time.monotonic() - start >= cfg.max_seconds:
+                    result.stopped = "time"
+                    break
+                patch.requires_grad_(True)
+                loss, prob, win, grad = step_gradient(model, patch, cfg, eot, scenes, g, n_views, weight,
+                                                      patch_map, penalty if rank == 0 else None)
+                elapsed = time.monotonic() - start
+                if group is None:
+                    loss_now, mean_prob, success = loss.item(), prob.mean().item(), win.float().mean().item()
+                else:
+                    stop, (loss_now, mean_prob, success, elapsed) = _all_reduce_step(
+                        group, grad, loss, prob, win, elapsed, cfg)
+                    if stop:
+                        result.stopped = stop
+                        break
+                progress = step / max(cfg.steps - 1, 1)
+                if cfg.max_seconds:
+                    progress = max(progress, elapsed / cfg.max_seconds)
+                eps = step_size(cfg, progress)
+                if step % cfg.check_every == 0:
+                    check(patch.detach(), step)  # the patch these views measured, before the update
+                with torch.no_grad():
+                    if cfg.momentum:
+                        # L1-normalised, so steps with small gradients count as much as big ones
+                        velocity = cfg.momentum * velocity + grad / grad.abs().mean().clamp_min(1e-12)
+                        grad = velocity
+                    patch = (patch.detach() - eps * grad.sign()).clamp_(0, 1)
+                record = StepRecord(step, loss_now, mean_prob, success, eps, time.monotonic() - start)
+                result.curve.append(record)
+                if on_step is not None:
+                    on_step(record)
+        if result.curve and result.stopped != "interrupted":
             check(patch.detach(), len(result.curve))  # the final patch, after the last update
     except KeyboardInterrupt:
         result.stopped = "interrupted"
     result.patch, result.best_step, result.best_objective_prob = best, best_step, best_prob
     result.seconds = time.monotonic() - start
     return result
+
+
+def _all_reduce_step(group, grad, loss, prob, win, elapsed: float, cfg: GenerateConfig):
+    """One all-reduce per step: the gradient shares (summed in place into grad), the record's
+    sums, rank 0's clock (the schedule follows one clock, or the patches would drift apart) and
+    each rank's stop vote. Returns (stop reason or None, (loss, mean prob, success, elapsed))."""
+    time_up = cfg.max_seconds is not None and elapsed >= cfg.max_seconds
+    sums = torch.stack([loss.detach(), prob.detach().sum(), win.float().sum()]).to(grad.dtype)
+    votes = torch.tensor([elapsed if group.is_main else 0.0, float(time_up), float(group.stop_requested)],
+                         dtype=grad.dtype, device=grad.device)
+    packed = group.all_sum(torch.cat([grad.flatten(), sums, votes]))
+    grad.copy_(packed[:grad.numel()].view_as(grad))
+    loss_sum, prob_sum, win_sum, clock, time_votes, stop_votes = packed[grad.numel():].tolist()
+    stop = "interrupted" if stop_votes > 0 else "time" if time_votes > 0 else None
+    return stop, (loss_sum, prob_sum / cfg.batch, win_sum / cfg.batch, clock)

@@ -1,0 +1,182 @@
+"""Splitting each step's EOT views across processes started by torchrun.
+
+`torchrun --nproc-per-node N -m blocks generate ...` starts N copies of the command with RANK,
+WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT set. Each rank renders its share of a step's
+views from its own generator stream and takes the gradient of its share of the batch-mean loss; one
+all-reduce (gloo on CPU, NCCL on GPU) sums the shares, so every rank holds the gradient of the mean
+over the whole batch and applies the same signed step. The stop decision (time limit, Ctrl-C) rides
+in the same all-reduce, so all ranks leave the loop at the same step and none waits on a collective
+another rank will never join. Anything that can fail on one rank only (a model file, a scene folder,
+the output folder) goes through `Group.agree`: every rank learns the outcome and rank 0 prints it.
+
+We start no workers of our own: torchrun (or any launcher that sets the same variables) does.
+"""
+from __future__ import annotations
+
+import os
+import signal
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import torch
+
+from blocks.errors import UserError
+
+RANK_SEED_STRIDE = 1_000_000_007  # rank r draws its views from seed + r * stride: disjoint streams
+
+
+class PeerLost(UserError):
+    """Another rank died or left mid-run (torchrun reports which): nothing is written."""
+
+    exit_code = 1
+
+
+class QuietExit(UserError):
+    """A rank other than 0 leaving with the code rank 0 reports (rank 0 prints the one line)."""
+
+    def __init__(self, code: int):
+        super().__init__("")
+        self.exit_code = code
+
+
+def launched() -> bool:
+    """True when torchrun (or an equivalent launcher) started this process with WORLD_SIZE > 1."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    except ValueError:
+        return False
+
+
+def env_rank() -> int:
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
+
+
+def share(n: int, world: int, rank: int) -> int:
+    """How many of n views rank renders: n split as evenly as it goes, the first ranks one more."""
+    return n // world + (rank < n % world)
+
+
+@dataclass
+class Group:
+    rank: int
+    world: int
+    local_rank: int
+    backend: str
+    stop_requested: bool = field(default=False, repr=False)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
+        """Sum t over the ranks, in place; a dead peer becomes PeerLost, not a hang or a traceback."""
+        import torch.distributed as dist
+
+        try:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        except (RuntimeError, dist.DistError) as e:
+            raise PeerLost(f"rank {self.rank}: lost another rank mid-run ({_first_line(e)}); nothing written") from None
+        return t
+
+    def gather(self, obj) -> list:
+        import torch.distributed as dist
+
+        out = [None] * self.world
+        try:
+            dist.all_gather_object(out, obj)
+        except (RuntimeError, dist.DistError) as e:
+            raise PeerLost(f"rank {self.rank}: lost another rank ({_first_line(e)}); nothing written") from None
+        return out
+
+    def agree(self, fn, *args, **kwargs):
+        """Run fn on every rank; if it raised a UserError (or typer.Exit) on any rank, every rank
+        raises: rank 0 the first failure's message (naming the rank), the others quietly, all with
+        its exit code. Otherwise return fn's result."""
+        import typer
+
+        outcome = None
+        try:
+            result = fn(*args, **kwargs)
+        except UserError as e:
+            outcome = (e.exit_code, str(e))
+        except typer.Exit as e:
+            outcome = (e.exit_code, None)
+        outcomes = self.gather(outcome)
+        failed = [(r, o) for r, o in enumerate(outcomes) if o is not None]
+        if not failed:
+            return result
+        rank, (code, message) = failed[0]
+        if not self.is_main:
+            raise QuietExit(code)
+        if message is None:
+            raise typer.Exit(code)
+        err = UserError(message if rank == 0 else f"rank {rank}: {message}")
+        err.exit_code = code
+        raise err
+
+    def check_same(self, settings: dict, what: str = "flags") -> None:
+        """Every rank must run with the same settings (seed, steps, batch, ...): name the first
+        one that differs, on every rank, before any work starts."""
+        everyone = self.gather(settings)
+        for key in settings:
+            values = [s.get(key) for s in everyone]
+            for r, v in enumerate(values):
+                if v != values[0]:
+                    name = f"--{key.replace('_', '-')}" if what == "flags" else key
+                    raise UserError(f"ranks disagree: {name} is {values[0]!r} on rank 0 but {v!r} on rank {r} "
+                                    f"(start every rank with the same {what})")
+
+    def device(self, name: str) -> str:
+        """The device this rank runs on: with CUDA, one GPU per local rank."""
+        if self.backend != "gloo" and name in ("auto", "cuda"):
+            return f"cuda:{self.local_rank}"
+        return name
+
+    @contextmanager
+    def interrupts(self):
+        """Ctrl-C sets a flag instead of raising: the stop is then agreed at the next step, so no
+        rank is left inside a collective. (torchrun forwards the signal to every worker.)"""
+        def on_sigint(signum, frame):
+            self.stop_requested = True
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def close(self) -> None:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def join(device: str, timeout_s: float = 600.0) -> Group:
+    """Join the process group torchrun set up: NCCL for CUDA tensors (when this run uses a GPU),
+    gloo for CPU tensors and control messages."""
+    import torch.distributed as dist
+
+    rank, world = env_rank(), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    use_cuda = device in ("auto", "cuda") and torch.cuda.is_available() and dist.is_nccl_available()
+    if use_cuda:
+        if local_rank >= torch.cuda.device_count():
+            raise UserError(f"local rank {local_rank} has no GPU of its own ({torch.cuda.device_count()} visible): "
+                            "start at most one process per GPU (--nproc-per-node)")
+        torch.cuda.set_device(local_rank)
+    backend = "cpu:gloo,cuda:nccl" if use_cuda else "gloo"
+    try:
+        dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
+    except (RuntimeError, ValueError, dist.DistError) as e:
+        raise UserError(f"rank {rank}: cannot join the torchrun process group: {_first_line(e)}") from None
+    return Group(rank=rank, world=world, local_rank=local_rank, backend=backend)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
