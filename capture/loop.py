@@ -110,6 +110,14 @@ class Preparer:
         return Prepared(det, found, boxes, views)
 
 
+def block_size_px(fb: FoundBlock) -> float:
+    """How many camera pixels across the block appears: the side of a square of its area.
+    Small blocks are upsampled from few pixels before the model sees them; the log says so."""
+    import cv2
+
+    return round(float(np.sqrt(max(cv2.contourArea(fb.outline), 0.0))), 1)
+
+
 def verdict(probs: torch.Tensor, prepared: Prepared, labels: list[str], target: int, threshold: float,
             index: int, time_s: float, name: str = "") -> FrameResult:
     """probs: (B, C) for the views in `prepared` (whole frame first) -> the frame's FrameResult."""
@@ -120,7 +128,7 @@ def verdict(probs: torch.Tensor, prepared: Prepared, labels: list[str], target: 
     for k, fb in enumerate(prepared.found, start=1):
         blocks.append({"block": fb.index, "top1": labels[int(top_i[k])], "top1_prob": round(float(top_p[k]), 6),
                        "target_prob": round(float(probs[k, target]), 6), "hit": bool(view_hits[k]),
-                       "markers_used": fb.markers_used})
+                       "markers_used": fb.markers_used, "size_px": block_size_px(fb)})
     window_hits = view_hits[1 + nb:].tolist()
     point = None
     if any(window_hits):
@@ -273,7 +281,8 @@ def run_capture(model, source, settings: CaptureSettings,
             result = verdict(probs, prepared, labels, settings.target, settings.threshold,
                              tally.frames, now, frame.name)
             tally.add(result.hit, result.target_prob, result.frame_hit, bool(prepared.found),
-                      any(b["hit"] for b in result.blocks))
+                      any(b["hit"] for b in result.blocks),
+                      max((b["size_px"] for b in result.blocks), default=None))
             tally.elapsed_s = time.monotonic() - start
             if log:
                 log.write(result.log_record())

@@ -19,8 +19,12 @@ class Tally:
     longest_run: int = 0
     target_probs: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
+    block_px: list[tuple[float, bool]] = field(default_factory=list)  # (largest found block's side px, hit)
 
-    def add(self, hit: bool, target_prob: float, frame_hit: bool, found: bool, block_hit: bool) -> None:
+    def add(self, hit: bool, target_prob: float, frame_hit: bool, found: bool, block_hit: bool,
+            block_px: float | None = None) -> None:
+        if block_px is not None:
+            self.block_px.append((float(block_px), bool(block_hit)))
         self.frames += 1
         self.hits += hit
         self.frame_hits += frame_hit
@@ -45,4 +49,26 @@ class Tally:
             # share of frames with a found block in which a block was read as the target
             "block_hit_rate": (self.block_hits / self.found if self.found else 0.0) if self.with_sheet else None,
             "duration_s": self.elapsed_s,
+            **(self._block_sizes() if self.with_sheet else {}),
         }
+
+    def _block_sizes(self) -> dict:
+        """How big the found block looked (camera px across) and the block hit rate per size band:
+        a block seen at a few dozen pixels is a blurred upsampled crop, the usual reason to miss."""
+        sizes = [px for px, _ in self.block_px]
+        if not sizes:
+            return {"block_px": None, "block_hit_rate_by_px": {}}
+        by_band: dict[str, list[int]] = {}
+        for px, hit in self.block_px:
+            lo = max((e for e in PX_BANDS if e <= px), default=0)
+            hi = next((e for e in PX_BANDS if e > px), None)
+            label = f"{lo}-{hi}" if hi is not None else f"{lo}+"
+            by_band.setdefault(label, [0, 0])
+            by_band[label][0] += 1
+            by_band[label][1] += hit
+        ordered = sorted(by_band.items(), key=lambda kv: int(kv[0].split("-")[0].rstrip("+")))
+        return {"block_px": {"min": min(sizes), "median": statistics.median(sizes), "max": max(sizes)},
+                "block_hit_rate_by_px": {k: {"frames": n, "block_hit_rate": h / n} for k, (n, h) in ordered}}
+
+
+PX_BANDS = (0, 32, 48, 64, 96, 128, 192, 256)  # band edges of block size, camera px across

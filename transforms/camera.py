@@ -20,6 +20,7 @@ class CameraSettings:
     fov_deg: float = 60.0  # horizontal field of view
     fill: tuple[float, float] = (0.5, 0.85)  # region of interest's side / frame's shorter side (distance)
     tilt_deg: float = 30.0  # max out-of-plane tilt, about both page axes
+    tilt_fixed: bool = False  # True: always tilted by exactly tilt_deg, about an axis that turns smoothly
     roll_deg: float = 25.0  # max rotation in the image plane
     drift: float = 0.12  # how far the region's centre wanders, as a fraction of the frame
     cycles: float = 1.5  # roughly how many back-and-forth moves over the clip
@@ -60,6 +61,9 @@ def sample_poses(n: int, s: CameraSettings, rng: np.random.Generator) -> list[Po
     """A smooth camera path of n poses (hand-held: tilting, turning, moving in and out)."""
     sig = lambda: smooth_signal(n, rng, s.cycles)  # noqa: E731
     yaw, pitch, roll, dist, dx, dy = sig(), sig(), sig(), sig(), sig(), sig()
+    if s.tilt_fixed:  # a fixed obliqueness (for measuring hit rate against tilt): only its axis moves
+        axis = math.pi * yaw + rng.uniform(0, 2 * math.pi)
+        yaw, pitch = np.cos(axis), np.sin(axis)
     lo, hi = s.fill
     w, h = s.size
     return [Pose(yaw=math.radians(s.tilt_deg) * yaw[i], pitch=math.radians(s.tilt_deg) * pitch[i],

@@ -6,6 +6,10 @@ Presets, mildest first:
 - print:   plus perspective, lighting, colour temperature, slight blur, sensor noise and JPEG, in
            the ranges EOT papers use for printed patches (Athalye 2018, Thys 2019).
 - webcam:  the same, stronger: cheap webcams in indoor light.
+- camera:  what `blocks capture --sheet` classifies: the printed block rectified head-on and
+           upsampled from 30-200 camera pixels, with lens and motion blur, noise, JPEG and the
+           print's colour response (transforms.rectified). For printed blocks checked by capture.
+- camera+scene: half camera views, half print-preset views in scenes (whole-frame checks too).
 """
 from __future__ import annotations
 
@@ -15,12 +19,15 @@ import torch
 
 from transforms.photometric import Photometric, frame_effects, texture_effects
 from transforms.placement import Placement, place, random_backgrounds, sample_homographies
+from transforms.rectified import CameraViews, rectified_views
 
 
 @dataclass
 class EOT:
     placement: Placement = field(default_factory=Placement)
     photometric: Photometric = field(default_factory=Photometric)
+    camera: CameraViews | None = None  # rectified capture-loop views (transforms.rectified)
+    in_scene: float = 0.0  # with camera: the share of views placed in scenes instead
 
 
 PRESETS: dict[str, EOT] = {
@@ -35,6 +42,8 @@ PRESETS: dict[str, EOT] = {
                   Photometric(contrast=(0.6, 1.3), brightness=0.15, gamma=(0.7, 1.4), temperature=0.15,
                               blur_sigma=0.008, noise_std=0.06, jpeg_quality=(30.0, 90.0), jpeg_p=0.5)),
 }
+PRESETS["camera"] = replace(PRESETS["print"], camera=CameraViews())
+PRESETS["camera+scene"] = replace(PRESETS["print"], camera=CameraViews(), in_scene=0.5)
 
 
 def preset(name: str, scale: tuple[float, float] | None = None) -> EOT:
@@ -47,10 +56,13 @@ def preset(name: str, scale: tuple[float, float] | None = None) -> EOT:
     if scale is None:
         return replace(eot)
     placement = replace(eot.placement, scale=tuple(scale))
+    if eot.camera is not None and eot.in_scene == 0:  # the block fills the rectified view: no scale to pick
+        share = 1 / (1 + 2 * eot.camera.margin)
+        placement = replace(placement, scale=(share, share))
     if name == "none":  # a fixed scale: the middle of the range
         mid = (scale[0] + scale[1]) / 2
         placement = replace(placement, scale=(mid, mid))
-    return EOT(placement, eot.photometric)
+    return replace(eot, placement=placement)
 
 
 def random_views(patch: torch.Tensor, n: int, size: int, eot: EOT, scenes: torch.Tensor | None = None,
@@ -60,6 +72,15 @@ def random_views(patch: torch.Tensor, n: int, size: int, eot: EOT, scenes: torch
     patch_map, when given, maps the patch's colours to what the camera sees (a measured printer
     colour map) before it is placed, so the optimiser trains on printed colours.
     """
+    n_scene = int(round(n * eot.in_scene))
+    if eot.camera is not None and n_scene < n:
+        views, params = rectified_views(patch, n - n_scene, size, eot.camera, generator, patch_map)
+        if n_scene == 0:
+            return views, params
+        scene_views, scene_params = random_views(patch, n_scene, size, replace(eot, camera=None),
+                                                 scenes, generator, patch_map)
+        return (torch.cat([views, scene_views]),
+                {k: torch.cat([params[k].float(), scene_params[k].float()]) for k in ("scale", "rotation_deg")})
     dev = patch.device
     if patch_map is not None:
         patch = patch_map(patch[None])[0]

@@ -1,0 +1,145 @@
+"""The views `blocks capture --sheet` classifies: a printed block found by its markers, rectified
+head-on and stretched to the model's input, after a camera saw it only N pixels across.
+
+The capture loop (capture.markers.rectify_block) warps the block, plus `block_margin` of its
+surroundings, to the model's side with bilinear interpolation. When the camera sees the block
+40-120 px across, that crop is an upsampled image of a few dozen camera pixels: blurred by the
+lens and by motion, noisy, JPEG/mp4 blocky, in the print's colours, and slightly misregistered
+(the homography comes from marker corners found to a fraction of a pixel). Views made here follow
+the same path, differentiably:
+
+    patch (3, P, P) -> print response (ink black, paper white, per channel)
+      -> rendered at the camera's resolution M = N (1 + 2 margin) px with the block's corners
+         jittered by the rectification error (antialiased area resampling, as a sensor integrates)
+      -> defocus and motion blur, lighting, sensor noise, JPEG, all in camera pixels
+      -> bilinear resize to the model's side (the loop's upsampling)          -> (B, 3, S, S)
+
+N is drawn per group of views (one resolution per group keeps each group one batched tensor).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from kornia.enhance import jpeg_codec_differentiable
+from kornia.filters import gaussian_blur2d, motion_blur
+from kornia.geometry.transform import get_perspective_transform, warp_perspective
+
+from transforms.photometric import Photometric, clip01, frame_effects
+
+
+@dataclass
+class CameraViews:
+    pixels: tuple[int, int] = (30, 200)  # block side as the camera sees it, px (log-uniform)
+    margin: float = 0.0  # context kept around the block, fraction of its side (capture's block_margin)
+    corner_jitter_px: float = 0.8  # rectification error of each block corner, camera px
+    ink: tuple[float, float] = (0.0, 0.12)  # the darkest printed value (ink black), per channel
+    paper: tuple[float, float] = (0.82, 1.0)  # the lightest (paper white), per channel
+    defocus_px: tuple[float, float] = (0.2, 1.2)  # Gaussian sigma, camera px
+    motion_px: float = 4.0  # max motion-blur length, camera px
+    groups: int = 4  # camera resolutions drawn per batch
+    photometric: Photometric = field(default_factory=lambda: Photometric(
+        contrast=(0.7, 1.2), brightness=0.1, temperature=0.08, noise_std=0.04,
+        jpeg_quality=(25.0, 85.0), jpeg_p=0.7))
+
+
+def print_response(patch: torch.Tensor, cfg: CameraViews, generator=None):
+    """patch (B, 3, P, P) -> (the same squeezed into [ink, paper] per view and channel, the paper
+    colour (B, 3, 1, 1)): a printer cannot print darker than its black ink or lighter than its
+    paper. Affine, so a black patch keeps its gradient (no clamp at 0)."""
+    B, dev = patch.shape[0], patch.device
+    u = lambda *s: torch.rand(*s, generator=generator, device=dev)  # noqa: E731
+    ink = cfg.ink[0] + (cfg.ink[1] - cfg.ink[0]) * u(B, 3, 1, 1)
+    paper = cfg.paper[0] + (cfg.paper[1] - cfg.paper[0]) * u(B, 3, 1, 1)
+    return ink + (paper - ink) * patch, paper
+
+
+def _camera_pixels(n_views: int, cfg: CameraViews, generator, device) -> list[int]:
+    """Block sides in camera px, log-uniform in cfg.pixels: one per group."""
+    lo, hi = (math.log(max(2, p)) for p in cfg.pixels)
+    groups = max(1, min(cfg.groups, n_views))
+    r = torch.rand(groups, generator=generator, device=device).tolist()
+    return [int(round(math.exp(lo + (hi - lo) * v))) for v in r]
+
+
+def _film_small(patch: torch.Tensor, paper: torch.Tensor, n_px: int, cfg: CameraViews, generator) -> torch.Tensor:
+    """patch (B, 3, P, P) after the print response -> (B, 3, M, M): the block with its margin as
+    the camera records it, M = n_px (1 + 2 margin), misregistered by the corner jitter."""
+    B, _, P, _ = patch.shape
+    dev = patch.device
+    u = lambda *s: torch.rand(*s, generator=generator, device=dev)  # noqa: E731
+    # A sensor integrates light over each pixel: area-like (antialiased) resampling to n_px first,
+    # then the small misregistration warp at that scale (near-identity, so bilinear is enough).
+    small = F.interpolate(patch, size=(n_px, n_px), mode="bilinear", antialias=True, align_corners=False)
+    pad = int(round(cfg.margin * n_px))
+    M = n_px + 2 * pad
+    unit = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]], device=dev)
+    src = (unit * (n_px - 1))[None].expand(B, -1, -1)
+    dst = src + pad + cfg.corner_jitter_px * (2 * u(B, 4, 2) - 1)
+    H = get_perspective_transform(src, dst)
+    rgba = torch.cat([small, torch.ones_like(small[:, :1])], dim=1)
+    warped = warp_perspective(rgba, H, (M, M), mode="bilinear", padding_mode="zeros", align_corners=True)
+    # around the block (with a margin): the sheet's white paper
+    return warped[:, :3] + (1 - warped[:, 3:]) * paper
+
+
+def _lens_and_motion(x: torch.Tensor, cfg: CameraViews, generator) -> torch.Tensor:
+    B, dev = x.shape[0], x.device
+    u = lambda *s: torch.rand(*s, generator=generator, device=dev)  # noqa: E731
+    lo, hi = cfg.defocus_px
+    sigma = (lo + (hi - lo) * u(B)).clamp(min=0.1)
+    k = 2 * math.ceil(2.5 * float(sigma.max())) + 1
+    if k >= 3 and min(x.shape[-2:]) > k:
+        x = gaussian_blur2d(x, (k, k), sigma[:, None].expand(B, 2).contiguous(), border_type="replicate")
+    if cfg.motion_px >= 1.5:
+        length = float(cfg.motion_px * torch.rand(1, generator=generator, device=dev))
+        ks = 2 * int(length // 2) + 1
+        if ks >= 3 and min(x.shape[-2:]) > ks:
+            angle = 180 * u(B)
+            x = motion_blur(x, ks, angle, torch.zeros(B, device=dev), border_type="replicate", mode="bilinear")
+    return x
+
+
+def _codec(x: torch.Tensor, cfg: Photometric, generator) -> torch.Tensor:
+    if cfg.jpeg_quality is None or cfg.jpeg_p <= 0:
+        return x
+    B, dev = x.shape[0], x.device
+    chosen = (torch.rand(B, generator=generator, device=dev) < cfg.jpeg_p).nonzero().flatten()
+    if not len(chosen):
+        return x
+    lo, hi = cfg.jpeg_quality
+    q = lo + (hi - lo) * torch.rand(len(chosen), generator=generator, device=dev)
+    coded = jpeg_codec_differentiable(clip01(x[chosen]), q)
+    return x.index_copy(0, chosen, coded.to(x.dtype))
+
+
+def rectified_views(patch: torch.Tensor, n: int, size: int, cfg: CameraViews,
+                    generator: torch.Generator | None = None, patch_map=None):
+    """patch: (3, P, P) in [0, 1] -> views (n, 3, size, size) in [0, 1] as the capture loop would
+    classify them, and their parameters (camera px per view; scale = the block's share of the view;
+    rotation_deg = 0, since the loop rectifies the block head-on)."""
+    dev = patch.device
+    if patch_map is not None:  # a measured printer colour map replaces the generic print response
+        printed = patch_map(patch[None]).expand(n, -1, -1, -1)
+        paper = patch_map(torch.ones(1, 3, 1, 1, device=dev)).expand(n, -1, -1, -1)
+    else:
+        printed, paper = print_response(patch[None].expand(n, -1, -1, -1), cfg, generator)
+    sides = _camera_pixels(n, cfg, generator, dev)
+    bounds = [round(i * n / len(sides)) for i in range(len(sides) + 1)]
+    views, pixels = [], []
+    for n_px, a, b in zip(sides, bounds[:-1], bounds[1:]):
+        if b <= a:
+            continue
+        x = _film_small(printed[a:b], paper[a:b], n_px, cfg, generator)
+        x = _lens_and_motion(x, cfg, generator)
+        x = frame_effects(x, cfg.photometric, generator)  # light, colour cast, noise; clipped
+        x = _codec(x, cfg.photometric, generator)
+        # the loop's upsampling to the model side (antialiased when the crop is larger than it)
+        views.append(clip01(F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                                          align_corners=False)))
+        pixels += [n_px] * (b - a)
+    scale = torch.full((n,), 1 / (1 + 2 * cfg.margin), device=dev)
+    return torch.cat(views), {"scale": scale, "rotation_deg": torch.zeros(n, device=dev),
+                              "pixels": torch.tensor(pixels, device=dev)}
