@@ -13,8 +13,9 @@ from blocks.errors import UserError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Physical-world adversarial blocks: generate, print, capture, one-pixel.")
 
-# Shared `[model flags]`: every command that runs a classifier takes these.
-ModelOpt = Annotated[str, typer.Option("--model", help="efficientnet_lite0 (embedded ImageNet, offline), a torchvision name, timm:NAME, a .pt2/TorchScript file, or digits")]
+# Shared `[model flags]`: every command that runs a classifier takes these, through @model_options.
+ModelOpt = Annotated[Optional[list[str]], typer.Option("--model", metavar="NAME", help="efficientnet_lite0 (embedded ImageNet, offline), a torchvision name, timm:NAME, a .pt2/TorchScript file, or digits; repeat it for an ensemble [default: efficientnet_lite0]")]
+ModelsFileOpt = Annotated[Optional[Path], typer.Option("--models", metavar="FILE", help="an ensemble whose members need their own flags: a TOML or JSON file listing models, each with keys model, weights, labels, input_size, mean, std")]
 DEFAULT_MODEL = "efficientnet_lite0"  # blocks.models.DEFAULT_MODEL, repeated so --help needs no torch import
 WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", help="state dict file for --model (loaded with weights_only=True)")]
 LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="class names, one per line (sets the number of classes)")]
@@ -27,6 +28,62 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, 
 @app.callback()
 def _root() -> None:
     """Physical-world adversarial blocks: generate, print, capture, one-pixel."""
+
+
+MODEL_FLAGS = ("model", "models_file", "weights", "labels", "input_size", "mean", "std")
+
+
+def model_options(multi: bool = True):
+    """Give a command the model flags in place of its `models` parameter, which then receives
+    one list[ModelSpec] (several for an ensemble). multi=False: the command takes one model."""
+    import functools
+    import inspect
+
+    flags = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=None)
+             for name, ann in zip(MODEL_FLAGS, (ModelOpt, ModelsFileOpt, WeightsOpt, LabelsOpt,
+                                                InputSizeOpt, MeanOpt, StdOpt))]
+
+    def decorate(command):
+        sig = inspect.signature(command, eval_str=True)
+        params = []
+        for p in sig.parameters.values():
+            params += flags if p.name == "models" else [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs):
+            values = {k: kwargs.pop(k) for k in MODEL_FLAGS}
+            specs = model_specs(**values)
+            if not multi and len(specs) > 1:
+                raise UserError(f"{command.__name__} runs one model at a time, not {len(specs)}: "
+                                f"give one --model")
+            return command(models=specs, **kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=params)  # typer reads the flags from here
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper
+
+    return decorate
+
+
+def model_specs(model: list[str] | None, models_file: Path | None, weights: Path | None = None,
+                labels: Path | None = None, input_size: int | None = None, mean: str | None = None,
+                std: str | None = None) -> list:
+    """The models the flags name: each --model, then each entry of the --models file."""
+    from blocks.models import read_model_list
+
+    names = list(model or [])
+    per_model = [f for f, v in (("--weights", weights), ("--labels", labels), ("--input-size", input_size),
+                                ("--mean", mean), ("--std", std)) if v is not None]
+    if per_model and (len(names) > 1 or models_file is not None):
+        raise UserError(f"{', '.join(per_model)} apply to a single --model; with several models give "
+                        f"each its own in a --models FILE (TOML or JSON entries with keys model, weights, "
+                        f"labels, input_size, mean, std)")
+    if input_size is not None and not 1 <= input_size <= 4096:
+        raise UserError("--input-size must be a side in pixels, 1 to 4096")
+    specs = [model_spec(n, weights, labels, input_size, mean, std) for n in names]
+    if models_file is not None:
+        specs += read_model_list(models_file)
+    return specs or [model_spec(DEFAULT_MODEL, weights, labels, input_size, mean, std)]
 
 
 def model_spec(model: str, weights: Path | None, labels: Path | None, input_size: int | None,
@@ -72,15 +129,15 @@ def emit_json(obj, out: Path | None) -> None:
 
 
 @app.command()
+@model_options()
 def targets(
     query: Annotated[str, typer.Argument(help="class name, index or common word")],
-    model: ModelOpt = DEFAULT_MODEL,
-    labels: LabelsOpt = None,
+    models: list = None,  # the model flags (@model_options)
 ):
     """List the classes matching QUERY, with their indices."""
     from blocks.targets import search_targets
 
-    names = class_names(model, labels)
+    names = class_names(models)
     hits = search_targets(query, names)
     if not hits:
         raise UserError(f"no class matches {query!r} ({len(names)} classes)")
@@ -88,11 +145,14 @@ def targets(
         typer.echo(f"{i:5d}  {name}")
 
 
-def class_names(model: str, labels: Path | None) -> list[str]:
-    """Class names without loading weights (so `targets` works offline)."""
-    from blocks.models import ModelSpec, class_names as names
+def class_names(specs: list) -> list[str]:
+    """Class names without loading weights (so `targets` works offline); an ensemble's members
+    must agree on them."""
+    from blocks.models import class_names as names, check_same_classes
 
-    return names(ModelSpec(name=model, labels=labels))
+    lists = [(s.name, names(s)) for s in specs]
+    check_same_classes(lists)
+    return lists[0][1]
 
 
 @app.command("models")
@@ -104,10 +164,11 @@ def list_models_cmd():
         typer.echo(f"{m['model']:<28} {m['source']:<9} {m['input_size']:>4} px  {m['num_classes']:>5} classes")
 
 
-def load_model(model, weights, labels, input_size, mean, std, device):
-    from blocks.models import load_classifier
+def load_model(specs: list, device):
+    """One Classifier, or an Ensemble of several."""
+    from blocks.models import load_models
 
-    return load_classifier(model_spec(model, weights, labels, input_size, mean, std), device)
+    return load_models(specs, device)
 
 
 def _resolve_goal(model, target: str | None, away_from: str | None):
@@ -147,15 +208,11 @@ def _writable_dir(out: Path) -> Path:
 
 
 @app.command()
+@model_options()
 def generate(
     target: Annotated[Optional[str], typer.Option("--target", help="class to become: name, index or word (chicken)")] = None,
     away_from: Annotated[Optional[str], typer.Option("--away-from", help="class to stop being (positive epsilon)")] = None,
-    model: ModelOpt = DEFAULT_MODEL,
-    weights: WeightsOpt = None,
-    labels: LabelsOpt = None,
-    input_size: InputSizeOpt = None,
-    mean: MeanOpt = None,
-    std: StdOpt = None,
+    models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = "auto",
     patch_size: Annotated[Optional[int], typer.Option("--patch-size", help="patch side in pixels [default: half the model input]")] = None,
     steps: Annotated[int, typer.Option("--steps")] = 400,
@@ -182,7 +239,7 @@ def generate(
     from dataclasses import asdict
 
     from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
-    from blocks.evaluate import evaluate_patch
+    from blocks.evaluate import evaluate_members, evaluate_patch
     from blocks.files import atomic_write_json
     from blocks.report import plot_curve, write_patch
     from transforms.eot import preset
@@ -204,7 +261,7 @@ def generate(
         raise UserError("--printability and --tv are weights: give numbers >= 0")
     cmap = _load_colormap(colormap)
     _writable_dir(out)
-    net = load_model(model, weights, labels, input_size, mean, std, device)
+    net = load_model(models, device)
     t_idx, away_idx, goal = _resolve_goal(net, target, away_from)
     backgrounds = _scenes(scenes, net.input_size)
     held_out_backgrounds = _scenes(eval_scenes, net.input_size) if eval_scenes else backgrounds
@@ -247,9 +304,15 @@ def generate(
     ev = evaluate_patch(net, result.patch, eot_cfg, t_idx, away_idx, held_out_backgrounds, n=eval_n,
                         seed=seed + 1, patch_map=cmap)
     meta["held_out"] = ev.to_dict()
+    # every member on the same held-out views: how the patch fares on each model on its own
+    meta["members"] = evaluate_members(net, result.patch, eot_cfg, t_idx, away_idx, held_out_backgrounds,
+                                       n=eval_n, seed=seed + 1, patch_map=cmap)
     atomic_write_json(out / "patch.json", meta)  # patch.png is already written and unchanged
     typer.echo(f"{goal['name']}: held-out success {ev.success_rate:.1%}, mean target prob "
                f"{ev.mean_target_prob:.3f} over {ev.n} views -> {out}/patch.png")
+    if len(meta["members"]) > 1:
+        for row in meta["members"]:
+            typer.echo(f"  {row['model']}: held-out success {row['success_rate']:.1%}")
 
 
 def _load_colormap(path: Path | None):
@@ -280,16 +343,12 @@ def _penalty(cmap, printability: float, tv: float):
 
 
 @app.command()
+@model_options()
 def evaluate(
     patch: Annotated[Path, typer.Argument(help="patch PNG")],
     target: Annotated[Optional[str], typer.Option("--target")] = None,
     away_from: Annotated[Optional[str], typer.Option("--away-from")] = None,
-    model: ModelOpt = DEFAULT_MODEL,
-    weights: WeightsOpt = None,
-    labels: LabelsOpt = None,
-    input_size: InputSizeOpt = None,
-    mean: MeanOpt = None,
-    std: StdOpt = None,
+    models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = "auto",
     scenes: Annotated[Optional[Path], typer.Option("--scenes")] = None,
     scale: Annotated[Optional[str], typer.Option("--scale", help="MIN:MAX [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
@@ -299,8 +358,9 @@ def evaluate(
     seed: Annotated[int, typer.Option("--seed", help="view seed (differs from training's by default)")] = 2024,
     out: Annotated[Optional[Path], typer.Option("--out", help="write JSON here instead of stdout")] = None,
 ):
-    """Success rate and target probability of a patch on fresh random views."""
-    from blocks.evaluate import evaluate_patch
+    """Success rate and target probability of a patch on fresh random views. With several --model,
+    one row per model on the same views (a transfer row), printed and written as JSON (--out)."""
+    from blocks.evaluate import evaluate_members, evaluate_patch
     from blocks.files import load_image
     from transforms.eot import preset
 
@@ -309,8 +369,20 @@ def evaluate(
     image = load_image(patch)
     scale_range = parse_range(scale, "--scale", 0.01, 1.5) or ((0.4, 0.6) if scenes else (0.8, 1.0))
     eot_cfg = preset(eot, scale_range)
-    net = load_model(model, weights, labels, input_size, mean, std, device)
+    net = load_model(models, device)
     t_idx, away_idx, goal = _resolve_goal(net, target, away_from)
+    if len(models) > 1:
+        rows = evaluate_members(net, image, eot_cfg, t_idx, away_idx, _scenes(scenes, net.input_size), n=n,
+                                seed=seed, patch_map=_load_colormap(colormap))
+        width = max(len(r["model"]) for r in rows)
+        typer.echo(f"{'model':<{width}}  success  p(target)  top-5   ({goal['name']}, {n} views)")
+        for r in rows:
+            typer.echo(f"{r['model']:<{width}}  {r['success_rate']:7.1%}  {r['mean_target_prob']:9.3f}  "
+                       f"{r['top5_rate']:6.1%}")
+        if out is not None:
+            emit_json({"patch": str(patch), "target": goal, "eot": eot, "scale": list(scale_range),
+                       "seed": seed, "n": n, "models": rows}, out)
+        return
     ev = evaluate_patch(net, image, eot_cfg, t_idx, away_idx, _scenes(scenes, net.input_size), n=n, seed=seed,
                         patch_map=_load_colormap(colormap))
     emit_json({"patch": str(patch), "target": goal, "model": net.name, "eot": eot,
@@ -318,15 +390,11 @@ def evaluate(
 
 
 @app.command()
+@model_options()
 def sweep(
     image: Annotated[Path, typer.Argument(help="image to attack")],
     target: Annotated[str, typer.Option("--target")],
-    model: ModelOpt = DEFAULT_MODEL,
-    weights: WeightsOpt = None,
-    labels: LabelsOpt = None,
-    input_size: InputSizeOpt = None,
-    mean: MeanOpt = None,
-    std: StdOpt = None,
+    models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = "auto",
     eps_range: Annotated[str, typer.Option("--eps", help="epsilon range MIN:MAX in 0-255 units")] = "-120:10",
     num: Annotated[int, typer.Option("--num", help="number of epsilons")] = 131,
@@ -342,7 +410,7 @@ def sweep(
         raise UserError("--eps takes MIN:MAX with MIN < MAX, and --num at least 2")
     x = load_image(image)
     _writable_dir(out)
-    net = load_model(model, weights, labels, input_size, mean, std, device)
+    net = load_model(models, device)
     t = resolve_target(target, net.labels)
     import torch
 
@@ -416,15 +484,11 @@ def print_sheet(
 
 
 @app.command()
+@model_options(multi=False)
 def capture(
     target: Annotated[str, typer.Option("--target", help="class the block should be seen as: name, index or word")],
     source: Annotated[str, typer.Option("--source", help="camera index (0), video file, folder or glob of photos, or URL")] = "0",
-    model: ModelOpt = DEFAULT_MODEL,
-    weights: WeightsOpt = None,
-    labels: LabelsOpt = None,
-    input_size: InputSizeOpt = None,
-    mean: MeanOpt = None,
-    std: StdOpt = None,
+    models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = "auto",
     sheet: Annotated[Optional[Path], typer.Option("--sheet", help="sheet.json from `blocks print`: find and rectify blocks by their markers")] = None,
     sliding: Annotated[bool, typer.Option("--sliding", help="also scan the frame with a sliding window")] = False,
@@ -456,7 +520,7 @@ def capture(
     layout = load_sheet(sheet) if sheet is not None else None
     from blocks.targets import resolve_target
 
-    net = load_model(model, weights, labels, input_size, mean, std, device)
+    net = load_model(models, device)
     goal = resolve_target(target, net.labels)
     settings = CaptureSettings(
         target=goal.index, sheet=layout, sliding=SlidingSettings(window, stride) if sliding else None,
@@ -555,14 +619,10 @@ def simulate(
 
 
 @app.command("onepixel")
+@model_options(multi=False)
 def onepixel(
     inputs: Annotated[list[Path], typer.Argument(help="image files and/or folders of images")],
-    model: ModelOpt = DEFAULT_MODEL,
-    weights: WeightsOpt = None,
-    labels: LabelsOpt = None,
-    input_size: InputSizeOpt = None,
-    mean: MeanOpt = None,
-    std: StdOpt = None,
+    models: list = None,  # the model flags (@model_options)
     target: Annotated[Optional[str], typer.Option("--target", help="class name or index (targeted attack); default: untargeted")] = None,
     pixels: Annotated[int, typer.Option("--pixels", help="pixels changed per image (K)")] = 1,
     popsize: Annotated[int, typer.Option("--popsize", help="candidates per image")] = 400,
@@ -576,7 +636,7 @@ def onepixel(
     """One-pixel attack (differential evolution) on all images at once; writes PNGs, JSON, a contact sheet."""
     from blocks.attacks.onepixel_report import run_onepixel
 
-    run_onepixel(inputs, model_spec(model, weights, labels, input_size, mean, std), target=target,
+    run_onepixel(inputs, models[0], target=target,
                  pixels=pixels, popsize=popsize, maxiter=maxiter, out=out, strategy=strategy,
                  seed=seed, device=device, batch=batch)
 
