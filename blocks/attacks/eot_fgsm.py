@@ -11,11 +11,20 @@ The step size follows a schedule from `epsilon` down to `epsilon * final_fractio
 patch is the one with the lowest loss there. Each step's own views are fresh, so their loss is too
 noisy to compare patches (on a slowly moving model it picks lucky early batches), while the fixed
 views compare like with like. A Ctrl-C or a time limit leaves the best patch checked so far.
+
+Transfer-minded options (for models the patch never sees), all off at 0:
+- diversity p: each view is shrunk by a random factor in [0.8, 1] and padded at a random offset
+  with probability p before the model sees it (input diversity, Xie et al. 2019).
+- ghost p: dropout with rate p on every convolution's output during the attack's forward passes,
+  so each step meets a slightly different model (ghost networks, Li et al. 2020).
+- smooth s: the gradient is blurred with a Gaussian of sigma s x patch side before its sign is
+  taken (translation-invariant attack, Dong et al. 2019).
 """
 from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -38,6 +47,9 @@ class GenerateConfig:
     max_seconds: float | None = None
     seed: int = 0
     check_every: int = 10  # steps between scoring the patch on the fixed check views
+    diversity: float = 0.0  # probability of a random resize-and-pad of each view (input diversity)
+    ghost: float = 0.0  # dropout rate on convolution outputs during attack steps (ghost networks)
+    smooth: float = 0.0  # Gaussian gradient smoothing, sigma as a fraction of the patch side
 
 
 @dataclass
@@ -89,6 +101,56 @@ def objective(logits: torch.Tensor, cfg: GenerateConfig):
     return loss, 1 - probs[:, cfg.away_from], logits.argmax(1) != cfg.away_from
 
 
+def diverse_inputs(views: torch.Tensor, p: float, g: torch.Generator, low: float = 0.8) -> torch.Tensor:
+    """(B, 3, S, S) -> (B, 3, S, S): with probability p a view is shrunk by a factor in [low, 1] and
+    placed at a random offset on black (Xie et al. 2019, as one differentiable warp per view)."""
+    b, dev = len(views), views.device
+    shrink = low + (1 - low) * torch.rand(b, generator=g, device=dev)
+    on = torch.rand(b, generator=g, device=dev) < p
+    shrink = torch.where(on, shrink, torch.ones_like(shrink))
+    shift = (1 - shrink)[:, None] * (2 * torch.rand(b, 2, generator=g, device=dev) - 1)
+    theta = torch.zeros(b, 2, 3, device=dev)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / shrink  # output -> input coordinates
+    theta[:, :, 2] = -shift / shrink[:, None]
+    grid = F.affine_grid(theta, list(views.shape), align_corners=False)
+    return F.grid_sample(views, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+@contextmanager
+def ghost_networks(model: torch.nn.Module, p: float, g: torch.Generator):
+    """Dropout of rate p on every Conv2d output of model while inside (Li et al. 2020). Models
+    without Python Conv2d modules (TorchScript, torch.export) are left as they are."""
+    if p <= 0:
+        yield
+        return
+
+    def erode(module, inputs, out):
+        keep = torch.rand(out.shape, generator=g, device=out.device) >= p
+        return out * keep / (1 - p)
+
+    hooks = [m.register_forward_hook(erode) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    try:
+        yield
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def smooth_gradient(grad: torch.Tensor, sigma_fraction: float) -> torch.Tensor:
+    """(3, P, P) gradient blurred by a Gaussian of sigma = sigma_fraction x P (Dong et al. 2019)."""
+    sigma = sigma_fraction * grad.shape[-1]
+    if sigma < 0.3:
+        return grad
+    radius = max(1, int(3 * sigma))
+    x = torch.arange(-radius, radius + 1, device=grad.device, dtype=grad.dtype)
+    k = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    k = k / k.sum()
+    g = grad[:, None]  # separable blur, each channel alone, edges replicated
+    g = F.conv2d(F.pad(g, (radius, radius, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    g = F.conv2d(F.pad(g, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1))
+    return g[:, 0]
+
+
 def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | None = None,
                    on_step=None, patch_map=None, penalty=None) -> GenerateResult:
     """model: Classifier taking (B, 3, S, S) in [0, 1]; scenes: (N, 3, S, S) or None.
@@ -129,10 +191,15 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
                 break
             patch.requires_grad_(True)
             views, _ = random_views(patch, cfg.batch, size, eot, scenes, g, patch_map)
-            loss, prob, win = objective(model(views), cfg)
+            if cfg.diversity > 0:
+                views = diverse_inputs(views, cfg.diversity, g)
+            with ghost_networks(model, cfg.ghost, g):
+                loss, prob, win = objective(model(views), cfg)
             if penalty is not None:
                 loss = loss + penalty(patch)
             (grad,) = torch.autograd.grad(loss, patch)
+            if cfg.smooth > 0:
+                grad = smooth_gradient(grad, cfg.smooth)
             progress = step / max(cfg.steps - 1, 1)
             if cfg.max_seconds:
                 progress = max(progress, (time.monotonic() - start) / cfg.max_seconds)
