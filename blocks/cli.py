@@ -221,9 +221,7 @@ def generate(
     schedule: Annotated[str, typer.Option("--schedule", help="step-size schedule: cosine, linear, constant")] = "cosine",
     batch: Annotated[int, typer.Option("--batch", help="random views per step")] = 32,
     momentum: Annotated[float, typer.Option("--momentum", help="sign of a running mean of gradients (0 = plain FGSM)")] = 0.9,
-    diversity: Annotated[float, typer.Option("--diversity", help="transfer: probability of a random resize-and-pad of each view (input diversity)")] = 0.0,
-    ghost: Annotated[float, typer.Option("--ghost", help="transfer: dropout rate on convolution outputs while attacking (ghost networks)")] = 0.0,
-    smooth: Annotated[float, typer.Option("--smooth", help="transfer: Gaussian gradient smoothing, sigma as a fraction of the patch side")] = 0.0,
+    smooth: Annotated[float, typer.Option("--smooth", help="Gaussian gradient smoothing, sigma as a fraction of the patch side (transfers better to unseen models; 0 = off)")] = 0.05,
     scale: Annotated[Optional[str], typer.Option("--scale", help="patch side / image side, MIN:MAX [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
     scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background images")] = None,
     eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check [default: --scenes]")] = None,
@@ -254,9 +252,8 @@ def generate(
             raise UserError(f"{flag} must be at least 1")
     if not 0 <= momentum < 1:
         raise UserError("--momentum must be in [0, 1)")
-    if not (0 <= diversity <= 1 and 0 <= ghost < 1 and 0 <= smooth <= 0.5):
-        raise UserError("--diversity is a probability in [0, 1], --ghost a dropout rate in [0, 1), "
-                        "--smooth a fraction of the patch side in [0, 0.5]")
+    if not 0 <= smooth <= 0.5:
+        raise UserError("--smooth is a fraction of the patch side in [0, 0.5]")
     if not 0 < epsilon <= 255:
         raise UserError("--epsilon is a step size in 0-255 units: give a number in (0, 255]")
     scale_range = parse_range(scale, "--scale", 0.01, 1.5) or ((0.4, 0.6) if scenes else (0.8, 1.0))
@@ -274,7 +271,7 @@ def generate(
     cfg = GenerateConfig(target=t_idx, away_from=away_idx, patch_size=patch_size or max(8, net.input_size // 2),
                          steps=steps, epsilon=epsilon / 255, final_fraction=final_fraction,
                          schedule=schedule, batch=batch, momentum=momentum, max_seconds=max_seconds,
-                         seed=seed, diversity=diversity, ghost=ghost, smooth=smooth)
+                         seed=seed, smooth=smooth)
     if cfg.patch_size < 2:
         raise UserError("--patch-size must be at least 2 pixels")
 

@@ -176,7 +176,10 @@ def read_model_list(path: Path) -> list[ModelSpec]:
             raise UserError(f"models file {path}, entry {i + 1}: input_size must be a whole number of "
                             f"pixels, 1 to 4096")
         try:
-            specs.append(ModelSpec(name=str(entry["model"]), weights=rel(entry.get("weights")),
+            name = str(entry["model"])
+            if is_model_file(name) and not Path(name).is_absolute():  # a file, like weights: beside the list
+                name = str(rel(name))
+            specs.append(ModelSpec(name=name, weights=rel(entry.get("weights")),
                                    labels=rel(entry.get("labels")),
                                    input_size=None if entry.get("input_size") is None else int(entry["input_size"]),
                                    mean=_entry_triple(entry.get("mean")), std=_entry_triple(entry.get("std"))))

@@ -94,14 +94,14 @@ def test_ensemble_generate_lists_every_member(cli, zoo, tmp_path):
     out = tmp_path / "run"
     code, text, err = cli("generate", "--target", "seven", "--model", "digits", "--models", zoo / "models.json",
                           "--steps", "4", "--batch", "4", "--eval-n", "16", "--device", "cpu",
-                          "--diversity", "0.5", "--ghost", "0.1", "--smooth", "0.05", "--out", out)
+                          "--smooth", "0.1", "--out", out)
     assert code == 0, err
     meta = json.loads((out / "patch.json").read_text())
     rows = meta["members"]
     assert len(rows) == 3 and len(meta["model"]["members"]) == 3
     assert all(len(r["weights"]) == 64 and 0 <= r["success_rate"] <= 1 and r["n"] == 16 for r in rows)
     assert rows[0]["weights"] == rows[1]["weights"] != rows[2]["weights"]
-    assert meta["config"]["ghost"] == 0.1 and text.count("held-out success") == 4
+    assert meta["config"]["smooth"] == 0.1 and text.count("held-out success") == 4
 
 
 def test_evaluate_two_models_prints_two_rows(cli, zoo, tmp_path):
@@ -149,3 +149,15 @@ def test_smooth_gradient_keeps_mean_and_lowers_spread():
     s = smooth_gradient(g, 0.05)
     assert s.shape == g.shape and s.std() < 0.7 * g.std()
     assert torch.equal(smooth_gradient(g, 0.001), g)  # under a third of a pixel: no blur
+
+
+def test_models_file_model_path_is_relative_to_the_file(tmp_path, digits_model):
+    torch.jit.script(digits_model.net).save(str(tmp_path / "net.ts"))
+    (tmp_path / "labels.txt").write_text("\n".join(digits_model.labels) + "\n")
+    (tmp_path / "m.toml").write_text('[[models]]\nmodel = "net.ts"\nlabels = "labels.txt"\ninput_size = 32\n'
+                                     'mean = [0.5, 0.5, 0.5]\nstd = [0.5, 0.5, 0.5]\n')
+    [spec] = read_model_list(tmp_path / "m.toml")
+    model = load_classifier(spec)
+    x = torch.rand(2, 3, 32, 32)
+    assert spec.name == str(tmp_path / "net.ts")
+    assert torch.allclose(model(x), digits_model(x), atol=1e-5)
