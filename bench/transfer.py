@@ -172,7 +172,7 @@ def defaults() -> dict:
 def part_eot(zoo, scenes, seconds, n, out) -> None:
     print(f"== 1. transfer-minded options, leave-one-out ensembles, {seconds:.0f} CPU s each, {n} views")
     options = {"none": OFF, "diversity 0.5": {**OFF, "diversity": 0.5}, "ghost 0.1": {**OFF, "ghost": 0.1},
-               "smooth 0.05": {**OFF, "smooth": 0.05}, "smooth 0.1": {**OFF, "smooth": 0.1}}
+               "smooth 0.8 px": {**OFF, "smooth": 0.8}, "smooth 1.6 px": {**OFF, "smooth": 1.6}}
     results = {}
     for held in zoo:
         members = [m for k, m in zoo.items() if k != held]

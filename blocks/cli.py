@@ -221,7 +221,7 @@ def generate(
     schedule: Annotated[str, typer.Option("--schedule", help="step-size schedule: cosine, linear, constant")] = "cosine",
     batch: Annotated[int, typer.Option("--batch", help="random views per step")] = 32,
     momentum: Annotated[float, typer.Option("--momentum", help="sign of a running mean of gradients (0 = plain FGSM)")] = 0.9,
-    smooth: Annotated[float, typer.Option("--smooth", help="Gaussian gradient smoothing, sigma as a fraction of the patch side (transfers better to unseen models; 0 = off)")] = 0.05,
+    smooth: Annotated[float, typer.Option("--smooth", help="Gaussian gradient smoothing, sigma in patch pixels (transfers better to unseen models; 0 = off)")] = 0.8,
     scale: Annotated[Optional[str], typer.Option("--scale", help="patch side / image side, MIN:MAX [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
     scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background images")] = None,
     eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check [default: --scenes]")] = None,
@@ -252,8 +252,8 @@ def generate(
             raise UserError(f"{flag} must be at least 1")
     if not 0 <= momentum < 1:
         raise UserError("--momentum must be in [0, 1)")
-    if not 0 <= smooth <= 0.5:
-        raise UserError("--smooth is a fraction of the patch side in [0, 0.5]")
+    if not 0 <= smooth <= 64:
+        raise UserError("--smooth is a blur sigma in patch pixels, 0 to 64")
     if not 0 < epsilon <= 255:
         raise UserError("--epsilon is a step size in 0-255 units: give a number in (0, 255]")
     scale_range = parse_range(scale, "--scale", 0.01, 1.5) or ((0.4, 0.6) if scenes else (0.8, 1.0))

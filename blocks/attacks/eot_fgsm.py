@@ -18,7 +18,7 @@ default and offered by the CLI; the other two lost or gained nothing (bench/tran
   with probability p before the model sees it (input diversity, Xie et al. 2019).
 - ghost p: dropout with rate p on every convolution's output during the attack's forward passes,
   so each step meets a slightly different model (ghost networks, Li et al. 2020).
-- smooth s: the gradient is blurred with a Gaussian of sigma s x patch side before its sign is
+- smooth s: the gradient is blurred with a Gaussian of sigma s patch pixels before its sign is
   taken (translation-invariant attack, Dong et al. 2019).
 """
 from __future__ import annotations
@@ -50,7 +50,7 @@ class GenerateConfig:
     check_every: int = 10  # steps between scoring the patch on the fixed check views
     diversity: float = 0.0  # probability of a random resize-and-pad of each view (input diversity)
     ghost: float = 0.0  # dropout rate on convolution outputs during attack steps (ghost networks)
-    smooth: float = 0.05  # Gaussian gradient smoothing, sigma as a fraction of the patch side
+    smooth: float = 0.8  # Gaussian gradient smoothing, sigma in patch pixels
 
 
 @dataclass
@@ -137,9 +137,8 @@ def ghost_networks(model: torch.nn.Module, p: float, g: torch.Generator):
             h.remove()
 
 
-def smooth_gradient(grad: torch.Tensor, sigma_fraction: float) -> torch.Tensor:
-    """(3, P, P) gradient blurred by a Gaussian of sigma = sigma_fraction x P (Dong et al. 2019)."""
-    sigma = sigma_fraction * grad.shape[-1]
+def smooth_gradient(grad: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(3, P, P) gradient blurred by a Gaussian of sigma pixels (Dong et al. 2019)."""
     if sigma < 0.3:
         return grad
     radius = max(1, int(3 * sigma))
