@@ -175,9 +175,9 @@ def test_cli_offline_resnet_is_one_line(cli, monkeypatch, tmp_path):
         raise urllib.error.URLError("Temporary failure in name resolution")
 
     monkeypatch.setattr("torch.hub.load_state_dict_from_url", offline)
-    code, _, err = cli("generate", "--target", "chicken", "--out", tmp_path / "o")
+    code, _, err = cli("generate", "--target", "chicken", "--model", "resnet50", "--out", tmp_path / "o")
     assert code == 2 and err.count("\n") == 1
-    assert "--weights FILE" in err and "--model digits" in err and "checkpoints" in err
+    assert "--weights FILE" in err and "--model efficientnet_lite0" in err and "checkpoints" in err
     assert not (tmp_path / "o").exists()  # a failed run leaves no empty output folder
 
 
