@@ -13,8 +13,9 @@ from blocks.errors import Interrupted, UserError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Physical-world adversarial blocks: generate, print, capture, one-pixel.")
 
-# Shared `[model flags]`: every command that runs a classifier takes these.
-ModelOpt = Annotated[str, typer.Option("--model", help="efficientnet_lite0 (embedded ImageNet, offline), a torchvision name, timm:NAME, a .pt2/TorchScript file, or digits")]
+# Shared `[model flags]`: every command that runs a classifier takes these, through @model_options.
+ModelOpt = Annotated[Optional[list[str]], typer.Option("--model", metavar="NAME", help="efficientnet_lite0 (embedded ImageNet, offline), a torchvision name, timm:NAME, a .pt2/TorchScript file, or digits; repeat it for an ensemble [default: efficientnet_lite0]")]
+ModelsFileOpt = Annotated[Optional[Path], typer.Option("--models", metavar="FILE", help="an ensemble whose members need their own flags: a TOML or JSON file listing models, each with keys model, weights, labels, input_size, mean, std")]
 DEFAULT_MODEL = "efficientnet_lite0"  # blocks.models.DEFAULT_MODEL, repeated so --help needs no torch import
 WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", help="state dict file for --model (loaded with weights_only=True)")]
 LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="class names, one per line (sets the number of classes)")]
@@ -27,6 +28,62 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, 
 @app.callback()
 def _root() -> None:
     """Physical-world adversarial blocks: generate, print, capture, one-pixel."""
+
+
+MODEL_FLAGS = ("model", "models_file", "weights", "labels", "input_size", "mean", "std")
+
+
+def model_options(multi: bool = True):
+    """Give a command the model flags in place of its `models` parameter, which then receives
+    one list[ModelSpec] (several for an ensemble). multi=False: the command takes one model."""
+    import functools
+    import inspect
+
+    flags = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=None)
+             for name, ann in zip(MODEL_FLAGS, (ModelOpt, ModelsFileOpt, WeightsOpt, LabelsOpt,
+                                                InputSizeOpt, MeanOpt, StdOpt))]
+
+    def decorate(command):
+        sig = inspect.signature(command, eval_str=True)
+        params = []
+        for p in sig.parameters.values():
+            params += flags if p.name == "models" else [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs):
+            values = {k: kwargs.pop(k) for k in MODEL_FLAGS}
+            specs = model_specs(**values)
+            if not multi and len(specs) > 1:
+                raise UserError(f"{command.__name__} runs one model at a time, not {len(specs)}: "
+                                f"give one --model")
+            return command(models=specs, **kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=params)  # typer reads the flags from here
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper
+
+    return decorate
+
+
+def model_specs(model: list[str] | None, models_file: Path | None, weights: Path | None = None,
+                labels: Path | None = None, input_size: int | None = None, mean: str | None = None,
+                std: str | None = None) -> list:
+    """The models the flags name: each --model, then each entry of the --models file."""
+    from blocks.models import read_model_list
+
+    names = list(model or [])
+    per_model = [f for f, v in (("--weights", weights), ("--labels", labels), ("--input-size", input_size),
+                                ("--mean", mean), ("--std", std)) if v is not None]
+    if per_model and (len(names) > 1 or models_file is not None):
+        raise UserError(f"{', '.join(per_model)} apply to a single --model; with several models give "
+                        f"each its own in a --models FILE (TOML or JSON entries with keys model, weights, "
+                        f"labels, input_size, mean, std)")
+    if input_size is not None and not 1 <= input_size <= 4096:
+        raise UserError("--input-size must be a side in pixels, 1 to 4096")
+    specs = [model_spec(n, weights, labels, input_size, mean, std) for n in names]
+    if models_file is not None:
+        specs += read_model_list(models_file)
+    return specs or [model_spec(DEFAULT_MODEL, weights, labels, input_size, mean, std)]
 
 
 def model_spec(model: str, weights: Path | None, labels: Path | None, input_size: int | None,
@@ -76,15 +133,15 @@ def emit_json(obj, out: Path | None) -> None:
 
 
 @app.command()
+@model_options()
 def targets(
     query: Annotated[str, typer.Argument(help="class name, index or common word")],
-    model: ModelOpt = DEFAULT_MODEL,
-    labels: LabelsOpt = None,
+    models: list = None,  # the model flags (@model_options)
 ):
     """List the classes matching QUERY, with their indices."""
     from blocks.targets import search_targets
 
-    names = class_names(model, labels)
+    names = class_names(models)
     hits = search_targets(query, names)
     if not hits:
         raise UserError(f"no class matches {query!r} ({len(names)} classes)")
@@ -92,11 +149,14 @@ def targets(
         typer.echo(f"{i:5d}  {name}")
 
 
-def class_names(model: str, labels: Path | None) -> list[str]:
-    """Class names without loading weights (so `targets` works offline)."""
-    from blocks.models import ModelSpec, class_names as names
+def class_names(specs: list) -> list[str]:
+    """Class names without loading weights (so `targets` works offline); an ensemble's members
+    must agree on them."""
+    from blocks.models import class_names as names, check_same_classes
 
-    return names(ModelSpec(name=model, labels=labels))
+    lists = [(s.name, names(s)) for s in specs]
+    check_same_classes(lists)
+    return lists[0][1]
 
 
 @app.command("models")
@@ -108,15 +168,13 @@ def list_models_cmd():
         typer.echo(f"{m['model']:<28} {m['source']:<9} {m['input_size']:>4} px  {m['num_classes']:>5} classes")
 
 
-def load_model(model, weights, labels, input_size, mean, std, device):
-    return load_spec(model_spec(model, weights, labels, input_size, mean, std), device)
+def load_model(specs: list, device):
+    """One Classifier, or an Ensemble of several; every member checked to run at its input size."""
+    from blocks.models import load_models
 
-
-def load_spec(spec, device):
-    from blocks.models import load_classifier
-
-    net = load_classifier(spec, device)
-    checks.runs_at_input_size(net)
+    net = load_models(specs, device)
+    for member in getattr(net, "members", [net]):
+        checks.runs_at_input_size(member)
     return net
 
 
@@ -158,16 +216,12 @@ def _writable_file(path: Path | None, what: str = "") -> Path | None:
 
 
 @app.command()
+@model_options()
 def generate(
     target: Annotated[Optional[list[str]], typer.Option("--target", help="class to become: name, index or word (chicken); repeat it for one patch per target")] = None,
     targets_file: Annotated[Optional[Path], typer.Option("--targets-file", help="text file of targets, one per line: one patch each, model loaded once")] = None,
     away_from: Annotated[Optional[str], typer.Option("--away-from", help="class to stop being (positive epsilon)")] = None,
-    model: ModelOpt = DEFAULT_MODEL,
-    weights: WeightsOpt = None,
-    labels: LabelsOpt = None,
-    input_size: InputSizeOpt = None,
-    mean: MeanOpt = None,
-    std: StdOpt = None,
+    models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = "auto",
     patch_size: Annotated[Optional[int], typer.Option("--patch-size", help="patch side in pixels [default: half the model input]")] = None,
     steps: Annotated[int, typer.Option("--steps")] = 400,
@@ -176,6 +230,7 @@ def generate(
     schedule: Annotated[str, typer.Option("--schedule", help="step-size schedule: cosine, linear, constant")] = "cosine",
     batch: Annotated[int, typer.Option("--batch", help="random views per step")] = 32,
     momentum: Annotated[float, typer.Option("--momentum", help="sign of a running mean of gradients (0 = plain FGSM)")] = 0.9,
+    smooth: Annotated[float, typer.Option("--smooth", help="Gaussian gradient smoothing, sigma in patch pixels (transfers better to unseen models; 0 = off)")] = 0.8,
     scale: Annotated[Optional[str], typer.Option("--scale", help="patch side / image side, MIN:MAX [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
     scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background images")] = None,
     eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check [default: --scenes]")] = None,
@@ -198,7 +253,7 @@ def generate(
     from dataclasses import asdict
 
     from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
-    from blocks.evaluate import evaluate_patch
+    from blocks.evaluate import evaluate_members, evaluate_patch
     from blocks.files import atomic_write_json, load_image
     from blocks.report import library_versions, plot_curve, write_patch
     from transforms.eot import preset
@@ -212,6 +267,8 @@ def generate(
     checks.seed(seed)
     if not 0 <= momentum < 1:
         raise UserError("--momentum must be in [0, 1)")
+    if not 0 <= smooth <= 64:
+        raise UserError("--smooth is a blur sigma in patch pixels, 0 to 64")
     if not 0 < epsilon <= 255:
         raise UserError("--epsilon is a step size in 0-255 units: give a number in (0, 255]")
     checks.number(final_fraction, "--final-fraction", 0, 1)
@@ -234,9 +291,8 @@ def generate(
         cmap = _load_colormap(colormap)
         if main_rank:  # only rank 0 writes
             _writable_dir(out)
-        spec = model_spec(model, weights, labels, input_size, mean, std)
         scene_images, eval_images = _read_scenes(scenes), _read_scenes(eval_scenes)
-        net = load_spec(spec, group.device(device) if group else device)
+        net = load_model(models, group.device(device) if group else device)
         goals = [_resolve_goal(net, t, None) for t in wanted] if wanted else [_resolve_goal(net, None, away_from)]
         if wanted and away_from is not None:
             _resolve_goal(net, wanted[0], away_from)  # raises its "exactly one" error
@@ -260,7 +316,7 @@ def generate(
                              patch_size=patch_size if patch_size is not None else max(8, net.input_size // 2),
                              steps=steps, epsilon=epsilon / 255, final_fraction=final_fraction,
                              schedule=schedule, batch=batch, momentum=momentum, max_seconds=max_seconds,
-                             seed=seed)
+                             seed=seed, smooth=smooth)
 
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -300,12 +356,19 @@ def generate(
                 ev = evaluate_patch(net, load_image(folder / "patch.png"), eot_cfg, t_idx, away_idx,
                                     held_out_backgrounds, n=eval_n, seed=seed + 1, patch_map=cmap)
                 meta["held_out"] = ev.to_dict()
+                # every member on the same held-out views: how the patch fares on each model on its own
+                meta["members"] = evaluate_members(net, load_image(folder / "patch.png"), eot_cfg, t_idx,
+                                                   away_idx, held_out_backgrounds, n=eval_n, seed=seed + 1,
+                                                   patch_map=cmap)
                 atomic_write_json(folder / "patch.json", meta)  # patch.png is already written and unchanged
             except KeyboardInterrupt:
                 raise Interrupted(f"kept the patch in {folder} (stopped during the held-out check: "
                                   f"patch.json has no held_out)") from None
             typer.echo(f"{goal['name']}: held-out success {ev.success_rate:.1%}, mean target prob "
                        f"{ev.mean_target_prob:.3f} over {ev.n} views -> {folder}/patch.png")
+            if len(meta["members"]) > 1:
+                for row in meta["members"]:
+                    typer.echo(f"  {row['model']}: held-out success {row['success_rate']:.1%}")
             return meta
 
         meta = _agreed(group, finish)
@@ -422,16 +485,12 @@ def _penalty(cmap, printability: float, tv: float):
 
 
 @app.command()
+@model_options()
 def evaluate(
     patch: Annotated[Path, typer.Argument(help="patch PNG")],
     target: Annotated[Optional[str], typer.Option("--target")] = None,
     away_from: Annotated[Optional[str], typer.Option("--away-from")] = None,
-    model: ModelOpt = DEFAULT_MODEL,
-    weights: WeightsOpt = None,
-    labels: LabelsOpt = None,
-    input_size: InputSizeOpt = None,
-    mean: MeanOpt = None,
-    std: StdOpt = None,
+    models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = "auto",
     scenes: Annotated[Optional[Path], typer.Option("--scenes")] = None,
     scale: Annotated[Optional[str], typer.Option("--scale", help="MIN:MAX [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
@@ -441,8 +500,9 @@ def evaluate(
     seed: Annotated[int, typer.Option("--seed", help="view seed (differs from training's by default)")] = 2024,
     out: Annotated[Optional[Path], typer.Option("--out", help="write JSON here instead of stdout")] = None,
 ):
-    """Success rate and target probability of a patch on fresh random views."""
-    from blocks.evaluate import evaluate_patch
+    """Success rate and target probability of a patch on fresh random views. With several --model,
+    one row per model on the same views (a transfer row), printed and written as JSON (--out)."""
+    from blocks.evaluate import evaluate_members, evaluate_patch
     from blocks.files import load_image
     from transforms.eot import preset
 
@@ -454,24 +514,31 @@ def evaluate(
     cmap = _load_colormap(colormap)
     scene_images = _read_scenes(scenes)
     _writable_file(out)
-    net = load_model(model, weights, labels, input_size, mean, std, device)
+    net = load_model(models, device)
     t_idx, away_idx, goal = _resolve_goal(net, target, away_from)
-    ev = evaluate_patch(net, image, eot_cfg, t_idx, away_idx, _fit_scenes(scene_images, net.input_size), n=n,
-                        seed=seed, patch_map=cmap)
+    fitted = _fit_scenes(scene_images, net.input_size)
+    if len(models) > 1:
+        rows = evaluate_members(net, image, eot_cfg, t_idx, away_idx, fitted, n=n, seed=seed, patch_map=cmap)
+        width = max(len(r["model"]) for r in rows)
+        typer.echo(f"{'model':<{width}}  success  p(target)  top-5   ({goal['name']}, {n} views)")
+        for r in rows:
+            typer.echo(f"{r['model']:<{width}}  {r['success_rate']:7.1%}  {r['mean_target_prob']:9.3f}  "
+                       f"{r['top5_rate']:6.1%}")
+        if out is not None:
+            emit_json({"patch": str(patch), "target": goal, "eot": eot, "scale": list(scale_range),
+                       "seed": seed, "n": n, "models": rows}, out)
+        return
+    ev = evaluate_patch(net, image, eot_cfg, t_idx, away_idx, fitted, n=n, seed=seed, patch_map=cmap)
     emit_json({"patch": str(patch), "target": goal, "model": net.name, "eot": eot,
                "scale": list(scale_range), "seed": seed, **ev.to_dict()}, out)
 
 
 @app.command()
+@model_options()
 def sweep(
     image: Annotated[Path, typer.Argument(help="image to attack")],
     target: Annotated[str, typer.Option("--target")],
-    model: ModelOpt = DEFAULT_MODEL,
-    weights: WeightsOpt = None,
-    labels: LabelsOpt = None,
-    input_size: InputSizeOpt = None,
-    mean: MeanOpt = None,
-    std: StdOpt = None,
+    models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = "auto",
     eps_range: Annotated[str, typer.Option("--eps", help="epsilon range MIN:MAX in 0-255 units")] = "-120:10",
     num: Annotated[int, typer.Option("--num", help="number of epsilons")] = 131,
@@ -489,7 +556,7 @@ def sweep(
     checks.whole(num, "--num", 2, 10_000)
     x = load_image(image)
     _writable_dir(out)
-    net = load_model(model, weights, labels, input_size, mean, std, device)
+    net = load_model(models, device)
     t = resolve_target(target, net.labels)
     import torch
 
@@ -568,15 +635,11 @@ def print_sheet(
 
 
 @app.command()
+@model_options(multi=False)
 def capture(
     target: Annotated[str, typer.Option("--target", help="class the block should be seen as: name, index or word")],
     source: Annotated[str, typer.Option("--source", help="camera index (0), video file, folder or glob of photos, http:// or rtsp:// stream, screen or screen:X,Y,W,H")] = "0",
-    model: ModelOpt = DEFAULT_MODEL,
-    weights: WeightsOpt = None,
-    labels: LabelsOpt = None,
-    input_size: InputSizeOpt = None,
-    mean: MeanOpt = None,
-    std: StdOpt = None,
+    models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = "auto",
     sheet: Annotated[Optional[Path], typer.Option("--sheet", help="sheet.json from `blocks print`: find and rectify blocks by their markers")] = None,
     sliding: Annotated[bool, typer.Option("--sliding", help="also scan the frame with a sliding window")] = False,
@@ -615,9 +678,8 @@ def capture(
         from capture.loop import check_video_out
 
         check_video_out(save_video)
-    spec = model_spec(model, weights, labels, input_size, mean, std)
     frames = open_source(source, reconnect=reconnect)  # before the model: a missing camera or file fails in a second
-    net = load_spec(spec, device)
+    net = load_model(models, device)
     goal = resolve_target(target, net.labels)
     settings = CaptureSettings(
         target=goal.index, sheet=layout, sliding=SlidingSettings(window, stride) if sliding else None,
@@ -720,14 +782,10 @@ def simulate(
 
 
 @app.command("onepixel")
+@model_options(multi=False)
 def onepixel(
     inputs: Annotated[list[Path], typer.Argument(help="image files and/or folders of images")],
-    model: ModelOpt = DEFAULT_MODEL,
-    weights: WeightsOpt = None,
-    labels: LabelsOpt = None,
-    input_size: InputSizeOpt = None,
-    mean: MeanOpt = None,
-    std: StdOpt = None,
+    models: list = None,  # the model flags (@model_options)
     target: Annotated[Optional[str], typer.Option("--target", help="class name or index (targeted attack); default: untargeted")] = None,
     pixels: Annotated[int, typer.Option("--pixels", help="pixels changed per image (K)")] = 1,
     popsize: Annotated[int, typer.Option("--popsize", help="DE: candidates per image")] = 400,
@@ -743,7 +801,7 @@ def onepixel(
     """One-pixel attack on all images at once; writes PNGs, JSON, a contact sheet."""
     from blocks.attacks.onepixel_report import run_onepixel
 
-    run_onepixel(inputs, model_spec(model, weights, labels, input_size, mean, std), target=target,
+    run_onepixel(inputs, models[0], target=target,
                  pixels=pixels, popsize=popsize, maxiter=maxiter, max_queries=max_queries,
                  fitness=fitness, out=out, strategy=strategy,
                  seed=seed, device=device, batch=batch)

@@ -16,6 +16,7 @@ class Evaluation:
     n: int
     by_scale: dict[str, dict]
     by_rotation: dict[str, dict]
+    top5_rate: float = 0.0  # share of views with the target in the top 5 (or the avoided class out of it)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -24,18 +25,23 @@ class Evaluation:
 def evaluate_patch(model, patch: torch.Tensor, eot: EOT, target: int | None = None,
                    away_from: int | None = None, scenes: torch.Tensor | None = None, n: int = 256,
                    seed: int = 12345, batch: int = 64, scale_bins: int = 4,
-                   rotation_bin_deg: float = 10.0, patch_map=None) -> Evaluation:
-    """patch: (3, P, P) in [0, 1]. Uses its own seed so training views are never reused."""
+                   rotation_bin_deg: float = 10.0, patch_map=None, size: int | None = None) -> Evaluation:
+    """patch: (3, P, P) in [0, 1]. Uses its own seed so training views are never reused.
+    size: side of the rendered views [default: the model's input size]."""
     device = model.device
+    size = size or model.input_size
     g = torch.Generator(device=device).manual_seed(seed)
     patch = patch.to(device)
     scenes = scenes.to(device) if scenes is not None else None
-    wins, probs, scales, angles = [], [], [], []
+    wins, probs, scales, angles, top5 = [], [], [], [], []
     with torch.no_grad():
         for start in range(0, n, batch):
             m = min(batch, n - start)
-            views, params = random_views(patch, m, model.input_size, eot, scenes, g, patch_map)
+            views, params = random_views(patch, m, size, eot, scenes, g, patch_map)
             p = model(views).softmax(1)
+            in_top5 = (p.topk(min(5, p.shape[1]), dim=1).indices == (target if target is not None
+                                                                      else away_from)).any(1)
+            top5.append(in_top5 if target is not None else ~in_top5)
             if target is not None:
                 wins.append(p.argmax(1) == target)
                 probs.append(p[:, target])
@@ -56,7 +62,8 @@ def evaluate_patch(model, patch: torch.Tensor, eot: EOT, target: int | None = No
     rot_lo = [rotation_bin_deg * int(torch.floor(a / rotation_bin_deg)) for a in angle]
     rot_bin = [(a, f"{a:g}..{a + rotation_bin_deg:g}") for a in rot_lo]
     return Evaluation(win.mean().item(), prob.mean().item(), n,
-                      _breakdown(scale_bin, win, prob), _breakdown(rot_bin, win, prob))
+                      _breakdown(scale_bin, win, prob), _breakdown(rot_bin, win, prob),
+                      top5_rate=torch.cat(top5).float().mean().item())
 
 
 def _breakdown(bins: list[tuple[float, str]], win: torch.Tensor, prob: torch.Tensor) -> dict[str, dict]:
@@ -70,3 +77,22 @@ def _breakdown(bins: list[tuple[float, str]], win: torch.Tensor, prob: torch.Ten
         out[label] = {"n": len(idx), "success_rate": win[idx].mean().item(),
                       "mean_target_prob": prob[idx].mean().item()}
     return out
+
+
+def evaluate_members(model, patch: torch.Tensor, eot: EOT, target: int | None = None,
+                     away_from: int | None = None, scenes: torch.Tensor | None = None, n: int = 256,
+                     seed: int = 12345, patch_map=None) -> list[dict]:
+    """One row per model inside `model` (each member of an Ensemble, or the model itself), all
+    judged on the same views, rendered at `model`'s input size: a transfer row."""
+    from blocks.models import members
+
+    rows = []
+    names = [m.name for m in members(model)]
+    for m in members(model):
+        ev = evaluate_patch(m, patch, eot, target, away_from, scenes, n=n, seed=seed,
+                            patch_map=patch_map, size=model.input_size)
+        # two members of one architecture are told apart by their weights
+        name = m.name if names.count(m.name) == 1 else f"{m.name}@{m.weights_id[:8]}"
+        rows.append({"model": name, "weights": m.weights_id, "success_rate": ev.success_rate,
+                     "mean_target_prob": ev.mean_target_prob, "top5_rate": ev.top5_rate, "n": ev.n})
+    return rows

@@ -14,6 +14,7 @@ Sources (one flag, `--model`):
 """
 from __future__ import annotations
 
+import math
 import urllib.error
 from dataclasses import dataclass
 from importlib import resources
@@ -89,11 +90,7 @@ class Ensemble(nn.Module):
     def __init__(self, members: list[Classifier]):
         super().__init__()
         first = members[0]
-        for m in members[1:]:
-            if [n.lower() for n in m.labels] != [n.lower() for n in first.labels]:
-                raise UserError(f"models disagree on their classes: {first.name} has {len(first.labels)} "
-                                f"({', '.join(first.labels[:3])}, ...), {m.name} has {len(m.labels)} "
-                                f"({', '.join(m.labels[:3])}, ...); give every member the same --labels")
+        check_same_classes([(m.name, m.labels) for m in members])
         self.members = nn.ModuleList(members)
         self.labels = list(first.labels)
         self.input_size = max(m.input_size for m in members)  # views are rendered once, at the largest
@@ -112,11 +109,36 @@ class Ensemble(nn.Module):
                 "num_classes": len(self.labels), "input_size": self.input_size}
 
 
+def check_same_classes(named: list[tuple[str, list[str]]]) -> None:
+    """named: (model name, class names) per member; an ensemble needs one class list."""
+    first_name, first = named[0]
+    for name, labels in named[1:]:
+        if [n.lower() for n in labels] != [n.lower() for n in first]:
+            diff = next((i for i, (a, b) in enumerate(zip(first, labels)) if a.lower() != b.lower()),
+                        min(len(first), len(labels)))
+            at = (f"class {diff} is {first[diff] if diff < len(first) else 'missing'!r} in {first_name} but "
+                  f"{labels[diff] if diff < len(labels) else 'missing'!r} in {name}")
+            raise UserError(f"models disagree on their classes: {first_name} has {len(first)}, {name} has "
+                            f"{len(labels)} ({at}); give every member the same labels file")
+
+
 def load_models(specs: list[ModelSpec], device: str | torch.device = "cpu"):
     """One classifier, or an Ensemble of several sharing one class list."""
     device = pick_device(device) if isinstance(device, str) else device
-    models = [load_classifier(s, device) for s in specs]
-    return models[0] if len(models) == 1 else Ensemble(models).eval()
+    if len(specs) == 1:
+        return load_classifier(specs[0], device)
+    models = []
+    for i, spec in enumerate(specs):
+        try:
+            models.append(load_classifier(spec, device))
+        except UserError as e:  # say which member, keep one line
+            raise UserError(f"model {i + 1} of {len(specs)} ({spec.name}): {e}") from None
+    return Ensemble(models).eval()
+
+
+def members(model) -> list[Classifier]:
+    """The classifiers inside a model: an Ensemble's members, or the model itself."""
+    return list(model.members) if isinstance(model, Ensemble) else [model]
 
 
 MODEL_KEYS = {"model", "weights", "labels", "input_size", "mean", "std"}
@@ -149,8 +171,15 @@ def read_model_list(path: Path) -> list[ModelSpec]:
             raise UserError(f"models file {path}, entry {i + 1}: {what} (keys: {', '.join(sorted(MODEL_KEYS))})")
         base = path.parent
         rel = lambda v: None if v is None else (base / v if not Path(v).is_absolute() else Path(v))  # noqa: E731
+        size = entry.get("input_size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 4096):
+            raise UserError(f"models file {path}, entry {i + 1}: input_size must be a whole number of "
+                            f"pixels, 1 to 4096")
         try:
-            specs.append(ModelSpec(name=str(entry["model"]), weights=rel(entry.get("weights")),
+            name = str(entry["model"])
+            if is_model_file(name) and not Path(name).is_absolute():  # a file, like weights: beside the list
+                name = str(rel(name))
+            specs.append(ModelSpec(name=name, weights=rel(entry.get("weights")),
                                    labels=rel(entry.get("labels")),
                                    input_size=None if entry.get("input_size") is None else int(entry["input_size"]),
                                    mean=_entry_triple(entry.get("mean")), std=_entry_triple(entry.get("std"))))
@@ -164,7 +193,7 @@ def _entry_triple(v):
     if v is None:
         return None
     values = [float(x) for x in (v.split(",") if isinstance(v, str) else v)]
-    if len(values) != 3:
+    if len(values) != 3 or not all(math.isfinite(x) for x in values):
         raise ValueError
     return tuple(values)
 

@@ -17,12 +17,21 @@ and of the check batch from its own streams (seed + r * RANK_SEED_STRIDE), takes
 (its views / all views) * its mean loss, and one all-reduce sums the shares into the gradient of the
 mean over the whole batch: every rank then takes the same signed step. With one process this is
 the plain single-process loop, unchanged.
+
+Transfer-minded options (for models the patch never sees), off at 0. Only smoothing is on by
+default and offered by the CLI; the other two lost or gained nothing (bench/transfer.py, README):
+- diversity p: each view is shrunk by a random factor in [0.8, 1] and padded at a random offset
+  with probability p before the model sees it (input diversity, Xie et al. 2019).
+- ghost p: dropout with rate p on every convolution's output during the attack's forward passes,
+  so each step meets a slightly different model (ghost networks, Li et al. 2020).
+- smooth s: the gradient is blurred with a Gaussian of sigma s patch pixels before its sign is
+  taken (translation-invariant attack, Dong et al. 2019).
 """
 from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -47,6 +56,9 @@ class GenerateConfig:
     max_seconds: float | None = None
     seed: int = 0
     check_every: int = 10  # steps between scoring the patch on the fixed check views
+    diversity: float = 0.0  # probability of a random resize-and-pad of each view (input diversity)
+    ghost: float = 0.0  # dropout rate on convolution outputs during attack steps (ghost networks)
+    smooth: float = 0.8  # Gaussian gradient smoothing, sigma in patch pixels
 
 
 @dataclass
@@ -98,6 +110,55 @@ def objective(logits: torch.Tensor, cfg: GenerateConfig):
     return loss, 1 - probs[:, cfg.away_from], logits.argmax(1) != cfg.away_from
 
 
+def diverse_inputs(views: torch.Tensor, p: float, g: torch.Generator, low: float = 0.8) -> torch.Tensor:
+    """(B, 3, S, S) -> (B, 3, S, S): with probability p a view is shrunk by a factor in [low, 1] and
+    placed at a random offset on black (Xie et al. 2019, as one differentiable warp per view)."""
+    b, dev = len(views), views.device
+    shrink = low + (1 - low) * torch.rand(b, generator=g, device=dev)
+    on = torch.rand(b, generator=g, device=dev) < p
+    shrink = torch.where(on, shrink, torch.ones_like(shrink))
+    shift = (1 - shrink)[:, None] * (2 * torch.rand(b, 2, generator=g, device=dev) - 1)
+    theta = torch.zeros(b, 2, 3, device=dev)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / shrink  # output -> input coordinates
+    theta[:, :, 2] = -shift / shrink[:, None]
+    grid = F.affine_grid(theta, list(views.shape), align_corners=False)
+    return F.grid_sample(views, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+@contextmanager
+def ghost_networks(model: torch.nn.Module, p: float, g: torch.Generator):
+    """Dropout of rate p on every Conv2d output of model while inside (Li et al. 2020). Models
+    without Python Conv2d modules (TorchScript, torch.export) are left as they are."""
+    if p <= 0:
+        yield
+        return
+
+    def erode(module, inputs, out):
+        keep = torch.rand(out.shape, generator=g, device=out.device) >= p
+        return out * keep / (1 - p)
+
+    hooks = [m.register_forward_hook(erode) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    try:
+        yield
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def smooth_gradient(grad: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(3, P, P) gradient blurred by a Gaussian of sigma pixels (Dong et al. 2019)."""
+    if sigma < 0.3:
+        return grad
+    radius = max(1, int(3 * sigma))
+    x = torch.arange(-radius, radius + 1, device=grad.device, dtype=grad.dtype)
+    k = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    k = k / k.sum()
+    g = grad[:, None]  # separable blur, each channel alone, edges replicated
+    g = F.conv2d(F.pad(g, (radius, radius, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    g = F.conv2d(F.pad(g, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1))
+    return g[:, 0]
+
+
 def view_generator(seed: int, rank: int, device) -> torch.Generator:
     """Rank r's own stream of random views; rank 0's is the single-process stream."""
     return torch.Generator(device=device).manual_seed(seed + rank * RANK_SEED_STRIDE)
@@ -108,7 +169,10 @@ def step_gradient(model, patch, cfg: GenerateConfig, eot: EOT, scenes, generator
     """Render n views of patch (3, P, P, requires grad) and differentiate weight * their mean
     loss (+ penalty). Returns (loss, objective prob (n,), win (n,), grad (3, P, P))."""
     views, _ = random_views(patch, n, model.input_size, eot, scenes, generator, patch_map)
-    loss, prob, win = objective(model(views), cfg)
+    if cfg.diversity > 0:
+        views = diverse_inputs(views, cfg.diversity, generator)
+    with ghost_networks(model, cfg.ghost, generator):
+        loss, prob, win = objective(model(views), cfg)
     if weight != 1.0:  # this rank's share of the batch mean (one process: exactly the mean)
         loss = loss * weight
     if penalty is not None:
@@ -118,7 +182,8 @@ def step_gradient(model, patch, cfg: GenerateConfig, eot: EOT, scenes, generator
 
 
 def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | None = None,
-                   on_step=None, patch_map=None, penalty=None, group=None) -> GenerateResult:
+                   on_step=None, patch_map=None, penalty=None, group=None,
+                   clock=time.monotonic) -> GenerateResult:
     """model: Classifier taking (B, 3, S, S) in [0, 1]; scenes: (N, 3, S, S) or None.
 
     patch_map: a measured printer-to-camera colour map applied to the patch in every view.
@@ -127,6 +192,7 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
     early and returns the best patch so far with stopped="interrupted".
     group: a blocks.distributed.Group when torchrun started several ranks (every rank calls this
     with the same cfg); the views are split across ranks and the result is the same on all.
+    clock: what max_seconds counts (benchmarks on a shared machine pass time.process_time).
     """
     if (cfg.target is None) == (cfg.away_from is None):
         raise ValueError("give exactly one of target (negative epsilon) or away_from (positive)")
@@ -161,19 +227,19 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
         if loss_now < best_loss:
             best, best_loss, best_prob, best_step = candidate.clone(), loss_now, prob_now, step
 
-    start = time.monotonic()
+    start = clock()
     try:
         with group.interrupts() if group is not None else nullcontext():
             for step in range(cfg.steps):
                 if group is None and interrupted():  # a Ctrl-C that some library swallowed still stops the run
                     raise KeyboardInterrupt
-                if group is None and cfg.max_seconds is not None and time.monotonic() - start >= cfg.max_seconds:
+                if group is None and cfg.max_seconds is not None and clock() - start >= cfg.max_seconds:
                     result.stopped = "time"
                     break
                 patch.requires_grad_(True)
                 loss, prob, win, grad = step_gradient(model, patch, cfg, eot, scenes, g, n_views, weight,
                                                       patch_map, penalty if rank == 0 else None)
-                elapsed = time.monotonic() - start
+                elapsed = clock() - start
                 if group is None:
                     loss_now, mean_prob, success = loss.item(), prob.mean().item(), win.float().mean().item()
                 else:
@@ -189,12 +255,14 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
                 if step % cfg.check_every == 0:
                     check(patch.detach(), step)  # the patch these views measured, before the update
                 with torch.no_grad():
+                    if cfg.smooth > 0:  # after the all-reduce: every rank smooths the same gradient
+                        grad = smooth_gradient(grad, cfg.smooth)
                     if cfg.momentum:
                         # L1-normalised, so steps with small gradients count as much as big ones
                         velocity = cfg.momentum * velocity + grad / grad.abs().mean().clamp_min(1e-12)
                         grad = velocity
                     patch = (patch.detach() - eps * grad.sign()).clamp_(0, 1)
-                record = StepRecord(step, loss_now, mean_prob, success, eps, time.monotonic() - start)
+                record = StepRecord(step, loss_now, mean_prob, success, eps, clock() - start)
                 result.curve.append(record)
                 if on_step is not None:
                     on_step(record)
@@ -203,7 +271,7 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
     except KeyboardInterrupt:
         result.stopped = "interrupted"
     result.patch, result.best_step, result.best_objective_prob = best, best_step, best_prob
-    result.seconds = time.monotonic() - start
+    result.seconds = clock() - start
     return result
 
 

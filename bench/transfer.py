@@ -1,0 +1,314 @@
+"""Transfer: how often a patch wins on a model it never saw. Every figure is measured in this run.
+
+    python bench/transfer.py                 # all parts (~5 CPU minutes)
+
+"Equal wall clock" is measured as equal CPU time of this process (time.process_time),
+on one thread: the wall clock of one idle core. On a machine shared with other jobs the wall clock
+would hand whichever run met a quiet moment more steps.
+    python bench/transfer.py --part eot      # only the transfer-minded EOT options
+    python bench/transfer.py --part matrix   # only the "trained on X, judged on Y" matrix
+
+The digits zoo: the bundled DigitsNet plus architectures trained here on the same digits with
+scripts/train_digits.py's recipe (cached under --cache, never in git), every one loaded the way
+`blocks` loads it (a models.toml is written there for `--models`):
+  resnet18 at 32 px (torchvision, a state dict), a small VGG-like CNN and an MLP (TorchScript
+  files). (mobilenet_v3_small did not learn in a minute: its batch-norm statistics, momentum 0.01,
+  lag far behind, 11% held-out accuracy after 7 epochs.) Target class "seven"; scenes are held-out digits without sevens,
+  split in two: the patch trains on one half and is judged on views of the other.
+
+1. eot:      leave-one-out ensembles at equal wall clock, each transfer-minded option alone
+             (input diversity, ghost dropout, gradient smoothing) against none: success on the
+             held-out architecture (transfer) and on the ensemble's own members (white-box).
+2. matrix:   single-model patches and leave-one-out ensemble patches (blocks' defaults, equal
+             wall clock), each judged on every zoo model -> docs/transfer.png. Target: on the
+             held-out architecture the ensemble patch wins >= 25 points more often than a
+             single-model patch of the same wall clock (mean over the single-model sources).
+3. imagenet: the embedded efficientnet_lite0, shipped training photos / held-out photos: the
+             patch with blocks' transfer-minded defaults vs all of them off, same wall clock,
+             white-box success on held-out views. Target: defaults >= off.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch  # noqa: E402
+from blocks.digits import LABELS, load_digits_rgb  # noqa: E402
+from blocks.evaluate import evaluate_patch  # noqa: E402
+from blocks.models import Ensemble, load_classifier, read_model_list  # noqa: E402
+from transforms import preset  # noqa: E402
+
+TARGET = 7
+SCALE = (0.5, 0.6)
+OFF = {"diversity": 0.0, "ghost": 0.0, "smooth": 0.0}
+
+
+class SmallVGG(nn.Module):
+    """(B, 3, 32, 32) -> (B, 10): two 3x3 convolutions per stage, three stages, no batch norm."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        layers, c = [], 3
+        for width in (32, 64, 128):
+            layers += [nn.Conv2d(c, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1),
+                       nn.ReLU(), nn.MaxPool2d(2)]
+            c = width
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(128 * 16, num_classes))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class MLP(nn.Module):
+    """(B, 3, 32, 32) -> (B, 10): no convolutions at all, the least like the others."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 256), nn.ReLU(), nn.Dropout(0.2),
+                                 nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, num_classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def zoo_recipes():
+    from torchvision import models as tvm
+
+    # name -> (builder, input size, epochs, how blocks loads it)
+    return {
+        "resnet18": (lambda: tvm.resnet18(num_classes=10), 32, 8, "resnet18"),
+        "vgg_small": (SmallVGG, 32, 8, "vgg_small.ts"),
+        "mlp": (MLP, 32, 12, "mlp.ts"),
+    }
+
+
+def build_zoo(cache: Path) -> Path:
+    """Train what is missing, write cache/models.toml (one [[models]] entry per zoo model)."""
+    from train_digits import train
+
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "labels.txt").write_text("\n".join(LABELS) + "\n")
+    entries = ['[[models]]\nmodel = "digits"\n']
+    for name, (build, size, epochs, source) in zoo_recipes().items():
+        weights = cache / (source if source.endswith(".ts") else f"{name}.pt")
+        if not weights.is_file():
+            t = time.perf_counter()
+            net = train(build(), epochs, seed=0, size=size, log=lambda m: print(f"   {name} {m}", flush=True))
+            net.eval()
+            if source.endswith(".ts"):
+                torch.jit.script(net).save(str(weights))
+            else:
+                torch.save(net.state_dict(), weights)
+            print(f"   trained {name} at {size} px: {epochs} epochs in {time.perf_counter() - t:.0f} s, "
+                  f"held-out digit accuracy {net.held_out_accuracy:.1%}")
+        if source.endswith(".ts"):
+            entries.append(f'[[models]]\nmodel = "{weights.name}"\nlabels = "labels.txt"\n'
+                           f'input_size = {size}\nmean = [0.5, 0.5, 0.5]\nstd = [0.5, 0.5, 0.5]\n')
+        else:
+            entries.append(f'[[models]]\nmodel = "{source}"\nweights = "{weights.name}"\nlabels = "labels.txt"\n'
+                           f'input_size = {size}\nmean = [0.5, 0.5, 0.5]\nstd = [0.5, 0.5, 0.5]\n')
+    (cache / "models.toml").write_text("\n".join(entries))
+    return cache / "models.toml"
+
+
+def load_zoo(toml: Path) -> dict[str, nn.Module]:
+    zoo = {}
+    for spec in read_model_list(toml):
+        model = load_classifier(spec, "cpu")
+        model.name = Path(model.name).stem if model.name.endswith(".ts") else model.name
+        zoo[model.name] = model
+    x, y = load_digits_rgb("test")
+    with torch.no_grad():
+        accs = {n: (m(x).argmax(1) == y).float().mean().item() for n, m in zoo.items()}
+    print("   zoo, held-out digit accuracy: " + ", ".join(f"{n} {a:.1%}" for n, a in accs.items()))
+    return zoo
+
+
+class Scenes:
+    """Held-out digits without the target, split in two, at any size."""
+
+    def __init__(self):
+        x, y = load_digits_rgb("test")
+        others = x[y != TARGET]
+        self.train, self.test = others[0::2], others[1::2]
+
+    @staticmethod
+    def at(x, size):
+        return x if x.shape[-1] == size else F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def make_patch(model, seconds: float, options: dict, scenes: Scenes, seed: int = 0):
+    cfg = GenerateConfig(target=TARGET, patch_size=16, steps=10**6, max_seconds=seconds, seed=seed)
+    cfg = replace(cfg, **options)
+    r = generate_patch(model, cfg, preset("print", SCALE), Scenes.at(scenes.train, model.input_size),
+                       clock=time.process_time)
+    return r.patch, len(r.curve)
+
+
+def judge(patch, model, scenes: Scenes, n: int) -> float:
+    ev = evaluate_patch(model, patch, preset("print", SCALE), TARGET,
+                        scenes=Scenes.at(scenes.test, model.input_size), n=n, seed=99)
+    return ev.success_rate
+
+
+def defaults() -> dict:
+    cfg = GenerateConfig()
+    return {k: getattr(cfg, k) for k in OFF}
+
+
+def part_eot(zoo, scenes, seconds, n, out) -> None:
+    print(f"== 1. transfer-minded options, leave-one-out ensembles, {seconds:.0f} CPU s each, {n} views")
+    options = {"none": OFF, "diversity 0.5": {**OFF, "diversity": 0.5}, "ghost 0.1": {**OFF, "ghost": 0.1},
+               "smooth 0.8 px": {**OFF, "smooth": 0.8}, "smooth 1.6 px": {**OFF, "smooth": 1.6}}
+    results = {}
+    for held in zoo:
+        members = [m for k, m in zoo.items() if k != held]
+        ensemble = Ensemble(members).eval()
+        for label, opts in options.items():  # interleaved per held-out model: load drifts hit all alike
+            patch, steps = make_patch(ensemble, seconds, opts, scenes)
+            transfer = judge(patch, zoo[held], scenes, n)
+            white = statistics.mean(judge(patch, m, scenes, n) for m in members)
+            results.setdefault(label, []).append({"held_out": held, "transfer": transfer, "white_box": white,
+                                                  "steps": steps})
+    print(f"   {'option':<14} {'held-out model':>14} {'white-box':>10} {'steps':>6}   per held-out model")
+    for label, rows in results.items():
+        per = ", ".join(f"{r['held_out']} {r['transfer']:.0%}" for r in rows)
+        print(f"   {label:<14} {statistics.mean(r['transfer'] for r in rows):>14.1%} "
+              f"{statistics.mean(r['white_box'] for r in rows):>10.1%} "
+              f"{statistics.mean(r['steps'] for r in rows):>6.0f}   {per}")
+    out["eot"] = results
+
+
+def part_matrix(zoo, scenes, seconds, n, out, png: Path) -> None:
+    opts = defaults()
+    print(f"== 2. transfer matrix, blocks' defaults {opts}, {seconds:.0f} CPU s per patch, {n} views per cell")
+    names = list(zoo)
+    rows, labels, steps = [], [], []
+    for src in names:  # single-model patches
+        patch, k = make_patch(zoo[src], seconds, opts, scenes)
+        rows.append([judge(patch, zoo[y], scenes, n) for y in names])
+        labels.append(src)
+        steps.append(k)
+    for held in names:  # leave-one-out ensembles
+        patch, k = make_patch(Ensemble([m for kk, m in zoo.items() if kk != held]).eval(), seconds, opts, scenes)
+        rows.append([judge(patch, zoo[y], scenes, n) for y in names])
+        labels.append(f"all but {held}")
+        steps.append(k)
+    width = max(len(s) for s in labels)
+    print(f"   {'trained on':<{width}} " + " ".join(f"{y[:12]:>12}" for y in names) + "   steps")
+    for label, row, k in zip(labels, rows, steps):
+        print(f"   {label:<{width}} " + " ".join(f"{v:>12.1%}" for v in row) + f"   {k:5d}")
+    gains = []
+    for j, held in enumerate(names):
+        ens = rows[len(names) + j][j]
+        singles = [rows[i][j] for i in range(len(names)) if i != j]
+        gains.append(ens - statistics.mean(singles))
+        print(f"   held out {held}: ensemble {ens:.1%} vs single-model patches {statistics.mean(singles):.1%} "
+              f"(best {max(singles):.1%}): {100 * gains[-1]:+.1f} points")
+    mean_gain = 100 * statistics.mean(gains)
+    print(f"   TRANSFER GAIN (mean over held-out models) = {mean_gain:+.1f} points "
+          f"(target >= +25: {'PASS' if mean_gain >= 25 else 'FAIL'})")
+    out["matrix"] = {"models": names, "trained_on": labels, "success": rows, "steps": steps,
+                     "gain_points": mean_gain, "seconds": seconds, "options": opts}
+    draw(rows, labels, names, png, seconds, n)
+
+
+def draw(rows, labels, names, png: Path, seconds: float, n: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2.5, 0.45 * len(rows) + 1.8))
+    ax.imshow([[100 * v for v in r] for r in rows], cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    for i, r in enumerate(rows):
+        for j, v in enumerate(r):
+            held = (i < len(names) and i != j) or (i >= len(names) and i - len(names) == j)
+            ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", color="w" if v < 0.6 else "k",
+                    fontweight="bold" if held else "normal")
+    ax.axhline(len(names) - 0.5, color="w", lw=2)
+    ax.set_xticks(range(len(names)), names, rotation=20)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("judged on")
+    ax.set_ylabel("trained on")
+    ax.set_title(f"target success %, digits zoo ('seven'), {seconds:.0f} CPU s per patch, {n} views;\n"
+                 f"bold: a model the patch never saw", fontsize=9)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    print(f"   wrote {png}")
+
+
+def part_imagenet(seconds: float, n: int, out) -> None:
+    import tempfile
+
+    from blocks.models import ModelSpec
+    from blocks.scenes import export_sample_photos, load_scenes
+
+    opts = defaults()
+    print(f"== 3. embedded efficientnet_lite0, target hen, {seconds:.0f} CPU s each, scale 0.45-0.55, white-box "
+          f"on {n} views of held-out photos: defaults {opts} vs off")
+    model = load_classifier(ModelSpec("efficientnet_lite0"), "cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        export_sample_photos(tmp)
+        train = load_scenes(f"{tmp}/train", 224)
+        test = load_scenes(f"{tmp}/test", 224, seed=1)
+    eot = preset("print", (0.45, 0.55))
+    res = {}
+    for label, o in (("off", OFF), ("defaults", opts)):
+        cfg = replace(GenerateConfig(target=8, patch_size=112, steps=10**6, max_seconds=seconds, batch=16, seed=0), **o)
+        r = generate_patch(model, cfg, eot, train, clock=time.process_time)
+        ev = evaluate_patch(model, r.patch, eot, 8, scenes=test, n=n, seed=99)
+        res[label] = {"success": ev.success_rate, "mean_target_prob": ev.mean_target_prob, "steps": len(r.curve)}
+        print(f"   {label:<9} held-out success {ev.success_rate:.1%}, mean p(hen) {ev.mean_target_prob:.3f}, "
+              f"{len(r.curve)} steps")
+    ok = res["defaults"]["success"] >= res["off"]["success"]
+    print(f"   defaults - off = {100 * (res['defaults']['success'] - res['off']['success']):+.1f} points "
+          f"(target >= 0: {'PASS' if ok else 'FAIL'})")
+    out["imagenet"] = res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--part", choices=["eot", "matrix", "digits", "imagenet", "all"], default="all",
+                    help="digits = eot + matrix")
+    ap.add_argument("--seconds", type=float, default=5.0, help="CPU seconds per digits patch")
+    ap.add_argument("--imagenet-seconds", type=float, default=60.0, help="CPU seconds per ImageNet patch")
+    ap.add_argument("--n", type=int, default=128, help="views per judgement")
+    ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "zoo")
+    ap.add_argument("--png", type=Path, default=ROOT / "docs" / "transfer.png")
+    ap.add_argument("--json", type=Path, default=ROOT / "runs" / "transfer.json")
+    args = ap.parse_args()
+    torch.set_num_threads(1)  # on a shared machine extra threads mostly spin-wait
+    start = time.perf_counter()
+    out = {}
+    if args.part in ("eot", "matrix", "digits", "all"):
+        print(f"== 0. digits zoo (cached in {args.cache})")
+        zoo = load_zoo(build_zoo(args.cache))
+        scenes = Scenes()
+        if args.part in ("eot", "digits", "all"):
+            part_eot(zoo, scenes, args.seconds, args.n, out)
+        if args.part in ("matrix", "digits", "all"):
+            part_matrix(zoo, scenes, args.seconds, args.n, out, args.png)
+    if args.part in ("imagenet", "all"):
+        part_imagenet(args.imagenet_seconds, args.n // 2, out)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(out, indent=1))
+    print(f"total {time.perf_counter() - start:.0f} s; results in {args.json}")
+
+
+if __name__ == "__main__":
+    main()
