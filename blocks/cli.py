@@ -78,8 +78,6 @@ def model_specs(model: list[str] | None, models_file: Path | None, weights: Path
         raise UserError(f"{', '.join(per_model)} apply to a single --model; with several models give "
                         f"each its own in a --models FILE (TOML or JSON entries with keys model, weights, "
                         f"labels, input_size, mean, std)")
-    if input_size is not None and not 1 <= input_size <= 4096:
-        raise UserError("--input-size must be a side in pixels, 1 to 4096")
     specs = [model_spec(n, weights, labels, input_size, mean, std) for n in names]
     if models_file is not None:
         specs += read_model_list(models_file)
@@ -247,7 +245,8 @@ def generate(
 
     Several targets: one folder per target under --out and a summary.json. Under torchrun
     (`torchrun --nproc-per-node N -m blocks generate ...`) each step's views are split across the ranks."""
-    group = _join_group(device, {k: v for k, v in locals().items() if not isinstance(v, Path)})
+    # paths may differ per node; the models are compared after loading, by their weights' hashes
+    group = _join_group(device, {k: v for k, v in locals().items() if not isinstance(v, Path) and k != "models"})
     import time as _time
 
     from dataclasses import asdict

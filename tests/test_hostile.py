@@ -347,7 +347,7 @@ def _fuzz_once(cli, monkeypatch, args):
     def reached(*a, **k):
         raise _Checked
 
-    monkeypatch.setattr(blocks.cli, "load_spec", reached)
+    monkeypatch.setattr(blocks.cli, "load_model", reached)
     try:
         code, out, err = cli(*args)
     except _Checked:
