@@ -1,5 +1,11 @@
 """Iterated negative-epsilon FGSM with expectation over transformation, from a black patch.
 
+Papers: FGSM, Goodfellow et al. 2014 (arXiv 1412.6572); expectation over transformation, Athalye
+et al. 2018 (arXiv 1707.07397); the adversarial patch, Brown et al. 2017 (arXiv 1712.09665).
+
+Shapes: patch (3, P, P) in [0, 1]; views (batch, 3, S, S) with S = model.input_size; scenes
+(N, 3, S, S) or None; model(views) -> logits (batch, C).
+
 Each step renders a batch of random views of the patch (transforms.random_views), takes the
 gradient of the cross-entropy averaged over the batch, and moves every pixel one signed step:
 

@@ -1,4 +1,7 @@
-"""The one-pixel attack (Su, Vargas, Sakurai, IEEE TEVC 2019), batched over images.
+"""The one-pixel attack (Su, Vargas, Sakurai, IEEE TEVC 2019, arXiv 1710.08864), batched over images.
+
+Shapes: images (N, 3, H, W) in [0, 1] at the model's input size; labels (N,) int64; the result's
+adversarial images (N, 3, H, W) and per-image queries (N,).
 
 A search for K pixels (x, y, r, g, b) that flip a classifier. Strategies: "probe" (default: the
 RGB-cube corner colours, farthest corner at every position first, then the other corners at the
