@@ -153,6 +153,10 @@ class Group:
         import torch.distributed as dist
 
         if dist.is_initialized():
+            try:  # no rank tears down its connections while another still talks over them
+                dist.barrier()
+            except Exception:  # a rank already gone: nothing left to wait for
+                pass
             dist.destroy_process_group()
 
 
