@@ -7,7 +7,6 @@ and written as a PDF with reportlab plus a matching sheet.json, so these tests d
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np

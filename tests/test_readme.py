@@ -3,7 +3,6 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 
 from blocks.digits import load_digits_rgb
 from blocks.files import save_png

@@ -296,7 +296,7 @@ def _run_search(problem: "_Problem", cfg: OnePixelConfig, gen, progress) -> torc
     The candidate of K pixels is the current best K-pixel set with one of its pixels replaced, so
     for K = 1 it is simply a (position, corner) pair.
     """
-    n, h, w, k, device = problem.n, problem.h, problem.w, cfg.pixels, problem.images.device
+    n, h, w, device = problem.n, problem.h, problem.w, problem.images.device
     p = h * w
     corners = CORNERS.to(device)
     # (N, P, 8) colour distance of each corner from the clean pixel: the farthest corner first
