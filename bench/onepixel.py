@@ -64,7 +64,7 @@ def pick_images(model, n: int):
     from blocks.attacks.onepixel import prepare_images
 
     if len(model.labels) == 1000:
-        from blocks.files import load_image
+        from common.files import load_image
         from blocks.scenes import SAMPLE_PHOTOS, sample_photo_path
 
         # colour photos of objects first: the held-out ones, then the others (no grey textures)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from blocks.errors import UserError
+from common.errors import UserError
 
 MAX_INPUT_SIZE = 1024  # --input-size: models here take 224-600 px; more is an allocation, not a model
 MAX_PATCH_SIZE = 2048  # --patch-size

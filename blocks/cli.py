@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from blocks import checks
-from blocks.errors import Interrupted, UserError
+from common.errors import Interrupted, UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Physical-world adversarial blocks: generate, print, capture, one-pixel.")
@@ -121,7 +121,7 @@ def parse_range(text: str | None, flag: str, lo: float = 0.0, hi: float = float(
 
 
 def emit_json(obj, out: Path | None) -> None:
-    from blocks.files import atomic_write_json, json_text
+    from common.files import atomic_write_json, json_text
 
     if out is None:
         typer.echo(json_text(obj))
@@ -202,13 +202,13 @@ def _fit_scenes(images, size: int):
 
 
 def _writable_dir(out: Path) -> Path:
-    from blocks.files import check_output_dir
+    from common.files import check_output_dir
 
     return check_output_dir(out)
 
 
 def _writable_file(path: Path | None, what: str = "") -> Path | None:
-    from blocks.files import check_output_file
+    from common.files import check_output_file
 
     return None if path is None else check_output_file(path, what)
 
@@ -253,7 +253,7 @@ def generate(
 
     from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
     from blocks.evaluate import evaluate_members, evaluate_patch
-    from blocks.files import atomic_write_json, load_image
+    from common.files import atomic_write_json, load_image
     from blocks.report import library_versions, plot_curve, write_patch
     from transforms.eot import preset
 
@@ -443,7 +443,7 @@ def _summary_row(meta: dict, folder: Path) -> dict:
 
 def _write_summary(rows: list[dict], out: Path, net, ranks: int) -> None:
     """One table for a many-target run, printed and written as out/summary.json."""
-    from blocks.files import atomic_write_json
+    from common.files import atomic_write_json
 
     atomic_write_json(out / "summary.json", {"model": net.describe(), "weights_sha256": net.weights_id,
                                              "ranks": ranks, "targets": rows})
@@ -502,7 +502,7 @@ def evaluate(
     """Success rate and target probability of a patch on fresh random views. With several --model,
     one row per model on the same views (a transfer row), printed and written as JSON (--out)."""
     from blocks.evaluate import evaluate_members, evaluate_patch
-    from blocks.files import load_image
+    from common.files import load_image
     from transforms.eot import preset
 
     checks.whole(n, "--n", 1, 1_000_000)
@@ -545,8 +545,8 @@ def sweep(
 ):
     """Single-step FGSM line search: class probabilities against epsilon (plot + JSON)."""
     from blocks.attacks.fgsm_sweep import epsilon_sweep, plot_sweep
-    from blocks.files import atomic_write_bytes, json_text, load_image
-    from blocks.interrupts import writing
+    from common.files import atomic_write_bytes, json_text, load_image
+    from common.interrupts import writing
     from blocks.targets import resolve_target
 
     lo_hi = parse_range(eps_range, "--eps", -255, 255)
@@ -734,7 +734,7 @@ def simulate(
     or one still photo when --out is an image (.png, .jpg; --frames is then 1)."""
     from dataclasses import replace
 
-    from blocks.files import IMAGE_SUFFIXES
+    from common.files import IMAGE_SUFFIXES
     from capture.simulate import SimulateSettings, simulate as run_simulate
     from transforms.camera import CameraSettings
 
@@ -856,7 +856,7 @@ def calibrate_cmd(
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code: 0 ok, 2 bad input, 130 interrupted."""
-    from blocks.interrupts import handle_interrupts, interrupted
+    from common.interrupts import handle_interrupts, interrupted
 
     try:
         with handle_interrupts():

@@ -21,7 +21,7 @@ from datetime import timedelta
 
 import torch
 
-from blocks.errors import UserError
+from common.errors import UserError
 
 RANK_SEED_STRIDE = 1_000_000_007  # rank r draws its views from seed + r * stride: disjoint streams
 

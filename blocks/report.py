@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from blocks.files import atomic_write_bytes, encode_png, json_text, sha256_bytes, write_together
+from common.files import atomic_write_bytes, encode_png, json_text, sha256_bytes, write_together
 
 
 def library_versions() -> dict[str, str]:

@@ -6,8 +6,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from blocks.errors import UserError
-from blocks.files import list_images, load_image, save_png
+from common.errors import UserError
+from common.files import list_images, load_image, save_png
 
 
 def load_scenes(folder: str | Path, size: int, limit: int | None = None, crops: int = 8,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-from blocks.errors import UserError
+from common.errors import UserError
 
 # word -> class names, best first. Only names that exist in the model's labels are used, so the
 # table is harmless for models with other classes.

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from blocks.errors import UserError
+from common.errors import UserError
 from capture.markers import detect_markers, locate_blocks, make_detector, rectify_block
 from capture.sheet import Sheet, parse_sheet
 from capture.sources import open_source, quiet_opencv

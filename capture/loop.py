@@ -16,9 +16,9 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from blocks.errors import UserError
-from blocks.files import _umask, json_text
-from blocks.interrupts import interrupted, writing
+from common.errors import UserError
+from common.files import _umask, json_text
+from common.interrupts import interrupted, writing
 from capture.display import Window
 from capture.markers import Detections, FoundBlock, detect_markers, locate_blocks, make_detector, rectify_block
 from capture.sheet import Sheet
@@ -180,7 +180,7 @@ class _LogFile:
 
 def check_video_out(path: Path) -> Path:
     """Before the session: a known video suffix, and a file that can be written."""
-    from blocks.files import check_output_file
+    from common.files import check_output_file
 
     if Path(path).suffix.lower() not in VIDEO_FOURCC:
         raise UserError(f"video output {path}: use .mp4 (mp4v), .avi (MJPG) or .mkv (FFV1)")

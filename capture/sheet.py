@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blocks.errors import UserError
+from common.errors import UserError
 from printing.sheet import MarkerInfo as Marker  # one marker type for printing and capture
 from printing.sheet import sheet_info_from_dict, sidecar_path
 

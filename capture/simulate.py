@@ -10,8 +10,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from blocks.errors import UserError
-from blocks.files import IMAGE_SUFFIXES, atomic_write_bytes
+from common.errors import UserError
+from common.files import IMAGE_SUFFIXES, atomic_write_bytes
 from capture.loop import VideoOut
 from capture.sheet import Sheet, load_sheet, sidecar_path
 from transforms.camera import (CameraSettings, develop, film_page, keep_in_frame, make_background,

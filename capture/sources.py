@@ -16,8 +16,8 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from blocks.errors import UserError
-from blocks.files import IMAGE_SUFFIXES, read_image_bgr
+from common.errors import UserError
+from common.files import IMAGE_SUFFIXES, read_image_bgr
 
 OPEN_TIMEOUT_MS = 5000  # URLs: give up opening / reading a stream after this long
 RECONNECT_DELAY_S = 1.0  # streams: pause before each attempt to reopen a lost stream
@@ -107,7 +107,7 @@ class ImageSource(FrameSource):
         for p in self.paths:
             try:
                 bgr = read_image_bgr(p)
-            except UserError:  # unreadable, or too large (blocks.files.MAX_IMAGE_PIXELS)
+            except UserError:  # unreadable, or too large (common.files.MAX_IMAGE_PIXELS)
                 self.skipped.append(str(p))
                 continue
             yield Frame(i, bgr, p.name)

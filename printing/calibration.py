@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blocks.errors import UserError
+from common.errors import UserError
 from printing import layout as L
 from printing.markers import DICTIONARY, dictionary_size
 from printing.sheet import SCHEMA_VERSION, _r, preview_paths, sidecar_path
@@ -175,7 +175,7 @@ def write_calibration_sheet(sheet: CalibrationSheet, out: str | Path, preview: b
                             preview_dpi: float = 100) -> list[Path]:
     """Write out (the PDF), its sidecar calib.json and, with preview, a PNG; returns the paths.
     Each file is written atomically, the PDF last (never a PDF without its sidecar)."""
-    from blocks.files import json_text, write_together
+    from common.files import json_text, write_together
 
     out = Path(out)
     if out.suffix.lower() != ".pdf":

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from blocks.errors import UserError
+from common.errors import UserError
 
 PAGE_SIZES_MM: dict[str, tuple[float, float]] = {
     "a4": (210.0, 297.0),

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from blocks.errors import UserError
-from blocks.files import decode_image_bgr, sha256_bytes
+from common.errors import UserError
+from common.files import decode_image_bgr, sha256_bytes
 
 MAX_IMAGE_SIDE_PX = 20000  # one upscaled block image; beyond this a PDF viewer or printer chokes
 
@@ -53,7 +53,7 @@ def load_patch(path: str | Path) -> PatchImage:
 def patch_from_array(image, target: str | None = None, model: str | None = None,
                      target_index: int | None = None, target_mode: str | None = None) -> PatchImage:
     """image: (H, W, 3) uint8 RGB, or (3, H, W) float in [0, 1] (tensor or array) as `generate`
-    returns it; floats are rounded to 8 bits the way blocks.files.save_png does."""
+    returns it; floats are rounded to 8 bits the way common.files.save_png does."""
     import cv2
 
     arr = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)

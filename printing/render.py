@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blocks.errors import UserError
+from common.errors import UserError
 
 
 def _open(pdf: bytes | str | Path):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blocks.errors import UserError
+from common.errors import UserError
 from printing import layout as L
 from printing.markers import DICTIONARY, dictionary_size
 from printing.patches import PatchImage, block_image, load_patch
@@ -284,7 +284,7 @@ def write_sheet(sheet: Sheet, out: str | Path, preview: bool = False, preview_dp
     Everything is rendered in memory first, then each file is written atomically, so a failure
     leaves no partial file (and no PDF without its sidecar: the PDF goes last).
     """
-    from blocks.files import json_text, write_together
+    from common.files import json_text, write_together
 
     out = Path(out)
     if out.suffix.lower() != ".pdf":
@@ -307,7 +307,7 @@ def write_sheet(sheet: Sheet, out: str | Path, preview: bool = False, preview_dp
 
 def check_sheet_out(out: str | Path, preview: bool = False) -> Path:
     """Before any drawing: --out is a writable .pdf, and its sidecar (and previews) can go next to it."""
-    from blocks.files import check_output_file
+    from common.files import check_output_file
 
     out = Path(out)
     if out.suffix.lower() != ".pdf":

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from blocks.evaluate import evaluate_patch
-from blocks.files import load_image
+from common.files import load_image
 from capture.calibrate import apply_to_bgr, load_calibration
 from capture.sheet import load_sheet
 from printing.calibration import CalibrationSettings, make_calibration_sheet, swatch_colors, write_calibration_sheet

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from blocks.errors import UserError
+from common.errors import UserError
 from capture.display import is_headless
 from capture.loop import CaptureSettings, run_capture
 from capture.markers import detect_markers, locate_blocks, make_detector, rectify_block

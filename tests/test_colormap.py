@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
-from blocks.errors import UserError
+from common.errors import UserError
 from blocks.penalties import default_palette, non_printability, total_variation
 from transforms import preset
 from transforms.colormap import ColorMap, fit_colormap, hat_basis

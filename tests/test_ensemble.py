@@ -6,8 +6,8 @@ import torch
 
 from blocks.attacks.eot_fgsm import diverse_inputs, ghost_networks, smooth_gradient
 from blocks.digits import DigitsNet
-from blocks.errors import UserError
-from blocks.files import save_png
+from common.errors import UserError
+from common.files import save_png
 from blocks.models import Ensemble, ModelSpec, load_classifier, load_models, read_model_list
 
 

@@ -3,8 +3,8 @@ import os
 import pytest
 import torch
 
-from blocks.errors import UserError
-from blocks.files import atomic_write_bytes, load_image, save_png
+from common.errors import UserError
+from common.files import atomic_write_bytes, load_image, save_png
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):

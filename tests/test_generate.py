@@ -16,7 +16,7 @@ import torch
 from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch, step_size
 from blocks.digits import load_digits_rgb
 from blocks.evaluate import evaluate_patch
-from blocks.files import load_image
+from common.files import load_image
 from transforms import preset, random_views
 
 SEVEN = 7
@@ -180,7 +180,7 @@ def test_cli_same_seed_same_patch(cli, tmp_path):
 
 def test_cli_evaluate_and_sweep(cli, tmp_path, digits_model):
     x, y = load_digits_rgb("test")
-    from blocks.files import save_png
+    from common.files import save_png
 
     digit = x[y == 1][0]
     save_png(tmp_path / "digit.png", digit)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from blocks.errors import UserError
-from blocks.files import MAX_IMAGE_PIXELS, atomic_write_json, read_image_bgr, save_png, write_together
-from blocks.interrupts import handle_interrupts, writing
+from common.errors import UserError
+from common.files import MAX_IMAGE_PIXELS, atomic_write_json, read_image_bgr, save_png, write_together
+from common.interrupts import handle_interrupts, writing
 
 GEN = ["generate", "--model", "digits", "--target", "seven", "--steps", "1", "--batch", "2", "--eval-n", "2"]
 EVAL = ["evaluate", "{ok}", "--model", "digits", "--target", "seven", "--n", "2"]
@@ -256,7 +256,7 @@ def test_second_ctrl_c_is_held_after_the_first():
 def test_double_ctrl_c_keeps_the_patch(cli, tmp_path, monkeypatch):
     """1. The first Ctrl-C stops the run; a second one 0.05 s later, while patch.png and patch.json
     are being written (made slow here), must not lose them."""
-    import blocks.files as bf
+    import common.files as bf
 
     slow_write = bf._write_temp
     steps = []

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from blocks.digits import DigitsNet, load_digits_rgb
-from blocks.errors import UserError
+from common.errors import UserError
 from blocks.models import ModelSpec, load_classifier, load_state_dict, pick_device
 
 
@@ -107,6 +107,6 @@ def test_cached_default_weights_load_offline_and_are_hashed(monkeypatch, tmp_pat
     torch.save(mobilenet_v3_small().state_dict(), cached)
     model = load_classifier(ModelSpec(name="mobilenet_v3_small", input_size=64))
     assert len(model.labels) == 1000 and model.labels[8] == "hen"
-    from blocks.files import sha256_file
+    from common.files import sha256_file
 
     assert model.weights_id == sha256_file(cached)

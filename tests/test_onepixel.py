@@ -5,8 +5,8 @@ import torch
 
 from blocks.attacks.onepixel import OnePixelConfig, _distinct_others, one_pixel_attack
 from blocks.digits import load_digits_rgb
-from blocks.errors import UserError
-from blocks.files import load_image, save_png
+from common.errors import UserError
+from common.files import load_image, save_png
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from blocks.files import sha256_file
+from common.files import sha256_file
 from printing import (FACE_ORDER, SheetSettings, load_patch, make_sheet, page_count, patch_from_array, read_sheet,
                       render_page, render_region, write_sheet)
 from printing import layout as L

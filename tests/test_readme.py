@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from blocks.digits import load_digits_rgb
-from blocks.files import save_png
+from common.files import save_png
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)

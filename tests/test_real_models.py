@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from blocks.errors import UserError
+from common.errors import UserError
 from blocks.models import ModelSpec, class_names, load_classifier
 from blocks.scenes import sample_photo_path
 
@@ -15,7 +15,7 @@ def lite0():
 
 
 def photo(package, name, size=224):
-    from blocks.files import load_image
+    from common.files import load_image
     from blocks.scenes import square
 
     return square(load_image(sample_photo_path(package, name)), size)

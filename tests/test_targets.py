@@ -1,6 +1,6 @@
 import pytest
 
-from blocks.errors import UserError
+from common.errors import UserError
 from blocks.targets import resolve_target, search_targets
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from blocks.errors import UserError
+from common.errors import UserError
 
 KNOTS = 9
 
@@ -82,7 +82,7 @@ class ColorMap:
         return {**self.extra, **d}
 
     def save(self, path: str | Path) -> Path:
-        from blocks.files import atomic_write_json
+        from common.files import atomic_write_json
 
         return atomic_write_json(path, self.to_dict())
 

@@ -49,7 +49,7 @@ PRESETS["camera+scene"] = replace(PRESETS["print"], camera=CameraViews(), in_sce
 def preset(name: str, scale: tuple[float, float] | None = None) -> EOT:
     """A copy of a preset, with the patch's scale range replaced when given."""
     if name not in PRESETS:
-        from blocks.errors import UserError
+        from common.errors import UserError
 
         raise UserError(f"unknown --eot preset {name!r}: use one of {', '.join(PRESETS)}")
     eot = PRESETS[name]

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from blocks.interrupts import interrupted
+from common.interrupts import interrupted
 from blocks.distributed import RANK_SEED_STRIDE, share
 from transforms.eot import EOT, random_views
 

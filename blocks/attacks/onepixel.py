@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from blocks.errors import UserError
+from common.errors import UserError
 
 STRATEGIES = ("probe", "paper", "best1bin", "random")
 FITNESSES = ("auto", "margin", "prob")

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from blocks.attacks.onepixel import OnePixelResult
-from blocks.files import encode_png, json_text, to_uint8, write_together
+from common.files import encode_png, json_text, to_uint8, write_together
 
 CELL = 128  # side of each thumbnail in the contact sheet (nearest-neighbour upscaling)
 CAPTION = 34  # pixels of text under each pair
@@ -83,8 +83,8 @@ def contact_sheet_png(result: OnePixelResult, names: list[str], labels: list[str
 
 def collect_inputs(inputs: list[Path]) -> list[Path]:
     """Files as given, folders expanded to their images (sorted). Missing paths -> UserError."""
-    from blocks.errors import UserError
-    from blocks.files import list_images
+    from common.errors import UserError
+    from common.files import list_images
 
     if not inputs:
         raise UserError("give at least one image file or folder")
@@ -109,12 +109,12 @@ def run_onepixel(inputs: list[Path], spec, *, target: str | None, pixels: int, p
     from rich.table import Table
 
     from blocks.attacks.onepixel import OnePixelConfig, one_pixel_attack, prepare_images
-    from blocks.files import load_image
+    from common.files import load_image
     from blocks.models import load_classifier
     from blocks.targets import resolve_target
 
     from blocks import checks
-    from blocks.files import check_output_dir
+    from common.files import check_output_dir
 
     cfg = OnePixelConfig(pixels=pixels, popsize=popsize, maxiter=maxiter, strategy=strategy,
                          seed=seed, batch=batch, max_queries=max_queries,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from blocks.errors import UserError
+from common.errors import UserError
 
 MAX_IMAGE_PIXELS = 64_000_000  # 64 megapixels: a header claiming more is refused before decoding
 
@@ -27,9 +27,9 @@ def write_together(files: list[tuple[Path, bytes]]) -> list[Path]:
     when every one is on disk are they renamed into place (in the order given: put the file that
     announces the set, e.g. the PDF, last). Any failure (disk full, permissions, Ctrl-C) removes the
     temporary files and whatever was already renamed, so the set appears whole or not at all.
-    Ctrl-C during the renames is held until they are done (blocks.interrupts.writing).
+    Ctrl-C during the renames is held until they are done (common.interrupts.writing).
     A write that fails is a UserError naming the file."""
-    from blocks.interrupts import writing
+    from common.interrupts import writing
 
     staged: list[tuple[str, Path]] = []
     placed: list[Path] = []
