@@ -31,9 +31,10 @@ def main() -> None:
             sys.stderr.write("interrupted: nothing written\n")
             sys.exit(130)
         code = run()
-    from blocks.distributed import launched
-
-    if launched():
+    # Only a live torchrun group, looked up without importing torch: an import that a Ctrl-C cut
+    # short must not be run again (its half-registered types abort the process).
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
         # Under torchrun, C++ teardown at interpreter exit can race the process group's threads
         # and abort ("terminate called without an active exception", seen in 2 of 4 suite runs):
         # run the exit hooks (they close the group, behind a barrier), flush, and leave at once.
