@@ -1,5 +1,8 @@
-"""Range checks for the numbers a command takes, so every flag fails the same way: one line naming
-the flag, the range and the value, before any model loads. NaN and infinity never pass."""
+"""Range checks for the numbers a command takes, so every setting fails the same way: one line naming
+the setting, the range and the value, before any model loads. NaN and infinity never pass.
+
+`name` is the setting's parameter name (`eval_n`): the error carries it as UserError.param and the
+CLI shows its flag (`--eval-n`). A name given as a flag (`--n`) is shown as it is."""
 from __future__ import annotations
 
 import math
@@ -18,7 +21,7 @@ def whole(value: int | None, flag: str, lo: int, hi: int | None = None) -> int |
         return None
     if value < lo or (hi is not None and value > hi):
         rng = f"at least {lo}" if hi is None else f"from {lo} to {hi}"
-        raise UserError(f"{flag} must be {rng}, not {value}")
+        raise UserError(f"{flag} must be {rng}, not {value}", param=_param(flag))
     return value
 
 
@@ -29,7 +32,7 @@ def number(value: float | None, flag: str, lo: float = -math.inf, hi: float = ma
         return None
     ok = math.isfinite(value) and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
     if not ok:
-        raise UserError(f"{flag} must be {_interval(lo, hi, lo_open, hi_open)}, not {value!r}")
+        raise UserError(f"{flag} must be {_interval(lo, hi, lo_open, hi_open)}, not {value!r}", param=_param(flag))
     return float(value)
 
 
@@ -43,7 +46,23 @@ def _interval(lo, hi, lo_open, hi_open) -> str:
     return f"a number in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
 
 
-def seed(value: int, flag: str = "--seed") -> int:
+def _param(name: str) -> str | None:
+    return None if name.startswith("-") else name
+
+
+def span(values, name: str, lo: float, hi: float) -> tuple[float, float]:
+    """A (min, max) pair with lo <= min <= max <= hi, all finite."""
+    import math as _m
+
+    ok = (len(values) == 2 and all(isinstance(v, (int, float)) and _m.isfinite(v) for v in values)
+          and lo <= values[0] <= values[1] <= hi)
+    if not ok:
+        raise UserError(f"{name} takes MIN:MAX with {lo:g} <= MIN <= MAX <= {hi:g}, not "
+                        f"{':'.join(f'{v:g}' for v in values)!r}", param=_param(name))
+    return float(values[0]), float(values[1])
+
+
+def seed(value: int, flag: str = "seed") -> int:
     return whole(value, flag, 0, MAX_SEED)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -166,57 +167,38 @@ def list_models_cmd():
         typer.echo(f"{m['model']:<28} {m['source']:<9} {m['input_size']:>4} px  {m['num_classes']:>5} classes")
 
 
-def load_model(specs: list, device):
-    """One Classifier, or an Ensemble of several; every member checked to run at its input size."""
-    from blocks.models import load_models
+def settings(cls, values: dict, **parsed):
+    """The settings dataclass `cls` from a command's flags (named as its fields), plus parsed values."""
+    import dataclasses
 
-    net = load_models(specs, device)
-    for member in getattr(net, "members", [net]):
-        checks.runs_at_input_size(member)
-    return net
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in {**values, **parsed}.items() if k in names})
 
 
-def _resolve_goal(model, target: str | None, away_from: str | None):
-    """(target index or None, away index or None, metadata) from --target / --away-from."""
-    from blocks.targets import resolve_target
+@contextmanager
+def bar(label: str, total, *columns, stderr: bool = False, show: bool = True, **fields):
+    """A rich progress bar (stderr when stdout carries JSON); yields (progress, task)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    if (target is None) == (away_from is None):
-        raise UserError("give exactly one of --target CLASS (become it) or --away-from CLASS (stop being it)")
-    t = resolve_target(target if target is not None else away_from, model.labels)
-    meta = {"index": t.index, "name": t.name, "alternatives": t.alternatives,
-            "mode": "targeted" if target is not None else "untargeted"}
-    return (t.index, None, meta) if target is not None else (None, t.index, meta)
-
-
-def _read_scenes(folder: Path | None):
-    """Scene images as read (before the model loads); _fit_scenes sizes them for the model."""
-    from blocks.scenes import read_scenes
-
-    return None if folder is None else read_scenes(folder)
+    with Progress(TextColumn(label), BarColumn(), *columns, TimeElapsedColumn(), transient=False, disable=not show,
+                  console=Console(stderr=True) if stderr else None) as progress:
+        yield progress, progress.add_task(label, total=total, **fields)
 
 
-def _fit_scenes(images, size: int):
-    from blocks.scenes import fit_scenes
+@contextmanager
+def generate_bar(label: str, total: int):
+    from rich.progress import TextColumn
 
-    return None if images is None else fit_scenes(images, size)
-
-
-def _writable_dir(out: Path) -> Path:
-    from common.files import check_output_dir
-
-    return check_output_dir(out)
-
-
-def _writable_file(path: Path | None, what: str = "") -> Path | None:
-    from common.files import check_output_file
-
-    return None if path is None else check_output_file(path, what)
+    with bar(label, total, TextColumn("step {task.completed}/{task.total}"), TextColumn("loss {task.fields[loss]:.3f}"),
+             TextColumn("p(target) {task.fields[prob]:.3f}"), loss=float("nan"), prob=0.0) as (p, task):
+        yield lambda r: p.update(task, completed=r.step + 1, loss=r.loss, prob=r.objective_prob)
 
 
 @app.command()
 @model_options()
 def generate(
-    target: Annotated[Optional[list[str]], typer.Option("--target", help="class to become: name, index or word (chicken); repeat it for one patch per target")] = None,
+    targets: Annotated[Optional[list[str]], typer.Option("--target", help="class to become: name, index or word (chicken); repeat it for one patch per target")] = None,
     targets_file: Annotated[Optional[Path], typer.Option("--targets-file", help="text file of targets, one per line: one patch each, model loaded once")] = None,
     away_from: Annotated[Optional[str], typer.Option("--away-from", help="class to stop being (positive epsilon)")] = None,
     models: list = None,  # the model flags (@model_options)
@@ -245,242 +227,31 @@ def generate(
 
     Several targets: one folder per target under --out and a summary.json. Under torchrun
     (`torchrun --nproc-per-node N -m blocks generate ...`) each step's views are split across the ranks."""
-    # paths may differ per node; the models are compared after loading, by their weights' hashes
-    group = _join_group(device, {k: v for k, v in locals().items() if not isinstance(v, Path) and k != "models"})
-    import time as _time
+    from blocks.pipelines import GenerateRun, run_generate
 
-    from dataclasses import asdict
-
-    from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
-    from blocks.evaluate import evaluate_members, evaluate_patch
-    from common.files import atomic_write_json, load_image
-    from blocks.report import library_versions, plot_curve, write_patch
-    from transforms.eot import preset
-
-    if schedule not in ("cosine", "linear", "constant"):
-        raise UserError(f"--schedule must be cosine, linear or constant, not {schedule!r}")
-    checks.whole(steps, "--steps", 1)
-    checks.whole(batch, "--batch", 1, checks.MAX_BATCH)
-    checks.whole(eval_n, "--eval-n", 1, 1_000_000)
-    checks.whole(patch_size, "--patch-size", 2, checks.MAX_PATCH_SIZE)
-    checks.seed(seed)
-    if not 0 <= momentum < 1:
-        raise UserError("--momentum must be in [0, 1)")
-    if not 0 <= smooth <= 64:
-        raise UserError("--smooth is a blur sigma in patch pixels, 0 to 64")
-    if not 0 < epsilon <= 255:
-        raise UserError("--epsilon is a step size in 0-255 units: give a number in (0, 255]")
-    checks.number(final_fraction, "--final-fraction", 0, 1)
-    checks.number(max_seconds, "--max-seconds", 0, lo_open=True)
-    checks.number(printability, "--printability", 0)
-    checks.number(tv, "--tv", 0)
-    scale_range = parse_range(scale, "--scale", 0.01, 1.5) or ((0.4, 0.6) if scenes else (0.8, 1.0))
-    eot_cfg = preset(eot, scale_range)
-    if out is None:
-        name = target[0] if target and len(target) == 1 and not targets_file else away_from or "targets"
-        out = Path("runs") / f"{name.replace(' ', '_')}-{_time.strftime('%Y%m%d-%H%M%S')}"
-    if group is not None and batch < group.world:
-        raise UserError(f"--batch {batch} is smaller than the {group.world} ranks torchrun started: each rank "
-                        f"renders at least one view per step (give --batch >= {group.world} or start fewer ranks)")
-    main_rank = group is None or group.is_main
-    versions = library_versions()  # now, not after a Ctrl-C: importing takes seconds there
-
-    def prepare():  # everything that can fail on one rank only (files on its node): agreed below
-        wanted = _target_list(target, targets_file)
-        cmap = _load_colormap(colormap)
-        if main_rank:  # only rank 0 writes
-            _writable_dir(out)
-        scene_images, eval_images = _read_scenes(scenes), _read_scenes(eval_scenes)
-        net = load_model(models, group.device(device) if group else device)
-        goals = [_resolve_goal(net, t, None) for t in wanted] if wanted else [_resolve_goal(net, None, away_from)]
-        if wanted and away_from is not None:
-            _resolve_goal(net, wanted[0], away_from)  # raises its "exactly one" error
-        _no_repeats(goals)
-        backgrounds = _fit_scenes(scene_images, net.input_size)
-        held_out = _fit_scenes(eval_images, net.input_size) if eval_scenes else backgrounds
-        return cmap, net, goals, backgrounds, held_out
-
-    cmap, net, goals, backgrounds, held_out_backgrounds = _agreed(group, prepare)
-    if group is not None:
-        import hashlib
-
-        group.check_same({"weights sha256": net.weights_id,
-                          "labels sha256": hashlib.sha256("\n".join(net.labels).encode()).hexdigest()[:16]},
-                         what="model files")
-    several = len(goals) > 1
-    summary = []
-    for t_idx, away_idx, goal in goals:
-        folder = out / _folder_name(goal) if several else out
-        cfg = GenerateConfig(target=t_idx, away_from=away_idx,
-                             patch_size=patch_size if patch_size is not None else max(8, net.input_size // 2),
-                             steps=steps, epsilon=epsilon / 255, final_fraction=final_fraction,
-                             schedule=schedule, batch=batch, momentum=momentum, max_seconds=max_seconds,
-                             seed=seed, smooth=smooth)
-
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        columns = [TextColumn(goal["name"] if several else "generate"), BarColumn(),
-                   TextColumn("step {task.completed}/{task.total}"),
-                   TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("p(target) {task.fields[prob]:.3f}"),
-                   TimeElapsedColumn()]
-        with Progress(*columns, transient=False, disable=not main_rank) as bar:
-            task = bar.add_task("generate", total=steps, loss=float("nan"), prob=0.0)
-
-            def on_step(r):
-                bar.update(task, completed=r.step + 1, loss=r.loss, prob=r.objective_prob)
-
-            result = generate_patch(net, cfg, eot_cfg, backgrounds, on_step=on_step if main_rank else None,
-                                    patch_map=cmap, penalty=_penalty(cmap, printability, tv), group=group)
-
-        def finish():  # rank 0 writes and judges; the other ranks learn whether that worked
-            if not main_rank:
-                return None
-            meta = {"target": goal, "model": net.describe(), "weights_sha256": net.weights_id,
-                    "device": str(net.device), "ranks": group.world if group else 1, "eot": eot,
-                    "eot_settings": asdict(eot_cfg),
-                    "scale": list(scale_range), "scenes": str(scenes) if scenes else None,
-                    "eval_scenes": str(eval_scenes or scenes) if (eval_scenes or scenes) else None,
-                    "config": asdict(cfg), "seed": seed, "stopped": result.stopped,
-                    "best_step": result.best_step, "best_train_prob": result.best_objective_prob,
-                    "steps_run": len(result.curve), "seconds": round(result.seconds, 2),
-                    "colormap": str(colormap) if colormap else None, "printability": printability, "tv": tv,
-                    "curve": result.curve_dict(), "held_out": None, "versions": versions}
-            meta = write_patch(folder, result.patch, meta)  # first, so nothing is lost if evaluation is interrupted
-            if result.stopped == "interrupted":
-                return meta
-            try:
-                if result.curve:
-                    plot_curve(meta["curve"], folder / "curve.png", f"{goal['mode']}: {goal['name']} ({net.name})")
-                # score the 8-bit patch.png that is printed, not the float patch it was rounded from
-                ev = evaluate_patch(net, load_image(folder / "patch.png"), eot_cfg, t_idx, away_idx,
-                                    held_out_backgrounds, n=eval_n, seed=seed + 1, patch_map=cmap)
-                meta["held_out"] = ev.to_dict()
-                # every member on the same held-out views: how the patch fares on each model on its own
-                meta["members"] = evaluate_members(net, load_image(folder / "patch.png"), eot_cfg, t_idx,
-                                                   away_idx, held_out_backgrounds, n=eval_n, seed=seed + 1,
-                                                   patch_map=cmap)
-                atomic_write_json(folder / "patch.json", meta)  # patch.png is already written and unchanged
-            except KeyboardInterrupt:
-                raise Interrupted(f"kept the patch in {folder} (stopped during the held-out check: "
-                                  f"patch.json has no held_out)") from None
-            typer.echo(f"{goal['name']}: held-out success {ev.success_rate:.1%}, mean target prob "
-                       f"{ev.mean_target_prob:.3f} over {ev.n} views -> {folder}/patch.png")
-            if len(meta["members"]) > 1:
-                for row in meta["members"]:
-                    typer.echo(f"  {row['model']}: held-out success {row['success_rate']:.1%}")
-            return meta
-
-        meta = _agreed(group, finish)
-        if main_rank:
-            summary.append(_summary_row(meta, folder))
-        if result.stopped == "interrupted":
-            break
-    if several and main_rank:
-        _write_summary(summary, out, net, group.world if group else 1)
-    if result.stopped == "interrupted":
-        if not main_rank:
-            raise typer.Exit(130)
-        raise Interrupted(f"kept the best patch (step {result.best_step}) in {folder}")
+    run = settings(GenerateRun, locals(), targets=targets or [], scale=parse_range(scale, "--scale", 0.01, 1.5))
+    done = run_generate(run, progress=generate_bar, on_patch=print_patch)
+    if done.summary is not None:
+        print_generate_summary(done.summary, done.folders[0].parent)
 
 
-def _join_group(device: str, settings: dict):
-    """The torchrun process group (ranks checked to share every setting), or None when this is
-    a plain single-process run (WORLD_SIZE unset or 1)."""
-    from blocks.distributed import join, launched
-
-    if not launched():
-        return None
-    import atexit
-
-    group = join(device)
-    atexit.register(group.close)
-    group.check_same(settings)
-    return group
+def print_patch(rec, folder: Path) -> None:
+    ev = rec.held_out
+    typer.echo(f"{rec.target.name}: held-out success {ev['success_rate']:.1%}, mean target prob "
+               f"{ev['mean_target_prob']:.3f} over {ev['n']} views -> {folder}/patch.png")
+    if len(rec.members or []) > 1:
+        for row in rec.members:
+            typer.echo(f"  {row['model']}: held-out success {row['success_rate']:.1%}")
 
 
-def _agreed(group, fn):
-    """fn() here, or under torchrun on every rank with the outcome agreed (Group.agree)."""
-    return fn() if group is None else group.agree(fn)
-
-
-def _target_list(target: list[str] | None, targets_file: Path | None) -> list[str]:
-    """--target values, then the --targets-file lines (blank lines and # comments skipped)."""
-    wanted = list(target or [])
-    if targets_file is not None:
-        try:
-            text = targets_file.read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            raise UserError(f"cannot read --targets-file {targets_file}: {getattr(e, 'strerror', None) or e}") from None
-        lines = [line.split("#")[0].strip() for line in text.splitlines()]
-        if not any(lines):
-            raise UserError(f"--targets-file {targets_file} names no targets (one per line)")
-        wanted += [line for line in lines if line]
-    return wanted
-
-
-def _no_repeats(goals) -> None:
-    seen = {}
-    for _, _, goal in goals:
-        if goal["index"] in seen:
-            raise UserError(f"target {goal['name']!r} ({goal['index']}) is asked for twice")
-        seen[goal["index"]] = goal
-
-
-def _folder_name(goal: dict) -> str:
-    """'8-hen': the index keeps folders apart, the name keeps them readable."""
-    import re
-
-    return f"{goal['index']}-{re.sub(r'[^A-Za-z0-9._-]+', '_', goal['name']).strip('_')}".rstrip("-")
-
-
-def _summary_row(meta: dict, folder: Path) -> dict:
-    ev = meta.get("held_out") or {}
-    return {"target": meta["target"]["name"], "index": meta["target"]["index"], "mode": meta["target"]["mode"],
-            "held_out_success": ev.get("success_rate"), "mean_target_prob": ev.get("mean_target_prob"),
-            "best_step": meta["best_step"], "steps_run": meta["steps_run"], "seconds": meta["seconds"],
-            "stopped": meta["stopped"], "folder": str(folder)}
-
-
-def _write_summary(rows: list[dict], out: Path, net, ranks: int) -> None:
-    """One table for a many-target run, printed and written as out/summary.json."""
-    from common.files import atomic_write_json
-
-    atomic_write_json(out / "summary.json", {"model": net.describe(), "weights_sha256": net.weights_id,
-                                             "ranks": ranks, "targets": rows})
+def print_generate_summary(summary, out: Path) -> None:
     typer.echo(f"{'target':<24} {'index':>5} {'held-out':>9} {'p(target)':>9} {'best step':>9} {'seconds':>8}  folder")
-    for r in rows:
-        success = "-" if r["held_out_success"] is None else f"{r['held_out_success']:.1%}"
-        prob = "-" if r["mean_target_prob"] is None else f"{r['mean_target_prob']:.3f}"
-        typer.echo(f"{r['target'][:24]:<24} {r['index']:>5} {success:>9} {prob:>9} {r['best_step']:>9} "
-                   f"{r['seconds']:>8.1f}  {r['folder']}")
+    for r in summary.targets:
+        success = "-" if r.held_out_success is None else f"{r.held_out_success:.1%}"
+        prob = "-" if r.mean_target_prob is None else f"{r.mean_target_prob:.3f}"
+        typer.echo(f"{r.target[:24]:<24} {r.index:>5} {success:>9} {prob:>9} {r.best_step:>9} "
+                   f"{r.seconds:>8.1f}  {r.folder}")
     typer.echo(f"wrote {out / 'summary.json'}", err=True)
-
-
-def _load_colormap(path: Path | None):
-    if path is None:
-        return None
-    from transforms.colormap import ColorMap
-
-    return ColorMap.load(path)
-
-
-def _penalty(cmap, printability: float, tv: float):
-    """The patch penalty for --printability / --tv, or None."""
-    if not printability and not tv:
-        return None
-    from blocks.penalties import default_palette, non_printability, total_variation
-
-    gamut = cmap.gamut if cmap is not None and cmap.gamut is not None else default_palette()
-
-    def penalty(patch):
-        total = 0.0
-        if printability:
-            total = total + printability * non_printability(patch, gamut, cmap)
-        if tv:
-            total = total + tv * total_variation(patch)
-        return total
-
-    return penalty
 
 
 @app.command()
@@ -501,35 +272,20 @@ def evaluate(
 ):
     """Success rate and target probability of a patch on fresh random views. With several --model,
     one row per model on the same views (a transfer row), printed and written as JSON (--out)."""
-    from blocks.evaluate import evaluate_members, evaluate_patch
-    from common.files import load_image
-    from transforms.eot import preset
+    from blocks.pipelines import EvaluateRun, run_evaluate
 
-    checks.whole(n, "--n", 1, 1_000_000)
-    checks.seed(seed)
-    image = load_image(patch)
-    scale_range = parse_range(scale, "--scale", 0.01, 1.5) or ((0.4, 0.6) if scenes else (0.8, 1.0))
-    eot_cfg = preset(eot, scale_range)
-    cmap = _load_colormap(colormap)
-    scene_images = _read_scenes(scenes)
-    _writable_file(out)
-    net = load_model(models, device)
-    t_idx, away_idx, goal = _resolve_goal(net, target, away_from)
-    fitted = _fit_scenes(scene_images, net.input_size)
-    if len(models) > 1:
-        rows = evaluate_members(net, image, eot_cfg, t_idx, away_idx, fitted, n=n, seed=seed, patch_map=cmap)
+    report = run_evaluate(settings(EvaluateRun, locals(), scale=parse_range(scale, "--scale", 0.01, 1.5)))
+    if "models" in report:
+        rows = report["models"]
         width = max(len(r["model"]) for r in rows)
-        typer.echo(f"{'model':<{width}}  success  p(target)  top-5   ({goal['name']}, {n} views)")
+        typer.echo(f"{'model':<{width}}  success  p(target)  top-5   ({report['target']['name']}, {n} views)")
         for r in rows:
             typer.echo(f"{r['model']:<{width}}  {r['success_rate']:7.1%}  {r['mean_target_prob']:9.3f}  "
                        f"{r['top5_rate']:6.1%}")
-        if out is not None:
-            emit_json({"patch": str(patch), "target": goal, "eot": eot, "scale": list(scale_range),
-                       "seed": seed, "n": n, "models": rows}, out)
-        return
-    ev = evaluate_patch(net, image, eot_cfg, t_idx, away_idx, fitted, n=n, seed=seed, patch_map=cmap)
-    emit_json({"patch": str(patch), "target": goal, "model": net.name, "eot": eot,
-               "scale": list(scale_range), "seed": seed, **ev.to_dict()}, out)
+    elif out is None:
+        emit_json(report, None)
+    if out is not None:
+        typer.echo(f"wrote {out}", err=True)
 
 
 @app.command()
@@ -544,33 +300,11 @@ def sweep(
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("runs/sweep"),
 ):
     """Single-step FGSM line search: class probabilities against epsilon (plot + JSON)."""
-    from blocks.attacks.fgsm_sweep import epsilon_sweep, plot_sweep
-    from common.files import atomic_write_bytes, json_text, load_image
-    from common.interrupts import writing
-    from blocks.targets import resolve_target
+    from blocks.pipelines import SweepRun, run_sweep
 
-    lo_hi = parse_range(eps_range, "--eps", -255, 255)
-    if not lo_hi[0] < lo_hi[1]:
-        raise UserError(f"--eps takes MIN:MAX with MIN < MAX, not {eps_range!r}")
-    checks.whole(num, "--num", 2, 10_000)
-    x = load_image(image)
-    _writable_dir(out)
-    net = load_model(models, device)
-    t = resolve_target(target, net.labels)
-    import torch
-
-    eps = (torch.linspace(lo_hi[0], lo_hi[1], num) / 255).tolist()
-    s = epsilon_sweep(net, x, t.index, eps)
-    shown = s.classes_to_show()
-    record = json_text({
-        "image": str(image), "target": {"index": t.index, "name": t.name}, "model": net.name,
-        "epsilons_255": [e * 255 for e in s.epsilons], "best_epsilon_255": s.best_epsilon * 255,
-        "best_target_prob": s.best_target_prob, "clean_top1": net.labels[s.clean_top1],
-        "probs": {net.labels[c]: s.probs[:, c].tolist() for c in shown}})  # NaN fails here, before any file
-    with writing():
-        plot_sweep(s, net.labels, out / "sweep.png")
-        atomic_write_bytes(out / "sweep.json", (record + "\n").encode())
-    typer.echo(f"best epsilon {s.best_epsilon * 255:.1f}/255: p({t.name}) = {s.best_target_prob:.3f} -> {out}/sweep.png")
+    rec = run_sweep(settings(SweepRun, locals(), eps_range=parse_range(eps_range, "--eps", -255, 255)))
+    typer.echo(f"best epsilon {rec['best_epsilon_255']:.1f}/255: p({rec['target']['name']}) = "
+               f"{rec['best_target_prob']:.3f} -> {out}/sweep.png")
 
 
 @app.command("digits-scenes")
@@ -583,10 +317,11 @@ def digits_scenes(
     from blocks.digits import LABELS
     from blocks.scenes import export_digit_scenes
     from blocks.targets import resolve_target
+    from common.files import check_output_dir
 
     checks.whole(limit, "--limit", 1)
     skip = resolve_target(exclude, LABELS).index if exclude is not None else None
-    n = export_digit_scenes(_writable_dir(out), skip, limit)
+    n = export_digit_scenes(check_output_dir(out), skip, limit)
     typer.echo(f"wrote {n} held-out digits to {out}/train and {out}/test")
 
 
@@ -596,8 +331,9 @@ def sample_scenes(
 ):
     """Export the colour photos that ship with installed packages as scenes, split by photo."""
     from blocks.scenes import export_sample_photos
+    from common.files import check_output_dir
 
-    counts = export_sample_photos(_writable_dir(out))
+    counts = export_sample_photos(check_output_dir(out))
     typer.echo(f"wrote {counts['train']} training photos to {out}/train and {counts['test']} "
                f"held-out photos to {out}/test")
 
@@ -617,20 +353,32 @@ def print_sheet(
     preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of each page next to the PDF")] = False,
 ):
     """Lay patches out as a print-ready PDF at exact size, with markers, cut marks and sheet.json."""
-    from printing import SheetSettings, make_sheet, parse_tile, write_sheet
-    from printing.sheet import check_sheet_out
+    from blocks.pipelines import PrintRun, run_print
+    from printing import SheetSettings, parse_tile
 
-    check_sheet_out(out, preview)
-    settings = SheetSettings(size_mm=size_mm, page=page.lower(), margin_mm=margin_mm, layout=layout.lower(),
-                             tile=parse_tile(tile), markers=markers, marker_mm=marker_mm, dpi=dpi)
-    sheet = make_sheet(patches, settings)
-    paths = write_sheet(sheet, out, preview=preview)
-    n = len(sheet.info.blocks)
-    what = f"{n} block{'s' if n != 1 else ''}" if settings.layout == "grid" else "a cube net (6 faces)"
-    typer.echo(f"wrote {out}: {what} on {sheet.pages} page(s); print at 100% scale")
-    for p in paths:
-        if p != out:
-            typer.echo(f"wrote {p}")
+    sheet = settings(SheetSettings, locals(), page=page.lower(), layout=layout.lower(), tile=parse_tile(tile))
+    info = run_print(PrintRun(patches, out, sheet, preview))
+    n = len(info.blocks)
+    what = f"{n} block{'s' if n != 1 else ''}" if info.layout == "grid" else "a cube net (6 faces)"
+    typer.echo(f"wrote {out}: {what} on {info.pages} page(s); print at 100% scale")
+    from printing.sheet import preview_paths, sidecar_path
+
+    for p in [sidecar_path(out), *(preview_paths(out, info.pages) if preview else [])]:
+        typer.echo(f"wrote {p}")
+
+
+@contextmanager
+def capture_bar(label: str, total):
+    from rich.progress import TextColumn
+
+    hits = [0]
+    with bar(label, total, TextColumn("frame {task.completed}"), TextColumn("p(target) {task.fields[prob]:.3f}"),
+             TextColumn("hits {task.fields[hits]}"), stderr=True, prob=0.0, hits=0) as (p, task):
+        def update(r):
+            hits[0] += r.hit
+            p.update(task, advance=1, prob=r.target_prob, hits=hits[0])
+
+        yield update
 
 
 @app.command()
@@ -654,68 +402,40 @@ def capture(
     reconnect: Annotated[int, typer.Option("--reconnect", help="streams: reopen a lost stream up to N times in a row")] = 0,
 ):
     """Classify a camera, video or photos live: overlay, per-frame log, summary. q, Esc or Ctrl-C ends it."""
-    from capture.display import is_headless
-    from capture.loop import CaptureSettings, run_capture
-    from capture.sheet import load_sheet
-    from capture.sources import open_source
-    from capture.views import SlidingSettings
+    from blocks.pipelines import CaptureRun, capture_kept, run_capture
 
-    checks.whole(max_frames, "--max-frames", 1)
-    checks.number(duration, "--duration", 0, lo_open=True)
-    checks.number(window, "--window", 0, 1, lo_open=True)
-    checks.number(stride, "--stride", 0, 1, lo_open=True)
-    if not 0 <= threshold <= 1:
-        raise UserError("--threshold is a probability in [0, 1]")
-    if not 0 <= reconnect <= 1000:
-        raise UserError("--reconnect is a number of attempts in [0, 1000]")
-    layout = load_sheet(sheet) if sheet is not None else None
-    from blocks.targets import resolve_target
-
-    _writable_file(log, "log")
-    _writable_file(summary, "summary")
-    if save_video is not None:
-        from capture.loop import check_video_out
-
-        check_video_out(save_video)
-    frames = open_source(source, reconnect=reconnect)  # before the model: a missing camera or file fails in a second
-    net = load_model(models, device)
-    goal = resolve_target(target, net.labels)
-    settings = CaptureSettings(
-        target=goal.index, sheet=layout, sliding=SlidingSettings(window, stride) if sliding else None,
-        headless=is_headless(headless), save_video=save_video, log=log, max_frames=max_frames,
-        duration_s=duration, threshold=threshold)
-    if settings.headless and not headless:
-        typer.echo("no display found: running headless (no window)", err=True)
-    if settings.headless:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        columns = [TextColumn("capture"), BarColumn(), TextColumn("frame {task.completed}"),
-                   TextColumn("p(target) {task.fields[prob]:.3f}"), TextColumn("hits {task.fields[hits]}"),
-                   TimeElapsedColumn()]
-        from rich.console import Console
-
-        # on stderr: stdout carries the summary JSON
-        with Progress(*columns, transient=False, console=Console(stderr=True)) as bar:
-            known = [n for n in (max_frames, frames.frame_count) if n]
-            task = bar.add_task("capture", total=min(known) if known else None, prob=0.0, hits=0)
-            hits = [0]
-
-            def on_frame(r):
-                hits[0] += r.hit
-                bar.update(task, advance=1, prob=r.target_prob, hits=hits[0])
-
-            result = run_capture(net, frames, settings, on_frame=on_frame)
-    else:
-        result = run_capture(net, frames, settings)
+    run = settings(CaptureRun, locals())
+    result = run_capture(run, progress=capture_bar,
+                         on_headless=lambda: typer.echo("no display found: running headless (no window)", err=True))
     emit_json(result, None)
-    if summary is not None:
-        emit_json(result, summary)
-    written = [str(p) for p in (log, save_video) if p is not None and result["frames"]]
-    for p in written:
+    written = capture_kept(run, result)
+    for p in ([str(summary)] if summary is not None else []) + written:
         typer.echo(f"wrote {p}", err=True)
-    if result["stopped_by"] == "interrupted":
+    if result.stopped_by == "interrupted":
         kept = ", ".join(written + ([str(summary)] if summary is not None else [])) or "the summary above"
-        raise Interrupted(f"kept {kept} ({result['frames']} frames)")
+        raise Interrupted(f"kept {kept} ({result.frames} frames)")
+
+
+@contextmanager
+def simulate_bar(label: str, total: int):
+    """Shown once the PDF has been read: a bad PDF gets only its error line."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=Console(stderr=True))
+    task = progress.add_task(label, total=total)
+
+    def update(i: int) -> None:
+        if i == 0:
+            progress.start()
+        progress.update(task, completed=i + 1)
+
+    try:
+        yield update
+    finally:
+        if progress.live.is_started:
+            progress.stop()
 
 
 @app.command()
@@ -732,52 +452,31 @@ def simulate(
 ):
     """Film a printed sheet with a virtual camera (perspective, light, blur, noise, JPEG) -> a video,
     or one still photo when --out is an image (.png, .jpg; --frames is then 1)."""
-    from dataclasses import replace
+    from blocks.pipelines import SimulateRun, run_simulate
 
-    from common.files import IMAGE_SUFFIXES
-    from capture.simulate import SimulateSettings, simulate as run_simulate
-    from transforms.camera import CameraSettings
-
-    if out.suffix.lower() in IMAGE_SUFFIXES:
-        frames = 1
-    checks.whole(frames, "--frames", 1, 100_000)
-    checks.whole(block, "--block", 0)
-    checks.seed(seed)
-    _writable_file(out)
-    camera = CameraSettings()
-    if size is not None:
-        try:
-            w, h = (int(v) for v in size.lower().split("x"))
-        except ValueError:
-            w = h = 0
-        if not (64 <= w <= 8192 and 64 <= h <= 8192):
-            raise UserError(f"--size takes WxH in pixels (64 to 8192 each), not {size!r}")
-        camera = replace(camera, size=(w, h))
-    if steady_light:
-        camera = replace(camera, brightness=(1.0, 1.0), gradient=0.0, color_cast=0.0)
-    cmap = _load_colormap(colormap)
-    if not 0 < fps <= 240:
-        raise UserError("--fps must be in (0, 240]")
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn("simulate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=Console(stderr=True))
-    task = bar.add_task("simulate", total=frames)
-
-    def on_frame(i: int) -> None:
-        if i == 0:  # shown once the PDF has been read: a bad PDF gets only its error line
-            bar.start()
-        bar.update(task, completed=i + 1)
-
-    try:
-        info = run_simulate(pdf, out, SimulateSettings(frames=frames, seed=seed, fps=fps, block=block,
-                                                       camera=camera, colormap=cmap), on_frame=on_frame)
-    finally:
-        if bar.live.is_started:
-            bar.stop()
+    info = run_simulate(settings(SimulateRun, locals(), size=parse_size(size)), progress=simulate_bar)
     typer.echo(f"wrote {out}: {info['frames']} frames at {info['fps']:g} fps, {info['size'][0]}x{info['size'][1]}"
                + (f", filming block {info['block']} of {info['sheet']}" if info["sheet"] else ", whole page (no sheet.json)"))
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """'WxH' -> (w, h)."""
+    if text is None:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--size takes WxH in pixels (64 to 8192 each), not {text!r}") from None
+    return w, h
+
+
+@contextmanager
+def onepixel_bar(label: str, total: int):
+    from rich.progress import MofNCompleteColumn, TextColumn
+
+    with bar(label, total, MofNCompleteColumn(), TextColumn("running {task.fields[running]}"), stderr=True,
+             running="") as (p, task):
+        yield lambda done_running: p.update(task, completed=done_running[0], running=done_running[1])
 
 
 @app.command("onepixel")
@@ -798,12 +497,36 @@ def onepixel(
     batch: Annotated[int, typer.Option("--batch", help="images per forward pass (0 = auto)")] = 0,
 ):
     """One-pixel attack on all images at once; writes PNGs, JSON, a contact sheet."""
-    from blocks.attacks.onepixel_report import run_onepixel
+    from blocks.pipelines import OnePixelRun, run_onepixel
 
-    run_onepixel(inputs, models[0], target=target,
-                 pixels=pixels, popsize=popsize, maxiter=maxiter, max_queries=max_queries,
-                 fitness=fitness, out=out, strategy=strategy,
-                 seed=seed, device=device, batch=batch)
+    summary, result, names, labels = run_onepixel(settings(OnePixelRun, locals()), progress=onepixel_bar)
+    print_onepixel(summary, result, names, labels)
+    typer.echo(f"wrote {out}/summary.json, contact_sheet.png and {len(names)} images", err=True)
+
+
+def print_onepixel(s, result, names: list[str], labels: list[str]) -> None:
+    """The per-image table (first 50) with the summary as its caption."""
+    from rich.console import Console
+    from rich.table import Table
+
+    de = f", pop {s.popsize}, {s.maxiter} gen" if s.strategy in ("paper", "best1bin") else ""
+    goal = f" -> {s.target['class']}" if s.target else ""
+    table = Table(title=f"one-pixel ({s.strategy}, K={s.pixels}{de}, at most {s.max_queries} queries, "
+                        f"{s.fitness} fitness){goal}")
+    for col in ("image", "before", "after", "success", "queries"):
+        table.add_column(col, justify="right" if col == "queries" else "left")
+    for i, name in enumerate(names[:50]):
+        rec = result.record(i, labels)
+        b, a = rec["before"], rec["after"]
+        table.add_row(name, f"{b['class']} {b['prob']:.2f}", f"{a['class']} {a['prob']:.2f}",
+                      "yes" if rec["success"] else "no", str(rec["queries"]))
+    if len(names) > 50:
+        table.add_row(f"... {len(names) - 50} more", "", "", "", "")
+    conf = s.mean_confidence
+    table.caption = (f"success {s.successes}/{s.images} ({s.success_rate:.1%}), mean confidence "
+                     f"{'-' if conf is None else f'{conf:.3f}'}, mean queries {s.mean_queries:.0f} "
+                     f"(max {s.max_queries}), {s.seconds:.1f} s")
+    Console().print(table)
 
 
 @app.command("calibration-sheet")
@@ -817,16 +540,14 @@ def calibration_sheet(
     preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of the page")] = False,
 ):
     """A page of colour swatches with ArUco markers, and its calib.json, to measure printer + camera colours."""
-    from printing.calibration import CalibrationSettings, make_calibration_sheet, write_calibration_sheet
-    from printing.sheet import check_sheet_out
+    from blocks.pipelines import CalibrationRun, run_calibration_sheet
+    from printing.calibration import CalibrationSettings
+    from printing.sheet import preview_paths, sidecar_path
 
-    check_sheet_out(out, preview)
-    sheet = make_calibration_sheet(CalibrationSettings(page=page, swatch_mm=swatch_mm, marker_mm=marker_mm,
-                                                       margin_mm=margin_mm, levels=levels))
-    paths = write_calibration_sheet(sheet, out, preview=preview)
-    info = sheet.info
-    typer.echo(f"wrote {', '.join(str(p) for p in paths)}: {len(info['swatches'])} swatches "
-               f"({info['rows']}x{info['cols']}) of {swatch_mm:g} mm on {page}")
+    info = run_calibration_sheet(CalibrationRun(out, settings(CalibrationSettings, locals()), preview))
+    paths = [sidecar_path(out), *(preview_paths(out, 1) if preview else []), out]
+    typer.echo(f"wrote {', '.join(str(p) for p in paths)}: {len(info.swatches)} swatches "
+               f"({info.rows}x{info.cols}) of {swatch_mm:g} mm on {page}")
 
 
 @app.command("calibrate")
@@ -838,20 +559,29 @@ def calibrate_cmd(
     step: Annotated[int, typer.Option("--step", help="video: look at every STEP-th frame")] = 1,
 ):
     """Fit the printer-to-camera colour map from a photo or video of the calibration sheet."""
-    from capture.calibrate import CalibrateSettings, calibrate, check_out
+    from blocks.pipelines import CalibrateRun, run_calibrate
 
-    check_out(out)
-    checks.whole(max_frames, "--max-frames", 1)
-    checks.whole(step, "--step", 1)
-    _writable_file(out)
-    cmap = calibrate(source, sheet, CalibrateSettings(max_frames=max_frames, step=step))
-    cmap.save(out)
+    cmap = run_calibrate(settings(CalibrateRun, locals()))
     e = cmap.extra
     typer.echo(f"wrote {out}: mean error {cmap.mean_error_rgb:.2f} RGB units (max {e['max_error_rgb']:.1f}) over "
                f"{e['swatches']} swatches, {e['frames_used']} of {e['frames_looked_at']} frame(s) used")
     if cmap.mean_error_rgb > 8:
         typer.echo("warning: a large fit error: uneven light, glare or a blurred photo? Retake it flat and evenly lit.",
                    err=True)
+
+
+FLAGS = {"targets": "--target", "eps_range": "--eps", "models_file": "--models"}  # where a flag is not --<param>
+
+
+def flag_message(e: UserError) -> str:
+    """The library names settings (`size_mm must be > 0`); the CLI user typed flags (`--size-mm`)."""
+    import re
+
+    text, param = str(e), getattr(e, "param", None)
+    if not param:
+        return text
+    flag = FLAGS.get(param, "--" + param.replace("_", "-"))
+    return re.sub(rf"(?<![\w-]){re.escape(param)}(?![\w-])", flag, text, count=1)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -865,7 +595,7 @@ def run(argv: list[str] | None = None) -> int:
             raise KeyboardInterrupt
     except UserError as e:
         if _prints(e):
-            typer.echo(f"error: {e}", err=True)
+            typer.echo(f"error: {flag_message(e)}", err=True)
         return e.exit_code
     except Interrupted as e:  # the command kept something and says what
         typer.echo(f"interrupted: {e}", err=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from common.goal import Goal
 from transforms.eot import EOT, random_views
 
 
@@ -22,12 +23,14 @@ class Evaluation:
         return dict(self.__dict__)
 
 
-def evaluate_patch(model, patch: torch.Tensor, eot: EOT, target: int | None = None,
+def evaluate_patch(model, patch: torch.Tensor, eot: EOT, target: "int | Goal | None" = None,
                    away_from: int | None = None, scenes: torch.Tensor | None = None, n: int = 256,
                    seed: int = 12345, batch: int = 64, scale_bins: int = 4,
                    rotation_bin_deg: float = 10.0, patch_map=None, size: int | None = None) -> Evaluation:
     """patch: (3, P, P) in [0, 1]. Uses its own seed so training views are never reused.
+    target: a common.goal.Goal, or a class index to become (else away_from: one to stop being).
     size: side of the rendered views [default: the model's input size]."""
+    goal = Goal.of(target, away_from)
     device = model.device
     size = size or model.input_size
     g = torch.Generator(device=device).manual_seed(seed)
@@ -38,16 +41,11 @@ def evaluate_patch(model, patch: torch.Tensor, eot: EOT, target: int | None = No
         for start in range(0, n, batch):
             m = min(batch, n - start)
             views, params = random_views(patch, m, size, eot, scenes, g, patch_map)
-            p = model(views).softmax(1)
-            in_top5 = (p.topk(min(5, p.shape[1]), dim=1).indices == (target if target is not None
-                                                                      else away_from)).any(1)
-            top5.append(in_top5 if target is not None else ~in_top5)
-            if target is not None:
-                wins.append(p.argmax(1) == target)
-                probs.append(p[:, target])
-            else:
-                wins.append(p.argmax(1) != away_from)
-                probs.append(1 - p[:, away_from])
+            logits = model(views)
+            p = logits.softmax(1)
+            top5.append(goal.in_top(p, 5))
+            wins.append(goal.wins(logits))
+            probs.append(goal.prob(p))
             scales.append(params["scale"])
             angles.append(params["rotation_deg"])
     win = torch.cat(wins).float().cpu()
@@ -79,7 +77,7 @@ def _breakdown(bins: list[tuple[float, str]], win: torch.Tensor, prob: torch.Ten
     return out
 
 
-def evaluate_members(model, patch: torch.Tensor, eot: EOT, target: int | None = None,
+def evaluate_members(model, patch: torch.Tensor, eot: EOT, target: "int | Goal | None" = None,
                      away_from: int | None = None, scenes: torch.Tensor | None = None, n: int = 256,
                      seed: int = 12345, patch_map=None) -> list[dict]:
     """One row per model inside `model` (each member of an Ensemble, or the model itself), all

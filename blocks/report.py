@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-from common.files import atomic_write_bytes, encode_png, json_text, sha256_bytes, write_together
+from common.files import atomic_write_bytes, encode_png, sha256_bytes, write_together
+from common.records import PatchRecord
 
 
 def library_versions() -> dict[str, str]:
@@ -22,16 +23,17 @@ def library_versions() -> dict[str, str]:
             "opencv": cv2.__version__, "numpy": numpy.__version__}
 
 
-def write_patch(out: Path, patch: torch.Tensor, meta: dict) -> dict:
+def write_patch(out: Path, patch: torch.Tensor, record: PatchRecord) -> PatchRecord:
     """Write patch.png and patch.json together (all or none, Ctrl-C held until both are on disk).
-    Returns the metadata written. Pass meta["versions"] = library_versions() collected before the
-    run: importing them takes seconds, and after a Ctrl-C there may be no seconds to spare."""
+    Returns the record written (with the PNG's hash and size). Set record.versions =
+    library_versions() before the run: importing them takes seconds, and after a Ctrl-C there may
+    be no seconds to spare."""
     png = encode_png(patch)
-    meta = {**meta, "patch_sha256": sha256_bytes(png), "patch_px": list(patch.shape[-2:]),
-            "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "versions": meta.get("versions") or library_versions()}
-    write_together([(out / "patch.png", png), (out / "patch.json", (json_text(meta) + "\n").encode())])
-    return meta
+    record.patch_sha256, record.patch_px = sha256_bytes(png), list(patch.shape[-2:])
+    record.written = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    record.versions = record.versions or library_versions()
+    write_together([(out / "patch.png", png), (out / "patch.json", record.to_bytes())])
+    return record.as_written()
 
 
 def pyplot():

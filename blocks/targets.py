@@ -92,6 +92,14 @@ def resolve_target(query: str | int, labels: list[str]) -> Target:
     raise UserError(f"unknown target {text!r} for this model ({len(labels)} classes){hint}")
 
 
+def resolve_goal(query: str | int, labels: list[str], targeted: bool = True):
+    """A common.goal.Goal for what the user typed: become the class, or (targeted=False) stop being it."""
+    from common.goal import Goal
+
+    t = resolve_target(query, labels)
+    return Goal(t.index, targeted, t.name, tuple(t.alternatives))
+
+
 def suggest(text: str, labels: list[str], limit: int = 5) -> list[str]:
     """Close class names: substring hits first, then fuzzy matches, formatted 'name (index)'."""
     key = text.lower()

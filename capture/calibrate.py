@@ -11,7 +11,6 @@ light the patch will be used in. Uneven light shows up as a high mean_error_rgb.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from common.errors import UserError
+from common.records import CalibrationInfo, sidecar_path
 from capture.markers import detect_markers, locate_blocks, make_detector, rectify_block
 from capture.sheet import Sheet, parse_sheet
 from capture.sources import open_source, quiet_opencv
@@ -29,8 +29,9 @@ RECTIFIED_SIDE = 1024  # px: the swatch field is resampled to this square before
 
 
 @dataclass(frozen=True)
-class CalibrationInfo:
-    """calib.json, read: the sheet (for finding it) and the swatches, in the field's frame."""
+class Calibration:
+    """calib.json (common.records.CalibrationInfo) made ready to measure: the sheet (for finding
+    it) and the swatches, in the field's frame."""
 
     sheet: Sheet
     sent: np.ndarray  # (N, 3) uint8 RGB, as sent to the printer
@@ -46,42 +47,38 @@ class CalibrateSettings:
     min_markers: int = 3  # of the four corner markers, to trust a frame's homography
 
 
-def load_calibration(path: str | Path) -> CalibrationInfo:
-    """calib.json from `blocks calibration-sheet` (or its PDF's path) -> CalibrationInfo."""
+def load_calibration(path: str | Path) -> Calibration:
+    """calib.json from `blocks calibration-sheet` (or its PDF's path) -> Calibration."""
     path = Path(path)
-    if path.suffix.lower() == ".pdf":
-        path = path.with_suffix(".json")
-    if not path.is_file():
-        raise UserError(f"calibration sheet file not found: {path} (written next to the PDF by "
-                        f"`blocks calibration-sheet`)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"cannot read calibration sheet {path}: {e}") from None
-    return parse_calibration(data, path)
+    path = sidecar_path(path) if path.suffix.lower() == ".pdf" else path
+    return parse_calibration(CalibrationInfo.read(path), path)
 
 
-def parse_calibration(data, path: Path | None = None) -> CalibrationInfo:
+def parse_calibration(data: dict | CalibrationInfo, path: Path | None = None) -> Calibration:
     where = f"{path}" if path else "calibration sheet"
-    if not isinstance(data, dict) or not data.get("swatches"):
+    try:
+        info = data if isinstance(data, CalibrationInfo) else CalibrationInfo.from_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise UserError(f"{where} is not a calibration sheet from `blocks calibration-sheet` ({e})") from None
+    if not info.swatches:
         raise UserError(f"{where} is not a calibration sheet from `blocks calibration-sheet` (no swatches)")
-    sheet = parse_sheet(data, path)
+    sheet = parse_sheet(info, path)
     if len(sheet.blocks) != 1:
         raise UserError(f"{where}: a calibration sheet has one swatch field, not {len(sheet.blocks)} blocks")
     try:
-        sent = np.array([s["rgb"] for s in data["swatches"]], dtype=np.float64)
+        sent = np.array([s["rgb"] for s in info.swatches], dtype=np.float64)
         boxes = np.array([[s["x_mm"], s["y_mm"], s["size_mm"], s.get("height_mm", s["size_mm"])]
-                          for s in data["swatches"]], dtype=np.float64)
+                          for s in info.swatches], dtype=np.float64)
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"{where}: bad swatch entry ({type(e).__name__}: {e})") from None
     if sent.ndim != 2 or sent.shape[1] != 3 or not np.isfinite(sent).all() or sent.min() < 0 or sent.max() > 255:
         raise UserError(f"{where}: every swatch needs rgb [r, g, b] with values 0-255")
     if not np.isfinite(boxes).all() or (boxes[:, 2:] <= 0).any():
         raise UserError(f"{where}: every swatch needs a finite position and a positive size")
-    return CalibrationInfo(sheet, sent.astype(np.uint8), boxes, path)
+    return Calibration(sheet, sent.astype(np.uint8), boxes, path)
 
 
-def sample_swatches(rectified: np.ndarray, calib: CalibrationInfo, inner: float = 0.5) -> np.ndarray:
+def sample_swatches(rectified: np.ndarray, calib: Calibration, inner: float = 0.5) -> np.ndarray:
     """rectified: (S, S, 3) uint8 BGR, the swatch field seen head-on (capture.markers.rectify_block)
     -> (N, 3) float RGB in [0, 1]: the per-channel median of each swatch's centre square."""
     block = calib.sheet.blocks[0]
@@ -98,7 +95,7 @@ def sample_swatches(rectified: np.ndarray, calib: CalibrationInfo, inner: float 
     return out
 
 
-def measure_frame(bgr: np.ndarray, calib: CalibrationInfo, detector=None, settings: CalibrateSettings | None = None):
+def measure_frame(bgr: np.ndarray, calib: Calibration, detector=None, settings: CalibrateSettings | None = None):
     """One frame -> (N, 3) RGB in [0, 1] seen for each swatch, or None when the sheet is not found."""
     s = settings or CalibrateSettings()
     detector = detector or make_detector(calib.sheet.dictionary)
@@ -109,15 +106,16 @@ def measure_frame(bgr: np.ndarray, calib: CalibrationInfo, detector=None, settin
     return sample_swatches(rectified, calib, s.inner)
 
 
-def calibrate(source: str | Path, sheet: str | Path | CalibrationInfo, settings: CalibrateSettings | None = None,
+def calibrate(source: str | Path, sheet: str | Path | Calibration, settings: CalibrateSettings | None = None,
               on_frame: Callable[[int, bool], None] | None = None) -> ColorMap:
     """A photo, a video, or a folder/glob of photos of the printed calibration sheet -> the fitted
     ColorMap (mean_error_rgb and gamut set; extra records the frames used and the sheet).
     on_frame(index, found) is called for every frame looked at."""
     s = settings or CalibrateSettings()
-    if s.max_frames < 1 or s.step < 1:
-        raise UserError("--max-frames and --step must be at least 1")
-    calib = sheet if isinstance(sheet, CalibrationInfo) else load_calibration(sheet)
+    for name in ("max_frames", "step"):
+        if getattr(s, name) < 1:
+            raise UserError(f"{name} must be at least 1, not {getattr(s, name)}", param=name)
+    calib = sheet if isinstance(sheet, Calibration) else load_calibration(sheet)
     text = str(source)
     if text.strip().isdigit() or "://" in text:
         raise UserError("calibrate reads a photo, a video file, or a folder/glob of photos, not a camera or stream")
@@ -163,5 +161,5 @@ def apply_to_bgr(cmap: ColorMap, bgr: np.ndarray, rows: int = 256) -> np.ndarray
 
 def check_out(path: Path) -> Path:
     if path.suffix.lower() != ".json":
-        raise UserError(f"--out must be a .json file, not {path}")
+        raise UserError(f"out must be a .json file, not {path}", param="out")
     return path

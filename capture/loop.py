@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from common.errors import UserError
+from common.records import CaptureSummary
 from common.files import _umask, json_text
 from common.interrupts import interrupted, writing
 from capture.display import Window
@@ -244,9 +245,9 @@ def _open_window(factory: Callable[[], Window]) -> Window:
 
 def run_capture(model, source, settings: CaptureSettings,
                 on_frame: Callable[[FrameResult], None] | None = None,
-                window_factory: Callable[[], Window] = Window) -> dict:
+                window_factory: Callable[[], Window] = Window) -> CaptureSummary:
     """Run the loop over `source` (a capture.sources.FrameSource, or any iterable of Frames) and
-    return the summary dict. model: a blocks.models.Classifier (RGB in [0, 1], .labels, .input_size).
+    return the summary (common.records.CaptureSummary). model: a blocks.models.Classifier (RGB in [0, 1], .labels, .input_size).
     """
     labels = list(model.labels)
     if not 0 <= settings.target < len(labels):
@@ -330,4 +331,4 @@ def run_capture(model, source, settings: CaptureSettings,
         summary["unreadable_files"] = skipped
     if hasattr(source, "summary_extra"):  # e.g. a stream's received and dropped frames, reconnects
         summary.update(source.summary_extra())
-    return summary
+    return CaptureSummary.from_json(summary)

@@ -3,15 +3,14 @@ ArUco markers sit on the page, in millimetres (origin at the page's top-left cor
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from common.errors import UserError
-from printing.sheet import MarkerInfo as Marker  # one marker type for printing and capture
-from printing.sheet import sheet_info_from_dict, sidecar_path
+from common.records import MarkerInfo as Marker  # one marker type for printing and capture
+from common.records import SheetInfo, sidecar_path
 
 DICTIONARIES = {"DICT_4X4_50", "DICT_4X4_100", "DICT_4X4_250", "DICT_4X4_1000", "DICT_5X5_50",
                 "DICT_5X5_100", "DICT_6X6_50", "DICT_6X6_250", "DICT_ARUCO_ORIGINAL"}
@@ -49,24 +48,17 @@ class Sheet:
 
 
 def load_sheet(path: str | Path) -> Sheet:
-    """Parse and check a sheet.json; any problem is one UserError line."""
+    """Read (common.records.SheetInfo.read) and check a sheet.json; any problem is one UserError line."""
     path = Path(path)
-    if path.suffix.lower() == ".pdf":  # the PDF given instead of its sidecar: use the sidecar
-        path = sidecar_path(path)
-    if not path.is_file():
-        raise UserError(f"sheet file not found: {path} (it is written next to the PDF by `blocks print`)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"cannot read sheet {path}: {e}") from None
-    return parse_sheet(data, path)
+    path = sidecar_path(path) if path.suffix.lower() == ".pdf" else path
+    return parse_sheet(SheetInfo.read(path), path)
 
 
-def parse_sheet(data: dict, path: Path | None = None) -> Sheet:
-    """Check a parsed sheet.json for capture: known dictionary, markers present, ids unique."""
+def parse_sheet(data: dict | SheetInfo, path: Path | None = None) -> Sheet:
+    """Check a sheet (parsed sheet.json or SheetInfo) for capture: known dictionary, markers present, ids unique."""
     where = f"sheet {path}" if path else "sheet"
     try:
-        info = sheet_info_from_dict(data)
+        info = data if isinstance(data, SheetInfo) else SheetInfo.from_json(data)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserError(f"{where} is not a sheet from `blocks print` (bad or missing field: {e})") from None
     dictionary = info.aruco_dictionary

@@ -70,7 +70,7 @@ def region_of_interest(sheet: Sheet | None, block: int, page_mm: tuple[float, fl
         corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float64)
         return 0, (0.0, 0.0, w, h), corners
     if not 0 <= block < len(sheet.blocks):
-        raise UserError(f"--block {block}: the sheet has blocks 0..{len(sheet.blocks) - 1}")
+        raise UserError(f"block {block}: the sheet has blocks 0..{len(sheet.blocks) - 1}", param="block")
     b = sheet.blocks[block]
     pts = np.concatenate([b.corners_mm()] + [m.corners_mm() for m in b.markers])
     lo, hi = pts.min(axis=0), pts.max(axis=0)
@@ -86,7 +86,7 @@ def simulate(pdf: str | Path, out: str | Path, settings: SimulateSettings,
     if not pdf.is_file():
         raise UserError(f"PDF not found: {pdf}")
     if settings.frames < 1:
-        raise UserError("--frames must be at least 1")
+        raise UserError("frames must be at least 1", param="frames")
     sidecar = sidecar_path(pdf)
     sheet = load_sheet(sidecar) if sidecar.is_file() else None
     cam = settings.camera

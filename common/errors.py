@@ -2,9 +2,16 @@
 
 
 class UserError(Exception):
-    """Something the user can fix (a flag, a file, a camera). Never a bug in the tool."""
+    """Something the user can fix (a flag, a file, a camera). Never a bug in the tool.
+
+    param: the setting the message starts with, in the library's words (`size_mm must be > 0`);
+    the CLI puts its flag there (`--size-mm must be > 0`)."""
 
     exit_code = 2
+
+    def __init__(self, message: str = "", param: str | None = None):
+        super().__init__(message)
+        self.param = param
 
 
 class Interrupted(Exception):

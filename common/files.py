@@ -144,6 +144,8 @@ def atomic_write_json(path: str | Path, obj) -> Path:
 
 
 def _json_default(o):
+    if hasattr(o, "to_json"):  # a common.records record
+        return o.to_json()
     if isinstance(o, Path):
         return str(o)
     if isinstance(o, (np.integer,)):
@@ -185,13 +187,17 @@ def read_image_bgr(path: str | Path) -> np.ndarray:
     comes through here or decode_image_bgr: missing, unreadable, undecodable or oversized files are
     one UserError line."""
     path = Path(path)
+    return decode_image_bgr(read_file_bytes(path, "image"), path)
+
+
+def read_file_bytes(path: Path, what: str = "file") -> bytes:
+    """A file's bytes; missing or unreadable is one UserError line naming `what`."""
     if not path.is_file():
-        raise UserError(f"image not found: {path}")
+        raise UserError(f"{what} not found: {path}")
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror or e}") from None
-    return decode_image_bgr(data, path)
 
 
 def decode_image_bgr(data: bytes, where: str | Path) -> np.ndarray:

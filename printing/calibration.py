@@ -28,7 +28,8 @@ import numpy as np
 from common.errors import UserError
 from printing import layout as L
 from printing.markers import DICTIONARY, dictionary_size
-from printing.sheet import SCHEMA_VERSION, _r, preview_paths, sidecar_path
+from common.records import BlockInfo, CalibrationInfo, MarkerInfo
+from printing.sheet import _r
 
 KIND = "calibration"
 
@@ -53,12 +54,12 @@ class CalibrationSettings:
 @dataclass
 class CalibrationSheet:
     pdf: bytes
-    info: dict  # the calib.json content
+    info: CalibrationInfo  # the calib.json content
 
     @property
     def colors(self) -> np.ndarray:
         """(N, 3) uint8 RGB as sent, in swatch order."""
-        return np.array([s["rgb"] for s in self.info["swatches"]], dtype=np.uint8)
+        return self.info.colors()
 
 
 def swatch_colors(n: int, levels: int = 5, seed: int = 0) -> np.ndarray:
@@ -85,15 +86,17 @@ def swatch_colors(n: int, levels: int = 5, seed: int = 0) -> np.ndarray:
 
 
 def _check(s: CalibrationSettings) -> None:
-    for flag, v, lo in (("--swatch-mm", s.swatch_mm, 3.0), ("--marker-mm", s.marker_mm, 4.0)):
+    """Errors name the setting (swatch_mm); the CLI shows its flag (--swatch-mm)."""
+    for name, v, lo in (("swatch_mm", s.swatch_mm, 3.0), ("marker_mm", s.marker_mm, 4.0)):
         if not (math.isfinite(v) and v >= lo):
-            raise UserError(f"{flag} must be at least {lo:g} mm, not {v!r}")
-    if not (math.isfinite(s.gap_mm) and s.gap_mm >= 0) or not (math.isfinite(s.margin_mm) and s.margin_mm >= 0):
-        raise UserError("--gap-mm and --margin-mm must be 0 or more")
+            raise UserError(f"{name} must be at least {lo:g} mm, not {v!r}", param=name)
+    for name, v in (("gap_mm", s.gap_mm), ("margin_mm", s.margin_mm)):
+        if not (math.isfinite(v) and v >= 0):
+            raise UserError(f"{name} must be 0 or more, not {v!r}", param=name)
     if not 2 <= s.levels <= 8:
-        raise UserError(f"--levels must be between 2 and 8, not {s.levels}")
+        raise UserError(f"levels must be between 2 and 8, not {s.levels}", param="levels")
     if not 72 <= s.dpi <= 1200:
-        raise UserError(f"--dpi must be between 72 and 1200, not {s.dpi}")
+        raise UserError(f"dpi must be between 72 and 1200, not {s.dpi}", param="dpi")
 
 
 def make_calibration_sheet(settings: CalibrationSettings | None = None) -> CalibrationSheet:
@@ -155,41 +158,21 @@ def make_calibration_sheet(settings: CalibrationSettings | None = None) -> Calib
     pdf = draw_pdf(lay, [image], [lines] if captions else [], title="colour calibration sheet",
                    margin_mm=s.margin_mm)
 
-    marker_json = [{"id": mk.id, "x_mm": _r(mk.x_mm), "y_mm": _r(mk.y_mm), "size_mm": _r(mk.size_mm),
-                    "spot": mk.spot} for mk in markers]
-    info = {
-        "version": SCHEMA_VERSION, "kind": KIND, "page_size_mm": [pw, ph], "pages": 1, "layout": KIND,
-        "aruco_dictionary": DICTIONARY, "dpi": int(s.dpi), "date": date,
-        "blocks": [{"page": 0, "x_mm": _r(fx), "y_mm": _r(fy), "size_mm": _r(field_w), "width_mm": _r(field_w),
-                    "height_mm": _r(field_h), "patch_size_mm": _r(field_w), "tile": [1, 1],
-                    "markers": marker_json, "patch_sha256": None, "patch_file": None, "target": None,
-                    "model": None, "face": None, "image_px": [W, H]}],
-        "markers": marker_json,
-        "swatch_mm": s.swatch_mm, "grid_levels": s.levels, "rows": rows, "cols": cols,
-        "swatches": swatches,
-    }
+    marker_info = tuple(MarkerInfo(mk.id, _r(mk.x_mm), _r(mk.y_mm), _r(mk.size_mm), mk.spot) for mk in markers)
+    field_info = BlockInfo(page=0, x_mm=_r(fx), y_mm=_r(fy), size_mm=_r(field_w), width_mm=_r(field_w),
+                           height_mm=_r(field_h), patch_size_mm=_r(field_w), tile=(1, 1), markers=marker_info,
+                           image_px=(W, H))
+    info = CalibrationInfo(page_size_mm=(pw, ph), pages=1, layout=KIND, aruco_dictionary=DICTIONARY,
+                           blocks=(field_info,), dpi=int(s.dpi), date=date, kind=KIND, markers=marker_info,
+                           swatch_mm=s.swatch_mm, grid_levels=s.levels, rows=rows, cols=cols,
+                           swatches=tuple(swatches))
     return CalibrationSheet(pdf, info)
 
 
 def write_calibration_sheet(sheet: CalibrationSheet, out: str | Path, preview: bool = False,
                             preview_dpi: float = 100) -> list[Path]:
-    """Write out (the PDF), its sidecar calib.json and, with preview, a PNG; returns the paths.
-    Each file is written atomically, the PDF last (never a PDF without its sidecar)."""
-    from common.files import json_text, write_together
+    """Write out (the PDF), its sidecar calib.json and, with preview, a PNG; returns the paths
+    (printing.sheet.write_sheet: one set, the PDF last)."""
+    from printing.sheet import write_sheet
 
-    out = Path(out)
-    if out.suffix.lower() != ".pdf":
-        raise UserError(f"--out must be a .pdf file (the sidecar takes the .json name), not {out}")
-    files = [(sidecar_path(out), (json_text(sheet.info) + "\n").encode())]
-    if preview:
-        import cv2
-
-        from printing.render import render_page
-
-        rgb = render_page(sheet.pdf, 0, preview_dpi)
-        ok, buf = cv2.imencode(".png", rgb[:, :, ::-1])
-        if not ok:
-            raise RuntimeError("PNG encoding failed")
-        files.append((preview_paths(out, 1)[0], buf.tobytes()))
-    files.append((out, sheet.pdf))
-    return write_together(files)  # all or none: never a calib.json without its PDF
+    return write_sheet(sheet, out, preview, preview_dpi)

@@ -150,7 +150,7 @@ def page_size(name: str) -> tuple[float, float]:
     try:
         return PAGE_SIZES_MM[name.lower()]
     except KeyError:
-        raise UserError(f"--page takes {'|'.join(PAGE_SIZES_MM)}, not {name!r}") from None
+        raise UserError(f"page takes {'|'.join(PAGE_SIZES_MM)}, not {name!r}", param="page") from None
 
 
 def corner_cut_marks(r: Rect, frame: Frame) -> list[Segment]:

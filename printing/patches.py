@@ -3,7 +3,6 @@ about them (target, model), and the nearest-neighbour upscaling that keeps print
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import UserError
-from common.files import decode_image_bgr, sha256_bytes
+from common.files import decode_image_bgr, read_file_bytes, sha256_bytes
+from common.records import PatchRecord
 
 MAX_IMAGE_SIDE_PX = 20000  # one upscaled block image; beyond this a PDF viewer or printer chokes
 
@@ -37,12 +37,7 @@ def load_patch(path: str | Path) -> PatchImage:
     """Read a patch image (any 8-bit image OpenCV reads; grey is expanded to RGB, alpha dropped)
     and the `patch.json` next to it when there is one."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"patch image not found: {path}")
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    data = read_file_bytes(path, "patch image")
     bgr = decode_image_bgr(data, path)  # header size checked before decoding
     pixels = np.ascontiguousarray(bgr[:, :, ::-1])
     _check_square(pixels, str(path))
@@ -88,34 +83,15 @@ def read_patch_meta(path: Path) -> tuple[str | None, int | None, str | None, str
         if not meta.is_file():
             continue
         try:
-            info = json.loads(meta.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            rec = PatchRecord.read(meta)
+        except UserError:
             continue
-        if isinstance(info, dict):
-            t = info.get("target")
-            mode = t.get("mode") if isinstance(t, dict) and isinstance(t.get("mode"), str) else None
-            return _target_of(t) + (_model_of(info.get("model")), mode)
+        t = rec.target
+        index = t.index if isinstance(t.index, int) and not isinstance(t.index, bool) else None
+        name = str(t.name) if t.name is not None else None
+        mode = t.mode if isinstance(t.mode, str) else None
+        return name, index, rec.model_name(), mode
     return None, None, None, None
-
-
-def _target_of(t) -> tuple[str | None, int | None]:
-    if isinstance(t, dict):
-        name = t.get("name")
-        index = t.get("index")
-        return (str(name) if name is not None else None,
-                int(index) if isinstance(index, (int, float)) and not isinstance(index, bool) else None)
-    if isinstance(t, str):
-        return t, None
-    if isinstance(t, int) and not isinstance(t, bool):
-        return None, t
-    return None, None
-
-
-def _model_of(m) -> str | None:
-    if isinstance(m, dict):
-        name = m.get("model", m.get("name"))
-        return str(name) if name is not None else None
-    return str(m) if isinstance(m, str) else None
 
 
 def upscale_factor(n_px: int, side_mm: float, dpi: float) -> int:

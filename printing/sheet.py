@@ -18,20 +18,20 @@ sheet.json (origin at the page's top-left corner, x right, y down, all lengths i
 from __future__ import annotations
 
 import datetime
-import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from common.errors import UserError
+from common.records import VERSION, BlockInfo, MarkerInfo, SheetInfo, sidecar_path
 from printing import layout as L
 from printing.markers import DICTIONARY, dictionary_size
 from printing.patches import PatchImage, block_image, load_patch
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = VERSION
 
 
 @dataclass
@@ -51,67 +51,6 @@ class SheetSettings:
     date: str | None = None  # caption date, ISO; None = today
 
 
-@dataclass(frozen=True)
-class MarkerInfo:
-    id: int
-    x_mm: float
-    y_mm: float
-    size_mm: float
-    spot: str | None = None
-
-    def corners_mm(self) -> np.ndarray:
-        """(4, 2) in ArUco's corner order: top-left, top-right, bottom-right, bottom-left."""
-        x, y, s = self.x_mm, self.y_mm, self.size_mm
-        return np.array([[x, y], [x + s, y], [x + s, y + s], [x, y + s]], dtype=np.float64)
-
-
-@dataclass(frozen=True)
-class BlockInfo:
-    page: int
-    x_mm: float
-    y_mm: float
-    size_mm: float
-    width_mm: float
-    height_mm: float
-    patch_size_mm: float
-    tile: tuple[int, int]
-    markers: tuple[MarkerInfo, ...]
-    patch_sha256: str | None = None
-    patch_file: str | None = None
-    target: str | None = None
-    target_index: int | None = None
-    target_mode: str | None = None
-    model: str | None = None
-    face: str | None = None
-    image_px: tuple[int, int] | None = None
-
-    def corners_mm(self) -> np.ndarray:
-        """(4, 2) corners of the patch area: top-left, top-right, bottom-right, bottom-left."""
-        x, y, w, h = self.x_mm, self.y_mm, self.width_mm, self.height_mm
-        return np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], dtype=np.float64)
-
-
-@dataclass(frozen=True)
-class SheetInfo:
-    page_size_mm: tuple[float, float]
-    pages: int
-    layout: str
-    aruco_dictionary: str
-    blocks: tuple[BlockInfo, ...]
-    dpi: int | None = None
-    date: str | None = None
-    version: int = SCHEMA_VERSION
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        d["page_size_mm"] = list(self.page_size_mm)
-        for b in d["blocks"]:
-            b["tile"] = list(b["tile"])
-            if b["image_px"] is not None:
-                b["image_px"] = list(b["image_px"])
-        return d
-
-
 @dataclass
 class Sheet:
     """A finished sheet in memory: nothing is on disk until write_sheet."""
@@ -125,11 +64,6 @@ class Sheet:
         return self.info.pages
 
 
-def sidecar_path(pdf_path: str | Path) -> Path:
-    """sheet.pdf -> sheet.json."""
-    return Path(pdf_path).with_suffix(".json")
-
-
 def preview_paths(pdf_path: str | Path, pages: int) -> list[Path]:
     """sheet.pdf -> sheet-page0.png, sheet-page1.png, ... (0-based, like sheet.json's `page`)."""
     p = Path(pdf_path)
@@ -137,27 +71,29 @@ def preview_paths(pdf_path: str | Path, pages: int) -> list[Path]:
 
 
 def check_settings(s: SheetSettings) -> None:
-    def finite_pos(v, flag):
+    """Errors name the setting (size_mm); the CLI shows its flag (--size-mm)."""
+    def finite_pos(v, name):
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise UserError(f"{flag} must be a positive number, not {v!r}")
+            raise UserError(f"{name} must be a positive number, not {v!r}", param=name)
 
-    finite_pos(s.size_mm, "--size-mm")
-    finite_pos(s.dpi, "--dpi")
+    finite_pos(s.size_mm, "size_mm")
+    finite_pos(s.dpi, "dpi")
     if not 72 <= s.dpi <= 2400:
-        raise UserError(f"--dpi must be between 72 and 2400, not {s.dpi}")
+        raise UserError(f"dpi must be between 72 and 2400, not {s.dpi}", param="dpi")
     if not (math.isfinite(s.margin_mm) and 0 <= s.margin_mm):
-        raise UserError(f"--margin-mm must be 0 or more, not {s.margin_mm!r}")
+        raise UserError(f"margin_mm must be 0 or more, not {s.margin_mm!r}", param="margin_mm")
     if s.markers:
-        finite_pos(s.marker_mm, "--marker-mm")
+        finite_pos(s.marker_mm, "marker_mm")
         if s.marker_mm < 4:
-            raise UserError(f"--marker-mm {s.marker_mm:g} is too small to print and detect reliably (4 mm at least)")
+            raise UserError(f"marker_mm {s.marker_mm:g} is too small to print and detect reliably (4 mm at least)",
+                            param="marker_mm")
     if s.layout not in ("grid", "cube"):
-        raise UserError(f"--layout takes grid|cube, not {s.layout!r}")
+        raise UserError(f"layout takes grid|cube, not {s.layout!r}", param="layout")
     r, c = s.tile
     if not (1 <= r <= 50 and 1 <= c <= 50):
-        raise UserError(f"--tile takes RxC with 1 <= R, C <= 50, not {r}x{c}")
+        raise UserError(f"tile takes RxC with 1 <= R, C <= 50, not {r}x{c}", param="tile")
     if s.layout == "cube" and (r, c) != (1, 1):
-        raise UserError("--tile applies to --layout grid only (a cube face is one patch of --size-mm)")
+        raise UserError("tile applies to --layout grid only (a cube face is one patch of --size-mm)", param="tile")
     L.page_size(s.page)
 
 
@@ -171,7 +107,7 @@ def parse_tile(text: str) -> tuple[int, int]:
     if len(vals) == 1:
         vals = (vals[0], vals[0])
     if len(vals) != 2:
-        raise UserError(f"--tile takes RxC (rows x columns, e.g. 2x2), not {text!r}")
+        raise UserError(f"tile takes RxC (rows x columns, e.g. 2x2), not {text!r}", param="tile")
     return vals
 
 
@@ -278,31 +214,32 @@ def _short_path(path: str) -> str:
     return str(Path(*parts[-2:])) if len(parts) > 2 else path
 
 
-def write_sheet(sheet: Sheet, out: str | Path, preview: bool = False, preview_dpi: float = 100) -> list[Path]:
-    """Write out (the PDF), its sidecar JSON and, with preview, one PNG per page; returns the paths.
+def write_sheet(sheet, out: str | Path, preview: bool = False, preview_dpi: float = 100) -> list[Path]:
+    """Write out (the PDF), its sidecar JSON (sheet.info, a SheetInfo record) and, with preview,
+    one PNG per page; returns the paths. Used for patch sheets and the calibration sheet alike.
 
-    Everything is rendered in memory first, then each file is written atomically, so a failure
-    leaves no partial file (and no PDF without its sidecar: the PDF goes last).
+    Everything is rendered in memory first, then the files are written as one set, PDF last, so a
+    failure leaves no partial file (and no PDF without its sidecar).
     """
-    from common.files import json_text, write_together
+    from common.files import write_together
 
     out = Path(out)
     if out.suffix.lower() != ".pdf":
-        raise UserError(f"--out must be a .pdf file (the sidecar takes the .json name), not {out}")
-    files: list[tuple[Path, bytes]] = [(sidecar_path(out), (json_text(sheet.info.to_json()) + "\n").encode())]
+        raise UserError(f"out must be a .pdf file (the sidecar takes the .json name), not {out}", param="out")
+    files: list[tuple[Path, bytes]] = [(sidecar_path(out), sheet.info.to_bytes())]
     if preview:
         import cv2
 
         from printing.render import render_page
 
-        for i, path in enumerate(preview_paths(out, sheet.pages)):
+        for i, path in enumerate(preview_paths(out, sheet.info.pages)):
             rgb = render_page(sheet.pdf, i, preview_dpi)
             ok, buf = cv2.imencode(".png", rgb[:, :, ::-1])
             if not ok:
                 raise RuntimeError("PNG encoding failed")
             files.append((path, buf.tobytes()))
     files.append((out, sheet.pdf))
-    return write_together(files)  # all or none: never a sheet.json without its PDF
+    return write_together(files)  # all or none: never a sidecar without its PDF
 
 
 def check_sheet_out(out: str | Path, preview: bool = False) -> Path:
@@ -311,7 +248,7 @@ def check_sheet_out(out: str | Path, preview: bool = False) -> Path:
 
     out = Path(out)
     if out.suffix.lower() != ".pdf":
-        raise UserError(f"--out must be a .pdf file (the sidecar takes the .json name), not {out}")
+        raise UserError(f"out must be a .pdf file (the sidecar takes the .json name), not {out}", param="out")
     check_output_file(out)
     check_output_file(sidecar_path(out), "sidecar")
     if preview:
@@ -321,32 +258,9 @@ def check_sheet_out(out: str | Path, preview: bool = False) -> Path:
 
 def read_sheet(path: str | Path) -> SheetInfo:
     """sheet.json (or the PDF's path, whose sidecar is read) -> SheetInfo. Bad file -> UserError."""
-    path = Path(path)
-    if path.suffix.lower() == ".pdf":
-        path = sidecar_path(path)
-    if not path.is_file():
-        raise UserError(f"sheet file not found: {path}")
-    try:
-        return sheet_info_from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise UserError(f"{path} is not a sheet.json from `blocks print` ({type(e).__name__}: {e})") from None
+    return SheetInfo.read(path)
 
 
 def sheet_info_from_dict(d: dict) -> SheetInfo:
     """The parsed sheet.json -> SheetInfo; KeyError/TypeError/ValueError on a malformed one."""
-    blocks = []
-    for b in d["blocks"]:
-        size = float(b["size_mm"] if "size_mm" in b else b["width_mm"])
-        blocks.append(BlockInfo(
-            page=int(b.get("page", 0)), x_mm=float(b["x_mm"]), y_mm=float(b["y_mm"]), size_mm=size,
-            width_mm=float(b.get("width_mm", size)), height_mm=float(b.get("height_mm", size)),
-            patch_size_mm=float(b.get("patch_size_mm", size)), tile=tuple(b.get("tile", (1, 1))),
-            markers=tuple(MarkerInfo(int(m["id"]), float(m["x_mm"]), float(m["y_mm"]), float(m["size_mm"]),
-                                     m.get("spot")) for m in b.get("markers", [])),
-            patch_sha256=b.get("patch_sha256"), patch_file=b.get("patch_file"), target=b.get("target"),
-            target_index=b.get("target_index"), target_mode=b.get("target_mode"), model=b.get("model"),
-            face=b.get("face"), image_px=tuple(b["image_px"]) if b.get("image_px") else None))
-    return SheetInfo(page_size_mm=tuple(float(v) for v in d.get("page_size_mm", (0.0, 0.0))),
-                     pages=int(d.get("pages", 1)), layout=str(d.get("layout", "grid")),
-                     aruco_dictionary=str(d.get("aruco_dictionary", DICTIONARY)), blocks=tuple(blocks),
-                     dpi=d.get("dpi"), date=d.get("date"), version=int(d.get("version", SCHEMA_VERSION)))
+    return SheetInfo.from_json(d)

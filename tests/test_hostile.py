@@ -341,12 +341,12 @@ class _Checked(Exception):
 
 
 def _fuzz_once(cli, monkeypatch, args):
-    import blocks.cli
+    import blocks.pipelines
 
     def reached(*a, **k):
         raise _Checked
 
-    monkeypatch.setattr(blocks.cli, "load_model", reached)
+    monkeypatch.setattr(blocks.pipelines, "load_model", reached)
     try:
         code, out, err = cli(*args)
     except _Checked:

@@ -11,7 +11,6 @@ generation can train through it.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,36 +73,36 @@ class ColorMap:
         curves = torch.stack([grid ** float(g) for g in gamma])  # (3, K)
         return ColorMap(m[:, :, None] * curves[None], torch.as_tensor(offset, dtype=torch.float32))
 
+    def to_record(self):
+        """The colormap.json record (common.records.ColorMapRecord); extra keeps the fit's notes."""
+        from common.records import ColorMapRecord
+
+        return ColorMapRecord(coef=self.coef.tolist(), offset=self.offset.tolist(), knots=self.knots,
+                              mean_error_rgb=self.mean_error_rgb,
+                              gamut_rgb=None if self.gamut is None else (self.gamut * 255).round().int().tolist(),
+                              extra=dict(self.extra))
+
     def to_dict(self) -> dict:
-        d = {"model": "additive-piecewise-linear", "knots": self.knots,
-             "coef": self.coef.tolist(), "offset": self.offset.tolist(),
-             "mean_error_rgb": self.mean_error_rgb,
-             "gamut_rgb": None if self.gamut is None else (self.gamut * 255).round().int().tolist()}
-        return {**self.extra, **d}
+        return self.to_record().to_json()
 
     def save(self, path: str | Path) -> Path:
-        from common.files import atomic_write_json
-
-        return atomic_write_json(path, self.to_dict())
+        return self.to_record().write(path)
 
     @staticmethod
     def load(path: str | Path) -> "ColorMap":
+        from common.records import ColorMapRecord
+
         path = Path(path)
+        rec = ColorMapRecord.read(path)
         try:
-            d = json.loads(path.read_text())
-            coef = torch.tensor(d["coef"], dtype=torch.float32)
-            offset = torch.tensor(d["offset"], dtype=torch.float32)
+            coef = torch.tensor(rec.coef, dtype=torch.float32)
+            offset = torch.tensor(rec.offset, dtype=torch.float32)
             if coef.dim() != 3 or coef.shape[:2] != (3, 3) or offset.shape != (3,):
                 raise ValueError("coef must be 3x3xK and offset 3 numbers")
-        except FileNotFoundError:
-            raise UserError(f"colour map not found: {path}") from None
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise UserError(f"not a colour map file (from `blocks calibrate`): {path} ({e})") from None
-        gamut = d.get("gamut_rgb")
-        extra = {k: v for k, v in d.items()
-                 if k not in {"model", "knots", "coef", "offset", "mean_error_rgb", "gamut_rgb"}}
-        return ColorMap(coef, offset, d.get("mean_error_rgb"),
-                        None if gamut is None else torch.tensor(gamut, dtype=torch.float32) / 255, extra)
+            gamut = None if rec.gamut_rgb is None else torch.tensor(rec.gamut_rgb, dtype=torch.float32) / 255
+        except (ValueError, TypeError) as e:
+            raise UserError(f"not a colour map (from `blocks calibrate`): {path} ({e})") from None
+        return ColorMap(coef, offset, rec.mean_error_rgb, gamut, rec.extra)
 
 
 def fit_colormap(sent: torch.Tensor, seen: torch.Tensor, knots: int = KNOTS,

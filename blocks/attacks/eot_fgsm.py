@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from common.goal import Goal
 from common.interrupts import interrupted
 from blocks.distributed import RANK_SEED_STRIDE, share
 from transforms.eot import EOT, random_views
@@ -105,15 +106,9 @@ def step_size(cfg: GenerateConfig, t: float) -> float:
 
 
 def objective(logits: torch.Tensor, cfg: GenerateConfig):
-    """Loss to descend, and per-view (objective prob, win) for the record."""
-    probs = logits.softmax(1)
-    if cfg.target is not None:
-        labels = torch.full((len(logits),), cfg.target, device=logits.device)
-        loss = F.cross_entropy(logits, labels)
-        return loss, probs[:, cfg.target], logits.argmax(1) == cfg.target
-    labels = torch.full((len(logits),), cfg.away_from, device=logits.device)
-    loss = -F.cross_entropy(logits, labels)  # descending this climbs the loss of `away_from`
-    return loss, 1 - probs[:, cfg.away_from], logits.argmax(1) != cfg.away_from
+    """Loss to descend, and per-view (objective prob, win) for the record (common.goal.Goal)."""
+    goal = Goal.of(cfg.target, cfg.away_from)
+    return goal.loss(logits), goal.prob(logits.softmax(1)), goal.wins(logits)
 
 
 def diverse_inputs(views: torch.Tensor, p: float, g: torch.Generator, low: float = 0.8) -> torch.Tensor:

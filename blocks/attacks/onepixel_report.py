@@ -1,4 +1,5 @@
-"""Files the `onepixel` command writes: per-image PNG + JSON, summary.json, contact_sheet.png."""
+"""Files the `onepixel` command writes: per-image PNG + JSON, summary.json, contact_sheet.png
+(blocks.pipelines.run_onepixel writes them through here)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +8,7 @@ import numpy as np
 
 from blocks.attacks.onepixel import OnePixelResult
 from common.files import encode_png, json_text, to_uint8, write_together
+from common.records import OnePixelSummary
 
 CELL = 128  # side of each thumbnail in the contact sheet (nearest-neighbour upscaling)
 CAPTION = 34  # pixels of text under each pair
@@ -25,17 +27,17 @@ def unique_names(paths: list[Path]) -> list[str]:
 
 
 def write_outputs(out: Path, result: OnePixelResult, names: list[str], sources: list[str],
-                  labels: list[str], extra: dict | None = None) -> dict:
+                  labels: list[str], extra: dict | None = None) -> OnePixelSummary:
     """Write `<name>_adv.png`, `<name>.json`, `summary.json` and `contact_sheet.png` into out, as one
-    set (all or none, summary.json last). Returns the summary dict."""
+    set (all or none, summary.json last). Returns the summary record."""
     out = Path(out)
     files = []
     for i, name in enumerate(names):
         rec = {"image": sources[i], "adversarial": f"{name}_adv.png", **result.record(i, labels)}
         files += [(out / f"{name}_adv.png", encode_png(result.adv[i])), (out / f"{name}.json", _json_bytes(rec))]
-    summary = {**result.summary(), **(extra or {})}
+    summary = OnePixelSummary.from_json({**result.summary(), **(extra or {})})
     files += [(out / "contact_sheet.png", contact_sheet_png(result, names, labels)),
-              (out / "summary.json", _json_bytes(summary))]
+              (out / "summary.json", summary.to_bytes())]
     write_together(files)
     return summary
 
@@ -97,73 +99,3 @@ def collect_inputs(inputs: list[Path]) -> list[Path]:
         else:
             raise UserError(f"image not found: {p}")
     return files
-
-
-def run_onepixel(inputs: list[Path], spec, *, target: str | None, pixels: int, popsize: int,
-                 maxiter: int, out: Path, strategy: str, seed: int, device: str, batch: int,
-                 max_queries: int = 0, fitness: str = "auto") -> dict:
-    """The `blocks onepixel` command: load, resize to the model's input size, attack, write, print."""
-    import typer
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
-
-    from blocks.attacks.onepixel import OnePixelConfig, one_pixel_attack, prepare_images
-    from common.files import load_image
-    from blocks.models import load_classifier
-    from blocks.targets import resolve_target
-
-    from blocks import checks
-    from common.files import check_output_dir
-
-    cfg = OnePixelConfig(pixels=pixels, popsize=popsize, maxiter=maxiter, strategy=strategy,
-                         seed=seed, batch=batch, max_queries=max_queries,
-                         fitness=fitness).check()  # bad flags fail before the model loads
-    checks.seed(seed)
-    files = collect_inputs(inputs)
-    images = [load_image(f) for f in files]
-    check_output_dir(out)  # before the attack: its results must have somewhere to go
-    net = load_classifier(spec, device=device)
-    checks.runs_at_input_size(net)
-    tgt = resolve_target(target, net.labels) if target is not None else None
-    # The attack runs at the model's input size: every image stacks into one batch and the changed
-    # pixel is a real model-input pixel (a pixel of a larger original would be blurred by resizing).
-    x = prepare_images(images, net.input_size)
-    console = Console(stderr=True)
-    columns = [TextColumn("onepixel"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("running {task.fields[running]}"), TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=False) as bar:
-        # DE counts generations, the searches count queries (of the furthest image)
-        total = max(cfg.maxiter, 1) if cfg.is_de else cfg.budget
-        task = bar.add_task("search", total=total, running=len(files))
-        result = one_pixel_attack(
-            net, x, None, cfg, target=tgt.index if tgt else None,
-            progress=lambda g, running, _: bar.update(task, completed=g, running=running))
-        bar.update(task, completed=total)
-    names = unique_names(files)
-    extra = {"model": net.describe(), "device": str(net.device), "seed": seed,
-             "target": {"index": tgt.index, "class": tgt.name} if tgt else None,
-             "input_size": net.input_size, "files": [str(f) for f in files]}
-    summary = write_outputs(out, result, names, [str(f) for f in files], net.labels, extra)
-
-    de = f", pop {cfg.popsize}, {cfg.maxiter} gen" if cfg.is_de else ""
-    table = Table(title=f"one-pixel ({cfg.strategy}, K={cfg.pixels}{de}, at most {cfg.budget} queries, "
-                        f"{cfg.fitness_used} fitness){' -> ' + tgt.name if tgt else ''}")
-    for col in ("image", "before", "after", "success", "queries"):
-        table.add_column(col, justify="right" if col == "queries" else "left")
-    for i, name in enumerate(names[:50]):
-        rec = result.record(i, net.labels)
-        b, a = rec["before"], rec["after"]
-        table.add_row(name, f"{b['class']} {b['prob']:.2f}", f"{a['class']} {a['prob']:.2f}",
-                      "yes" if rec["success"] else "no", str(rec["queries"]))
-    if len(names) > 50:
-        table.add_row(f"... {len(names) - 50} more", "", "", "", "")
-    conf = summary["mean_confidence"]
-    table.caption = (f"success {summary['successes']}/{summary['images']} "
-                     f"({summary['success_rate']:.1%}), mean confidence "
-                     f"{'-' if conf is None else f'{conf:.3f}'}, mean queries "
-                     f"{summary['mean_queries']:.0f} (max {summary['max_queries']}), "
-                     f"{summary['seconds']:.1f} s")
-    Console().print(table)
-    typer.echo(f"wrote {out}/summary.json, contact_sheet.png and {len(names)} images", err=True)
-    return summary

@@ -1,0 +1,502 @@
+"""One shape for every command: a settings dataclass (`GenerateRun`, ...) -> a pipeline function
+(`run_generate(run)`, ...) that checks the settings, does the work, writes the files and returns
+-> the typed record that went to disk (common.records). `blocks/cli.py` only turns flags into the
+settings, calls the pipeline and prints the record.
+
+    command            settings          pipeline                record (common/records.py)
+    generate           GenerateRun       run_generate            PatchRecord per target (+ GenerateSummary)
+    evaluate           EvaluateRun       run_evaluate            dict (printed, or written with out)
+    print              PrintRun          run_print               SheetInfo (sheet.json)
+    calibration-sheet  CalibrationRun    run_calibration_sheet   CalibrationInfo (calib.json)
+    calibrate          CalibrateRun      run_calibrate           ColorMapRecord (colormap.json)
+    capture            CaptureRun        run_capture             CaptureSummary
+    simulate           SimulateRun       run_simulate            dict (what was filmed)
+    onepixel           OnePixelRun       run_onepixel            OnePixelSummary (summary.json)
+
+Progress is the caller's: a pipeline that runs long takes `progress(label, total)`, a context
+manager yielding an update(record) function (the CLI draws rich bars with it; the default draws
+nothing). Errors are UserError lines that name the setting (`steps must be at least 1`).
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from blocks import checks
+from common.errors import Interrupted, UserError
+from common.records import CalibrationInfo, CaptureSummary, ColorMapRecord, OnePixelSummary, PatchRecord, SheetInfo
+
+
+def no_progress(label: str, total: int | None):
+    return nullcontext(lambda record: None)
+
+
+def load_model(specs: list, device):
+    """One Classifier, or an Ensemble of several; every member checked to run at its input size."""
+    from blocks.models import load_models
+
+    net = load_models(specs, device)
+    for member in getattr(net, "members", [net]):
+        checks.runs_at_input_size(member)
+    return net
+
+
+def read_scenes(folder: Path | None):
+    """Scene images as read (before the model loads); fit them to the model with blocks.scenes.fit_scenes."""
+    from blocks.scenes import read_scenes as read
+
+    return None if folder is None else read(folder)
+
+
+def default_models() -> list:
+    from blocks.models import DEFAULT_MODEL, ModelSpec
+
+    return [ModelSpec(name=DEFAULT_MODEL)]
+
+
+# --- generate -----------------------------------------------------------------------------------
+
+@dataclass
+class GenerateRun:
+    """`blocks generate`. targets: classes to become (one patch each); or away_from: a class to
+    stop being. scale: (min, max) patch side / image side [default (0.8, 1.0), (0.4, 0.6) with scenes].
+    epsilon: first step size in 0-255 units. out: [default runs/<target>-<time>]."""
+
+    models: list = field(default_factory=default_models)  # list[blocks.models.ModelSpec]
+    targets: list[str] = field(default_factory=list)
+    targets_file: Path | None = None
+    away_from: str | None = None
+    device: str = "auto"
+    patch_size: int | None = None
+    steps: int = 400
+    epsilon: float = 32.0
+    final_fraction: float = 0.1
+    schedule: str = "cosine"
+    batch: int = 32
+    momentum: float = 0.9
+    smooth: float = 0.8
+    scale: tuple[float, float] | None = None
+    scenes: Path | None = None
+    eval_scenes: Path | None = None
+    eot: str = "print"
+    max_seconds: float | None = None
+    colormap: Path | None = None
+    printability: float = 0.0
+    tv: float = 0.0
+    eval_n: int = 256
+    seed: int = 0
+    out: Path | None = None
+
+
+@dataclass
+class Generated:
+    """What run_generate returns: each target's patch.json record and folder, and the summary
+    (written as summary.json) when there were several targets."""
+
+    patches: list[PatchRecord]
+    folders: list[Path]
+    summary: object = None  # common.records.GenerateSummary or None
+
+
+def run_generate(run: GenerateRun, progress=no_progress,
+                 on_patch: Callable[[PatchRecord, Path], None] | None = None) -> Generated:
+    """Make one patch per target from black (EOT negative-epsilon FGSM), write patch.png,
+    patch.json and curve.png per target (and summary.json for several), score each 8-bit patch on
+    held-out views. on_patch(record, folder) after each target is judged (rank 0 only under torchrun)."""
+    from blocks import generate as G
+    from blocks.attacks.eot_fgsm import generate_patch
+    from blocks.distributed import QuietExit
+    from blocks.report import library_versions, write_patch
+    from transforms.eot import preset
+
+    # paths may differ per node; the models are compared after loading, by their weights' hashes
+    group = G.join_group(run.device, {k: v for k, v in asdict(run).items() if k != "models" and not isinstance(v, Path)})
+    G.check_run(run)
+    eot_cfg = preset(run.eot, G.default_scale(run.scale, run.scenes))
+    out = Path(run.out) if run.out is not None else G.default_out(run)
+    if group is not None and run.batch < group.world:
+        raise UserError(f"batch {run.batch} is smaller than the {group.world} ranks torchrun started: each rank "
+                        f"renders at least one view per step (give batch >= {group.world} or start fewer ranks)",
+                        param="batch")
+    main_rank, ranks = group is None or group.is_main, group.world if group else 1
+    versions = library_versions()  # now, not after a Ctrl-C: importing takes seconds there
+    loaded = G.load(run, group, out)
+    several = len(loaded.goals) > 1
+    done = Generated([], [], None)
+    for goal in loaded.goals:
+        folder = out / G.folder_name(goal) if several else out
+        cfg = G.config_for(run, goal, loaded.net)
+        with (progress(goal.name if several else "generate", run.steps) if main_rank else no_progress("", 0)) as step:
+            result = generate_patch(loaded.net, cfg, eot_cfg, loaded.backgrounds, on_step=step if main_rank else None,
+                                    patch_map=loaded.cmap, penalty=G.penalty(loaded.cmap, run.printability, run.tv),
+                                    group=group)
+
+        def finish():  # rank 0 writes and judges; the other ranks learn whether that worked
+            if not main_rank:
+                return None
+            rec = write_patch(folder, result.patch, G.record_for(run, goal, cfg, eot_cfg, result, loaded, ranks, versions))
+            if result.stopped != "interrupted":  # written first: nothing is lost if judging is interrupted
+                rec = G.judge(run, rec, folder, goal, eot_cfg, loaded)
+                if on_patch:
+                    on_patch(rec, folder)
+            return rec
+
+        rec = G.agreed(group, finish)
+        if main_rank:
+            done.patches.append(rec)
+            done.folders.append(folder)
+        if result.stopped == "interrupted":
+            if not main_rank:
+                raise QuietExit(130)
+            raise Interrupted(f"kept the best patch (step {result.best_step}) in {folder}")
+    if several and main_rank:
+        done.summary = G.summary_of(done.patches, done.folders, loaded.net, ranks)
+        done.summary.write(out / "summary.json")
+    return done
+
+
+# --- evaluate -----------------------------------------------------------------------------------
+
+@dataclass
+class EvaluateRun:
+    """`blocks evaluate`: a patch on n fresh random views. Exactly one of target / away_from."""
+
+    patch: Path
+    models: list = field(default_factory=default_models)
+    target: str | None = None
+    away_from: str | None = None
+    device: str = "auto"
+    scenes: Path | None = None
+    scale: tuple[float, float] | None = None
+    eot: str = "print"
+    colormap: Path | None = None
+    n: int = 512
+    seed: int = 2024
+    out: Path | None = None
+
+
+def run_evaluate(run: EvaluateRun) -> dict:
+    """Success rate and target probability on fresh views; with several models one row per model
+    on the same views (a transfer row). Written to run.out when given."""
+    from blocks.evaluate import evaluate_members, evaluate_patch
+    from blocks.generate import default_scale, fit, load_colormap
+    from blocks.targets import resolve_goal
+    from common.files import check_output_file, load_image
+    from transforms.eot import preset
+
+    checks.whole(run.n, "n", 1, 1_000_000)
+    checks.seed(run.seed)
+    if (run.target is None) == (run.away_from is None):
+        raise UserError("give exactly one of --target CLASS (become it) or --away-from CLASS (stop being it)")
+    image = load_image(run.patch)
+    scale = default_scale(checks.span(run.scale, "scale", 0.01, 1.5) if run.scale else None, run.scenes)
+    eot_cfg, cmap, scenes = preset(run.eot, scale), load_colormap(run.colormap), read_scenes(run.scenes)
+    if run.out is not None:
+        check_output_file(run.out)
+    net = load_model(run.models, run.device)
+    goal = resolve_goal(run.target if run.target is not None else run.away_from, net.labels, run.target is not None)
+    views = dict(scenes=fit(scenes, net.input_size), n=run.n, seed=run.seed, patch_map=cmap)
+    head = {"patch": str(run.patch), "target": {"index": goal.index, "name": goal.name,
+                                                "alternatives": list(goal.alternatives), "mode": goal.mode}}
+    if len(run.models) > 1:
+        report = {**head, "eot": run.eot, "scale": list(scale), "seed": run.seed, "n": run.n,
+                  "models": evaluate_members(net, image, eot_cfg, goal, **views)}
+    else:
+        ev = evaluate_patch(net, image, eot_cfg, goal, **views)
+        report = {**head, "model": net.name, "eot": run.eot, "scale": list(scale), "seed": run.seed, **ev.to_dict()}
+    if run.out is not None:
+        from common.files import atomic_write_json
+
+        atomic_write_json(run.out, report)
+    return report
+
+
+# --- print and calibration sheets ---------------------------------------------------------------
+
+@dataclass
+class PrintRun:
+    """`blocks print`: patches -> out (a .pdf) + sheet.json (+ page PNGs with preview)."""
+
+    patches: list[Path]
+    out: Path
+    settings: object = None  # printing.SheetSettings [default: SheetSettings()]
+    preview: bool = False
+
+
+def run_print(run: PrintRun) -> SheetInfo:
+    from printing import SheetSettings, make_sheet, write_sheet
+    from printing.sheet import check_sheet_out
+
+    check_sheet_out(run.out, run.preview)
+    sheet = make_sheet(run.patches, run.settings or SheetSettings())
+    write_sheet(sheet, run.out, preview=run.preview)
+    return sheet.info
+
+
+@dataclass
+class CalibrationRun:
+    """`blocks calibration-sheet`: a page of colour swatches -> out (.pdf) + calib.json."""
+
+    out: Path = Path("calib.pdf")
+    settings: object = None  # printing.calibration.CalibrationSettings
+    preview: bool = False
+
+
+def run_calibration_sheet(run: CalibrationRun) -> CalibrationInfo:
+    from printing.calibration import CalibrationSettings, make_calibration_sheet, write_calibration_sheet
+    from printing.sheet import check_sheet_out
+
+    check_sheet_out(run.out, run.preview)
+    sheet = make_calibration_sheet(run.settings or CalibrationSettings())
+    write_calibration_sheet(sheet, run.out, preview=run.preview)
+    return sheet.info
+
+
+@dataclass
+class CalibrateRun:
+    """`blocks calibrate`: a photo/video of the printed calibration sheet -> colormap.json."""
+
+    source: str
+    sheet: Path
+    out: Path = Path("colormap.json")
+    max_frames: int = 60
+    step: int = 1
+
+
+def run_calibrate(run: CalibrateRun) -> ColorMapRecord:
+    from capture.calibrate import CalibrateSettings, calibrate, check_out
+    from common.files import check_output_file
+
+    check_out(run.out)
+    checks.whole(run.max_frames, "max_frames", 1)
+    checks.whole(run.step, "step", 1)
+    check_output_file(run.out)
+    cmap = calibrate(run.source, run.sheet, CalibrateSettings(max_frames=run.max_frames, step=run.step))
+    record = cmap.to_record()
+    record.write(run.out)
+    return record
+
+
+# --- capture and simulate -----------------------------------------------------------------------
+
+@dataclass
+class CaptureRun:
+    """`blocks capture`: classify a camera, video, photos or stream live. window and stride are
+    fractions of the frame's shorter side (with sliding); threshold a probability."""
+
+    target: str
+    source: str = "0"
+    models: list = field(default_factory=default_models)
+    device: str = "auto"
+    sheet: Path | None = None
+    sliding: bool = False
+    window: float = 0.5
+    stride: float = 0.25
+    threshold: float = 0.0
+    headless: bool = False
+    save_video: Path | None = None
+    log: Path | None = None
+    summary: Path | None = None
+    max_frames: int | None = None
+    duration: float | None = None
+    reconnect: int = 0
+
+
+def check_capture(run: CaptureRun) -> None:
+    from common.files import check_output_file
+
+    checks.whole(run.max_frames, "max_frames", 1)
+    checks.number(run.duration, "duration", 0, lo_open=True)
+    checks.number(run.window, "window", 0, 1, lo_open=True)
+    checks.number(run.stride, "stride", 0, 1, lo_open=True)
+    if not 0 <= run.threshold <= 1:
+        raise UserError("threshold is a probability in [0, 1]", param="threshold")
+    if not 0 <= run.reconnect <= 1000:
+        raise UserError("reconnect is a number of attempts in [0, 1000]", param="reconnect")
+    for path, what in ((run.log, "log"), (run.summary, "summary")):
+        if path is not None:
+            check_output_file(path, what)
+    if run.save_video is not None:
+        from capture.loop import check_video_out
+
+        check_video_out(run.save_video)
+
+
+def run_capture(run: CaptureRun, progress=no_progress, on_headless: Callable[[], None] | None = None) -> CaptureSummary:
+    """The capture loop until the source ends, q/Esc, a limit or Ctrl-C; the log, video and
+    summary files are written (kept on Ctrl-C too: the summary's stopped_by says so)."""
+    from capture.display import is_headless
+    from capture.loop import CaptureSettings, run_capture as loop
+    from capture.sheet import load_sheet
+    from capture.sources import open_source
+    from capture.views import SlidingSettings
+    from blocks.targets import resolve_goal
+
+    check_capture(run)
+    layout = load_sheet(run.sheet) if run.sheet is not None else None
+    frames = open_source(run.source, reconnect=run.reconnect)  # before the model: a missing camera fails in a second
+    net = load_model(run.models, run.device)
+    goal = resolve_goal(run.target, net.labels)
+    settings = CaptureSettings(
+        target=goal.index, sheet=layout, sliding=SlidingSettings(run.window, run.stride) if run.sliding else None,
+        headless=is_headless(run.headless), save_video=run.save_video, log=run.log, max_frames=run.max_frames,
+        duration_s=run.duration, threshold=run.threshold)
+    if settings.headless and not run.headless and on_headless:
+        on_headless()
+    known = [n for n in (run.max_frames, frames.frame_count) if n]
+    with (progress("capture", min(known) if known else None) if settings.headless else no_progress("", 0)) as update:
+        summary = loop(net, frames, settings, on_frame=update)
+    if run.summary is not None:
+        summary.write(run.summary)
+    return summary
+
+
+def capture_kept(run: CaptureRun, summary: CaptureSummary) -> list[str]:
+    """The files an ended capture left (for the `wrote` and `interrupted: kept` lines)."""
+    return [str(p) for p in (run.log, run.save_video) if p is not None and summary.frames]
+
+
+@dataclass
+class SimulateRun:
+    """`blocks simulate`: film a printed sheet's PDF with a virtual camera -> a video, or one still
+    photo when out is an image. size: (w, h) frame pixels; steady_light: the colour map is the only
+    colour change."""
+
+    pdf: Path
+    out: Path
+    frames: int = 90
+    seed: int = 0
+    fps: float = 15.0
+    block: int = 0
+    colormap: Path | None = None
+    steady_light: bool = False
+    size: tuple[int, int] | None = None
+
+
+def run_simulate(run: SimulateRun, progress=no_progress) -> dict:
+    from dataclasses import replace
+
+    from blocks.generate import load_colormap
+    from capture.simulate import SimulateSettings, simulate
+    from common.files import IMAGE_SUFFIXES, check_output_file
+    from transforms.camera import CameraSettings
+
+    frames = 1 if Path(run.out).suffix.lower() in IMAGE_SUFFIXES else run.frames
+    checks.whole(frames, "frames", 1, 100_000)
+    checks.whole(run.block, "block", 0)
+    checks.seed(run.seed)
+    check_output_file(run.out)
+    camera = CameraSettings()
+    if run.size is not None:
+        w, h = run.size
+        if not (64 <= w <= 8192 and 64 <= h <= 8192):
+            raise UserError(f"size takes WxH in pixels (64 to 8192 each), not {w}x{h}", param="size")
+        camera = replace(camera, size=(w, h))
+    if run.steady_light:
+        camera = replace(camera, brightness=(1.0, 1.0), gradient=0.0, color_cast=0.0)
+    cmap = load_colormap(run.colormap)
+    if not 0 < run.fps <= 240:
+        raise UserError("fps must be in (0, 240]", param="fps")
+    with progress("simulate", frames) as update:
+        return simulate(run.pdf, run.out, SimulateSettings(frames=frames, seed=run.seed, fps=run.fps, block=run.block,
+                                                           camera=camera, colormap=cmap), on_frame=update)
+
+
+# --- one-pixel ----------------------------------------------------------------------------------
+
+@dataclass
+class OnePixelRun:
+    """`blocks onepixel`: inputs (images and folders) attacked at once, one model."""
+
+    inputs: list[Path]
+    models: list = field(default_factory=default_models)
+    target: str | None = None
+    pixels: int = 1
+    popsize: int = 400
+    maxiter: int = 100
+    max_queries: int = 0
+    fitness: str = "auto"
+    out: Path = Path("onepixel_out")
+    strategy: str = "probe"
+    seed: int = 0
+    device: str = "auto"
+    batch: int = 0
+
+
+def run_onepixel(run: OnePixelRun, progress=no_progress):
+    """Load, resize to the model's input size, attack, write per-image PNG + JSON, summary.json and
+    contact_sheet.png. Returns (OnePixelSummary, the attack's OnePixelResult, the names written)."""
+    from blocks.attacks.onepixel import OnePixelConfig, one_pixel_attack, prepare_images
+    from blocks.attacks.onepixel_report import collect_inputs, unique_names, write_outputs
+    from blocks.targets import resolve_goal
+    from common.files import check_output_dir, load_image
+
+    cfg = OnePixelConfig(pixels=run.pixels, popsize=run.popsize, maxiter=run.maxiter, strategy=run.strategy,
+                         seed=run.seed, batch=run.batch, max_queries=run.max_queries,
+                         fitness=run.fitness).check()  # bad settings fail before the model loads
+    checks.seed(run.seed)
+    files = collect_inputs(run.inputs)
+    images = [load_image(f) for f in files]
+    check_output_dir(run.out)  # before the attack: its results must have somewhere to go
+    net = load_model(run.models[:1], run.device)
+    goal = resolve_goal(run.target, net.labels) if run.target is not None else None
+    # The attack runs at the model's input size: every image stacks into one batch and the changed
+    # pixel is a real model-input pixel (a pixel of a larger original would be blurred by resizing).
+    x = prepare_images(images, net.input_size)
+    total = max(cfg.maxiter, 1) if cfg.is_de else cfg.budget  # DE counts generations, the searches queries
+    with progress("onepixel", total) as update:
+        result = one_pixel_attack(net, x, None, cfg, target=goal.index if goal else None,
+                                  progress=lambda g, running, _: update((g, running)))
+        update((total, 0))
+    names = unique_names(files)
+    extra = {"model": net.describe(), "device": str(net.device), "seed": run.seed,
+             "target": {"index": goal.index, "class": goal.name} if goal else None,
+             "input_size": net.input_size, "files": [str(f) for f in files]}
+    summary = write_outputs(run.out, result, names, [str(f) for f in files], net.labels, extra)
+    return summary, result, names, net.labels
+
+
+# --- sweep --------------------------------------------------------------------------------------
+
+@dataclass
+class SweepRun:
+    """`blocks sweep`: single-step FGSM line search on one image. eps_range: (min, max) in 0-255 units."""
+
+    image: Path
+    target: str
+    models: list = field(default_factory=default_models)
+    device: str = "auto"
+    eps_range: tuple[float, float] = (-120.0, 10.0)
+    num: int = 131
+    out: Path = Path("runs/sweep")
+
+
+def run_sweep(run: SweepRun) -> dict:
+    """Class probabilities against epsilon: out/sweep.png and out/sweep.json (returned)."""
+    import torch
+
+    from blocks.attacks.fgsm_sweep import epsilon_sweep, plot_sweep
+    from blocks.targets import resolve_goal
+    from common.files import atomic_write_bytes, check_output_dir, json_text, load_image
+    from common.interrupts import writing
+
+    lo, hi = checks.span(run.eps_range, "eps_range", -255, 255)
+    if not lo < hi:
+        raise UserError(f"eps_range takes MIN:MAX with MIN < MAX, not '{lo:g}:{hi:g}'", param="eps_range")
+    checks.whole(run.num, "num", 2, 10_000)
+    x = load_image(run.image)
+    check_output_dir(run.out)
+    net = load_model(run.models, run.device)
+    goal = resolve_goal(run.target, net.labels)
+    s = epsilon_sweep(net, x, goal.index, (torch.linspace(lo, hi, run.num) / 255).tolist())
+    record = {"image": str(run.image), "target": {"index": goal.index, "name": goal.name}, "model": net.name,
+              "epsilons_255": [e * 255 for e in s.epsilons], "best_epsilon_255": s.best_epsilon * 255,
+              "best_target_prob": s.best_target_prob, "clean_top1": net.labels[s.clean_top1],
+              "probs": {net.labels[c]: s.probs[:, c].tolist() for c in s.classes_to_show()}}
+    text = json_text(record)  # NaN fails here, before any file
+    with writing():
+        plot_sweep(s, net.labels, Path(run.out) / "sweep.png")
+        atomic_write_bytes(Path(run.out) / "sweep.json", (text + "\n").encode())
+    return record

@@ -1,0 +1,425 @@
+"""Every JSON file a command writes, as a typed record: the record is exactly what goes to disk.
+
+    PatchRecord       patch.json      `blocks generate` (one per target)
+    GenerateSummary   summary.json    `blocks generate` with several targets
+    SheetInfo         sheet.json      `blocks print` (BlockInfo, MarkerInfo inside)
+    CalibrationInfo   calib.json      `blocks calibration-sheet` (a SheetInfo with swatches)
+    ColorMapRecord    colormap.json   `blocks calibrate` (transforms.colormap.ColorMap holds it as tensors)
+    CaptureSummary    --summary       `blocks capture`
+    OnePixelSummary   summary.json    `blocks onepixel`
+
+One write/read pair for all of them (Record.write / Record.read): written atomically, NaN or
+infinity refused (common.files.json_text), and every record carries a `version`. Keys a reader
+does not know (from a newer version, or added by hand) are kept in `extra` and written back, so
+read -> write round-trips a file unchanged.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from common.errors import UserError
+
+VERSION = 1
+
+
+class Entry:
+    """A dataclass that is (part of) a JSON file. Subclasses are dataclasses with an `extra` field;
+    PARTS names the fields that hold nested entries, as field -> (Entry class, many)."""
+
+    PARTS: ClassVar[dict[str, tuple[type, bool]]] = {}
+    TUPLES: ClassVar[tuple[str, ...]] = ()  # list fields read back as tuples
+
+    def to_json(self) -> dict:
+        d = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "extra"}
+        return {**self.extra, **d}
+
+    @classmethod
+    def from_json(cls, d: Any):
+        """The parsed JSON -> the record; TypeError/ValueError/KeyError on a malformed one."""
+        if not isinstance(d, dict):
+            raise TypeError(f"expected an object, not {type(d).__name__}")
+        known = {f.name for f in fields(cls)} - {"extra"}
+        kwargs = {k: cls._part(k, v) for k, v in d.items() if k in known}
+        return cls(**kwargs, extra={k: v for k, v in d.items() if k not in known})
+
+    @classmethod
+    def _part(cls, name: str, value):
+        if name in cls.PARTS and value is not None:
+            kind, many = cls.PARTS[name]
+            return tuple(kind.from_json(v) for v in value) if many else kind.from_json(value)
+        if name in cls.TUPLES and value is not None:
+            return tuple(value)
+        return value
+
+
+class Record(Entry):
+    """A whole file: Entry plus the one write/read pair."""
+
+    WHAT: ClassVar[str] = "record"  # how errors name the file
+    FROM: ClassVar[str] = ""  # the command that writes it
+
+    def to_bytes(self) -> bytes:
+        from common.files import json_text
+
+        return (json_text(self.to_json()) + "\n").encode()
+
+    def as_written(self):
+        """The record as read back from its JSON (tuples become lists): equal to Record.read of the file."""
+        return type(self).from_json(json.loads(self.to_bytes()))
+
+    def write(self, path: str | Path) -> Path:
+        from common.files import atomic_write_bytes
+
+        return atomic_write_bytes(path, self.to_bytes())
+
+    @classmethod
+    def read(cls, path: str | Path):
+        """path -> the record. Missing, unreadable or malformed: one UserError line."""
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{cls.WHAT} not found: {path}" + (f" (written by `{cls.FROM}`)" if cls.FROM else ""))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UserError(f"cannot read {cls.WHAT} {path}: {e}") from None
+        try:
+            return cls.from_json(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise UserError(f"not a {cls.WHAT} (from `{cls.FROM}`): {path} (bad or missing field: "
+                            f"{type(e).__name__}: {e})") from None
+
+
+def _plain(v):
+    if isinstance(v, Entry):
+        return v.to_json()
+    if isinstance(v, (tuple, list)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+# --- patch.json ---------------------------------------------------------------------------------
+
+@dataclass
+class TargetInfo(Entry):
+    """The goal a patch was made for: class index and name, targeted (become it) or untargeted."""
+
+    index: int | None = None
+    name: str | None = None
+    mode: str | None = None  # "targeted" (become it) or "untargeted" (stop being it)
+    alternatives: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, d):
+        # patch.json files from before the record held a bare name or index here
+        if isinstance(d, str):
+            return cls(name=d)
+        if isinstance(d, int) and not isinstance(d, bool):
+            return cls(index=d)
+        return super().from_json(d)
+
+
+@dataclass
+class PatchRecord(Record):
+    """patch.json, written next to patch.png by `blocks generate` (blocks.generate.run_generate)."""
+
+    WHAT: ClassVar[str] = "patch.json"
+    FROM: ClassVar[str] = "blocks generate"
+    PARTS: ClassVar = {"target": (TargetInfo, False)}
+
+    target: TargetInfo = field(default_factory=TargetInfo)
+    model: Any = None  # the model's description (blocks.models Classifier.describe())
+    weights_sha256: str | None = None
+    device: str | None = None
+    ranks: int = 1
+    eot: str | None = None
+    eot_settings: dict | None = None
+    scale: list | None = None
+    scenes: str | None = None
+    eval_scenes: str | None = None
+    config: dict | None = None
+    seed: int | None = None
+    stopped: str | None = None
+    best_step: int | None = None
+    best_train_prob: float | None = None
+    steps_run: int = 0
+    seconds: float = 0.0
+    colormap: str | None = None
+    printability: float = 0.0
+    tv: float = 0.0
+    curve: dict | None = None
+    held_out: dict | None = None
+    members: list | None = None
+    versions: dict | None = None
+    patch_sha256: str | None = None
+    patch_px: list | None = None
+    written: str | None = None
+    version: int = VERSION
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def model_name(self) -> str | None:
+        m = self.model
+        if isinstance(m, dict):
+            name = m.get("model", m.get("name"))
+            return str(name) if name is not None else None
+        return str(m) if isinstance(m, str) else None
+
+
+@dataclass
+class GenerateRow(Entry):
+    target: str
+    index: int
+    mode: str
+    held_out_success: float | None
+    mean_target_prob: float | None
+    best_step: int | None
+    steps_run: int
+    seconds: float
+    stopped: str | None
+    folder: str
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class GenerateSummary(Record):
+    """summary.json of a many-target `blocks generate`: one row per target folder."""
+
+    WHAT: ClassVar[str] = "generate summary"
+    FROM: ClassVar[str] = "blocks generate"
+    PARTS: ClassVar = {"targets": (GenerateRow, True)}
+
+    model: Any = None
+    weights_sha256: str | None = None
+    ranks: int = 1
+    targets: tuple = ()
+    version: int = VERSION
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+# --- sheet.json and calib.json ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MarkerInfo(Entry):
+    """One printed ArUco marker: x/y/size of its black square, in mm from the page's top-left."""
+
+    id: int
+    x_mm: float
+    y_mm: float
+    size_mm: float
+    spot: str | None = None
+    extra: dict = field(default_factory=dict, repr=False, compare=False, hash=False)
+
+    def corners_mm(self) -> np.ndarray:
+        """(4, 2) in ArUco's corner order: top-left, top-right, bottom-right, bottom-left."""
+        x, y, s = self.x_mm, self.y_mm, self.size_mm
+        return np.array([[x, y], [x + s, y], [x + s, y + s], [x, y + s]], dtype=np.float64)
+
+    @classmethod
+    def from_json(cls, d):
+        m = super().from_json(d)
+        return cls(int(m.id), float(m.x_mm), float(m.y_mm), float(m.size_mm), m.spot, m.extra)
+
+
+@dataclass(frozen=True)
+class BlockInfo(Entry):
+    """One printed block (see printing.sheet for the meaning of each field)."""
+
+    PARTS: ClassVar = {"markers": (MarkerInfo, True)}
+    TUPLES: ClassVar = ("tile", "image_px")
+
+    page: int
+    x_mm: float
+    y_mm: float
+    size_mm: float
+    width_mm: float
+    height_mm: float
+    patch_size_mm: float
+    tile: tuple[int, int]
+    markers: tuple[MarkerInfo, ...]
+    patch_sha256: str | None = None
+    patch_file: str | None = None
+    target: str | None = None
+    target_index: int | None = None
+    target_mode: str | None = None
+    model: str | None = None
+    face: str | None = None
+    image_px: tuple[int, int] | None = None
+    extra: dict = field(default_factory=dict, repr=False, compare=False, hash=False)
+
+    def corners_mm(self) -> np.ndarray:
+        """(4, 2) corners of the patch area: top-left, top-right, bottom-right, bottom-left."""
+        x, y, w, h = self.x_mm, self.y_mm, self.width_mm, self.height_mm
+        return np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], dtype=np.float64)
+
+    @classmethod
+    def from_json(cls, d):
+        if not isinstance(d, dict):
+            raise TypeError(f"a block must be an object, not {type(d).__name__}")
+        size = float(d["size_mm"] if "size_mm" in d else d["width_mm"])
+        # sheets from before width/height/tile were recorded: a square single-patch block
+        filled = {"page": 0, "width_mm": size, "height_mm": size, "patch_size_mm": size, "tile": (1, 1),
+                  "markers": [], **d, "size_mm": size}
+        b = super().from_json(filled)
+        return cls(int(b.page), float(b.x_mm), float(b.y_mm), size, float(b.width_mm), float(b.height_mm),
+                   float(b.patch_size_mm), b.tile, b.markers, b.patch_sha256, b.patch_file, b.target,
+                   b.target_index, b.target_mode, b.model, b.face, b.image_px or None, b.extra)
+
+
+@dataclass(frozen=True)
+class SheetInfo(Record):
+    """sheet.json, written next to the PDF by `blocks print` (printing.sheet documents the fields)."""
+
+    WHAT: ClassVar[str] = "sheet"
+    FROM: ClassVar[str] = "blocks print"
+    PARTS: ClassVar = {"blocks": (BlockInfo, True)}
+    TUPLES: ClassVar = ("page_size_mm",)
+
+    page_size_mm: tuple[float, float]
+    pages: int
+    layout: str
+    aruco_dictionary: str
+    blocks: tuple[BlockInfo, ...]
+    dpi: int | None = None
+    date: str | None = None
+    version: int = VERSION
+    extra: dict = field(default_factory=dict, repr=False, compare=False, hash=False)
+
+    @classmethod
+    def from_json(cls, d):
+        if not isinstance(d, dict):
+            raise TypeError(f"expected an object, not {type(d).__name__}")
+        d = {"page_size_mm": (0.0, 0.0), "pages": 1, "layout": "grid", "aruco_dictionary": "DICT_4X4_50",
+             "version": VERSION, **d}
+        s = super().from_json(d)
+        return _replace(s, page_size_mm=tuple(float(v) for v in s.page_size_mm), pages=int(s.pages),
+                        layout=str(s.layout), aruco_dictionary=str(s.aruco_dictionary), version=int(s.version))
+
+    @classmethod
+    def read(cls, path: str | Path):
+        """sheet.json, or the PDF's path (its sidecar is read)."""
+        path = Path(path)
+        return super().read(sidecar_path(path) if path.suffix.lower() == ".pdf" else path)
+
+
+@dataclass(frozen=True)
+class CalibrationInfo(SheetInfo):
+    """calib.json: a valid sheet.json (one block, the swatch field) plus the swatches as sent."""
+
+    WHAT: ClassVar[str] = "calibration sheet"
+    FROM: ClassVar[str] = "blocks calibration-sheet"
+    PARTS: ClassVar = {"blocks": (BlockInfo, True), "markers": (MarkerInfo, True)}
+
+    kind: str = "calibration"
+    markers: tuple[MarkerInfo, ...] = ()
+    swatch_mm: float | None = None
+    grid_levels: int | None = None
+    rows: int | None = None
+    cols: int | None = None
+    swatches: tuple = ()  # {index, rgb [r, g, b] 0-255 as sent, x_mm, y_mm, size_mm, height_mm}
+
+    def colors(self) -> np.ndarray:
+        """(N, 3) uint8 RGB as sent, in swatch order."""
+        return np.array([s["rgb"] for s in self.swatches], dtype=np.uint8)
+
+
+def sidecar_path(pdf_path: str | Path) -> Path:
+    """sheet.pdf -> sheet.json (calib.pdf -> calib.json): where a sheet's record lies."""
+    return Path(pdf_path).with_suffix(".json")
+
+
+def _replace(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)
+
+
+# --- colormap.json ------------------------------------------------------------------------------
+
+@dataclass
+class ColorMapRecord(Record):
+    """colormap.json from `blocks calibrate`; transforms.colormap.ColorMap is its tensor form."""
+
+    WHAT: ClassVar[str] = "colour map"
+    FROM: ClassVar[str] = "blocks calibrate"
+
+    coef: list  # [3][3][knots]: seen channel, sent channel, knot
+    offset: list  # [3]
+    model: str = "additive-piecewise-linear"
+    knots: int | None = None
+    mean_error_rgb: float | None = None
+    gamut_rgb: list | None = None  # [N][3] colours the camera saw, 0-255
+    version: int = VERSION
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+# --- capture and one-pixel summaries ------------------------------------------------------------
+
+@dataclass
+class CaptureSummary(Record):
+    """The summary `blocks capture` prints and writes (--summary). Keys only some runs have
+    (block sizes with a sheet, a stream's reconnects, unreadable files) are in extra."""
+
+    WHAT: ClassVar[str] = "capture summary"
+    FROM: ClassVar[str] = "blocks capture"
+
+    frames: int = 0
+    hit_rate: float = 0.0
+    mean_target_prob: float = 0.0
+    median_target_prob: float = 0.0
+    longest_hit_run: int = 0
+    found_rate: float | None = None
+    fps: float = 0.0
+    frame_hit_rate: float = 0.0
+    block_hit_rate: float | None = None
+    duration_s: float = 0.0
+    target: str | None = None
+    target_index: int | None = None
+    model: str | None = None
+    stopped_by: str | None = None
+    sheet: str | None = None
+    source: str | None = None
+    version: int = VERSION
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __getitem__(self, key):  # summary["frames"] reads as the dict it replaced
+        return self.to_json()[key]
+
+
+@dataclass
+class OnePixelSummary(Record):
+    """summary.json of `blocks onepixel` (each image's own record is <name>.json next to it)."""
+
+    WHAT: ClassVar[str] = "one-pixel summary"
+    FROM: ClassVar[str] = "blocks onepixel"
+
+    images: int = 0
+    successes: int = 0
+    success_rate: float = 0.0
+    mean_confidence: float | None = None
+    mean_queries: float = 0.0
+    max_queries: int = 0
+    fitness: str | None = None
+    seconds: float = 0.0
+    targeted: bool = False
+    strategy: str | None = None
+    pixels: int = 1
+    popsize: int | None = None
+    maxiter: int | None = None
+    model: Any = None
+    device: str | None = None
+    seed: int | None = None
+    target: dict | None = None
+    input_size: int | None = None
+    files: list = field(default_factory=list)
+    version: int = VERSION
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __getitem__(self, key):
+        return self.to_json()[key]

@@ -1,0 +1,135 @@
+"""The shape of the code: typed records round-trip, the CLI stays thin, the leaf package stays a leaf."""
+from __future__ import annotations
+
+import ast
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from common.errors import UserError
+from common.goal import Goal
+from common.records import (BlockInfo, CalibrationInfo, CaptureSummary, ColorMapRecord, GenerateSummary, MarkerInfo,
+                            OnePixelSummary, PatchRecord, SheetInfo, TargetInfo)
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDS = [PatchRecord, GenerateSummary, SheetInfo, CalibrationInfo, ColorMapRecord, CaptureSummary, OnePixelSummary]
+
+
+def _sheet(cls=SheetInfo, **more):
+    marker = MarkerInfo(0, 1.0, 2.0, 12.0, "top-left")
+    block = BlockInfo(page=0, x_mm=10.0, y_mm=20.0, size_mm=50.0, width_mm=50.0, height_mm=50.0, patch_size_mm=50.0,
+                      tile=(1, 1), markers=(marker,), target="hen", target_index=8, image_px=(600, 600))
+    return cls(page_size_mm=(210.0, 297.0), pages=1, layout="grid", aruco_dictionary="DICT_4X4_50", blocks=(block,),
+               dpi=300, date="2026-01-01", **more)
+
+
+SAMPLES = {
+    PatchRecord: lambda: PatchRecord(target=TargetInfo(8, "hen", "targeted", ["cock"]), model={"model": "digits"},
+                                     steps_run=3, seconds=1.5, curve={"step": [0, 1]}, held_out={"success_rate": 0.5}),
+    GenerateSummary: lambda: GenerateSummary(model="digits", targets=()),
+    SheetInfo: _sheet,
+    CalibrationInfo: lambda: _sheet(CalibrationInfo, swatches=({"index": 0, "rgb": [1, 2, 3]},), rows=1, cols=1),
+    ColorMapRecord: lambda: ColorMapRecord(coef=[[[0.0, 1.0]] * 3] * 3, offset=[0.0, 0.0, 0.0], knots=2),
+    CaptureSummary: lambda: CaptureSummary(frames=3, hit_rate=1 / 3, target="hen", target_index=8),
+    OnePixelSummary: lambda: OnePixelSummary(images=2, successes=1, success_rate=0.5, files=["a.png", "b.png"]),
+}
+
+
+@pytest.mark.parametrize("cls", RECORDS, ids=lambda c: c.__name__)
+def test_record_round_trips_with_unknown_keys_and_a_version(cls, tmp_path):
+    rec = SAMPLES[cls]()
+    data = rec.to_json()
+    assert data["version"] >= 1
+    data["from_the_future"] = {"kept": [1, 2]}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))
+    back = cls.read(path)
+    assert back.extra == {"from_the_future": {"kept": [1, 2]}}
+    assert back == cls.from_json(data)
+    back.write(tmp_path / "again.json")
+    assert json.loads((tmp_path / "again.json").read_text()) == data  # written back unchanged
+
+
+@pytest.mark.parametrize("cls", RECORDS, ids=lambda c: c.__name__)
+def test_record_refuses_nan(cls, tmp_path):
+    rec = SAMPLES[cls]()
+    rec.extra["bad"] = math.nan
+    with pytest.raises(UserError, match="non-finite"):
+        rec.write(tmp_path / "r.json")
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_bad_record_files_are_one_line(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        PatchRecord.read(tmp_path / "nope.json")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(UserError, match="cannot read"):
+        SheetInfo.read(tmp_path / "broken.json")
+    (tmp_path / "list.json").write_text("[1]")
+    with pytest.raises(UserError, match="bad or missing field"):
+        SheetInfo.read(tmp_path / "list.json")
+
+
+def test_old_patch_json_targets_still_read():
+    """patch.json from before the record held the target as a bare name or index."""
+    assert PatchRecord.from_json({"target": "hen"}).target.name == "hen"
+    assert PatchRecord.from_json({"target": 8}).target.index == 8
+
+
+def test_goal_loss_win_and_probability_agree():
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0]])
+    become, leave = Goal(0, True), Goal(0, False)
+    assert become.wins(logits).tolist() == [True, False] and leave.wins(logits).tolist() == [False, True]
+    p = logits.softmax(1)
+    assert torch.allclose(become.prob(p) + leave.prob(p), torch.ones(2))
+    assert torch.isclose(become.loss(logits), -leave.loss(logits))
+    with pytest.raises(UserError, match="exactly one"):
+        Goal.of(None, None)
+
+
+def _functions(path: Path):
+    tree = ast.parse(path.read_text())
+    return [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def test_cli_functions_are_short():
+    """cli.py parses flags, calls a pipeline, prints the record: no function over 40 lines."""
+    long = [(f.name, f.end_lineno - f.lineno + 1) for f in _functions(ROOT / "blocks/cli.py")
+            if f.end_lineno - f.lineno + 1 > 40]
+    assert not long, long
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+OURS = {"blocks", "common", "transforms", "printing", "capture", "bench", "tests", "scripts"}
+
+
+@pytest.mark.parametrize("package, allowed", [("common", {"common"}), ("transforms", {"common", "transforms"}),
+                                              ("printing", {"common", "printing"}),
+                                              ("capture", {"common", "capture", "printing", "transforms"})])
+def test_lower_packages_never_import_upwards(package, allowed):
+    """common/ imports nothing of ours; transforms/, printing/ and capture/ never import blocks/."""
+    bad = {str(p.relative_to(ROOT)): sorted((_imports(p) & OURS) - allowed)
+           for p in sorted((ROOT / package).glob("*.py")) if (_imports(p) & OURS) - allowed}
+    assert not bad, bad
+
+
+def test_library_errors_name_settings_and_the_cli_names_flags(cli, tmp_path):
+    from printing import SheetSettings, make_sheet
+
+    with pytest.raises(UserError, match="^size_mm must be a positive number") as e:
+        make_sheet([tmp_path / "x.png"], SheetSettings(size_mm=-1))
+    assert e.value.param == "size_mm"
+    code, _, err = cli("print", tmp_path / "x.png", "--out", tmp_path / "s.pdf", "--size-mm", "-1")
+    assert code == 2 and err.strip() == "error: --size-mm must be a positive number, not -1.0", err
