@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from common.errors import UserError
-from common.records import CalibrationInfo, sidecar_path
+from common.records import CalibrationInfo, sheet_json
 from capture.markers import detect_markers, locate_blocks, make_detector, rectify_block
 from capture.sheet import Sheet, parse_sheet
 from capture.sources import open_source, quiet_opencv
@@ -49,17 +49,12 @@ class CalibrateSettings:
 
 def load_calibration(path: str | Path) -> Calibration:
     """calib.json from `blocks calibration-sheet` (or its PDF's path) -> Calibration."""
-    path = Path(path)
-    path = sidecar_path(path) if path.suffix.lower() == ".pdf" else path
-    return parse_calibration(CalibrationInfo.read(path), path)
+    return parse_calibration(CalibrationInfo.read(path), sheet_json(path))
 
 
 def parse_calibration(data: dict | CalibrationInfo, path: Path | None = None) -> Calibration:
     where = f"{path}" if path else "calibration sheet"
-    try:
-        info = data if isinstance(data, CalibrationInfo) else CalibrationInfo.from_json(data)
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise UserError(f"{where} is not a calibration sheet from `blocks calibration-sheet` ({e})") from None
+    info = CalibrationInfo.parse(data, where)
     if not info.swatches:
         raise UserError(f"{where} is not a calibration sheet from `blocks calibration-sheet` (no swatches)")
     sheet = parse_sheet(info, path)
@@ -99,7 +94,7 @@ def measure_frame(bgr: np.ndarray, calib: Calibration, detector=None, settings: 
     """One frame -> (N, 3) RGB in [0, 1] seen for each swatch, or None when the sheet is not found."""
     s = settings or CalibrateSettings()
     detector = detector or make_detector(calib.sheet.dictionary)
-    found = locate_blocks(calib.sheet, detect_markers(detector, bgr), min_markers=s.min_markers)
+    found = locate_blocks(calib.sheet, detect_markers(bgr, detector, bgr=True), min_markers=s.min_markers)
     if not found:
         return None
     rectified = rectify_block(bgr, calib.sheet, found[0], RECTIFIED_SIDE)

@@ -98,7 +98,7 @@ class Preparer:
         views = [resize_view(bgr, side)]
         det, found = None, []
         if self.detector is not None:
-            det = detect_markers(self.detector, bgr)
+            det = detect_markers(bgr, self.detector, bgr=True)
             found = locate_blocks(self.s.sheet, det, self.s.min_markers)
             views += [rectify_block(bgr, self.s.sheet, fb, side, self.s.block_margin) for fb in found]
         boxes = []

@@ -9,17 +9,9 @@ import cv2
 import numpy as np
 
 from capture.sheet import Sheet
+from printing.markers import Detections, detect_markers, make_detector  # the one detector
 
-
-@dataclass
-class Detections:
-    """ArUco markers found in one frame. ids: (N,) int, corners: (N, 4, 2) float32 image px."""
-
-    ids: np.ndarray
-    corners: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.ids)
+__all__ = ["Detections", "FoundBlock", "detect_markers", "locate_blocks", "make_detector", "rectify_block"]
 
 
 @dataclass
@@ -30,22 +22,6 @@ class FoundBlock:
     homography: np.ndarray  # (3, 3)
     outline: np.ndarray  # (4, 2) float32 image px of the patch area, clockwise from top-left
     markers_used: int
-
-
-def make_detector(dictionary: str = "DICT_4X4_50") -> cv2.aruco.ArucoDetector:
-    params = cv2.aruco.DetectorParameters()
-    # Sub-pixel corners: the homography (and so the rectified crop) is only as good as the corners.
-    params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
-    return cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, dictionary)), params)
-
-
-def detect_markers(detector: cv2.aruco.ArucoDetector, bgr: np.ndarray) -> Detections:
-    """bgr: (H, W, 3) uint8 frame -> the markers found."""
-    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
-    corners, ids, _ = detector.detectMarkers(gray)
-    if ids is None or len(ids) == 0:
-        return Detections(np.zeros((0,), np.int64), np.zeros((0, 4, 2), np.float32))
-    return Detections(ids.reshape(-1).astype(np.int64), np.stack([c.reshape(4, 2) for c in corners]))
 
 
 def locate_blocks(sheet: Sheet, det: Detections, min_markers: int = 2) -> list[FoundBlock]:

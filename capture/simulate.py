@@ -32,32 +32,12 @@ class SimulateSettings:
     colormap: object | None = None
 
 
-def render_page(pdf: Path, page: int, dpi: float) -> tuple[np.ndarray, tuple[float, float]]:
-    """Page `page` of the PDF as (H, W, 3) uint8 BGR at `dpi`, and the page size in mm."""
-    import pypdfium2 as pdfium
+def page_bgr(pdf: Path, page: int, dpi: float) -> tuple[np.ndarray, tuple[float, float]]:
+    """Page `page` of the PDF as (H, W, 3) uint8 BGR at `dpi` (printing.render, the one renderer),
+    and the page size in mm."""
+    from printing.render import page_size_mm, render_page as render
 
-    try:
-        doc = pdfium.PdfDocument(str(pdf))
-    except (pdfium.PdfiumError, OSError) as e:
-        raise UserError(f"cannot read PDF {pdf}: {e}") from None
-    try:
-        if not 0 <= page < len(doc):
-            raise UserError(f"{pdf} has {len(doc)} page(s); page {page} asked for")
-        p = doc[page]
-        size_mm = (p.get_width() / 72 * MM_PER_INCH, p.get_height() / 72 * MM_PER_INCH)
-        bitmap = p.render(scale=dpi / 72)
-        return _to_bgr(bitmap.to_numpy(), bitmap.mode), size_mm
-    finally:
-        doc.close()
-
-
-def _to_bgr(arr: np.ndarray, mode: str) -> np.ndarray:
-    """pypdfium2 bitmap array (BGR by default, BGRA/BGRX with transparency, L for grey) -> BGR."""
-    if arr.ndim == 2 or mode == "L":
-        return cv2.cvtColor(arr.reshape(arr.shape[0], arr.shape[1]), cv2.COLOR_GRAY2BGR)
-    if mode in ("RGB", "RGBA", "RGBX"):
-        return np.ascontiguousarray(arr[:, :, 2::-1])
-    return np.ascontiguousarray(arr[:, :, :3])
+    return np.ascontiguousarray(render(pdf, page, dpi)[:, :, ::-1]), page_size_mm(pdf, page)
 
 
 def region_of_interest(sheet: Sheet | None, block: int, page_mm: tuple[float, float]):
@@ -96,11 +76,13 @@ def simulate(pdf: str | Path, out: str | Path, settings: SimulateSettings,
     # ever appears, so warping down does not alias and warping up does not pixelate.
     page_mm = tuple(sheet.page_size_mm) if sheet is not None and all(sheet.page_size_mm) else None
     if page_mm is None:
-        page_mm = render_page(pdf, 0, 10)[1]
+        from printing.render import page_size_mm
+
+        page_mm = page_size_mm(pdf, 0)
     page_index, roi, must_see = region_of_interest(sheet, settings.block, page_mm)
     roi_side_px = cam.fill[1] * min(cam.size)
     dpi = float(np.clip(1.5 * roi_side_px / max(roi[2], roi[3]) * MM_PER_INCH, 50, 600))
-    page, page_mm = render_page(pdf, page_index, dpi)
+    page, page_mm = page_bgr(pdf, page_index, dpi)
     px_per_mm = page.shape[1] / page_mm[0]
     if settings.colormap is not None:
         from capture.calibrate import apply_to_bgr

@@ -78,6 +78,17 @@ class Record(Entry):
         return atomic_write_bytes(path, self.to_bytes())
 
     @classmethod
+    def parse(cls, data, where: str = ""):
+        """A record as it is, or parsed JSON made into one; malformed: one UserError line."""
+        if isinstance(data, cls):
+            return data
+        try:
+            return cls.from_json(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise UserError(f"{where or 'file'} is not a {cls.WHAT} from `{cls.FROM}` (bad or missing field: "
+                            f"{type(e).__name__}: {e})") from None
+
+    @classmethod
     def read(cls, path: str | Path):
         """path -> the record. Missing, unreadable or malformed: one UserError line."""
         path = Path(path)
@@ -87,11 +98,7 @@ class Record(Entry):
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise UserError(f"cannot read {cls.WHAT} {path}: {e}") from None
-        try:
-            return cls.from_json(data)
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise UserError(f"not a {cls.WHAT} (from `{cls.FROM}`): {path} (bad or missing field: "
-                            f"{type(e).__name__}: {e})") from None
+        return cls.parse(data, str(path))
 
 
 def _plain(v):
@@ -304,8 +311,7 @@ class SheetInfo(Record):
     @classmethod
     def read(cls, path: str | Path):
         """sheet.json, or the PDF's path (its sidecar is read)."""
-        path = Path(path)
-        return super().read(sidecar_path(path) if path.suffix.lower() == ".pdf" else path)
+        return super().read(sheet_json(path))
 
 
 @dataclass(frozen=True)
@@ -332,6 +338,12 @@ class CalibrationInfo(SheetInfo):
 def sidecar_path(pdf_path: str | Path) -> Path:
     """sheet.pdf -> sheet.json (calib.pdf -> calib.json): where a sheet's record lies."""
     return Path(pdf_path).with_suffix(".json")
+
+
+def sheet_json(path: str | Path) -> Path:
+    """A sheet's record path, given it or its PDF."""
+    path = Path(path)
+    return sidecar_path(path) if path.suffix.lower() == ".pdf" else path
 
 
 def _replace(obj, **changes):

@@ -10,9 +10,9 @@ from printing.layout import FACE_ORDER, PAGE_SIZES_MM
 from printing.markers import detect_markers
 from printing.patches import PatchImage, load_patch, patch_from_array
 from printing.render import page_count, render_page, render_region
-from printing.sheet import (BlockInfo, MarkerInfo, Sheet, SheetInfo, SheetSettings, make_sheet, parse_tile,
+from printing.sheet import (BlockInfo, MarkerInfo, PrintedSheet, SheetInfo, SheetSettings, make_sheet, parse_tile,
                             preview_paths, read_sheet, sidecar_path, write_sheet)
 
 __all__ = ["FACE_ORDER", "PAGE_SIZES_MM", "detect_markers", "PatchImage", "load_patch", "patch_from_array",
-           "page_count", "render_page", "render_region", "BlockInfo", "MarkerInfo", "Sheet", "SheetInfo", "SheetSettings",
+           "page_count", "render_page", "render_region", "BlockInfo", "MarkerInfo", "PrintedSheet", "SheetInfo", "SheetSettings",
            "make_sheet", "parse_tile", "preview_paths", "read_sheet", "sidecar_path", "write_sheet"]

@@ -29,7 +29,7 @@ from common.errors import UserError
 from printing import layout as L
 from printing.markers import DICTIONARY, dictionary_size
 from common.records import BlockInfo, CalibrationInfo, MarkerInfo
-from printing.sheet import _r
+from printing.sheet import PrintedSheet, _r
 
 KIND = "calibration"
 
@@ -52,9 +52,8 @@ class CalibrationSettings:
 
 
 @dataclass
-class CalibrationSheet:
-    pdf: bytes
-    info: CalibrationInfo  # the calib.json content
+class CalibrationSheet(PrintedSheet):
+    """The PDF and its calib.json record (info: a CalibrationInfo)."""
 
     @property
     def colors(self) -> np.ndarray:
@@ -107,7 +106,7 @@ def make_calibration_sheet(settings: CalibrationSettings | None = None) -> Calib
     s = settings or CalibrationSettings()
     _check(s)
     pw, ph = L.page_size(s.page)
-    frame = L.Frame.for_markers(s.marker_mm)
+    frame = L.Surround.for_markers(s.marker_mm)
     m, q = s.marker_mm, frame.quiet_mm
     margin = max(s.margin_mm, q)  # a marker at the page's edge would have no quiet zone
     x0, x1 = margin, pw - margin
@@ -166,7 +165,7 @@ def make_calibration_sheet(settings: CalibrationSettings | None = None) -> Calib
                            blocks=(field_info,), dpi=int(s.dpi), date=date, kind=KIND, markers=marker_info,
                            swatch_mm=s.swatch_mm, grid_levels=s.levels, rows=rows, cols=cols,
                            swatches=tuple(swatches))
-    return CalibrationSheet(pdf, info)
+    return CalibrationSheet(pdf, info, lay)
 
 
 def write_calibration_sheet(sheet: CalibrationSheet, out: str | Path, preview: bool = False,

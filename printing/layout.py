@@ -101,7 +101,7 @@ class BlockPlace:
 
 
 @dataclass(frozen=True)
-class Frame:
+class Surround:
     """How far a block's furniture reaches around it; derived from the marker size.
 
     quiet_mm: white space between a marker and anything else (the patch included): ArUco needs a
@@ -115,11 +115,11 @@ class Frame:
     ext_mm: float
 
     @staticmethod
-    def for_markers(marker_mm: float | None) -> "Frame":
+    def for_markers(marker_mm: float | None) -> "Surround":
         if marker_mm is None:
-            return Frame(None, 0.0, CUT_GAP_MM + CUT_MARK_MM)
+            return Surround(None, 0.0, CUT_GAP_MM + CUT_MARK_MM)
         quiet = marker_mm / 4
-        return Frame(marker_mm, quiet, quiet + marker_mm)
+        return Surround(marker_mm, quiet, quiet + marker_mm)
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class Layout:
     cut_lines: list[tuple[int, Segment]] = field(default_factory=list)  # (page, segment), solid
     fold_lines: list[tuple[int, Segment]] = field(default_factory=list)  # (page, segment), dashed
     tabs: list[tuple[int, tuple[tuple[float, float], ...]]] = field(default_factory=list)  # (page, polygon)
-    frame: Frame = field(default_factory=lambda: Frame.for_markers(None))
+    frame: Surround = field(default_factory=lambda: Surround.for_markers(None))
 
 
 def page_size(name: str) -> tuple[float, float]:
@@ -153,7 +153,7 @@ def page_size(name: str) -> tuple[float, float]:
         raise UserError(f"page takes {'|'.join(PAGE_SIZES_MM)}, not {name!r}", param="page") from None
 
 
-def corner_cut_marks(r: Rect, frame: Frame) -> list[Segment]:
+def corner_cut_marks(r: Rect, frame: Surround) -> list[Segment]:
     """Two short lines on the extension of each edge, outside the patch, at each corner.
 
     They lie on the patch's edge lines, so a ruler laid on two of them cuts exactly the patch;
@@ -168,7 +168,7 @@ def corner_cut_marks(r: Rect, frame: Frame) -> list[Segment]:
     return out
 
 
-def diagonal_spot(r: Rect, corner: str, frame: Frame) -> Rect:
+def diagonal_spot(r: Rect, corner: str, frame: Surround) -> Rect:
     """The marker square diagonally outside `corner` of r, one quiet zone away on both axes."""
     m, q = frame.marker_mm, frame.quiet_mm
     left = r.x_mm - q - m
@@ -181,7 +181,7 @@ def diagonal_spot(r: Rect, corner: str, frame: Frame) -> Rect:
 
 
 def grid_layout(n_blocks: int, block_w: float, block_h: float, page: tuple[float, float],
-                margin_mm: float, frame: Frame, caption_h_mm: float) -> Layout:
+                margin_mm: float, frame: Surround, caption_h_mm: float) -> Layout:
     """n_blocks identical blocks of block_w x block_h mm in rows and columns, page after page.
 
     Each cell holds the block, its furniture (markers or cut marks, `frame.ext_mm` on every side)
@@ -238,7 +238,7 @@ def _tab(x0: float, y0: float, x1: float, y1: float, nx: float, ny: float, t: fl
     return ((x0, y0), (x0 + t * (nx + ux), y0 + t * (ny + uy)), (x1 + t * (nx - ux), y1 + t * (ny - uy)), (x1, y1))
 
 
-def cube_layout(face_mm: float, page: tuple[float, float], margin_mm: float, frame: Frame,
+def cube_layout(face_mm: float, page: tuple[float, float], margin_mm: float, frame: Surround,
                 caption_h_mm: float) -> Layout:
     """A foldable cube net with face side face_mm, centred horizontally, at the top margin.
 
@@ -312,7 +312,7 @@ def cube_layout(face_mm: float, page: tuple[float, float], margin_mm: float, fra
     return Layout("cube", page, 1, blocks, captions, cut_lines=cuts, fold_lines=folds, tabs=tabs, frame=frame)
 
 
-def _cube_markers(faces: dict[str, Rect], tabs: list, net: Rect, frame: Frame) -> list[BlockPlace]:
+def _cube_markers(faces: dict[str, Rect], tabs: list, net: Rect, frame: Surround) -> list[BlockPlace]:
     """Give each face 2-4 markers from candidate spots that stay clear of faces, tabs and markers.
 
     Faces with the fewest free spots choose first (front and bottom are boxed in by the other

@@ -3,6 +3,8 @@ detector for checking a rendered or photographed sheet.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 DICTIONARY = "DICT_4X4_50"
@@ -18,7 +20,7 @@ def marker_modules(marker_id: int, name: str = DICTIONARY) -> np.ndarray:
     """(n + 2, n + 2) bool, True = black: the marker's n x n bits inside a one-module black border.
 
     The marker's printed side covers all n + 2 modules; the white quiet zone around it is the
-    layout's business (printing.layout.Frame).
+    layout's business (printing.layout.Surround).
     """
     import cv2
 
@@ -30,20 +32,50 @@ def marker_modules(marker_id: int, name: str = DICTIONARY) -> np.ndarray:
     return img < 128
 
 
-def detect_markers(rgb: np.ndarray, name: str = DICTIONARY) -> dict[int, np.ndarray]:
-    """rgb: (H, W, 3) or (H, W) uint8 -> {id: (4, 2) float corners in px}, clockwise from the
-    marker's top-left. An id seen twice keeps its first detection.
-    """
+@dataclass
+class Detections:
+    """ArUco markers found in one image. ids: (N,) int, corners: (N, 4, 2) float32 image px,
+    clockwise from each marker's top-left. Reads like {id: (4, 2) float64 corners} too (an id
+    seen twice gives its first detection)."""
+
+    ids: np.ndarray
+    corners: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __iter__(self):
+        return iter(dict.fromkeys(int(i) for i in self.ids))
+
+    def __contains__(self, marker_id) -> bool:
+        return bool((self.ids == int(marker_id)).any())
+
+    def __getitem__(self, marker_id) -> np.ndarray:
+        hits = np.flatnonzero(self.ids == int(marker_id))
+        if not len(hits):
+            raise KeyError(marker_id)
+        return self.corners[hits[0]].astype(np.float64)
+
+
+def make_detector(name: str = DICTIONARY):
+    """An ArUco detector with sub-pixel corners: a homography is only as good as its corners."""
     import cv2
 
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
     params = cv2.aruco.DetectorParameters()
     params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
-    det = cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, name)), params)
+    return cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, name)), params)
+
+
+def detect_markers(image: np.ndarray, detector=DICTIONARY, bgr: bool = False) -> Detections:
+    """The one marker detector (printed-sheet checks, capture, calibration).
+
+    image: (H, W, 3) uint8 RGB (bgr=True: OpenCV's BGR, as cameras give it) or (H, W) grey.
+    detector: a make_detector() (reuse it across frames) or a dictionary name."""
+    import cv2
+
+    det = make_detector(detector) if isinstance(detector, str) else detector
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY if bgr else cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
     corners, ids, _ = det.detectMarkers(gray)
-    found: dict[int, np.ndarray] = {}
-    if ids is None:
-        return found
-    for c, i in zip(corners, ids.reshape(-1)):
-        found.setdefault(int(i), c.reshape(4, 2).astype(np.float64))
-    return found
+    if ids is None or len(ids) == 0:
+        return Detections(np.zeros((0,), np.int64), np.zeros((0, 4, 2), np.float32))
+    return Detections(ids.reshape(-1).astype(np.int64), np.stack([c.reshape(4, 2) for c in corners]))

@@ -27,6 +27,18 @@ def page_count(pdf: bytes | str | Path) -> int:
         doc.close()
 
 
+def page_size_mm(pdf: bytes | str | Path, page: int = 0) -> tuple[float, float]:
+    """(width, height) of a page in mm."""
+    doc = _open(pdf)
+    try:
+        if not 0 <= page < len(doc):
+            raise UserError(f"the PDF has {len(doc)} page(s), no page {page}")
+        w, h = doc[page].get_size()  # points
+        return w / 72 * 25.4, h / 72 * 25.4
+    finally:
+        doc.close()
+
+
 def render_page(pdf: bytes | str | Path, page: int = 0, dpi: float = 600) -> np.ndarray:
     """One page of a PDF (bytes or a path) -> (H, W, 3) uint8 RGB at `dpi`.
 

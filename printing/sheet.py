@@ -52,8 +52,9 @@ class SheetSettings:
 
 
 @dataclass
-class Sheet:
-    """A finished sheet in memory: nothing is on disk until write_sheet."""
+class PrintedSheet:
+    """A finished sheet in memory (the PDF and its sheet.json record): nothing is on disk until
+    write_sheet. The calibration sheet is one too (printing.calibration)."""
 
     pdf: bytes
     info: SheetInfo
@@ -111,7 +112,7 @@ def parse_tile(text: str) -> tuple[int, int]:
     return vals
 
 
-def make_sheet(patches: Sequence[str | Path | PatchImage], settings: SheetSettings | None = None) -> Sheet:
+def make_sheet(patches: Sequence[str | Path | PatchImage], settings: SheetSettings | None = None) -> PrintedSheet:
     """Lay out and draw patches. Grid: one block per patch. Cube: 1 patch (on all six faces) or 6
     (one per face, in printing.layout.FACE_ORDER). Raises UserError for any bad input."""
     from printing.pdf import caption_height_mm, caption_lines, draw_pdf
@@ -122,7 +123,7 @@ def make_sheet(patches: Sequence[str | Path | PatchImage], settings: SheetSettin
         raise UserError("no patch images given")
     loaded = [p if isinstance(p, PatchImage) else load_patch(p) for p in patches]
     page = L.page_size(s.page)
-    frame = L.Frame.for_markers(s.marker_mm if s.markers else None)
+    frame = L.Surround.for_markers(s.marker_mm if s.markers else None)
     rows, cols = s.tile
     date = s.date or datetime.date.today().isoformat()
 
@@ -177,7 +178,7 @@ def make_sheet(patches: Sequence[str | Path | PatchImage], settings: SheetSettin
             target_mode=p.target_mode, model=p.model, face=b.face, image_px=(int(img.shape[1]), int(img.shape[0]))))
     info = SheetInfo(page_size_mm=(page[0], page[1]), pages=lay.pages, layout=s.layout,
                      aruco_dictionary=DICTIONARY, blocks=tuple(blocks), dpi=int(s.dpi), date=date)
-    return Sheet(pdf, info, lay)
+    return PrintedSheet(pdf, info, lay)
 
 
 def _r(v: float) -> float:
@@ -214,7 +215,7 @@ def _short_path(path: str) -> str:
     return str(Path(*parts[-2:])) if len(parts) > 2 else path
 
 
-def write_sheet(sheet, out: str | Path, preview: bool = False, preview_dpi: float = 100) -> list[Path]:
+def write_sheet(sheet: PrintedSheet, out: str | Path, preview: bool = False, preview_dpi: float = 100) -> list[Path]:
     """Write out (the PDF), its sidecar JSON (sheet.info, a SheetInfo record) and, with preview,
     one PNG per page; returns the paths. Used for patch sheets and the calibration sheet alike.
 

@@ -101,7 +101,7 @@ def test_rectified_block_matches_the_printed_patch(three_page, digits_model):
     page, sheet_dict = three_page
     sheet = parse_sheet(sheet_dict)
     frame, H_true = photo_of(page, QUAD)
-    det = detect_markers(make_detector(), frame)
+    det = detect_markers(frame, make_detector(), bgr=True)
     assert sorted(det.ids.tolist()) == [0, 1, 2, 3]
     (found,) = locate_blocks(sheet, det)
     truth = cv2.perspectiveTransform(sheet.blocks[0].corners_mm()[None], H_true)[0]
@@ -118,7 +118,7 @@ def test_block_needs_two_markers_by_default(three_page):
     page, sheet_dict = three_page
     sheet = parse_sheet(sheet_dict)
     frame, _ = photo_of(page, QUAD)
-    det = detect_markers(make_detector(), frame)
+    det = detect_markers(frame, make_detector(), bgr=True)
     keep = det.ids == 2
     one = type(det)(det.ids[keep], det.corners[keep])
     assert locate_blocks(sheet, one) == []

@@ -240,7 +240,7 @@ def test_no_markers_allows_more_blocks(cli, patches, tmp_path):
 
 
 def test_layout_geometry_is_clean():
-    frame = L.Frame.for_markers(12.0)
+    frame = L.Surround.for_markers(12.0)
     lay = L.grid_layout(12, 30, 30, L.page_size("a4"), 10, frame, 5)
     page = L.Rect(0, 0, 210, 297)
     for b in lay.blocks:
