@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from common.errors import UserError
+from common.goal import Goal
 from common.records import CaptureSummary
 from common.files import _umask, json_text
 from common.interrupts import interrupted, writing
@@ -123,7 +124,7 @@ def verdict(probs: torch.Tensor, prepared: Prepared, labels: list[str], target: 
             index: int, time_s: float, name: str = "") -> FrameResult:
     """probs: (B, C) for the views in `prepared` (whole frame first) -> the frame's FrameResult."""
     top_p, top_i = probs.max(dim=1)
-    view_hits = (top_i == target) & (probs[:, target] >= threshold)
+    view_hits = Goal(target).hits(probs, threshold)  # a camera checks a targeted patch
     nb = len(prepared.found)
     blocks = []
     for k, fb in enumerate(prepared.found, start=1):

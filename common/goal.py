@@ -49,12 +49,15 @@ class Goal:
         ce = F.cross_entropy(logits, labels)
         return ce if self.targeted else -ce
 
-    def wins(self, logits: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
-        """(B,) bool: top-1 is the class (with at least `threshold` probability), or is not it."""
+    def wins(self, logits: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: top-1 is the class (targeted), or is not it (untargeted)."""
         top = logits.argmax(1) == self.index
-        if not self.targeted:
-            return ~top
-        return top & (logits.softmax(1)[:, self.index] >= threshold) if threshold > 0 else top
+        return top if self.targeted else ~top
+
+    def hits(self, probs: torch.Tensor, threshold: float = 0.0) -> torch.Tensor:
+        """(B,) bool from probabilities: a win, and (targeted) with at least `threshold` probability."""
+        won = self.wins(probs)  # softmax keeps the argmax
+        return won & (probs[:, self.index] >= threshold) if self.targeted else won
 
     def prob(self, probs: torch.Tensor) -> torch.Tensor:
         """(B,) the objective probability: p(class), or 1 - p(class)."""

@@ -133,3 +133,10 @@ def test_library_errors_name_settings_and_the_cli_names_flags(cli, tmp_path):
     assert e.value.param == "size_mm"
     code, _, err = cli("print", tmp_path / "x.png", "--out", tmp_path / "s.pdf", "--size-mm", "-1")
     assert code == 2 and err.strip() == "error: --size-mm must be a positive number, not -1.0", err
+
+
+def test_goal_hits_need_the_threshold():
+    probs = torch.tensor([[0.6, 0.4], [0.3, 0.7]])
+    assert Goal(0).hits(probs).tolist() == [True, False]
+    assert Goal(0).hits(probs, threshold=0.65).tolist() == [False, False]
+    assert Goal(0, False).hits(probs).tolist() == [False, True]
