@@ -93,28 +93,22 @@ class Group:
         return out
 
     def agree(self, fn, *args, **kwargs):
-        """Run fn on every rank; if it raised a UserError (or typer.Exit) on any rank, every rank
-        raises: rank 0 the first failure's message (naming the rank), the others quietly, all with
-        its exit code. Otherwise return fn's result."""
-        import typer
-
+        """Run fn on every rank; if it raised a UserError on any rank, every rank raises: rank 0
+        the first failure's message (naming the rank; the setting it names kept for the CLI), the
+        others quietly, all with its exit code. Otherwise return fn's result."""
         outcome = None
         try:
             result = fn(*args, **kwargs)
         except UserError as e:
-            outcome = (e.exit_code, str(e))
-        except typer.Exit as e:
-            outcome = (e.exit_code, None)
+            outcome = (e.exit_code, str(e), getattr(e, "param", None))
         outcomes = self.gather(outcome)
         failed = [(r, o) for r, o in enumerate(outcomes) if o is not None]
         if not failed:
             return result
-        rank, (code, message) = failed[0]
-        if not self.is_main:
+        rank, (code, message, param) = failed[0]
+        if not self.is_main or not message:
             raise QuietExit(code)
-        if message is None:
-            raise typer.Exit(code)
-        err = UserError(message if rank == 0 else f"rank {rank}: {message}")
+        err = UserError(message if rank == 0 else f"rank {rank}: {message}", param=param)
         err.exit_code = code
         raise err
 
