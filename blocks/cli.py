@@ -577,11 +577,11 @@ def flag_message(e: UserError) -> str:
     """The library names settings (`size_mm must be > 0`); the CLI user typed flags (`--size-mm`)."""
     import re
 
-    text, param = str(e), getattr(e, "param", None)
-    if not param:
-        return text
-    flag = FLAGS.get(param, "--" + param.replace("_", "-"))
-    return re.sub(rf"(?<![\w-]){re.escape(param)}(?![\w-])", flag, text, count=1)
+    text, params = str(e), getattr(e, "param", None) or ()
+    for param in (params,) if isinstance(params, str) else params:
+        flag = FLAGS.get(param, "--" + param.replace("_", "-"))
+        text = re.sub(rf"(?<![\w-]){re.escape(param)}(?![\w-])", flag, text, count=1)
+    return text
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -96,7 +96,8 @@ def goals_of(net, wanted: list[str], away_from: str | None):
     from blocks.targets import resolve_goal
 
     if wanted and away_from is not None or not wanted and away_from is None:
-        raise UserError("give exactly one of --target CLASS (become it) or --away-from CLASS (stop being it)")
+        raise UserError("give exactly one of targets CLASS (become it) or away_from CLASS (stop being it)",
+                        param=("targets", "away_from"))
     goals = [resolve_goal(t, net.labels) for t in wanted] or [resolve_goal(away_from, net.labels, targeted=False)]
     seen = set()
     for g in goals:
@@ -187,7 +188,8 @@ def fit(images, size: int):
 def config_for(run, goal, net):
     from blocks.attacks.eot_fgsm import GenerateConfig
 
-    return GenerateConfig(target=goal.target, away_from=goal.away_from, patch_size=run.patch_size if run.patch_size is not None else max(8, net.input_size // 2),
+    side = run.patch_size if run.patch_size is not None else max(8, net.input_size // 2)
+    return GenerateConfig(target=goal.target, away_from=goal.away_from, patch_size=side,
                           steps=run.steps, epsilon=run.epsilon / 255, final_fraction=run.final_fraction,
                           schedule=run.schedule, batch=run.batch, momentum=run.momentum,
                           max_seconds=run.max_seconds, seed=run.seed, smooth=run.smooth)

@@ -112,7 +112,8 @@ def run_generate(run: GenerateRun, progress=no_progress,
     from transforms.eot import preset
 
     # paths may differ per node; the models are compared after loading, by their weights' hashes
-    group = G.join_group(run.device, {k: v for k, v in asdict(run).items() if k != "models" and not isinstance(v, Path)})
+    same = {k: v for k, v in asdict(run).items() if k != "models" and not isinstance(v, Path)}
+    group = G.join_group(run.device, same)
     G.check_run(run)
     eot_cfg = preset(run.eot, G.default_scale(run.scale, run.scenes))
     out = Path(run.out) if run.out is not None else G.default_out(run)
@@ -136,7 +137,8 @@ def run_generate(run: GenerateRun, progress=no_progress,
         def finish():  # rank 0 writes and judges; the other ranks learn whether that worked
             if not main_rank:
                 return None
-            rec = write_patch(folder, result.patch, G.record_for(run, goal, cfg, eot_cfg, result, loaded, ranks, versions))
+            rec = G.record_for(run, goal, cfg, eot_cfg, result, loaded, ranks, versions)
+            rec = write_patch(folder, result.patch, rec)
             if result.stopped != "interrupted":  # written first: nothing is lost if judging is interrupted
                 rec = G.judge(run, rec, folder, goal, eot_cfg, loaded)
                 if on_patch:
@@ -189,7 +191,8 @@ def run_evaluate(run: EvaluateRun) -> dict:
     checks.whole(run.n, "n", 1, 1_000_000)
     checks.seed(run.seed)
     if (run.target is None) == (run.away_from is None):
-        raise UserError("give exactly one of --target CLASS (become it) or --away-from CLASS (stop being it)")
+        raise UserError("give exactly one of target CLASS (become it) or away_from CLASS (stop being it)",
+                        param=("target", "away_from"))
     image = load_image(run.patch)
     scale = default_scale(checks.span(run.scale, "scale", 0.01, 1.5) if run.scale else None, run.scenes)
     eot_cfg, cmap, scenes = preset(run.eot, scale), load_colormap(run.colormap), read_scenes(run.scenes)

@@ -121,7 +121,8 @@ def open_source(spec: str, reconnect: int = 0) -> FrameSource:
     frames/f_%03d.png also works)."""
     text = str(spec).strip()
     if not text:
-        raise UserError("--source is empty: give a camera index (0), a video, a folder, a glob, a URL or screen")
+        raise UserError("source is empty: give a camera index (0), a video, a folder, a glob, a URL or screen",
+                        param="source")
     if text.isdigit():
         return _open_camera(int(text))
     if "://" in text:
@@ -351,9 +352,10 @@ def _open_screen(text: str) -> ScreenSource:
         try:
             x, y, w, h = (int(v) for v in parts)
         except ValueError:
-            raise UserError(f"--source {text}: give screen:X,Y,W,H as four whole numbers of pixels") from None
+            raise UserError(f"source {text}: give screen:X,Y,W,H as four whole numbers of pixels",
+                            param="source") from None
         if w < 1 or h < 1:
-            raise UserError(f"--source {text}: width and height must be at least 1 pixel")
+            raise UserError(f"source {text}: width and height must be at least 1 pixel", param="source")
         region = (x, y, w, h)
     try:
         with _mss() as grabber:
@@ -365,7 +367,7 @@ def _open_screen(text: str) -> ScreenSource:
             else:
                 x, y, w, h = region
                 if x < 0 or y < 0 or x + w > W or y + h > H:
-                    raise UserError(f"--source {text}: region is outside the screen ({W}x{H} pixels)")
+                    raise UserError(f"source {text}: region is outside the screen ({W}x{H} pixels)", param="source")
                 box = {"left": int(screen["left"]) + x, "top": int(screen["top"]) + y, "width": w, "height": h}
             grabber.grab(box)
     except mss.ScreenShotError as e:

@@ -4,12 +4,12 @@
 class UserError(Exception):
     """Something the user can fix (a flag, a file, a camera). Never a bug in the tool.
 
-    param: the setting the message starts with, in the library's words (`size_mm must be > 0`);
-    the CLI puts its flag there (`--size-mm must be > 0`)."""
+    param: the setting the message names, in the library's words (`size_mm must be > 0`); the CLI
+    puts its flag there (`--size-mm must be > 0`). A tuple when the message names several."""
 
     exit_code = 2
 
-    def __init__(self, message: str = "", param: str | None = None):
+    def __init__(self, message: str = "", param: str | tuple[str, ...] | None = None):
         super().__init__(message)
         self.param = param
 

@@ -94,7 +94,8 @@ def check_settings(s: SheetSettings) -> None:
     if not (1 <= r <= 50 and 1 <= c <= 50):
         raise UserError(f"tile takes RxC with 1 <= R, C <= 50, not {r}x{c}", param="tile")
     if s.layout == "cube" and (r, c) != (1, 1):
-        raise UserError("tile applies to --layout grid only (a cube face is one patch of --size-mm)", param="tile")
+        raise UserError("tile applies to layout grid only (a cube face is one patch of size_mm)",
+                        param=("tile", "layout", "size_mm"))
     L.page_size(s.page)
 
 

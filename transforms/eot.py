@@ -51,7 +51,7 @@ def preset(name: str, scale: tuple[float, float] | None = None) -> EOT:
     if name not in PRESETS:
         from common.errors import UserError
 
-        raise UserError(f"unknown --eot preset {name!r}: use one of {', '.join(PRESETS)}")
+        raise UserError(f"unknown eot preset {name!r}: use one of {', '.join(PRESETS)}", param="eot")
     eot = PRESETS[name]
     if scale is None:
         return replace(eot)
