@@ -22,3 +22,44 @@ def cli(capsys):
         return code, out, err
 
     return invoke
+
+
+def read_video(path) -> list:
+    """Every frame of a video file, decoded with OpenCV: (H, W, 3) uint8 BGR arrays."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+@pytest.fixture
+def check_annotated():
+    """check(video, sources, n_frames, dropped=False): the annotated video capture wrote holds one
+    frame per classified frame, of the source's size, each drawn over its own source frame: that
+    frame is clearly the closest of all the source frames (a black, frozen or shuffled video fails).
+    sources: the frames the loop read, BGR. dropped=True (a stream that skips frames): each video
+    frame matches some source frame, in increasing order."""
+    import numpy as np
+
+    def check(video, sources, n_frames, dropped=False):
+        frames = read_video(video)
+        assert len(frames) == n_frames, (len(frames), n_frames)
+        matched = []
+        for i, f in enumerate(frames):
+            assert f.shape == sources[0].shape
+            d = np.array([np.abs(f.astype(np.int16) - s).mean() for s in sources])
+            j = int(np.argmin(d)) if dropped else i
+            # the overlay covers part of the frame, yet the own frame is far closer than any other
+            assert d[j] == d.min() and d[j] < 0.8 * np.delete(d, j).min(), (i, j, d[j], np.sort(d)[:3])
+            matched.append(j)
+        assert matched == sorted(set(matched))
+        return frames
+
+    return check
