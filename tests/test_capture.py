@@ -377,6 +377,45 @@ def test_simulated_clip_is_found_and_read(tmp_path, cli, synthetic_pdf, check_an
     check_annotated(tmp_path / "annotated.mp4", read_video(clip), 40)
 
 
+def _off_head_on_deg(H: np.ndarray, pose: Pose, s: CameraSettings) -> float:
+    """Angle between the page's normal and the camera's axis, from a page-mm -> frame-px homography
+    H = K [r1 r2 t] (pinhole K: focal_px, principal point at the frame centre + the pose's drift)."""
+    from transforms.camera import focal_px
+
+    f, (w, h) = focal_px(s), s.size
+    K = np.array([[f, 0, w / 2 + pose.dx], [0, f, h / 2 + pose.dy], [0, 0, 1]])
+    m = np.linalg.inv(K) @ H
+    r1, r2 = m[:, 0] / np.linalg.norm(m[:, 0]), m[:, 1] / np.linalg.norm(m[:, 1])
+    assert abs(r1 @ r2) < 1e-9  # a rigid page: its axes stay perpendicular in camera space
+    return float(np.degrees(np.arccos(abs(np.cross(r1, r2)[2]))))
+
+
+def test_simulated_camera_tilt_and_roll_limits():
+    """README: the simulator's hand-held path tilts up to 30 degrees (about each page axis) and rolls
+    up to 25. The limits are reached, never passed, and the frames' geometry has those angles."""
+    from transforms.camera import sample_poses
+
+    s = CameraSettings()
+    roi = (40.0, 60.0, 120.0, 120.0)
+    poses = [p for seed in range(8) for p in sample_poses(90, s, np.random.default_rng(seed))]
+    deg = lambda v: np.degrees(np.abs(np.array(v)))  # noqa: E731
+    yaw, pitch, roll = deg([p.yaw for p in poses]), deg([p.pitch for p in poses]), deg([p.roll for p in poses])
+    assert 29.5 < yaw.max() <= 30 + 1e-9 and 29.5 < pitch.max() <= 30 + 1e-9, (yaw.max(), pitch.max())
+    assert 24.5 < roll.max() <= 25 + 1e-9, roll.max()
+    # off head-on: each axis alone up to 30 degrees, both together up to acos(cos^2 30) = 41.4
+    tilts = np.array([_off_head_on_deg(pose_homography(p, roi, s), p, s) for p in poses])
+    assert tilts.max() <= np.degrees(np.arccos(np.cos(np.radians(30)) ** 2)) + 1e-6 and tilts.max() > 30
+    for a in (-30.0, 12.0, 30.0):  # one axis alone: exactly that far off head-on
+        p = Pose(yaw=np.radians(a), pitch=0, roll=0, fill=0.6, dx=0, dy=0)
+        assert _off_head_on_deg(pose_homography(p, roi, s), p, s) == pytest.approx(abs(a))
+    # roll alone turns the page's x axis by that angle in the frame, reframing included
+    pts = np.array([[40.0, 120.0], [160.0, 120.0], [100.0, 60.0], [100.0, 180.0]])
+    for a in (-25.0, 10.0, 25.0):
+        H = pose_homography(Pose(0, 0, np.radians(a), 0.9, 30, -20), roi, s)
+        (x0, y0), (x1, y1) = cv2.perspectiveTransform(pts[None, :2], keep_in_frame(H, pts, s))[0]
+        assert np.degrees(np.arctan2(y1 - y0, x1 - x0)) == pytest.approx(a, abs=1e-6)
+
+
 def test_simulation_is_reproducible_and_bad_pdf_is_one_line(tmp_path, cli, synthetic_pdf):
     from capture.simulate import SimulateSettings, simulate
 
