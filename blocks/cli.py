@@ -610,6 +610,9 @@ def run(argv: list[str] | None = None) -> int:
         if hasattr(e, "show") and hasattr(e, "exit_code"):
             e.show()
             return e.exit_code
+        if isinstance(e, ImportError) and interrupted():  # a Ctrl-C cut a C extension's import short
+            typer.echo("interrupted: nothing written", err=True)
+            return 130
         raise
     return code if isinstance(code, int) else 0
 

@@ -109,6 +109,7 @@ def run_generate(run: GenerateRun, progress=no_progress,
     from blocks.attacks.eot_fgsm import generate_patch
     from blocks.distributed import QuietExit
     from blocks.report import library_versions, write_patch
+    from common.interrupts import interrupted
     from transforms.eot import preset
 
     # paths may differ per node; the models are compared after loading, by their weights' hashes
@@ -124,6 +125,8 @@ def run_generate(run: GenerateRun, progress=no_progress,
     main_rank, ranks = group is None or group.is_main, group.world if group else 1
     versions = library_versions()  # now, not after a Ctrl-C: importing takes seconds there
     loaded = G.load(run, group, out)
+    if interrupted():  # a Ctrl-C that an import swallowed (torch's C init can): nothing is written yet
+        raise KeyboardInterrupt
     several = len(loaded.goals) > 1
     done = Generated([], [], None)
     for goal in loaded.goals:
