@@ -161,3 +161,76 @@ def test_models_file_model_path_is_relative_to_the_file(tmp_path, digits_model):
     x = torch.rand(2, 3, 32, 32)
     assert spec.name == str(tmp_path / "net.ts")
     assert torch.allclose(model(x), digits_model(x), atol=1e-5)
+
+
+class Scaled(torch.nn.Module):
+    """A classifier's logits times k: same decisions, input gradients k times larger. Counts the
+    views it sees, so tests can tell which members a step or a check ran."""
+
+    def __init__(self, net, k: float):
+        super().__init__()
+        self.net, self.k, self.labels, self.input_size, self.seen = net, k, net.labels, net.input_size, 0
+        self.name, self.weights_id, self.device = f"x{k}", "", torch.device("cpu")
+
+    def forward(self, x):
+        self.seen += len(x)
+        return self.k * self.net(x)
+
+
+def _two_members(digits_model, k=100.0):
+    torch.manual_seed(5)
+    other = DigitsNet().eval()
+    other.labels, other.input_size = digits_model.labels, 32
+    return Ensemble([Scaled(digits_model, k), Scaled(other, 1.0)]).eval()
+
+
+def test_balance_gives_each_member_equal_weight(digits_model):
+    from blocks.attacks.eot_fgsm import GenerateConfig, balanced_view_gradient
+
+    ens = _two_members(digits_model)
+    cfg = GenerateConfig(target=7)
+    views = torch.rand(6, 3, 32, 32)
+    g = torch.Generator().manual_seed(0)
+    _, _, _, grad = balanced_view_gradient(list(ens.members), views, cfg, g)
+    singles = []
+    for m in ens.members:
+        x = views.clone().requires_grad_(True)
+        (gm,) = torch.autograd.grad(torch.nn.functional.cross_entropy(m(x), torch.full((6,), 7)), x)
+        singles.append(gm / gm.abs().mean())
+    # both members count alike, however large one's gradient is: the sum of their unit-size gradients
+    assert torch.allclose(grad / grad.abs().mean(), (singles[0] + singles[1]) / (singles[0] + singles[1]).abs().mean(),
+                          atol=1e-4)
+    # while the plain mean of log-probabilities follows the loud member almost alone
+    x = views.clone().requires_grad_(True)
+    (mean_grad,) = torch.autograd.grad(torch.nn.functional.cross_entropy(ens(x), torch.full((6,), 7)), x)
+    assert (mean_grad.sign() == singles[0].sign()).float().mean() > 0.95
+    assert (grad.sign() == singles[1].sign()).float().mean() > (mean_grad.sign() == singles[1].sign()).float().mean()
+
+
+def test_cycle_steps_one_member_and_checks_all(digits_model):
+    from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
+    from transforms import preset
+
+    ens = _two_members(digits_model, k=1.0)
+    a, b = ens.members
+    cfg = GenerateConfig(target=7, patch_size=16, steps=4, batch=4, check_every=10, members="cycle")
+    run = generate_patch(ens, cfg, preset("print", (0.5, 0.6)))
+    # steps 0 and 2 go through member a, 1 and 3 through b (4 views each); the checks after step 0
+    # and at the end see 4 views through both
+    assert len(run.curve) == 4 and a.seen == b.seen == 2 * 4 + 2 * 4
+    with pytest.raises(ValueError, match="members mode"):
+        generate_patch(ens, GenerateConfig(target=7, steps=1, members="vote"), preset("print"))
+
+
+@pytest.mark.parametrize("mode", ["mean", "balance", "cycle"])
+def test_member_modes_move_a_black_patch(digits_model, mode):
+    from blocks.attacks.eot_fgsm import GenerateConfig, step_gradient
+    from transforms import preset
+
+    ens = _two_members(digits_model, k=1.0)
+    patch = torch.zeros(3, 16, 16, requires_grad=True)
+    loss, prob, win, grad = step_gradient(ens, patch, GenerateConfig(target=7, members=mode), preset("print", (0.5, 0.6)),
+                                          None, torch.Generator().manual_seed(0), 8, step=1)
+    assert torch.isfinite(grad).all() and (grad != 0).float().mean() > 0.9  # every pixel gets a say
+    assert torch.isfinite(loss) and prob.shape == win.shape == (8,)
+    assert ens.members[0].seen == (0 if mode == "cycle" else 8) and ens.members[1].seen == 8  # step 1: member b
