@@ -193,36 +193,14 @@ def part_eot(zoo, scenes, seconds, n, out) -> None:
     out["eot"] = results
 
 
-def part_members(zoo, scenes, seconds, n, out) -> None:
-    """How an ensemble's members share a step: mean loss, balanced gradients, or one member per step."""
-    base = defaults()
-    print(f"== 1b. ensemble member modes, leave-one-out ensembles, {seconds:.0f} CPU s each, {n} views, "
-          f"options {base}")
-    results = {}
-    for held in zoo:
-        members = [m for k, m in zoo.items() if k != held]
-        ensemble = Ensemble(members).eval()
-        for mode in ("mean", "balance", "cycle"):  # interleaved per held-out model: load drifts hit all alike
-            patch, steps = make_patch(ensemble, seconds, {**base, "members": mode}, scenes)
-            transfer = judge(patch, zoo[held], scenes, n)
-            whites = [judge(patch, m, scenes, n) for m in members]
-            results.setdefault(mode, []).append({"held_out": held, "transfer": transfer,
-                                                 "white_box": statistics.mean(whites),
-                                                 "white_box_min": min(whites), "steps": steps})
-            print(f"   {mode:<8} held out {held:<10} {transfer:6.1%}  white-box "
-                  + ", ".join(f"{w:.0%}" for w in whites) + f"  {steps} steps", flush=True)
-    print(f"   {'mode':<8} {'held-out model':>14} {'white-box':>10} {'worst member':>13} {'steps':>6}")
-    for mode, rows in results.items():
-        print(f"   {mode:<8} {statistics.mean(r['transfer'] for r in rows):>14.1%} "
-              f"{statistics.mean(r['white_box'] for r in rows):>10.1%} "
-              f"{statistics.mean(r['white_box_min'] for r in rows):>13.1%} "
-              f"{statistics.mean(r['steps'] for r in rows):>6.0f}")
-    out["members"] = results
+MODES = ("mean", "balance", "cycle")
 
 
 def part_matrix(zoo, scenes, seconds, n, out, png: Path) -> None:
+    """Single-model patches, and leave-one-out ensemble patches in each member mode, judged on every model."""
     opts = defaults()
-    print(f"== 2. transfer matrix, blocks' defaults {opts}, {seconds:.0f} CPU s per patch, {n} views per cell")
+    print(f"== 2. transfer matrix, blocks' defaults {opts}, {seconds:.0f} CPU s per patch, {n} views per cell; "
+          f"ensembles in each member mode {MODES}", flush=True)
     names = list(zoo)
     rows, labels, steps = [], [], []
     for src in names:  # single-model patches
@@ -230,27 +208,51 @@ def part_matrix(zoo, scenes, seconds, n, out, png: Path) -> None:
         rows.append([judge(patch, zoo[y], scenes, n) for y in names])
         labels.append(src)
         steps.append(k)
-    for held in names:  # leave-one-out ensembles
-        patch, k = make_patch(Ensemble([m for kk, m in zoo.items() if kk != held]).eval(), seconds, opts, scenes)
-        rows.append([judge(patch, zoo[y], scenes, n) for y in names])
-        labels.append(f"all but {held}")
-        steps.append(k)
+        print(f"   {src:<24} " + " ".join(f"{v:>7.1%}" for v in rows[-1]) + f"  {k} steps", flush=True)
+    for held in names:  # leave-one-out ensembles, the modes interleaved: load drifts hit all alike
+        ensemble = Ensemble([m for kk, m in zoo.items() if kk != held]).eval()
+        for mode in MODES:
+            patch, k = make_patch(ensemble, seconds, {**opts, "members": mode}, scenes)
+            rows.append([judge(patch, zoo[y], scenes, n) for y in names])
+            labels.append(f"all but {held} ({mode})")
+            steps.append(k)
+            print(f"   {labels[-1]:<24} " + " ".join(f"{v:>7.1%}" for v in rows[-1]) + f"  {k} steps", flush=True)
     width = max(len(s) for s in labels)
     print(f"   {'trained on':<{width}} " + " ".join(f"{y[:12]:>12}" for y in names) + "   steps")
     for label, row, k in zip(labels, rows, steps):
         print(f"   {label:<{width}} " + " ".join(f"{v:>12.1%}" for v in row) + f"   {k:5d}")
-    gains = []
-    for j, held in enumerate(names):
-        ens = rows[len(names) + j][j]
-        singles = [rows[i][j] for i in range(len(names)) if i != j]
-        gains.append(ens - statistics.mean(singles))
-        print(f"   held out {held}: ensemble {ens:.1%} vs single-model patches {statistics.mean(singles):.1%} "
-              f"(best {max(singles):.1%}): {100 * gains[-1]:+.1f} points")
-    mean_gain = 100 * statistics.mean(gains)
-    print(f"   TRANSFER GAIN (mean over held-out models) = {mean_gain:+.1f} points "
-          f"(target >= +25: {'PASS' if mean_gain >= 25 else 'FAIL'})")
-    out["matrix"] = {"models": names, "trained_on": labels, "success": rows, "steps": steps,
-                     "gain_points": mean_gain, "seconds": seconds, "options": opts}
+    summary = {}
+    for m, mode in enumerate(MODES):
+        gains, held_rates, whites, worst = [], [], [], []
+        print(f"   -- members = {mode}")
+        for j, held in enumerate(names):
+            row = rows[len(names) + j * len(MODES) + m]
+            ens = row[j]
+            singles = [rows[i][j] for i in range(len(names)) if i != j]
+            gains.append(ens - statistics.mean(singles))
+            held_rates.append(ens)
+            others = [row[i] for i in range(len(names)) if i != j]
+            whites.append(statistics.mean(others))
+            worst.append(min(others))
+            print(f"   held out {held}: ensemble {ens:.1%} vs single-model patches of its members "
+                  f"{statistics.mean(singles):.1%} (best {max(singles):.1%}): {100 * gains[-1]:+.1f} points; "
+                  f"white-box mean {whites[-1]:.1%}, worst member {worst[-1]:.1%}")
+        summary[mode] = {"gain_points": 100 * statistics.mean(gains), "held_out": statistics.mean(held_rates),
+                         "white_box": statistics.mean(whites), "white_box_worst": statistics.mean(worst),
+                         "per_held_out_gain_points": [100 * g for g in gains]}
+    singles_mean = statistics.mean(rows[i][j] for j in range(len(names)) for i in range(len(names)) if i != j)
+    single_white = statistics.mean(rows[i][i] for i in range(len(names)))
+    print(f"   {'mode':<8} {'held-out':>9} {'gain':>7} {'white-box':>10} {'worst member':>13}   "
+          f"(single-model patches: held-out {singles_mean:.1%}, white-box {single_white:.1%})")
+    for mode, r in summary.items():
+        mark = " (default)" if mode == opts["members"] else ""
+        print(f"   {mode:<8} {r['held_out']:>9.1%} {r['gain_points']:>+7.1f} {r['white_box']:>10.1%} "
+              f"{r['white_box_worst']:>13.1%}{mark}")
+    gain = summary[opts["members"]]["gain_points"]
+    print(f"   TRANSFER GAIN of the default ({opts['members']}, mean over held-out models) = {gain:+.1f} points "
+          f"(target >= +25: {'PASS' if gain >= 25 else 'FAIL'})")
+    out["matrix"] = {"models": names, "trained_on": labels, "success": rows, "steps": steps, "modes": summary,
+                     "gain_points": gain, "seconds": seconds, "options": opts}
     draw(rows, labels, names, png, seconds, n)
 
 
@@ -260,14 +262,15 @@ def draw(rows, labels, names, png: Path, seconds: float, n: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2.5, 0.45 * len(rows) + 1.8))
+    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 3.2, 0.4 * len(rows) + 1.8))
     ax.imshow([[100 * v for v in r] for r in rows], cmap="viridis", vmin=0, vmax=100, aspect="auto")
     for i, r in enumerate(rows):
         for j, v in enumerate(r):
-            held = (i < len(names) and i != j) or (i >= len(names) and i - len(names) == j)
+            held = (i < len(names) and i != j) or (i >= len(names) and (i - len(names)) // len(MODES) == j)
             ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", color="w" if v < 0.6 else "k",
                     fontweight="bold" if held else "normal")
-    ax.axhline(len(names) - 0.5, color="w", lw=2)
+    for k in range(len(names), len(rows), len(MODES)):
+        ax.axhline(k - 0.5, color="w", lw=2 if k == len(names) else 0.7)
     ax.set_xticks(range(len(names)), names, rotation=20)
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("judged on")
@@ -318,8 +321,8 @@ def part_imagenet(seconds: float, n: int, seeds: int, out) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", choices=["eot", "members", "matrix", "digits", "imagenet", "all"], default="all",
-                    help="digits = members + matrix (eot, the option-by-option table, only when named or all)")
+    ap.add_argument("--part", choices=["eot", "matrix", "digits", "imagenet", "all"], default="all",
+                    help="digits = matrix (eot, the option-by-option table, only when named or all)")
     ap.add_argument("--seconds", type=float, default=5.0, help="CPU seconds per digits patch")
     ap.add_argument("--imagenet-seconds", type=float, default=60.0, help="CPU seconds per ImageNet patch")
     ap.add_argument("--n", type=int, default=128, help="views per judgement")
@@ -332,14 +335,12 @@ def main() -> None:
     torch.set_num_threads(1)  # on a shared machine extra threads mostly spin-wait
     start = time.perf_counter()
     out = {}
-    if args.part in ("eot", "members", "matrix", "digits", "all"):
+    if args.part in ("eot", "matrix", "digits", "all"):
         print(f"== 0. digits zoo (cached in {args.cache})")
         zoo = load_zoo(build_zoo(args.cache))
         scenes = Scenes()
         if args.part in ("eot", "all"):
             part_eot(zoo, scenes, args.seconds, args.n, out)
-        if args.part in ("members", "digits", "all"):
-            part_members(zoo, scenes, args.seconds, args.n, out)
         if args.part in ("matrix", "digits", "all"):
             part_matrix(zoo, scenes, args.seconds, args.n, out, args.png)
     if args.part in ("imagenet", "all"):

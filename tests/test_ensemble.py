@@ -94,14 +94,14 @@ def test_ensemble_generate_lists_every_member(cli, zoo, tmp_path):
     out = tmp_path / "run"
     code, text, err = cli("generate", "--target", "seven", "--model", "digits", "--models", zoo / "models.json",
                           "--steps", "4", "--batch", "4", "--eval-n", "16", "--device", "cpu",
-                          "--smooth", "1.5", "--out", out)
+                          "--smooth", "1.5", "--members", "cycle", "--out", out)
     assert code == 0, err
     meta = json.loads((out / "patch.json").read_text())
     rows = meta["members"]
     assert len(rows) == 3 and len(meta["model"]["members"]) == 3
     assert all(len(r["weights"]) == 64 and 0 <= r["success_rate"] <= 1 and r["n"] == 16 for r in rows)
     assert rows[0]["weights"] == rows[1]["weights"] != rows[2]["weights"]
-    assert meta["config"]["smooth"] == 1.5 and text.count("held-out success") == 4
+    assert meta["config"]["smooth"] == 1.5 and meta["config"]["members"] == "cycle" and text.count("held-out success") == 4
 
 
 def test_evaluate_two_models_prints_two_rows(cli, zoo, tmp_path):
@@ -234,3 +234,10 @@ def test_member_modes_move_a_black_patch(digits_model, mode):
     assert torch.isfinite(grad).all() and (grad != 0).float().mean() > 0.9  # every pixel gets a say
     assert torch.isfinite(loss) and prob.shape == win.shape == (8,)
     assert ens.members[0].seen == (0 if mode == "cycle" else 8) and ens.members[1].seen == 8  # step 1: member b
+
+
+def test_members_flag_is_checked_before_work(cli, tmp_path):
+    code, _, err = cli("generate", "--target", "seven", "--model", "digits", "--model", "digits",
+                       "--members", "vote", "--steps", "1", "--out", tmp_path / "o")
+    assert code == 2 and "--members" in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
