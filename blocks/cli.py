@@ -228,8 +228,8 @@ def generate(
     schedule: Annotated[str, typer.Option("--schedule", help="step-size schedule: cosine, linear, constant")] = "cosine",
     batch: Annotated[int, typer.Option("--batch", help="random views per step")] = 32,
     momentum: Annotated[float, typer.Option("--momentum", help="sign of a running mean of gradients (0 = plain FGSM)")] = 0.9,
-    smooth: Annotated[float, typer.Option("--smooth", help="Gaussian gradient smoothing, sigma in patch pixels (transfers better to unseen models; 0 = off)")] = 0.8,
-    members: Annotated[str, typer.Option("--members", help="ensembles: mean (loss of the mean log-probability), balance (each member's gradient at equal size) or cycle (one member per step, in turn)")] = "mean",
+    smooth: Annotated[Optional[float], typer.Option("--smooth", help="Gaussian gradient smoothing, sigma in patch pixels (transfers better to unseen models; 0 = off) [default: 0.8 for an ensemble, 0 for one model]")] = None,
+    members: Annotated[str, typer.Option("--members", help="ensembles: balance (each member's gradient at equal size), mean (loss of the mean log-probability) or cycle (one member per step, in turn)")] = "balance",
     scale: Annotated[Optional[str], typer.Option("--scale", help="patch side / image side, MIN:MAX [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
     scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background images")] = None,
     eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check [default: --scenes]")] = None,
@@ -267,7 +267,7 @@ def generate(
     checks.seed(seed)
     if not 0 <= momentum < 1:
         raise UserError("--momentum must be in [0, 1)")
-    if not 0 <= smooth <= 64:
+    if smooth is not None and not 0 <= smooth <= 64:
         raise UserError("--smooth is a blur sigma in patch pixels, 0 to 64")
     if members not in ("mean", "balance", "cycle"):
         raise UserError(f"--members is mean, balance or cycle, not {members!r}")

@@ -24,14 +24,16 @@ and of the check batch from its own streams (seed + r * RANK_SEED_STRIDE), takes
 mean over the whole batch: every rank then takes the same signed step. With one process this is
 the plain single-process loop, unchanged.
 
-Transfer-minded options (for models the patch never sees), off at 0. Only smoothing is on by
-default and offered by the CLI; the other two lost or gained nothing (bench/transfer.py, README):
+Transfer-minded options (for models the patch never sees), off at 0. Only smoothing is offered by
+the CLI, on by default for ensembles only; the other two lost or gained nothing (bench/transfer.py,
+README):
 - diversity p: each view is shrunk by a random factor in [0.8, 1] and padded at a random offset
   with probability p before the model sees it (input diversity, Xie et al. 2019).
 - ghost p: dropout with rate p on every convolution's output during the attack's forward passes,
   so each step meets a slightly different model (ghost networks, Li et al. 2020).
 - smooth s: the gradient is blurred with a Gaussian of sigma s patch pixels before its sign is
-  taken (translation-invariant attack, Dong et al. 2019).
+  taken (translation-invariant attack, Dong et al. 2019). None (the default): ENSEMBLE_SMOOTH
+  for an ensemble, 0 for one model (on ImageNet it cost the single model's white-box confidence).
 
 Ensembles (model.members, blocks.models.Ensemble), `members`:
 - "mean": every member every step; the loss is the cross-entropy of the mean of the members'
@@ -76,8 +78,8 @@ class GenerateConfig:
     check_every: int = 10  # steps between scoring the patch on the fixed check views
     diversity: float = 0.0  # probability of a random resize-and-pad of each view (input diversity)
     ghost: float = 0.0  # dropout rate on convolution outputs during attack steps (ghost networks)
-    smooth: float = 0.8  # Gaussian gradient smoothing, sigma in patch pixels
-    members: str = "mean"  # ensembles only: mean | balance | cycle (see the module docstring)
+    smooth: float | None = None  # Gaussian gradient smoothing, sigma in patch pixels; None: see smoothing()
+    members: str = "balance"  # ensembles only: mean | balance | cycle (see the module docstring)
 
 
 @dataclass
@@ -184,6 +186,15 @@ def view_generator(seed: int, rank: int, device) -> torch.Generator:
 
 
 MEMBER_MODES = ("mean", "balance", "cycle")
+ENSEMBLE_SMOOTH = 0.8  # patch pixels
+
+
+def smoothing(model, cfg: GenerateConfig) -> float:
+    """The gradient blur sigma this run uses: cfg.smooth, or by default ENSEMBLE_SMOOTH for an
+    ensemble (it raised transfer there) and 0 for one model (it cost white-box on ImageNet)."""
+    if cfg.smooth is not None:
+        return cfg.smooth
+    return ENSEMBLE_SMOOTH if len(getattr(model, "members", None) or []) > 1 else 0.0
 
 
 def step_members(model, cfg: GenerateConfig, step: int) -> list | None:
@@ -268,6 +279,7 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
     if n_views < 1:
         raise ValueError(f"batch {cfg.batch} is smaller than the {world} ranks: each needs a view")
     weight = n_views / cfg.batch
+    sigma = smoothing(model, cfg)
     g = view_generator(cfg.seed, rank, device)
     size = model.input_size
     if scenes is not None:
@@ -321,8 +333,8 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
                 if step % cfg.check_every == 0:
                     check(patch.detach(), step)  # the patch these views measured, before the update
                 with torch.no_grad():
-                    if cfg.smooth > 0:  # after the all-reduce: every rank smooths the same gradient
-                        grad = smooth_gradient(grad, cfg.smooth)
+                    if sigma > 0:  # after the all-reduce: every rank smooths the same gradient
+                        grad = smooth_gradient(grad, sigma)
                     if cfg.momentum:
                         # L1-normalised, so steps with small gradients count as much as big ones
                         velocity = cfg.momentum * velocity + grad / grad.abs().mean().clamp_min(1e-12)
