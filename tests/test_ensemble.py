@@ -241,3 +241,12 @@ def test_members_flag_is_checked_before_work(cli, tmp_path):
                        "--members", "vote", "--steps", "1", "--out", tmp_path / "o")
     assert code == 2 and "--members" in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_smoothing_defaults_to_ensembles_only(digits_model):
+    from blocks.attacks.eot_fgsm import ENSEMBLE_SMOOTH, GenerateConfig, smoothing
+
+    ens = _two_members(digits_model, k=1.0)
+    assert smoothing(digits_model, GenerateConfig()) == 0.0  # one model: it cost white-box on ImageNet
+    assert smoothing(ens, GenerateConfig()) == ENSEMBLE_SMOOTH > 0
+    assert smoothing(digits_model, GenerateConfig(smooth=1.5)) == 1.5 and smoothing(ens, GenerateConfig(smooth=0)) == 0
