@@ -252,7 +252,7 @@ def generate(
 
     from dataclasses import asdict
 
-    from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
+    from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch, smoothing
     from blocks.evaluate import evaluate_members, evaluate_patch
     from common.files import atomic_write_json, load_image
     from blocks.report import library_versions, plot_curve, write_patch
@@ -319,6 +319,7 @@ def generate(
                              steps=steps, epsilon=epsilon / 255, final_fraction=final_fraction,
                              schedule=schedule, batch=batch, momentum=momentum, max_seconds=max_seconds,
                              seed=seed, smooth=smooth, members=members)
+        cfg.smooth = smoothing(net, cfg)  # patch.json records the sigma used, not "default"
 
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 

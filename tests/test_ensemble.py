@@ -236,6 +236,14 @@ def test_member_modes_move_a_black_patch(digits_model, mode):
     assert ens.members[0].seen == (0 if mode == "cycle" else 8) and ens.members[1].seen == 8  # step 1: member b
 
 
+def test_patch_json_records_the_smoothing_used(cli, tmp_path):
+    code, _, err = cli("generate", "--target", "seven", "--model", "digits", "--model", "digits", "--steps", "2",
+                       "--batch", "2", "--eval-n", "4", "--device", "cpu", "--out", tmp_path / "o")
+    assert code == 0, err
+    config = json.loads((tmp_path / "o" / "patch.json").read_text())["config"]
+    assert config["smooth"] == 0.8 and config["members"] == "balance"  # the ensemble defaults
+
+
 def test_members_flag_is_checked_before_work(cli, tmp_path):
     code, _, err = cli("generate", "--target", "seven", "--model", "digits", "--model", "digits",
                        "--members", "vote", "--steps", "1", "--out", tmp_path / "o")
