@@ -36,8 +36,10 @@ def check_run(run) -> None:
     checks.seed(run.seed)
     if not 0 <= run.momentum < 1:
         raise UserError("momentum must be in [0, 1)", param="momentum")
-    if not 0 <= run.smooth <= 64:
+    if run.smooth is not None and not 0 <= run.smooth <= 64:
         raise UserError("smooth is a blur sigma in patch pixels, 0 to 64", param="smooth")
+    if run.members not in ("mean", "balance", "cycle"):
+        raise UserError(f"members is mean, balance or cycle, not {run.members!r}", param="members")
     if not 0 < run.epsilon <= 255:
         raise UserError("epsilon is a step size in 0-255 units: give a number in (0, 255]", param="epsilon")
     checks.number(run.final_fraction, "final_fraction", 0, 1)
@@ -186,13 +188,15 @@ def fit(images, size: int):
 
 
 def config_for(run, goal, net):
-    from blocks.attacks.eot_fgsm import GenerateConfig
+    from blocks.attacks.eot_fgsm import GenerateConfig, smoothing
 
     side = run.patch_size if run.patch_size is not None else max(8, net.input_size // 2)
-    return GenerateConfig(target=goal.target, away_from=goal.away_from, patch_size=side,
-                          steps=run.steps, epsilon=run.epsilon / 255, final_fraction=run.final_fraction,
-                          schedule=run.schedule, batch=run.batch, momentum=run.momentum,
-                          max_seconds=run.max_seconds, seed=run.seed, smooth=run.smooth)
+    cfg = GenerateConfig(target=goal.target, away_from=goal.away_from, patch_size=side,
+                         steps=run.steps, epsilon=run.epsilon / 255, final_fraction=run.final_fraction,
+                         schedule=run.schedule, batch=run.batch, momentum=run.momentum,
+                         max_seconds=run.max_seconds, seed=run.seed, smooth=run.smooth, members=run.members)
+    cfg.smooth = smoothing(net, cfg)  # patch.json records the sigma used, not "default"
+    return cfg
 
 
 def record_for(run, goal, cfg, eot_cfg, result, loaded: Loaded, ranks: int, versions: dict) -> PatchRecord:

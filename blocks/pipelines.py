@@ -76,7 +76,8 @@ class GenerateRun:
     schedule: str = "cosine"
     batch: int = 32
     momentum: float = 0.9
-    smooth: float = 0.8
+    smooth: float | None = None  # None: 0.8 for an ensemble, 0 for one model (eot_fgsm.smoothing)
+    members: str = "balance"  # ensembles: balance | mean | cycle (eot_fgsm's docstring)
     scale: tuple[float, float] | None = None
     scenes: Path | None = None
     eval_scenes: Path | None = None
