@@ -134,7 +134,7 @@ def run_onepixel(inputs: list[Path], spec, *, target: str | None, pixels: int, p
                TextColumn("running {task.fields[running]}"), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=False) as bar:
         # DE counts generations, the searches count queries (of the furthest image)
-        total = max(cfg.maxiter, 1) if cfg.is_de else cfg.budget
+        total = max(cfg.maxiter, 1) if cfg.is_de else cfg.budget_for(net.input_size ** 2)
         task = bar.add_task("search", total=total, running=len(files))
         result = one_pixel_attack(
             net, x, None, cfg, target=tgt.index if tgt else None,
@@ -147,7 +147,7 @@ def run_onepixel(inputs: list[Path], spec, *, target: str | None, pixels: int, p
     summary = write_outputs(out, result, names, [str(f) for f in files], net.labels, extra)
 
     de = f", pop {cfg.popsize}, {cfg.maxiter} gen" if cfg.is_de else ""
-    table = Table(title=f"one-pixel ({cfg.strategy}, K={cfg.pixels}{de}, at most {cfg.budget} queries, "
+    table = Table(title=f"one-pixel ({cfg.strategy}, K={cfg.pixels}{de}, at most {summary['max_queries']} queries, "
                         f"{cfg.fitness_used} fitness){' -> ' + tgt.name if tgt else ''}")
     for col in ("image", "before", "after", "success", "queries"):
         table.add_column(col, justify="right" if col == "queries" else "left")
