@@ -5,7 +5,7 @@ adversarial images (N, 3, H, W) and per-image queries (N,).
 
 A search for K pixels (x, y, r, g, b) that flip a classifier. Strategies: "probe" (default: the
 RGB-cube corner colours, farthest corner at every position first, then the other corners at the
-most promising positions, then a local random search), "random" (Sparse-RS at one pixel, Croce
+most promising positions, then DE seeded with the best candidates seen), "random" (Sparse-RS at one pixel, Croce
 et al. AAAI 2022), "paper" (the paper's differential evolution) and "best1bin" (scipy's DE). Every
 scored candidate passes one keeper per image, so a win, once seen, is never lost; the budget is
 counted in model evaluations per image (max_queries).
@@ -45,8 +45,8 @@ class OnePixelConfig:
     """Settings of the attack.
 
     strategy "probe" (default): every position with its farthest RGB-cube corner colour, then the
-    other corners at the most promising positions, then a local random search; stops at the first
-    win. "random": Sparse-RS with one pixel (Croce et al. 2022): random positions x random corner
+    other corners at the most promising positions, then DE (best1bin, population SEEDS) seeded
+    with the best candidates seen, any position and colour; stops at the first win. "random": Sparse-RS with one pixel (Croce et al. 2022): random positions x random corner
     colours. "paper": the paper's DE (population 400, 100 generations). "best1bin": scipy's DE.
     """
 
