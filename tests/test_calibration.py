@@ -76,6 +76,28 @@ def test_sheet_pdf_matches_calib_json(calib):
             x = s["x_mm"] + 0.5 + fx * (s["size_mm"] - 1)
             y = s["y_mm"] + 0.5 + fy * (s["height_mm"] - 1)
             assert np.abs(rgb[int(y * ppm), int(x * ppm)].astype(int) - s["rgb"]).max() <= 1, s
+    # README: "as many swatches as fit (11 mm, 285 on A4, 15 x 19)", "four 16 mm markers" in the
+    # corners of the page area; sizes measured on the rendered page, not read from calib.json
+    xs, ys = sorted({s["x_mm"] for s in info["swatches"]}), sorted({s["y_mm"] for s in info["swatches"]})
+    assert len(info["swatches"]) == 285 and (len(xs), len(ys)) == (15, 19)
+    for m in info["markers"]:
+        c = found[m["id"]] / ppm
+        sides = np.linalg.norm(c - np.roll(c, 1, axis=0), axis=1)
+        assert np.abs(sides - 16.0).max() < 0.3, (m["id"], sides)
+    corners = np.array([found[i][0] / ppm for i in (46, 47, 48, 49)])  # top-left corners, TL TR BR BL
+    assert np.allclose(corners[[0, 3], 0], 10, atol=0.3) and np.allclose(corners[[1, 2], 0], 210 - 10 - 16, atol=0.3)
+    assert np.allclose(corners[[0, 1], 1], 10, atol=0.3) and np.allclose(corners[[2, 3], 1], 297 - 10 - 16, atol=0.3)
+    widths = []
+    for s in info["swatches"]:
+        if min(s["rgb"]) > 200:  # too close to the white gaps around it to measure
+            continue
+        y = int((s["y_mm"] + s["height_mm"] / 2) * ppm)
+        x0, x1 = int((s["x_mm"] - 1) * ppm), int((s["x_mm"] + s["size_mm"] + 1) * ppm)
+        same = np.abs(rgb[y, x0:x1].astype(int) - s["rgb"]).max(axis=1) <= 2
+        widths.append(same.sum() / ppm)
+    # edge pixels are blends at 150 dpi (0.17 mm a pixel): up to one lost on each side
+    assert len(widths) > 250 and np.abs(np.array(widths) - 11.0).max() <= 2 / ppm, (min(widths), max(widths))
+    assert abs(np.median(widths) - 11.0) <= 1 / ppm
     # it is also a sheet.json the capture side reads: one block (the field), four markers
     sheet = load_sheet(calib / "calib.json")
     assert len(sheet.blocks) == 1 and len(sheet.marker_index) == 4
@@ -104,15 +126,22 @@ def test_simulated_page_goes_through_the_map():
     assert seen[0].min() > 25  # black is washed out: the map was applied
 
 
-def test_loop_recovers_the_map_and_the_calibrated_patch_wins(cli, calib, tmp_path, digits_model, one_thread):
-    # 1. a still photo of the printed sheet through the true distortion (no other colour change)
-    code, _, err = cli("simulate", calib / "calib.pdf", "--out", tmp_path / "photo.png", "--colormap",
-                       calib / "true.json", "--steady-light", "--size", "1600x1200", "--seed", "3")
-    assert code == 0, err
+@pytest.fixture(scope="module")
+def photo(calib):
+    """A still photo of the printed sheet through the true distortion (no other colour change)."""
+    from blocks.cli import run
+
+    assert run(["simulate", str(calib / "calib.pdf"), "--out", str(calib / "photo.png"), "--colormap",
+                str(calib / "true.json"), "--steady-light", "--size", "1600x1200", "--seed", "3"]) == 0
+    return calib / "photo.png"
+
+
+def test_loop_recovers_the_map_and_the_calibrated_patch_wins(cli, calib, photo, tmp_path, digits_model, one_thread):
+    # 1. a still photo of the printed sheet through the true distortion: the `photo` fixture
     # 2. calibrate from it
-    code, out, err = cli("calibrate", tmp_path / "photo.png", "--sheet", calib / "calib.json",
-                         "--out", tmp_path / "cm.json")
+    code, out, err = cli("calibrate", photo, "--sheet", calib / "calib.json", "--out", tmp_path / "cm.json")
     assert code == 0, err
+    assert "warning" not in err  # an evenly lit photo fits well
     saved = json.loads((tmp_path / "cm.json").read_text())
     assert saved["mean_error_rgb"] < 3 and len(saved["gamut_rgb"]) == len(saved["seen_rgb"]) >= 200
     recovered = ColorMap.load(tmp_path / "cm.json")
@@ -133,6 +162,25 @@ def test_loop_recovers_the_map_and_the_calibrated_patch_wins(cli, calib, tmp_pat
     # measured while building this (true map in training, seeds 0-2, targets seven and three):
     # calibrated 0.98-1.00, plain 0.20-0.41
     assert rates["calibrated"] > 0.8 and rates["calibrated"] > rates["plain"] + 0.3, rates
+
+
+def test_large_fit_error_warns_above_8(cli, calib, photo, tmp_path):
+    """README: uneven light shows as a high mean_error_rgb, "a warning above 8". The same photo
+    under a light ramp the map half absorbs (measured: about 7) and under a spotlight (about 16)."""
+    img = cv2.imread(str(photo)).astype(np.float32)
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    lights = {"even": np.ones((h, w), np.float32), "ramp": np.broadcast_to(np.linspace(0.25, 1, w, dtype=np.float32), (h, w)),
+              "spot": 0.3 + 0.7 * np.exp(-((xx - 0.3 * w) ** 2 + (yy - 0.4 * h) ** 2) / (2 * (0.2 * w) ** 2))}
+    errors = {}
+    for name, light in lights.items():
+        cv2.imwrite(str(tmp_path / f"{name}.png"), np.clip(img * light[:, :, None], 0, 255).astype(np.uint8))
+        code, _, err = cli("calibrate", tmp_path / f"{name}.png", "--sheet", calib / "calib.json",
+                           "--out", tmp_path / f"{name}.json")
+        assert code == 0, err
+        errors[name] = json.loads((tmp_path / f"{name}.json").read_text())["mean_error_rgb"]
+        assert ("warning: a large fit error" in err) == (errors[name] > 8), (name, errors[name], err)
+    assert errors["even"] < 3 and 4 < errors["ramp"] < 8 < errors["spot"], errors  # both sides of 8 tried
 
 
 def test_calibrate_from_a_video(cli, calib, tmp_path):

@@ -315,3 +315,42 @@ def test_patch_from_array_matches_file(patches):
     as_float = from_file.pixels.transpose(2, 0, 1).astype(np.float32) / 255
     from_array = patch_from_array(as_float)
     assert np.array_equal(from_array.pixels, from_file.pixels)
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) index pairs of the runs of True in a 1-D boolean array, end exclusive."""
+    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    return list(zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]))
+
+
+def test_scale_bar_is_100_mm_with_10_mm_ticks_in_the_bottom_margin(grid):
+    """The README: "the 100 mm bar in the bottom margin checks it" (print at 100%)."""
+    _, out, *_ = grid
+    info = read_sheet(out)
+    pw, ph = info.page_size_mm
+    margin = 10.0  # SheetSettings' default, used by the grid fixture
+    img, (x0, y0) = render_region(out, 0, DPI, 0, ph - margin, pw, margin)
+    dark = img.max(axis=2) < 128
+    px = 25.4 / DPI
+    row = int(np.argmax(dark.sum(axis=1)))  # the bar: the row with the longest dark line
+    ((start, end),) = [r for r in _runs(dark[row]) if r[1] - r[0] > 50 / px]
+    assert abs((end - start) * px - 100.0) <= 0.2, (end - start) * px
+    assert ph - margin < y0 + row * px < ph  # inside the bottom margin
+    # ticks every 10 mm above it (11 of them), the 0, 50 and 100 mm ones longer
+    ticks = _runs(dark[row - int(1.0 / px)])
+    centres = np.array([(a + b) / 2 for a, b in ticks]) * px
+    assert len(ticks) == 11 and np.abs(np.diff(centres) - 10.0).max() <= 0.1, centres
+    long_ticks = np.array([(a + b) / 2 for a, b in _runs(dark[row - int(2.0 / px)])]) * px
+    assert np.allclose(long_ticks, centres[[0, 5, 10]], atol=0.05), long_ticks
+
+
+@pytest.mark.parametrize("page, largest", [("a4", 53), ("a3", 82)])
+def test_cube_largest_face_on_a4_and_a3(cli, patches, tmp_path, page, largest):
+    """README: "On A4 with the default markers the largest face is about 53 mm (A3: about 82 mm)"."""
+    out = tmp_path / "cube.pdf"
+    code, _, err = cli("print", patches[0], "--out", out, "--layout", "cube", "--page", page, "--size-mm", largest)
+    assert code == 0, err
+    assert {b.size_mm for b in read_sheet(out).blocks} == {float(largest)}
+    code, _, err = cli("print", patches[0], "--out", tmp_path / "big.pdf", "--layout", "cube", "--page", page,
+                       "--size-mm", largest + 1)
+    assert code == 2 and "smaller --size-mm" in err and not (tmp_path / "big.pdf").exists()

@@ -154,7 +154,7 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_mjpeg_stream_reads_like_the_same_frames_from_files(tmp_path, cli, printed):
+def test_mjpeg_stream_reads_like_the_same_frames_from_files(tmp_path, cli, printed, check_annotated):
     server = MjpegServer(printed["jpegs"], fps=15)
     try:
         code, _, err = cli(*capture_args(server.url, printed["sheet"], tmp_path / "net", "--save-video",
@@ -180,7 +180,8 @@ def test_mjpeg_stream_reads_like_the_same_frames_from_files(tmp_path, cli, print
         pairs = list(zip(net_log, ref_log, strict=True))
         assert sum(a["markers"] != b["markers"] for a, b in pairs) <= 1
         assert sum([x["top1"] for x in a["blocks"]] != [x["top1"] for x in b["blocks"]] for a, b in pairs) <= 1
-    assert (tmp_path / "net" / "annotated.avi").stat().st_size > 10_000
+    sent = [cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR) for j in printed["jpegs"]]
+    check_annotated(tmp_path / "net" / "annotated.avi", sent, net["frames"], dropped=True)
 
 
 def test_server_stopping_mid_stream_ends_cleanly_with_the_summary(tmp_path, cli, printed, fast_network):
@@ -353,7 +354,13 @@ def test_screen_region_finds_and_reads_the_block(tmp_path, cli, printed, shown_f
         (block,) = rec["blocks"]
         assert block["top1"] == "three" and block["hit"]
         assert abs(block["target_prob"] - ref_rec["blocks"][0]["target_prob"]) < 0.02
-    assert (tmp_path / "screen" / "annotated.avi").stat().st_size > 10_000
+    from conftest import read_video
+
+    video = read_video(tmp_path / "screen" / "annotated.avi")
+    assert len(video) == 6 and all(f.shape == (480, 640, 3) for f in video)
+    shown, flipped = shown_frame["bgr"].astype(np.int16), shown_frame["bgr"][::-1].astype(np.int16)
+    for f in video:  # the grabbed region, overlay drawn on it (a blank or upside-down grab fails)
+        assert np.abs(f - shown).mean() < 0.6 * np.abs(f - flipped).mean()
 
 
 def test_whole_screen_finds_and_reads_the_block(tmp_path, cli, printed, shown_frame, monkeypatch):
