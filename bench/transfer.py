@@ -1,12 +1,12 @@
 """Transfer: how often a patch wins on a model it never saw. Every figure is measured in this run.
 
-    python bench/transfer.py                 # all parts (~5 CPU minutes)
+    python bench/transfer.py --part digits --seconds 12    # the matrix (16 patches, ~4 CPU minutes)
+    python bench/transfer.py --part imagenet                # 4 ImageNet patches (~5 CPU minutes)
 
 "Equal wall clock" is measured as equal CPU time of this process (time.process_time),
 on one thread: the wall clock of one idle core. On a machine shared with other jobs the wall clock
 would hand whichever run met a quiet moment more steps.
     python bench/transfer.py --part eot      # only the transfer-minded EOT options
-    python bench/transfer.py --part matrix   # only the "trained on X, judged on Y" matrix
 
 The digits zoo: the bundled DigitsNet plus architectures trained here on the same digits with
 scripts/train_digits.py's recipe (cached under --cache, never in git), every one loaded the way
@@ -19,13 +19,16 @@ scripts/train_digits.py's recipe (cached under --cache, never in git), every one
 1. eot:      leave-one-out ensembles at equal wall clock, each transfer-minded option alone
              (input diversity, ghost dropout, gradient smoothing) against none: success on the
              held-out architecture (transfer) and on the ensemble's own members (white-box).
-2. matrix:   single-model patches and leave-one-out ensemble patches (blocks' defaults, equal
-             wall clock), each judged on every zoo model -> docs/transfer.png. Target: on the
-             held-out architecture the ensemble patch wins >= 25 points more often than a
-             single-model patch of the same wall clock (mean over the single-model sources).
-3. imagenet: the embedded efficientnet_lite0, shipped training photos / held-out photos: the
-             patch with blocks' transfer-minded defaults vs all of them off, same wall clock,
-             white-box success on held-out views. Target: defaults >= off.
+   smooth:   the same for the default member mode, smoothing off vs 0.8 px only.
+2. matrix:   single-model patches and leave-one-out ensemble patches in each member mode (mean,
+             balance, cycle; blocks' other defaults, equal wall clock), each judged on every zoo
+             model -> docs/transfer.png. Target: on the held-out architecture the default mode's
+             ensemble patch wins >= 25 points more often than a single-model patch of the same
+             wall clock (the mean over the single-model patches of its members, then the mean over
+             held-out architectures).
+3. imagenet: the embedded efficientnet_lite0, shipped training photos / held-out photos:
+             smoothing off vs 0.8 px, same wall clock, white-box success on held-out views, over
+             seeds. Target: blocks' defaults for one model >= off.
 """
 from __future__ import annotations
 
@@ -52,7 +55,8 @@ from transforms import preset  # noqa: E402
 
 TARGET = 7
 SCALE = (0.5, 0.6)
-OFF = {"diversity": 0.0, "ghost": 0.0, "smooth": 0.0}
+OFF = {"diversity": 0.0, "ghost": 0.0, "smooth": 0.0}  # smooth None (the default): 0.8 for ensembles, 0 for one
+TRANSFER_KEYS = ("diversity", "ghost", "smooth", "members")
 
 
 class SmallVGG(nn.Module):
@@ -166,21 +170,25 @@ def judge(patch, model, scenes: Scenes, n: int) -> float:
 
 def defaults() -> dict:
     cfg = GenerateConfig()
-    return {k: getattr(cfg, k) for k in OFF}
+    return {k: getattr(cfg, k) for k in TRANSFER_KEYS}
 
 
-def part_eot(zoo, scenes, seconds, n, out) -> None:
-    print(f"== 1. transfer-minded options, leave-one-out ensembles, {seconds:.0f} CPU s each, {n} views")
-    options = {"none": OFF, "diversity 0.5": {**OFF, "diversity": 0.5}, "ghost 0.1": {**OFF, "ghost": 0.1},
-               "smooth 0.8 px": {**OFF, "smooth": 0.8}, "smooth 1.6 px": {**OFF, "smooth": 1.6}}
+def part_eot(zoo, scenes, seconds, n, out, seed: int = 0, options: dict | None = None, key: str = "eot") -> None:
+    if options is None:
+        options = {"none": OFF, "diversity 0.5": {**OFF, "diversity": 0.5}, "ghost 0.1": {**OFF, "ghost": 0.1},
+                   "smooth 0.8 px": {**OFF, "smooth": 0.8}, "smooth 1.6 px": {**OFF, "smooth": 1.6}}
+    print(f"== 1. transfer-minded options, leave-one-out ensembles, {seconds:.0f} CPU s each, {n} views, "
+          f"seed {seed}: {options}", flush=True)
     results = {}
     for held in zoo:
         members = [m for k, m in zoo.items() if k != held]
         ensemble = Ensemble(members).eval()
         for label, opts in options.items():  # interleaved per held-out model: load drifts hit all alike
-            patch, steps = make_patch(ensemble, seconds, opts, scenes)
+            patch, steps = make_patch(ensemble, seconds, opts, scenes, seed)
             transfer = judge(patch, zoo[held], scenes, n)
             white = statistics.mean(judge(patch, m, scenes, n) for m in members)
+            print(f"   {label:<14} held out {held:<10} {transfer:6.1%}  white-box {white:.1%}  {steps} steps",
+                  flush=True)
             results.setdefault(label, []).append({"held_out": held, "transfer": transfer, "white_box": white,
                                                   "steps": steps})
     print(f"   {'option':<14} {'held-out model':>14} {'white-box':>10} {'steps':>6}   per held-out model")
@@ -189,40 +197,69 @@ def part_eot(zoo, scenes, seconds, n, out) -> None:
         print(f"   {label:<14} {statistics.mean(r['transfer'] for r in rows):>14.1%} "
               f"{statistics.mean(r['white_box'] for r in rows):>10.1%} "
               f"{statistics.mean(r['steps'] for r in rows):>6.0f}   {per}")
-    out["eot"] = results
+    out[key] = results
 
 
-def part_matrix(zoo, scenes, seconds, n, out, png: Path) -> None:
+MODES = ("mean", "balance", "cycle")
+
+
+def part_matrix(zoo, scenes, seconds, n, out, png: Path, seed: int = 0) -> None:
+    """Single-model patches, and leave-one-out ensemble patches in each member mode, judged on every model."""
     opts = defaults()
-    print(f"== 2. transfer matrix, blocks' defaults {opts}, {seconds:.0f} CPU s per patch, {n} views per cell")
+    print(f"== 2. transfer matrix, blocks' defaults {opts}, {seconds:.0f} CPU s per patch, {n} views per cell; "
+          f"ensembles in each member mode {MODES}, seed {seed}", flush=True)
     names = list(zoo)
     rows, labels, steps = [], [], []
     for src in names:  # single-model patches
-        patch, k = make_patch(zoo[src], seconds, opts, scenes)
+        patch, k = make_patch(zoo[src], seconds, opts, scenes, seed)
         rows.append([judge(patch, zoo[y], scenes, n) for y in names])
         labels.append(src)
         steps.append(k)
-    for held in names:  # leave-one-out ensembles
-        patch, k = make_patch(Ensemble([m for kk, m in zoo.items() if kk != held]).eval(), seconds, opts, scenes)
-        rows.append([judge(patch, zoo[y], scenes, n) for y in names])
-        labels.append(f"all but {held}")
-        steps.append(k)
+        print(f"   {src:<24} " + " ".join(f"{v:>7.1%}" for v in rows[-1]) + f"  {k} steps", flush=True)
+    for held in names:  # leave-one-out ensembles, the modes interleaved: load drifts hit all alike
+        ensemble = Ensemble([m for kk, m in zoo.items() if kk != held]).eval()
+        for mode in MODES:
+            patch, k = make_patch(ensemble, seconds, {**opts, "members": mode}, scenes, seed)
+            rows.append([judge(patch, zoo[y], scenes, n) for y in names])
+            labels.append(f"all but {held} ({mode})")
+            steps.append(k)
+            print(f"   {labels[-1]:<24} " + " ".join(f"{v:>7.1%}" for v in rows[-1]) + f"  {k} steps", flush=True)
     width = max(len(s) for s in labels)
     print(f"   {'trained on':<{width}} " + " ".join(f"{y[:12]:>12}" for y in names) + "   steps")
     for label, row, k in zip(labels, rows, steps):
         print(f"   {label:<{width}} " + " ".join(f"{v:>12.1%}" for v in row) + f"   {k:5d}")
-    gains = []
-    for j, held in enumerate(names):
-        ens = rows[len(names) + j][j]
-        singles = [rows[i][j] for i in range(len(names)) if i != j]
-        gains.append(ens - statistics.mean(singles))
-        print(f"   held out {held}: ensemble {ens:.1%} vs single-model patches {statistics.mean(singles):.1%} "
-              f"(best {max(singles):.1%}): {100 * gains[-1]:+.1f} points")
-    mean_gain = 100 * statistics.mean(gains)
-    print(f"   TRANSFER GAIN (mean over held-out models) = {mean_gain:+.1f} points "
-          f"(target >= +25: {'PASS' if mean_gain >= 25 else 'FAIL'})")
-    out["matrix"] = {"models": names, "trained_on": labels, "success": rows, "steps": steps,
-                     "gain_points": mean_gain, "seconds": seconds, "options": opts}
+    summary = {}
+    for m, mode in enumerate(MODES):
+        gains, held_rates, whites, worst = [], [], [], []
+        print(f"   -- members = {mode}")
+        for j, held in enumerate(names):
+            row = rows[len(names) + j * len(MODES) + m]
+            ens = row[j]
+            singles = [rows[i][j] for i in range(len(names)) if i != j]
+            gains.append(ens - statistics.mean(singles))
+            held_rates.append(ens)
+            others = [row[i] for i in range(len(names)) if i != j]
+            whites.append(statistics.mean(others))
+            worst.append(min(others))
+            print(f"   held out {held}: ensemble {ens:.1%} vs single-model patches of its members "
+                  f"{statistics.mean(singles):.1%} (best {max(singles):.1%}): {100 * gains[-1]:+.1f} points; "
+                  f"white-box mean {whites[-1]:.1%}, worst member {worst[-1]:.1%}")
+        summary[mode] = {"gain_points": 100 * statistics.mean(gains), "held_out": statistics.mean(held_rates),
+                         "white_box": statistics.mean(whites), "white_box_worst": statistics.mean(worst),
+                         "per_held_out_gain_points": [100 * g for g in gains]}
+    singles_mean = statistics.mean(rows[i][j] for j in range(len(names)) for i in range(len(names)) if i != j)
+    single_white = statistics.mean(rows[i][i] for i in range(len(names)))
+    print(f"   {'mode':<8} {'held-out':>9} {'gain':>7} {'white-box':>10} {'worst member':>13}   "
+          f"(single-model patches: held-out {singles_mean:.1%}, white-box {single_white:.1%})")
+    for mode, r in summary.items():
+        mark = " (default)" if mode == opts["members"] else ""
+        print(f"   {mode:<8} {r['held_out']:>9.1%} {r['gain_points']:>+7.1f} {r['white_box']:>10.1%} "
+              f"{r['white_box_worst']:>13.1%}{mark}")
+    gain = summary[opts["members"]]["gain_points"]
+    print(f"   TRANSFER GAIN of the default ({opts['members']}, mean over held-out models) = {gain:+.1f} points "
+          f"(target >= +25: {'PASS' if gain >= 25 else 'FAIL'})")
+    out["matrix"] = {"models": names, "trained_on": labels, "success": rows, "steps": steps, "modes": summary,
+                     "gain_points": gain, "seconds": seconds, "options": opts}
     draw(rows, labels, names, png, seconds, n)
 
 
@@ -232,14 +269,15 @@ def draw(rows, labels, names, png: Path, seconds: float, n: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2.5, 0.45 * len(rows) + 1.8))
+    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 3.2, 0.4 * len(rows) + 1.8))
     ax.imshow([[100 * v for v in r] for r in rows], cmap="viridis", vmin=0, vmax=100, aspect="auto")
     for i, r in enumerate(rows):
         for j, v in enumerate(r):
-            held = (i < len(names) and i != j) or (i >= len(names) and i - len(names) == j)
+            held = (i < len(names) and i != j) or (i >= len(names) and (i - len(names)) // len(MODES) == j)
             ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", color="w" if v < 0.6 else "k",
                     fontweight="bold" if held else "normal")
-    ax.axhline(len(names) - 0.5, color="w", lw=2)
+    for k in range(len(names), len(rows), len(MODES)):
+        ax.axhline(k - 0.5, color="w", lw=2 if k == len(names) else 0.7)
     ax.set_xticks(range(len(names)), names, rotation=20)
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("judged on")
@@ -252,42 +290,60 @@ def draw(rows, labels, names, png: Path, seconds: float, n: int) -> None:
     print(f"   wrote {png}")
 
 
-def part_imagenet(seconds: float, n: int, out) -> None:
+def part_imagenet(seconds: float, n: int, seeds: int, out) -> None:
     import tempfile
 
+    from blocks.attacks.eot_fgsm import smoothing
     from blocks.models import ModelSpec
     from blocks.scenes import export_sample_photos, load_scenes
 
-    opts = defaults()
-    print(f"== 3. embedded efficientnet_lite0, target hen, {seconds:.0f} CPU s each, scale 0.45-0.55, white-box "
-          f"on {n} views of held-out photos: defaults {opts} vs off")
     model = load_classifier(ModelSpec("efficientnet_lite0"), "cpu")
+    opts = defaults()
+    sigma = smoothing(model, GenerateConfig(**opts))  # what blocks' defaults do for this one model
+    print(f"== 3. embedded efficientnet_lite0, target hen, {seconds:.0f} CPU s each, scale 0.45-0.55, white-box "
+          f"on {n} views of held-out photos per patch, {seeds} seeds: smoothing off vs 0.8 px; blocks' "
+          f"defaults {opts} give this single model smooth {sigma}")
     with tempfile.TemporaryDirectory() as tmp:
         export_sample_photos(tmp)
         train = load_scenes(f"{tmp}/train", 224)
         test = load_scenes(f"{tmp}/test", 224, seed=1)
     eot = preset("print", (0.45, 0.55))
-    res = {}
-    for label, o in (("off", OFF), ("defaults", opts)):
-        cfg = replace(GenerateConfig(target=8, patch_size=112, steps=10**6, max_seconds=seconds, batch=16, seed=0), **o)
-        r = generate_patch(model, cfg, eot, train, clock=time.process_time)
-        ev = evaluate_patch(model, r.patch, eot, 8, scenes=test, n=n, seed=99)
-        res[label] = {"success": ev.success_rate, "mean_target_prob": ev.mean_target_prob, "steps": len(r.curve)}
-        print(f"   {label:<9} held-out success {ev.success_rate:.1%}, mean p(hen) {ev.mean_target_prob:.3f}, "
-              f"{len(r.curve)} steps")
-    ok = res["defaults"]["success"] >= res["off"]["success"]
-    print(f"   defaults - off = {100 * (res['defaults']['success'] - res['off']['success']):+.1f} points "
-          f"(target >= 0: {'PASS' if ok else 'FAIL'})")
-    out["imagenet"] = res
+    settings = {"off": OFF, "smooth 0.8 px": {**OFF, "smooth": 0.8}}
+    res = {k: [] for k in settings}
+    for seed in range(seeds):
+        for label, o in settings.items():  # interleaved: load drifts hit both alike
+            cfg = replace(GenerateConfig(target=8, patch_size=112, steps=10**6, max_seconds=seconds, batch=16,
+                                         seed=seed), **o)
+            r = generate_patch(model, cfg, eot, train, clock=time.process_time)
+            ev = evaluate_patch(model, r.patch, eot, 8, scenes=test, n=n, seed=99 + seed)
+            res[label].append({"seed": seed, "success": ev.success_rate, "mean_target_prob": ev.mean_target_prob,
+                               "steps": len(r.curve)})
+            print(f"   seed {seed} {label:<13} held-out success {ev.success_rate:.1%}, mean p(hen) "
+                  f"{ev.mean_target_prob:.3f}, {len(r.curve)} steps", flush=True)
+    mean = {k: statistics.mean(r["success"] for r in v) for k, v in res.items()}
+    for k, v in res.items():
+        print(f"   {k:<13} mean over {seeds} seeds x {n} views: {mean[k]:.1%} (mean p(hen) "
+              f"{statistics.mean(r['mean_target_prob'] for r in v):.3f})")
+    default = "off" if sigma == 0 else "smooth 0.8 px" if sigma == 0.8 else None
+    if default is None:
+        print(f"   the default sigma {sigma} is neither line: no verdict")
+    else:
+        ok = mean[default] >= mean["off"]
+        print(f"   defaults ({default}) - off = {100 * (mean[default] - mean['off']):+.1f} points "
+              f"(target >= 0: {'PASS' if ok else 'FAIL'})")
+    out["imagenet"] = {"default_smooth": sigma, **res}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", choices=["eot", "matrix", "digits", "imagenet", "all"], default="all",
-                    help="digits = eot + matrix")
+    ap.add_argument("--part", choices=["eot", "smooth", "matrix", "digits", "imagenet", "all"], default="all",
+                    help="digits = matrix (eot, the option-by-option table, only when named or all)")
     ap.add_argument("--seconds", type=float, default=5.0, help="CPU seconds per digits patch")
     ap.add_argument("--imagenet-seconds", type=float, default=60.0, help="CPU seconds per ImageNet patch")
     ap.add_argument("--n", type=int, default=128, help="views per judgement")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the digits patches")
+    ap.add_argument("--imagenet-n", type=int, default=256, help="held-out views per ImageNet patch")
+    ap.add_argument("--imagenet-seeds", type=int, default=2, help="ImageNet patches per setting")
     ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "zoo")
     ap.add_argument("--png", type=Path, default=ROOT / "docs" / "transfer.png")
     ap.add_argument("--json", type=Path, default=ROOT / "runs" / "transfer.json")
@@ -295,16 +351,20 @@ def main() -> None:
     torch.set_num_threads(1)  # on a shared machine extra threads mostly spin-wait
     start = time.perf_counter()
     out = {}
-    if args.part in ("eot", "matrix", "digits", "all"):
+    if args.part in ("eot", "smooth", "matrix", "digits", "all"):
         print(f"== 0. digits zoo (cached in {args.cache})")
         zoo = load_zoo(build_zoo(args.cache))
         scenes = Scenes()
-        if args.part in ("eot", "digits", "all"):
-            part_eot(zoo, scenes, args.seconds, args.n, out)
+        if args.part in ("eot", "all"):
+            part_eot(zoo, scenes, args.seconds, args.n, out, args.seed)
+        if args.part == "smooth":  # the default's smoothing, on and off, with the default member mode
+            base = {**OFF, "members": defaults()["members"]}
+            part_eot(zoo, scenes, args.seconds, args.n, out, args.seed, key="smooth",
+                     options={"smooth 0": base, "smooth 0.8 px": {**base, "smooth": 0.8}})
         if args.part in ("matrix", "digits", "all"):
-            part_matrix(zoo, scenes, args.seconds, args.n, out, args.png)
+            part_matrix(zoo, scenes, args.seconds, args.n, out, args.png, args.seed)
     if args.part in ("imagenet", "all"):
-        part_imagenet(args.imagenet_seconds, args.n // 2, out)
+        part_imagenet(args.imagenet_seconds, args.imagenet_n, args.imagenet_seeds, out)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))
     print(f"total {time.perf_counter() - start:.0f} s; results in {args.json}")

@@ -228,7 +228,8 @@ def generate(
     schedule: Annotated[str, typer.Option("--schedule", help="step-size schedule: cosine, linear, constant")] = "cosine",
     batch: Annotated[int, typer.Option("--batch", help="random views per step")] = 32,
     momentum: Annotated[float, typer.Option("--momentum", help="sign of a running mean of gradients (0 = plain FGSM)")] = 0.9,
-    smooth: Annotated[float, typer.Option("--smooth", help="Gaussian gradient smoothing, sigma in patch pixels (transfers better to unseen models; 0 = off)")] = 0.8,
+    smooth: Annotated[Optional[float], typer.Option("--smooth", help="Gaussian gradient smoothing, sigma in patch pixels (transfers better to unseen models; 0 = off) [default: 0.8 for an ensemble, 0 for one model]")] = None,
+    members: Annotated[str, typer.Option("--members", help="ensembles: balance (each member's gradient at equal size), mean (loss of the mean log-probability) or cycle (one member per step, in turn)")] = "balance",
     scale: Annotated[Optional[str], typer.Option("--scale", help="patch side / image side, MIN:MAX [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
     scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background images")] = None,
     eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check [default: --scenes]")] = None,
@@ -251,7 +252,7 @@ def generate(
 
     from dataclasses import asdict
 
-    from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
+    from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch, smoothing
     from blocks.evaluate import evaluate_members, evaluate_patch
     from common.files import atomic_write_json, load_image
     from blocks.report import library_versions, plot_curve, write_patch
@@ -266,8 +267,10 @@ def generate(
     checks.seed(seed)
     if not 0 <= momentum < 1:
         raise UserError("--momentum must be in [0, 1)")
-    if not 0 <= smooth <= 64:
+    if smooth is not None and not 0 <= smooth <= 64:
         raise UserError("--smooth is a blur sigma in patch pixels, 0 to 64")
+    if members not in ("mean", "balance", "cycle"):
+        raise UserError(f"--members is mean, balance or cycle, not {members!r}")
     if not 0 < epsilon <= 255:
         raise UserError("--epsilon is a step size in 0-255 units: give a number in (0, 255]")
     checks.number(final_fraction, "--final-fraction", 0, 1)
@@ -315,7 +318,8 @@ def generate(
                              patch_size=patch_size if patch_size is not None else max(8, net.input_size // 2),
                              steps=steps, epsilon=epsilon / 255, final_fraction=final_fraction,
                              schedule=schedule, batch=batch, momentum=momentum, max_seconds=max_seconds,
-                             seed=seed, smooth=smooth)
+                             seed=seed, smooth=smooth, members=members)
+        cfg.smooth = smoothing(net, cfg)  # patch.json records the sigma used, not "default"
 
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 

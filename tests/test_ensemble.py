@@ -94,14 +94,14 @@ def test_ensemble_generate_lists_every_member(cli, zoo, tmp_path):
     out = tmp_path / "run"
     code, text, err = cli("generate", "--target", "seven", "--model", "digits", "--models", zoo / "models.json",
                           "--steps", "4", "--batch", "4", "--eval-n", "16", "--device", "cpu",
-                          "--smooth", "1.5", "--out", out)
+                          "--smooth", "1.5", "--members", "cycle", "--out", out)
     assert code == 0, err
     meta = json.loads((out / "patch.json").read_text())
     rows = meta["members"]
     assert len(rows) == 3 and len(meta["model"]["members"]) == 3
     assert all(len(r["weights"]) == 64 and 0 <= r["success_rate"] <= 1 and r["n"] == 16 for r in rows)
     assert rows[0]["weights"] == rows[1]["weights"] != rows[2]["weights"]
-    assert meta["config"]["smooth"] == 1.5 and text.count("held-out success") == 4
+    assert meta["config"]["smooth"] == 1.5 and meta["config"]["members"] == "cycle" and text.count("held-out success") == 4
 
 
 def test_evaluate_two_models_prints_two_rows(cli, zoo, tmp_path):
@@ -161,3 +161,100 @@ def test_models_file_model_path_is_relative_to_the_file(tmp_path, digits_model):
     x = torch.rand(2, 3, 32, 32)
     assert spec.name == str(tmp_path / "net.ts")
     assert torch.allclose(model(x), digits_model(x), atol=1e-5)
+
+
+class Scaled(torch.nn.Module):
+    """A classifier's logits times k: same decisions, input gradients k times larger. Counts the
+    views it sees, so tests can tell which members a step or a check ran."""
+
+    def __init__(self, net, k: float):
+        super().__init__()
+        self.net, self.k, self.labels, self.input_size, self.seen = net, k, net.labels, net.input_size, 0
+        self.name, self.weights_id, self.device = f"x{k}", "", torch.device("cpu")
+
+    def forward(self, x):
+        self.seen += len(x)
+        return self.k * self.net(x)
+
+
+def _two_members(digits_model, k=100.0):
+    torch.manual_seed(5)
+    other = DigitsNet().eval()
+    other.labels, other.input_size = digits_model.labels, 32
+    return Ensemble([Scaled(digits_model, k), Scaled(other, 1.0)]).eval()
+
+
+def test_balance_gives_each_member_equal_weight(digits_model):
+    from blocks.attacks.eot_fgsm import GenerateConfig, balanced_view_gradient
+
+    ens = _two_members(digits_model)
+    cfg = GenerateConfig(target=7)
+    views = torch.rand(6, 3, 32, 32)
+    g = torch.Generator().manual_seed(0)
+    _, _, _, grad = balanced_view_gradient(list(ens.members), views, cfg, g)
+    singles = []
+    for m in ens.members:
+        x = views.clone().requires_grad_(True)
+        (gm,) = torch.autograd.grad(torch.nn.functional.cross_entropy(m(x), torch.full((6,), 7)), x)
+        singles.append(gm / gm.abs().mean())
+    # both members count alike, however large one's gradient is: the sum of their unit-size gradients
+    assert torch.allclose(grad / grad.abs().mean(), (singles[0] + singles[1]) / (singles[0] + singles[1]).abs().mean(),
+                          atol=1e-4)
+    # while the plain mean of log-probabilities follows the loud member almost alone
+    x = views.clone().requires_grad_(True)
+    (mean_grad,) = torch.autograd.grad(torch.nn.functional.cross_entropy(ens(x), torch.full((6,), 7)), x)
+    assert (mean_grad.sign() == singles[0].sign()).float().mean() > 0.95
+    assert (grad.sign() == singles[1].sign()).float().mean() > (mean_grad.sign() == singles[1].sign()).float().mean()
+
+
+def test_cycle_steps_one_member_and_checks_all(digits_model):
+    from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
+    from transforms import preset
+
+    ens = _two_members(digits_model, k=1.0)
+    a, b = ens.members
+    cfg = GenerateConfig(target=7, patch_size=16, steps=4, batch=4, check_every=10, members="cycle")
+    run = generate_patch(ens, cfg, preset("print", (0.5, 0.6)))
+    # steps 0 and 2 go through member a, 1 and 3 through b (4 views each); the checks after step 0
+    # and at the end see 4 views through both
+    assert len(run.curve) == 4 and a.seen == b.seen == 2 * 4 + 2 * 4
+    with pytest.raises(ValueError, match="members mode"):
+        generate_patch(ens, GenerateConfig(target=7, steps=1, members="vote"), preset("print"))
+
+
+@pytest.mark.parametrize("mode", ["mean", "balance", "cycle"])
+def test_member_modes_move_a_black_patch(digits_model, mode):
+    from blocks.attacks.eot_fgsm import GenerateConfig, step_gradient
+    from transforms import preset
+
+    ens = _two_members(digits_model, k=1.0)
+    patch = torch.zeros(3, 16, 16, requires_grad=True)
+    loss, prob, win, grad = step_gradient(ens, patch, GenerateConfig(target=7, members=mode), preset("print", (0.5, 0.6)),
+                                          None, torch.Generator().manual_seed(0), 8, step=1)
+    assert torch.isfinite(grad).all() and (grad != 0).float().mean() > 0.9  # every pixel gets a say
+    assert torch.isfinite(loss) and prob.shape == win.shape == (8,)
+    assert ens.members[0].seen == (0 if mode == "cycle" else 8) and ens.members[1].seen == 8  # step 1: member b
+
+
+def test_patch_json_records_the_smoothing_used(cli, tmp_path):
+    code, _, err = cli("generate", "--target", "seven", "--model", "digits", "--model", "digits", "--steps", "2",
+                       "--batch", "2", "--eval-n", "4", "--device", "cpu", "--out", tmp_path / "o")
+    assert code == 0, err
+    config = json.loads((tmp_path / "o" / "patch.json").read_text())["config"]
+    assert config["smooth"] == 0.8 and config["members"] == "balance"  # the ensemble defaults
+
+
+def test_members_flag_is_checked_before_work(cli, tmp_path):
+    code, _, err = cli("generate", "--target", "seven", "--model", "digits", "--model", "digits",
+                       "--members", "vote", "--steps", "1", "--out", tmp_path / "o")
+    assert code == 2 and "--members" in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_smoothing_defaults_to_ensembles_only(digits_model):
+    from blocks.attacks.eot_fgsm import ENSEMBLE_SMOOTH, GenerateConfig, smoothing
+
+    ens = _two_members(digits_model, k=1.0)
+    assert smoothing(digits_model, GenerateConfig()) == 0.0  # one model: it cost white-box on ImageNet
+    assert smoothing(ens, GenerateConfig()) == ENSEMBLE_SMOOTH > 0
+    assert smoothing(digits_model, GenerateConfig(smooth=1.5)) == 1.5 and smoothing(ens, GenerateConfig(smooth=0)) == 0

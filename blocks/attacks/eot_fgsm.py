@@ -24,14 +24,28 @@ and of the check batch from its own streams (seed + r * RANK_SEED_STRIDE), takes
 mean over the whole batch: every rank then takes the same signed step. With one process this is
 the plain single-process loop, unchanged.
 
-Transfer-minded options (for models the patch never sees), off at 0. Only smoothing is on by
-default and offered by the CLI; the other two lost or gained nothing (bench/transfer.py, README):
+Transfer-minded options (for models the patch never sees), off at 0. Only smoothing is offered by
+the CLI, on by default for ensembles only; the other two lost or gained nothing (bench/transfer.py,
+README):
 - diversity p: each view is shrunk by a random factor in [0.8, 1] and padded at a random offset
   with probability p before the model sees it (input diversity, Xie et al. 2019).
 - ghost p: dropout with rate p on every convolution's output during the attack's forward passes,
   so each step meets a slightly different model (ghost networks, Li et al. 2020).
 - smooth s: the gradient is blurred with a Gaussian of sigma s patch pixels before its sign is
-  taken (translation-invariant attack, Dong et al. 2019).
+  taken (translation-invariant attack, Dong et al. 2019). None (the default): ENSEMBLE_SMOOTH
+  for an ensemble, 0 for one model (on ImageNet it cost the single model's white-box confidence).
+
+Ensembles (model.members, blocks.models.Ensemble), `members`:
+- "mean": every member every step; the loss is the cross-entropy of the mean of the members'
+  log-probabilities, one backward pass. The member with the largest input gradient steers the
+  sign (on the digits zoo, the easily fooled DigitsNet).
+- "balance": every member every step; each member's gradient with respect to the views
+  (B, 3, S, S) is scaled to the members' mean L1 size before they are summed, so each member
+  pulls with equal weight. Under torchrun each rank balances its own share of the views.
+- "cycle": one member per step, in turn (step mod members, the same on every rank); the
+  momentum's L1 normalisation gives each member's steps equal weight, and a step costs one
+  member's forward and backward instead of all of them.
+Whatever the mode, the fixed check views score the whole ensemble (every member).
 """
 from __future__ import annotations
 
@@ -64,7 +78,8 @@ class GenerateConfig:
     check_every: int = 10  # steps between scoring the patch on the fixed check views
     diversity: float = 0.0  # probability of a random resize-and-pad of each view (input diversity)
     ghost: float = 0.0  # dropout rate on convolution outputs during attack steps (ghost networks)
-    smooth: float = 0.8  # Gaussian gradient smoothing, sigma in patch pixels
+    smooth: float | None = None  # Gaussian gradient smoothing, sigma in patch pixels; None: see smoothing()
+    members: str = "balance"  # ensembles only: mean | balance | cycle (see the module docstring)
 
 
 @dataclass
@@ -170,13 +185,67 @@ def view_generator(seed: int, rank: int, device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed + rank * RANK_SEED_STRIDE)
 
 
+MEMBER_MODES = ("mean", "balance", "cycle")
+ENSEMBLE_SMOOTH = 0.8  # patch pixels
+
+
+def smoothing(model, cfg: GenerateConfig) -> float:
+    """The gradient blur sigma this run uses: cfg.smooth, or by default ENSEMBLE_SMOOTH for an
+    ensemble (it raised transfer there) and 0 for one model (it cost white-box on ImageNet)."""
+    if cfg.smooth is not None:
+        return cfg.smooth
+    return ENSEMBLE_SMOOTH if len(getattr(model, "members", None) or []) > 1 else 0.0
+
+
+def step_members(model, cfg: GenerateConfig, step: int) -> list | None:
+    """The ensemble members this step differentiates one by one, or None: the model as one."""
+    nets = list(getattr(model, "members", None) or [])
+    if len(nets) < 2 or cfg.members == "mean":
+        return None
+    if cfg.members == "cycle":
+        return [nets[step % len(nets)]]
+    if cfg.members == "balance":
+        return nets
+    raise ValueError(f"unknown members mode {cfg.members!r}: {', '.join(MEMBER_MODES)}")
+
+
+def balanced_view_gradient(nets, views: torch.Tensor, cfg: GenerateConfig, generator):
+    """views (B, 3, S, S) -> (mean loss, objective prob (B,), win (B,), gradient (B, 3, S, S)):
+    each member's gradient scaled to the members' mean L1 size, then averaged, so no member's
+    larger gradient outweighs the others. The record (prob, win) is the members' consensus."""
+    x = views.detach().requires_grad_(True)
+    grads, logps, losses = [], [], []
+    for net in nets:
+        with ghost_networks(net, cfg.ghost, generator):
+            logits = net(x)
+        loss, _, _ = objective(logits, cfg)
+        (g,) = torch.autograd.grad(loss, x)
+        grads.append(g)
+        logps.append(logits.detach().log_softmax(1))
+        losses.append(loss.detach())
+    sizes = torch.stack([g.abs().mean() for g in grads]).clamp_min(1e-12)
+    grad = sum(g / s for g, s in zip(grads, sizes)) * sizes.mean() / len(grads)
+    _, prob, win = objective(torch.stack(logps).mean(0), cfg)
+    return torch.stack(losses).mean(), prob, win, grad
+
+
 def step_gradient(model, patch, cfg: GenerateConfig, eot: EOT, scenes, generator, n: int,
-                  weight: float = 1.0, patch_map=None, penalty=None):
+                  weight: float = 1.0, patch_map=None, penalty=None, step: int = 0):
     """Render n views of patch (3, P, P, requires grad) and differentiate weight * their mean
     loss (+ penalty). Returns (loss, objective prob (n,), win (n,), grad (3, P, P))."""
     views, _ = random_views(patch, n, model.input_size, eot, scenes, generator, patch_map)
     if cfg.diversity > 0:
         views = diverse_inputs(views, cfg.diversity, generator)
+    nets = step_members(model, cfg, step)
+    if nets is not None:  # members one by one: to the views, then once through the render
+        loss, prob, win, view_grad = balanced_view_gradient(nets, views, cfg, generator)
+        (grad,) = torch.autograd.grad(views, patch, grad_outputs=view_grad * weight)
+        loss = loss * weight
+        if penalty is not None:
+            extra = penalty(patch)
+            grad = grad + torch.autograd.grad(extra, patch)[0]
+            loss = loss + extra.detach()
+        return loss, prob, win, grad
     with ghost_networks(model, cfg.ghost, generator):
         loss, prob, win = objective(model(views), cfg)
     if weight != 1.0:  # this rank's share of the batch mean (one process: exactly the mean)
@@ -202,12 +271,15 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
     """
     if (cfg.target is None) == (cfg.away_from is None):
         raise ValueError("give exactly one of target (negative epsilon) or away_from (positive)")
+    if cfg.members not in MEMBER_MODES:
+        raise ValueError(f"unknown members mode {cfg.members!r}: {', '.join(MEMBER_MODES)}")
     device = model.device
     world, rank = (group.world, group.rank) if group is not None else (1, 0)
     n_views = share(cfg.batch, world, rank)
     if n_views < 1:
         raise ValueError(f"batch {cfg.batch} is smaller than the {world} ranks: each needs a view")
     weight = n_views / cfg.batch
+    sigma = smoothing(model, cfg)
     g = view_generator(cfg.seed, rank, device)
     size = model.input_size
     if scenes is not None:
@@ -244,7 +316,7 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
                     break
                 patch.requires_grad_(True)
                 loss, prob, win, grad = step_gradient(model, patch, cfg, eot, scenes, g, n_views, weight,
-                                                      patch_map, penalty if rank == 0 else None)
+                                                      patch_map, penalty if rank == 0 else None, step)
                 elapsed = clock() - start
                 if group is None:
                     loss_now, mean_prob, success = loss.item(), prob.mean().item(), win.float().mean().item()
@@ -261,8 +333,8 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
                 if step % cfg.check_every == 0:
                     check(patch.detach(), step)  # the patch these views measured, before the update
                 with torch.no_grad():
-                    if cfg.smooth > 0:  # after the all-reduce: every rank smooths the same gradient
-                        grad = smooth_gradient(grad, cfg.smooth)
+                    if sigma > 0:  # after the all-reduce: every rank smooths the same gradient
+                        grad = smooth_gradient(grad, sigma)
                     if cfg.momentum:
                         # L1-normalised, so steps with small gradients count as much as big ones
                         velocity = cfg.momentum * velocity + grad / grad.abs().mean().clamp_min(1e-12)
