@@ -489,7 +489,7 @@ def onepixel(
     pixels: Annotated[int, typer.Option("--pixels", help="pixels changed per image (K)")] = 1,
     popsize: Annotated[int, typer.Option("--popsize", help="DE: candidates per image")] = 400,
     maxiter: Annotated[int, typer.Option("--maxiter", help="DE: generations")] = 100,
-    max_queries: Annotated[int, typer.Option("--max-queries", help="model evaluations per image (0 = paper budget for DE, a tenth of it otherwise)")] = 0,
+    max_queries: Annotated[int, typer.Option("--max-queries", help="model evaluations per image (0 = paper budget for DE; probe, random: a tenth of it, a hundredth above 64x64 px)")] = 0,
     fitness: Annotated[str, typer.Option("--fitness", help="margin (logits), prob (the paper's) or auto (prob for DE)")] = "auto",
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("onepixel_out"),
     strategy: Annotated[str, typer.Option("--strategy", help="probe (corner colours, default), random (Sparse-RS), paper (DE, F=0.5) or best1bin (scipy DE)")] = "probe",

@@ -452,7 +452,8 @@ def run_onepixel(run: OnePixelRun, progress=no_progress):
     # The attack runs at the model's input size: every image stacks into one batch and the changed
     # pixel is a real model-input pixel (a pixel of a larger original would be blurred by resizing).
     x = prepare_images(images, net.input_size)
-    total = max(cfg.maxiter, 1) if cfg.is_de else cfg.budget  # DE counts generations, the searches queries
+    # DE counts generations, the searches count queries (of the furthest image)
+    total = max(cfg.maxiter, 1) if cfg.is_de else cfg.budget_for(net.input_size ** 2)
     with progress("onepixel", total) as update:
         result = one_pixel_attack(net, x, None, cfg, target=goal.index if goal else None,
                                   progress=lambda g, running, _: update((g, running)))

@@ -5,7 +5,7 @@ adversarial images (N, 3, H, W) and per-image queries (N,).
 
 A search for K pixels (x, y, r, g, b) that flip a classifier. Strategies: "probe" (default: the
 RGB-cube corner colours, farthest corner at every position first, then the other corners at the
-most promising positions, then a local random search), "random" (Sparse-RS at one pixel, Croce
+most promising positions, then DE seeded with the best candidates seen), "random" (Sparse-RS at one pixel, Croce
 et al. AAAI 2022), "paper" (the paper's differential evolution) and "best1bin" (scipy's DE). Every
 scored candidate passes one keeper per image, so a win, once seen, is never lost; the budget is
 counted in model evaluations per image (max_queries).
@@ -34,6 +34,9 @@ from common.errors import UserError
 
 STRATEGIES = ("probe", "paper", "best1bin", "random")
 FITNESSES = ("auto", "margin", "prob")
+LARGE = 64 * 64  # pixels: above this the probe's default budget is a hundredth of the paper's
+FREEZE_AFTER_S = 120.0  # freeze a TorchScript scorer only when an eager run would take longer
+SEEDS = 40  # probe: the best candidates kept to seed its final DE (its population)
 CORNERS = torch.tensor([[r, g, b] for r in (0, 255) for g in (0, 255) for b in (0, 255)])  # (8, 3)
 
 
@@ -42,8 +45,8 @@ class OnePixelConfig:
     """Settings of the attack.
 
     strategy "probe" (default): every position with its farthest RGB-cube corner colour, then the
-    other corners at the most promising positions, then a local random search; stops at the first
-    win. "random": Sparse-RS with one pixel (Croce et al. 2022): random positions x random corner
+    other corners at the most promising positions, then DE (best1bin, population SEEDS) seeded
+    with the best candidates seen, any position and colour; stops at the first win. "random": Sparse-RS with one pixel (Croce et al. 2022): random positions x random corner
     colours. "paper": the paper's DE (population 400, 100 generations). "best1bin": scipy's DE.
     """
 
@@ -62,7 +65,7 @@ class OnePixelConfig:
     batch: int = 0  # images per forward pass; 0 = chosen from the image size and device
     seed: int | None = 0  # None = not reproducible
     dedupe: bool = True  # don't re-evaluate a child that is pixel-for-pixel its parent or a sibling
-    fast: bool = True  # CPU: score candidates with a frozen TorchScript copy (conv+BN folded, mkldnn)
+    fast: bool = True  # CPU, long runs: score with a frozen TorchScript copy (conv+BN folded, mkldnn)
 
     def check(self) -> "OnePixelConfig":
         if self.strategy not in STRATEGIES:
@@ -98,12 +101,20 @@ class OnePixelConfig:
 
     @property
     def budget(self) -> int:
-        """Model evaluations allowed per image, the clean one included."""
+        """Model evaluations allowed per image, the clean one included (without an image size:
+        the budget for images of at most LARGE pixels)."""
+        return self.budget_for(0)
+
+    def budget_for(self, pixels: int) -> int:
+        """The budget for images of `pixels` pixels (H x W): --max-queries if given; else for DE the
+        paper's, for probe and random a tenth of it, a hundredth for images of more than LARGE
+        pixels (a query costs about as many times more as the image has pixels; 224 px: 12x 64 px)."""
         if self.max_queries:
             return self.max_queries
-        # DE: the paper's budget; probe and random: a tenth of it
         full = 1 + self.popsize * (self.maxiter + 1)
-        return full if self.is_de else 1 + full // 10
+        if self.is_de:
+            return full
+        return 1 + full // (100 if pixels > LARGE else 10)
 
 
 @dataclass
@@ -167,7 +178,7 @@ class OnePixelResult:
             "success_rate": float(ok.float().mean()) if n else 0.0,
             "mean_confidence": float(conf.mean()) if conf.numel() else None,
             "mean_queries": float(self.queries.float().mean()) if n else 0.0,
-            "max_queries": self.config.budget,
+            "max_queries": self.config.budget_for(self.originals.shape[-2] * self.originals.shape[-1]),
             "fitness": self.config.fitness_used,
             "seconds": round(self.seconds, 3),
             "targeted": self.targeted,
@@ -221,9 +232,15 @@ def _attack(model, images, labels, cfg, target, progress) -> OnePixelResult:
         tgt, goal, stop_below = None, true, cfg.untargeted_stop
     # Candidates may be scored by an optimised copy; the probabilities reported before and after
     # always come from the model itself.
-    scorer = _fast_scorer(model, x[:2]) if cfg.fast and device.type == "cpu" else None
+    budget = cfg.budget_for(h * w)
+    # Freezing costs tens of seconds on an ImageNet model and scores ~1.5x faster on CPU: worth it
+    # only when the eager run would take minutes (clean pass time x queries to come).
+    eager_s = (time.perf_counter() - start) * budget
+    scorer = (_fast_scorer(model, x[:2]) if cfg.fast and device.type == "cpu" and eager_s > FREEZE_AFTER_S
+              else None)
     problem = _Problem(scorer or model, x, goal, target is not None, chunk, k, cfg.fitness_used,
-                       budget=cfg.budget, channels_last=scorer is None and device.type == "cpu")
+                       budget=budget, channels_last=scorer is None and device.type == "cpu",
+                       pool=SEEDS if cfg.strategy == "probe" else 0)
 
     if cfg.is_de:
         generations = _run_de(problem, cfg, gen, stop_below, progress)
@@ -329,20 +346,48 @@ def _run_search(problem: "_Problem", cfg: OnePixelConfig, gen, progress) -> torc
     valid2 = (col2 != col1.gather(1, rank)[:, :, None]) & (dist.gather(1, pos2[..., 0:1].expand(-1, -1, 8)) > 0)
     rounds += _rounds(problem, pos2.reshape(n, -1), col2.reshape(n, -1), valid2.reshape(n, -1),
                       step, progress, gen)
-    # 3. what is left: a local random search around the best (neighbouring positions, any corner)
+    # 3. what is left: DE seeded with the best candidates seen so far (the probe's top positions
+    #    and corners), free to move to any colour and position
+    _run_seeded_de(problem, cfg, gen, step, progress)
+    return problem.rounds
+
+
+def _run_seeded_de(problem: "_Problem", cfg: OnePixelConfig, gen, step, progress) -> None:
+    """Spend what is left of each image's budget on DE (best + F (x_r1 - x_r2), F dithered as
+    scipy's best1bin, no crossover) whose population is the best candidates the probe found."""
+    n, h, w, k, device = problem.n, problem.h, problem.w, cfg.pixels, problem.images.device
+    if problem.pool is None:
+        return
+    lo = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0] * k, device=device)
+    hi = torch.tensor([float(w), float(h), 255.0, 255.0, 255.0] * k, device=device)
+    is_pos = torch.tensor([True, True, False, False, False] * k, device=device)
+    # positions as the centre of their pixel, so a small step does not fall off the pixel
+    pop = problem.pool.float() + is_pos.float() * 0.5  # (N, M, 5K)
+    fit = problem.pool_fit.clone()  # (N, M)
+    m = pop.shape[1]
+    de = OnePixelConfig(strategy="best1bin", popsize=max(m, 5), crossover=1.0)
+    every = torch.arange(n, device=device)
+    stuck = torch.zeros(n, dtype=torch.bool, device=device)
     while True:
         left = problem.budget - problem.queries
-        if not ((left > 0) & ~problem.won).any():
+        active = every[(left > 0) & ~problem.won & ~stuck]
+        if active.numel() == 0:
             break
-        m = min(step, int(left.max()))
-        bx, by = problem.best_pixel_xy()
-        dx = torch.randint(-2, 3, (n, m), generator=gen).to(device)
-        dy = torch.randint(-2, 3, (n, m), generator=gen).to(device)
-        pos = (by[:, None] + dy).clamp(0, h - 1) * w + (bx[:, None] + dx).clamp(0, w - 1)
-        col = torch.randint(0, 8, (n, m), generator=gen).to(device)
-        valid = dist.gather(1, pos[..., None].expand(-1, -1, 8)).gather(2, col[..., None])[..., 0] > 0
-        rounds += _rounds(problem, pos, col, valid, step, progress, gen)
-    return problem.rounds
+        parents, pf = pop[active], fit[active]
+        trial = _repair(_mutate(parents, pf, de, gen), lo, hi, is_pos, "best1bin", gen)
+        # never more than the budget: the last generation may score only part of the population
+        valid = torch.arange(m, device=device)[None] < left[active, None]
+        before = problem.queries[active].clone()
+        tfit, _, _ = problem.evaluate(active, trial, parents if cfg.dedupe else None, valid)
+        # a population collapsed onto one pixel makes only repeats: nothing more to learn
+        stuck[active] = problem.queries[active] == before
+        better = tfit < pf
+        pop[active] = torch.where(better[..., None], trial, parents)
+        fit[active] = torch.where(better, tfit, pf)
+        problem.rounds[active] += 1
+        if progress is not None:
+            running = int(((problem.budget - problem.queries > 0) & ~problem.won).sum())
+            progress(int(problem.queries.max()), running, problem.budget)
 
 
 def _rounds(problem: "_Problem", pos, col, valid, step, progress, gen) -> int:
@@ -381,7 +426,8 @@ class _Problem:
     the best candidate ever seen per image: a winning one first (never lost once seen), then the
     lowest fitness."""
 
-    def __init__(self, model, images, goal, targeted, chunk, k, fitness, budget, channels_last=False):
+    def __init__(self, model, images, goal, targeted, chunk, k, fitness, budget, channels_last=False,
+                 pool: int = 0):
         self.model, self.images, self.goal = model, images, goal
         self.channels_last = channels_last
         self.targeted, self.chunk, self.k, self.fitness = targeted, chunk, k, fitness
@@ -397,6 +443,9 @@ class _Problem:
         self.best = torch.cat([torch.zeros(self.n, 2, dtype=torch.long, device=dev), c0], 1).repeat(1, k)
         self.last_fit = None
         self.rounds = torch.zeros(self.n, dtype=torch.long, device=dev)  # search rounds per image
+        # the `pool` distinct lowest-fitness candidates seen per image (seeds for a later DE)
+        self.pool = self.best[:, None].repeat(1, pool, 1) if pool else None  # (N, M, 5K)
+        self.pool_fit = torch.full((self.n, pool), float("inf"), device=dev)
 
     def best_pixel_xy(self):
         """(N,) x and (N,) y of the first pixel of the best candidate."""
@@ -476,7 +525,17 @@ class _Problem:
         ok.view(-1)[sel] = uok[inverse]
         self.queries.index_add_(0, active, torch.bincount(uniq[:, 0], minlength=a))
         self._keep_best(active, ints, fit, ok)
+        if self.pool is not None:
+            self._keep_pool(active, ints, fit)
         return fit, ok, stopv
+
+    def _keep_pool(self, active, ints, fit):
+        m = self.pool.shape[1]
+        cand = torch.cat([self.pool[active], ints], 1)
+        f = torch.cat([self.pool_fit[active], fit], 1)
+        top = f.topk(min(m, f.shape[1]), dim=1, largest=False).indices
+        self.pool[active] = cand.gather(1, top[..., None].expand(-1, -1, cand.shape[2]))
+        self.pool_fit[active] = f.gather(1, top)
 
     def _keep_best(self, active, ints, fit, ok):
         """A winning candidate beats any non-winning one; among equals the lower fitness wins."""
