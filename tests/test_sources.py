@@ -267,8 +267,7 @@ cv2.imshow("page", img)
 for _ in range(10):
     cv2.waitKey(30)
 print("shown", flush=True)
-end = time.monotonic() + 120
-while time.monotonic() < end:
+while True:  # until the fixture kills it: a slow suite may reach the screen tests minutes later
     cv2.waitKey(50)
 """
 
@@ -322,7 +321,7 @@ def shown_frame(xdisplay, printed, digits_model, tmp_path_factory):
         proc.wait(10)
 
 
-def find_on_screen(bgr: np.ndarray, wait_s: float = 30) -> tuple[int, int, float]:
+def find_on_screen(bgr: np.ndarray, wait_s: float = 60) -> tuple[int, int, float]:
     """Where the frame is on the screen (x, y) and how well it matches (1 = exactly). A busy
     machine may take a while to map and paint the window: look again until it is there."""
     end = time.monotonic() + wait_s
