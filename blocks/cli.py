@@ -500,12 +500,12 @@ def onepixel(
     """One-pixel attack on all images at once; writes PNGs, JSON, a contact sheet."""
     from blocks.pipelines import OnePixelRun, run_onepixel
 
-    summary, result, names, labels = run_onepixel(settings(OnePixelRun, locals()), progress=onepixel_bar)
-    print_onepixel(summary, result, names, labels)
-    typer.echo(f"wrote {out}/summary.json, contact_sheet.png and {len(names)} images", err=True)
+    summary = run_onepixel(settings(OnePixelRun, locals()), progress=onepixel_bar)
+    print_onepixel(summary)
+    typer.echo(f"wrote {out}/summary.json, contact_sheet.png and {len(summary.results)} images", err=True)
 
 
-def print_onepixel(s, result, names: list[str], labels: list[str]) -> None:
+def print_onepixel(s) -> None:
     """The per-image table (first 50) with the summary as its caption."""
     from rich.console import Console
     from rich.table import Table
@@ -516,13 +516,12 @@ def print_onepixel(s, result, names: list[str], labels: list[str]) -> None:
                         f"{s.fitness} fitness){goal}")
     for col in ("image", "before", "after", "success", "queries"):
         table.add_column(col, justify="right" if col == "queries" else "left")
-    for i, name in enumerate(names[:50]):
-        rec = result.record(i, labels)
-        b, a = rec["before"], rec["after"]
-        table.add_row(name, f"{b['class']} {b['prob']:.2f}", f"{a['class']} {a['prob']:.2f}",
-                      "yes" if rec["success"] else "no", str(rec["queries"]))
-    if len(names) > 50:
-        table.add_row(f"... {len(names) - 50} more", "", "", "", "")
+    for r in s.results[:50]:
+        b, a = r.before, r.after
+        table.add_row(r.name, f"{b['class']} {b['prob']:.2f}", f"{a['class']} {a['prob']:.2f}",
+                      "yes" if r.success else "no", str(r.queries))
+    if len(s.results) > 50:
+        table.add_row(f"... {len(s.results) - 50} more", "", "", "", "")
     conf = s.mean_confidence
     table.caption = (f"success {s.successes}/{s.images} ({s.success_rate:.1%}), mean confidence "
                      f"{'-' if conf is None else f'{conf:.3f}'}, mean queries {s.mean_queries:.0f} "

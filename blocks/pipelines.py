@@ -432,9 +432,9 @@ class OnePixelRun:
     batch: int = 0
 
 
-def run_onepixel(run: OnePixelRun, progress=no_progress):
+def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
     """Load, resize to the model's input size, attack, write per-image PNG + JSON, summary.json and
-    contact_sheet.png. Returns (OnePixelSummary, the attack's OnePixelResult, the names written)."""
+    contact_sheet.png. Returns summary.json's record (its `results` are the per-image rows)."""
     from blocks.attacks.onepixel import OnePixelConfig, one_pixel_attack, prepare_images
     from blocks.attacks.onepixel_report import collect_inputs, unique_names, write_outputs
     from blocks.targets import resolve_goal
@@ -462,8 +462,7 @@ def run_onepixel(run: OnePixelRun, progress=no_progress):
     extra = {"model": net.describe(), "device": str(net.device), "seed": run.seed,
              "target": {"index": goal.index, "class": goal.name} if goal else None,
              "input_size": net.input_size, "files": [str(f) for f in files]}
-    summary = write_outputs(run.out, result, names, [str(f) for f in files], net.labels, extra)
-    return summary, result, names, net.labels
+    return write_outputs(run.out, result, names, [str(f) for f in files], net.labels, extra)
 
 
 # --- sweep --------------------------------------------------------------------------------------

@@ -405,11 +405,26 @@ class CaptureSummary(Record):
 
 
 @dataclass
+class OnePixelRow(Entry):
+    """One image of a one-pixel run, as its table row: before/after are {class, index, prob, ...}
+    (the full record, pixels included, is <name>.json)."""
+
+    name: str
+    image: str
+    success: bool
+    queries: int
+    before: dict
+    after: dict
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
 class OnePixelSummary(Record):
     """summary.json of `blocks onepixel` (each image's own record is <name>.json next to it)."""
 
     WHAT: ClassVar[str] = "one-pixel summary"
     FROM: ClassVar[str] = "blocks onepixel"
+    PARTS: ClassVar = {"results": (OnePixelRow, True)}
 
     images: int = 0
     successes: int = 0
@@ -430,6 +445,7 @@ class OnePixelSummary(Record):
     target: dict | None = None
     input_size: int | None = None
     files: list = field(default_factory=list)
+    results: tuple[OnePixelRow, ...] = ()  # one row per image, in input order
     version: int = VERSION
     extra: dict = field(default_factory=dict, repr=False, compare=False)
 

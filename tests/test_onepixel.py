@@ -142,11 +142,15 @@ def test_cli_writes_outputs(cli, digit_files, tmp_path, digits_model):
     for key in ("images", "success_rate", "mean_confidence", "mean_queries", "seconds"):
         assert key in summary
     assert summary["images"] == 2
+    assert [r["name"] for r in summary["results"]] == ["digit0", "digit1"]  # the rows the CLI's table prints
+    assert "digit0" in stdout and "digit1" in stdout
     for name in ("digit0", "digit1"):
         assert (out / f"{name}_adv.png").stat().st_size > 0
         rec = json.loads((out / f"{name}.json").read_text())
         for key in ("success", "pixels", "before", "after", "queries", "true_class"):
             assert key in rec
+        row = next(r for r in summary["results"] if r["name"] == name)
+        assert (row["after"], row["success"], row["queries"]) == (rec["after"], rec["success"], rec["queries"])
         assert len(rec["pixels"]) == 1 and set(rec["pixels"][0]) == {"x", "y", "rgb"}
         assert rec["queries"] <= 30
         # the saved image is exactly what was scored: the model reads the JSON's "after" from it

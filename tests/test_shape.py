@@ -12,7 +12,7 @@ import torch
 from common.errors import UserError
 from common.goal import Goal
 from common.records import (BlockInfo, CalibrationInfo, CaptureSummary, ColorMapRecord, GenerateSummary, MarkerInfo,
-                            OnePixelSummary, PatchRecord, SheetInfo, TargetInfo)
+                            OnePixelRow, OnePixelSummary, PatchRecord, SheetInfo, TargetInfo)
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = [PatchRecord, GenerateSummary, SheetInfo, CalibrationInfo, ColorMapRecord, CaptureSummary, OnePixelSummary]
@@ -34,7 +34,8 @@ SAMPLES = {
     CalibrationInfo: lambda: _sheet(CalibrationInfo, swatches=({"index": 0, "rgb": [1, 2, 3]},), rows=1, cols=1),
     ColorMapRecord: lambda: ColorMapRecord(coef=[[[0.0, 1.0]] * 3] * 3, offset=[0.0, 0.0, 0.0], knots=2),
     CaptureSummary: lambda: CaptureSummary(frames=3, hit_rate=1 / 3, target="hen", target_index=8),
-    OnePixelSummary: lambda: OnePixelSummary(images=2, successes=1, success_rate=0.5, files=["a.png", "b.png"]),
+    OnePixelSummary: lambda: OnePixelSummary(images=1, successes=1, success_rate=1.0, files=["a.png"], results=(
+        OnePixelRow("a", "a.png", True, 12, {"class": "3", "prob": 0.9}, {"class": "5", "prob": 0.6}),)),
 }
 
 

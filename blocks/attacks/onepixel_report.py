@@ -8,7 +8,7 @@ import numpy as np
 
 from blocks.attacks.onepixel import OnePixelResult
 from common.files import encode_png, json_text, to_uint8, write_together
-from common.records import OnePixelSummary
+from common.records import OnePixelRow, OnePixelSummary
 
 CELL = 128  # side of each thumbnail in the contact sheet (nearest-neighbour upscaling)
 CAPTION = 34  # pixels of text under each pair
@@ -29,13 +29,16 @@ def unique_names(paths: list[Path]) -> list[str]:
 def write_outputs(out: Path, result: OnePixelResult, names: list[str], sources: list[str],
                   labels: list[str], extra: dict | None = None) -> OnePixelSummary:
     """Write `<name>_adv.png`, `<name>.json`, `summary.json` and `contact_sheet.png` into out, as one
-    set (all or none, summary.json last). Returns the summary record."""
+    set (all or none, summary.json last). Returns the summary record (one row per image in it)."""
     out = Path(out)
-    files = []
+    files, rows = [], []
     for i, name in enumerate(names):
         rec = {"image": sources[i], "adversarial": f"{name}_adv.png", **result.record(i, labels)}
         files += [(out / f"{name}_adv.png", encode_png(result.adv[i])), (out / f"{name}.json", _json_bytes(rec))]
+        rows.append(OnePixelRow(name=name, image=sources[i], success=rec["success"], queries=rec["queries"],
+                                before=rec["before"], after=rec["after"]))
     summary = OnePixelSummary.from_json({**result.summary(), **(extra or {})})
+    summary.results = tuple(rows)
     files += [(out / "contact_sheet.png", contact_sheet_png(result, names, labels)),
               (out / "summary.json", summary.to_bytes())]
     write_together(files)
