@@ -276,15 +276,13 @@ def evaluate(
     from blocks.pipelines import EvaluateRun, run_evaluate
 
     report = run_evaluate(settings(EvaluateRun, locals(), scale=parse_range(scale, "--scale", 0.01, 1.5)))
-    if "models" in report:
-        rows = report["models"]
-        width = max(len(r["model"]) for r in rows)
-        typer.echo(f"{'model':<{width}}  success  p(target)  top-5   ({report['target']['name']}, {n} views)")
-        for r in rows:
-            typer.echo(f"{r['model']:<{width}}  {r['success_rate']:7.1%}  {r['mean_target_prob']:9.3f}  "
-                       f"{r['top5_rate']:6.1%}")
+    if report.models is not None:
+        width = max(len(r.model) for r in report.models)
+        typer.echo(f"{'model':<{width}}  success  p(target)  top-5   ({report.target.name}, {report.n} views)")
+        for r in report.models:
+            typer.echo(f"{r.model:<{width}}  {r.success_rate:7.1%}  {r.mean_target_prob:9.3f}  {r.top5_rate:6.1%}")
     elif out is None:
-        emit_json(report, None)
+        emit_json(report.to_json(), None)
     if out is not None:
         typer.echo(f"wrote {out}", err=True)
 
@@ -304,8 +302,8 @@ def sweep(
     from blocks.pipelines import SweepRun, run_sweep
 
     rec = run_sweep(settings(SweepRun, locals(), eps_range=parse_range(eps_range, "--eps", -255, 255)))
-    typer.echo(f"best epsilon {rec['best_epsilon_255']:.1f}/255: p({rec['target']['name']}) = "
-               f"{rec['best_target_prob']:.3f} -> {out}/sweep.png")
+    typer.echo(f"best epsilon {rec.best_epsilon_255:.1f}/255: p({rec.target['name']}) = "
+               f"{rec.best_target_prob:.3f} -> {out}/sweep.png")
 
 
 @app.command("digits-scenes")
@@ -456,8 +454,8 @@ def simulate(
     from blocks.pipelines import SimulateRun, run_simulate
 
     info = run_simulate(settings(SimulateRun, locals(), size=parse_size(size)), progress=simulate_bar)
-    typer.echo(f"wrote {out}: {info['frames']} frames at {info['fps']:g} fps, {info['size'][0]}x{info['size'][1]}"
-               + (f", filming block {info['block']} of {info['sheet']}" if info["sheet"] else ", whole page (no sheet.json)"))
+    typer.echo(f"wrote {out}: {info.frames} frames at {info.fps:g} fps, {info.size[0]}x{info.size[1]}"
+               + (f", filming block {info.block} of {info.sheet}" if info.sheet else ", whole page (no sheet.json)"))
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:

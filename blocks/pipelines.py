@@ -5,13 +5,14 @@ settings, calls the pipeline and prints the record.
 
     command            settings          pipeline                record (common/records.py)
     generate           GenerateRun       run_generate            PatchRecord per target (+ GenerateSummary)
-    evaluate           EvaluateRun       run_evaluate            dict (printed, or written with out)
+    evaluate           EvaluateRun       run_evaluate            EvaluateReport (printed, or written to out)
     print              PrintRun          run_print               SheetInfo (sheet.json)
     calibration-sheet  CalibrationRun    run_calibration_sheet   CalibrationInfo (calib.json)
     calibrate          CalibrateRun      run_calibrate           ColorMapRecord (colormap.json)
     capture            CaptureRun        run_capture             CaptureSummary
-    simulate           SimulateRun       run_simulate            dict (what was filmed)
+    simulate           SimulateRun       run_simulate            SimulateInfo (what was filmed; only the video is written)
     onepixel           OnePixelRun       run_onepixel            OnePixelSummary (summary.json)
+    sweep              SweepRun          run_sweep               SweepRecord (sweep.json)
 
 Progress is the caller's: a pipeline that runs long takes `progress(label, total)`, a context
 manager yielding an update(record) function (the CLI draws rich bars with it; the default draws
@@ -20,13 +21,14 @@ nothing). Errors are UserError lines that name the setting (`steps must be at le
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from blocks import checks
 from common.errors import Interrupted, UserError
-from common.records import CalibrationInfo, CaptureSummary, ColorMapRecord, OnePixelSummary, PatchRecord, SheetInfo
+from common.records import (CalibrationInfo, CaptureSummary, ColorMapRecord, EvaluateReport, EvaluateRow,
+                            OnePixelSummary, PatchRecord, SheetInfo, SimulateInfo, SweepRecord, TargetInfo)
 
 
 def no_progress(label: str, total: int | None):
@@ -183,7 +185,7 @@ class EvaluateRun:
     out: Path | None = None
 
 
-def run_evaluate(run: EvaluateRun) -> dict:
+def run_evaluate(run: EvaluateRun) -> EvaluateReport:
     """Success rate and target probability on fresh views; with several models one row per model
     on the same views (a transfer row). Written to run.out when given."""
     from blocks.evaluate import evaluate_members, evaluate_patch
@@ -205,18 +207,15 @@ def run_evaluate(run: EvaluateRun) -> dict:
     net = load_model(run.models, run.device)
     goal = resolve_goal(run.target if run.target is not None else run.away_from, net.labels, run.target is not None)
     views = dict(scenes=fit(scenes, net.input_size), n=run.n, seed=run.seed, patch_map=cmap)
-    head = {"patch": str(run.patch), "target": {"index": goal.index, "name": goal.name,
-                                                "alternatives": list(goal.alternatives), "mode": goal.mode}}
+    report = EvaluateReport(patch=str(run.patch), eot=run.eot, scale=list(scale), seed=run.seed, n=run.n,
+                            target=TargetInfo(goal.index, goal.name, goal.mode, list(goal.alternatives)))
     if len(run.models) > 1:
-        report = {**head, "eot": run.eot, "scale": list(scale), "seed": run.seed, "n": run.n,
-                  "models": evaluate_members(net, image, eot_cfg, goal, **views)}
+        report.models = tuple(EvaluateRow.from_json(r) for r in evaluate_members(net, image, eot_cfg, goal, **views))
     else:
         ev = evaluate_patch(net, image, eot_cfg, goal, **views)
-        report = {**head, "model": net.name, "eot": run.eot, "scale": list(scale), "seed": run.seed, **ev.to_dict()}
+        report = replace(report, model=net.name, **ev.to_dict())
     if run.out is not None:
-        from common.files import atomic_write_json
-
-        atomic_write_json(run.out, report)
+        report.write(run.out)
     return report
 
 
@@ -382,9 +381,7 @@ class SimulateRun:
     size: tuple[int, int] | None = None
 
 
-def run_simulate(run: SimulateRun, progress=no_progress) -> dict:
-    from dataclasses import replace
-
+def run_simulate(run: SimulateRun, progress=no_progress) -> SimulateInfo:
     from blocks.generate import load_colormap
     from capture.simulate import SimulateSettings, simulate
     from common.files import IMAGE_SUFFIXES, check_output_file
@@ -480,13 +477,13 @@ class SweepRun:
     out: Path = Path("runs/sweep")
 
 
-def run_sweep(run: SweepRun) -> dict:
+def run_sweep(run: SweepRun) -> SweepRecord:
     """Class probabilities against epsilon: out/sweep.png and out/sweep.json (returned)."""
     import torch
 
     from blocks.attacks.fgsm_sweep import epsilon_sweep, plot_sweep
     from blocks.targets import resolve_goal
-    from common.files import atomic_write_bytes, check_output_dir, json_text, load_image
+    from common.files import atomic_write_bytes, check_output_dir, load_image
     from common.interrupts import writing
 
     lo, hi = checks.span(run.eps_range, "eps_range", -255, 255)
@@ -498,12 +495,12 @@ def run_sweep(run: SweepRun) -> dict:
     net = load_model(run.models, run.device)
     goal = resolve_goal(run.target, net.labels)
     s = epsilon_sweep(net, x, goal.index, (torch.linspace(lo, hi, run.num) / 255).tolist())
-    record = {"image": str(run.image), "target": {"index": goal.index, "name": goal.name}, "model": net.name,
-              "epsilons_255": [e * 255 for e in s.epsilons], "best_epsilon_255": s.best_epsilon * 255,
-              "best_target_prob": s.best_target_prob, "clean_top1": net.labels[s.clean_top1],
-              "probs": {net.labels[c]: s.probs[:, c].tolist() for c in s.classes_to_show()}}
-    text = json_text(record)  # NaN fails here, before any file
+    record = SweepRecord(image=str(run.image), target={"index": goal.index, "name": goal.name}, model=net.name,
+                         epsilons_255=[e * 255 for e in s.epsilons], best_epsilon_255=s.best_epsilon * 255,
+                         best_target_prob=s.best_target_prob, clean_top1=net.labels[s.clean_top1],
+                         probs={net.labels[c]: s.probs[:, c].tolist() for c in s.classes_to_show()})
+    data = record.to_bytes()  # NaN fails here, before any file
     with writing():
         plot_sweep(s, net.labels, Path(run.out) / "sweep.png")
-        atomic_write_bytes(Path(run.out) / "sweep.json", (text + "\n").encode())
+        atomic_write_bytes(Path(run.out) / "sweep.json", data)
     return record

@@ -12,6 +12,7 @@ import numpy as np
 
 from common.errors import UserError
 from common.files import IMAGE_SUFFIXES, atomic_write_bytes
+from common.records import SimulateInfo
 from capture.loop import VideoOut
 from capture.sheet import Sheet, load_sheet, sidecar_path
 from transforms.camera import (CameraSettings, develop, film_page, keep_in_frame, make_background,
@@ -58,10 +59,10 @@ def region_of_interest(sheet: Sheet | None, block: int, page_mm: tuple[float, fl
 
 
 def simulate(pdf: str | Path, out: str | Path, settings: SimulateSettings,
-             on_frame: Callable[[int], None] | None = None) -> dict:
+             on_frame: Callable[[int], None] | None = None) -> SimulateInfo:
     """Render `pdf`, film it for settings.frames frames, write `out` (.mp4 mp4v, .avi, .mkv).
 
-    Returns what was done: frames, fps, size, the sheet used (if any) and the seed."""
+    Returns what was done (common.records.SimulateInfo): frames, fps, size, the sheet used (if any), the seed."""
     pdf, out = Path(pdf), Path(out)
     if not pdf.is_file():
         raise UserError(f"PDF not found: {pdf}")
@@ -112,10 +113,10 @@ def simulate(pdf: str | Path, out: str | Path, settings: SimulateSettings,
         ok = True
     finally:
         video.close(keep=ok)
-    return {"out": str(out), "frames": video.frames, "fps": settings.fps, "size": list(cam.size),
-            "seed": settings.seed, "sheet": str(sidecar) if sheet is not None else None,
-            "block": settings.block if sheet is not None else None, "page": page_index,
-            "render_dpi": round(dpi, 1)}
+    return SimulateInfo(out=str(out), frames=video.frames, fps=settings.fps, size=list(cam.size),
+                        seed=settings.seed, sheet=str(sidecar) if sheet is not None else None,
+                        block=settings.block if sheet is not None else None, page=page_index,
+                        render_dpi=round(dpi, 1))
 
 
 class StillOut:

@@ -7,6 +7,9 @@
     ColorMapRecord    colormap.json   `blocks calibrate` (transforms.colormap.ColorMap holds it as tensors)
     CaptureSummary    --summary       `blocks capture`
     OnePixelSummary   summary.json    `blocks onepixel`
+    EvaluateReport    --out / stdout  `blocks evaluate` (EvaluateRow per model with several models)
+    SweepRecord       sweep.json      `blocks sweep`
+    SimulateInfo      (printed only)  `blocks simulate` writes a video, no JSON: this is what it did
 
 One write/read pair for all of them (Record.write / Record.read): written atomically, NaN or
 infinity refused (common.files.json_text), and every record carries a `version`. Keys a reader
@@ -33,9 +36,11 @@ class Entry:
 
     PARTS: ClassVar[dict[str, tuple[type, bool]]] = {}
     TUPLES: ClassVar[tuple[str, ...]] = ()  # list fields read back as tuples
+    OMIT_NONE: ClassVar[tuple[str, ...]] = ()  # fields left out of the file while None (one file, two shapes)
 
     def to_json(self) -> dict:
-        d = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "extra"}
+        d = {f.name: _plain(getattr(self, f.name)) for f in fields(self)
+             if f.name != "extra" and not (f.name in self.OMIT_NONE and getattr(self, f.name) is None)}
         return {**self.extra, **d}
 
     @classmethod
@@ -451,3 +456,87 @@ class OnePixelSummary(Record):
 
     def __getitem__(self, key):
         return self.to_json()[key]
+
+
+# --- evaluate, sweep, simulate ------------------------------------------------------------------
+
+@dataclass
+class EvaluateRow(Entry):
+    """One model of a several-model `blocks evaluate` (a transfer row), all on the same views."""
+
+    model: str
+    weights: str | None = None
+    success_rate: float = 0.0
+    mean_target_prob: float = 0.0
+    top5_rate: float = 0.0
+    n: int = 0
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class EvaluateReport(Record):
+    """`blocks evaluate`'s JSON (--out, else stdout). One model: model, success_rate,
+    mean_target_prob, top5_rate, by_scale, by_rotation; several: a `models` row each instead."""
+
+    WHAT: ClassVar[str] = "evaluation"
+    FROM: ClassVar[str] = "blocks evaluate"
+    PARTS: ClassVar = {"target": (TargetInfo, False), "models": (EvaluateRow, True)}
+    OMIT_NONE: ClassVar = ("model", "success_rate", "mean_target_prob", "by_scale", "by_rotation", "top5_rate",
+                           "models")
+
+    patch: str = ""
+    target: TargetInfo = field(default_factory=TargetInfo)
+    model: str | None = None
+    eot: str | None = None
+    scale: list | None = None
+    seed: int | None = None
+    success_rate: float | None = None
+    mean_target_prob: float | None = None
+    n: int = 0
+    by_scale: dict | None = None
+    by_rotation: dict | None = None
+    top5_rate: float | None = None
+    models: tuple[EvaluateRow, ...] | None = None
+    version: int = VERSION
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class SweepRecord(Record):
+    """sweep.json of `blocks sweep`: class probabilities against epsilon (0-255 units); probs maps
+    each class shown to one probability per epsilon."""
+
+    WHAT: ClassVar[str] = "sweep"
+    FROM: ClassVar[str] = "blocks sweep"
+
+    image: str = ""
+    target: dict = field(default_factory=dict)  # {index, name}
+    model: str | None = None
+    epsilons_255: list = field(default_factory=list)
+    best_epsilon_255: float = 0.0
+    best_target_prob: float = 0.0
+    clean_top1: str | None = None
+    probs: dict = field(default_factory=dict)
+    version: int = VERSION
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class SimulateInfo(Record):
+    """What `blocks simulate` did (capture.simulate.simulate returns it; the command prints it and
+    writes only the video). sheet/block: the sheet.json used and the block filmed, None without one."""
+
+    WHAT: ClassVar[str] = "simulation info"
+    FROM: ClassVar[str] = "blocks simulate"
+
+    out: str = ""
+    frames: int = 0
+    fps: float = 0.0
+    size: list = field(default_factory=list)  # [w, h] pixels
+    seed: int = 0
+    sheet: str | None = None
+    block: int | None = None
+    page: int = 0
+    render_dpi: float = 0.0
+    version: int = VERSION
+    extra: dict = field(default_factory=dict, repr=False, compare=False)

@@ -11,11 +11,13 @@ import torch
 
 from common.errors import UserError
 from common.goal import Goal
-from common.records import (BlockInfo, CalibrationInfo, CaptureSummary, ColorMapRecord, GenerateSummary, MarkerInfo,
-                            OnePixelRow, OnePixelSummary, PatchRecord, SheetInfo, TargetInfo)
+from common.records import (BlockInfo, CalibrationInfo, CaptureSummary, ColorMapRecord, EvaluateReport, EvaluateRow,
+                            GenerateSummary, MarkerInfo, OnePixelRow, OnePixelSummary, PatchRecord, SheetInfo,
+                            SimulateInfo, SweepRecord, TargetInfo)
 
 ROOT = Path(__file__).resolve().parents[1]
-RECORDS = [PatchRecord, GenerateSummary, SheetInfo, CalibrationInfo, ColorMapRecord, CaptureSummary, OnePixelSummary]
+RECORDS = [PatchRecord, GenerateSummary, SheetInfo, CalibrationInfo, ColorMapRecord, CaptureSummary, OnePixelSummary,
+           EvaluateReport, SweepRecord, SimulateInfo]
 
 
 def _sheet(cls=SheetInfo, **more):
@@ -36,7 +38,25 @@ SAMPLES = {
     CaptureSummary: lambda: CaptureSummary(frames=3, hit_rate=1 / 3, target="hen", target_index=8),
     OnePixelSummary: lambda: OnePixelSummary(images=1, successes=1, success_rate=1.0, files=["a.png"], results=(
         OnePixelRow("a", "a.png", True, 12, {"class": "3", "prob": 0.9}, {"class": "5", "prob": 0.6}),)),
+    EvaluateReport: lambda: EvaluateReport(patch="p.png", target=TargetInfo(8, "hen", "targeted", []), eot="print",
+                                           scale=[0.8, 1.0], seed=1, n=2, models=(EvaluateRow("a", "f00", 0.5, 0.4, 1.0, 2),
+                                                                                  EvaluateRow("b", "ba4", 0.0, 0.1, 0.5, 2))),
+    SweepRecord: lambda: SweepRecord(image="x.png", target={"index": 8, "name": "hen"}, model="digits",
+                                     epsilons_255=[-1.0, 0.0], best_epsilon_255=-1.0, best_target_prob=0.7,
+                                     clean_top1="cock", probs={"hen": [0.7, 0.2]}),
+    SimulateInfo: lambda: SimulateInfo(out="v.mp4", frames=3, fps=15.0, size=[640, 480], seed=0, sheet="s.json",
+                                       block=0, page=0, render_dpi=300.0),
 }
+
+
+def test_evaluate_report_keeps_its_two_shapes():
+    """One model: the success figures at the top, no `models`; several: only `models` rows."""
+    one = EvaluateReport(patch="p.png", model="digits", n=4, success_rate=0.5, mean_target_prob=0.3, top5_rate=1.0,
+                         by_scale={}, by_rotation={})
+    several = SAMPLES[EvaluateReport]()
+    assert "models" not in one.to_json() and one.to_json()["success_rate"] == 0.5
+    assert not {"model", "success_rate", "by_scale"} & set(several.to_json())
+    assert EvaluateReport.from_json(several.to_json()) == several and EvaluateReport.from_json(one.to_json()) == one
 
 
 @pytest.mark.parametrize("cls", RECORDS, ids=lambda c: c.__name__)
