@@ -335,7 +335,7 @@ def run_capture(run: CaptureRun, progress=no_progress, on_headless: Callable[[],
     summary files are written (kept on Ctrl-C too: the summary's stopped_by says so)."""
     from capture.display import is_headless
     from capture.loop import CaptureSettings, run_capture as loop
-    from capture.sheet import load_sheet
+    from capture.sheet import load_sheet, sheet_json
     from capture.sources import open_source
     from capture.views import SlidingSettings
     from blocks.targets import resolve_goal
@@ -346,7 +346,8 @@ def run_capture(run: CaptureRun, progress=no_progress, on_headless: Callable[[],
     net = load_model(run.models, run.device)
     goal = resolve_goal(run.target, net.labels)
     settings = CaptureSettings(
-        target=goal.index, sheet=layout, sliding=SlidingSettings(run.window, run.stride) if run.sliding else None,
+        target=goal.index, sheet=layout, sheet_path=sheet_json(run.sheet) if run.sheet is not None else None,
+        sliding=SlidingSettings(run.window, run.stride) if run.sliding else None,
         headless=is_headless(run.headless), save_video=run.save_video, log=run.log, max_frames=run.max_frames,
         duration_s=run.duration, threshold=run.threshold)
     if settings.headless and not run.headless and on_headless:

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from common.errors import UserError
-from common.records import CalibrationInfo, sheet_json
+from common.records import CalibrationInfo, SheetInfo, sheet_json
 from capture.markers import detect_markers, locate_blocks, make_detector, rectify_block
-from capture.sheet import Sheet, parse_sheet
+from capture.sheet import parse_sheet
 from capture.sources import open_source, quiet_opencv
 from transforms.colormap import ColorMap, fit_colormap
 
@@ -33,7 +33,7 @@ class Calibration:
     """calib.json (common.records.CalibrationInfo) made ready to measure: the sheet (for finding
     it) and the swatches, in the field's frame."""
 
-    sheet: Sheet
+    sheet: SheetInfo
     sent: np.ndarray  # (N, 3) uint8 RGB, as sent to the printer
     boxes_mm: np.ndarray  # (N, 4) x, y, w, h of each swatch on the page, mm
     path: Path | None = None
@@ -93,7 +93,7 @@ def sample_swatches(rectified: np.ndarray, calib: Calibration, inner: float = 0.
 def measure_frame(bgr: np.ndarray, calib: Calibration, detector=None, settings: CalibrateSettings | None = None):
     """One frame -> (N, 3) RGB in [0, 1] seen for each swatch, or None when the sheet is not found."""
     s = settings or CalibrateSettings()
-    detector = detector or make_detector(calib.sheet.dictionary)
+    detector = detector or make_detector(calib.sheet.aruco_dictionary)
     found = locate_blocks(calib.sheet, detect_markers(bgr, detector, bgr=True), min_markers=s.min_markers)
     if not found:
         return None
@@ -114,7 +114,7 @@ def calibrate(source: str | Path, sheet: str | Path | Calibration, settings: Cal
     text = str(source)
     if text.strip().isdigit() or "://" in text:
         raise UserError("calibrate reads a photo, a video file, or a folder/glob of photos, not a camera or stream")
-    detector = make_detector(calib.sheet.dictionary)
+    detector = make_detector(calib.sheet.aruco_dictionary)
     samples, looked = [], 0
     with quiet_opencv(), open_source(text) as frames:
         for frame in frames:

@@ -18,12 +18,11 @@ import torch
 
 from common.errors import UserError
 from common.goal import Goal
-from common.records import CaptureSummary
+from common.records import CaptureSummary, SheetInfo
 from common.files import _umask, json_text
 from common.interrupts import interrupted, writing
 from capture.display import Window
 from capture.markers import Detections, FoundBlock, detect_markers, locate_blocks, make_detector, rectify_block
-from capture.sheet import Sheet
 from capture.sources import Frame, prefetch
 from capture.stats import Tally
 from capture.views import SlidingSettings, classify, resize_view, sliding_boxes, to_batch
@@ -34,7 +33,8 @@ VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "FFV1"}
 @dataclass
 class CaptureSettings:
     target: int  # class index
-    sheet: Sheet | None = None
+    sheet: SheetInfo | None = None  # checked by capture.sheet.load_sheet
+    sheet_path: Path | None = None  # where it was read from (the summary names it)
     sliding: SlidingSettings | None = None
     headless: bool = True
     save_video: Path | None = None
@@ -91,7 +91,7 @@ class Preparer:
 
     def __init__(self, settings: CaptureSettings, side: int):
         self.s, self.side = settings, side
-        self.detector = make_detector(settings.sheet.dictionary) if settings.sheet else None
+        self.detector = make_detector(settings.sheet.aruco_dictionary) if settings.sheet else None
         self._boxes: dict[tuple[int, int], list] = {}
 
     def __call__(self, frame: Frame) -> Prepared:
@@ -325,7 +325,7 @@ def run_capture(model, source, settings: CaptureSettings,
     summary = tally.summary()
     summary.update({"target": labels[settings.target], "target_index": settings.target,
                     "model": getattr(model, "name", ""), "stopped_by": stopped_by,
-                    "sheet": str(settings.sheet.path) if settings.sheet and settings.sheet.path else None,
+                    "sheet": str(settings.sheet_path) if settings.sheet and settings.sheet_path else None,
                     "source": getattr(source, "name", None)})
     skipped = getattr(source, "skipped", None)
     if skipped:

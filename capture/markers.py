@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from capture.sheet import Sheet
+from common.records import SheetInfo
 from printing.markers import Detections, detect_markers, make_detector  # the one detector
 
 __all__ = ["Detections", "FoundBlock", "detect_markers", "locate_blocks", "make_detector", "rectify_block"]
@@ -24,7 +24,7 @@ class FoundBlock:
     markers_used: int
 
 
-def locate_blocks(sheet: Sheet, det: Detections, min_markers: int = 2) -> list[FoundBlock]:
+def locate_blocks(sheet: SheetInfo, det: Detections, min_markers: int = 2) -> list[FoundBlock]:
     """Blocks of `sheet` with at least `min_markers` of their markers in `det`.
 
     One marker alone gives a homography too, but it extrapolates from a small square, so by
@@ -70,7 +70,7 @@ def _plausible(quad: np.ndarray) -> bool:
     return bool(cv2.isContourConvex(quad.reshape(-1, 1, 2)))
 
 
-def rectify_block(bgr: np.ndarray, sheet: Sheet, found: FoundBlock, side: int,
+def rectify_block(bgr: np.ndarray, sheet: SheetInfo, found: FoundBlock, side: int,
                   margin: float = 0.0) -> np.ndarray:
     """The block's patch area seen head-on: (side, side, 3) uint8, same colour order as bgr.
 

@@ -12,9 +12,9 @@ import numpy as np
 
 from common.errors import UserError
 from common.files import IMAGE_SUFFIXES, atomic_write_bytes
-from common.records import SimulateInfo
+from common.records import SheetInfo, SimulateInfo
 from capture.loop import VideoOut
-from capture.sheet import Sheet, load_sheet, sidecar_path
+from capture.sheet import load_sheet, sidecar_path
 from transforms.camera import (CameraSettings, develop, film_page, keep_in_frame, make_background,
                                pose_homography, sample_looks, sample_poses)
 
@@ -41,7 +41,7 @@ def page_bgr(pdf: Path, page: int, dpi: float) -> tuple[np.ndarray, tuple[float,
     return np.ascontiguousarray(render(pdf, page, dpi)[:, :, ::-1]), page_size_mm(pdf, page)
 
 
-def region_of_interest(sheet: Sheet | None, block: int, page_mm: tuple[float, float]):
+def region_of_interest(sheet: SheetInfo | None, block: int, page_mm: tuple[float, float]):
     """(page index, roi (x, y, w, h) mm, points (N, 2) mm that must stay in view).
 
     With a sheet: the block and its markers (the markers must stay in view to be found).

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -317,6 +318,14 @@ class SheetInfo(Record):
     def read(cls, path: str | Path):
         """sheet.json, or the PDF's path (its sidecar is read)."""
         return super().read(sheet_json(path))
+
+    @cached_property
+    def marker_index(self) -> dict[int, int]:
+        """marker id -> index of its block (capture looks every detected marker up here)."""
+        return {m.id: i for i, b in enumerate(self.blocks) for m in b.markers}
+
+    def block_of_marker(self, marker_id: int) -> int | None:
+        return self.marker_index.get(int(marker_id))
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import torch
 
 from capture.loop import CaptureSettings, run_capture
 from capture.markers import FoundBlock, rectify_block
-from capture.sheet import Sheet, parse_sheet
-from common.records import BlockInfo
+from capture.sheet import parse_sheet
+from common.records import BlockInfo, SheetInfo
 from capture.sources import Frame
 from capture.stats import Tally
 from transforms import CameraViews, Photometric, preset, random_views, rectified_views
@@ -33,7 +33,7 @@ def test_camera_view_is_the_loops_rectified_crop_of_a_small_block(n_px):
     x0 = y0 = 40
     frame[y0:y0 + n_px, x0:x0 + n_px] = cv2.resize(patch, (n_px, n_px), interpolation=cv2.INTER_AREA)
     # a sheet in camera px (1 mm = 1 px) and the homography the markers would have given
-    sheet = Sheet((200.0, 200.0), "DICT_4X4_50", (BlockInfo(0, 0.0, 0.0, n_px, n_px, n_px, n_px, (1, 1), ()),))
+    sheet = SheetInfo((200.0, 200.0), 1, "grid", "DICT_4X4_50", (BlockInfo(0, 0.0, 0.0, n_px, n_px, n_px, n_px, (1, 1), ()),))
     H = np.array([[1.0, 0, x0], [0, 1.0, y0], [0, 0, 1]])
     outline = np.float32([[x0, y0], [x0 + n_px, y0], [x0 + n_px, y0 + n_px], [x0, y0 + n_px]])
     loop_view = rectify_block(frame, sheet, FoundBlock(0, H, outline, 4), side=64)
