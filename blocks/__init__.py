@@ -1,7 +1,11 @@
 """deep-chicken-saviour: physical-world adversarial blocks.
 
+Every command is a settings dataclass and a pipeline in `blocks.pipelines` that returns the typed
+record it wrote (`common.records`):
+
+    from blocks.pipelines import GenerateRun, run_generate      # patch.json -> PatchRecord
     from blocks import ModelSpec, load_classifier, resolve_target
-    from blocks.attacks import GenerateConfig, generate_patch
+    from blocks.attacks import GenerateConfig, generate_patch    # the attack alone, on tensors
 """
 from common.errors import UserError
 
