@@ -370,7 +370,7 @@ def test_simulated_clip_is_found_and_read(tmp_path, cli, synthetic_pdf, check_an
     assert code == 0, err
     s = json.loads(summary.read_text())
     assert s["frames"] == 40 and s["found_rate"] >= 0.95
-    assert s["sheet"] == str(pdf.with_suffix(".json"))  # the summary names the sheet it read
+    assert s["sheet"] == str(synthetic_pdf.with_suffix(".json"))  # the summary names the sheet it read
     # the rectified block is a clean "3": through the virtual camera it should mostly stay one
     assert s["block_hit_rate"] >= 0.6
     from conftest import read_video
