@@ -76,7 +76,7 @@ def runs_at_input_size(net) -> None:
             net(torch.zeros(1, 3, net.input_size, net.input_size, device=net.device))
         except RuntimeError as e:
             reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-            raise UserError(f"model {net.name} does not run at --input-size {net.input_size} ({reason})") from None
+            raise UserError(f"model {net.name} does not run at input_size {net.input_size} ({reason})", "input_size") from None
 
 
 def model_numbers(input_size: int | None, mean, std) -> None:

@@ -241,7 +241,7 @@ def _open_window(factory: Callable[[], Window]) -> Window:
     try:
         return factory()
     except cv2.error:  # e.g. opencv-python-headless, or a display that refuses the window
-        raise UserError("cannot open a window here (OpenCV has no GUI backend): use --headless") from None
+        raise UserError("cannot open a window here (OpenCV has no GUI backend): use headless", "headless") from None
 
 
 def run_capture(model, source, settings: CaptureSettings,

@@ -114,6 +114,6 @@ def block_image(patch: PatchImage, tile: tuple[int, int], side_mm: float, dpi: f
     n = patch.pixels.shape[0]
     k = upscale_factor(n, side_mm, dpi)
     if max(rows, cols) * n * k > MAX_IMAGE_SIDE_PX:
-        raise UserError(f"the block image would be {cols * n * k} x {rows * n * k} px: lower --dpi or --tile")
+        raise UserError(f"the block image would be {cols * n * k} x {rows * n * k} px: lower dpi or tile", ("dpi", "tile"))
     up = np.repeat(np.repeat(patch.pixels, k, axis=0), k, axis=1)
     return np.ascontiguousarray(np.tile(up, (rows, cols, 1)))

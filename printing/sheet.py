@@ -144,8 +144,8 @@ def make_sheet(patches: Sequence[str | Path | PatchImage], settings: SheetSettin
         sources = loaded
     else:
         if len(loaded) not in (1, 6):
-            raise UserError(f"--layout cube takes 1 patch (on all faces) or 6 (one per face: "
-                            f"{', '.join(L.FACE_ORDER)}), not {len(loaded)}")
+            raise UserError(f"layout cube takes 1 patch (on all faces) or 6 (one per face: "
+                            f"{', '.join(L.FACE_ORDER)}), not {len(loaded)}", "layout")
         sources = loaded * 6 if len(loaded) == 1 else loaded
         width = 3 * s.size_mm + 2 * frame.ext_mm
         wrapped = []

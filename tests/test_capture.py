@@ -484,6 +484,6 @@ def test_no_gui_backend_is_one_clear_error(tmp_path, digits_model):
         raise cv2.error("The function is not implemented")
 
     log = tmp_path / "f.jsonl"
-    with pytest.raises(UserError, match="--headless"):
+    with pytest.raises(UserError, match="use headless"):
         run_capture(digits_model, [], CaptureSettings(target=0, headless=False, log=log), window_factory=no_gui)
     assert list(tmp_path.iterdir()) == []  # no temporary log left behind

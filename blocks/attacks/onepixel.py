@@ -69,22 +69,22 @@ class OnePixelConfig:
 
     def check(self) -> "OnePixelConfig":
         if self.strategy not in STRATEGIES:
-            raise UserError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
+            raise UserError(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}", "strategy")
         if self.pixels < 1:
-            raise UserError(f"--pixels must be at least 1, not {self.pixels}")
+            raise UserError(f"pixels must be at least 1, not {self.pixels}", "pixels")
         if self.popsize < 5:
-            raise UserError(f"--popsize must be at least 5 (DE needs distinct donors), not {self.popsize}")
+            raise UserError(f"popsize must be at least 5 (DE needs distinct donors), not {self.popsize}", "popsize")
         if self.fitness not in FITNESSES:
-            raise UserError(f"--fitness must be one of {', '.join(FITNESSES)}, not {self.fitness!r}")
+            raise UserError(f"fitness must be one of {', '.join(FITNESSES)}, not {self.fitness!r}", "fitness")
         if self.max_queries < 0 or self.max_queries == 1:
-            raise UserError(f"--max-queries must be 0 (default) or at least 2, not {self.max_queries}")
+            raise UserError(f"max_queries must be 0 (default) or at least 2, not {self.max_queries}", "max_queries")
         if self.is_de and self.max_queries and self.max_queries < self.popsize + 1:
-            raise UserError(f"--max-queries {self.max_queries} cannot hold DE's first population: "
-                            f"give at least --popsize + 1 = {self.popsize + 1}")
+            raise UserError(f"max_queries {self.max_queries} cannot hold DE's first population: "
+                            f"give at least popsize + 1 = {self.popsize + 1}", ("max_queries", "popsize"))
         if self.maxiter < 0:
-            raise UserError(f"--maxiter must be 0 or more, not {self.maxiter}")
+            raise UserError(f"maxiter must be 0 or more, not {self.maxiter}", "maxiter")
         if self.batch < 0:
-            raise UserError(f"--batch must be 0 (auto) or more, not {self.batch}")
+            raise UserError(f"batch must be 0 (auto) or more, not {self.batch}", "batch")
         if not 0.0 < self.crossover <= 1.0:
             raise UserError(f"crossover rate must lie in (0, 1], not {self.crossover}")
         if not (0.0 < self.untargeted_stop <= 1.0 and 0.0 <= self.targeted_stop < 1.0):
