@@ -313,15 +313,10 @@ def digits_scenes(
     limit: Annotated[Optional[int], typer.Option("--limit")] = None,
 ):
     """Export held-out digits as scene images for --scenes (for the bundled digits model)."""
-    from blocks.digits import LABELS
-    from blocks.scenes import export_digit_scenes
-    from blocks.targets import resolve_target
-    from common.files import check_output_dir
+    from blocks.pipelines import ScenesRun, run_scenes
 
-    checks.whole(limit, "--limit", 1)
-    skip = resolve_target(exclude, LABELS).index if exclude is not None else None
-    n = export_digit_scenes(check_output_dir(out), skip, limit)
-    typer.echo(f"wrote {n} held-out digits to {out}/train and {out}/test")
+    info = run_scenes(ScenesRun(out=out, source="digits", exclude=exclude, limit=limit))
+    typer.echo(f"wrote {info.train + info.test} held-out digits to {out}/train and {out}/test")
 
 
 @app.command("sample-scenes")
@@ -329,11 +324,10 @@ def sample_scenes(
     out: Annotated[Path, typer.Argument(help="folder to write train/ and test/ photos into")],
 ):
     """Export the colour photos that ship with installed packages as scenes, split by photo."""
-    from blocks.scenes import export_sample_photos
-    from common.files import check_output_dir
+    from blocks.pipelines import ScenesRun, run_scenes
 
-    counts = export_sample_photos(check_output_dir(out))
-    typer.echo(f"wrote {counts['train']} training photos to {out}/train and {counts['test']} "
+    info = run_scenes(ScenesRun(out=out, source="photos"))
+    typer.echo(f"wrote {info.train} training photos to {out}/train and {info.test} "
                f"held-out photos to {out}/test")
 
 

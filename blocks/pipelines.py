@@ -27,7 +27,7 @@ from typing import Callable
 
 from blocks import checks
 from common.errors import Interrupted, UserError
-from common.records import (CalibrationInfo, CaptureSummary, ColorMapRecord, EvaluateReport, EvaluateRow,
+from common.records import (ScenesInfo, CalibrationInfo, CaptureSummary, ColorMapRecord, EvaluateReport, EvaluateRow,
                             OnePixelSummary, PatchRecord, SheetInfo, SimulateInfo, SweepRecord, TargetInfo)
 
 
@@ -504,4 +504,44 @@ def run_sweep(run: SweepRun) -> SweepRecord:
     with writing():
         plot_sweep(s, net.labels, Path(run.out) / "sweep.png")
         atomic_write_bytes(Path(run.out) / "sweep.json", data)
+    return record
+
+
+# --- scenes -------------------------------------------------------------------------------------
+
+@dataclass
+class ScenesRun:
+    """`blocks sample-scenes` (source "photos") / `blocks digits-scenes` (source "digits"): scene
+    images for --scenes in out/train and out/test. exclude, limit: digits only (the target class to
+    leave out, at most this many digits)."""
+
+    out: Path
+    source: str = "photos"
+    exclude: str | None = None
+    limit: int | None = None
+
+
+def run_scenes(run: ScenesRun) -> ScenesInfo:
+    """Write the scenes and out/scenes.json (returned)."""
+    from blocks.scenes import export_digit_scenes, export_sample_photos
+    from blocks.targets import resolve_target
+    from common.files import atomic_write_bytes, check_output_dir
+
+    if run.source not in ("photos", "digits"):
+        raise UserError(f"source must be photos or digits, not {run.source!r}", param="source")
+    if run.source == "photos" and (run.exclude is not None or run.limit is not None):
+        raise UserError("exclude and limit apply to digits scenes only", param=("exclude", "limit"))
+    checks.whole(run.limit, "limit", 1)
+    out = check_output_dir(run.out)
+    if run.source == "photos":
+        counts = export_sample_photos(out)
+        record = ScenesInfo(source="photos", train=counts["train"], test=counts["test"])
+    else:
+        from blocks.digits import LABELS
+
+        skip = resolve_target(run.exclude, LABELS) if run.exclude is not None else None
+        n = export_digit_scenes(out, skip.index if skip else None, run.limit)
+        record = ScenesInfo(source="digits", train=(n + 1) // 2, test=n // 2,
+                            excluded=skip.name if skip else None)
+    atomic_write_bytes(Path(out) / "scenes.json", record.to_bytes())
     return record

@@ -10,6 +10,7 @@
     EvaluateReport    --out / stdout  `blocks evaluate` (EvaluateRow per model with several models)
     SweepRecord       sweep.json      `blocks sweep`
     SimulateInfo      (printed only)  `blocks simulate` writes a video, no JSON: this is what it did
+    ScenesInfo        scenes.json     `blocks sample-scenes` / `blocks digits-scenes`
 
 One write/read pair for all of them (Record.write / Record.read): written atomically, NaN or
 infinity refused (common.files.json_text), and every record carries a `version`. Keys a reader
@@ -547,5 +548,21 @@ class SimulateInfo(Record):
     block: int | None = None
     page: int = 0
     render_dpi: float = 0.0
+    version: int = VERSION
+    extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class ScenesInfo(Record):
+    """scenes.json of `blocks sample-scenes` / `blocks digits-scenes`: what went into train/ and
+    test/ (split by photo or by digit image, never both sides). excluded: the class left out."""
+
+    WHAT: ClassVar[str] = "scenes info"
+    FROM: ClassVar[str] = "blocks sample-scenes"
+
+    source: str = "photos"  # photos (shipped with installed packages) or digits (held-out digits)
+    train: int = 0
+    test: int = 0
+    excluded: str | None = None
     version: int = VERSION
     extra: dict = field(default_factory=dict, repr=False, compare=False)

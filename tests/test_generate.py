@@ -13,6 +13,8 @@ import urllib.error
 import cv2
 import numpy as np
 import pytest
+
+from common.records import ScenesInfo
 import torch
 
 from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch, step_size
@@ -322,6 +324,8 @@ def test_digits_scenes_are_held_out_and_exclude_the_target(digit_scenes):
     assert not (train_px | test_px) & keys(seen_in_training)  # and none was used to train the model
     named = {p.stem.split("_", 1)[1] for p in train + test}
     assert named == {"zero", "one", "two", "three", "four", "five", "six", "eight", "nine"}
+    info = ScenesInfo.read(digit_scenes / "scenes.json")  # the record says what the folders hold
+    assert (info.source, info.train, info.test, info.excluded) == ("digits", len(train), len(test), "seven")
 
 
 def test_quick_start_held_out_digits_read_as_seven(cli, tmp_path, digits_model, digit_scenes):

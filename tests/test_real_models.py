@@ -165,6 +165,10 @@ def test_sample_scenes_split_by_photo(tmp_path, cli):
     assert not {p.name for p in train} & {p.name for p in test}
     digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
     assert not {digest(p) for p in train} & {digest(p) for p in test}
+    from common.records import ScenesInfo
+
+    info = ScenesInfo.read(tmp_path / "p" / "scenes.json")
+    assert (info.source, info.train, info.test, info.excluded) == ("photos", len(train), len(test), None)
     # Random crops: a big photo gives several different scenes at the model's size.
     from blocks.scenes import load_scenes
 

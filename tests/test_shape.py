@@ -13,11 +13,11 @@ from common.errors import UserError
 from common.goal import Goal
 from common.records import (BlockInfo, CalibrationInfo, CaptureSummary, ColorMapRecord, EvaluateReport, EvaluateRow,
                             GenerateSummary, MarkerInfo, OnePixelRow, OnePixelSummary, PatchRecord, SheetInfo,
-                            SimulateInfo, SweepRecord, TargetInfo)
+                            ScenesInfo, SimulateInfo, SweepRecord, TargetInfo)
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = [PatchRecord, GenerateSummary, SheetInfo, CalibrationInfo, ColorMapRecord, CaptureSummary, OnePixelSummary,
-           EvaluateReport, SweepRecord, SimulateInfo]
+           EvaluateReport, SweepRecord, SimulateInfo, ScenesInfo]
 
 
 def _sheet(cls=SheetInfo, **more):
@@ -46,6 +46,7 @@ SAMPLES = {
                                      clean_top1="cock", probs={"hen": [0.7, 0.2]}),
     SimulateInfo: lambda: SimulateInfo(out="v.mp4", frames=3, fps=15.0, size=[640, 480], seed=0, sheet="s.json",
                                        block=0, page=0, render_dpi=300.0),
+    ScenesInfo: lambda: ScenesInfo(source="digits", train=4, test=3, excluded="seven"),
 }
 
 
