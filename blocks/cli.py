@@ -572,7 +572,8 @@ def flag_message(e: UserError) -> str:
     text, params = str(e), getattr(e, "param", None) or ()
     for param in (params,) if isinstance(params, str) else params:
         flag = FLAGS.get(param, "--" + param.replace("_", "-"))
-        text = re.sub(rf"(?<![\w-]){re.escape(param)}(?![\w-])", flag, text, count=1)
+        # a whole word, never part of a path the message quotes (runs/model.pt, labels/x.txt)
+        text = re.sub(rf"(?<![\w\-/.\\]){re.escape(param)}(?![\w\-/\\]|\.\w)", flag, text, count=1)
     return text
 
 

@@ -212,7 +212,7 @@ def pick_device(name: str = "auto") -> torch.device:
     except RuntimeError:
         raise UserError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but no CUDA GPU is available (try --device auto)")
+        raise UserError("device cuda asked for, but no CUDA GPU is available (try device auto)", ("device", "device"))
     return device
 
 
@@ -257,7 +257,7 @@ def class_names(spec: ModelSpec) -> list[str]:
         cfg = _timm_config(spec.name[5:])
         if cfg.get("num_classes", 1000) == 1000:
             return imagenet_labels()
-        raise UserError(f"model {spec.name} has {cfg['num_classes']} classes and no known names: pass --labels FILE")
+        raise UserError(f"model {spec.name} has {cfg['num_classes']} classes and no known names: pass labels FILE", "labels")
     if is_model_file(spec.name):
         return load_classifier(spec).labels
     from torchvision import models as tvm
@@ -266,7 +266,7 @@ def class_names(spec: ModelSpec) -> list[str]:
     try:
         return list(tvm.get_model_weights(spec.name).DEFAULT.meta["categories"])
     except (ValueError, AttributeError, KeyError):
-        raise UserError(f"no class names known for model {spec.name!r}: pass --labels FILE") from None
+        raise UserError(f"no class names known for model {spec.name!r}: pass labels FILE", "labels") from None
 
 
 def lite0_weights_path() -> Path:
@@ -318,7 +318,7 @@ def _load_timm(spec: ModelSpec) -> Classifier:
     labels = (read_labels(spec.labels) if spec.labels
               else imagenet_labels() if cfg.get("num_classes", 1000) == 1000 else None)
     if labels is None:
-        raise UserError(f"model {spec.name} has {cfg['num_classes']} classes and no known names: pass --labels FILE")
+        raise UserError(f"model {spec.name} has {cfg['num_classes']} classes and no known names: pass labels FILE", "labels")
     size = spec.input_size or int(cfg.get("input_size", (3, 224, 224))[-1])
     mean = _triple(spec.mean, cfg.get("mean", IMAGENET_MEAN), "--mean")
     std = _triple(spec.std, cfg.get("std", IMAGENET_STD), "--std")
@@ -328,15 +328,15 @@ def _load_timm(spec: ModelSpec) -> Classifier:
         _apply_state(net, load_state_dict(path), path, spec.name)
         return Classifier(net, labels, size, mean, std, name=spec.name, weights_id=sha256_file(path))
     if not _timm_weights_cached(cfg) and not _hub_reachable():
-        raise UserError(f"cannot download timm weights for {arch} (no network, none cached); pass "
-                        f"--weights FILE (a state dict) or use the embedded {DEFAULT_MODEL}")
+        raise UserError(f"cannot download timm's pretrained {arch} (no network, none cached); pass "
+                        f"weights FILE (a state dict) or use the embedded {DEFAULT_MODEL}", "weights")
     try:
         net = timm.create_model(arch, pretrained=True)
     except Exception as e:  # offline: huggingface_hub / urllib raise many types; all mean "not here"
-        raise UserError(f"cannot download timm weights for {arch} ({_first_line(e)}); pass --weights FILE "
-                        f"(a state dict) or use the embedded {DEFAULT_MODEL}") from None
+        raise UserError(f"cannot download timm's pretrained {arch} ({_first_line(e)}); pass weights FILE "
+                        f"(a state dict) or use the embedded {DEFAULT_MODEL}", "weights") from None
     if net.num_classes != len(labels):
-        raise UserError(f"--labels has {len(labels)} names but {spec.name} has {net.num_classes} classes")
+        raise UserError(f"labels has {len(labels)} names but {spec.name} has {net.num_classes} classes", "labels")
     return Classifier(net, labels, size, mean, std, name=spec.name, weights_id=f"timm:{arch}:{cfg.get('tag', '')}")
 
 
@@ -395,7 +395,7 @@ def _load_file(spec: ModelSpec) -> Classifier:
     except Exception as e:
         raise UserError(f"model {path} does not run on a batch of (3, 3, {size}, {size}) images "
                         f"({_first_line(e)}); export it with a dynamic batch dimension and check "
-                        f"--input-size") from None
+                        f"input_size", "input_size") from None
     if not ok:
         shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
         raise UserError(f"model {path} must return (B, classes) logits, not {shape}")
@@ -405,9 +405,9 @@ def _load_file(spec: ModelSpec) -> Classifier:
     n = y.shape[1]
     labels = (read_labels(spec.labels) if spec.labels else imagenet_labels() if n == 1000 else None)
     if labels is None:
-        raise UserError(f"model {path} has {n} classes: pass --labels FILE (one class name per line)")
+        raise UserError(f"model {path} has {n} classes: pass labels FILE (one class name per line)", "labels")
     if len(labels) != n:
-        raise UserError(f"--labels has {len(labels)} names but model {path} outputs {n} classes")
+        raise UserError(f"labels has {len(labels)} names but model {path} outputs {n} classes", "labels")
     return Classifier(net, labels, size, _triple(spec.mean, IMAGENET_MEAN, "--mean"),
                       _triple(spec.std, IMAGENET_STD, "--std"), name=str(path),
                       weights_id=sha256_file(path))
@@ -519,13 +519,13 @@ def _apply_state(net: nn.Module, state: dict, path: Path, arch: str, labels: Pat
     have = _classes_in(state)
     if labels is not None and want is not None and have is not None and want != have:
         # the head was built for the labels file, so the labels file is what does not fit
-        raise UserError(f"--labels {labels} has {want} names but the weights {path} have {have} classes")
+        raise UserError(f"labels {labels} has {want} names but the weights {path} have {have} classes", "labels")
     try:
         net.load_state_dict(state)
     except RuntimeError as e:
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         detail = lines[1] if len(lines) > 1 else lines[0] if lines else ""
-        raise UserError(f"weights {path} do not fit --model {arch}: {detail[:200]}") from None
+        raise UserError(f"weights {path} do not fit model {arch}: {detail[:200]}", ("weights", "model")) from None
 
 
 def _triple(values, default, flag) -> tuple[float, float, float]:
@@ -566,7 +566,7 @@ def _load_torchvision(spec: ModelSpec) -> Classifier:
     labels = (read_labels(spec.labels) if spec.labels
               else list(default.meta["categories"]) if default is not None else None)
     if labels is None:
-        raise UserError(f"model {spec.name} has no default class names: pass --labels FILE")
+        raise UserError(f"model {spec.name} has no default class names: pass labels FILE", "labels")
     size = spec.input_size or _crop_size(default)
     mean = _triple(spec.mean, IMAGENET_MEAN, "--mean")
     std = _triple(spec.std, IMAGENET_STD, "--std")
@@ -578,7 +578,7 @@ def _load_torchvision(spec: ModelSpec) -> Classifier:
         return Classifier(net, labels, size, mean, std, name=spec.name, weights_id=sha256_file(path))
 
     if default is None:
-        raise UserError(f"model {spec.name} has no pretrained weights: pass --weights FILE")
+        raise UserError(f"model {spec.name} has no pretrained weights: pass weights FILE", "weights")
     net = builder(weights=None, num_classes=len(default.meta["categories"]))
     cached = weights_cache_path(default.url)
     try:
@@ -592,8 +592,8 @@ def _load_torchvision(spec: ModelSpec) -> Classifier:
         ) from None
     net.load_state_dict(state)
     if labels is not default.meta["categories"] and len(labels) != len(default.meta["categories"]):
-        raise UserError(f"--labels has {len(labels)} names but {spec.name} default weights have "
-                        f"{len(default.meta['categories'])} classes")
+        raise UserError(f"labels has {len(labels)} names but {spec.name} default weights have "
+                        f"{len(default.meta['categories'])} classes", "labels")
     weights_id = sha256_file(cached) if cached.is_file() else str(default)
     return Classifier(net, labels, size, mean, std, name=spec.name, weights_id=weights_id)
 

@@ -198,9 +198,9 @@ def grid_layout(n_blocks: int, block_w: float, block_h: float, page: tuple[float
     if cols < 1 or rows < 1:
         raise UserError(
             f"a {block_w:g} x {block_h:g} mm block needs {cell_w:.1f} x {cell_h:.1f} mm with its markers, "
-            f"marks and caption, but the page has {max(usable_w, 0):.1f} x {max(usable_h, 0):.1f} mm inside "
-            f"the margins: use a smaller --size-mm or --tile, a bigger --page, a smaller --margin-mm, "
-            f"--marker-mm or --no-markers")
+            f"marks and caption, but only {max(usable_w, 0):.1f} x {max(usable_h, 0):.1f} mm lie inside "
+            f"the margins: use a smaller size_mm or tile, a bigger page, a smaller margin_mm, "
+            f"marker_mm or no_markers", ("size_mm", "tile", "page", "margin_mm", "marker_mm", "no_markers"))
     per_page = cols * rows
     x_start = margin_mm + (usable_w - (cols * cell_w + (cols - 1) * gutter)) / 2
     blocks, captions, cuts = [], [], []
@@ -257,8 +257,8 @@ def cube_layout(face_mm: float, page: tuple[float, float], margin_mm: float, fra
     if need_w > usable_w + 1e-9 or need_h > usable_h + 1e-9:
         raise UserError(
             f"a cube net with {face_mm:g} mm faces needs {need_w:.1f} x {need_h:.1f} mm with its tabs, "
-            f"markers and caption, but the page has {max(usable_w, 0):.1f} x {max(usable_h, 0):.1f} mm "
-            f"inside the margins: use a smaller --size-mm or a bigger --page")
+            f"markers and caption, but only {max(usable_w, 0):.1f} x {max(usable_h, 0):.1f} mm lie "
+            f"inside the margins: use a smaller size_mm or a bigger page", ("size_mm", "page"))
     ox = margin_mm + (usable_w - need_w) / 2 + frame.ext_mm
     oy = margin_mm + frame.ext_mm
     faces = {f: Rect(ox + c * s, oy + r * s, s, s) for f, (c, r) in NET_CELLS.items()}
@@ -356,8 +356,8 @@ def _cube_markers(faces: dict[str, Rect], tabs: list, net: Rect, frame: Surround
     short = [f for f in FACE_ORDER if len(chosen[f]) < 2]
     if short:
         raise UserError(f"cube faces of {faces['front'].w_mm:g} mm leave no room for two {m:g} mm markers "
-                        f"around the {', '.join(short)} face(s): use a bigger --size-mm, a smaller "
-                        f"--marker-mm or --no-markers")
+                        f"around the {', '.join(short)} face(s): use a bigger size_mm, a smaller "
+                        f"marker_mm or no_markers", ("size_mm", "marker_mm", "no_markers"))
     blocks, next_id = [], 0
     for i, f in enumerate(FACE_ORDER):
         r = faces[f]

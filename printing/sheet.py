@@ -134,7 +134,7 @@ def make_sheet(patches: Sequence[str | Path | PatchImage], settings: SheetSettin
             cap = dictionary_size(DICTIONARY) // 4
             raise UserError(f"{n_blocks} blocks need {4 * n_blocks} marker IDs but {DICTIONARY} has "
                             f"{dictionary_size(DICTIONARY)}: print at most {cap} patches per sheet, "
-                            f"or use --no-markers")
+                            f"or use no_markers", "no_markers")
         block_w, block_h = cols * s.size_mm, rows * s.size_mm
         texts = [_caption(p, s, date) for p in loaded]
         width = block_w + 2 * frame.ext_mm

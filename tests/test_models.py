@@ -63,7 +63,7 @@ def test_garbage_weights_file(tmp_path, content):
 
 def test_weights_of_wrong_architecture(tmp_path):
     torch.save(DigitsNet(num_classes=10).state_dict(), tmp_path / "w.pt")
-    with pytest.raises(UserError, match="do not fit --model resnet18"):
+    with pytest.raises(UserError, match="do not fit model resnet18"):
         load_classifier(ModelSpec(name="resnet18", weights=tmp_path / "w.pt"))
 
 

@@ -54,7 +54,7 @@ def test_timm_offline_without_weights_is_one_clear_line(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.raises(UserError, match="cannot download timm weights for resnet18.*--weights FILE"):
+    with pytest.raises(UserError, match="cannot download timm's pretrained resnet18.*weights FILE"):
         load_classifier(ModelSpec(name="timm:resnet18"))
 
 
@@ -62,7 +62,7 @@ def test_weights_that_do_not_fit_the_embedded_architecture(tmp_path):
     from blocks.digits import DigitsNet
 
     torch.save(DigitsNet().state_dict(), tmp_path / "w.pt")
-    with pytest.raises(UserError, match="do not fit --model efficientnet_lite0"):
+    with pytest.raises(UserError, match="do not fit model efficientnet_lite0"):
         load_classifier(ModelSpec(weights=tmp_path / "w.pt"))
 
 
@@ -90,10 +90,10 @@ def test_pt2_bad_inputs(tmp_path, digits_model):
     (tmp_path / "junk.pt2").write_bytes(b"not an archive")
     with pytest.raises(UserError, match="cannot load model .*junk.pt2"):
         load_classifier(ModelSpec(name=str(tmp_path / "junk.pt2")))
-    with pytest.raises(UserError, match="has 10 classes: pass --labels"):
+    with pytest.raises(UserError, match="has 10 classes: pass labels"):
         load_classifier(ModelSpec(name=str(export_digits(tmp_path / "d.pt2", digits_model))))
     (tmp_path / "three.txt").write_text("a\nb\nc\n")
-    with pytest.raises(UserError, match="--labels has 3 names but model .* outputs 10 classes"):
+    with pytest.raises(UserError, match="labels has 3 names but model .* outputs 10 classes"):
         load_classifier(ModelSpec(name=str(tmp_path / "d.pt2"), labels=tmp_path / "three.txt"))
     with pytest.raises(UserError, match="dynamic batch dimension"):
         load_classifier(ModelSpec(name=str(export_digits(tmp_path / "s.pt2", digits_model, dynamic=False))))
