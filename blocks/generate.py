@@ -11,7 +11,6 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from blocks import checks
 from common.errors import Interrupted, UserError
@@ -247,5 +246,3 @@ def summary_of(records: list[PatchRecord], folders: list[Path], net, ranks: int)
                                 stopped=rec.stopped, folder=str(folder)))
     return GenerateSummary(model=net.describe(), weights_sha256=net.weights_id, ranks=ranks, targets=tuple(rows))
 
-
-OnStep = Callable[[str, object], None]  # (goal name, eot_fgsm.StepRecord)

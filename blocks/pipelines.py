@@ -13,6 +13,8 @@ settings, calls the pipeline and prints the record.
     simulate           SimulateRun       run_simulate            SimulateInfo (what was filmed; only the video is written)
     onepixel           OnePixelRun       run_onepixel            OnePixelSummary (summary.json)
     sweep              SweepRun          run_sweep               SweepRecord (sweep.json)
+    sample-scenes,     ScenesRun         run_scenes              ScenesInfo (scenes.json)
+    digits-scenes
 
 Progress is the caller's: a pipeline that runs long takes `progress(label, total)`, a context
 manager yielding an update(record) function (the CLI draws rich bars with it; the default draws
@@ -392,6 +394,8 @@ def run_simulate(run: SimulateRun, progress=no_progress) -> SimulateInfo:
     checks.whole(frames, "frames", 1, 100_000)
     checks.whole(run.block, "block", 0)
     checks.seed(run.seed)
+    if not 0 < run.fps <= 240:
+        raise UserError("fps must be in (0, 240]", param="fps")
     check_output_file(run.out)
     camera = CameraSettings()
     if run.size is not None:
@@ -402,8 +406,6 @@ def run_simulate(run: SimulateRun, progress=no_progress) -> SimulateInfo:
     if run.steady_light:
         camera = replace(camera, brightness=(1.0, 1.0), gradient=0.0, color_cast=0.0)
     cmap = load_colormap(run.colormap)
-    if not 0 < run.fps <= 240:
-        raise UserError("fps must be in (0, 240]", param="fps")
     with progress("simulate", frames) as update:
         return simulate(run.pdf, run.out, SimulateSettings(frames=frames, seed=run.seed, fps=run.fps, block=run.block,
                                                            camera=camera, colormap=cmap), on_frame=update)

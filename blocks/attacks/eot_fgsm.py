@@ -197,11 +197,7 @@ def step_members(model, cfg: GenerateConfig, step: int) -> list | None:
     nets = list(getattr(model, "members", None) or [])
     if len(nets) < 2 or cfg.members == "mean":
         return None
-    if cfg.members == "cycle":
-        return [nets[step % len(nets)]]
-    if cfg.members == "balance":
-        return nets
-    raise ValueError(f"unknown members mode {cfg.members!r}: {', '.join(MEMBER_MODES)}")
+    return [nets[step % len(nets)]] if cfg.members == "cycle" else nets  # balance
 
 
 def balanced_view_gradient(nets, views: torch.Tensor, cfg: GenerateConfig, generator):

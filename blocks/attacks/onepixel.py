@@ -443,13 +443,9 @@ class _Problem:
         self.best = torch.cat([torch.zeros(self.n, 2, dtype=torch.long, device=dev), c0], 1).repeat(1, k)
         self.last_fit = None
         self.rounds = torch.zeros(self.n, dtype=torch.long, device=dev)  # search rounds per image
-        # the `pool` distinct lowest-fitness candidates seen per image (seeds for a later DE)
+        # the `pool` lowest-fitness candidates seen per image (seeds for a later DE)
         self.pool = self.best[:, None].repeat(1, pool, 1) if pool else None  # (N, M, 5K)
         self.pool_fit = torch.full((self.n, pool), float("inf"), device=dev)
-
-    def best_pixel_xy(self):
-        """(N,) x and (N,) y of the first pixel of the best candidate."""
-        return self.best[:, 0], self.best[:, 1]
 
     def with_pixel(self, active, pos, rgb, slot):
         """The best K-pixel candidate of each active image with pixel number `slot` replaced
