@@ -263,7 +263,8 @@ def part_matrix(zoo, scenes, seconds, n, out, png: Path, seed: int = 0) -> None:
     draw(rows, labels, names, png, seconds, n)
 
 
-def draw(rows, labels, names, png: Path, seconds: float, n: int) -> None:
+def draw(rows, labels, names, png: Path, seconds: float, n: int, title: str = "digits zoo ('seven')",
+         groups: int = len(MODES)) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -273,16 +274,16 @@ def draw(rows, labels, names, png: Path, seconds: float, n: int) -> None:
     ax.imshow([[100 * v for v in r] for r in rows], cmap="viridis", vmin=0, vmax=100, aspect="auto")
     for i, r in enumerate(rows):
         for j, v in enumerate(r):
-            held = (i < len(names) and i != j) or (i >= len(names) and (i - len(names)) // len(MODES) == j)
+            held = (i < len(names) and i != j) or (i >= len(names) and (i - len(names)) // groups == j)
             ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", color="w" if v < 0.6 else "k",
                     fontweight="bold" if held else "normal")
-    for k in range(len(names), len(rows), len(MODES)):
+    for k in range(len(names), len(rows), groups):
         ax.axhline(k - 0.5, color="w", lw=2 if k == len(names) else 0.7)
     ax.set_xticks(range(len(names)), names, rotation=20)
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("judged on")
     ax.set_ylabel("trained on")
-    ax.set_title(f"target success %, digits zoo ('seven'), {seconds:.0f} CPU s per patch, {n} views;\n"
+    ax.set_title(f"target success %, {title}, {seconds:.0f} CPU s per patch, {n} views;\n"
                  f"bold: a model the patch never saw", fontsize=9)
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
@@ -334,9 +335,74 @@ def part_imagenet(seconds: float, n: int, seeds: int, out) -> None:
     out["imagenet"] = {"default_smooth": sigma, **res}
 
 
+LITES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+
+
+def part_imagenet_transfer(seconds: float, n: int, seeds: int, out, png: Path) -> None:
+    """Real ImageNet transfer: the three offline EfficientNet-Lite models (224/240/260 px, one family,
+    separately trained). Single-model patches and leave-one-out pairs (blocks' defaults), each judged
+    on all three; the gain compares a pair on its held-out model with its members' own patches."""
+    import tempfile
+
+    from blocks.models import ModelSpec
+    from blocks.scenes import export_sample_photos, load_scenes
+
+    zoo = {name: load_classifier(ModelSpec(name), "cpu") for name in LITES}
+    opts = defaults()
+    print(f"== 4. ImageNet transfer: {', '.join(LITES)}; target hen, {seconds:.0f} CPU s per patch, scale 0.45-0.55, "
+          f"{n} views of held-out photos per cell, {seeds} seeds, blocks' defaults {opts}", flush=True)
+    sizes = sorted({m.input_size for m in zoo.values()})
+    with tempfile.TemporaryDirectory() as tmp:
+        export_sample_photos(tmp)
+        train = {s: load_scenes(f"{tmp}/train", s) for s in sizes}
+        test = {s: load_scenes(f"{tmp}/test", s, seed=1) for s in sizes}
+    eot = preset("print", (0.45, 0.55))
+    names = list(zoo)
+    sources = [[x] for x in names] + [[x for x in names if x != held] for held in names]
+    per_seed = []
+    for seed in range(seeds):
+        rows, steps = [], []
+        for members in sources:
+            model = zoo[members[0]] if len(members) == 1 else Ensemble([zoo[m] for m in members]).eval()
+            cfg = replace(GenerateConfig(target=8, patch_size=model.input_size // 2, steps=10**6, max_seconds=seconds,
+                                         batch=16, seed=seed), **opts)
+            r = generate_patch(model, cfg, eot, train[model.input_size], clock=time.process_time)
+            row = []
+            for y in names:
+                ev = evaluate_patch(zoo[y], r.patch, eot, 8, scenes=test[zoo[y].input_size], n=n, seed=99 + seed)
+                row.append({"success": ev.success_rate, "mean_target_prob": ev.mean_target_prob,
+                            "top5": ev.top5_rate})
+            rows.append(row)
+            steps.append(len(r.curve))
+            print(f"   seed {seed} {'+'.join(m[-5:] for m in members):<12} " + " ".join(
+                f"{c['success']:>7.1%} (p {c['mean_target_prob']:.2f})" for c in row) + f"  {len(r.curve)} steps",
+                flush=True)
+        per_seed.append({"rows": rows, "steps": steps})
+    k = len(names)
+    mean_rate = [[statistics.mean(ps["rows"][i][j]["success"] for ps in per_seed) for j in range(k)]
+                 for i in range(len(sources))]
+    gains = []
+    print(f"   mean over {seeds} seeds (success on {n} held-out views):")
+    for j, held in enumerate(names):
+        ens = mean_rate[k + j][j]
+        singles = [mean_rate[i][j] for i in range(k) if i != j]
+        white = statistics.mean(mean_rate[k + j][i] for i in range(k) if i != j)
+        single_white = statistics.mean(mean_rate[i][i] for i in range(k) if i != j)
+        gains.append(ens - statistics.mean(singles))
+        print(f"   held out {held}: pair {ens:.1%} vs its members' single-model patches {statistics.mean(singles):.1%} "
+              f"({100 * gains[-1]:+.1f} points); white-box: pair {white:.1%}, single {single_white:.1%}")
+    gain = 100 * statistics.mean(gains)
+    print(f"   ImageNet TRANSFER GAIN of a pair over its members' single-model patches = {gain:+.1f} points")
+    labels = names + [f"all but {h}" for h in names]
+    out["imagenet_transfer"] = {"models": names, "trained_on": labels, "seeds": per_seed, "mean_success": mean_rate,
+                                "gain_points": gain, "seconds": seconds, "options": opts}
+    draw(mean_rate, labels, names, png, seconds, n, title="ImageNet (target hen)", groups=1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", choices=["eot", "smooth", "matrix", "digits", "imagenet", "all"], default="all",
+    ap.add_argument("--part", choices=["eot", "smooth", "matrix", "digits", "imagenet", "imagenet-transfer", "all"],
+                    default="all",
                     help="digits = matrix (eot, the option-by-option table, only when named or all)")
     ap.add_argument("--seconds", type=float, default=5.0, help="CPU seconds per digits patch")
     ap.add_argument("--imagenet-seconds", type=float, default=60.0, help="CPU seconds per ImageNet patch")
@@ -346,6 +412,8 @@ def main() -> None:
     ap.add_argument("--imagenet-seeds", type=int, default=2, help="ImageNet patches per setting")
     ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "zoo")
     ap.add_argument("--png", type=Path, default=ROOT / "docs" / "transfer.png")
+    ap.add_argument("--imagenet-png", type=Path, default=ROOT / "docs" / "transfer-imagenet.png")
+    ap.add_argument("--transfer-seconds", type=float, default=120.0, help="CPU seconds per ImageNet transfer patch")
     ap.add_argument("--json", type=Path, default=ROOT / "runs" / "transfer.json")
     args = ap.parse_args()
     torch.set_num_threads(1)  # on a shared machine extra threads mostly spin-wait
@@ -365,6 +433,8 @@ def main() -> None:
             part_matrix(zoo, scenes, args.seconds, args.n, out, args.png, args.seed)
     if args.part in ("imagenet", "all"):
         part_imagenet(args.imagenet_seconds, args.imagenet_n, args.imagenet_seeds, out)
+    if args.part in ("imagenet-transfer", "all"):
+        part_imagenet_transfer(args.transfer_seconds, args.imagenet_n, args.imagenet_seeds, out, args.imagenet_png)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))
     print(f"total {time.perf_counter() - start:.0f} s; results in {args.json}")

@@ -15,7 +15,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Physical-world adversarial blocks: generate, print, capture, one-pixel.")
 
 # Shared `[model flags]`: every command that runs a classifier takes these, through @model_options.
-ModelOpt = Annotated[Optional[list[str]], typer.Option("--model", metavar="NAME", help="efficientnet_lite0 (embedded ImageNet, offline), a torchvision name, timm:NAME, a .pt2/TorchScript file, or digits; repeat it for an ensemble [default: efficientnet_lite0]")]
+ModelOpt = Annotated[Optional[list[str]], typer.Option("--model", metavar="NAME", help="efficientnet_lite0 (embedded ImageNet, offline; efficientnet_lite1/2 with the zoo extra), a torchvision name, timm:NAME, a .pt2/TorchScript file, or digits; repeat it for an ensemble [default: efficientnet_lite0]")]
 ModelsFileOpt = Annotated[Optional[Path], typer.Option("--models", metavar="FILE", help="an ensemble whose members need their own flags: a TOML or JSON file listing models, each with keys model, weights, labels, input_size, mean, std")]
 DEFAULT_MODEL = "efficientnet_lite0"  # blocks.models.DEFAULT_MODEL, repeated so --help needs no torch import
 WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", help="state dict file for --model (loaded with weights_only=True)")]

