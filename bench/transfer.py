@@ -1,7 +1,8 @@
 """Transfer: how often a patch wins on a model it never saw. Every figure is measured in this run.
 
-    python bench/transfer.py --part digits --seconds 12    # the matrix (16 patches, ~4 CPU minutes)
+    python bench/transfer.py --part digits --seconds 12    # the matrix (24 patches, ~10 CPU minutes)
     python bench/transfer.py --part imagenet                # 4 ImageNet patches (~5 CPU minutes)
+    python bench/transfer.py --part imagenet-transfer       # 12 ImageNet patches on 3 models (~30 CPU minutes)
 
 "Equal wall clock" is measured as equal CPU time of this process (time.process_time),
 on one thread: the wall clock of one idle core. On a machine shared with other jobs the wall clock
@@ -11,9 +12,10 @@ would hand whichever run met a quiet moment more steps.
 The digits zoo: the bundled DigitsNet plus architectures trained here on the same digits with
 scripts/train_digits.py's recipe (cached under --cache, never in git), every one loaded the way
 `blocks` loads it (a models.toml is written there for `--models`):
-  resnet18 at 32 px (torchvision, a state dict), a small VGG-like CNN and an MLP (TorchScript
-  files). (mobilenet_v3_small did not learn in a minute: its batch-norm statistics, momentum 0.01,
-  lag far behind, 11% held-out accuracy after 7 epochs.) Target class "seven"; scenes are held-out digits without sevens,
+  resnet18 at 32 px (torchvision, a state dict), a small VGG-like CNN, an MLP, LeNet-5 and a
+  4-layer vision transformer on 4x4 patches (TorchScript files). (mobilenet_v3_small did not learn
+  in a minute: its batch-norm statistics, momentum 0.01, lag far behind, 11% held-out accuracy
+  after 7 epochs; mobilenet_v2, 8 epochs, reached 48.6%: both left out.) Target class "seven"; scenes are held-out digits without sevens,
   split in two: the patch trains on one half and is judged on views of the other.
 
 1. eot:      leave-one-out ensembles at equal wall clock, each transfer-minded option alone
@@ -29,6 +31,9 @@ scripts/train_digits.py's recipe (cached under --cache, never in git), every one
 3. imagenet: the embedded efficientnet_lite0, shipped training photos / held-out photos:
              smoothing off vs 0.8 px, same wall clock, white-box success on held-out views, over
              seeds. Target: blocks' defaults for one model >= off.
+4. imagenet-transfer: the three offline ImageNet models (efficientnet_lite0/1/2, the zoo extra):
+             single-model patches and leave-one-out pairs, each judged on all three
+             -> docs/transfer-imagenet.png (--transfer-smooth S: every patch at smoothing S).
 """
 from __future__ import annotations
 
@@ -88,6 +93,28 @@ class MLP(nn.Module):
         return self.net(x)
 
 
+class LeNet(nn.Module):
+    """(B, 3, 32, 32) -> (B, 10): LeCun et al. 1998's LeNet-5 (5x5 convolutions, average pooling, tanh)."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, 6, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.Tanh(),
+                                 nn.AvgPool2d(2), nn.Flatten(), nn.Linear(16 * 25, 120), nn.Tanh(),
+                                 nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, num_classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def tiny_vit():
+    """(B, 3, 32, 32) -> (B, 10): a 4-layer vision transformer on 4x4 patches (attention, no convolutions
+    past the patch embedding)."""
+    from torchvision.models import VisionTransformer
+
+    return VisionTransformer(image_size=32, patch_size=4, num_layers=4, num_heads=4, hidden_dim=96, mlp_dim=192,
+                             num_classes=10)
+
+
 def zoo_recipes():
     from torchvision import models as tvm
 
@@ -96,6 +123,8 @@ def zoo_recipes():
         "resnet18": (lambda: tvm.resnet18(num_classes=10), 32, 8, "resnet18"),
         "vgg_small": (SmallVGG, 32, 8, "vgg_small.ts"),
         "mlp": (MLP, 32, 12, "mlp.ts"),
+        "lenet": (LeNet, 32, 12, "lenet.ts"),
+        "vit_tiny": (tiny_vit, 32, 20, "vit_tiny.ts"),
     }
 
 
@@ -338,7 +367,7 @@ def part_imagenet(seconds: float, n: int, seeds: int, out) -> None:
 LITES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
 
-def part_imagenet_transfer(seconds: float, n: int, seeds: int, out, png: Path) -> None:
+def part_imagenet_transfer(seconds: float, n: int, seeds: int, out, png: Path, smooth: float | None = None) -> None:
     """Real ImageNet transfer: the three offline EfficientNet-Lite models (224/240/260 px, one family,
     separately trained). Single-model patches and leave-one-out pairs (blocks' defaults), each judged
     on all three; the gain compares a pair on its held-out model with its members' own patches."""
@@ -348,7 +377,7 @@ def part_imagenet_transfer(seconds: float, n: int, seeds: int, out, png: Path) -
     from blocks.scenes import export_sample_photos, load_scenes
 
     zoo = {name: load_classifier(ModelSpec(name), "cpu") for name in LITES}
-    opts = defaults()
+    opts = defaults() if smooth is None else {**defaults(), "smooth": smooth}
     print(f"== 4. ImageNet transfer: {', '.join(LITES)}; target hen, {seconds:.0f} CPU s per patch, scale 0.45-0.55, "
           f"{n} views of held-out photos per cell, {seeds} seeds, blocks' defaults {opts}", flush=True)
     sizes = sorted({m.input_size for m in zoo.values()})
@@ -394,7 +423,7 @@ def part_imagenet_transfer(seconds: float, n: int, seeds: int, out, png: Path) -
     gain = 100 * statistics.mean(gains)
     print(f"   ImageNet TRANSFER GAIN of a pair over its members' single-model patches = {gain:+.1f} points")
     labels = names + [f"all but {h}" for h in names]
-    out["imagenet_transfer"] = {"models": names, "trained_on": labels, "seeds": per_seed, "mean_success": mean_rate,
+    out["imagenet_transfer" if smooth is None else f"imagenet_transfer_smooth_{smooth}"] = {"models": names, "trained_on": labels, "seeds": per_seed, "mean_success": mean_rate,
                                 "gain_points": gain, "seconds": seconds, "options": opts}
     draw(mean_rate, labels, names, png, seconds, n, title="ImageNet (target hen)", groups=1)
 
@@ -414,6 +443,8 @@ def main() -> None:
     ap.add_argument("--png", type=Path, default=ROOT / "docs" / "transfer.png")
     ap.add_argument("--imagenet-png", type=Path, default=ROOT / "docs" / "transfer-imagenet.png")
     ap.add_argument("--transfer-seconds", type=float, default=120.0, help="CPU seconds per ImageNet transfer patch")
+    ap.add_argument("--transfer-smooth", type=float, default=None,
+                    help="gradient smoothing (px) for every ImageNet transfer patch instead of blocks' defaults")
     ap.add_argument("--json", type=Path, default=ROOT / "runs" / "transfer.json")
     args = ap.parse_args()
     torch.set_num_threads(1)  # on a shared machine extra threads mostly spin-wait
@@ -434,7 +465,8 @@ def main() -> None:
     if args.part in ("imagenet", "all"):
         part_imagenet(args.imagenet_seconds, args.imagenet_n, args.imagenet_seeds, out)
     if args.part in ("imagenet-transfer", "all"):
-        part_imagenet_transfer(args.transfer_seconds, args.imagenet_n, args.imagenet_seeds, out, args.imagenet_png)
+        part_imagenet_transfer(args.transfer_seconds, args.imagenet_n, args.imagenet_seeds, out, args.imagenet_png,
+                               args.transfer_smooth)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))
     print(f"total {time.perf_counter() - start:.0f} s; results in {args.json}")
