@@ -320,12 +320,21 @@ def draw(rows, labels, names, png: Path, seconds: float, n: int, title: str = "d
     print(f"   wrote {png}")
 
 
-def part_imagenet(seconds: float, n: int, seeds: int, out) -> None:
+def photo_scenes(sizes) -> tuple[dict, dict]:
+    """Crops of the shipped training and held-out photos at each input size: ({size: scenes}, {size: scenes})."""
     import tempfile
 
+    from blocks.scenes import export_sample_photos, load_scenes
+
+    with tempfile.TemporaryDirectory() as tmp:
+        export_sample_photos(tmp)
+        return ({s: load_scenes(f"{tmp}/train", s) for s in sizes},
+                {s: load_scenes(f"{tmp}/test", s, seed=1) for s in sizes})
+
+
+def part_imagenet(seconds: float, n: int, seeds: int, out) -> None:
     from blocks.attacks.eot_fgsm import smoothing
     from blocks.models import ModelSpec
-    from blocks.scenes import export_sample_photos, load_scenes
 
     model = load_classifier(ModelSpec("efficientnet_lite0"), "cpu")
     opts = defaults()
@@ -333,10 +342,7 @@ def part_imagenet(seconds: float, n: int, seeds: int, out) -> None:
     print(f"== 3. embedded efficientnet_lite0, target hen, {seconds:.0f} CPU s each, scale 0.45-0.55, white-box "
           f"on {n} views of held-out photos per patch, {seeds} seeds: smoothing off vs 0.8 px; blocks' "
           f"defaults {opts} give this single model smooth {sigma}")
-    with tempfile.TemporaryDirectory() as tmp:
-        export_sample_photos(tmp)
-        train = load_scenes(f"{tmp}/train", 224)
-        test = load_scenes(f"{tmp}/test", 224, seed=1)
+    train, test = (d[224] for d in photo_scenes([224]))
     eot = preset("print", (0.45, 0.55))
     settings = {"off": OFF, "smooth 0.8 px": {**OFF, "smooth": 0.8}}
     res = {k: [] for k in settings}
@@ -371,20 +377,14 @@ def part_imagenet_transfer(seconds: float, n: int, seeds: int, out, png: Path, s
     """Real ImageNet transfer: the three offline EfficientNet-Lite models (224/240/260 px, one family,
     separately trained). Single-model patches and leave-one-out pairs (blocks' defaults), each judged
     on all three; the gain compares a pair on its held-out model with its members' own patches."""
-    import tempfile
-
     from blocks.models import ModelSpec
-    from blocks.scenes import export_sample_photos, load_scenes
 
     zoo = {name: load_classifier(ModelSpec(name), "cpu") for name in LITES}
     opts = defaults() if smooth is None else {**defaults(), "smooth": smooth}
     print(f"== 4. ImageNet transfer: {', '.join(LITES)}; target hen, {seconds:.0f} CPU s per patch, scale 0.45-0.55, "
           f"{n} views of held-out photos per cell, {seeds} seeds, blocks' defaults {opts}", flush=True)
     sizes = sorted({m.input_size for m in zoo.values()})
-    with tempfile.TemporaryDirectory() as tmp:
-        export_sample_photos(tmp)
-        train = {s: load_scenes(f"{tmp}/train", s) for s in sizes}
-        test = {s: load_scenes(f"{tmp}/test", s, seed=1) for s in sizes}
+    train, test = photo_scenes(sizes)
     eot = preset("print", (0.45, 0.55))
     names = list(zoo)
     sources = [[x] for x in names] + [[x for x in names if x != held] for held in names]
