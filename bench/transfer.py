@@ -61,7 +61,7 @@ from transforms import preset  # noqa: E402
 TARGET = 7
 SCALE = (0.5, 0.6)
 OFF = {"diversity": 0.0, "ghost": 0.0, "smooth": 0.0}  # smooth None (the default): 0.8 for ensembles, 0 for one
-TRANSFER_KEYS = ("diversity", "ghost", "smooth", "members")
+TRANSFER_KEYS = ("diversity", "ghost", "smooth", "members", "loss")
 
 
 class SmallVGG(nn.Module):
@@ -259,23 +259,9 @@ def part_matrix(zoo, scenes, seconds, n, out, png: Path, seed: int = 0) -> None:
         print(f"   {label:<{width}} " + " ".join(f"{v:>12.1%}" for v in row) + f"   {k:5d}")
     summary = {}
     for m, mode in enumerate(MODES):
-        gains, held_rates, whites, worst = [], [], [], []
         print(f"   -- members = {mode}")
-        for j, held in enumerate(names):
-            row = rows[len(names) + j * len(MODES) + m]
-            ens = row[j]
-            singles = [rows[i][j] for i in range(len(names)) if i != j]
-            gains.append(ens - statistics.mean(singles))
-            held_rates.append(ens)
-            others = [row[i] for i in range(len(names)) if i != j]
-            whites.append(statistics.mean(others))
-            worst.append(min(others))
-            print(f"   held out {held}: ensemble {ens:.1%} vs single-model patches of its members "
-                  f"{statistics.mean(singles):.1%} (best {max(singles):.1%}): {100 * gains[-1]:+.1f} points; "
-                  f"white-box mean {whites[-1]:.1%}, worst member {worst[-1]:.1%}")
-        summary[mode] = {"gain_points": 100 * statistics.mean(gains), "held_out": statistics.mean(held_rates),
-                         "white_box": statistics.mean(whites), "white_box_worst": statistics.mean(worst),
-                         "per_held_out_gain_points": [100 * g for g in gains]}
+        summary[mode] = ensemble_gain(rows[:len(names)], [rows[len(names) + j * len(MODES) + m] for j in range(len(names))],
+                                      names)
     singles_mean = statistics.mean(rows[i][j] for j in range(len(names)) for i in range(len(names)) if i != j)
     single_white = statistics.mean(rows[i][i] for i in range(len(names)))
     print(f"   {'mode':<8} {'held-out':>9} {'gain':>7} {'white-box':>10} {'worst member':>13}   "
@@ -290,6 +276,61 @@ def part_matrix(zoo, scenes, seconds, n, out, png: Path, seed: int = 0) -> None:
     out["matrix"] = {"models": names, "trained_on": labels, "success": rows, "steps": steps, "modes": summary,
                      "gain_points": gain, "seconds": seconds, "options": opts}
     draw(rows, labels, names, png, seconds, n)
+
+
+def ensemble_gain(singles: list, ensembles: list, names: list, verbose: bool = True) -> dict:
+    """singles[i]: the success row of model i's own patch; ensembles[j]: the row of the patch made on
+    every model but j. The gain on held-out j is ensembles[j][j] minus the mean of singles[i][j] over
+    its members i != j; the summary averages over the held-out models."""
+    gains, held_rates, whites, worst = [], [], [], []
+    for j, held in enumerate(names):
+        row = ensembles[j]
+        member_singles = [singles[i][j] for i in range(len(names)) if i != j]
+        gains.append(row[j] - statistics.mean(member_singles))
+        held_rates.append(row[j])
+        others = [row[i] for i in range(len(names)) if i != j]
+        whites.append(statistics.mean(others))
+        worst.append(min(others))
+        if verbose:
+            print(f"   held out {held}: ensemble {row[j]:.1%} vs single-model patches of its members "
+                  f"{statistics.mean(member_singles):.1%} (best {max(member_singles):.1%}): {100 * gains[-1]:+.1f} "
+                  f"points; white-box mean {whites[-1]:.1%}, worst member {worst[-1]:.1%}")
+    return {"gain_points": 100 * statistics.mean(gains), "held_out": statistics.mean(held_rates),
+            "white_box": statistics.mean(whites), "white_box_worst": statistics.mean(worst),
+            "per_held_out_gain_points": [100 * g for g in gains]}
+
+
+def part_loss(zoo, scenes, seconds, n, out, seed: int = 0, losses=("ce", "logit", "margin")) -> None:
+    """Single-model and leave-one-out ensemble patches (blocks' other defaults) under each attack loss."""
+    names = list(zoo)
+    print(f"== 5. attack loss {losses}: single-model and leave-one-out ensemble patches, {seconds:.0f} CPU s per "
+          f"patch, scale {SCALE[0]}-{SCALE[1]}, {n} views per cell, seed {seed}", flush=True)
+    results = {}
+    for loss in losses:
+        opts = {**defaults(), "loss": loss}
+        singles, ensembles = [], []
+        for src in names:
+            patch, k = make_patch(zoo[src], seconds, opts, scenes, seed)
+            singles.append([judge(patch, zoo[y], scenes, n) for y in names])
+            print(f"   {loss:<7} {src:<20} " + " ".join(f"{v:>7.1%}" for v in singles[-1]) + f"  {k} steps", flush=True)
+        for held in names:
+            patch, k = make_patch(Ensemble([m for kk, m in zoo.items() if kk != held]).eval(), seconds, opts, scenes,
+                                  seed)
+            ensembles.append([judge(patch, zoo[y], scenes, n) for y in names])
+            print(f"   {loss:<7} all but {held:<12} " + " ".join(f"{v:>7.1%}" for v in ensembles[-1]) + f"  {k} steps",
+                  flush=True)
+        r = ensemble_gain(singles, ensembles, names, verbose=False)
+        r["single_white_box"] = statistics.mean(singles[i][i] for i in range(len(names)))
+        r["single_held_out"] = statistics.mean(singles[i][j] for i in range(len(names)) for j in range(len(names))
+                                               if i != j)
+        results[loss] = {**r, "singles": singles, "ensembles": ensembles}
+    print(f"   {'loss':<7} {'ensemble held-out':>17} {'gain':>7} {'white-box':>10} {'single white-box':>17} "
+          f"{'single held-out':>16}   gain per held-out model ({', '.join(names)})")
+    for loss, r in results.items():
+        per = " ".join(f"{g:+.0f}" for g in r["per_held_out_gain_points"])
+        print(f"   {loss:<7} {r['held_out']:>17.1%} {r['gain_points']:>+7.1f} {r['white_box']:>10.1%} "
+              f"{r['single_white_box']:>17.1%} {r['single_held_out']:>16.1%}   {per}")
+    out[f"loss_scale_{SCALE[0]}_{SCALE[1]}"] = {"models": names, "seconds": seconds, "seed": seed, "losses": results}
 
 
 def draw(rows, labels, names, png: Path, seconds: float, n: int, title: str = "digits zoo ('seven')",
@@ -429,8 +470,10 @@ def part_imagenet_transfer(seconds: float, n: int, seeds: int, out, png: Path, s
 
 
 def main() -> None:
+    global SCALE  # make_patch and judge read it
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", choices=["eot", "smooth", "matrix", "digits", "imagenet", "imagenet-transfer", "all"],
+    ap.add_argument("--part", choices=["eot", "smooth", "matrix", "digits", "loss", "imagenet", "imagenet-transfer",
+                                       "all"],
                     default="all",
                     help="digits = matrix (eot, the option-by-option table, only when named or all)")
     ap.add_argument("--seconds", type=float, default=5.0, help="CPU seconds per digits patch")
@@ -445,12 +488,16 @@ def main() -> None:
     ap.add_argument("--transfer-seconds", type=float, default=120.0, help="CPU seconds per ImageNet transfer patch")
     ap.add_argument("--transfer-smooth", type=float, default=None,
                     help="gradient smoothing (px) for every ImageNet transfer patch instead of blocks' defaults")
+    ap.add_argument("--scale", type=float, nargs=2, default=SCALE, metavar=("LO", "HI"),
+                    help="the patch's side as a share of the digits scene")
+    ap.add_argument("--losses", default="ce,logit,margin", help="--part loss: the attack losses to compare")
     ap.add_argument("--json", type=Path, default=ROOT / "runs" / "transfer.json")
     args = ap.parse_args()
+    SCALE = tuple(args.scale)
     torch.set_num_threads(1)  # on a shared machine extra threads mostly spin-wait
     start = time.perf_counter()
     out = {}
-    if args.part in ("eot", "smooth", "matrix", "digits", "all"):
+    if args.part in ("eot", "smooth", "matrix", "digits", "loss", "all"):
         print(f"== 0. digits zoo (cached in {args.cache})")
         zoo = load_zoo(build_zoo(args.cache))
         scenes = Scenes()
@@ -462,6 +509,8 @@ def main() -> None:
                      options={"smooth 0": base, "smooth 0.8 px": {**base, "smooth": 0.8}})
         if args.part in ("matrix", "digits", "all"):
             part_matrix(zoo, scenes, args.seconds, args.n, out, args.png, args.seed)
+        if args.part == "loss":
+            part_loss(zoo, scenes, args.seconds, args.n, out, args.seed, tuple(args.losses.split(",")))
     if args.part in ("imagenet", "all"):
         part_imagenet(args.imagenet_seconds, args.imagenet_n, args.imagenet_seeds, out)
     if args.part in ("imagenet-transfer", "all"):

@@ -4,7 +4,8 @@ import json
 import pytest
 import torch
 
-from blocks.attacks.eot_fgsm import diverse_inputs, ghost_networks, smooth_gradient
+from blocks.attacks.eot_fgsm import attack_loss, diverse_inputs, ghost_networks, smooth_gradient
+from common.goal import Goal
 from blocks.digits import DigitsNet
 from common.errors import UserError
 from common.files import save_png
@@ -151,6 +152,19 @@ def test_smooth_gradient_keeps_mean_and_lowers_spread():
     assert torch.equal(smooth_gradient(g, 0.2), g)  # under a third of a pixel: no blur
 
 
+def test_attack_losses_on_known_logits():
+    logits = torch.tensor([[2.0, 0.5, -1.0], [0.0, 9.0, 1.0]])
+    become, leave = Goal(1, True), Goal(1, False)
+    assert attack_loss(become, logits, "logit").item() == pytest.approx(-(0.5 + 9.0) / 2)
+    assert attack_loss(leave, logits, "logit").item() == pytest.approx((0.5 + 9.0) / 2)
+    # margin: best other minus the class (1.5, then -8 floored at -5)
+    assert attack_loss(become, logits, "margin").item() == pytest.approx((1.5 - 5.0) / 2)
+    assert attack_loss(leave, logits, "margin").item() == pytest.approx((-1.5 + 8.0) / 2)
+    assert torch.equal(attack_loss(become, logits, "ce"), become.loss(logits))
+    with pytest.raises(ValueError, match="unknown loss"):
+        attack_loss(become, logits, "hinge")
+
+
 def test_models_file_model_path_is_relative_to_the_file(tmp_path, digits_model):
     torch.jit.script(digits_model.net).save(str(tmp_path / "net.ts"))
     (tmp_path / "labels.txt").write_text("\n".join(digits_model.labels) + "\n")
@@ -222,14 +236,16 @@ def test_cycle_steps_one_member_and_checks_all(digits_model):
         generate_patch(ens, GenerateConfig(target=7, steps=1, members="vote"), preset("print"))
 
 
-@pytest.mark.parametrize("mode", ["mean", "balance", "cycle"])
-def test_member_modes_move_a_black_patch(digits_model, mode):
+@pytest.mark.parametrize("mode,loss_kind", [("mean", "ce"), ("balance", "ce"), ("cycle", "ce"), ("balance", "logit"),
+                                            ("mean", "margin")])
+def test_member_modes_move_a_black_patch(digits_model, mode, loss_kind):
     from blocks.attacks.eot_fgsm import GenerateConfig, step_gradient
     from transforms import preset
 
     ens = _two_members(digits_model, k=1.0)
     patch = torch.zeros(3, 16, 16, requires_grad=True)
-    loss, prob, win, grad = step_gradient(ens, patch, GenerateConfig(target=7, members=mode), preset("print", (0.5, 0.6)),
+    cfg = GenerateConfig(target=7, members=mode, loss=loss_kind)
+    loss, prob, win, grad = step_gradient(ens, patch, cfg, preset("print", (0.5, 0.6)),
                                           None, torch.Generator().manual_seed(0), 8, step=1)
     assert torch.isfinite(grad).all() and (grad != 0).float().mean() > 0.9  # every pixel gets a say
     assert torch.isfinite(loss) and prob.shape == win.shape == (8,)

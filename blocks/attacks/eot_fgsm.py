@@ -25,7 +25,7 @@ mean over the whole batch: every rank then takes the same signed step. With one 
 the plain single-process loop, unchanged.
 
 Transfer-minded options (for models the patch never sees), off at 0. Only smoothing is offered by
-the CLI, on by default for ensembles only; the other two lost or gained nothing (bench/transfer.py,
+the CLI, on by default for ensembles only; the others lost or gained nothing (bench/transfer.py,
 README):
 - diversity p: each view is shrunk by a random factor in [0.8, 1] and padded at a random offset
   with probability p before the model sees it (input diversity, Xie et al. 2019).
@@ -34,6 +34,9 @@ README):
 - smooth s: the gradient is blurred with a Gaussian of sigma s patch pixels before its sign is
   taken (translation-invariant attack, Dong et al. 2019). None (the default): ENSEMBLE_SMOOTH
   for an ensemble, 0 for one model (on ImageNet it cost the single model's white-box confidence).
+- loss "logit" or "margin" instead of "ce": descend the target's negated logit (Zhao et al. 2021,
+  "On Success and Simplicity", whose gradient does not fade once the target wins), or the
+  Carlini-Wagner margin (the best other logit minus the target's, floored at -MARGIN_KAPPA).
 
 Ensembles (model.members, blocks.models.Ensemble), `members`:
 - "mean": every member every step; the loss is the cross-entropy of the mean of the members'
@@ -81,6 +84,7 @@ class GenerateConfig:
     ghost: float = 0.0  # dropout rate on convolution outputs during attack steps (ghost networks)
     smooth: float | None = None  # Gaussian gradient smoothing, sigma in patch pixels; None: see smoothing()
     members: str = "balance"  # ensembles only: mean | balance | cycle (see the module docstring)
+    loss: str = "ce"  # ce | logit | margin (see the module docstring; only ce is a CLI choice)
 
 
 @dataclass
@@ -120,10 +124,30 @@ def step_size(cfg: GenerateConfig, t: float) -> float:
     raise ValueError(f"unknown schedule {cfg.schedule!r}: cosine, linear or constant")
 
 
+LOSSES = ("ce", "logit", "margin")
+MARGIN_KAPPA = 5.0  # logits: past this lead the margin loss stops pushing
+
+
+def attack_loss(goal: Goal, logits: torch.Tensor, kind: str = "ce") -> torch.Tensor:
+    """logits (B, C) -> the scalar this attack descends: cross-entropy (common.goal.Goal.loss), the
+    class's own logit, or its margin over the best other class, each signed by the goal's mode."""
+    if kind == "ce":
+        return goal.loss(logits)
+    mine = logits[:, goal.index]
+    sign = -1.0 if goal.targeted else 1.0  # targeted: raise the class; untargeted: lower it
+    if kind == "logit":
+        return sign * mine.mean()
+    if kind == "margin":
+        others = logits.masked_fill(F.one_hot(torch.tensor(goal.index), logits.shape[1]).bool().to(logits.device),
+                                    float("-inf")).amax(1)
+        return (sign * (mine - others)).clamp_min(-MARGIN_KAPPA).mean()
+    raise ValueError(f"unknown loss {kind!r}: {', '.join(LOSSES)}")
+
+
 def objective(logits: torch.Tensor, cfg: GenerateConfig):
     """Loss to descend, and per-view (objective prob, win) for the record (common.goal.Goal)."""
     goal = Goal.of(cfg.target, cfg.away_from)
-    return goal.loss(logits), goal.prob(logits.softmax(1)), goal.wins(logits)
+    return attack_loss(goal, logits, cfg.loss), goal.prob(logits.softmax(1)), goal.wins(logits)
 
 
 def diverse_inputs(views: torch.Tensor, p: float, g: torch.Generator, low: float = 0.8) -> torch.Tensor:
@@ -264,6 +288,8 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
         raise ValueError("give exactly one of target (negative epsilon) or away_from (positive)")
     if cfg.members not in MEMBER_MODES:
         raise ValueError(f"unknown members mode {cfg.members!r}: {', '.join(MEMBER_MODES)}")
+    if cfg.loss not in LOSSES:
+        raise ValueError(f"unknown loss {cfg.loss!r}: {', '.join(LOSSES)}")
     device = model.device
     world, rank = (group.world, group.rank) if group is not None else (1, 0)
     n_views = share(cfg.batch, world, rank)
