@@ -3,6 +3,7 @@
     python bench/transfer.py --part digits --seconds 12    # the matrix (24 patches, ~10 CPU minutes)
     python bench/transfer.py --part imagenet                # 4 ImageNet patches (~5 CPU minutes)
     python bench/transfer.py --part imagenet-transfer       # 12 ImageNet patches on 3 models (~30 CPU minutes)
+    python bench/transfer.py --part loss --seconds 12       # 36 digits patches, three attack losses (~8 CPU minutes)
 
 "Equal wall clock" is measured as equal CPU time of this process (time.process_time),
 on one thread: the wall clock of one idle core. On a machine shared with other jobs the wall clock
@@ -34,6 +35,9 @@ scripts/train_digits.py's recipe (cached under --cache, never in git), every one
 4. imagenet-transfer: the three offline ImageNet models (efficientnet_lite0/1/2, the zoo extra):
              single-model patches and leave-one-out pairs, each judged on all three
              -> docs/transfer-imagenet.png (--transfer-smooth S: every patch at smoothing S).
+5. loss:     the matrix's gain for `balance` ensembles under each attack loss (cross-entropy, the target's
+             logit, the Carlini-Wagner margin; --losses, --scale LO HI), and what every zoo model calls
+             the views of an ensemble patch made without DigitsNet -> docs/transfer-views.png.
 """
 from __future__ import annotations
 
@@ -56,7 +60,8 @@ from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch  # noqa: E402
 from blocks.digits import LABELS, load_digits_rgb  # noqa: E402
 from blocks.evaluate import evaluate_patch  # noqa: E402
 from blocks.models import Ensemble, load_classifier, read_model_list  # noqa: E402
-from transforms import preset  # noqa: E402
+from common.files import save_png  # noqa: E402
+from transforms import preset, random_views  # noqa: E402
 
 TARGET = 7
 SCALE = (0.5, 0.6)
@@ -300,8 +305,28 @@ def ensemble_gain(singles: list, ensembles: list, names: list, verbose: bool = T
             "per_held_out_gain_points": [100 * g for g in gains]}
 
 
-def part_loss(zoo, scenes, seconds, n, out, seed: int = 0, losses=("ce", "logit", "margin")) -> None:
-    """Single-model and leave-one-out ensemble patches (blocks' other defaults) under each attack loss."""
+def what_models_see(patch, zoo, scenes: Scenes, png: Path, n: int = 256) -> dict:
+    """Every zoo model's calls on n views of patch (held-out scenes); the first 16 views -> png."""
+    views, _ = random_views(patch, n, 32, preset("print", SCALE), Scenes.at(scenes.test, 32),
+                            torch.Generator().manual_seed(5))
+    seen = {}
+    with torch.no_grad():
+        for name, model in zoo.items():
+            probs = model(views).softmax(1)
+            calls = torch.bincount(probs.argmax(1), minlength=len(LABELS)).tolist()
+            seen[name] = {"mean_target_prob": probs[:, TARGET].mean().item(), "calls": calls}
+            top = max(range(len(calls)), key=calls.__getitem__)
+            print(f"   {name:<10} mean p({LABELS[TARGET]}) {seen[name]['mean_target_prob']:.3f}, "
+                  f"most called {LABELS[top]} ({calls[top]}/{n})")
+    grid = F.interpolate(views[:16], scale_factor=4, mode="nearest")  # 32 px views are too small to look at
+    save_png(png, torch.cat([torch.cat(list(row), 2) for row in grid.split(8)], 1))
+    print(f"   wrote {png}")
+    return seen
+
+
+def part_loss(zoo, scenes, seconds, n, out, png: Path, seed: int = 0, losses=("ce", "logit", "margin")) -> None:
+    """Single-model and leave-one-out ensemble patches (blocks' other defaults) under each attack loss;
+    what every model calls the views of the first loss's patch that never saw the first zoo model -> png."""
     names = list(zoo)
     print(f"== 5. attack loss {losses}: single-model and leave-one-out ensemble patches, {seconds:.0f} CPU s per "
           f"patch, scale {SCALE[0]}-{SCALE[1]}, {n} views per cell, seed {seed}", flush=True)
@@ -316,6 +341,8 @@ def part_loss(zoo, scenes, seconds, n, out, seed: int = 0, losses=("ce", "logit"
         for held in names:
             patch, k = make_patch(Ensemble([m for kk, m in zoo.items() if kk != held]).eval(), seconds, opts, scenes,
                                   seed)
+            if held == names[0] and loss == losses[0]:
+                shown = patch
             ensembles.append([judge(patch, zoo[y], scenes, n) for y in names])
             print(f"   {loss:<7} all but {held:<12} " + " ".join(f"{v:>7.1%}" for v in ensembles[-1]) + f"  {k} steps",
                   flush=True)
@@ -330,7 +357,10 @@ def part_loss(zoo, scenes, seconds, n, out, seed: int = 0, losses=("ce", "logit"
         per = " ".join(f"{g:+.0f}" for g in r["per_held_out_gain_points"])
         print(f"   {loss:<7} {r['held_out']:>17.1%} {r['gain_points']:>+7.1f} {r['white_box']:>10.1%} "
               f"{r['single_white_box']:>17.1%} {r['single_held_out']:>16.1%}   {per}")
-    out[f"loss_scale_{SCALE[0]}_{SCALE[1]}"] = {"models": names, "seconds": seconds, "seed": seed, "losses": results}
+    print(f"   what each model calls the views of the {losses[0]} ensemble patch made without {names[0]}:")
+    seen = what_models_see(shown, zoo, scenes, png)
+    out[f"loss_scale_{SCALE[0]}_{SCALE[1]}"] = {"models": names, "seconds": seconds, "seed": seed, "losses": results,
+                                               f"views_without_{names[0]}": seen}
 
 
 def draw(rows, labels, names, png: Path, seconds: float, n: int, title: str = "digits zoo ('seven')",
@@ -491,6 +521,8 @@ def main() -> None:
     ap.add_argument("--scale", type=float, nargs=2, default=SCALE, metavar=("LO", "HI"),
                     help="the patch's side as a share of the digits scene")
     ap.add_argument("--losses", default="ce,logit,margin", help="--part loss: the attack losses to compare")
+    ap.add_argument("--views-png", type=Path, default=ROOT / "docs" / "transfer-views.png",
+                    help="--part loss: views of an ensemble patch made without DigitsNet")
     ap.add_argument("--json", type=Path, default=ROOT / "runs" / "transfer.json")
     args = ap.parse_args()
     SCALE = tuple(args.scale)
@@ -510,7 +542,7 @@ def main() -> None:
         if args.part in ("matrix", "digits", "all"):
             part_matrix(zoo, scenes, args.seconds, args.n, out, args.png, args.seed)
         if args.part == "loss":
-            part_loss(zoo, scenes, args.seconds, args.n, out, args.seed, tuple(args.losses.split(",")))
+            part_loss(zoo, scenes, args.seconds, args.n, out, args.views_png, args.seed, tuple(args.losses.split(",")))
     if args.part in ("imagenet", "all"):
         part_imagenet(args.imagenet_seconds, args.imagenet_n, args.imagenet_seeds, out)
     if args.part in ("imagenet-transfer", "all"):
