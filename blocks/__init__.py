@@ -21,13 +21,18 @@ __all__ = ["UserError", *_LAZY]
 def main() -> None:
     """The `blocks` command. Imports the CLI (typer, then torch in the commands) inside the Ctrl-C
     guard, so an interrupt during those seconds is one line and exit 130, not a traceback."""
+    import importlib
     import sys
 
-    from common.interrupts import handle_interrupts, interrupted
+    from common.interrupts import handle_interrupts, holding, interrupted
 
     with handle_interrupts():
         try:
-            from blocks.cli import run
+            with holding():  # a Ctrl-C inside torch's C++ module setup would abort the process
+                from blocks.cli import run
+
+                if len(sys.argv) > 1 and not {"--help", "-h"} & set(sys.argv[1:]):
+                    importlib.import_module("torch")  # every command needs it: imported while Ctrl-C waits
 
             if interrupted():  # a Ctrl-C some library's import swallowed
                 raise KeyboardInterrupt

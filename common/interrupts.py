@@ -55,9 +55,11 @@ def interrupted() -> bool:
 
 
 @contextmanager
-def writing():
-    """Hold Ctrl-C until the block ends (the files are on disk), then raise it, unless the run is
-    already stopping because of an earlier Ctrl-C. Works outside the CLI too (main thread only)."""
+def holding():
+    """Hold Ctrl-C until the block ends, then raise it, unless the run is already stopping because
+    of an earlier Ctrl-C. Works outside the CLI too (main thread only). For files being written
+    (`writing`), and for torch's import: a KeyboardInterrupt raised while its C++ extension runs
+    Python callbacks aborts the whole process ("terminate called after throwing ...")."""
     if not _main_thread():
         yield
         return
@@ -70,3 +72,6 @@ def writing():
         if not _state.writing and _state.held and not _state.interrupted:
             _state.interrupted = True
             raise KeyboardInterrupt
+
+
+writing = holding  # the files are on disk before a Ctrl-C is obeyed
