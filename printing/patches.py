@@ -11,7 +11,7 @@ import numpy as np
 
 from common.errors import UserError
 from common.files import decode_image_bgr, read_file_bytes, sha256_bytes
-from common.records import PatchRecord
+from common.records import PatchRecord, TargetInfo
 
 MAX_IMAGE_SIDE_PX = 20000  # one upscaled block image; beyond this a PDF viewer or printer chokes
 
@@ -86,7 +86,7 @@ def read_patch_meta(path: Path) -> tuple[str | None, int | None, str | None, str
             rec = PatchRecord.read(meta)
         except UserError:
             continue
-        t = rec.target
+        t = rec.target or TargetInfo()  # "target": null in the sidecar
         index = t.index if isinstance(t.index, int) and not isinstance(t.index, bool) else None
         name = str(t.name) if t.name is not None else None
         mode = t.mode if isinstance(t.mode, str) else None

@@ -354,3 +354,10 @@ def test_cube_largest_face_on_a4_and_a3(cli, patches, tmp_path, page, largest):
     code, _, err = cli("print", patches[0], "--out", tmp_path / "big.pdf", "--layout", "cube", "--page", page,
                        "--size-mm", largest + 1)
     assert code == 2 and "smaller --size-mm" in err and not (tmp_path / "big.pdf").exists()
+
+
+def test_patch_sidecar_with_null_target_gives_a_caption_without_it(tmp_path):
+    from printing.patches import read_patch_meta
+
+    (tmp_path / "patch.json").write_text('{"target": null, "model": {"model": "digits"}}')
+    assert read_patch_meta(tmp_path / "patch.png") == (None, None, "digits", None)
