@@ -13,6 +13,7 @@ MAX_INPUT_SIZE = 1024  # --input-size: models here take 224-600 px; more is an a
 MAX_PATCH_SIZE = 2048  # --patch-size
 MAX_BATCH = 1024  # views per step / images per forward pass
 MAX_SEED = 2**32 - 1  # what numpy and torch generators both accept
+SCALE = (0.01, 1.5)  # bounds of --scale MIN:MAX (patch side / image side)
 
 
 def whole(value: int | None, flag: str, lo: int, hi: int | None = None) -> int | None:
@@ -52,9 +53,7 @@ def _param(name: str) -> str | None:
 
 def span(values, name: str, lo: float, hi: float) -> tuple[float, float]:
     """A (min, max) pair with lo <= min <= max <= hi, all finite."""
-    import math as _m
-
-    ok = (len(values) == 2 and all(isinstance(v, (int, float)) and _m.isfinite(v) for v in values)
+    ok = (len(values) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
           and lo <= values[0] <= values[1] <= hi)
     if not ok:
         raise UserError(f"{name} takes MIN:MAX with {lo:g} <= MIN <= MAX <= {hi:g}, not "

@@ -121,14 +121,11 @@ def parse_range(text: str | None, flag: str, lo: float = 0.0, hi: float = float(
     return values
 
 
-def emit_json(obj, out: Path | None) -> None:
-    from common.files import atomic_write_json, json_text
+def emit_json(obj) -> None:
+    """obj as JSON on stdout (common.files.json_text: strict, no NaN)."""
+    from common.files import json_text
 
-    if out is None:
-        typer.echo(json_text(obj))
-    else:
-        atomic_write_json(out, obj)
-        typer.echo(f"wrote {out}", err=True)
+    typer.echo(json_text(obj))
 
 
 @app.command()
@@ -176,12 +173,12 @@ def settings(cls, values: dict, **parsed):
 
 
 @contextmanager
-def bar(label: str, total, *columns, stderr: bool = False, show: bool = True, **fields):
+def bar(label: str, total, *columns, stderr: bool = False, **fields):
     """A rich progress bar (stderr when stdout carries JSON); yields (progress, task)."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn(label), BarColumn(), *columns, TimeElapsedColumn(), transient=False, disable=not show,
+    with Progress(TextColumn(label), BarColumn(), *columns, TimeElapsedColumn(), transient=False,
                   console=Console(stderr=True) if stderr else None) as progress:
         yield progress, progress.add_task(label, total=total, **fields)
 
@@ -230,7 +227,7 @@ def generate(
     (`torchrun --nproc-per-node N -m blocks generate ...`) each step's views are split across the ranks."""
     from blocks.pipelines import GenerateRun, run_generate
 
-    run = settings(GenerateRun, locals(), targets=targets or [], scale=parse_range(scale, "--scale", 0.01, 1.5))
+    run = settings(GenerateRun, locals(), targets=targets or [], scale=parse_range(scale, "--scale", *checks.SCALE))
     done = run_generate(run, progress=generate_bar, on_patch=print_patch)
     if done.summary is not None:
         print_generate_summary(done.summary, done.folders[0].parent)
@@ -275,14 +272,14 @@ def evaluate(
     one row per model on the same views (a transfer row), printed and written as JSON (--out)."""
     from blocks.pipelines import EvaluateRun, run_evaluate
 
-    report = run_evaluate(settings(EvaluateRun, locals(), scale=parse_range(scale, "--scale", 0.01, 1.5)))
+    report = run_evaluate(settings(EvaluateRun, locals(), scale=parse_range(scale, "--scale", *checks.SCALE)))
     if report.models is not None:
         width = max(len(r.model) for r in report.models)
         typer.echo(f"{'model':<{width}}  success  p(target)  top-5   ({report.target.name}, {report.n} views)")
         for r in report.models:
             typer.echo(f"{r.model:<{width}}  {r.success_rate:7.1%}  {r.mean_target_prob:9.3f}  {r.top5_rate:6.1%}")
     elif out is None:
-        emit_json(report.to_json(), None)
+        emit_json(report.to_json())
     if out is not None:
         typer.echo(f"wrote {out}", err=True)
 
@@ -400,7 +397,7 @@ def capture(
     run = settings(CaptureRun, locals())
     result = run_capture(run, progress=capture_bar,
                          on_headless=lambda: typer.echo("no display found: running headless (no window)", err=True))
-    emit_json(result, None)
+    emit_json(result)
     written = capture_kept(run, result)
     for p in ([str(summary)] if summary is not None else []) + written:
         typer.echo(f"wrote {p}", err=True)

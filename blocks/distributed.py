@@ -100,7 +100,7 @@ class Group:
         try:
             result = fn(*args, **kwargs)
         except UserError as e:
-            outcome = (e.exit_code, str(e), getattr(e, "param", None))
+            outcome = (e.exit_code, str(e), e.param)
         outcomes = self.gather(outcome)
         failed = [(r, o) for r, o in enumerate(outcomes) if o is not None]
         if not failed:

@@ -79,16 +79,20 @@ def _breakdown(bins: list[tuple[float, str]], win: torch.Tensor, prob: torch.Ten
 
 def evaluate_members(model, patch: torch.Tensor, eot: EOT, target: "int | Goal | None" = None,
                      away_from: int | None = None, scenes: torch.Tensor | None = None, n: int = 256,
-                     seed: int = 12345, patch_map=None) -> list[dict]:
+                     seed: int = 12345, patch_map=None, whole: Evaluation | None = None) -> list[dict]:
     """One row per model inside `model` (each member of an Ensemble, or the model itself), all
-    judged on the same views, rendered at `model`'s input size: a transfer row."""
+    judged on the same views, rendered at `model`'s input size: a transfer row. whole: model's own
+    Evaluation on these views, if the caller has it (a single model's row then costs nothing)."""
     from blocks.models import members
 
     rows = []
     names = [m.name for m in members(model)]
     for m in members(model):
-        ev = evaluate_patch(m, patch, eot, target, away_from, scenes, n=n, seed=seed,
-                            patch_map=patch_map, size=model.input_size)
+        if whole is not None and m is model:
+            ev = whole
+        else:
+            ev = evaluate_patch(m, patch, eot, target, away_from, scenes, n=n, seed=seed,
+                                patch_map=patch_map, size=model.input_size)
         # two members of one architecture are told apart by their weights
         name = m.name if names.count(m.name) == 1 else f"{m.name}@{m.weights_id[:8]}"
         rows.append({"model": name, "weights": m.weights_id, "success_rate": ev.success_rate,

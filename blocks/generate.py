@@ -46,7 +46,7 @@ def check_run(run) -> None:
     checks.number(run.printability, "printability", 0)
     checks.number(run.tv, "tv", 0)
     if run.scale is not None:
-        checks.span(run.scale, "scale", 0.01, 1.5)
+        checks.span(run.scale, "scale", *checks.SCALE)
 
 
 def default_out(run) -> Path:
@@ -226,8 +226,9 @@ def judge(run, rec: PatchRecord, folder: Path, goal, eot_cfg, loaded: Loaded) ->
             plot_curve(rec.curve, folder / "curve.png", f"{goal.mode}: {goal.name} ({net.name})")
         image = load_image(folder / "patch.png")
         views = dict(n=run.eval_n, seed=run.seed + 1, patch_map=loaded.cmap)
-        rec.held_out = evaluate_patch(net, image, eot_cfg, goal, scenes=loaded.held_out, **views).to_dict()
-        rec.members = evaluate_members(net, image, eot_cfg, goal, scenes=loaded.held_out, **views)
+        held_out = evaluate_patch(net, image, eot_cfg, goal, scenes=loaded.held_out, **views)
+        rec.held_out = held_out.to_dict()
+        rec.members = evaluate_members(net, image, eot_cfg, goal, scenes=loaded.held_out, whole=held_out, **views)
         rec.write(folder / "patch.json")  # patch.png is already written and unchanged
         rec = rec.as_written()
     except KeyboardInterrupt:

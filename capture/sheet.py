@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from common.errors import UserError
-from common.records import BlockInfo, SheetInfo, sheet_json, sidecar_path  # noqa: F401 (re-exported)
+from common.records import SheetInfo, sheet_json, sidecar_path  # noqa: F401 (re-exported)
 
 DICTIONARIES = {"DICT_4X4_50", "DICT_4X4_100", "DICT_4X4_250", "DICT_4X4_1000", "DICT_5X5_50",
                 "DICT_5X5_100", "DICT_6X6_50", "DICT_6X6_250", "DICT_ARUCO_ORIGINAL"}

@@ -20,7 +20,7 @@ read -> write round-trips a file unchanged.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
@@ -312,7 +312,7 @@ class SheetInfo(Record):
         d = {"page_size_mm": (0.0, 0.0), "pages": 1, "layout": "grid", "aruco_dictionary": "DICT_4X4_50",
              "version": VERSION, **d}
         s = super().from_json(d)
-        return _replace(s, page_size_mm=tuple(float(v) for v in s.page_size_mm), pages=int(s.pages),
+        return replace(s, page_size_mm=tuple(float(v) for v in s.page_size_mm), pages=int(s.pages),
                         layout=str(s.layout), aruco_dictionary=str(s.aruco_dictionary), version=int(s.version))
 
     @classmethod
@@ -345,10 +345,6 @@ class CalibrationInfo(SheetInfo):
     cols: int | None = None
     swatches: tuple = ()  # {index, rgb [r, g, b] 0-255 as sent, x_mm, y_mm, size_mm, height_mm}
 
-    def colors(self) -> np.ndarray:
-        """(N, 3) uint8 RGB as sent, in swatch order."""
-        return np.array([s["rgb"] for s in self.swatches], dtype=np.uint8)
-
 
 def sidecar_path(pdf_path: str | Path) -> Path:
     """sheet.pdf -> sheet.json (calib.pdf -> calib.json): where a sheet's record lies."""
@@ -359,12 +355,6 @@ def sheet_json(path: str | Path) -> Path:
     """A sheet's record path, given it or its PDF."""
     path = Path(path)
     return sidecar_path(path) if path.suffix.lower() == ".pdf" else path
-
-
-def _replace(obj, **changes):
-    import dataclasses
-
-    return dataclasses.replace(obj, **changes)
 
 
 # --- colormap.json ------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from common.errors import UserError
 from printing import layout as L
 from printing.markers import DICTIONARY, dictionary_size
 from common.records import BlockInfo, CalibrationInfo, MarkerInfo
-from printing.sheet import PrintedSheet, _r
+from printing.sheet import PrintedSheet, _r, write_sheet
 
 KIND = "calibration"
 
@@ -54,11 +54,6 @@ class CalibrationSettings:
 @dataclass
 class CalibrationSheet(PrintedSheet):
     """The PDF and its calib.json record (info: a CalibrationInfo)."""
-
-    @property
-    def colors(self) -> np.ndarray:
-        """(N, 3) uint8 RGB as sent, in swatch order."""
-        return self.info.colors()
 
 
 def swatch_colors(n: int, levels: int = 5, seed: int = 0) -> np.ndarray:
@@ -172,6 +167,4 @@ def write_calibration_sheet(sheet: CalibrationSheet, out: str | Path, preview: b
                             preview_dpi: float = 100) -> list[Path]:
     """Write out (the PDF), its sidecar calib.json and, with preview, a PNG; returns the paths
     (printing.sheet.write_sheet: one set, the PDF last)."""
-    from printing.sheet import write_sheet
-
     return write_sheet(sheet, out, preview, preview_dpi)

@@ -26,12 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import UserError
-from common.records import VERSION, BlockInfo, MarkerInfo, SheetInfo, sidecar_path
+from common.records import BlockInfo, MarkerInfo, SheetInfo, sidecar_path
 from printing import layout as L
 from printing.markers import DICTIONARY, dictionary_size
 from printing.patches import PatchImage, block_image, load_patch
-
-SCHEMA_VERSION = VERSION
 
 
 @dataclass
@@ -262,7 +260,3 @@ def read_sheet(path: str | Path) -> SheetInfo:
     """sheet.json (or the PDF's path, whose sidecar is read) -> SheetInfo. Bad file -> UserError."""
     return SheetInfo.read(path)
 
-
-def sheet_info_from_dict(d: dict) -> SheetInfo:
-    """The parsed sheet.json -> SheetInfo; KeyError/TypeError/ValueError on a malformed one."""
-    return SheetInfo.from_json(d)

@@ -82,9 +82,6 @@ class ColorMap:
                               gamut_rgb=None if self.gamut is None else (self.gamut * 255).round().int().tolist(),
                               extra=dict(self.extra))
 
-    def to_dict(self) -> dict:
-        return self.to_record().to_json()
-
     def save(self, path: str | Path) -> Path:
         return self.to_record().write(path)
 

@@ -138,8 +138,8 @@ def attack_loss(goal: Goal, logits: torch.Tensor, kind: str = "ce") -> torch.Ten
     if kind == "logit":
         return sign * mine.mean()
     if kind == "margin":
-        others = logits.masked_fill(F.one_hot(torch.tensor(goal.index), logits.shape[1]).bool().to(logits.device),
-                                    float("-inf")).amax(1)
+        mask = torch.tensor([goal.index], device=logits.device)
+        others = logits.index_fill(1, mask, float("-inf")).amax(1)
         return (sign * (mine - others)).clamp_min(-MARGIN_KAPPA).mean()
     raise ValueError(f"unknown loss {kind!r}: {', '.join(LOSSES)}")
 

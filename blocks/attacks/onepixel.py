@@ -266,11 +266,9 @@ def _attack(model, images, labels, cfg, target, progress) -> OnePixelResult:
 
 def _run_de(problem: "_Problem", cfg: OnePixelConfig, gen, stop_below, progress) -> torch.Tensor:
     """The paper's DE (or scipy's best1bin) on all images at once -> (N,) generations run."""
-    n, h, w, k, device = problem.n, problem.h, problem.w, cfg.pixels, problem.images.device
+    n, k, device = problem.n, cfg.pixels, problem.images.device
     pop_n, dims = cfg.popsize, 5 * k
-    lo = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0] * k, device=device)
-    hi = torch.tensor([float(w), float(h), 255.0, 255.0, 255.0] * k, device=device)
-    is_pos = torch.tensor([True, True, False, False, False] * k, device=device)
+    lo, hi, is_pos = _bounds(problem, k)
 
     # Paper's initialisation: positions uniform, colours N(128, 127) clipped to 0..255.
     pop = torch.rand(n, pop_n, dims, generator=gen).to(device) * hi
@@ -304,6 +302,22 @@ def _run_de(problem: "_Problem", cfg: OnePixelConfig, gen, stop_below, progress)
         if progress is not None:
             progress(g, int(running.sum()), cfg.maxiter)
     return generations
+
+
+def _bounds(problem: "_Problem", k: int):
+    """(lo, hi, is_pos), each (5K,): a genome is K pixels of (x, y, r, g, b), x in [0, W], y in [0, H]."""
+    device = problem.images.device
+    lo = torch.zeros(5 * k, device=device)
+    hi = torch.tensor([float(problem.w), float(problem.h), 255.0, 255.0, 255.0] * k, device=device)
+    is_pos = torch.tensor([True, True, False, False, False] * k, device=device)
+    return lo, hi, is_pos
+
+
+def _report(problem: "_Problem", progress) -> None:
+    """Tell progress(queries so far, images still searching, budget)."""
+    if progress is not None:
+        running = int(((problem.budget - problem.queries > 0) & ~problem.won).sum())
+        progress(int(problem.queries.max()), running, problem.budget)
 
 
 def _run_search(problem: "_Problem", cfg: OnePixelConfig, gen, progress) -> torch.Tensor:
@@ -348,24 +362,21 @@ def _run_search(problem: "_Problem", cfg: OnePixelConfig, gen, progress) -> torc
                       step, progress, gen)
     # 3. what is left: DE seeded with the best candidates seen so far (the probe's top positions
     #    and corners), free to move to any colour and position
-    _run_seeded_de(problem, cfg, gen, step, progress)
+    _run_seeded_de(problem, cfg, gen, progress)
     return problem.rounds
 
 
-def _run_seeded_de(problem: "_Problem", cfg: OnePixelConfig, gen, step, progress) -> None:
+def _run_seeded_de(problem: "_Problem", cfg: OnePixelConfig, gen, progress) -> None:
     """Spend what is left of each image's budget on DE (best + F (x_r1 - x_r2), F dithered as
     scipy's best1bin, no crossover) whose population is the best candidates the probe found."""
-    n, h, w, k, device = problem.n, problem.h, problem.w, cfg.pixels, problem.images.device
-    if problem.pool is None:
-        return
-    lo = torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0] * k, device=device)
-    hi = torch.tensor([float(w), float(h), 255.0, 255.0, 255.0] * k, device=device)
-    is_pos = torch.tensor([True, True, False, False, False] * k, device=device)
+    n, device = problem.n, problem.images.device
+    lo, hi, is_pos = _bounds(problem, cfg.pixels)
     # positions as the centre of their pixel, so a small step does not fall off the pixel
     pop = problem.pool.float() + is_pos.float() * 0.5  # (N, M, 5K)
-    fit = problem.pool_fit.clone()  # (N, M)
+    fit = problem.pool_fit  # (N, M)
+    problem.pool = None  # the DE keeps its own population from here: stop updating the pool
     m = pop.shape[1]
-    de = OnePixelConfig(strategy="best1bin", popsize=max(m, 5), crossover=1.0)
+    de = OnePixelConfig(strategy="best1bin", crossover=1.0)
     every = torch.arange(n, device=device)
     stuck = torch.zeros(n, dtype=torch.bool, device=device)
     while True:
@@ -385,9 +396,7 @@ def _run_seeded_de(problem: "_Problem", cfg: OnePixelConfig, gen, step, progress
         pop[active] = torch.where(better[..., None], trial, parents)
         fit[active] = torch.where(better, tfit, pf)
         problem.rounds[active] += 1
-        if progress is not None:
-            running = int(((problem.budget - problem.queries > 0) & ~problem.won).sum())
-            progress(int(problem.queries.max()), running, problem.budget)
+        _report(problem, progress)
 
 
 def _rounds(problem: "_Problem", pos, col, valid, step, progress, gen) -> int:
@@ -415,9 +424,7 @@ def _rounds(problem: "_Problem", pos, col, valid, step, progress, gen) -> int:
         problem.last_fit[active, sl] = fit
         problem.rounds[active] += 1
         rounds += 1
-        if progress is not None:
-            running = int(((problem.budget - problem.queries > 0) & ~problem.won).sum())
-            progress(int(problem.queries.max()), running, problem.budget)
+        _report(problem, progress)
     return rounds
 
 
