@@ -53,26 +53,19 @@ CACHE = Path(__file__).resolve().parents[1] / "runs" / "bench-cache"
 
 
 def digits8(split: str):
-    """scikit-learn's digits at their native 8x8, dark ink on white, 8-bit RGB, with the same
-    seeded held-out split as blocks.digits -> (N, 3, 8, 8) in [0, 1], (N,) labels."""
-    from sklearn.datasets import load_digits
-    from blocks.digits import HELD_OUT_FRACTION, SPLIT_SEED
+    """scikit-learn's digits at their native 8x8, dark ink on white, 8-bit RGB, with blocks.digits'
+    held-out split -> (N, 3, 8, 8) in [0, 1], (N,) labels."""
+    from blocks.digits import load_digits_rgb
 
-    d = load_digits()
-    x = (1.0 - torch.tensor(d.images, dtype=torch.float32) / 16.0)[:, None].expand(-1, 3, -1, -1)
-    x = (x * 255).round() / 255
-    y = torch.tensor(d.target, dtype=torch.int64)
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(SPLIT_SEED))
-    n_test = int(len(y) * HELD_OUT_FRACTION)
-    idx = order[:n_test] if split == "test" else order[n_test:]
-    return x[idx].contiguous(), y[idx]
+    x, y = load_digits_rgb(split, size=8)
+    return (x * 255).round() / 255, y
 
 
 def train_digits8(epochs: int = 8):
     """A torchvision resnet18 (unchanged, 10 classes) trained on the 8x8 digits, cached in
     runs/bench-cache (loaded with weights_only)."""
     from torchvision import models as tvm
-    from blocks.models import Classifier
+    from blocks.models import Classifier, load_state_dict
 
     torch.manual_seed(0)
     net = tvm.resnet18(weights=None, num_classes=10)
@@ -80,7 +73,7 @@ def train_digits8(epochs: int = 8):
                        name=f"{DIGITS8} (trained here)")
     path = CACHE / f"{DIGITS8}-e{epochs}.pt"
     if path.exists():
-        model.load_state_dict(torch.load(path, weights_only=True))
+        model.load_state_dict(load_state_dict(path))
         return model.eval().requires_grad_(False)
     t = time.perf_counter()
     x, y = digits8("train")
@@ -139,18 +132,14 @@ def pick_images(model, n: int):
             return x, model(x).argmax(1)
     from blocks.digits import load_digits_rgb
 
-    if model.name.startswith(DIGITS8):
-        x, y = digits8("test")
-        with torch.no_grad():
-            keep = (model(x).argmax(1) == y).nonzero().squeeze(1)[:n]
-        return x[keep], y[keep]
-    x, y = load_digits_rgb("test")
+    trained = model.name == "digits" or model.name.startswith(DIGITS8)
+    x, y = digits8("test") if model.name.startswith(DIGITS8) else load_digits_rgb("test")
     x = (x * 255).round() / 255  # 8-bit, as images from files are
     if model.input_size != x.shape[-1]:
         x = prepare_images(list(x), model.input_size)
     with torch.no_grad():
         pred = model(x).argmax(1)
-    if model.name == "digits":
+    if trained:  # the images it classifies correctly
         keep = (pred == y).nonzero().squeeze(1)[:n]
         return x[keep], y[keep]
     return x[:n], pred[:n]  # random net: its own predictions are the classes to move away from
@@ -172,7 +161,7 @@ def evaluate(model, adv: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> dict
     ok = (probs.argmax(1) != y) & valid
     conf = probs.max(1).values[ok]
     return {"success": float(ok.float().mean()), "n_ok": int(ok.sum()),
-            "confidence": float(conf.mean()) if ok.any() else float("nan"),
+            "confidence": float(conf.mean()) if ok.any() else None,  # None: nothing fooled (no NaN in JSON)
             "max_changed": int(changed_pixels(adv, x).max())}
 
 
@@ -184,8 +173,8 @@ def run_ours(model, x, y, args, strategy, budget, fitness="auto"):
     t = time.perf_counter()
     r = one_pixel_attack(model, x, y, cfg)
     dt = time.perf_counter() - t
-    # queries at which each image was won (inf: not won), for the success-vs-budget curve
-    won_at = torch.where(r.success, r.queries.float(), torch.tensor(float("inf")))
+    # queries at which each image was won (None: not won), for the success-vs-budget curve
+    won_at = [float(q) if s else None for s, q in zip(r.success.tolist(), r.queries.tolist())]
     return r.adv, dt, float(r.queries.float().mean()), won_at
 
 
@@ -277,10 +266,7 @@ def main() -> None:
         q = q_ours if q_ours is not None else model.count / len(x)
         ev = evaluate(model.inner, adv, x, y)
         print(f"  {name}: {ev['n_ok']}/{len(x)} in {dt:.1f} s, {q:.0f} queries/image", flush=True)
-        if ev["confidence"] != ev["confidence"]:
-            ev["confidence"] = None  # nothing fooled (JSON holds no NaN)
-        rows.append(dict(name=name, seconds=dt, queries=q, cpu=cpu, **ev, won_at=None if won_at is None
-                         else [v if v != float("inf") else None for v in won_at.tolist()]))
+        rows.append(dict(name=name, seconds=dt, queries=q, cpu=cpu, **ev, won_at=won_at))
     if args.save:
         from common.files import atomic_write_json
         atomic_write_json(args.save, {"setup": setup, "rows": rows})

@@ -289,24 +289,27 @@ def ensemble_gain(singles: list, ensembles: list, names: list, verbose: bool = T
     its members i != j; the summary averages over the held-out models. ceiling_points: the gain if each
     held-out model were fooled as often as the ensemble's own members (the better of the two), except
     DigitsNet, which no patch that never saw it fools: how far better transfer alone could go."""
-    gains, held_rates, whites, worst, ceiling = [], [], [], [], []
+    per = []
     for j, held in enumerate(names):
         row = ensembles[j]
         member_singles = [singles[i][j] for i in range(len(names)) if i != j]
-        gains.append(row[j] - statistics.mean(member_singles))
-        held_rates.append(row[j])
         others = [row[i] for i in range(len(names)) if i != j]
-        whites.append(statistics.mean(others))
-        worst.append(min(others))
-        best_case = row[j] if held == "digits" else max(row[j], whites[-1])
-        ceiling.append(best_case - statistics.mean(member_singles))
+        h = {"ensemble": row[j], "singles": statistics.mean(member_singles), "white_box": statistics.mean(others),
+             "worst": min(others)}
+        h["gain"] = h["ensemble"] - h["singles"]
+        h["ceiling"] = (row[j] if held == "digits" else max(row[j], h["white_box"])) - h["singles"]
+        per.append(h)
         if verbose:
             print(f"   held out {held}: ensemble {row[j]:.1%} vs single-model patches of its members "
-                  f"{statistics.mean(member_singles):.1%} (best {max(member_singles):.1%}): {100 * gains[-1]:+.1f} "
-                  f"points; white-box mean {whites[-1]:.1%}, worst member {worst[-1]:.1%}")
-    return {"gain_points": 100 * statistics.mean(gains), "held_out": statistics.mean(held_rates),
-            "white_box": statistics.mean(whites), "white_box_worst": statistics.mean(worst),
-            "per_held_out_gain_points": [100 * g for g in gains], "ceiling_points": 100 * statistics.mean(ceiling)}
+                  f"{h['singles']:.1%} (best {max(member_singles):.1%}): {100 * h['gain']:+.1f} "
+                  f"points; white-box mean {h['white_box']:.1%}, worst member {h['worst']:.1%}")
+
+    def mean(key):
+        return statistics.mean(h[key] for h in per)
+
+    return {"gain_points": 100 * mean("gain"), "held_out": mean("ensemble"), "white_box": mean("white_box"),
+            "white_box_worst": mean("worst"), "per_held_out_gain_points": [100 * h["gain"] for h in per],
+            "ceiling_points": 100 * mean("ceiling"), "per_held_out": per}
 
 
 def what_models_see(patch, zoo, scenes: Scenes, png: Path, n: int = 256) -> dict:
@@ -485,17 +488,13 @@ def part_imagenet_transfer(seconds: float, n: int, seeds: int, out, png: Path, s
     k = len(names)
     mean_rate = [[statistics.mean(ps["rows"][i][j]["success"] for ps in per_seed) for j in range(k)]
                  for i in range(len(sources))]
-    gains = []
+    summary = ensemble_gain(mean_rate[:k], mean_rate[k:], names, verbose=False)
     print(f"   mean over {seeds} seeds (success on {n} held-out views):")
-    for j, held in enumerate(names):
-        ens = mean_rate[k + j][j]
-        singles = [mean_rate[i][j] for i in range(k) if i != j]
-        white = statistics.mean(mean_rate[k + j][i] for i in range(k) if i != j)
+    for j, (held, h) in enumerate(zip(names, summary["per_held_out"])):
         single_white = statistics.mean(mean_rate[i][i] for i in range(k) if i != j)
-        gains.append(ens - statistics.mean(singles))
-        print(f"   held out {held}: pair {ens:.1%} vs its members' single-model patches {statistics.mean(singles):.1%} "
-              f"({100 * gains[-1]:+.1f} points); white-box: pair {white:.1%}, single {single_white:.1%}")
-    gain = 100 * statistics.mean(gains)
+        print(f"   held out {held}: pair {h['ensemble']:.1%} vs its members' single-model patches {h['singles']:.1%} "
+              f"({100 * h['gain']:+.1f} points); white-box: pair {h['white_box']:.1%}, single {single_white:.1%}")
+    gain = summary["gain_points"]
     print(f"   ImageNet TRANSFER GAIN of a pair over its members' single-model patches = {gain:+.1f} points")
     labels = names + [f"all but {h}" for h in names]
     out["imagenet_transfer" if smooth is None else f"imagenet_transfer_smooth_{smooth}"] = {"models": names, "trained_on": labels, "seeds": per_seed, "mean_success": mean_rate,

@@ -31,8 +31,9 @@ class DigitsNet(nn.Module):
         return self.head(self.features(x).flatten(1))
 
 
-def load_digits_rgb(split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
-    """images: (N, 3, 32, 32) in [0, 1] (dark ink on white), labels: (N,) int64.
+def load_digits_rgb(split: str = "test", size: int = INPUT_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    """images: (N, 3, size, size) in [0, 1] (dark ink on white; size 8 is the native data), labels:
+    (N,) int64.
 
     split: "train", "test" (held out) or "all". Needs scikit-learn, which bundles the data.
     """
@@ -40,7 +41,7 @@ def load_digits_rgb(split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
 
     data = load_digits()
     ink = torch.tensor(data.images, dtype=torch.float32) / 16.0  # (N, 8, 8), 1 = ink
-    images = F.interpolate(ink[:, None], size=INPUT_SIZE, mode="bilinear", align_corners=False)
+    images = F.interpolate(ink[:, None], size=size, mode="bilinear", align_corners=False)
     images = (1.0 - images).clamp(0, 1).expand(-1, 3, -1, -1).contiguous()
     labels = torch.tensor(data.target, dtype=torch.int64)
     g = torch.Generator().manual_seed(SPLIT_SEED)
