@@ -534,7 +534,7 @@ def calibration_sheet(
     from printing.sheet import preview_paths, sidecar_path
 
     info = run_calibration_sheet(CalibrationRun(out, settings(CalibrationSettings, locals()), preview))
-    paths = [sidecar_path(out), *(preview_paths(out, 1) if preview else []), out]
+    paths = [sidecar_path(out), *(preview_paths(out, info.pages) if preview else []), out]
     typer.echo(f"wrote {', '.join(str(p) for p in paths)}: {len(info.swatches)} swatches "
                f"({info.rows}x{info.cols}) of {swatch_mm:g} mm on {page}")
 

@@ -203,7 +203,7 @@ def record_for(run, goal, cfg, eot_cfg, result, loaded: Loaded, ranks: int, vers
     net = loaded.net
     scale = list(eot_cfg.placement.scale)
     return PatchRecord(
-        target=TargetInfo(goal.index, goal.name, goal.mode, list(goal.alternatives)), model=net.describe(),
+        target=TargetInfo.of(goal), model=net.describe(),
         weights_sha256=net.weights_id, device=str(net.device), ranks=ranks, eot=run.eot,
         eot_settings=asdict(eot_cfg), scale=scale, scenes=str(run.scenes) if run.scenes else None,
         eval_scenes=str(run.eval_scenes or run.scenes) if (run.eval_scenes or run.scenes) else None,

@@ -210,7 +210,7 @@ def run_evaluate(run: EvaluateRun) -> EvaluateReport:
     goal = resolve_goal(run.target if run.target is not None else run.away_from, net.labels, run.target is not None)
     views = dict(scenes=fit(scenes, net.input_size), n=run.n, seed=run.seed, patch_map=cmap)
     report = EvaluateReport(patch=str(run.patch), eot=run.eot, scale=list(scale), seed=run.seed, n=run.n,
-                            target=TargetInfo(goal.index, goal.name, goal.mode, list(goal.alternatives)))
+                            target=TargetInfo.of(goal))
     if len(run.models) > 1:
         report.models = tuple(EvaluateRow.from_json(r) for r in evaluate_members(net, image, eot_cfg, goal, **views))
     else:

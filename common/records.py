@@ -131,6 +131,11 @@ class TargetInfo(Entry):
     extra: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
+    def of(cls, goal) -> "TargetInfo":
+        """From a common.goal.Goal (what generate and evaluate resolved)."""
+        return cls(goal.index, goal.name, goal.mode, list(goal.alternatives))
+
+    @classmethod
     def from_json(cls, d):
         # patch.json files from before the record held a bare name or index here
         if isinstance(d, str):
