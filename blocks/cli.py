@@ -209,10 +209,10 @@ def generate(
     momentum: Annotated[float, typer.Option("--momentum", help="sign of a running mean of gradients (0 = plain FGSM)")] = 0.9,
     smooth: Annotated[Optional[float], typer.Option("--smooth", help="Gaussian gradient smoothing, sigma in patch pixels (transfers better to unseen models; 0 = off) [default: 0.8 for an ensemble, 0 for one model]")] = None,
     members: Annotated[str, typer.Option("--members", help="ensembles: balance (each member's gradient at equal size), mean (loss of the mean log-probability) or cycle (one member per step, in turn)")] = "balance",
-    scale: Annotated[Optional[str], typer.Option("--scale", help="patch side / image side, MIN:MAX [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
-    scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background images")] = None,
-    eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check [default: --scenes]")] = None,
-    eot: Annotated[str, typer.Option("--eot", help="transform preset: none, digital, print, webcam")] = "print",
+    scale: Annotated[Optional[str], typer.Option("--scale", help="patch side as a fraction, MIN:MAX: of the frame's shorter side for --eot held (the patch's coverage: how close the camera is) [default 0.15:0.55]; of the image side for the other presets [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
+    scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background photos [default for --eot held: the photos shipped with the installed packages, training side]")] = None,
+    eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check [default: --scenes; for --eot held without --scenes, the shipped photos' held-out side]")] = None,
+    eot: Annotated[str, typer.Option("--eot", help="views to train for: held (the whole camera frame, the printed card held up in a scene), none, digital, print, webcam, camera, camera+scene")] = "held",
     max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="stop after S seconds, keeping the best patch")] = None,
     colormap: Annotated[Optional[Path], typer.Option("--colormap", help="measured printer-to-camera colour map (blocks calibrate)")] = None,
     printability: Annotated[float, typer.Option("--printability", help="weight of the non-printability penalty")] = 0.0,
@@ -237,9 +237,24 @@ def print_patch(rec, folder: Path) -> None:
     ev = rec.held_out
     typer.echo(f"{rec.target.name}: held-out success {ev['success_rate']:.1%}, mean target prob "
                f"{ev['mean_target_prob']:.3f} over {ev['n']} views -> {folder}/patch.png")
+    if ev.get("by_coverage"):  # whole frames: success by how much of the frame the patch covers
+        bins = " | ".join(f"{k} {v['success_rate']:.0%}" for k, v in ev["by_coverage"].items())
+        typer.echo(f"  whole-frame success by coverage (patch side / frame's shorter side): {bins}")
+        typer.echo("  " + works_text(ev.get("works_from"), rec.scale))
     if len(rec.members or []) > 1:
         for row in rec.members:
             typer.echo(f"  {row['model']}: held-out success {row['success_rate']:.1%}")
+
+
+def works_text(works_from, trained, size_mm: float = 50.0) -> str:
+    """'works from coverage 0.2: a 50 mm block at 0.10-0.26 m from a 65 degree webcam'."""
+    from common.distance import WEBCAM_FOV_DEG, describe
+
+    if works_from is None:
+        return (f"not yet >= 90% at any coverage: give it more time (--max-seconds) or a GPU; "
+                f"trained for coverage {trained[0]:g}-{trained[1]:g}")
+    return (f"works from coverage {works_from:g}: {describe(size_mm, (works_from, max(works_from, trained[1])), WEBCAM_FOV_DEG)}"
+            f" (blocks print --size-mm / --distance)")
 
 
 def print_generate_summary(summary, out: Path) -> None:
@@ -261,8 +276,8 @@ def evaluate(
     models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = "auto",
     scenes: Annotated[Optional[Path], typer.Option("--scenes")] = None,
-    scale: Annotated[Optional[str], typer.Option("--scale", help="MIN:MAX [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
-    eot: Annotated[str, typer.Option("--eot")] = "print",
+    scale: Annotated[Optional[str], typer.Option("--scale", help="MIN:MAX: for --eot held the patch's coverage of the frame's shorter side [default 0.15:0.55]; else patch side / image side [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
+    eot: Annotated[str, typer.Option("--eot", help="views: held (whole camera frames), none, digital, print, webcam, camera, camera+scene")] = "held",
     colormap: Annotated[Optional[Path], typer.Option("--colormap", help="judge the patch as seen through this colour map")] = None,
     n: Annotated[int, typer.Option("--n", help="number of random views")] = 512,
     seed: Annotated[int, typer.Option("--seed", help="view seed (differs from training's by default)")] = 2024,
@@ -340,6 +355,8 @@ def print_sheet(
     markers: Annotated[bool, typer.Option("--markers/--no-markers", help="ArUco markers around each block")] = True,
     marker_mm: Annotated[float, typer.Option("--marker-mm", help="side of each ArUco marker, mm")] = 12.0,
     dpi: Annotated[int, typer.Option("--dpi", help="patch pixels are upscaled (nearest) to at least this resolution")] = 300,
+    fov_deg: Annotated[float, typer.Option("--fov", help="the camera's horizontal field of view, degrees: the distances a whole-frame patch works at are given for it (a typical webcam: 65)")] = 65.0,
+    distance_m: Annotated[Optional[float], typer.Option("--distance", help="metres from the camera: pick --size-mm so the block works from there (whole-frame patches)")] = None,
     preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of each page next to the PDF")] = False,
 ):
     """Lay patches out as a print-ready PDF at exact size, with markers, cut marks and sheet.json."""
@@ -351,6 +368,10 @@ def print_sheet(
     n = len(info.blocks)
     what = f"{n} block{'s' if n != 1 else ''}" if info.layout == "grid" else "a cube net (6 faces)"
     typer.echo(f"wrote {out}: {what} on {info.pages} page(s); print at 100% scale")
+    for b in info.blocks if info.layout == "grid" else info.blocks[:1]:
+        if b.distance_m is not None:
+            typer.echo(f"  {b.target or 'block'}: {b.patch_size_mm:g} mm block works {b.distance_m[0]:.2f}-"
+                       f"{b.distance_m[1]:.2f} m from a {b.fov_deg:g} degree camera (the whole frame)")
     from printing.sheet import preview_paths, sidecar_path
 
     for p in [sidecar_path(out), *(preview_paths(out, info.pages) if preview else [])]:
@@ -390,6 +411,7 @@ def capture(
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="stop after N frames")] = None,
     duration: Annotated[Optional[float], typer.Option("--duration", help="stop after S seconds")] = None,
     reconnect: Annotated[int, typer.Option("--reconnect", help="streams: reopen a lost stream up to N times in a row")] = 0,
+    reduce: Annotated[str, typer.Option("--reduce", help="how the whole frame becomes the model's square: squash (resize the whole frame) or crop (shorter side to 256/224 of the input, centre square: torchvision's convention)")] = "squash",
 ):
     """Classify a camera, video or photos live: overlay, per-frame log, summary. q, Esc or Ctrl-C ends it."""
     from blocks.pipelines import CaptureRun, capture_kept, run_capture
@@ -439,6 +461,7 @@ def simulate(
     colormap: Annotated[Optional[Path], typer.Option("--colormap", help="film the sheet through this printer-to-camera colour map (colormap.json)")] = None,
     steady_light: Annotated[bool, typer.Option("--steady-light", help="even, constant, neutral light: the colour map is then the only colour change")] = False,
     size: Annotated[Optional[str], typer.Option("--size", help="frame size WxH in pixels [default 640x480]")] = None,
+    scenes: Annotated[Optional[Path], typer.Option("--scenes", help="a photo or a folder of photos: the block is cut out as a card and held up in front of one (the whole frame a camera's classifier sees), instead of the page lying on a table")] = None,
 ):
     """Film a printed sheet with a virtual camera (perspective, light, blur, noise, JPEG) -> a video,
     or one still photo when --out is an image (.png, .jpg; --frames is then 1)."""
@@ -559,7 +582,8 @@ def calibrate_cmd(
                    err=True)
 
 
-FLAGS = {"targets": "--target", "eps_range": "--eps", "models_file": "--models"}  # where a flag is not --<param>
+FLAGS = {"targets": "--target", "eps_range": "--eps", "models_file": "--models", "fov_deg": "--fov",
+         "distance_m": "--distance"}  # where a flag is not --<param>
 
 
 def flag_message(e: UserError) -> str:

@@ -18,9 +18,39 @@ class Evaluation:
     by_scale: dict[str, dict]
     by_rotation: dict[str, dict]
     top5_rate: float = 0.0  # share of views with the target in the top 5 (or the avoided class out of it)
+    # whole-frame views (transforms.held) only, else None:
+    by_coverage: dict[str, dict] | None = None  # patch side / frame's shorter side, COVERAGE_EDGES bins
+    by_reduction: dict[str, dict] | None = None  # squash | crop (how the frame became the model's square)
+    by_tilt: dict[str, dict] | None = None  # out-of-plane tilt, 10-degree bins
+    works_from: float | None = None  # the smallest coverage from which every bin wins >= WORKS_RATE
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+COVERAGE_EDGES = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
+WORKS_RATE = 0.9  # "works from coverage X": every bin from X up wins at least this often
+
+
+def coverage_bins(coverage: list[float]) -> list[tuple[float, str]]:
+    """(sort key, "0.2-0.3") per view, on the fixed COVERAGE_EDGES (comparable across runs)."""
+    out = []
+    for c in coverage:
+        i = max(0, min(len(COVERAGE_EDGES) - 2, sum(c >= e for e in COVERAGE_EDGES) - 1))
+        lo, hi = COVERAGE_EDGES[i], COVERAGE_EDGES[i + 1]
+        out.append((lo, f"{lo:g}-{hi:g}"))
+    return out
+
+
+def works_from(by_coverage: dict[str, dict], rate: float = WORKS_RATE) -> float | None:
+    """The lower edge of the smallest coverage bin from which every larger bin wins >= rate."""
+    rows = sorted((float(k.split("-")[0]), v["success_rate"]) for k, v in by_coverage.items())
+    start = None
+    for lo, win in reversed(rows):
+        if win < rate:
+            break
+        start = lo
+    return start
 
 
 def evaluate_patch(model, patch: torch.Tensor, eot: EOT, target: "int | Goal | None" = None,
@@ -36,7 +66,7 @@ def evaluate_patch(model, patch: torch.Tensor, eot: EOT, target: "int | Goal | N
     g = torch.Generator(device=device).manual_seed(seed)
     patch = patch.to(device)
     scenes = scenes.to(device) if scenes is not None else None
-    wins, probs, scales, angles, top5 = [], [], [], [], []
+    wins, probs, scales, angles, top5, crops, tilts = [], [], [], [], [], [], []
     with torch.no_grad():
         for start in range(0, n, batch):
             m = min(batch, n - start)
@@ -48,6 +78,9 @@ def evaluate_patch(model, patch: torch.Tensor, eot: EOT, target: "int | Goal | N
             probs.append(goal.prob(p))
             scales.append(params["scale"])
             angles.append(params["rotation_deg"])
+            if "crop" in params:
+                crops.append(params["crop"])
+                tilts.append(params["tilt_deg"])
     win = torch.cat(wins).float().cpu()
     prob = torch.cat(probs).float().cpu()
     scale = torch.cat(scales).cpu()
@@ -59,9 +92,17 @@ def evaluate_patch(model, patch: torch.Tensor, eot: EOT, target: "int | Goal | N
     scale_bin = [(a, f"{a:.3f}-{a + width:.3f}") for a in scale_lo]
     rot_lo = [rotation_bin_deg * int(torch.floor(a / rotation_bin_deg)) for a in angle]
     rot_bin = [(a, f"{a:g}..{a + rotation_bin_deg:g}") for a in rot_lo]
-    return Evaluation(win.mean().item(), prob.mean().item(), n,
-                      _breakdown(scale_bin, win, prob), _breakdown(rot_bin, win, prob),
-                      top5_rate=torch.cat(top5).float().mean().item())
+    ev = Evaluation(win.mean().item(), prob.mean().item(), n,
+                    _breakdown(scale_bin, win, prob), _breakdown(rot_bin, win, prob),
+                    top5_rate=torch.cat(top5).float().mean().item())
+    if crops:  # whole frames: by coverage (how close the camera is), reduction and tilt
+        crop, tilt = torch.cat(crops).cpu(), torch.cat(tilts).cpu()
+        ev.by_coverage = _breakdown(coverage_bins(scale.tolist()), win, prob)
+        ev.by_reduction = _breakdown([(float(c), "crop" if c > 0.5 else "squash") for c in crop.tolist()], win, prob)
+        ev.by_tilt = _breakdown([(10 * int(t // 10), f"{10 * int(t // 10)}-{10 * int(t // 10) + 10}")
+                                 for t in tilt.tolist()], win, prob)
+        ev.works_from = works_from(ev.by_coverage)
+    return ev
 
 
 def _breakdown(bins: list[tuple[float, str]], win: torch.Tensor, prob: torch.Tensor) -> dict[str, dict]:

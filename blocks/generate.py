@@ -19,9 +19,30 @@ from common.records import GenerateRow, GenerateSummary, PatchRecord, TargetInfo
 SCHEDULES = ("cosine", "linear", "constant")
 
 
-def default_scale(scale, scenes) -> tuple[float, float]:
-    """The patch's share of the image side: smaller on scenes, where it must leave room for them."""
-    return tuple(scale) if scale is not None else ((0.4, 0.6) if scenes else (0.8, 1.0))
+def default_scale(scale, scenes, eot: str = "print") -> tuple[float, float] | None:
+    """The patch's share of the image side: smaller on scenes, where it must leave room for them.
+    For whole-frame presets (held) None: the preset's own coverage of the frame's shorter side."""
+    if scale is not None:
+        return tuple(scale)
+    from transforms.eot import whole_frame
+
+    if whole_frame(eot):
+        return None
+    return (0.4, 0.6) if scenes else (0.8, 1.0)
+
+
+SAMPLE_TRAIN, SAMPLE_TEST = "sample photos: train", "sample photos: test"
+
+
+def scene_sources(run) -> tuple[str | None, str | None]:
+    """What the patch trains on and is judged on: the folders given, or for whole-frame presets
+    with no scenes the photos that ship with the installed packages (split by photo)."""
+    from transforms.eot import whole_frame
+
+    if run.scenes is None and whole_frame(run.eot):
+        return SAMPLE_TRAIN, str(run.eval_scenes) if run.eval_scenes else SAMPLE_TEST
+    train = str(run.scenes) if run.scenes else None
+    return train, str(run.eval_scenes) if run.eval_scenes else train
 
 
 def check_run(run) -> None:
@@ -153,7 +174,7 @@ class Loaded:
 
 def load(run, group, out: Path) -> Loaded:
     """Files, model and goals; under torchrun agreed across ranks (a file missing on one node fails all)."""
-    from blocks.pipelines import load_model, read_scenes
+    from blocks.pipelines import load_model
 
     def prepare():
         wanted = target_list(run.targets, run.targets_file)
@@ -162,11 +183,13 @@ def load(run, group, out: Path) -> Loaded:
             from common.files import check_output_dir
 
             check_output_dir(out)
-        scenes, eval_scenes = read_scenes(run.scenes), read_scenes(run.eval_scenes)
+        train, test = scene_sources(run)
+        scenes, eval_scenes = read_scene_source(train), read_scene_source(test)
         net = load_model(run.models, group.device(run.device) if group else run.device)
         goals = goals_of(net, wanted, run.away_from)
-        backgrounds = fit(scenes, net.input_size)
-        held_out = fit(eval_scenes, net.input_size) if run.eval_scenes else backgrounds
+        frames = whole_frame(run.eot)
+        backgrounds = fit(scenes, net.input_size, frames)
+        held_out = fit(eval_scenes, net.input_size, frames) if test != train else backgrounds
         return Loaded(net, goals, cmap, backgrounds, held_out)
 
     loaded = agreed(group, prepare)
@@ -180,10 +203,31 @@ def load(run, group, out: Path) -> Loaded:
     return loaded
 
 
-def fit(images, size: int):
-    from blocks.scenes import fit_scenes
+def read_scene_source(source: str | None):
+    """Scene images as read: a folder, or one side of the bundled sample photos."""
+    from blocks.pipelines import read_scenes
+    from blocks.scenes import sample_photos
 
-    return None if images is None else fit_scenes(images, size)
+    if source is None:
+        return None
+    if source in (SAMPLE_TRAIN, SAMPLE_TEST):
+        return sample_photos("train" if source == SAMPLE_TRAIN else "test")
+    return read_scenes(Path(source))
+
+
+def whole_frame(eot: str) -> bool:
+    from transforms.eot import whole_frame as wf
+
+    return wf(eot)
+
+
+def fit(images, size: int, frames: bool = False):
+    """Scenes at the model's side, or (frames) the larger squares whole-frame views crop bands from."""
+    from blocks.scenes import fit_frames, fit_scenes
+
+    if images is None:
+        return None
+    return fit_frames(images, size) if frames else fit_scenes(images, size)
 
 
 def config_for(run, goal, net):
@@ -205,8 +249,7 @@ def record_for(run, goal, cfg, eot_cfg, result, loaded: Loaded, ranks: int, vers
     return PatchRecord(
         target=TargetInfo.of(goal), model=net.describe(),
         weights_sha256=net.weights_id, device=str(net.device), ranks=ranks, eot=run.eot,
-        eot_settings=asdict(eot_cfg), scale=scale, scenes=str(run.scenes) if run.scenes else None,
-        eval_scenes=str(run.eval_scenes or run.scenes) if (run.eval_scenes or run.scenes) else None,
+        eot_settings=asdict(eot_cfg), scale=scale, scenes=scene_sources(run)[0], eval_scenes=scene_sources(run)[1],
         config=asdict(cfg), seed=run.seed, stopped=result.stopped, best_step=result.best_step,
         best_train_prob=result.best_objective_prob, steps_run=len(result.curve),
         seconds=round(result.seconds, 2), colormap=str(run.colormap) if run.colormap else None,

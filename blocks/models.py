@@ -53,13 +53,22 @@ class ModelSpec:
     std: tuple[float, float, float] | None = None
 
 
+def _channels_last(net: nn.Module) -> nn.Module:
+    """The network's 4-d weights in channels-last order where it has any (a whole-model file may not)."""
+    try:
+        return net.to(memory_format=torch.channels_last)
+    except (TypeError, RuntimeError, AttributeError):
+        return net
+
+
 class Classifier(nn.Module):
     """x: (B, 3, H, W) RGB in [0, 1] -> logits (B, C). Resizes to input_size, then normalises."""
 
     def __init__(self, net: nn.Module, labels: list[str], input_size: int,
                  mean=IMAGENET_MEAN, std=IMAGENET_STD, name: str = "", weights_id: str = ""):
         super().__init__()
-        self.net = net
+        # channels-last: measured 1.35x faster forward+backward for EfficientNet-Lite0 on 2 CPU cores
+        self.net = _channels_last(net)
         self.labels = list(labels)
         self.input_size = int(input_size)
         self.name = name
@@ -71,7 +80,7 @@ class Classifier(nn.Module):
         if x.shape[-2:] != (self.input_size, self.input_size):
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
                               align_corners=False, antialias=True)
-        return self.net((x - self.mean) / self.std)
+        return self.net(((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last))
 
     @property
     def device(self) -> torch.device:

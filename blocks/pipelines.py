@@ -85,7 +85,7 @@ class GenerateRun:
     scale: tuple[float, float] | None = None
     scenes: Path | None = None
     eval_scenes: Path | None = None
-    eot: str = "print"
+    eot: str = "held"
     max_seconds: float | None = None
     colormap: Path | None = None
     printability: float = 0.0
@@ -121,7 +121,7 @@ def run_generate(run: GenerateRun, progress=no_progress,
     same = {k: v for k, v in asdict(run).items() if k != "models" and not isinstance(v, Path)}
     group = G.join_group(run.device, same)
     G.check_run(run)
-    eot_cfg = preset(run.eot, G.default_scale(run.scale, run.scenes))
+    eot_cfg = preset(run.eot, G.default_scale(run.scale, run.scenes, run.eot))
     out = Path(run.out) if run.out is not None else G.default_out(run)
     if group is not None and run.batch < group.world:
         raise UserError(f"batch {run.batch} is smaller than the {group.world} ranks torchrun started: each rank "
@@ -180,7 +180,7 @@ class EvaluateRun:
     device: str = "auto"
     scenes: Path | None = None
     scale: tuple[float, float] | None = None
-    eot: str = "print"
+    eot: str = "held"
     colormap: Path | None = None
     n: int = 512
     seed: int = 2024
@@ -191,7 +191,7 @@ def run_evaluate(run: EvaluateRun) -> EvaluateReport:
     """Success rate and target probability on fresh views; with several models one row per model
     on the same views (a transfer row). Written to run.out when given."""
     from blocks.evaluate import evaluate_members, evaluate_patch
-    from blocks.generate import default_scale, fit, load_colormap
+    from blocks.generate import SAMPLE_TEST, default_scale, fit, load_colormap, read_scene_source, whole_frame
     from blocks.targets import resolve_goal
     from common.files import check_output_file, load_image
     from transforms.eot import preset
@@ -202,13 +202,16 @@ def run_evaluate(run: EvaluateRun) -> EvaluateReport:
         raise UserError("give exactly one of target CLASS (become it) or away_from CLASS (stop being it)",
                         param=("target", "away_from"))
     image = load_image(run.patch)
-    scale = default_scale(checks.span(run.scale, "scale", *checks.SCALE) if run.scale else None, run.scenes)
-    eot_cfg, cmap, scenes = preset(run.eot, scale), load_colormap(run.colormap), read_scenes(run.scenes)
+    scale = default_scale(checks.span(run.scale, "scale", *checks.SCALE) if run.scale else None, run.scenes, run.eot)
+    eot_cfg, cmap = preset(run.eot, scale), load_colormap(run.colormap)
+    frames = whole_frame(run.eot)  # whole frames with no scenes given: the held-out sample photos
+    scenes = read_scene_source(str(run.scenes) if run.scenes else SAMPLE_TEST if frames else None)
+    scale = eot_cfg.placement.scale
     if run.out is not None:
         check_output_file(run.out)
     net = load_model(run.models, run.device)
     goal = resolve_goal(run.target if run.target is not None else run.away_from, net.labels, run.target is not None)
-    views = dict(scenes=fit(scenes, net.input_size), n=run.n, seed=run.seed, patch_map=cmap)
+    views = dict(scenes=fit(scenes, net.input_size, frames), n=run.n, seed=run.seed, patch_map=cmap)
     report = EvaluateReport(patch=str(run.patch), eot=run.eot, scale=list(scale), seed=run.seed, n=run.n,
                             target=TargetInfo.of(goal))
     if len(run.models) > 1:
@@ -310,6 +313,7 @@ class CaptureRun:
     max_frames: int | None = None
     duration: float | None = None
     reconnect: int = 0
+    reduce: str = "squash"  # the whole frame to the model's square: squash, or crop (resize + centre crop)
 
 
 def check_capture(run: CaptureRun) -> None:
@@ -321,6 +325,8 @@ def check_capture(run: CaptureRun) -> None:
     checks.number(run.stride, "stride", 0, 1, lo_open=True)
     if not 0 <= run.threshold <= 1:
         raise UserError("threshold is a probability in [0, 1]", param="threshold")
+    if run.reduce not in ("squash", "crop"):
+        raise UserError(f"reduce takes squash or crop, not {run.reduce!r}", param="reduce")
     if not 0 <= run.reconnect <= 1000:
         raise UserError("reconnect is a number of attempts in [0, 1000]", param="reconnect")
     for path, what in ((run.log, "log"), (run.summary, "summary")):
@@ -351,7 +357,7 @@ def run_capture(run: CaptureRun, progress=no_progress, on_headless: Callable[[],
         target=goal.index, sheet=layout, sheet_path=sheet_json(run.sheet) if run.sheet is not None else None,
         sliding=SlidingSettings(run.window, run.stride) if run.sliding else None,
         headless=is_headless(run.headless), save_video=run.save_video, log=run.log, max_frames=run.max_frames,
-        duration_s=run.duration, threshold=run.threshold)
+        duration_s=run.duration, threshold=run.threshold, reduce=run.reduce)
     if settings.headless and not run.headless and on_headless:
         on_headless()
     known = [n for n in (run.max_frames, frames.frame_count) if n]
@@ -382,6 +388,7 @@ class SimulateRun:
     colormap: Path | None = None
     steady_light: bool = False
     size: tuple[int, int] | None = None
+    scenes: Path | None = None  # a photo or a folder: the card is cut out and held up in front of one
 
 
 def run_simulate(run: SimulateRun, progress=no_progress) -> SimulateInfo:
@@ -406,9 +413,17 @@ def run_simulate(run: SimulateRun, progress=no_progress) -> SimulateInfo:
     if run.steady_light:
         camera = replace(camera, brightness=(1.0, 1.0), gradient=0.0, color_cast=0.0)
     cmap = load_colormap(run.colormap)
+    photos = ()
+    if run.scenes is not None:
+        from common.files import list_images
+
+        photos = tuple(list_images(run.scenes)) if Path(run.scenes).is_dir() else (Path(run.scenes),)
+        if not photos:
+            raise UserError(f"scenes {run.scenes} holds no images", param="scenes")
     with progress("simulate", frames) as update:
         return simulate(run.pdf, run.out, SimulateSettings(frames=frames, seed=run.seed, fps=run.fps, block=run.block,
-                                                           camera=camera, colormap=cmap), on_frame=update)
+                                                           camera=camera, colormap=cmap, scenes=photos),
+                        on_frame=update)
 
 
 # --- one-pixel ----------------------------------------------------------------------------------

@@ -35,11 +35,36 @@ def fit_scenes(images: list[torch.Tensor], size: int, crops: int = 8, seed: int 
     return torch.stack(out)
 
 
-def random_crop(image: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
-    """(3, H, W) -> (3, size, size): a random square of 1/4 to all of the shorter side, resized."""
+def fit_frames(images: list[torch.Tensor], size: int, crops: int = 8, seed: int = 0) -> torch.Tensor:
+    """Scene squares for whole-frame views (transforms.held): each photo's centre square plus
+    crops - 1 random squares of half to all of its shorter side, at 1.5 x the model side, so a
+    16:9 band of one still has detail when squashed to the model's square. (N * crops, 3, R, R)."""
+    g = torch.Generator().manual_seed(seed)
+    side = (3 * size) // 2
+    out = []
+    for image in images:
+        out.append(square(image, side))
+        if min(image.shape[-2:]) >= size:
+            out += [random_crop(image, side, g, low=0.5) for _ in range(crops - 1)]
+    return torch.stack(out)
+
+
+def sample_photos(part: str) -> list[torch.Tensor]:
+    """The photos that ship with installed packages, one side of the split ("train" or "test"),
+    as read: the default scenes when no folder is given."""
+    images = [load_image(path) for package, name in SAMPLE_PHOTOS[part]
+              if (path := sample_photo_path(package, name)) is not None]
+    if not images:
+        raise UserError("no sample photos found (scikit-image, scikit-learn and matplotlib ship them): "
+                        "give scenes FOLDER", param="scenes")
+    return images
+
+
+def random_crop(image: torch.Tensor, size: int, g: torch.Generator, low: float = 0.25) -> torch.Tensor:
+    """(3, H, W) -> (3, size, size): a random square of `low` to all of the shorter side, resized."""
     _, h, w = image.shape
     short = min(h, w)
-    side = int(short * (0.25 + 0.75 * torch.rand((), generator=g).item()))
+    side = int(short * (low + (1 - low) * torch.rand((), generator=g).item()))
     top = int(torch.randint(h - side + 1, (), generator=g))
     left = int(torch.randint(w - side + 1, (), generator=g))
     crop = image[:, top:top + side, left:left + side]

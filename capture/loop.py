@@ -25,7 +25,7 @@ from capture.display import Window
 from capture.markers import Detections, FoundBlock, detect_markers, locate_blocks, make_detector, rectify_block
 from capture.sources import Frame, prefetch
 from capture.stats import Tally
-from capture.views import SlidingSettings, classify, resize_view, sliding_boxes, to_batch
+from capture.views import SlidingSettings, classify, frame_view, resize_view, sliding_boxes, to_batch
 
 VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "FFV1"}
 
@@ -45,6 +45,7 @@ class CaptureSettings:
     min_markers: int = 2  # markers of a block that must be seen to locate it
     block_margin: float = 0.0  # border kept around a rectified block, as a fraction of its side
     prefetch: bool = True  # decode + detect the next frame in a thread while the model runs
+    reduce: str = "squash"  # how the whole frame becomes the model's square: squash | crop (capture.views)
 
 
 @dataclass
@@ -96,7 +97,7 @@ class Preparer:
 
     def __call__(self, frame: Frame) -> Prepared:
         bgr, side = frame.bgr, self.side
-        views = [resize_view(bgr, side)]
+        views = [frame_view(bgr, side, self.s.reduce)]
         det, found = None, []
         if self.detector is not None:
             det = detect_markers(bgr, self.detector, bgr=True)

@@ -31,6 +31,11 @@ class SimulateSettings:
     # transforms.colormap.ColorMap: the printer-to-camera colours, applied to the rendered page
     # (sent colours) before the camera's own light, blur, noise and JPEG. None: colours as sent.
     colormap: object | None = None
+    # Held up in a scene: the block is cut out as a card (patch, markers, card_border_mm of white)
+    # and held in front of a photo that fills the frame (one photo per clip, chosen by the seed),
+    # instead of the whole page lying on a table. Paths of photos; empty: the table.
+    scenes: tuple = ()
+    card_border_mm: float = 2.5
 
 
 def page_bgr(pdf: Path, page: int, dpi: float) -> tuple[np.ndarray, tuple[float, float]]:
@@ -92,7 +97,12 @@ def simulate(pdf: str | Path, out: str | Path, settings: SimulateSettings,
 
     # A photo (.png, .jpg) holds the first frame only: a still for `blocks calibrate`.
     video = StillOut(out) if out.suffix.lower() in IMAGE_SUFFIXES else VideoOut(out, settings.fps)
-    background = make_background(cam, rng)
+    card = None
+    if settings.scenes:
+        background = scene_background(settings.scenes[int(rng.integers(len(settings.scenes)))], cam, rng)
+        card = card_mask(page.shape[:2], px_per_mm, roi, settings.card_border_mm)
+    else:
+        background = make_background(cam, rng)
     poses = sample_poses(settings.frames, cam, rng)
     looks = sample_looks(settings.frames, cam, rng)
     previous = None
@@ -104,7 +114,7 @@ def simulate(pdf: str | Path, out: str | Path, settings: SimulateSettings,
             # motion during the exposure: half the move since the last frame
             motion = (0.0, 0.0) if previous is None else tuple(cam.motion_blur * (centre - previous) / 2)
             previous = centre
-            clean = film_page(page, px_per_mm, H, background)
+            clean = film_page(page, px_per_mm, H, background, card)
             video.write(develop(clean, look, motion, rng))
             if on_frame:
                 on_frame(i)
@@ -117,6 +127,35 @@ def simulate(pdf: str | Path, out: str | Path, settings: SimulateSettings,
                         seed=settings.seed, sheet=str(sidecar) if sheet is not None else None,
                         block=settings.block if sheet is not None else None, page=page_index,
                         render_dpi=round(dpi, 1))
+
+
+def scene_background(path, cam: CameraSettings, rng: np.random.Generator) -> np.ndarray:
+    """(H, W, 3) uint8 BGR: a photo scaled to cover the frame, a random part of it (and mirrored
+    half the time), as the scene behind someone holding the card up."""
+    from common.files import read_image_bgr
+
+    photo = read_image_bgr(path)
+    W, H = cam.size
+    h, w = photo.shape[:2]
+    k = max(W / w, H / h) * float(rng.uniform(1.0, 1.3))
+    big = cv2.resize(photo, (max(W, int(round(w * k))), max(H, int(round(h * k)))), interpolation=cv2.INTER_AREA
+                     if k < 1 else cv2.INTER_LINEAR)
+    y = int(rng.integers(big.shape[0] - H + 1))
+    x = int(rng.integers(big.shape[1] - W + 1))
+    out = big[y:y + H, x:x + W]
+    return np.ascontiguousarray(out[:, ::-1] if rng.random() < 0.5 else out)
+
+
+def card_mask(page_hw: tuple[int, int], px_per_mm: float, roi: tuple[float, float, float, float],
+              border_mm: float) -> np.ndarray:
+    """(h, w) uint8 page mask, 255 on the card: the block's region (patch and markers) grown by the
+    white border it was cut out with."""
+    x, y, w, h = roi
+    mask = np.zeros(page_hw, np.uint8)
+    x0, y0 = int(round((x - border_mm) * px_per_mm)), int(round((y - border_mm) * px_per_mm))
+    x1, y1 = int(round((x + w + border_mm) * px_per_mm)), int(round((y + h + border_mm) * px_per_mm))
+    mask[max(0, y0):y1, max(0, x0):x1] = 255
+    return mask
 
 
 class StillOut:

@@ -53,6 +53,22 @@ def resize_view(bgr: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(big, (side, side), interpolation=cv2.INTER_AREA)
 
 
+REDUCTIONS = ("squash", "crop")
+CROP_SHARE = 224 / 256  # torchvision's Resize(256) + CenterCrop(224): the crop's share of the short side
+
+
+def frame_view(bgr: np.ndarray, side: int, reduce: str = "squash") -> np.ndarray:
+    """The whole frame as a classifier behind a camera takes it: squashed to (side, side), or
+    (crop) its shorter side resized to side / CROP_SHARE and the centre side x side kept."""
+    if reduce == "squash":
+        return resize_view(bgr, side)
+    h, w = bgr.shape[:2]
+    short = min(h, w)
+    keep = max(1, int(round(short * CROP_SHARE)))  # the centre square that survives the crop
+    y, x = (h - keep) // 2, (w - keep) // 2
+    return resize_view(bgr[y:y + keep, x:x + keep], side)
+
+
 def to_batch(views: list[np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:
     """List of (S, S, 3) uint8 BGR -> (B, 3, S, S) float RGB in [0, 1] on device.
     One conversion for the whole batch; the BGR->RGB flip is a channel index."""

@@ -251,7 +251,7 @@ class BlockInfo(Entry):
     """One printed block (see printing.sheet for the meaning of each field)."""
 
     PARTS: ClassVar = {"markers": (MarkerInfo, True)}
-    TUPLES: ClassVar = ("tile", "image_px")
+    TUPLES: ClassVar = ("tile", "image_px", "distance_m")
 
     page: int
     x_mm: float
@@ -270,6 +270,8 @@ class BlockInfo(Entry):
     model: str | None = None
     face: str | None = None
     image_px: tuple[int, int] | None = None
+    distance_m: tuple[float, float] | None = None  # whole-frame patches: (near, far) camera distance
+    fov_deg: float | None = None  # the camera the distances are for
     extra: dict = field(default_factory=dict, repr=False, compare=False, hash=False)
 
     def corners_mm(self) -> np.ndarray:
@@ -288,7 +290,9 @@ class BlockInfo(Entry):
         b = super().from_json(filled)
         return cls(int(b.page), float(b.x_mm), float(b.y_mm), size, float(b.width_mm), float(b.height_mm),
                    float(b.patch_size_mm), b.tile, b.markers, b.patch_sha256, b.patch_file, b.target,
-                   b.target_index, b.target_mode, b.model, b.face, b.image_px or None, b.extra)
+                   b.target_index, b.target_mode, b.model, b.face, b.image_px or None,
+                   distance_m=tuple(float(v) for v in b.distance_m) if b.distance_m else None,
+                   fov_deg=float(b.fov_deg) if b.fov_deg is not None else None, extra=b.extra)
 
 
 @dataclass(frozen=True)
@@ -487,7 +491,7 @@ class EvaluateReport(Record):
     FROM: ClassVar[str] = "blocks evaluate"
     PARTS: ClassVar = {"target": (TargetInfo, False), "models": (EvaluateRow, True)}
     OMIT_NONE: ClassVar = ("model", "success_rate", "mean_target_prob", "by_scale", "by_rotation", "top5_rate",
-                           "models")
+                           "models", "by_coverage", "by_reduction", "by_tilt", "works_from")
 
     patch: str = ""
     target: TargetInfo = field(default_factory=TargetInfo)
@@ -502,6 +506,11 @@ class EvaluateReport(Record):
     by_rotation: dict | None = None
     top5_rate: float | None = None
     models: tuple[EvaluateRow, ...] | None = None
+    # whole-frame views (--eot held): success by coverage, reduction and tilt (blocks.evaluate)
+    by_coverage: dict | None = None
+    by_reduction: dict | None = None
+    by_tilt: dict | None = None
+    works_from: float | None = None
     version: int = VERSION
     extra: dict = field(default_factory=dict, repr=False, compare=False)
 

@@ -31,6 +31,10 @@ class PatchImage:
     target_index: int | None = None
     model: str | None = None
     target_mode: str | None = None  # "targeted" (become target) or "untargeted" (stop being it)
+    # whole-frame patches (blocks generate --eot held): the patch's coverage of the frame's shorter
+    # side it was trained for, and from which coverage its held-out check won (None: never / unknown)
+    trained_coverage: tuple[float, float] | None = None
+    works_from: float | None = None
 
 
 def load_patch(path: str | Path) -> PatchImage:
@@ -42,7 +46,8 @@ def load_patch(path: str | Path) -> PatchImage:
     pixels = np.ascontiguousarray(bgr[:, :, ::-1])
     _check_square(pixels, str(path))
     target, target_index, model, mode = read_patch_meta(path)
-    return PatchImage(pixels, sha256_bytes(data), str(path), target, target_index, model, mode)
+    trained, works = read_patch_coverage(path)
+    return PatchImage(pixels, sha256_bytes(data), str(path), target, target_index, model, mode, trained, works)
 
 
 def patch_from_array(image, target: str | None = None, model: str | None = None,
@@ -79,19 +84,43 @@ def read_patch_meta(path: Path) -> tuple[str | None, int | None, str | None, str
     Looks for `<name>.json` (patch.png -> patch.json), then `patch.json` in the same folder.
     An absent or unreadable sidecar is not an error: the caption just says less.
     """
-    for meta in (path.with_suffix(".json"), path.parent / "patch.json"):
-        if not meta.is_file():
-            continue
-        try:
-            rec = PatchRecord.read(meta)
-        except UserError:
-            continue
+    rec = _sidecar(path)
+    if rec is not None:
         t = rec.target or TargetInfo()  # "target": null in the sidecar
         index = t.index if isinstance(t.index, int) and not isinstance(t.index, bool) else None
         name = str(t.name) if t.name is not None else None
         mode = t.mode if isinstance(t.mode, str) else None
         return name, index, rec.model_name(), mode
     return None, None, None, None
+
+
+def _sidecar(path: Path) -> PatchRecord | None:
+    """`<name>.json` (patch.png -> patch.json), else `patch.json` in the same folder, or None."""
+    for meta in (path.with_suffix(".json"), path.parent / "patch.json"):
+        if not meta.is_file():
+            continue
+        try:
+            return PatchRecord.read(meta)
+        except UserError:
+            continue
+    return None
+
+
+def read_patch_coverage(path: Path) -> tuple[tuple[float, float] | None, float | None]:
+    """(trained coverage range, works_from) of a whole-frame patch from its sidecar, or Nones
+    for patches trained on other views (their scale is a share of the image, not of a frame)."""
+    rec = _sidecar(Path(path))
+    settings = rec.eot_settings if rec is not None and isinstance(rec.eot_settings, dict) else {}
+    held = settings.get("held")
+    if not isinstance(held, dict):
+        return None, None
+    try:
+        lo, hi = (float(v) for v in held.get("coverage"))
+    except (TypeError, ValueError):
+        return None, None
+    works = (rec.held_out or {}).get("works_from") if isinstance(rec.held_out, dict) else None
+    works = float(works) if isinstance(works, (int, float)) and not isinstance(works, bool) else None
+    return (lo, hi), works
 
 
 def upscale_factor(n_px: int, side_mm: float, dpi: float) -> int:

@@ -12,7 +12,9 @@ sheet.json (origin at the page's top-left corner, x right, y down, all lengths i
   markers[] {id, x_mm, y_mm, size_mm, spot} (x/y/size of the marker's black square, the corners
   ArUco reports), patch_sha256 (of the patch file's bytes), patch_file, target, target_index,
   target_mode (targeted|untargeted, from patch.json), model, face (cube only: front, right,
-  back, left, top, bottom; else null), image_px [w, h] (the embedded image's pixels).
+  back, left, top, bottom; else null), image_px [w, h] (the embedded image's pixels),
+  distance_m [near, far] (whole-frame patches: where the camera should be, from the coverage the
+  patch works at and fov_deg; null for others), fov_deg.
 - In the cube layout each face is one block entry; markers are unique per face (see layout.py).
 """
 from __future__ import annotations
@@ -20,11 +22,12 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from common.distance import WEBCAM_FOV_DEG, distance_range, size_for_distance
 from common.errors import UserError
 from common.records import BlockInfo, MarkerInfo, SheetInfo, sidecar_path
 from printing import layout as L
@@ -47,6 +50,8 @@ class SheetSettings:
     dpi: int = 300
     captions: bool = True
     date: str | None = None  # caption date, ISO; None = today
+    fov_deg: float = WEBCAM_FOV_DEG  # the camera's horizontal field of view, for the distances
+    distance_m: float | None = None  # pick size_mm so a whole-frame patch works from this far
 
 
 @dataclass
@@ -77,6 +82,15 @@ def check_settings(s: SheetSettings) -> None:
 
     finite_pos(s.size_mm, "size_mm")
     finite_pos(s.dpi, "dpi")
+    finite_pos(s.fov_deg, "fov_deg")
+    if not 10 <= s.fov_deg <= 170:
+        raise UserError(f"fov_deg is a camera's horizontal field of view, 10 to 170 degrees, not {s.fov_deg:g}",
+                        param="fov_deg")
+    if s.distance_m is not None:
+        finite_pos(s.distance_m, "distance_m")
+        if s.distance_m > 100:
+            raise UserError(f"distance_m is in metres: {s.distance_m:g} m is beyond any printable block",
+                            param="distance_m")
     if not 72 <= s.dpi <= 2400:
         raise UserError(f"dpi must be between 72 and 2400, not {s.dpi}", param="dpi")
     if not (math.isfinite(s.margin_mm) and 0 <= s.margin_mm):
@@ -121,6 +135,8 @@ def make_sheet(patches: Sequence[str | Path | PatchImage], settings: SheetSettin
     if not patches:
         raise UserError("no patch images given")
     loaded = [p if isinstance(p, PatchImage) else load_patch(p) for p in patches]
+    if s.distance_m is not None:
+        s = replace(s, size_mm=size_for(loaded, s.distance_m, s.fov_deg))
     page = L.page_size(s.page)
     frame = L.Surround.for_markers(s.marker_mm if s.markers else None)
     rows, cols = s.tile
@@ -174,10 +190,50 @@ def make_sheet(patches: Sequence[str | Path | PatchImage], settings: SheetSettin
             tile=(rows, cols),
             markers=tuple(MarkerInfo(m.id, _r(m.x_mm), _r(m.y_mm), _r(m.size_mm), m.spot) for m in b.markers),
             patch_sha256=p.sha256, patch_file=p.source, target=p.target, target_index=p.target_index,
-            target_mode=p.target_mode, model=p.model, face=b.face, image_px=(int(img.shape[1]), int(img.shape[0]))))
+            target_mode=p.target_mode, model=p.model, face=b.face, image_px=(int(img.shape[1]), int(img.shape[0])),
+            distance_m=_distances(p, s.size_mm, s.fov_deg), fov_deg=float(s.fov_deg)))
     info = SheetInfo(page_size_mm=(page[0], page[1]), pages=lay.pages, layout=s.layout,
                      aruco_dictionary=DICTIONARY, blocks=tuple(blocks), dpi=int(s.dpi), date=date)
     return PrintedSheet(pdf, info, lay)
+
+
+def working_coverage(p: PatchImage) -> tuple[float, float] | None:
+    """The coverage range a whole-frame patch works at: from the smallest coverage its held-out
+    check won (works_from) to the largest it trained for; None for other patches or if it never won."""
+    if p.trained_coverage is None or p.works_from is None:
+        return None
+    return p.works_from, max(p.works_from, p.trained_coverage[1])
+
+
+def _distances(p: PatchImage, size_mm: float, fov_deg: float) -> tuple[float, float] | None:
+    cov = working_coverage(p)
+    if cov is None:
+        return None
+    near, far = distance_range(size_mm, cov, fov_deg)
+    return round(near / 1000, 3), round(far / 1000, 3)
+
+
+def size_for(patches: list[PatchImage], distance_m: float, fov_deg: float) -> float:
+    """size_mm that puts distance_m in the middle (geometric) of every patch's working range."""
+    covs = [working_coverage(p) for p in patches]
+    if any(c is None for c in covs):
+        raise UserError("distance_m needs whole-frame patches whose held-out check won at some coverage "
+                        "(blocks generate --eot held): give size_mm instead", param="distance_m")
+    lo, hi = max(c[0] for c in covs), min(c[1] for c in covs)
+    mid = math.sqrt(lo * max(lo, hi))
+    return round(size_for_distance(distance_m * 1000, mid, fov_deg), 1)
+
+
+def distance_text(p: PatchImage, size_mm: float, fov_deg: float) -> str | None:
+    """'works 0.10-0.26 m from a 65 deg webcam', or for a whole-frame patch that never reached the
+    bar, what it trained for; None for patches with no coverage."""
+    if p.trained_coverage is None:
+        return None
+    d = _distances(p, size_mm, fov_deg)
+    if d is not None:
+        return f"works {d[0]:.2f}-{d[1]:.2f} m from a {fov_deg:g} deg camera"
+    near, far = distance_range(size_mm, p.trained_coverage, fov_deg)
+    return f"trained for {near / 1000:.2f}-{far / 1000:.2f} m from a {fov_deg:g} deg camera (held-out check not passed)"
 
 
 def _r(v: float) -> float:
@@ -201,6 +257,9 @@ def _caption(p: PatchImage, s: SheetSettings, date: str | None, kind: str = "gri
             parts.append(f"{s.size_mm:g} mm patch")
         else:
             parts.append(f"{s.size_mm:g} mm patch x {r}x{c} = {c * s.size_mm:g} x {r * s.size_mm:g} mm")
+        d = distance_text(p, s.size_mm, s.fov_deg)
+        if d:
+            parts.append(d)
     if date:
         parts.append(date)
     if p.source:

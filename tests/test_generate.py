@@ -149,7 +149,7 @@ def test_max_seconds_stops(digits_model):
 
 def test_cli_generate_writes_exact_png_and_metadata(cli, tmp_path, digits_model):
     out = tmp_path / "run"
-    code, out_text, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "15",
+    code, out_text, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "15", "--eot", "print",
                               "--batch", "8", "--eval-n", "32", "--device", "cpu", "--out", out)
     assert code == 0, err
     meta = json.loads((out / "patch.json").read_text())
@@ -191,7 +191,7 @@ def test_cli_evaluate_and_sweep(cli, tmp_path, digits_model):
     save_png(tmp_path / "digit.png", digit)
     save_png(tmp_path / "patch.png", torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0)))
     code, out, err = cli("evaluate", tmp_path / "patch.png", "--model", "digits", "--target", "seven",
-                         "--n", "64", "--device", "cpu")
+                         "--n", "64", "--device", "cpu", "--eot", "print")
     assert code == 0, err
     report = json.loads(out)
     # the report is the patch judged on the views of its own seed, not training's (seed 0)
@@ -332,7 +332,7 @@ def test_quick_start_held_out_digits_read_as_seven(cli, tmp_path, digits_model, 
     """The README's quick start, with fewer steps: the patch wins on unseen digits (--eval-scenes)."""
     out = tmp_path / "quick"
     code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--scenes", digit_scenes / "train",
-                       "--eval-scenes", digit_scenes / "test", "--scale", "0.5:0.6", "--steps", "100",
+                       "--eval-scenes", digit_scenes / "test", "--scale", "0.5:0.6", "--steps", "100", "--eot", "print",
                        "--batch", "16", "--eval-n", "256", "--device", "cpu", "--out", out)
     assert code == 0, err
     meta = json.loads((out / "patch.json").read_text())
@@ -351,7 +351,7 @@ def test_quick_start_held_out_digits_read_as_seven(cli, tmp_path, digits_model, 
 
 def test_cli_schedule_and_momentum_flags_reach_the_optimiser(cli, tmp_path, digits_model):
     out = tmp_path / "lin"
-    code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "6", "--batch", "4",
+    code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "6", "--batch", "4", "--eot", "print",
                        "--eval-n", "4", "--schedule", "linear", "--momentum", "0", "--device", "cpu",
                        "--out", out)
     assert code == 0, err

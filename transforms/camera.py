@@ -157,14 +157,20 @@ def sample_looks(n: int, s: CameraSettings, rng: np.random.Generator) -> list[Lo
                  jpeg_quality=int(rng.integers(qlo, qhi + 1))) for i in range(n)]
 
 
-def film_page(page_bgr: np.ndarray, px_per_mm: float, H_mm: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """The page (rendered at px_per_mm) laid over the background through H_mm (page mm -> frame px)."""
+def film_page(page_bgr: np.ndarray, px_per_mm: float, H_mm: np.ndarray, background: np.ndarray,
+              mask: np.ndarray | None = None) -> np.ndarray:
+    """The page (rendered at px_per_mm) laid over the background through H_mm (page mm -> frame px).
+    mask: (h, w) uint8 over the page, 255 where it is kept (a card cut out of it); None: all of it."""
     S = np.array([[1 / px_per_mm, 0, 0], [0, 1 / px_per_mm, 0], [0, 0, 1]])
-    frame = background.copy()
     h, w = background.shape[:2]
-    cv2.warpPerspective(page_bgr, H_mm @ S, (w, h), dst=frame, flags=cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_TRANSPARENT)
-    return frame
+    if mask is None:
+        frame = background.copy()
+        cv2.warpPerspective(page_bgr, H_mm @ S, (w, h), dst=frame, flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_TRANSPARENT)
+        return frame
+    sheet = cv2.warpPerspective(page_bgr, H_mm @ S, (w, h), flags=cv2.INTER_LINEAR)
+    alpha = cv2.warpPerspective(mask, H_mm @ S, (w, h), flags=cv2.INTER_LINEAR)[..., None].astype(np.float32) / 255
+    return (sheet * alpha + background * (1 - alpha)).round().astype(np.uint8)
 
 
 def apply_lighting(frame: np.ndarray, look: Look) -> np.ndarray:

@@ -10,6 +10,10 @@ Presets, mildest first:
            upsampled from 30-200 camera pixels, with lens and motion blur, noise, JPEG and the
            print's colour response (transforms.rectified). For printed blocks checked by capture.
 - camera+scene: half camera views, half print-preset views in scenes (whole-frame checks too).
+- held:    the default. The whole camera frame when someone holds the printed card (patch, white
+           margin, markers) up in a scene photo: 3D tilt, distance as the patch's coverage of the
+           frame, uneven light, camera blur, noise and JPEG, then the 4:3 or 16:9 frame squashed
+           or centre-cropped to the model's square (transforms.held). What deployed classifiers see.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from transforms.photometric import Photometric, frame_effects, texture_effects
+from transforms.held import HeldCard, held_views
 from transforms.placement import Placement, place, random_backgrounds, sample_homographies
 from transforms.rectified import CameraViews, rectified_views
 
@@ -28,6 +33,7 @@ class EOT:
     photometric: Photometric = field(default_factory=Photometric)
     camera: CameraViews | None = None  # rectified capture-loop views (transforms.rectified)
     in_scene: float = 0.0  # with camera: the share of views placed in scenes instead
+    held: HeldCard | None = None  # whole frames of the card held up in a scene (transforms.held)
 
 
 PRESETS: dict[str, EOT] = {
@@ -44,6 +50,13 @@ PRESETS: dict[str, EOT] = {
 }
 PRESETS["camera"] = replace(PRESETS["print"], camera=CameraViews())
 PRESETS["camera+scene"] = replace(PRESETS["print"], camera=CameraViews(), in_scene=0.5)
+PRESETS["held"] = EOT(Placement(scale=HeldCard().coverage, rotation_deg=HeldCard().roll_deg), held=HeldCard())
+DEFAULT_PRESET = "held"
+
+
+def whole_frame(name: str) -> bool:
+    """Whether a preset's views are whole camera frames with the card in a scene (held)."""
+    return name in PRESETS and PRESETS[name].held is not None
 
 
 def preset(name: str, scale: tuple[float, float] | None = None) -> EOT:
@@ -59,6 +72,8 @@ def preset(name: str, scale: tuple[float, float] | None = None) -> EOT:
     if eot.camera is not None and eot.in_scene == 0:  # the block fills the rectified view: no scale to pick
         share = 1 / (1 + 2 * eot.camera.margin)
         placement = replace(placement, scale=(share, share))
+    if eot.held is not None:  # scale is the patch's coverage of the frame's shorter side
+        return replace(eot, placement=placement, held=replace(eot.held, coverage=tuple(scale)))
     if name == "none":  # a fixed scale: the middle of the range
         mid = (scale[0] + scale[1]) / 2
         placement = replace(placement, scale=(mid, mid))
@@ -72,6 +87,8 @@ def random_views(patch: torch.Tensor, n: int, size: int, eot: EOT, scenes: torch
     patch_map, when given, maps the patch's colours to what the camera sees (a measured printer
     colour map) before it is placed, so the optimiser trains on printed colours.
     """
+    if eot.held is not None:
+        return held_views(patch, n, size, eot.held, scenes, generator, patch_map)
     n_scene = int(round(n * eot.in_scene))
     if eot.camera is not None and n_scene < n:
         views, params = rectified_views(patch, n - n_scene, size, eot.camera, generator, patch_map)

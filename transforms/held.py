@@ -1,0 +1,261 @@
+"""The whole camera frame when someone holds the printed card up in a scene: the views the
+camera's own classifier sees (the `held` preset, the default).
+
+Every physical-attack paper judges the classifier's verdict on the frame, not on a crop of the
+patch (Brown 2017, Athalye 2018, Eykholt 2018; REAP 2023: render what the camera really sees,
+the printed object's border and the camera's resize included). So one view is, batched and
+differentiable end to end:
+
+    patch (3, P, P) -> print response (ink black, paper white, per channel; or a measured colour map)
+      -> the card as `blocks print` lays it out: white paper, an ArUco marker diagonally outside
+         each patch corner (printing.layout.Surround), a white border where it was cut out
+      -> uneven light across the card (a gain falling off in a random direction)
+      -> defocus, motion blur and JPEG on the card texture, widths measured in frame pixels
+      -> a pinhole camera (fov_deg) looking at the card tilted in 3D (up to tilt_deg about a
+         random axis), rolled, placed so the patch side is `coverage` of the frame's shorter side
+      -> composited into a scene photo filling a 4:3 or 16:9 frame
+      -> the frame reduced to the model's square the two ways deployed classifiers do it:
+         squashed (the whole frame resized to S x S) or resized with a centre crop
+         (torchvision's short side to S / 0.875, centre S x S)
+      -> lighting and sensor noise on the whole frame                         -> (B, 3, S, S)
+
+The frame is never rendered at camera resolution: each view is one homography from the card's
+texels straight to the model's pixels (the camera projection composed with the reduction), and
+one affine resampling of the scene. Blur widths are converted from frame pixels to texels.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from kornia.filters import gaussian_blur2d, motion_blur
+from kornia.geometry.transform import get_perspective_transform, warp_perspective
+
+from transforms.photometric import Photometric, clip01, frame_effects
+from transforms.rectified import _codec
+
+REDUCTIONS = ("squash", "crop")
+CROP_SHARE = 224 / 256  # torchvision's Resize(256) + CenterCrop(224): the crop's share of the short side
+
+
+@dataclass
+class CardLayout:
+    """The printed card around the patch, in units of the patch side. Defaults: `blocks print`'s
+    50 mm block with 12 mm markers (quiet zone 3 mm) and a 2.5 mm white border left by the cut."""
+
+    marker: float = 12 / 50  # marker side
+    quiet: float = 3 / 50  # white between the patch corner and its marker
+    border: float = 2.5 / 50  # white beyond the markers' outer edge
+
+    @property
+    def reach(self) -> float:
+        """From the patch edge to the card's edge."""
+        return self.quiet + self.marker + self.border
+
+
+@dataclass
+class HeldCard:
+    coverage: tuple[float, float] = (0.15, 0.55)  # patch side / frame's shorter side (distance)
+    tilt_deg: float = 30.0  # max out-of-plane tilt, about a random axis in the card's plane
+    roll_deg: float = 25.0  # max rotation in the image plane
+    fov_deg: float = 65.0  # horizontal field of view of the camera (a typical webcam)
+    aspects: tuple[float, ...] = (4 / 3, 16 / 9)  # frame width / height
+    reductions: tuple[str, ...] = REDUCTIONS
+    frame_height_px: tuple[int, int] = (480, 720)  # what blur widths are measured in
+    ink: tuple[float, float] = (0.0, 0.12)  # darkest printed value, per channel
+    paper: tuple[float, float] = (0.8, 1.0)  # lightest (paper white), per channel
+    light_falloff: float = 0.35  # max gain drop across the card
+    defocus_px: tuple[float, float] = (0.3, 1.5)  # Gaussian sigma, frame px
+    motion_px: float = 6.0  # max motion-blur length, frame px
+    card: CardLayout = field(default_factory=CardLayout)
+    photometric: Photometric = field(default_factory=lambda: Photometric(
+        contrast=(0.7, 1.2), brightness=0.1, temperature=0.08, noise_std=0.04,
+        jpeg_quality=(35.0, 90.0), jpeg_p=0.5))
+
+
+def card_base(patch_px: int, layout: CardLayout, device="cpu") -> tuple[torch.Tensor, int]:
+    """(1, C, C) in {0, 1}, white paper with four ArUco markers (ids 0-3, as block 0 of a sheet),
+    and the patch's offset in it: the card texture at the patch's own texel density."""
+    import cv2
+
+    aruco = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_50)  # printing.markers.DICTIONARY
+    m = max(6, int(round(layout.marker * patch_px)))  # a marker's 6 modules need 6 texels at least
+    q = max(1, int(round(layout.quiet * patch_px)))
+    off = q + m + max(1, int(round(layout.border * patch_px)))
+    C = patch_px + 2 * off
+    card = torch.ones(1, C, C)
+    near, far = off - q - m, off + patch_px + q  # marker top-left, before and after the patch
+    for i, (x, y) in enumerate(((near, near), (far, near), (far, far), (near, far))):
+        bits = torch.from_numpy(cv2.aruco.generateImageMarker(aruco, i, 6, borderBits=1) < 128).float()[None, None]
+        square = F.interpolate(bits, size=(m, m), mode="nearest")[0]
+        card[:, y:y + m, x:x + m] = 1 - square
+    return card.to(device), off
+
+
+def _u(generator, device, *shape):
+    return torch.rand(*shape, generator=generator, device=device)
+
+
+def _rotation(axis_angle: torch.Tensor, tilt: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
+    """(B,) angles (rad) -> (B, 3, 3): roll about the optical axis after a tilt by `tilt` about the
+    in-plane axis at angle `axis_angle` (Rodrigues' formula)."""
+    kx, ky = axis_angle.cos(), axis_angle.sin()
+    c, s = tilt.cos(), tilt.sin()
+    z = torch.zeros_like(c)
+    # rotation about (kx, ky, 0)
+    R = torch.stack([torch.stack([c + kx * kx * (1 - c), kx * ky * (1 - c), ky * s], -1),
+                     torch.stack([kx * ky * (1 - c), c + ky * ky * (1 - c), -kx * s], -1),
+                     torch.stack([-ky * s, kx * s, c], -1)], -2)
+    cr, sr = roll.cos(), roll.sin()
+    one = torch.ones_like(c)
+    Rz = torch.stack([torch.stack([cr, -sr, z], -1), torch.stack([sr, cr, z], -1),
+                      torch.stack([z, z, one], -1)], -2)
+    return Rz @ R
+
+
+def sample_geometry(n: int, size: int, cfg: HeldCard, reach: float | None = None, generator=None,
+                    device="cpu") -> dict:
+    """Per view: the frame (aspect, reduction), the card pose, and where the card's corners land
+    in the model's pixels. Units: frame height = 1.
+
+    Returns dict of (n,) tensors coverage, tilt_deg, rotation_deg, aspect, crop (bool), and
+    corners (n, 4, 2): the card's corners in model px (clockwise from top-left), patch (n, 4, 2)
+    the patch's. reach: the card's margin around the patch in patch sides [default cfg.card.reach]."""
+    u = lambda *s: _u(generator, device, *s)  # noqa: E731
+    lo, hi = cfg.coverage
+    coverage = lo + (hi - lo) * u(n)
+    aspect = torch.tensor(cfg.aspects, device=device)[torch.randint(len(cfg.aspects), (n,), generator=generator,
+                                                                     device=device)]
+    crop = torch.tensor(["crop" == r for r in cfg.reductions], device=device)[
+        torch.randint(len(cfg.reductions), (n,), generator=generator, device=device)]
+    axis = 2 * math.pi * u(n)
+    # |tilt| uniform in [0, tilt_deg]: the card is seldom held exactly square to the camera
+    tilt = torch.deg2rad(cfg.tilt_deg * u(n))
+    roll = torch.deg2rad(cfg.roll_deg * (2 * u(n) - 1))
+    R = _rotation(axis, tilt, roll)
+    f = (aspect / 2) / math.tan(math.radians(cfg.fov_deg) / 2)  # focal length in frame heights
+    depth = f / coverage  # head-on, a unit patch then spans `coverage` frame heights
+    reach = 0.5 + (cfg.card.reach if reach is None else reach)
+    unit = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], device=device)
+
+    def project(half: float) -> torch.Tensor:  # card-plane square of half-side `half` -> frame offsets
+        pts = torch.cat([unit * half, torch.zeros(4, 1, device=device)], 1)  # (4, 3)
+        cam = torch.einsum("bij,kj->bki", R, pts)
+        z = cam[..., 2] + depth[:, None]
+        return f[:, None, None] * cam[..., :2] / z[..., None]
+
+    card_off, patch_off = project(reach), project(0.5)
+    # The visible part of the frame: all of it when squashed, the centre square when cropped.
+    vis_w = torch.where(crop, CROP_SHARE * torch.ones_like(aspect), aspect)
+    vis_h = torch.where(crop, torch.full_like(aspect, CROP_SHARE), torch.ones_like(aspect))
+    # The patch stays in view (the card's border may leave it): a random position where it fits.
+    ext_lo, ext_hi = patch_off.amin(1), patch_off.amax(1)  # (n, 2)
+    free_lo = torch.stack([-vis_w / 2, -vis_h / 2], 1) - ext_lo
+    free_hi = torch.stack([vis_w / 2, vis_h / 2], 1) - ext_hi
+    mid = (free_lo + free_hi) / 2
+    span = (free_hi - free_lo).clamp(min=0)
+    centre = mid + (u(n, 2) - 0.5) * span  # offsets from the frame centre
+    # frame units (centred) -> model px: squash scales the axes apart; crop keeps the aspect
+    sx = size / vis_w
+    sy = size / vis_h
+    def to_px(off):
+        p = off + centre[:, None]
+        return torch.stack([p[..., 0] * sx[:, None] + size / 2, p[..., 1] * sy[:, None] + size / 2], -1)
+    return dict(coverage=coverage, tilt_deg=torch.rad2deg(tilt), rotation_deg=torch.rad2deg(roll), aspect=aspect,
+                crop=crop, corners=to_px(card_off), patch=to_px(patch_off), centre=centre, sx=sx, sy=sy,
+                vis_w=vis_w, vis_h=vis_h)
+
+
+def scene_backgrounds(n: int, size: int, geo: dict, scenes: torch.Tensor | None, generator=None,
+                      device="cpu") -> torch.Tensor:
+    """(n, 3, size, size): what the model sees of each frame's scene. scenes (N, 3, R, R) are
+    square photo crops; a frame of aspect a is a band of one (its full width, 1/a of its height,
+    at a random height), squashed or centre-cropped like the card. Random flips."""
+    if scenes is None:
+        grey = _u(generator, device, n, 1, 1, 1)
+        tint = 0.1 * (_u(generator, device, n, 3, 1, 1) - 0.5)
+        return (grey + tint).clamp(0, 1).expand(n, 3, size, size).contiguous()
+    idx = torch.randint(len(scenes), (n,), generator=generator, device=scenes.device)
+    picked = scenes[idx].to(device)
+    aspect = geo["aspect"]
+    # normalised scene coords in [-1, 1]: the frame is [-1, 1] wide and [-1/a, 1/a] high, shifted
+    band = 1 / aspect
+    shift = (1 - band) * (2 * _u(generator, device, n) - 1)
+    flip = torch.where(_u(generator, device, n) < 0.5, -1.0, 1.0)
+    # model px -> frame units (centred): x = (u - S/2) / sx; frame units -> scene coords: * 2 / a
+    theta = torch.zeros(n, 2, 3, device=device)
+    theta[:, 0, 0] = flip * (geo["vis_w"] / aspect)
+    theta[:, 1, 1] = geo["vis_h"] / aspect
+    theta[:, 1, 2] = shift
+    grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
+    return F.grid_sample(picked, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def held_views(patch: torch.Tensor, n: int, size: int, cfg: HeldCard, scenes: torch.Tensor | None = None,
+               generator: torch.Generator | None = None, patch_map=None):
+    """patch: (3, P, P) in [0, 1] -> whole frames (n, 3, size, size) in [0, 1] as the camera's
+    classifier sees them, and their parameters: scale (= coverage, patch side / frame's shorter
+    side), rotation_deg (roll), tilt_deg, aspect, crop."""
+    dev = patch.device
+    P = patch.shape[-1]
+    u = lambda *s: _u(generator, dev, *s)  # noqa: E731
+    base, off = card_base(P, cfg.card, dev)
+    C = base.shape[-1]
+    if patch_map is not None:  # a measured printer colour map replaces the generic print response
+        printed = patch_map(patch[None]).expand(n, -1, -1, -1)
+        card_paper = patch_map(base[None].expand(1, 3, -1, -1)).expand(n, -1, -1, -1)
+        card = F.pad(printed, (off, off, off, off)) + card_paper * _hole(C, off, P, dev)
+    else:
+        # one level per view plus a small per-channel tint: paper and ink are nearly neutral
+        ink = (cfg.ink[0] + (cfg.ink[1] - cfg.ink[0]) * (0.7 * u(n, 1, 1, 1) + 0.3 * u(n, 3, 1, 1)))
+        paper = (cfg.paper[0] + (cfg.paper[1] - cfg.paper[0]) * (0.7 * u(n, 1, 1, 1) + 0.3 * u(n, 3, 1, 1)))
+        full = F.pad(patch[None].expand(n, -1, -1, -1), (off, off, off, off)) + base[None] * _hole(C, off, P, dev)
+        card = ink + (paper - ink) * full
+    # uneven light: a gain falling off linearly along a random direction across the card
+    direction = 2 * math.pi * u(n)
+    ramp = torch.linspace(-0.5, 0.5, C, device=dev)
+    along = direction.cos()[:, None, None] * ramp[None, None, :] + direction.sin()[:, None, None] * ramp[None, :, None]
+    card = card * (1 - cfg.light_falloff * u(n, 1, 1)[:, None] * (along[:, None] + 0.5))
+    geo = sample_geometry(n, size, cfg, off / P, generator, dev)
+    # texels per frame px: the card spans C texels over about (patch side in frame px) * C / P
+    h_px = cfg.frame_height_px[0] + (cfg.frame_height_px[1] - cfg.frame_height_px[0]) * u(n)
+    texels_per_frame_px = P / (geo["coverage"] * h_px)
+    card = _blur(card, cfg, texels_per_frame_px, generator)
+    card = _codec(card, cfg.photometric, generator)
+    src = torch.tensor([[0.0, 0.0], [C - 1.0, 0.0], [C - 1.0, C - 1.0], [0.0, C - 1.0]], device=dev)
+    H = get_perspective_transform(src[None].expand(n, -1, -1), geo["corners"])
+    rgba = torch.cat([card, torch.ones_like(card[:, :1])], 1)
+    warped = warp_perspective(rgba, H, (size, size), mode="bilinear", padding_mode="zeros", align_corners=True)
+    background = scene_backgrounds(n, size, geo, scenes, generator, dev)
+    frames = warped[:, :3] + (1 - warped[:, 3:]) * background
+    frames = frame_effects(frames, cfg.photometric, generator)
+    params = {k: geo[k] for k in ("coverage", "tilt_deg", "rotation_deg", "aspect")}
+    params["crop"] = geo["crop"].float()
+    params["scale"] = geo["coverage"]
+    return frames, params
+
+
+def _hole(C: int, off: int, P: int, dev) -> torch.Tensor:
+    """(1, C, C): 1 on the card, 0 where the patch goes."""
+    m = torch.ones(1, C, C, device=dev)
+    m[:, off:off + P, off:off + P] = 0
+    return m
+
+
+def _blur(card: torch.Tensor, cfg: HeldCard, texels_per_frame_px: torch.Tensor, generator) -> torch.Tensor:
+    """Defocus (Gaussian) and motion blur on the card texture, widths drawn in frame px."""
+    B, dev = card.shape[0], card.device
+    lo, hi = cfg.defocus_px
+    sigma = ((lo + (hi - lo) * _u(generator, dev, B)) * texels_per_frame_px).clamp(min=0.1)
+    k = 2 * math.ceil(2.5 * float(sigma.max())) + 1
+    if k >= 3 and card.shape[-1] > k:
+        card = gaussian_blur2d(card, (k, k), sigma[:, None].expand(B, 2).contiguous(), border_type="replicate")
+    if cfg.motion_px >= 1.5:
+        length = float(cfg.motion_px * _u(generator, dev, 1)) * float(texels_per_frame_px.mean())
+        ks = 2 * int(length // 2) + 1
+        if ks >= 3 and card.shape[-1] > ks:
+            card = motion_blur(card, ks, 180 * _u(generator, dev, B), torch.zeros(B, device=dev),
+                               border_type="replicate", mode="bilinear")
+    return card
