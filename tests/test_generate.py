@@ -123,7 +123,7 @@ def test_ctrl_c_keeps_best_patch(digits_model, monkeypatch):
                          schedule="constant", epsilon=96 / 255, momentum=0)
     result, checks = run_recording_checkpoints(digits_model, cfg, preset("print"), monkeypatch, on_step)
     assert result.stopped == "interrupted"
-    assert len(result.curve) == 16 and len(checks) == 6  # steps 0, 3, ..., 15 checked
+    assert len(result.curve) == 16 and len(checks) == 7  # steps 0, 3, ..., 15 and the patch Ctrl-C left
     losses, best = assert_returned_patch_is_the_best_checkpoint(digits_model, result, checks)
     assert best > 0 and result.patch.abs().sum() > 0  # better than black, kept
     assert best != len(checks) - 1, losses  # the test would catch "keep the last patch"
@@ -138,6 +138,64 @@ def test_best_patch_is_judged_on_fixed_views(digits_model, monkeypatch):
     losses, best = assert_returned_patch_is_the_best_checkpoint(digits_model, result, checks)
     assert result.best_step == [0, 5, 10, 15, 20, 25, 30][best]
     assert best != len(checks) - 1, losses  # the test would catch "keep the last patch"
+
+
+class FakeClock:
+    """A clock that moves `per_call` seconds each time it is read: a slow machine, made exact."""
+
+    def __init__(self, per_call: float):
+        self.t, self.per_call = 0.0, per_call
+
+    def __call__(self) -> float:
+        self.t += self.per_call
+        return self.t
+
+
+def test_best_patch_is_checked_on_the_clock_too(digits_model, monkeypatch):
+    """20 s a step (each step reads the clock twice): without the clock rule steps 0 and 10 only
+    are checked; with it every step that comes 30 s after the last check, and the last patch."""
+    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=12, batch=4, check_every=10,
+                         schedule="constant", epsilon=96 / 255, momentum=0)
+    from blocks.attacks import eot_fgsm
+
+    checked = []
+    real = eot_fgsm.generate_patch.__globals__["random_views"]
+
+    def recording(patch, *a, **k):
+        if not patch.requires_grad:
+            checked.append(len(steps))
+        return real(patch, *a, **k)
+
+    steps = []
+    monkeypatch.setattr(eot_fgsm, "random_views", recording)
+    generate_patch(digits_model, cfg, preset("digital"), on_step=steps.append, clock=FakeClock(10.0))
+    # elapsed at step s is 20 s + 20 s * s; checks at 0, then whenever >= 30 s passed: 2, 4, ...
+    assert checked == [0, 2, 4, 6, 8, 10, 12], checked
+    checked.clear(), steps.clear()
+    cfg.check_seconds = float("inf")
+    generate_patch(digits_model, cfg, preset("digital"), on_step=steps.append, clock=FakeClock(10.0))
+    assert checked == [0, 10, 12], checked  # the step rule alone, and the final patch
+
+
+def test_clock_stop_before_the_tenth_step_keeps_the_last_patch(digits_model):
+    """--max-seconds that allows 6 steps: the patch after step 6 is scored, so the run does not
+    end with the black patch of step 0 (the newcomer's 'kept the best patch (step 0)')."""
+    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=400, batch=8, max_seconds=180.0,
+                         check_seconds=float("inf"))
+    result = generate_patch(digits_model, cfg, preset("digital"), clock=FakeClock(10.0))  # 30 s a step
+    assert result.stopped == "time" and len(result.curve) == 6
+    assert result.best_step == 6 and result.patch.abs().sum() > 0
+
+
+def test_ctrl_c_before_the_tenth_step_keeps_the_last_patch(digits_model):
+    def on_step(record):
+        if record.step == 4:
+            raise KeyboardInterrupt
+
+    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=400, batch=8)
+    result = generate_patch(digits_model, cfg, preset("digital"), on_step=on_step)
+    assert result.stopped == "interrupted" and len(result.curve) == 5
+    assert result.best_step == 5 and result.patch.abs().sum() > 0
 
 
 def test_max_seconds_stops(digits_model):
