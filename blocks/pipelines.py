@@ -114,7 +114,7 @@ def run_generate(run: GenerateRun, progress=no_progress,
     from blocks.attacks.eot_fgsm import generate_patch
     from blocks.distributed import QuietExit
     from blocks.report import library_versions, write_patch
-    from common.interrupts import interrupted
+    from common.interrupts import interrupted, listening
     from transforms.eot import preset
 
     # paths may differ per node; the models are compared after loading, by their weights' hashes
@@ -142,15 +142,25 @@ def run_generate(run: GenerateRun, progress=no_progress,
                                     patch_map=loaded.cmap, penalty=G.penalty(loaded.cmap, run.printability, run.tv),
                                     group=group)
 
+        judged = [True]
+
         def finish():  # rank 0 writes and judges; the other ranks learn whether that worked
             if not main_rank:
                 return None
             rec = G.record_for(run, goal, cfg, eot_cfg, result, loaded, ranks, versions)
-            rec = write_patch(folder, result.patch, rec)
-            if result.stopped != "interrupted":  # written first: nothing is lost if judging is interrupted
+            rec = write_patch(folder, result.patch, rec)  # first: nothing is lost if judging is interrupted
+            if result.stopped != "interrupted":
                 rec = G.judge(run, rec, folder, goal, eot_cfg, loaded)
-                if on_patch:
-                    on_patch(rec, folder)
+            elif group is None:  # a Ctrl-C stopped the steps: judge what was kept, unless Ctrl-C again
+                try:
+                    with listening():
+                        rec = G.judge(run, rec, folder, goal, eot_cfg, loaded)
+                except (Interrupted, KeyboardInterrupt):
+                    judged[0] = False
+            else:  # under torchrun the ranks have already left together
+                judged[0] = False
+            if on_patch and judged[0]:
+                on_patch(rec, folder)
             return rec
 
         rec = G.agreed(group, finish)
@@ -160,7 +170,8 @@ def run_generate(run: GenerateRun, progress=no_progress,
         if result.stopped == "interrupted":
             if not main_rank:
                 raise QuietExit(130)
-            raise Interrupted(f"kept the best patch (step {result.best_step}) in {folder}")
+            raise Interrupted(f"kept the best patch (step {result.best_step}) in {folder}"
+                              + ("" if judged[0] else " (no held-out check: patch.json has no held_out)"))
     if several and main_rank:
         done.summary = G.summary_of(done.patches, done.folders, loaded.net, ranks)
         done.summary.write(out / "summary.json")

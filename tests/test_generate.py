@@ -354,6 +354,34 @@ def test_sigint_exits_130_and_keeps_the_patch(tmp_path):
     assert meta["stopped"] == "interrupted" and meta["steps_run"] > 0
     assert load_image(out / "patch.png").shape == (3, 16, 16)
     assert "Traceback" not in err and "interrupted: kept the best patch" in err
+    # judged all the same: a Ctrl-C is no reason to lose the held-out figure or the curve
+    assert meta["held_out"]["n"] == 256 and (out / "curve.png").is_file()
+
+
+def test_ctrl_c_judges_the_kept_patch(cli, tmp_path, monkeypatch):
+    """One Ctrl-C during the steps: the patch it leaves is scored once more, written, judged on
+    held-out views (its line printed) and plotted; exit 130."""
+    import blocks.attacks.eot_fgsm as eg
+
+    real_views, calls = eg.random_views, []
+
+    def views(patch, *a, **k):
+        calls.append(patch.requires_grad)
+        if patch.requires_grad and sum(calls) == 4:  # the 4th training step
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_views(patch, *a, **k)
+
+    monkeypatch.setattr(eg, "random_views", views)
+    out = tmp_path / "g"
+    code, text, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "1000",
+                          "--batch", "4", "--eval-n", "16", "--device", "cpu", "--out", out)
+    assert code == 130, err
+    meta = json.loads((out / "patch.json").read_text())
+    assert meta["stopped"] == "interrupted" and meta["steps_run"] == 3
+    assert meta["best_step"] == 3  # the patch after the last full step, not the black one of step 0
+    assert meta["held_out"] and meta["held_out"]["n"] == 16 and (out / "curve.png").is_file(), err
+    assert "seven: held-out success" in text
+    assert err.strip().splitlines()[-1] == f"interrupted: kept the best patch (step 3) in {out}", err
 
 
 @pytest.fixture(scope="module")
