@@ -34,6 +34,24 @@ def _root() -> None:
 MODEL_FLAGS = ("model", "models_file", "weights", "labels", "input_size", "mean", "std")
 
 
+MODEL_COMMANDS = ("generate", "evaluate", "capture", "onepixel", "sweep")  # the commands that load weights
+
+
+def loading_line(args: list[str]) -> str | None:
+    """'blocks generate: loading torch and efficientnet_lite0 ...': the first line of a command,
+    printed (on a terminal) before torch is imported, seconds before the command's own output."""
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command not in {c.name or c.callback.__name__ for c in app.registered_commands}:
+        return None
+    if command not in MODEL_COMMANDS:
+        return f"blocks {command}: loading torch ..."
+    names = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--model"]
+    names += [a.split("=", 1)[1] for a in args if a.startswith("--model=")]
+    if any(a == "--models" or a.startswith("--models=") for a in args):
+        names.append("the --models file")
+    return f"blocks {command}: loading torch and {', '.join(names) or DEFAULT_MODEL} ..."
+
+
 def model_options(multi: bool = True):
     """Give a command the model flags in place of its `models` parameter, which then receives
     one list[ModelSpec] (several for an ensemble). multi=False: the command takes one model."""
@@ -172,24 +190,93 @@ def settings(cls, values: dict, **parsed):
     return cls(**{k: v for k, v in {**values, **parsed}.items() if k in names})
 
 
+PLAIN_EVERY_S = 10.0  # seconds between progress lines when the bar's stream is not a terminal
+
+
+def progress_console(stderr: bool = False):
+    """Where a bar goes: stdout when the command leaves it free (stderr=False) and it is a
+    terminal, else stderr (so `blocks generate > log` still shows the bar on the terminal)."""
+    from rich.console import Console
+
+    if not stderr:
+        out = Console()
+        if out.is_terminal:
+            return out
+    return Console(stderr=True)
+
+
+class PlainLines:
+    """A rich Progress seen through a stream that is not a terminal (a log file, a pipe): rich
+    would print the bar once, at the end; this prints it as a plain line at the first update and
+    then every PLAIN_EVERY_S seconds."""
+
+    def __init__(self, progress, clock=None):
+        import time
+
+        self.progress, self.clock, self.last = progress, clock or time.monotonic, None
+
+    def update(self, task, **kwargs) -> None:
+        self.progress.update(task, **kwargs)
+        now, (t,) = self.clock(), [t for t in self.progress.tasks if t.id == task]
+        if t.finished:  # rich prints the finished bar itself
+            return
+        if self.last is None or now - self.last >= PLAIN_EVERY_S:
+            self.last = now
+            self.progress.console.print(self.progress.make_tasks_table([t]))
+
+
 @contextmanager
 def bar(label: str, total, *columns, stderr: bool = False, **fields):
-    """A rich progress bar (stderr when stdout carries JSON); yields (progress, task)."""
-    from rich.console import Console
+    """A rich progress bar (stderr when stdout carries JSON, or is not a terminal); yields
+    (progress, task). Where no terminal shows it: plain lines every PLAIN_EVERY_S seconds."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    console = progress_console(stderr)
     with Progress(TextColumn(label), BarColumn(), *columns, TimeElapsedColumn(), transient=False,
-                  console=Console(stderr=True) if stderr else None) as progress:
-        yield progress, progress.add_task(label, total=total, **fields)
+                  console=console) as progress:
+        task = progress.add_task(label, total=total, **fields)
+        yield (progress if console.is_terminal else PlainLines(progress)), task
+
+
+def clock_text(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+def generate_eta(done: int, steps: int, seconds: float, max_seconds: float | None) -> tuple[float, str]:
+    """(share of the run done, 'ETA m:ss') after `done` steps in `seconds`: the run ends at its
+    last step or at max_seconds, whichever comes first (then the ETA says 'clock')."""
+    by_steps = (steps - done) * seconds / max(done, 1)
+    share = done / steps
+    if max_seconds and max_seconds - seconds < by_steps:
+        return max(share, min(seconds / max_seconds, 1.0)), f"ETA {clock_text(max_seconds - seconds)} (clock)"
+    return share, f"ETA {clock_text(by_steps)}"
 
 
 @contextmanager
-def generate_bar(label: str, total: int):
+def generate_bar(label: str, total: int, max_seconds: float | None = None):
+    """Steps, loss, p(target) and an ETA; the bar fills with whichever limit ends the run first."""
     from rich.progress import TextColumn
 
-    with bar(label, total, TextColumn("step {task.completed}/{task.total}"), TextColumn("loss {task.fields[loss]:.3f}"),
-             TextColumn("p(target) {task.fields[prob]:.3f}"), loss=float("nan"), prob=0.0) as (p, task):
-        yield lambda r: p.update(task, completed=r.step + 1, loss=r.loss, prob=r.objective_prob)
+    with bar(label, total, TextColumn("step {task.fields[step]}/" + str(total)), TextColumn("loss {task.fields[loss]}"),
+             TextColumn("p(target) {task.fields[prob]}"), TextColumn("{task.fields[eta]}"),
+             step=0, loss="-", prob="-", eta="ETA -") as (p, task):
+        def update(r):
+            share, eta = generate_eta(r.step + 1, total, r.seconds, max_seconds)
+            p.update(task, completed=share * total, step=r.step + 1, loss=f"{r.loss:.3f}",
+                     prob=f"{r.objective_prob:.3f}", eta=eta)
+
+        yield update
+
+
+@contextmanager
+def views_bar(label: str, total: int):
+    """The held-out check: views judged of all it renders."""
+    from rich.progress import MofNCompleteColumn, TextColumn
+
+    with bar(label, total, MofNCompleteColumn(), TextColumn("views")) as (p, task):
+        yield lambda n: p.update(task, advance=n)
 
 
 @app.command()
@@ -227,19 +314,43 @@ def generate(
     (`torchrun --nproc-per-node N -m blocks generate ...`) each step's views are split across the ranks."""
     from blocks.pipelines import GenerateRun, run_generate
 
+    import functools
+
     run = settings(GenerateRun, locals(), targets=targets or [], scale=parse_range(scale, "--scale", *checks.SCALE))
-    done = run_generate(run, progress=generate_bar, on_patch=print_patch)
+    done = run_generate(run, progress=functools.partial(generate_bar, max_seconds=max_seconds),
+                        on_patch=print_patch, check_progress=views_bar)
     if done.summary is not None:
         print_generate_summary(done.summary, done.folders[0].parent)
 
 
 def print_patch(rec, folder: Path) -> None:
-    ev = rec.held_out
-    typer.echo(f"{rec.target.name}: held-out success {ev['success_rate']:.1%}, mean target prob "
-               f"{ev['mean_target_prob']:.3f} over {ev['n']} views -> {folder}/patch.png")
+    typer.echo(held_out_line(rec, folder))
     if len(rec.members or []) > 1:
         for row in rec.members:
             typer.echo(f"  {row['model']}: held-out success {row['success_rate']:.1%}")
+    steps = (rec.config or {}).get("steps")
+    if rec.stopped == "time" and steps and rec.steps_run < CLOCK_WARNING * steps:
+        typer.echo(f"stopped by the clock after {rec.steps_run} of {steps} steps: the patch may be weak; "
+                   f"give more time or a GPU")
+
+
+CLOCK_WARNING = 0.5  # a run the clock stopped before this share of its steps gets the warning line
+
+
+def held_out_line(rec, folder: Path) -> str:
+    """The final line, from patch.json's held_out: the figure, and what it measured (the views)."""
+    ev = rec.held_out
+    parts = [f"held-out success {ev['success_rate']:.1%}, mean target prob {ev['mean_target_prob']:.3f} "
+             f"over {ev['n']} views"]
+    # issue 23: the whole-frame figure (held_out's own key) joins `parts` here
+    views = ev.get("views")
+    if views:
+        lo, hi = views["scale"]
+        side = f"{lo:.2f}" if lo == hi else f"{lo:.2f}-{hi:.2f}"
+        where = (f"in {views['scene_images']} held-out scene photos" if views["scenes"] else
+                 "on plain random backgrounds: no --scenes")
+        parts.append(f"({views['eot']} views, patch side {side} of the view, {where})")
+    return f"{rec.target.name}: {' '.join(parts)} -> {folder}/patch.png"
 
 
 def print_generate_summary(summary, out: Path) -> None:

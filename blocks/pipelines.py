@@ -106,10 +106,13 @@ class Generated:
 
 
 def run_generate(run: GenerateRun, progress=no_progress,
-                 on_patch: Callable[[PatchRecord, Path], None] | None = None) -> Generated:
+                 on_patch: Callable[[PatchRecord, Path], None] | None = None,
+                 check_progress=no_progress) -> Generated:
     """Make one patch per target from black (EOT negative-epsilon FGSM), write patch.png,
     patch.json and curve.png per target (and summary.json for several), score each 8-bit patch on
-    held-out views. on_patch(record, folder) after each target is judged (rank 0 only under torchrun)."""
+    held-out views. on_patch(record, folder) after each target is judged (rank 0 only under torchrun).
+    progress: updated with each StepRecord; check_progress: with the views of the held-out check
+    judged in each batch."""
     from blocks import generate as G
     from blocks.attacks.eot_fgsm import generate_patch
     from blocks.distributed import QuietExit
@@ -128,8 +131,8 @@ def run_generate(run: GenerateRun, progress=no_progress,
                         f"renders at least one view per step (give batch >= {group.world} or start fewer ranks)",
                         param="batch")
     main_rank, ranks = group is None or group.is_main, group.world if group else 1
-    versions = library_versions()  # now, not after a Ctrl-C: importing takes seconds there
     loaded = G.load(run, group, out)
+    versions = library_versions()  # now, not after a Ctrl-C: importing takes seconds there
     if interrupted():  # a Ctrl-C that an import swallowed (torch's C init can): nothing is written yet
         raise KeyboardInterrupt
     several = len(loaded.goals) > 1
@@ -150,11 +153,11 @@ def run_generate(run: GenerateRun, progress=no_progress,
             rec = G.record_for(run, goal, cfg, eot_cfg, result, loaded, ranks, versions)
             rec = write_patch(folder, result.patch, rec)  # first: nothing is lost if judging is interrupted
             if result.stopped != "interrupted":
-                rec = G.judge(run, rec, folder, goal, eot_cfg, loaded)
+                rec = G.judge(run, rec, folder, goal, eot_cfg, loaded, check_progress)
             elif group is None:  # a Ctrl-C stopped the steps: judge what was kept, unless Ctrl-C again
                 try:
                     with listening():
-                        rec = G.judge(run, rec, folder, goal, eot_cfg, loaded)
+                        rec = G.judge(run, rec, folder, goal, eot_cfg, loaded, check_progress)
                 except (Interrupted, KeyboardInterrupt):
                     judged[0] = False
             else:  # under torchrun the ranks have already left together
