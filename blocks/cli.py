@@ -14,20 +14,47 @@ from common.errors import Interrupted, UserError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Physical-world adversarial blocks: generate, print, capture, one-pixel.")
 
-# Shared `[model flags]`: every command that runs a classifier takes these, through @model_options.
-ModelOpt = Annotated[Optional[list[str]], typer.Option("--model", metavar="NAME", help="efficientnet_lite0 (embedded ImageNet, offline; efficientnet_lite1/2 with the zoo extra), a torchvision name, timm:NAME, a .pt2/TorchScript file, or digits; repeat it for an ensemble [default: efficientnet_lite0]")]
-ModelsFileOpt = Annotated[Optional[Path], typer.Option("--models", metavar="FILE", help="an ensemble whose members need their own flags: a TOML or JSON file listing models, each with keys model, weights, labels, input_size, mean, std")]
+# Defaults are shown by typer's show_default (text written into a help string as "[default: x]"
+# is rich markup, and vanishes); computed ones (None in the settings) say in words what they are.
 DEFAULT_MODEL = "efficientnet_lite0"  # blocks.models.DEFAULT_MODEL, repeated so --help needs no torch import
+MODEL_HELP = ("efficientnet_lite0 (embedded ImageNet, offline; efficientnet_lite1/2 with the zoo extra), a "
+              "torchvision name, timm:NAME, a .pt2/TorchScript file, or digits")
+
+# Shared `[model flags]`: every command that runs a classifier takes these, through @model_options.
+ModelOpt = Annotated[Optional[list[str]], typer.Option("--model", metavar="NAME", show_default=DEFAULT_MODEL,
+                                                       help=MODEL_HELP + "; repeat it for an ensemble")]
+OneModelOpt = Annotated[Optional[list[str]], typer.Option("--model", metavar="NAME", show_default=DEFAULT_MODEL,
+                                                          help=MODEL_HELP + "; one model (this command takes no ensemble)")]
+ModelsFileOpt = Annotated[Optional[Path], typer.Option("--models", metavar="FILE", help="an ensemble whose members need their own flags: a TOML or JSON file listing models, each with keys model, weights, labels, input_size, mean, std")]
+OneModelFileOpt = Annotated[Optional[Path], typer.Option("--models", metavar="FILE", help="a TOML or JSON file naming the model with keys model, weights, labels, input_size, mean, std (one entry: this command takes no ensemble)")]
 WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", help="state dict file for --model (loaded with weights_only=True)")]
 LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="class names, one per line (sets the number of classes)")]
-InputSizeOpt = Annotated[Optional[int], typer.Option("--input-size", help="side in pixels the model expects")]
-MeanOpt = Annotated[Optional[str], typer.Option("--mean", help="normalisation mean R,G,B (ImageNet by default)")]
-StdOpt = Annotated[Optional[str], typer.Option("--std", help="normalisation std R,G,B (ImageNet by default)")]
+InputSizeOpt = Annotated[Optional[int], typer.Option("--input-size", help="side in pixels the model expects", show_default="the model's own")]
+MeanOpt = Annotated[Optional[str], typer.Option("--mean", help="normalisation mean R,G,B", show_default="the model's own")]
+StdOpt = Annotated[Optional[str], typer.Option("--std", help="normalisation std R,G,B", show_default="the model's own")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")]
 
 
+def version_text() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"blocks (deep-chicken-saviour) {version('deep-chicken-saviour')}"
+    except PackageNotFoundError:  # run from a checkout that pip never installed
+        return "blocks (deep-chicken-saviour), not installed: no version"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(version_text())
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
     """Physical-world adversarial blocks: generate, print, capture, one-pixel."""
 
 
@@ -59,8 +86,9 @@ def model_options(multi: bool = True):
     import inspect
 
     flags = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=None)
-             for name, ann in zip(MODEL_FLAGS, (ModelOpt, ModelsFileOpt, WeightsOpt, LabelsOpt,
-                                                InputSizeOpt, MeanOpt, StdOpt))]
+             for name, ann in zip(MODEL_FLAGS, (ModelOpt if multi else OneModelOpt,
+                                                ModelsFileOpt if multi else OneModelFileOpt, WeightsOpt,
+                                                LabelsOpt, InputSizeOpt, MeanOpt, StdOpt))]
 
     def decorate(command):
         sig = inspect.signature(command, eval_str=True)
@@ -182,6 +210,11 @@ def list_models_cmd():
         typer.echo(f"{m['model']:<28} {m['source']:<9} {m['input_size']:>4} px  {m['num_classes']:>5} classes")
 
 
+SMOOTH_DEFAULT = "0.8 for an ensemble, 0 for one model"  # blocks.attacks.eot_fgsm.smoothing (tests/test_help.py)
+SCALE_DEFAULT = "0.8:1.0; 0.4:0.6 with --scenes"  # blocks.generate.default_scale (tests/test_help.py)
+FRAME_SIZE_DEFAULT = "640x480"  # transforms.camera.CameraSettings.size (tests/test_help.py)
+
+
 def settings(cls, values: dict, **parsed):
     """The settings dataclass `cls` from a command's flags (named as its fields), plus parsed values."""
     import dataclasses
@@ -282,31 +315,31 @@ def views_bar(label: str, total: int):
 @app.command()
 @model_options()
 def generate(
-    targets: Annotated[Optional[list[str]], typer.Option("--target", help="class to become: name, index or word (chicken); repeat it for one patch per target")] = None,
+    targets: Annotated[Optional[list[str]], typer.Option("--target", help="class to become: name, index or word (chicken); repeat it for one patch per target (give one of --target, --targets-file, --away-from)")] = None,
     targets_file: Annotated[Optional[Path], typer.Option("--targets-file", help="text file of targets, one per line: one patch each, model loaded once")] = None,
     away_from: Annotated[Optional[str], typer.Option("--away-from", help="class to stop being (positive epsilon)")] = None,
     models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = "auto",
-    patch_size: Annotated[Optional[int], typer.Option("--patch-size", help="patch side in pixels [default: half the model input]")] = None,
-    steps: Annotated[int, typer.Option("--steps")] = 400,
+    patch_size: Annotated[Optional[int], typer.Option("--patch-size", help="patch side in pixels", show_default="half the model input")] = None,
+    steps: Annotated[int, typer.Option("--steps", help="FGSM steps (the run may end sooner: --max-seconds)")] = 400,
     epsilon: Annotated[float, typer.Option("--epsilon", help="first step size in 0-255 units (negative-epsilon FGSM step)")] = 32.0,
     final_fraction: Annotated[float, typer.Option("--final-fraction", help="last step size as a fraction of the first")] = 0.1,
     schedule: Annotated[str, typer.Option("--schedule", help="step-size schedule: cosine, linear, constant")] = "cosine",
     batch: Annotated[int, typer.Option("--batch", help="random views per step")] = 32,
     momentum: Annotated[float, typer.Option("--momentum", help="sign of a running mean of gradients (0 = plain FGSM)")] = 0.9,
-    smooth: Annotated[Optional[float], typer.Option("--smooth", help="Gaussian gradient smoothing, sigma in patch pixels (transfers better to unseen models; 0 = off) [default: 0.8 for an ensemble, 0 for one model]")] = None,
+    smooth: Annotated[Optional[float], typer.Option("--smooth", help="Gaussian gradient smoothing, sigma in patch pixels (transfers better to unseen models; 0 = off)", show_default=SMOOTH_DEFAULT)] = None,
     members: Annotated[str, typer.Option("--members", help="ensembles: balance (each member's gradient at equal size), mean (loss of the mean log-probability) or cycle (one member per step, in turn)")] = "balance",
-    scale: Annotated[Optional[str], typer.Option("--scale", help="patch side / image side, MIN:MAX [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
-    scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background images")] = None,
-    eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check [default: --scenes]")] = None,
-    eot: Annotated[str, typer.Option("--eot", help="transform preset: none, digital, print, webcam")] = "print",
-    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="stop after S seconds, keeping the best patch")] = None,
-    colormap: Annotated[Optional[Path], typer.Option("--colormap", help="measured printer-to-camera colour map (blocks calibrate)")] = None,
+    scale: Annotated[Optional[str], typer.Option("--scale", help="patch side / image side, MIN:MAX", show_default=SCALE_DEFAULT)] = None,
+    scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background images", show_default="plain random backgrounds")] = None,
+    eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check", show_default="--scenes")] = None,
+    eot: Annotated[str, typer.Option("--eot", help="transform preset: " + ", ".join(checks.EOT_PRESETS) + " (README: Generating patches)")] = "print",
+    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="stop after S seconds, keeping the best patch", show_default="no limit")] = None,
+    colormap: Annotated[Optional[Path], typer.Option("--colormap", help="measured printer-to-camera colour map (blocks calibrate)", show_default="none")] = None,
     printability: Annotated[float, typer.Option("--printability", help="weight of the non-printability penalty")] = 0.0,
     tv: Annotated[float, typer.Option("--tv", help="weight of the total-variation penalty")] = 0.0,
     eval_n: Annotated[int, typer.Option("--eval-n", help="held-out random views for the final success rate")] = 256,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    out: Annotated[Optional[Path], typer.Option("--out", help="output folder [default: runs/<target>-<time>]")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="random seed of the views (the held-out check uses seed + 1)")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", help="output folder", show_default="runs/<target>-<time>")] = None,
 ):
     """Make a patch from black with EOT negative-epsilon FGSM; write patch.png, patch.json, curve.png.
 
@@ -367,17 +400,17 @@ def print_generate_summary(summary, out: Path) -> None:
 @model_options()
 def evaluate(
     patch: Annotated[Path, typer.Argument(help="patch PNG")],
-    target: Annotated[Optional[str], typer.Option("--target")] = None,
-    away_from: Annotated[Optional[str], typer.Option("--away-from")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", help="class the patch should become: name, index or word (give --target or --away-from)")] = None,
+    away_from: Annotated[Optional[str], typer.Option("--away-from", help="class the patch should stop")] = None,
     models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = "auto",
-    scenes: Annotated[Optional[Path], typer.Option("--scenes")] = None,
-    scale: Annotated[Optional[str], typer.Option("--scale", help="MIN:MAX [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
-    eot: Annotated[str, typer.Option("--eot")] = "print",
-    colormap: Annotated[Optional[Path], typer.Option("--colormap", help="judge the patch as seen through this colour map")] = None,
+    scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background images for the views", show_default="plain random backgrounds")] = None,
+    scale: Annotated[Optional[str], typer.Option("--scale", help="patch side / image side, MIN:MAX", show_default=SCALE_DEFAULT)] = None,
+    eot: Annotated[str, typer.Option("--eot", help="transform preset of the views: " + ", ".join(checks.EOT_PRESETS))] = "print",
+    colormap: Annotated[Optional[Path], typer.Option("--colormap", help="judge the patch as seen through this colour map", show_default="none")] = None,
     n: Annotated[int, typer.Option("--n", help="number of random views")] = 512,
     seed: Annotated[int, typer.Option("--seed", help="view seed (differs from training's by default)")] = 2024,
-    out: Annotated[Optional[Path], typer.Option("--out", help="write JSON here instead of stdout")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="write JSON here instead of stdout", show_default="stdout")] = None,
 ):
     """Success rate and target probability of a patch on fresh random views. With several --model,
     one row per model on the same views (a transfer row), printed and written as JSON (--out)."""
@@ -399,7 +432,7 @@ def evaluate(
 @model_options()
 def sweep(
     image: Annotated[Path, typer.Argument(help="image to attack")],
-    target: Annotated[str, typer.Option("--target")],
+    target: Annotated[str, typer.Option("--target", help="class to push the image towards: name, index or word")],
     models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = "auto",
     eps_range: Annotated[str, typer.Option("--eps", help="epsilon range MIN:MAX in 0-255 units")] = "-120:10",
@@ -417,8 +450,8 @@ def sweep(
 @app.command("digits-scenes")
 def digits_scenes(
     out: Annotated[Path, typer.Argument(help="folder to write train/ and test/ scene PNGs into")],
-    exclude: Annotated[Optional[str], typer.Option("--exclude", help="leave out this digit class (the target)")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit")] = None,
+    exclude: Annotated[Optional[str], typer.Option("--exclude", help="leave out this digit class (the target)", show_default="none")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="write at most N digits", show_default="all of them")] = None,
 ):
     """Export held-out digits as scene images for --scenes (for the bundled digits model)."""
     from blocks.pipelines import ScenesRun, run_scenes
@@ -444,14 +477,14 @@ def print_sheet(
     patches: Annotated[list[Path], typer.Argument(help="patch images (PNG from `blocks generate`)", show_default=False)],
     out: Annotated[Path, typer.Option("--out", help="PDF to write; sheet.json is written next to it")],
     size_mm: Annotated[float, typer.Option("--size-mm", help="printed side of one patch, mm (exact)")] = 50.0,
-    page: Annotated[str, typer.Option("--page", help="a4|letter|a3")] = "a4",
+    page: Annotated[str, typer.Option("--page", help="page size: " + ", ".join(checks.PAGES))] = "a4",
     margin_mm: Annotated[float, typer.Option("--margin-mm", help="blank page margin, mm")] = 10.0,
     layout: Annotated[str, typer.Option("--layout", help="grid (blocks in rows, pages as needed) or cube (foldable net: 1 patch on all faces, or 6)")] = "grid",
     tile: Annotated[str, typer.Option("--tile", help="RxC: a block is the patch repeated R rows x C columns")] = "1x1",
     markers: Annotated[bool, typer.Option("--markers/--no-markers", help="ArUco markers around each block")] = True,
     marker_mm: Annotated[float, typer.Option("--marker-mm", help="side of each ArUco marker, mm")] = 12.0,
     dpi: Annotated[int, typer.Option("--dpi", help="patch pixels are upscaled (nearest) to at least this resolution")] = 300,
-    preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of each page next to the PDF")] = False,
+    preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of each page next to the PDF", show_default="off")] = False,
 ):
     """Lay patches out as a print-ready PDF at exact size, with markers, cut marks and sheet.json."""
     from blocks.pipelines import PrintRun, run_print
@@ -489,17 +522,17 @@ def capture(
     source: Annotated[str, typer.Option("--source", help="camera index (0), video file, folder or glob of photos, http:// or rtsp:// stream, screen or screen:X,Y,W,H")] = "0",
     models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = "auto",
-    sheet: Annotated[Optional[Path], typer.Option("--sheet", help="sheet.json from `blocks print`: find and rectify blocks by their markers")] = None,
-    sliding: Annotated[bool, typer.Option("--sliding", help="also scan the frame with a sliding window")] = False,
+    sheet: Annotated[Optional[Path], typer.Option("--sheet", help="sheet.json from `blocks print`: find and rectify blocks by their markers (a diagnosis beside the whole frame)", show_default="whole frame only")] = None,
+    sliding: Annotated[bool, typer.Option("--sliding", help="also scan the frame with a sliding window", show_default="off")] = False,
     window: Annotated[float, typer.Option("--window", help="sliding window side, fraction of the frame's shorter side")] = 0.5,
     stride: Annotated[float, typer.Option("--stride", help="sliding window step, fraction of the frame's shorter side")] = 0.25,
     threshold: Annotated[float, typer.Option("--threshold", help="a hit needs the target top-1 with at least this probability")] = 0.0,
-    headless: Annotated[bool, typer.Option("--headless", help="no window (automatic when there is no display)")] = False,
-    save_video: Annotated[Optional[Path], typer.Option("--save-video", help="write the annotated stream (.mp4, .avi, .mkv)")] = None,
-    log: Annotated[Optional[Path], typer.Option("--log", help="one JSON line per frame")] = None,
-    summary: Annotated[Optional[Path], typer.Option("--summary", help="write the summary JSON here (it is always printed)")] = None,
-    max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="stop after N frames")] = None,
-    duration: Annotated[Optional[float], typer.Option("--duration", help="stop after S seconds")] = None,
+    headless: Annotated[bool, typer.Option("--headless", help="no window (automatic when there is no display)", show_default="off")] = False,
+    save_video: Annotated[Optional[Path], typer.Option("--save-video", help="write the annotated stream (.mp4, .avi, .mkv)", show_default="none")] = None,
+    log: Annotated[Optional[Path], typer.Option("--log", help="one JSON line per frame", show_default="none")] = None,
+    summary: Annotated[Optional[Path], typer.Option("--summary", help="write the summary JSON here (it is always printed)", show_default="none")] = None,
+    max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="stop after N frames", show_default="no limit")] = None,
+    duration: Annotated[Optional[float], typer.Option("--duration", help="stop after S seconds", show_default="no limit")] = None,
     reconnect: Annotated[int, typer.Option("--reconnect", help="streams: reopen a lost stream up to N times in a row")] = 0,
 ):
     """Classify a camera, video or photos live: overlay, per-frame log, summary. q, Esc or Ctrl-C ends it."""
@@ -547,9 +580,9 @@ def simulate(
     seed: Annotated[int, typer.Option("--seed", help="camera path, lighting and noise seed")] = 0,
     fps: Annotated[float, typer.Option("--fps", help="frame rate of the video")] = 15.0,
     block: Annotated[int, typer.Option("--block", help="which block of the sheet the camera films")] = 0,
-    colormap: Annotated[Optional[Path], typer.Option("--colormap", help="film the sheet through this printer-to-camera colour map (colormap.json)")] = None,
-    steady_light: Annotated[bool, typer.Option("--steady-light", help="even, constant, neutral light: the colour map is then the only colour change")] = False,
-    size: Annotated[Optional[str], typer.Option("--size", help="frame size WxH in pixels [default 640x480]")] = None,
+    colormap: Annotated[Optional[Path], typer.Option("--colormap", help="film the sheet through this printer-to-camera colour map (colormap.json)", show_default="none")] = None,
+    steady_light: Annotated[bool, typer.Option("--steady-light", help="even, constant, neutral light: the colour map is then the only colour change", show_default="off")] = False,
+    size: Annotated[Optional[str], typer.Option("--size", help="frame size WxH in pixels", show_default=FRAME_SIZE_DEFAULT)] = None,
 ):
     """Film a printed sheet with a virtual camera (perspective, light, blur, noise, JPEG) -> a video,
     or one still photo when --out is an image (.png, .jpg; --frames is then 1)."""
@@ -585,14 +618,14 @@ def onepixel_bar(label: str, total: int):
 def onepixel(
     inputs: Annotated[list[Path], typer.Argument(help="image files and/or folders of images")],
     models: list = None,  # the model flags (@model_options)
-    target: Annotated[Optional[str], typer.Option("--target", help="class name or index (targeted attack); default: untargeted")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", help="class name or index (targeted attack)", show_default="untargeted")] = None,
     pixels: Annotated[int, typer.Option("--pixels", help="pixels changed per image (K)")] = 1,
     popsize: Annotated[int, typer.Option("--popsize", help="DE: candidates per image")] = 400,
     maxiter: Annotated[int, typer.Option("--maxiter", help="DE: generations")] = 100,
     max_queries: Annotated[int, typer.Option("--max-queries", help="model evaluations per image (0 = paper budget for DE; probe, random: a tenth of it, a hundredth above 64x64 px)")] = 0,
     fitness: Annotated[str, typer.Option("--fitness", help="margin (logits), prob (the paper's) or auto (prob for DE)")] = "auto",
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("onepixel_out"),
-    strategy: Annotated[str, typer.Option("--strategy", help="probe (corner colours, default), random (Sparse-RS), paper (DE, F=0.5) or best1bin (scipy DE)")] = "probe",
+    strategy: Annotated[str, typer.Option("--strategy", help="probe (corner colours), random (Sparse-RS), paper (DE, F=0.5) or best1bin (scipy DE)")] = "probe",
     seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
     device: DeviceOpt = "auto",
     batch: Annotated[int, typer.Option("--batch", help="images per forward pass (0 = auto)")] = 0,
@@ -632,12 +665,12 @@ def print_onepixel(s) -> None:
 @app.command("calibration-sheet")
 def calibration_sheet(
     out: Annotated[Path, typer.Option("--out", help="PDF to write; calib.json is written next to it")] = Path("calib.pdf"),
-    page: Annotated[str, typer.Option("--page", help="a4, letter or a3")] = "a4",
+    page: Annotated[str, typer.Option("--page", help="page size: " + ", ".join(checks.PAGES))] = "a4",
     swatch_mm: Annotated[float, typer.Option("--swatch-mm", help="side of each colour swatch")] = 11.0,
     marker_mm: Annotated[float, typer.Option("--marker-mm", help="side of each corner ArUco marker")] = 16.0,
     margin_mm: Annotated[float, typer.Option("--margin-mm", help="blank border of the page")] = 10.0,
     levels: Annotated[int, typer.Option("--levels", help="steps per channel of the RGB grid (levels^3 colours)")] = 5,
-    preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of the page")] = False,
+    preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of the page", show_default="off")] = False,
 ):
     """A page of colour swatches with ArUco markers, and its calib.json, to measure printer + camera colours."""
     from blocks.pipelines import CalibrationRun, run_calibration_sheet
