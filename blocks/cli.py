@@ -503,16 +503,34 @@ def print_sheet(
 
 @contextmanager
 def capture_bar(label: str, total):
+    """Frames read; the whole frame's hits first (the headline), then any view's (blocks, windows)."""
     from rich.progress import TextColumn
 
-    hits = [0]
+    hits = [0, 0]
     with bar(label, total, TextColumn("frame {task.completed}"), TextColumn("p(target) {task.fields[prob]:.3f}"),
-             TextColumn("hits {task.fields[hits]}"), stderr=True, prob=0.0, hits=0) as (p, task):
+             TextColumn("whole-frame hits {task.fields[frame]}"), TextColumn("any-view hits {task.fields[hits]}"),
+             stderr=True, prob=0.0, hits=0, frame=0) as (p, task):
         def update(r):
-            hits[0] += r.hit
-            p.update(task, advance=1, prob=r.target_prob, hits=hits[0])
+            hits[0] += r.frame_hit
+            hits[1] += r.hit
+            p.update(task, advance=1, prob=r.frame_target_prob, frame=hits[0], hits=hits[1])
 
         yield update
+
+
+def capture_headline(s) -> str:
+    """The last line of a capture: the whole frame's hit rate (what a classifier behind the camera
+    sees), then the blocks' (--sheet) and any view's as a diagnosis."""
+    line = (f"whole frame: {s.target} in {round(s.frame_hit_rate * s.frames)} of {s.frames} frames "
+            f"({s.frame_hit_rate:.1%}), mean p({s.target}) {s.frame_mean_target_prob:.3f}")
+    extra = []
+    if s.found_rate is not None:
+        found = round(s.found_rate * s.frames)
+        extra.append(f"block found in {found} frames, read as {s.target} in "
+                     f"{round((s.block_hit_rate or 0) * found)} ({(s.block_hit_rate or 0):.1%})")
+    if s.hit_rate != s.frame_hit_rate or extra:
+        extra.append(f"any view {s.hit_rate:.1%}")
+    return line + (f"; diagnosis: {', '.join(extra)}" if extra else "")
 
 
 @app.command()
@@ -545,6 +563,8 @@ def capture(
     written = capture_kept(run, result)
     for p in ([str(summary)] if summary is not None else []) + written:
         typer.echo(f"wrote {p}", err=True)
+    if result.frames:
+        typer.echo(capture_headline(result), err=True)
     if result.stopped_by == "interrupted":
         kept = ", ".join(written + ([str(summary)] if summary is not None else [])) or "the summary above"
         raise Interrupted(f"kept {kept} ({result.frames} frames)")
