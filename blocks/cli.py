@@ -628,8 +628,9 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 def onepixel_bar(label: str, total: int):
     from rich.progress import MofNCompleteColumn, TextColumn
 
-    with bar(label, total, MofNCompleteColumn(), TextColumn("running {task.fields[running]}"), stderr=True,
-             running="") as (p, task):
+    # DE counts generations, the searches the queries of the image that has spent the most
+    with bar(label, total, MofNCompleteColumn(), TextColumn("{task.fields[running]} images still searching"),
+             stderr=True, running="") as (p, task):
         yield lambda done_running: p.update(task, completed=done_running[0], running=done_running[1])
 
 
@@ -668,7 +669,7 @@ def print_onepixel(s) -> None:
     table = Table(title=f"one-pixel ({s.strategy}, K={s.pixels}{de}, at most {s.max_queries} queries, "
                         f"{s.fitness} fitness){goal}")
     for col in ("image", "before", "after", "success", "queries"):
-        table.add_column(col, justify="right" if col == "queries" else "left")
+        table.add_column(col, justify="right" if col == "queries" else "left", overflow="fold")  # names in full
     for r in s.results[:50]:
         b, a = r.before, r.after
         table.add_row(r.name, f"{b['class']} {b['prob']:.2f}", f"{a['class']} {a['prob']:.2f}",

@@ -468,7 +468,7 @@ def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
     x = prepare_images(images, net.input_size)
     # DE counts generations, the searches count queries (of the furthest image)
     total = max(cfg.maxiter, 1) if cfg.is_de else cfg.budget_for(net.input_size ** 2)
-    with progress("onepixel", total) as update:
+    with progress("onepixel: generations" if cfg.is_de else "onepixel: queries", total) as update:
         result = one_pixel_attack(net, x, None, cfg, target=goal.index if goal else None,
                                   progress=lambda g, running, _: update((g, running)))
         update((total, 0))

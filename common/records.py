@@ -436,6 +436,7 @@ class OnePixelSummary(Record):
     WHAT: ClassVar[str] = "one-pixel summary"
     FROM: ClassVar[str] = "blocks onepixel"
     PARTS: ClassVar = {"results": (OnePixelRow, True)}
+    OMIT_NONE: ClassVar = ("popsize", "maxiter")  # DE runs only
 
     images: int = 0
     successes: int = 0
