@@ -417,12 +417,14 @@ def test_digits_scenes_are_held_out_and_exclude_the_target(digit_scenes):
 def test_quick_start_held_out_digits_read_as_seven(cli, tmp_path, digits_model, digit_scenes):
     """The README's quick start, with fewer steps: the patch wins on unseen digits (--eval-scenes)."""
     out = tmp_path / "quick"
-    code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--scenes", digit_scenes / "train",
+    code, out_text, err = cli("generate", "--model", "digits", "--target", "seven", "--scenes", digit_scenes / "train",
                        "--eval-scenes", digit_scenes / "test", "--scale", "0.5:0.6", "--steps", "100",
                        "--batch", "16", "--eval-n", "256", "--device", "cpu", "--out", out)
     assert code == 0, err
     meta = json.loads((out / "patch.json").read_text())
     assert meta["eval_scenes"] == str(digit_scenes / "test")
+    n_test = len(list((digit_scenes / "test").glob("*.png")))
+    assert f"(print views, patch side 0.50-0.60 of the view, in {n_test} held-out scene photos)" in out_text
     assert meta["held_out"]["success_rate"] >= 0.9, meta["held_out"]
     # held_out is judged on the --eval-scenes digits, not the training ones
     from blocks.scenes import load_scenes
@@ -451,3 +453,55 @@ def test_cli_schedule_and_momentum_flags_reach_the_optimiser(cli, tmp_path, digi
     assert not torch.equal(png * 255, (generate_patch(digits_model, heavy, eot).patch * 255).round())
     code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--schedule", "step")
     assert code == 2 and "--schedule" in err
+
+
+def test_eta_follows_whichever_limit_ends_the_run_first():
+    from blocks.cli import generate_eta
+
+    # the newcomer's run: 6 steps in 120 s of a 130 s limit, 400 steps asked for
+    share, eta = generate_eta(6, 400, 120.0, 130.0)
+    assert eta == "ETA 0:10 (clock)" and share == pytest.approx(120 / 130)
+    share, eta = generate_eta(6, 400, 120.0, None)  # no clock: 394 more steps at 20 s
+    assert eta == "ETA 2:11:20" and share == pytest.approx(6 / 400)
+    assert generate_eta(390, 400, 39.0, 600.0) == (pytest.approx(390 / 400), "ETA 0:01")
+
+
+def test_progress_without_a_terminal_is_plain_lines_and_the_final_line_says_what_it_measured(cli, tmp_path):
+    """Under capsys neither stream is a terminal: the bars come as plain lines on stderr (the first
+    step's at once, not only at the end), stdout keeps the result; a run the clock cut far short
+    of its steps says so; the held-out line names its views."""
+    out = tmp_path / "g"
+    code, text, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "100000",
+                          "--batch", "4", "--eval-n", "16", "--max-seconds", "1", "--device", "cpu", "--out", out)
+    assert code == 0, err
+    meta = json.loads((out / "patch.json").read_text())
+    assert meta["stopped"] == "time"
+    lines = err.splitlines()
+    assert re.search(r"generate .*step 1/100000 loss \d+\.\d{3} p\(target\) \d\.\d{3} ETA", lines[0]), err
+    assert "nan" not in err and any(re.search(r"held-out check .*16/16 views", line) for line in lines), err
+    assert "ETA" not in text  # the bars stay off stdout
+    held, warning = text.strip().splitlines()[-2:]
+    assert held.startswith("seven: held-out success ") and held.endswith(f" -> {out}/patch.png")
+    assert "(print views, patch side 0.80-1.00 of the view, on plain random backgrounds: no --scenes)" in held
+    assert meta["held_out"]["views"] == {"eot": "print", "scale": [0.8, 1.0], "scenes": None, "scene_images": 0}
+    assert warning == (f"stopped by the clock after {meta['steps_run']} of 100000 steps: the patch may be weak; "
+                       f"give more time or a GPU")
+
+
+def test_plain_lines_come_every_few_seconds():
+    from rich.console import Console
+    from rich.progress import Progress, TextColumn
+
+    from blocks.cli import PLAIN_EVERY_S, PlainLines
+
+    console = Console(file=__import__("io").StringIO(), width=100)
+    now = [0.0]
+    with Progress(TextColumn("x {task.completed}"), console=console) as progress:
+        task = progress.add_task("x", total=100)
+        plain = PlainLines(progress, clock=lambda: now[0])
+        for step in range(1, 60):
+            now[0] = step * 1.0
+            plain.update(task, completed=step)
+    printed = console.file.getvalue().splitlines()
+    # at the first update, then every PLAIN_EVERY_S (1 s per update here), then rich's own last line
+    assert printed == [f"x {s}" for s in range(1, 60, int(PLAIN_EVERY_S))] + ["x 59"], printed
