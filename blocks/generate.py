@@ -110,13 +110,13 @@ def goals_of(net, wanted: list[str], away_from: str | None):
 
 def goals_before_loading(specs: list, wanted: list[str], away_from: str | None) -> None:
     """A misspelt target fails in a second, not after the seconds of loading weights: checked
-    against the class names where they come without loading anything (the embedded and bundled
-    models, a labels file)."""
+    against the class names where they come without loading anything and cannot disagree with
+    the weights (the embedded and bundled models with their own names)."""
     from types import SimpleNamespace
 
     from blocks.models import LITE, class_names
 
-    if len(specs) == 1 and (specs[0].labels is not None or specs[0].name in (*LITE, "digits")):
+    if len(specs) == 1 and specs[0].labels is None and specs[0].name in (*LITE, "digits"):
         goals_of(SimpleNamespace(labels=class_names(specs[0])), wanted, away_from)
 
 
