@@ -14,6 +14,9 @@ MAX_PATCH_SIZE = 2048  # --patch-size
 MAX_BATCH = 1024  # views per step / images per forward pass
 MAX_SEED = 2**32 - 1  # what numpy and torch generators both accept
 SCALE = (0.01, 1.5)  # bounds of --scale MIN:MAX (patch side / image side)
+# Names the CLI's --help lists without importing torch; tests/test_help.py checks each equals its source.
+EOT_PRESETS = ("none", "digital", "print", "webcam", "camera", "camera+scene", "held")  # transforms.eot.PRESETS
+PAGES = ("a4", "letter", "a3")  # printing.layout.PAGE_SIZES_MM
 
 
 def whole(value: int | None, flag: str, lo: int, hi: int | None = None) -> int | None:

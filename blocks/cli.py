@@ -14,24 +14,69 @@ from common.errors import Interrupted, UserError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Physical-world adversarial blocks: generate, print, capture, one-pixel.")
 
-# Shared `[model flags]`: every command that runs a classifier takes these, through @model_options.
-ModelOpt = Annotated[Optional[list[str]], typer.Option("--model", metavar="NAME", help="efficientnet_lite0 (embedded ImageNet, offline; efficientnet_lite1/2 with the zoo extra), a torchvision name, timm:NAME, a .pt2/TorchScript file, or digits; repeat it for an ensemble [default: efficientnet_lite0]")]
-ModelsFileOpt = Annotated[Optional[Path], typer.Option("--models", metavar="FILE", help="an ensemble whose members need their own flags: a TOML or JSON file listing models, each with keys model, weights, labels, input_size, mean, std")]
+# Defaults are shown by typer's show_default (text written into a help string as "[default: x]"
+# is rich markup, and vanishes); computed ones (None in the settings) say in words what they are.
 DEFAULT_MODEL = "efficientnet_lite0"  # blocks.models.DEFAULT_MODEL, repeated so --help needs no torch import
+MODEL_HELP = ("efficientnet_lite0 (embedded ImageNet, offline; efficientnet_lite1/2 with the zoo extra), a "
+              "torchvision name, timm:NAME, a .pt2/TorchScript file, or digits")
+
+# Shared `[model flags]`: every command that runs a classifier takes these, through @model_options.
+ModelOpt = Annotated[Optional[list[str]], typer.Option("--model", metavar="NAME", show_default=DEFAULT_MODEL,
+                                                       help=MODEL_HELP + "; repeat it for an ensemble")]
+OneModelOpt = Annotated[Optional[list[str]], typer.Option("--model", metavar="NAME", show_default=DEFAULT_MODEL,
+                                                          help=MODEL_HELP + "; one model (this command takes no ensemble)")]
+ModelsFileOpt = Annotated[Optional[Path], typer.Option("--models", metavar="FILE", help="an ensemble whose members need their own flags: a TOML or JSON file listing models, each with keys model, weights, labels, input_size, mean, std")]
+OneModelFileOpt = Annotated[Optional[Path], typer.Option("--models", metavar="FILE", help="a TOML or JSON file naming the model with keys model, weights, labels, input_size, mean, std (one entry: this command takes no ensemble)")]
 WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", help="state dict file for --model (loaded with weights_only=True)")]
 LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="class names, one per line (sets the number of classes)")]
-InputSizeOpt = Annotated[Optional[int], typer.Option("--input-size", help="side in pixels the model expects")]
-MeanOpt = Annotated[Optional[str], typer.Option("--mean", help="normalisation mean R,G,B (ImageNet by default)")]
-StdOpt = Annotated[Optional[str], typer.Option("--std", help="normalisation std R,G,B (ImageNet by default)")]
+InputSizeOpt = Annotated[Optional[int], typer.Option("--input-size", help="side in pixels the model expects", show_default="the model's own")]
+MeanOpt = Annotated[Optional[str], typer.Option("--mean", help="normalisation mean R,G,B", show_default="the model's own")]
+StdOpt = Annotated[Optional[str], typer.Option("--std", help="normalisation std R,G,B", show_default="the model's own")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")]
 
 
+def version_text() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"blocks (deep-chicken-saviour) {version('deep-chicken-saviour')}"
+    except PackageNotFoundError:  # run from a checkout that pip never installed
+        return "blocks (deep-chicken-saviour), not installed: no version"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(version_text())
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
     """Physical-world adversarial blocks: generate, print, capture, one-pixel."""
 
 
 MODEL_FLAGS = ("model", "models_file", "weights", "labels", "input_size", "mean", "std")
+
+
+MODEL_COMMANDS = ("generate", "evaluate", "capture", "onepixel", "sweep")  # the commands that load weights
+
+
+def loading_line(args: list[str]) -> str | None:
+    """'blocks generate: loading torch and efficientnet_lite0 ...': the first line of a command,
+    printed (on a terminal) before torch is imported, seconds before the command's own output."""
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command not in {c.name or c.callback.__name__ for c in app.registered_commands}:
+        return None
+    if command not in MODEL_COMMANDS:
+        return f"blocks {command}: loading torch ..."
+    names = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--model"]
+    names += [a.split("=", 1)[1] for a in args if a.startswith("--model=")]
+    if any(a == "--models" or a.startswith("--models=") for a in args):
+        names.append("the --models file")
+    return f"blocks {command}: loading torch and {', '.join(names) or DEFAULT_MODEL} ..."
 
 
 def model_options(multi: bool = True):
@@ -41,8 +86,9 @@ def model_options(multi: bool = True):
     import inspect
 
     flags = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=None)
-             for name, ann in zip(MODEL_FLAGS, (ModelOpt, ModelsFileOpt, WeightsOpt, LabelsOpt,
-                                                InputSizeOpt, MeanOpt, StdOpt))]
+             for name, ann in zip(MODEL_FLAGS, (ModelOpt if multi else OneModelOpt,
+                                                ModelsFileOpt if multi else OneModelFileOpt, WeightsOpt,
+                                                LabelsOpt, InputSizeOpt, MeanOpt, StdOpt))]
 
     def decorate(command):
         sig = inspect.signature(command, eval_str=True)
@@ -164,6 +210,13 @@ def list_models_cmd():
         typer.echo(f"{m['model']:<28} {m['source']:<9} {m['input_size']:>4} px  {m['num_classes']:>5} classes")
 
 
+SMOOTH_DEFAULT = "0.8 for an ensemble, 0 for one model"  # blocks.attacks.eot_fgsm.smoothing (tests/test_help.py)
+SCALE_DEFAULT = "0.15:0.55 for --eot held; else 0.8:1.0, 0.4:0.6 with --scenes"  # blocks.generate.default_scale (tests/test_help.py)
+SCENES_DEFAULT = "--eot held: the shipped sample photos, training side; else plain random backgrounds"
+EVAL_SCENES_DEFAULT = "--scenes; --eot held without --scenes: the shipped photos' held-out side"
+FRAME_SIZE_DEFAULT = "640x480"  # transforms.camera.CameraSettings.size (tests/test_help.py)
+
+
 def settings(cls, values: dict, **parsed):
     """The settings dataclass `cls` from a command's flags (named as its fields), plus parsed values."""
     import dataclasses
@@ -172,54 +225,123 @@ def settings(cls, values: dict, **parsed):
     return cls(**{k: v for k, v in {**values, **parsed}.items() if k in names})
 
 
+PLAIN_EVERY_S = 10.0  # seconds between progress lines when the bar's stream is not a terminal
+
+
+def progress_console(stderr: bool = False):
+    """Where a bar goes: stdout when the command leaves it free (stderr=False) and it is a
+    terminal, else stderr (so `blocks generate > log` still shows the bar on the terminal)."""
+    from rich.console import Console
+
+    if not stderr:
+        out = Console()
+        if out.is_terminal:
+            return out
+    return Console(stderr=True)
+
+
+class PlainLines:
+    """A rich Progress seen through a stream that is not a terminal (a log file, a pipe): rich
+    would print the bar once, at the end; this prints it as a plain line at the first update and
+    then every PLAIN_EVERY_S seconds."""
+
+    def __init__(self, progress, clock=None):
+        import time
+
+        self.progress, self.clock, self.last = progress, clock or time.monotonic, None
+
+    def update(self, task, **kwargs) -> None:
+        self.progress.update(task, **kwargs)
+        now, (t,) = self.clock(), [t for t in self.progress.tasks if t.id == task]
+        if t.finished:  # rich prints the finished bar itself
+            return
+        if self.last is None or now - self.last >= PLAIN_EVERY_S:
+            self.last = now
+            self.progress.console.print(self.progress.make_tasks_table([t]))
+
+
 @contextmanager
 def bar(label: str, total, *columns, stderr: bool = False, **fields):
-    """A rich progress bar (stderr when stdout carries JSON); yields (progress, task)."""
-    from rich.console import Console
+    """A rich progress bar (stderr when stdout carries JSON, or is not a terminal); yields
+    (progress, task). Where no terminal shows it: plain lines every PLAIN_EVERY_S seconds."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    console = progress_console(stderr)
     with Progress(TextColumn(label), BarColumn(), *columns, TimeElapsedColumn(), transient=False,
-                  console=Console(stderr=True) if stderr else None) as progress:
-        yield progress, progress.add_task(label, total=total, **fields)
+                  console=console) as progress:
+        task = progress.add_task(label, total=total, **fields)
+        yield (progress if console.is_terminal else PlainLines(progress)), task
+
+
+def clock_text(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+def generate_eta(done: int, steps: int, seconds: float, max_seconds: float | None) -> tuple[float, str]:
+    """(share of the run done, 'ETA m:ss') after `done` steps in `seconds`: the run ends at its
+    last step or at max_seconds, whichever comes first (then the ETA says 'clock')."""
+    by_steps = (steps - done) * seconds / max(done, 1)
+    share = done / steps
+    if max_seconds and max_seconds - seconds < by_steps:
+        return max(share, min(seconds / max_seconds, 1.0)), f"ETA {clock_text(max_seconds - seconds)} (clock)"
+    return share, f"ETA {clock_text(by_steps)}"
 
 
 @contextmanager
-def generate_bar(label: str, total: int):
+def generate_bar(label: str, total: int, max_seconds: float | None = None):
+    """Steps, loss, p(target) and an ETA; the bar fills with whichever limit ends the run first."""
     from rich.progress import TextColumn
 
-    with bar(label, total, TextColumn("step {task.completed}/{task.total}"), TextColumn("loss {task.fields[loss]:.3f}"),
-             TextColumn("p(target) {task.fields[prob]:.3f}"), loss=float("nan"), prob=0.0) as (p, task):
-        yield lambda r: p.update(task, completed=r.step + 1, loss=r.loss, prob=r.objective_prob)
+    with bar(label, total, TextColumn("step {task.fields[step]}/" + str(total)), TextColumn("loss {task.fields[loss]}"),
+             TextColumn("p(target) {task.fields[prob]}"), TextColumn("{task.fields[eta]}"),
+             step=0, loss="-", prob="-", eta="ETA -") as (p, task):
+        def update(r):
+            share, eta = generate_eta(r.step + 1, total, r.seconds, max_seconds)
+            p.update(task, completed=share * total, step=r.step + 1, loss=f"{r.loss:.3f}",
+                     prob=f"{r.objective_prob:.3f}", eta=eta)
+
+        yield update
+
+
+@contextmanager
+def views_bar(label: str, total: int):
+    """The held-out check: views judged of all it renders."""
+    from rich.progress import MofNCompleteColumn, TextColumn
+
+    with bar(label, total, MofNCompleteColumn(), TextColumn("views")) as (p, task):
+        yield lambda n: p.update(task, advance=n)
 
 
 @app.command()
 @model_options()
 def generate(
-    targets: Annotated[Optional[list[str]], typer.Option("--target", help="class to become: name, index or word (chicken); repeat it for one patch per target")] = None,
+    targets: Annotated[Optional[list[str]], typer.Option("--target", help="class to become: name, index or word (chicken); repeat it for one patch per target (give one of --target, --targets-file, --away-from)")] = None,
     targets_file: Annotated[Optional[Path], typer.Option("--targets-file", help="text file of targets, one per line: one patch each, model loaded once")] = None,
     away_from: Annotated[Optional[str], typer.Option("--away-from", help="class to stop being (positive epsilon)")] = None,
     models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = "auto",
-    patch_size: Annotated[Optional[int], typer.Option("--patch-size", help="patch side in pixels [default: half the model input]")] = None,
-    steps: Annotated[int, typer.Option("--steps")] = 400,
+    patch_size: Annotated[Optional[int], typer.Option("--patch-size", help="patch side in pixels", show_default="half the model input")] = None,
+    steps: Annotated[int, typer.Option("--steps", help="FGSM steps (the run may end sooner: --max-seconds)")] = 400,
     epsilon: Annotated[float, typer.Option("--epsilon", help="first step size in 0-255 units (negative-epsilon FGSM step)")] = 32.0,
     final_fraction: Annotated[float, typer.Option("--final-fraction", help="last step size as a fraction of the first")] = 0.1,
     schedule: Annotated[str, typer.Option("--schedule", help="step-size schedule: cosine, linear, constant")] = "cosine",
     batch: Annotated[int, typer.Option("--batch", help="random views per step")] = 32,
     momentum: Annotated[float, typer.Option("--momentum", help="sign of a running mean of gradients (0 = plain FGSM)")] = 0.9,
-    smooth: Annotated[Optional[float], typer.Option("--smooth", help="Gaussian gradient smoothing, sigma in patch pixels (transfers better to unseen models; 0 = off) [default: 0.8 for an ensemble, 0 for one model]")] = None,
+    smooth: Annotated[Optional[float], typer.Option("--smooth", help="Gaussian gradient smoothing, sigma in patch pixels (transfers better to unseen models; 0 = off)", show_default=SMOOTH_DEFAULT)] = None,
     members: Annotated[str, typer.Option("--members", help="ensembles: balance (each member's gradient at equal size), mean (loss of the mean log-probability) or cycle (one member per step, in turn)")] = "balance",
-    scale: Annotated[Optional[str], typer.Option("--scale", help="patch side as a fraction, MIN:MAX: of the frame's shorter side for --eot held (the patch's coverage: how close the camera is) [default 0.15:0.55]; of the image side for the other presets [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
-    scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background photos [default for --eot held: the photos shipped with the installed packages, training side]")] = None,
-    eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check [default: --scenes; for --eot held without --scenes, the shipped photos' held-out side]")] = None,
-    eot: Annotated[str, typer.Option("--eot", help="views to train for: held (the whole camera frame, the printed card held up in a scene), none, digital, print, webcam, camera, camera+scene")] = "held",
-    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="stop after S seconds, keeping the best patch")] = None,
-    colormap: Annotated[Optional[Path], typer.Option("--colormap", help="measured printer-to-camera colour map (blocks calibrate)")] = None,
+    scale: Annotated[Optional[str], typer.Option("--scale", help="patch side as a fraction, MIN:MAX: for --eot held of the frame's shorter side (the patch's coverage: how close the camera is); for the other presets of the image side", show_default=SCALE_DEFAULT)] = None,
+    scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background photos", show_default=SCENES_DEFAULT)] = None,
+    eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check", show_default=EVAL_SCENES_DEFAULT)] = None,
+    eot: Annotated[str, typer.Option("--eot", help="views to train for: " + ", ".join(checks.EOT_PRESETS) + " (held: the whole camera frame, the printed card held up in a scene; README: Generating patches)")] = "held",
+    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="stop after S seconds, keeping the best patch", show_default="no limit")] = None,
+    colormap: Annotated[Optional[Path], typer.Option("--colormap", help="measured printer-to-camera colour map (blocks calibrate)", show_default="none")] = None,
     printability: Annotated[float, typer.Option("--printability", help="weight of the non-printability penalty")] = 0.0,
     tv: Annotated[float, typer.Option("--tv", help="weight of the total-variation penalty")] = 0.0,
     eval_n: Annotated[int, typer.Option("--eval-n", help="held-out random views for the final success rate")] = 256,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    out: Annotated[Optional[Path], typer.Option("--out", help="output folder [default: runs/<target>-<time>]")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="random seed of the views (the held-out check uses seed + 1)")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", help="output folder", show_default="runs/<target>-<time>")] = None,
 ):
     """Make a patch from black with EOT negative-epsilon FGSM; write patch.png, patch.json, curve.png.
 
@@ -227,16 +349,18 @@ def generate(
     (`torchrun --nproc-per-node N -m blocks generate ...`) each step's views are split across the ranks."""
     from blocks.pipelines import GenerateRun, run_generate
 
+    import functools
+
     run = settings(GenerateRun, locals(), targets=targets or [], scale=parse_range(scale, "--scale", *checks.SCALE))
-    done = run_generate(run, progress=generate_bar, on_patch=print_patch)
+    done = run_generate(run, progress=functools.partial(generate_bar, max_seconds=max_seconds),
+                        on_patch=print_patch, check_progress=views_bar)
     if done.summary is not None:
         print_generate_summary(done.summary, done.folders[0].parent)
 
 
 def print_patch(rec, folder: Path) -> None:
-    ev = rec.held_out
-    typer.echo(f"{rec.target.name}: held-out success {ev['success_rate']:.1%}, mean target prob "
-               f"{ev['mean_target_prob']:.3f} over {ev['n']} views -> {folder}/patch.png")
+    typer.echo(held_out_line(rec, folder))
+    ev = rec.held_out or {}
     if ev.get("by_coverage"):  # whole frames: success by how much of the frame the patch covers
         bins = " | ".join(f"{k} {v['success_rate']:.0%}" for k, v in ev["by_coverage"].items())
         typer.echo(f"  whole-frame success by coverage (patch side / frame's shorter side): {bins}")
@@ -244,6 +368,33 @@ def print_patch(rec, folder: Path) -> None:
     if len(rec.members or []) > 1:
         for row in rec.members:
             typer.echo(f"  {row['model']}: held-out success {row['success_rate']:.1%}")
+    steps = (rec.config or {}).get("steps")
+    if rec.stopped == "time" and steps and rec.steps_run < CLOCK_WARNING * steps:
+        typer.echo(f"stopped by the clock after {rec.steps_run} of {steps} steps: the patch may be weak; "
+                   f"give more time or a GPU")
+
+
+CLOCK_WARNING = 0.5  # a run the clock stopped before this share of its steps gets the warning line
+
+
+def held_out_line(rec, folder: Path) -> str:
+    """The final line, from patch.json's held_out: the figure, and what it measured (the views)."""
+    ev = rec.held_out
+    parts = [f"held-out success {ev['success_rate']:.1%}, mean target prob {ev['mean_target_prob']:.3f} "
+             f"over {ev['n']} views"]
+    views = ev.get("views")
+    if views and views.get("whole_frame"):  # the figure is the camera's classifier's, on whole frames
+        lo, hi = views["scale"]
+        parts.append(f"of whole camera frames (the printed card held up before held-out photos, "
+                     f"{views['scene_images']} crops; patch side {lo:.2f}-{hi:.2f} of the frame's shorter side; "
+                     f"4:3 and 16:9 frames squashed or centre-cropped)")
+    elif views:
+        lo, hi = views["scale"]
+        side = f"{lo:.2f}" if lo == hi else f"{lo:.2f}-{hi:.2f}"
+        where = (f"in {views['scene_images']} held-out scene photos" if views["scenes"] else
+                 "on plain random backgrounds: no --scenes")
+        parts.append(f"({views['eot']} views, patch side {side} of the view, {where})")
+    return f"{rec.target.name}: {' '.join(parts)} -> {folder}/patch.png"
 
 
 def works_text(works_from, trained, size_mm: float = 50.0) -> str:
@@ -271,17 +422,17 @@ def print_generate_summary(summary, out: Path) -> None:
 @model_options()
 def evaluate(
     patch: Annotated[Path, typer.Argument(help="patch PNG")],
-    target: Annotated[Optional[str], typer.Option("--target")] = None,
-    away_from: Annotated[Optional[str], typer.Option("--away-from")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", help="class the patch should become: name, index or word (give --target or --away-from)")] = None,
+    away_from: Annotated[Optional[str], typer.Option("--away-from", help="class the patch should stop")] = None,
     models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = "auto",
-    scenes: Annotated[Optional[Path], typer.Option("--scenes")] = None,
-    scale: Annotated[Optional[str], typer.Option("--scale", help="MIN:MAX: for --eot held the patch's coverage of the frame's shorter side [default 0.15:0.55]; else patch side / image side [default 0.8:1.0, with --scenes 0.4:0.6]")] = None,
-    eot: Annotated[str, typer.Option("--eot", help="views: held (whole camera frames), none, digital, print, webcam, camera, camera+scene")] = "held",
-    colormap: Annotated[Optional[Path], typer.Option("--colormap", help="judge the patch as seen through this colour map")] = None,
+    scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background images for the views", show_default=SCENES_DEFAULT.replace("training", "held-out"))] = None,
+    scale: Annotated[Optional[str], typer.Option("--scale", help="patch side as a fraction, MIN:MAX: for --eot held of the frame's shorter side (coverage); else of the image side", show_default=SCALE_DEFAULT)] = None,
+    eot: Annotated[str, typer.Option("--eot", help="transform preset of the views: " + ", ".join(checks.EOT_PRESETS) + " (held: whole camera frames)")] = "held",
+    colormap: Annotated[Optional[Path], typer.Option("--colormap", help="judge the patch as seen through this colour map", show_default="none")] = None,
     n: Annotated[int, typer.Option("--n", help="number of random views")] = 512,
     seed: Annotated[int, typer.Option("--seed", help="view seed (differs from training's by default)")] = 2024,
-    out: Annotated[Optional[Path], typer.Option("--out", help="write JSON here instead of stdout")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="write JSON here instead of stdout", show_default="stdout")] = None,
 ):
     """Success rate and target probability of a patch on fresh random views. With several --model,
     one row per model on the same views (a transfer row), printed and written as JSON (--out)."""
@@ -303,7 +454,7 @@ def evaluate(
 @model_options()
 def sweep(
     image: Annotated[Path, typer.Argument(help="image to attack")],
-    target: Annotated[str, typer.Option("--target")],
+    target: Annotated[str, typer.Option("--target", help="class to push the image towards: name, index or word")],
     models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = "auto",
     eps_range: Annotated[str, typer.Option("--eps", help="epsilon range MIN:MAX in 0-255 units")] = "-120:10",
@@ -321,8 +472,8 @@ def sweep(
 @app.command("digits-scenes")
 def digits_scenes(
     out: Annotated[Path, typer.Argument(help="folder to write train/ and test/ scene PNGs into")],
-    exclude: Annotated[Optional[str], typer.Option("--exclude", help="leave out this digit class (the target)")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit")] = None,
+    exclude: Annotated[Optional[str], typer.Option("--exclude", help="leave out this digit class (the target)", show_default="none")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="write at most N digits", show_default="all of them")] = None,
 ):
     """Export held-out digits as scene images for --scenes (for the bundled digits model)."""
     from blocks.pipelines import ScenesRun, run_scenes
@@ -348,16 +499,16 @@ def print_sheet(
     patches: Annotated[list[Path], typer.Argument(help="patch images (PNG from `blocks generate`)", show_default=False)],
     out: Annotated[Path, typer.Option("--out", help="PDF to write; sheet.json is written next to it")],
     size_mm: Annotated[float, typer.Option("--size-mm", help="printed side of one patch, mm (exact)")] = 50.0,
-    page: Annotated[str, typer.Option("--page", help="a4|letter|a3")] = "a4",
+    page: Annotated[str, typer.Option("--page", help="page size: " + ", ".join(checks.PAGES))] = "a4",
     margin_mm: Annotated[float, typer.Option("--margin-mm", help="blank page margin, mm")] = 10.0,
     layout: Annotated[str, typer.Option("--layout", help="grid (blocks in rows, pages as needed) or cube (foldable net: 1 patch on all faces, or 6)")] = "grid",
     tile: Annotated[str, typer.Option("--tile", help="RxC: a block is the patch repeated R rows x C columns")] = "1x1",
     markers: Annotated[bool, typer.Option("--markers/--no-markers", help="ArUco markers around each block")] = True,
     marker_mm: Annotated[float, typer.Option("--marker-mm", help="side of each ArUco marker, mm")] = 12.0,
     dpi: Annotated[int, typer.Option("--dpi", help="patch pixels are upscaled (nearest) to at least this resolution")] = 300,
-    fov_deg: Annotated[float, typer.Option("--fov", help="the camera's horizontal field of view, degrees: the distances a whole-frame patch works at are given for it (a typical webcam: 65)")] = 65.0,
-    distance_m: Annotated[Optional[float], typer.Option("--distance", help="metres from the camera: pick --size-mm so the block works from there (whole-frame patches)")] = None,
-    preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of each page next to the PDF")] = False,
+    fov_deg: Annotated[float, typer.Option("--fov", help="the camera's horizontal field of view, degrees: whole-frame patches get the distances they work at for this camera (a typical webcam: 65)")] = 65.0,
+    distance_m: Annotated[Optional[float], typer.Option("--distance", help="metres from the camera: pick --size-mm so a whole-frame patch works from there", show_default="use --size-mm")] = None,
+    preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of each page next to the PDF", show_default="off")] = False,
 ):
     """Lay patches out as a print-ready PDF at exact size, with markers, cut marks and sheet.json."""
     from blocks.pipelines import PrintRun, run_print
@@ -380,16 +531,34 @@ def print_sheet(
 
 @contextmanager
 def capture_bar(label: str, total):
+    """Frames read; the whole frame's hits first (the headline), then any view's (blocks, windows)."""
     from rich.progress import TextColumn
 
-    hits = [0]
+    hits = [0, 0]
     with bar(label, total, TextColumn("frame {task.completed}"), TextColumn("p(target) {task.fields[prob]:.3f}"),
-             TextColumn("hits {task.fields[hits]}"), stderr=True, prob=0.0, hits=0) as (p, task):
+             TextColumn("whole-frame hits {task.fields[frame]}"), TextColumn("any-view hits {task.fields[hits]}"),
+             stderr=True, prob=0.0, hits=0, frame=0) as (p, task):
         def update(r):
-            hits[0] += r.hit
-            p.update(task, advance=1, prob=r.target_prob, hits=hits[0])
+            hits[0] += r.frame_hit
+            hits[1] += r.hit
+            p.update(task, advance=1, prob=r.frame_target_prob, frame=hits[0], hits=hits[1])
 
         yield update
+
+
+def capture_headline(s) -> str:
+    """The last line of a capture: the whole frame's hit rate (what a classifier behind the camera
+    sees), then the blocks' (--sheet) and any view's as a diagnosis."""
+    line = (f"whole frame: {s.target} in {round(s.frame_hit_rate * s.frames)} of {s.frames} frames "
+            f"({s.frame_hit_rate:.1%}), mean p({s.target}) {s.frame_mean_target_prob:.3f}")
+    extra = []
+    if s.found_rate is not None:
+        found = round(s.found_rate * s.frames)
+        extra.append(f"block found in {found} frames, read as {s.target} in "
+                     f"{round((s.block_hit_rate or 0) * found)} ({(s.block_hit_rate or 0):.1%})")
+    if s.hit_rate != s.frame_hit_rate or extra:
+        extra.append(f"any view {s.hit_rate:.1%}")
+    return line + (f"; diagnosis: {', '.join(extra)}" if extra else "")
 
 
 @app.command()
@@ -399,17 +568,17 @@ def capture(
     source: Annotated[str, typer.Option("--source", help="camera index (0), video file, folder or glob of photos, http:// or rtsp:// stream, screen or screen:X,Y,W,H")] = "0",
     models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = "auto",
-    sheet: Annotated[Optional[Path], typer.Option("--sheet", help="sheet.json from `blocks print`: find and rectify blocks by their markers")] = None,
-    sliding: Annotated[bool, typer.Option("--sliding", help="also scan the frame with a sliding window")] = False,
+    sheet: Annotated[Optional[Path], typer.Option("--sheet", help="sheet.json from `blocks print`: find and rectify blocks by their markers (a diagnosis beside the whole frame)", show_default="whole frame only")] = None,
+    sliding: Annotated[bool, typer.Option("--sliding", help="also scan the frame with a sliding window", show_default="off")] = False,
     window: Annotated[float, typer.Option("--window", help="sliding window side, fraction of the frame's shorter side")] = 0.5,
     stride: Annotated[float, typer.Option("--stride", help="sliding window step, fraction of the frame's shorter side")] = 0.25,
     threshold: Annotated[float, typer.Option("--threshold", help="a hit needs the target top-1 with at least this probability")] = 0.0,
-    headless: Annotated[bool, typer.Option("--headless", help="no window (automatic when there is no display)")] = False,
-    save_video: Annotated[Optional[Path], typer.Option("--save-video", help="write the annotated stream (.mp4, .avi, .mkv)")] = None,
-    log: Annotated[Optional[Path], typer.Option("--log", help="one JSON line per frame")] = None,
-    summary: Annotated[Optional[Path], typer.Option("--summary", help="write the summary JSON here (it is always printed)")] = None,
-    max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="stop after N frames")] = None,
-    duration: Annotated[Optional[float], typer.Option("--duration", help="stop after S seconds")] = None,
+    headless: Annotated[bool, typer.Option("--headless", help="no window (automatic when there is no display)", show_default="off")] = False,
+    save_video: Annotated[Optional[Path], typer.Option("--save-video", help="write the annotated stream (.mp4, .avi, .mkv)", show_default="none")] = None,
+    log: Annotated[Optional[Path], typer.Option("--log", help="one JSON line per frame", show_default="none")] = None,
+    summary: Annotated[Optional[Path], typer.Option("--summary", help="write the summary JSON here (it is always printed)", show_default="none")] = None,
+    max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="stop after N frames", show_default="no limit")] = None,
+    duration: Annotated[Optional[float], typer.Option("--duration", help="stop after S seconds", show_default="no limit")] = None,
     reconnect: Annotated[int, typer.Option("--reconnect", help="streams: reopen a lost stream up to N times in a row")] = 0,
     reduce: Annotated[str, typer.Option("--reduce", help="how the whole frame becomes the model's square: squash (resize the whole frame) or crop (shorter side to 256/224 of the input, centre square: torchvision's convention)")] = "squash",
 ):
@@ -423,6 +592,8 @@ def capture(
     written = capture_kept(run, result)
     for p in ([str(summary)] if summary is not None else []) + written:
         typer.echo(f"wrote {p}", err=True)
+    if result.frames:
+        typer.echo(capture_headline(result), err=True)
     if result.stopped_by == "interrupted":
         kept = ", ".join(written + ([str(summary)] if summary is not None else [])) or "the summary above"
         raise Interrupted(f"kept {kept} ({result.frames} frames)")
@@ -458,10 +629,10 @@ def simulate(
     seed: Annotated[int, typer.Option("--seed", help="camera path, lighting and noise seed")] = 0,
     fps: Annotated[float, typer.Option("--fps", help="frame rate of the video")] = 15.0,
     block: Annotated[int, typer.Option("--block", help="which block of the sheet the camera films")] = 0,
-    colormap: Annotated[Optional[Path], typer.Option("--colormap", help="film the sheet through this printer-to-camera colour map (colormap.json)")] = None,
-    steady_light: Annotated[bool, typer.Option("--steady-light", help="even, constant, neutral light: the colour map is then the only colour change")] = False,
-    size: Annotated[Optional[str], typer.Option("--size", help="frame size WxH in pixels [default 640x480]")] = None,
-    scenes: Annotated[Optional[Path], typer.Option("--scenes", help="a photo or a folder of photos: the block is cut out as a card and held up in front of one (the whole frame a camera's classifier sees), instead of the page lying on a table")] = None,
+    colormap: Annotated[Optional[Path], typer.Option("--colormap", help="film the sheet through this printer-to-camera colour map (colormap.json)", show_default="none")] = None,
+    steady_light: Annotated[bool, typer.Option("--steady-light", help="even, constant, neutral light: the colour map is then the only colour change", show_default="off")] = False,
+    size: Annotated[Optional[str], typer.Option("--size", help="frame size WxH in pixels", show_default=FRAME_SIZE_DEFAULT)] = None,
+    scenes: Annotated[Optional[Path], typer.Option("--scenes", help="a photo or a folder of photos: the block is cut out as a card and held up in front of one (the whole frame a camera's classifier sees)", show_default="the page on a table")] = None,
 ):
     """Film a printed sheet with a virtual camera (perspective, light, blur, noise, JPEG) -> a video,
     or one still photo when --out is an image (.png, .jpg; --frames is then 1)."""
@@ -487,8 +658,9 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 def onepixel_bar(label: str, total: int):
     from rich.progress import MofNCompleteColumn, TextColumn
 
-    with bar(label, total, MofNCompleteColumn(), TextColumn("running {task.fields[running]}"), stderr=True,
-             running="") as (p, task):
+    # DE counts generations, the searches the queries of the image that has spent the most
+    with bar(label, total, MofNCompleteColumn(), TextColumn("{task.fields[running]} images still searching"),
+             stderr=True, running="") as (p, task):
         yield lambda done_running: p.update(task, completed=done_running[0], running=done_running[1])
 
 
@@ -497,14 +669,14 @@ def onepixel_bar(label: str, total: int):
 def onepixel(
     inputs: Annotated[list[Path], typer.Argument(help="image files and/or folders of images")],
     models: list = None,  # the model flags (@model_options)
-    target: Annotated[Optional[str], typer.Option("--target", help="class name or index (targeted attack); default: untargeted")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", help="class name or index (targeted attack)", show_default="untargeted")] = None,
     pixels: Annotated[int, typer.Option("--pixels", help="pixels changed per image (K)")] = 1,
     popsize: Annotated[int, typer.Option("--popsize", help="DE: candidates per image")] = 400,
     maxiter: Annotated[int, typer.Option("--maxiter", help="DE: generations")] = 100,
     max_queries: Annotated[int, typer.Option("--max-queries", help="model evaluations per image (0 = paper budget for DE; probe, random: a tenth of it, a hundredth above 64x64 px)")] = 0,
     fitness: Annotated[str, typer.Option("--fitness", help="margin (logits), prob (the paper's) or auto (prob for DE)")] = "auto",
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("onepixel_out"),
-    strategy: Annotated[str, typer.Option("--strategy", help="probe (corner colours, default), random (Sparse-RS), paper (DE, F=0.5) or best1bin (scipy DE)")] = "probe",
+    strategy: Annotated[str, typer.Option("--strategy", help="probe (corner colours), random (Sparse-RS), paper (DE, F=0.5) or best1bin (scipy DE)")] = "probe",
     seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
     device: DeviceOpt = "auto",
     batch: Annotated[int, typer.Option("--batch", help="images per forward pass (0 = auto)")] = 0,
@@ -527,7 +699,7 @@ def print_onepixel(s) -> None:
     table = Table(title=f"one-pixel ({s.strategy}, K={s.pixels}{de}, at most {s.max_queries} queries, "
                         f"{s.fitness} fitness){goal}")
     for col in ("image", "before", "after", "success", "queries"):
-        table.add_column(col, justify="right" if col == "queries" else "left")
+        table.add_column(col, justify="right" if col == "queries" else "left", overflow="fold")  # names in full
     for r in s.results[:50]:
         b, a = r.before, r.after
         table.add_row(r.name, f"{b['class']} {b['prob']:.2f}", f"{a['class']} {a['prob']:.2f}",
@@ -544,12 +716,12 @@ def print_onepixel(s) -> None:
 @app.command("calibration-sheet")
 def calibration_sheet(
     out: Annotated[Path, typer.Option("--out", help="PDF to write; calib.json is written next to it")] = Path("calib.pdf"),
-    page: Annotated[str, typer.Option("--page", help="a4, letter or a3")] = "a4",
+    page: Annotated[str, typer.Option("--page", help="page size: " + ", ".join(checks.PAGES))] = "a4",
     swatch_mm: Annotated[float, typer.Option("--swatch-mm", help="side of each colour swatch")] = 11.0,
     marker_mm: Annotated[float, typer.Option("--marker-mm", help="side of each corner ArUco marker")] = 16.0,
     margin_mm: Annotated[float, typer.Option("--margin-mm", help="blank border of the page")] = 10.0,
     levels: Annotated[int, typer.Option("--levels", help="steps per channel of the RGB grid (levels^3 colours)")] = 5,
-    preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of the page")] = False,
+    preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of the page", show_default="off")] = False,
 ):
     """A page of colour swatches with ArUco markers, and its calib.json, to measure printer + camera colours."""
     from blocks.pipelines import CalibrationRun, run_calibration_sheet

@@ -56,10 +56,12 @@ def works_from(by_coverage: dict[str, dict], rate: float = WORKS_RATE) -> float 
 def evaluate_patch(model, patch: torch.Tensor, eot: EOT, target: "int | Goal | None" = None,
                    away_from: int | None = None, scenes: torch.Tensor | None = None, n: int = 256,
                    seed: int = 12345, batch: int = 64, scale_bins: int = 4,
-                   rotation_bin_deg: float = 10.0, patch_map=None, size: int | None = None) -> Evaluation:
+                   rotation_bin_deg: float = 10.0, patch_map=None, size: int | None = None,
+                   on_batch=None) -> Evaluation:
     """patch: (3, P, P) in [0, 1]. Uses its own seed so training views are never reused.
     target: a common.goal.Goal, or a class index to become (else away_from: one to stop being).
-    size: side of the rendered views [default: the model's input size]."""
+    size: side of the rendered views [default: the model's input size].
+    on_batch(views) after each batch, with the number of views it held (progress bars)."""
     goal = Goal.of(target, away_from)
     device = model.device
     size = size or model.input_size
@@ -81,6 +83,8 @@ def evaluate_patch(model, patch: torch.Tensor, eot: EOT, target: "int | Goal | N
             if "crop" in params:
                 crops.append(params["crop"])
                 tilts.append(params["tilt_deg"])
+            if on_batch is not None:
+                on_batch(m)
     win = torch.cat(wins).float().cpu()
     prob = torch.cat(probs).float().cpu()
     scale = torch.cat(scales).cpu()
@@ -120,7 +124,8 @@ def _breakdown(bins: list[tuple[float, str]], win: torch.Tensor, prob: torch.Ten
 
 def evaluate_members(model, patch: torch.Tensor, eot: EOT, target: "int | Goal | None" = None,
                      away_from: int | None = None, scenes: torch.Tensor | None = None, n: int = 256,
-                     seed: int = 12345, patch_map=None, whole: Evaluation | None = None) -> list[dict]:
+                     seed: int = 12345, patch_map=None, whole: Evaluation | None = None,
+                     on_batch=None) -> list[dict]:
     """One row per model inside `model` (each member of an Ensemble, or the model itself), all
     judged on the same views, rendered at `model`'s input size: a transfer row. whole: model's own
     Evaluation on these views, if the caller has it (a single model's row then costs nothing)."""
@@ -133,7 +138,7 @@ def evaluate_members(model, patch: torch.Tensor, eot: EOT, target: "int | Goal |
             ev = whole
         else:
             ev = evaluate_patch(m, patch, eot, target, away_from, scenes, n=n, seed=seed,
-                                patch_map=patch_map, size=model.input_size)
+                                patch_map=patch_map, size=model.input_size, on_batch=on_batch)
         # two members of one architecture are told apart by their weights
         name = m.name if names.count(m.name) == 1 else f"{m.name}@{m.weights_id[:8]}"
         rows.append({"model": name, "weights": m.weights_id, "success_rate": ev.success_rate,

@@ -129,6 +129,18 @@ def goals_of(net, wanted: list[str], away_from: str | None):
     return goals
 
 
+def goals_before_loading(specs: list, wanted: list[str], away_from: str | None) -> None:
+    """A misspelt target fails in a second, not after the seconds of loading weights: checked
+    against the class names where they come without loading anything and cannot disagree with
+    the weights (the embedded and bundled models with their own names)."""
+    from types import SimpleNamespace
+
+    from blocks.models import LITE, class_names
+
+    if len(specs) == 1 and specs[0].labels is None and specs[0].name in (*LITE, "digits"):
+        goals_of(SimpleNamespace(labels=class_names(specs[0])), wanted, away_from)
+
+
 def folder_name(goal) -> str:
     """'8-hen': the index keeps folders apart, the name keeps them readable."""
     return f"{goal.index}-{re.sub(r'[^A-Za-z0-9._-]+', '_', goal.name).strip('_')}".rstrip("-")
@@ -178,6 +190,7 @@ def load(run, group, out: Path) -> Loaded:
 
     def prepare():
         wanted = target_list(run.targets, run.targets_file)
+        goals_before_loading(run.models, wanted, run.away_from)
         cmap = load_colormap(run.colormap)
         if group is None or group.is_main:  # only rank 0 writes
             from common.files import check_output_dir
@@ -256,28 +269,48 @@ def record_for(run, goal, cfg, eot_cfg, result, loaded: Loaded, ranks: int, vers
         printability=run.printability, tv=run.tv, curve=result.curve_dict(), versions=versions)
 
 
-def judge(run, rec: PatchRecord, folder: Path, goal, eot_cfg, loaded: Loaded) -> PatchRecord:
+def judge(run, rec: PatchRecord, folder: Path, goal, eot_cfg, loaded: Loaded, progress=None) -> PatchRecord:
     """Score the 8-bit patch.png that is printed (not the float patch it was rounded from) on
-    held-out views, each member alone too, and rewrite patch.json with the scores."""
+    held-out views, each member alone too, and rewrite patch.json with the scores. progress:
+    the pipelines' progress(label, total) for a bar counting the views judged."""
+    from contextlib import nullcontext
+
     from blocks.evaluate import evaluate_members, evaluate_patch
+    from blocks.models import members
     from blocks.report import plot_curve
     from common.files import load_image
 
     net = loaded.net
+    several = len(members(net)) > 1
+    total = run.eval_n * (1 + len(members(net)) if several else 1)
     try:
         if rec.steps_run:
             plot_curve(rec.curve, folder / "curve.png", f"{goal.mode}: {goal.name} ({net.name})")
         image = load_image(folder / "patch.png")
         views = dict(n=run.eval_n, seed=run.seed + 1, patch_map=loaded.cmap)
-        held_out = evaluate_patch(net, image, eot_cfg, goal, scenes=loaded.held_out, **views)
-        rec.held_out = held_out.to_dict()
-        rec.members = evaluate_members(net, image, eot_cfg, goal, scenes=loaded.held_out, whole=held_out, **views)
+        with (progress("held-out check", total) if progress else nullcontext(None)) as update:
+            views["on_batch"] = update
+            held_out = evaluate_patch(net, image, eot_cfg, goal, scenes=loaded.held_out, **views)
+            rec.held_out = {**held_out.to_dict(), "views": views_measured(run, eot_cfg, loaded)}
+            rec.members = evaluate_members(net, image, eot_cfg, goal, scenes=loaded.held_out, whole=held_out,
+                                           **views)
         rec.write(folder / "patch.json")  # patch.png is already written and unchanged
         rec = rec.as_written()
     except KeyboardInterrupt:
         raise Interrupted(f"kept the patch in {folder} (stopped during the held-out check: "
                           f"patch.json has no held_out)") from None
     return rec
+
+
+def views_measured(run, eot_cfg, loaded: Loaded) -> dict:
+    """What the held-out figure measured, for patch.json and the final line: the EOT preset, the
+    patch's side as a share of the view's side, and the scene photos behind it (None: random
+    plain backgrounds)."""
+    held_out = loaded.held_out
+    return {"eot": run.eot, "scale": list(eot_cfg.placement.scale),
+            "scenes": scene_sources(run)[1] if held_out is not None else None,
+            "scene_images": len(held_out) if held_out is not None else 0,
+            "whole_frame": eot_cfg.held is not None}
 
 
 def summary_of(records: list[PatchRecord], folders: list[Path], net, ranks: int) -> GenerateSummary:

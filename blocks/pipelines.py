@@ -44,7 +44,29 @@ def load_model(specs: list, device):
     net = load_models(specs, device)
     for member in getattr(net, "members", [net]):
         checks.runs_at_input_size(member)
+    if net.device.type == "cpu":
+        fit_threads()
     return net
+
+
+def fit_threads() -> int:
+    """One torch thread when the CPU is already busy, else torch's own choice (never more).
+
+    On 2 shared cores, two torch threads under load spin waiting for each other: measured here,
+    EfficientNet-Lite0 forward+backward at batch 16 took 2.2 CPU-s with one thread and about twice
+    that per step with two while other jobs ran. Idle, two threads finish sooner."""
+    import os
+
+    import torch
+
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # no load average on this platform
+        return torch.get_num_threads()
+    cores = os.cpu_count() or 1
+    if busy >= cores - 0.5 and torch.get_num_threads() > 1:
+        torch.set_num_threads(1)
+    return torch.get_num_threads()
 
 
 def read_scenes(folder: Path | None):
@@ -106,15 +128,18 @@ class Generated:
 
 
 def run_generate(run: GenerateRun, progress=no_progress,
-                 on_patch: Callable[[PatchRecord, Path], None] | None = None) -> Generated:
+                 on_patch: Callable[[PatchRecord, Path], None] | None = None,
+                 check_progress=no_progress) -> Generated:
     """Make one patch per target from black (EOT negative-epsilon FGSM), write patch.png,
     patch.json and curve.png per target (and summary.json for several), score each 8-bit patch on
-    held-out views. on_patch(record, folder) after each target is judged (rank 0 only under torchrun)."""
+    held-out views. on_patch(record, folder) after each target is judged (rank 0 only under torchrun).
+    progress: updated with each StepRecord; check_progress: with the views of the held-out check
+    judged in each batch."""
     from blocks import generate as G
     from blocks.attacks.eot_fgsm import generate_patch
     from blocks.distributed import QuietExit
     from blocks.report import library_versions, write_patch
-    from common.interrupts import interrupted
+    from common.interrupts import interrupted, listening
     from transforms.eot import preset
 
     # paths may differ per node; the models are compared after loading, by their weights' hashes
@@ -128,8 +153,8 @@ def run_generate(run: GenerateRun, progress=no_progress,
                         f"renders at least one view per step (give batch >= {group.world} or start fewer ranks)",
                         param="batch")
     main_rank, ranks = group is None or group.is_main, group.world if group else 1
-    versions = library_versions()  # now, not after a Ctrl-C: importing takes seconds there
     loaded = G.load(run, group, out)
+    versions = library_versions()  # now, not after a Ctrl-C: importing takes seconds there
     if interrupted():  # a Ctrl-C that an import swallowed (torch's C init can): nothing is written yet
         raise KeyboardInterrupt
     several = len(loaded.goals) > 1
@@ -142,15 +167,25 @@ def run_generate(run: GenerateRun, progress=no_progress,
                                     patch_map=loaded.cmap, penalty=G.penalty(loaded.cmap, run.printability, run.tv),
                                     group=group)
 
+        judged = [True]
+
         def finish():  # rank 0 writes and judges; the other ranks learn whether that worked
             if not main_rank:
                 return None
             rec = G.record_for(run, goal, cfg, eot_cfg, result, loaded, ranks, versions)
-            rec = write_patch(folder, result.patch, rec)
-            if result.stopped != "interrupted":  # written first: nothing is lost if judging is interrupted
-                rec = G.judge(run, rec, folder, goal, eot_cfg, loaded)
-                if on_patch:
-                    on_patch(rec, folder)
+            rec = write_patch(folder, result.patch, rec)  # first: nothing is lost if judging is interrupted
+            if result.stopped != "interrupted":
+                rec = G.judge(run, rec, folder, goal, eot_cfg, loaded, check_progress)
+            elif group is None:  # a Ctrl-C stopped the steps: judge what was kept, unless Ctrl-C again
+                try:
+                    with listening():
+                        rec = G.judge(run, rec, folder, goal, eot_cfg, loaded, check_progress)
+                except (Interrupted, KeyboardInterrupt):
+                    judged[0] = False
+            else:  # under torchrun the ranks have already left together
+                judged[0] = False
+            if on_patch and judged[0]:
+                on_patch(rec, folder)
             return rec
 
         rec = G.agreed(group, finish)
@@ -160,7 +195,8 @@ def run_generate(run: GenerateRun, progress=no_progress,
         if result.stopped == "interrupted":
             if not main_rank:
                 raise QuietExit(130)
-            raise Interrupted(f"kept the best patch (step {result.best_step}) in {folder}")
+            raise Interrupted(f"kept the best patch (step {result.best_step}) in {folder}"
+                              + ("" if judged[0] else " (no held-out check: patch.json has no held_out)"))
     if several and main_rank:
         done.summary = G.summary_of(done.patches, done.folders, loaded.net, ranks)
         done.summary.write(out / "summary.json")
@@ -469,7 +505,7 @@ def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
     x = prepare_images(images, net.input_size)
     # DE counts generations, the searches count queries (of the furthest image)
     total = max(cfg.maxiter, 1) if cfg.is_de else cfg.budget_for(net.input_size ** 2)
-    with progress("onepixel", total) as update:
+    with progress("onepixel: generations" if cfg.is_de else "onepixel: queries", total) as update:
         result = one_pixel_attack(net, x, None, cfg, target=goal.index if goal else None,
                                   progress=lambda g, running, _: update((g, running)))
         update((total, 0))

@@ -71,13 +71,21 @@ class FrameResult:
     blocks: list[dict]
     window_hits: list[bool] = field(default_factory=list)
     target_point: tuple[float, float] | None = None  # mean centre of the winning windows
-    top5: list[tuple[str, float]] = field(default_factory=list)
+    top5: list[tuple[str, float]] = field(default_factory=list)  # the whole frame's
     name: str = ""
+    frame_target_prob: float = 0.0  # the whole frame's own
+    hit_from: list[str] = field(default_factory=list)  # the views that won: "frame", "block K", "window"
+    best_view: str = "frame"  # the view target_prob comes from
 
     def log_record(self) -> dict:
+        """One line of --log. top1, top1_prob and frame_target_prob are the whole frame's;
+        target_prob is the highest of all views (best_view says which); hit_from lists the views
+        that won."""
         rec = {"index": self.index, "time": round(self.time_s, 4), "top1": self.top1,
                "top1_prob": round(self.top1_prob, 6), "target_prob": round(self.target_prob, 6),
-               "hit": self.hit, "frame_hit": self.frame_hit, "markers": self.markers, "blocks": self.blocks}
+               "hit": self.hit, "frame_hit": self.frame_hit, "markers": self.markers, "blocks": self.blocks,
+               "frame_target_prob": round(self.frame_target_prob, 6), "best_view": self.best_view,
+               "hit_from": self.hit_from}
         if self.window_hits:
             rec["windows"] = len(self.window_hits)
             rec["window_hits"] = int(sum(self.window_hits))
@@ -140,12 +148,16 @@ def verdict(probs: torch.Tensor, prepared: Prepared, labels: list[str], target: 
     k5 = min(5, probs.shape[1])
     p5, i5 = probs[0].topk(k5)
     det = prepared.detections
+    view_names = ["frame", *(f"block {fb.index}" for fb in prepared.found), *(["window"] * len(window_hits))]
+    hit_from = list(dict.fromkeys(v for v, hit in zip(view_names, view_hits.tolist()) if hit))
     return FrameResult(
         index=index, time_s=time_s, top1=labels[int(top_i[0])], top1_prob=float(top_p[0]),
         target_prob=float(probs[:, target].max()), hit=bool(view_hits.any()), frame_hit=bool(view_hits[0]),
         markers=sorted(int(i) for i in det.ids) if det is not None else [], blocks=blocks,
         window_hits=window_hits, target_point=point,
-        top5=[(labels[int(i)], float(p)) for p, i in zip(p5, i5)], name=name)
+        top5=[(labels[int(i)], float(p)) for p, i in zip(p5, i5)], name=name,
+        frame_target_prob=float(probs[0, target]), hit_from=hit_from,
+        best_view=view_names[int(probs[:, target].argmax())])
 
 
 class _LogFile:
@@ -285,7 +297,7 @@ def run_capture(model, source, settings: CaptureSettings,
                              tally.frames, now, frame.name)
             tally.add(result.hit, result.target_prob, result.frame_hit, bool(prepared.found),
                       any(b["hit"] for b in result.blocks),
-                      max((b["size_px"] for b in result.blocks), default=None))
+                      max((b["size_px"] for b in result.blocks), default=None), result.frame_target_prob)
             tally.elapsed_s = time.monotonic() - start
             if log:
                 log.write(result.log_record())

@@ -18,11 +18,12 @@ class Tally:
     run: int = 0
     longest_run: int = 0
     target_probs: list[float] = field(default_factory=list)
+    frame_probs: list[float] = field(default_factory=list)  # the whole frame's target probability
     elapsed_s: float = 0.0
     block_px: list[tuple[float, bool]] = field(default_factory=list)  # (largest found block's side px, hit)
 
     def add(self, hit: bool, target_prob: float, frame_hit: bool, found: bool, block_hit: bool,
-            block_px: float | None = None) -> None:
+            block_px: float | None = None, frame_prob: float | None = None) -> None:
         if block_px is not None:
             self.block_px.append((float(block_px), bool(block_hit)))
         self.frames += 1
@@ -33,19 +34,23 @@ class Tally:
         self.run = self.run + 1 if hit else 0
         self.longest_run = max(self.longest_run, self.run)
         self.target_probs.append(float(target_prob))
+        self.frame_probs.append(float(target_prob if frame_prob is None else frame_prob))
 
     def summary(self) -> dict:
         n = self.frames
         probs = self.target_probs
+        # the whole frame first: it is what any classifier behind a camera sees; the blocks
+        # (with a sheet) and windows are a diagnosis, and hit_rate counts a frame any view won
         return {
             "frames": n,
+            "frame_hit_rate": self.frame_hits / n if n else 0.0,
+            "frame_mean_target_prob": statistics.fmean(self.frame_probs) if self.frame_probs else 0.0,
             "hit_rate": self.hits / n if n else 0.0,
             "mean_target_prob": statistics.fmean(probs) if probs else 0.0,
             "median_target_prob": statistics.median(probs) if probs else 0.0,
             "longest_hit_run": self.longest_run,
             "found_rate": (self.found / n if n else 0.0) if self.with_sheet else None,
             "fps": n / self.elapsed_s if self.elapsed_s > 0 else 0.0,
-            "frame_hit_rate": self.frame_hits / n if n else 0.0,
             # share of frames with a found block in which a block was read as the target
             "block_hit_rate": (self.block_hits / self.found if self.found else 0.0) if self.with_sheet else None,
             "duration_s": self.elapsed_s,

@@ -75,3 +75,22 @@ def holding():
 
 
 writing = holding  # the files are on disk before a Ctrl-C is obeyed
+
+
+@contextmanager
+def listening():
+    """After a first Ctrl-C, while the stopped run finishes what it may keep (generate's held-out
+    check of the patch it wrote): the next Ctrl-C raises KeyboardInterrupt here instead of being
+    held, so a second Ctrl-C skips the rest. One already held (pressed while the files were
+    written) raises at once."""
+    if not _main_thread() or not _state.installed:
+        yield
+        return
+    if _state.held:
+        raise KeyboardInterrupt
+    was = _state.interrupted
+    _state.interrupted = False
+    try:
+        yield
+    finally:
+        _state.interrupted = _state.interrupted or was

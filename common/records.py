@@ -396,14 +396,15 @@ class CaptureSummary(Record):
     FROM: ClassVar[str] = "blocks capture"
 
     frames: int = 0
-    hit_rate: float = 0.0
-    mean_target_prob: float = 0.0
+    frame_hit_rate: float = 0.0  # the headline: frames whose whole frame the model read as the target
+    frame_mean_target_prob: float = 0.0
+    hit_rate: float = 0.0  # frames that any view (whole frame, a block, a window) won
+    mean_target_prob: float = 0.0  # of the best view of each frame
     median_target_prob: float = 0.0
     longest_hit_run: int = 0
     found_rate: float | None = None
     fps: float = 0.0
-    frame_hit_rate: float = 0.0
-    block_hit_rate: float | None = None
+    block_hit_rate: float | None = None  # diagnosis (--sheet): of the frames with a block found
     duration_s: float = 0.0
     target: str | None = None
     target_index: int | None = None
@@ -439,6 +440,7 @@ class OnePixelSummary(Record):
     WHAT: ClassVar[str] = "one-pixel summary"
     FROM: ClassVar[str] = "blocks onepixel"
     PARTS: ClassVar = {"results": (OnePixelRow, True)}
+    OMIT_NONE: ClassVar = ("popsize", "maxiter")  # DE runs only
 
     images: int = 0
     successes: int = 0

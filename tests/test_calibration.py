@@ -152,7 +152,7 @@ def test_loop_recovers_the_map_and_the_calibrated_patch_wins(cli, calib, photo, 
     # 3. same seed and budget, with and without the recovered map; judged through the true one
     rates = {}
     for name, extra in (("calibrated", ["--colormap", tmp_path / "cm.json"]), ("plain", [])):
-        code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "60", "--batch", "16",
+        code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "60", "--batch", "16", "--eot", "print",
                            "--eval-n", "8", "--seed", "0", "--device", "cpu", "--out", tmp_path / name, *extra)
         assert code == 0, err
         patch = load_image(tmp_path / name / "patch.png")

@@ -192,6 +192,7 @@ def test_sources_fail_with_one_clear_line(tmp_path, cli):
         open_source(str(tmp_path / "*.png"))
     code, out, err = cli("capture", "--model", "digits", "--target", "3", "--source", "63", "--headless")
     assert code == 2 and err.strip().splitlines()[-1].startswith("error: cannot open camera 63")
+    assert "--source FILE|URL|screen" in err
     assert "Traceback" not in err
 
 
@@ -228,6 +229,12 @@ def test_capture_cli_on_photos_logs_and_summarises(tmp_path, cli, digits_model):
     assert [r["hit"] for r in lines] == [True, True, False]
     assert lines[2]["top1"] == "two" and lines[0]["target_prob"] > 0.9
     assert {"time", "top1_prob", "markers", "blocks"} <= set(lines[0])
+    assert [r["hit_from"] for r in lines] == [["frame"], ["frame"], []]
+    # the whole frame is the headline: the summary's first figure and the last line printed
+    assert list(s)[:3] == ["frames", "frame_hit_rate", "frame_mean_target_prob"]
+    assert s["frame_hit_rate"] == pytest.approx(2 / 3)
+    assert s["frame_mean_target_prob"] == pytest.approx(sum(r["frame_target_prob"] for r in lines) / 3)
+    assert err.strip().splitlines()[-1].startswith("whole frame: seven in 2 of 3 frames (66.7%), mean p(seven) ")
 
 
 def _upscaled(img_rgb: torch.Tensor, side: int = 128) -> np.ndarray:
@@ -436,7 +443,7 @@ def test_simulation_is_reproducible_and_bad_pdf_is_one_line(tmp_path, cli, synth
 
 def test_end_to_end_generate_print_simulate_capture(tmp_path, cli):
     code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "80", "--batch", "16",
-                       "--eval-n", "16", "--out", tmp_path / "gen")
+                       "--eot", "print", "--eval-n", "16", "--out", tmp_path / "gen")
     assert code == 0, err
     pdf = tmp_path / "print" / "sheet.pdf"
     code, _, err = cli("print", tmp_path / "gen" / "patch.png", "--out", pdf, "--size-mm", "50")
@@ -465,6 +472,8 @@ def test_end_to_end_generate_print_simulate_capture(tmp_path, cli):
     assert s["frame_hit_rate"] == pytest.approx(sum(r["frame_hit"] for r in records) / len(records))
     assert s["block_hit_rate"] == pytest.approx(sum(r["blocks"][0]["hit"] for r in found) / len(found))
     assert s["hit_rate"] >= s["block_hit_rate"] * s["found_rate"] - 1e-9
+    last = err.strip().splitlines()[-1]  # the whole frame first, the block as a diagnosis
+    assert last.startswith("whole frame: ") and "; diagnosis: block found in " in last, last
     assert all(len(r["markers"]) >= 2 for r in records if r["blocks"])
 
 
@@ -487,3 +496,33 @@ def test_no_gui_backend_is_one_clear_error(tmp_path, digits_model):
     with pytest.raises(UserError, match="use headless"):
         run_capture(digits_model, [], CaptureSettings(target=0, headless=False, log=log), window_factory=no_gui)
     assert list(tmp_path.iterdir()) == []  # no temporary log left behind
+
+
+def test_overlay_says_where_a_hit_came_from_and_covers_no_marker(three_page, digits_model):
+    """The block is read as three, the whole frame (mostly white page) is not: the overlay's frame
+    line says MISS, the block's line (a diagnosis) HIT, the log's hit_from names the block; and no
+    overlay text lands on a marker (the panel leaves the corner the sheet's markers are in)."""
+    from capture.loop import CaptureSettings, Preparer, verdict
+    from capture.overlay import draw_overlay, panel_lines
+    from capture.views import classify, to_batch
+    from common.records import SheetInfo
+
+    page, sheet = three_page
+    frame, _ = photo_of(page, [[-60, -50], [560, -40], [580, 520], [-70, 510]])  # a marker in the top-left corner
+    settings = CaptureSettings(target=3, sheet=SheetInfo.from_json(sheet))
+    prepared = Preparer(settings, digits_model.input_size)(Frame(0, frame))
+    probs = classify(digits_model, to_batch(prepared.views, torch.device("cpu")))
+    r = verdict(probs, prepared, digits_model.labels, 3, 0.0, 0, 0.0)
+    assert len(prepared.found) == 1 and r.blocks[0]["hit"] and not r.frame_hit, r
+    rec = r.log_record()
+    assert rec["hit"] and rec["hit_from"] == ["block 0"] and rec["best_view"] == "block 0"
+    assert rec["top1"] == r.top5[0][0] and rec["frame_target_prob"] == pytest.approx(float(probs[0, 3]), abs=1e-6)
+    text = [t for t, *_ in panel_lines(r, "three")]
+    assert text[0] == "whole frame, top-5:" and text[6].startswith("frame: three") and text[6].endswith("MISS")
+    assert text[7].startswith("block 0 (diagnosis): three") and text[7].endswith("HIT")
+    assert not any("HIT" in t for t in text[:7])  # no HIT under a top-5 that lacks the target
+    out = draw_overlay(frame, r, prepared, digits_model.labels, "three", 12.0)
+    for c in prepared.detections.corners:
+        x0, y0 = c.min(0).astype(int) + 3
+        x1, y1 = c.max(0).astype(int) - 3
+        assert np.array_equal(out[y0:y1, x0:x1], frame[y0:y1, x0:x1]), (x0, y0, x1, y1)

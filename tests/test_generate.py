@@ -123,7 +123,7 @@ def test_ctrl_c_keeps_best_patch(digits_model, monkeypatch):
                          schedule="constant", epsilon=96 / 255, momentum=0)
     result, checks = run_recording_checkpoints(digits_model, cfg, preset("print"), monkeypatch, on_step)
     assert result.stopped == "interrupted"
-    assert len(result.curve) == 16 and len(checks) == 6  # steps 0, 3, ..., 15 checked
+    assert len(result.curve) == 16 and len(checks) == 7  # steps 0, 3, ..., 15 and the patch Ctrl-C left
     losses, best = assert_returned_patch_is_the_best_checkpoint(digits_model, result, checks)
     assert best > 0 and result.patch.abs().sum() > 0  # better than black, kept
     assert best != len(checks) - 1, losses  # the test would catch "keep the last patch"
@@ -138,6 +138,64 @@ def test_best_patch_is_judged_on_fixed_views(digits_model, monkeypatch):
     losses, best = assert_returned_patch_is_the_best_checkpoint(digits_model, result, checks)
     assert result.best_step == [0, 5, 10, 15, 20, 25, 30][best]
     assert best != len(checks) - 1, losses  # the test would catch "keep the last patch"
+
+
+class FakeClock:
+    """A clock that moves `per_call` seconds each time it is read: a slow machine, made exact."""
+
+    def __init__(self, per_call: float):
+        self.t, self.per_call = 0.0, per_call
+
+    def __call__(self) -> float:
+        self.t += self.per_call
+        return self.t
+
+
+def test_best_patch_is_checked_on_the_clock_too(digits_model, monkeypatch):
+    """20 s a step (each step reads the clock twice): without the clock rule steps 0 and 10 only
+    are checked; with it every step that comes 30 s after the last check, and the last patch."""
+    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=12, batch=4, check_every=10,
+                         schedule="constant", epsilon=96 / 255, momentum=0)
+    from blocks.attacks import eot_fgsm
+
+    checked = []
+    real = eot_fgsm.generate_patch.__globals__["random_views"]
+
+    def recording(patch, *a, **k):
+        if not patch.requires_grad:
+            checked.append(len(steps))
+        return real(patch, *a, **k)
+
+    steps = []
+    monkeypatch.setattr(eot_fgsm, "random_views", recording)
+    generate_patch(digits_model, cfg, preset("digital"), on_step=steps.append, clock=FakeClock(10.0))
+    # elapsed at step s is 20 s + 20 s * s; checks at 0, then whenever >= 30 s passed: 2, 4, ...
+    assert checked == [0, 2, 4, 6, 8, 10, 12], checked
+    checked.clear(), steps.clear()
+    cfg.check_seconds = float("inf")
+    generate_patch(digits_model, cfg, preset("digital"), on_step=steps.append, clock=FakeClock(10.0))
+    assert checked == [0, 10, 12], checked  # the step rule alone, and the final patch
+
+
+def test_clock_stop_before_the_tenth_step_keeps_the_last_patch(digits_model):
+    """--max-seconds that allows 6 steps: the patch after step 6 is scored, so the run does not
+    end with the black patch of step 0 (the newcomer's 'kept the best patch (step 0)')."""
+    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=400, batch=8, max_seconds=180.0,
+                         check_seconds=float("inf"))
+    result = generate_patch(digits_model, cfg, preset("digital"), clock=FakeClock(10.0))  # 30 s a step
+    assert result.stopped == "time" and len(result.curve) == 6
+    assert result.best_step == 6 and result.patch.abs().sum() > 0
+
+
+def test_ctrl_c_before_the_tenth_step_keeps_the_last_patch(digits_model):
+    def on_step(record):
+        if record.step == 4:
+            raise KeyboardInterrupt
+
+    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=400, batch=8)
+    result = generate_patch(digits_model, cfg, preset("digital"), on_step=on_step)
+    assert result.stopped == "interrupted" and len(result.curve) == 5
+    assert result.best_step == 5 and result.patch.abs().sum() > 0
 
 
 def test_max_seconds_stops(digits_model):
@@ -296,6 +354,34 @@ def test_sigint_exits_130_and_keeps_the_patch(tmp_path):
     assert meta["stopped"] == "interrupted" and meta["steps_run"] > 0
     assert load_image(out / "patch.png").shape == (3, 16, 16)
     assert "Traceback" not in err and "interrupted: kept the best patch" in err
+    # judged all the same: a Ctrl-C is no reason to lose the held-out figure or the curve
+    assert meta["held_out"]["n"] == 256 and (out / "curve.png").is_file()
+
+
+def test_ctrl_c_judges_the_kept_patch(cli, tmp_path, monkeypatch):
+    """One Ctrl-C during the steps: the patch it leaves is scored once more, written, judged on
+    held-out views (its line printed) and plotted; exit 130."""
+    import blocks.attacks.eot_fgsm as eg
+
+    real_views, calls = eg.random_views, []
+
+    def views(patch, *a, **k):
+        calls.append(patch.requires_grad)
+        if patch.requires_grad and sum(calls) == 4:  # the 4th training step
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_views(patch, *a, **k)
+
+    monkeypatch.setattr(eg, "random_views", views)
+    out = tmp_path / "g"
+    code, text, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "1000",
+                          "--batch", "4", "--eval-n", "16", "--device", "cpu", "--out", out)
+    assert code == 130, err
+    meta = json.loads((out / "patch.json").read_text())
+    assert meta["stopped"] == "interrupted" and meta["steps_run"] == 3
+    assert meta["best_step"] == 3  # the patch after the last full step, not the black one of step 0
+    assert meta["held_out"] and meta["held_out"]["n"] == 16 and (out / "curve.png").is_file(), err
+    assert "seven: held-out success" in text
+    assert err.strip().splitlines()[-1] == f"interrupted: kept the best patch (step 3) in {out}", err
 
 
 @pytest.fixture(scope="module")
@@ -331,12 +417,14 @@ def test_digits_scenes_are_held_out_and_exclude_the_target(digit_scenes):
 def test_quick_start_held_out_digits_read_as_seven(cli, tmp_path, digits_model, digit_scenes):
     """The README's quick start, with fewer steps: the patch wins on unseen digits (--eval-scenes)."""
     out = tmp_path / "quick"
-    code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--scenes", digit_scenes / "train",
+    code, out_text, err = cli("generate", "--model", "digits", "--target", "seven", "--scenes", digit_scenes / "train",
                        "--eval-scenes", digit_scenes / "test", "--scale", "0.5:0.6", "--steps", "100", "--eot", "print",
                        "--batch", "16", "--eval-n", "256", "--device", "cpu", "--out", out)
     assert code == 0, err
     meta = json.loads((out / "patch.json").read_text())
     assert meta["eval_scenes"] == str(digit_scenes / "test")
+    n_test = len(list((digit_scenes / "test").glob("*.png")))
+    assert f"(print views, patch side 0.50-0.60 of the view, in {n_test} held-out scene photos)" in out_text
     assert meta["held_out"]["success_rate"] >= 0.9, meta["held_out"]
     # held_out is judged on the --eval-scenes digits, not the training ones
     from blocks.scenes import load_scenes
@@ -365,3 +453,57 @@ def test_cli_schedule_and_momentum_flags_reach_the_optimiser(cli, tmp_path, digi
     assert not torch.equal(png * 255, (generate_patch(digits_model, heavy, eot).patch * 255).round())
     code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--schedule", "step")
     assert code == 2 and "--schedule" in err
+
+
+def test_eta_follows_whichever_limit_ends_the_run_first():
+    from blocks.cli import generate_eta
+
+    # the newcomer's run: 6 steps in 120 s of a 130 s limit, 400 steps asked for
+    share, eta = generate_eta(6, 400, 120.0, 130.0)
+    assert eta == "ETA 0:10 (clock)" and share == pytest.approx(120 / 130)
+    share, eta = generate_eta(6, 400, 120.0, None)  # no clock: 394 more steps at 20 s
+    assert eta == "ETA 2:11:20" and share == pytest.approx(6 / 400)
+    assert generate_eta(390, 400, 39.0, 600.0) == (pytest.approx(390 / 400), "ETA 0:01")
+
+
+def test_progress_without_a_terminal_is_plain_lines_and_the_final_line_says_what_it_measured(cli, tmp_path):
+    """Under capsys neither stream is a terminal: the bars come as plain lines on stderr (the first
+    step's at once, not only at the end), stdout keeps the result; a run the clock cut far short
+    of its steps says so; the held-out line names its views."""
+    out = tmp_path / "g"
+    code, text, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "100000",
+                          "--batch", "4", "--eval-n", "16", "--max-seconds", "1", "--device", "cpu", "--out", out,
+                          "--eot", "print")
+    assert code == 0, err
+    meta = json.loads((out / "patch.json").read_text())
+    assert meta["stopped"] == "time"
+    lines = err.splitlines()
+    assert re.search(r"generate .*step 1/100000 loss \d+\.\d{3} p\(target\) \d\.\d{3} ETA", lines[0]), err
+    assert "nan" not in err and any(re.search(r"held-out check .*16/16 views", line) for line in lines), err
+    assert "ETA" not in text  # the bars stay off stdout
+    held, warning = text.strip().splitlines()[-2:]
+    assert held.startswith("seven: held-out success ") and held.endswith(f" -> {out}/patch.png")
+    assert "(print views, patch side 0.80-1.00 of the view, on plain random backgrounds: no --scenes)" in held
+    assert meta["held_out"]["views"] == {"eot": "print", "scale": [0.8, 1.0], "scenes": None, "scene_images": 0,
+                                         "whole_frame": False}
+    assert warning == (f"stopped by the clock after {meta['steps_run']} of 100000 steps: the patch may be weak; "
+                       f"give more time or a GPU")
+
+
+def test_plain_lines_come_every_few_seconds():
+    from rich.console import Console
+    from rich.progress import Progress, TextColumn
+
+    from blocks.cli import PLAIN_EVERY_S, PlainLines
+
+    console = Console(file=__import__("io").StringIO(), width=100)
+    now = [0.0]
+    with Progress(TextColumn("x {task.completed}"), console=console) as progress:
+        task = progress.add_task("x", total=100)
+        plain = PlainLines(progress, clock=lambda: now[0])
+        for step in range(1, 60):
+            now[0] = step * 1.0
+            plain.update(task, completed=step)
+    printed = console.file.getvalue().splitlines()
+    # at the first update, then every PLAIN_EVERY_S (1 s per update here), then rich's own last line
+    assert printed == [f"x {s}" for s in range(1, 60, int(PLAIN_EVERY_S))] + ["x 59"], printed

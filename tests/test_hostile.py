@@ -1,6 +1,7 @@
 """Bad and hostile inputs, every command: one `error:` line and exit 2 (or 130 for Ctrl-C), never a
 traceback, never a partial set of outputs. The table only grows: add a row for every case fixed."""
 import errno
+import json
 import os
 import pickle
 import signal
@@ -283,6 +284,9 @@ def test_double_ctrl_c_keeps_the_patch(cli, tmp_path, monkeypatch):
     assert code == 130, err
     assert err.strip().splitlines()[-1].startswith("interrupted: kept the best patch"), err
     assert (out / "patch.png").is_file() and (out / "patch.json").is_file()
+    # the second Ctrl-C (held while the files were written) skips the held-out check
+    assert json.loads((out / "patch.json").read_text())["held_out"] is None
+    assert "no held-out check" in err
 
 
 def test_ctrl_c_during_import_is_one_line(tmp_path):

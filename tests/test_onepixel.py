@@ -152,12 +152,14 @@ def test_cli_writes_outputs(cli, digit_files, tmp_path, digits_model):
         assert key in summary
     assert summary["images"] == 2
     assert [r["name"] for r in summary["results"]] == ["digit0", "digit1"]  # the rows the CLI's table prints
+    assert not {"popsize", "maxiter"} & set(summary)  # a probe run has no DE settings
     assert "digit0" in stdout and "digit1" in stdout
     for name in ("digit0", "digit1"):
         assert (out / f"{name}_adv.png").stat().st_size > 0
         rec = json.loads((out / f"{name}.json").read_text())
-        for key in ("success", "pixels", "before", "after", "queries", "true_class"):
+        for key in ("success", "pixels", "before", "after", "queries", "true_class", "rounds"):
             assert key in rec
+        assert "generations" not in rec
         row = next(r for r in summary["results"] if r["name"] == name)
         assert (row["after"], row["success"], row["queries"]) == (rec["after"], rec["success"], rec["queries"])
         assert len(rec["pixels"]) == 1 and set(rec["pixels"][0]) == {"x", "y", "rgb"}
@@ -186,6 +188,21 @@ def test_cli_targeted_file_input(cli, digit_files, tmp_path):
     assert code == 0, err
     rec = json.loads((out / "digit0.json").read_text())
     assert rec["targeted"] and rec["target"]["class"] == "three"
+    assert rec["generations"] <= 1 and "rounds" not in rec  # DE counts generations
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["popsize"], summary["maxiter"]) == (10, 1)
+
+
+def test_contact_sheet_labels_wrap_in_full():
+    import cv2
+
+    from blocks.attacks.onepixel_report import wrap_text
+
+    text = "[--] a_very_long_file_name_of_an_image military uniform 0.93 -> military uniform 0.91"
+    lines = wrap_text(text, 264)
+    assert len(lines) > 1 and "".join(lines).replace(" ", "") == text.replace(" ", "")  # nothing cut
+    assert all(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, 0.38, 1)[0][0] <= 264 for t in lines)
+    assert wrap_text("x" * 200, 100) and "".join(wrap_text("x" * 200, 100)) == "x" * 200
 
 
 def test_cli_bad_input_exit_2(cli, tmp_path, digit_files):

@@ -12,8 +12,10 @@ gradient of the cross-entropy averaged over the batch, and moves every pixel one
     targeted   (negative epsilon): patch <- clip(patch - eps_t * sign(grad CE(target)))
     untargeted (positive epsilon): patch <- clip(patch + eps_t * sign(grad CE(away)))
 
-The step size follows a schedule from `epsilon` down to `epsilon * final_fraction`. Every
-`check_every` steps (and at the end) the patch is scored on one fixed batch of views; the best
+The step size follows a schedule from `epsilon` down to `epsilon * final_fraction`. At step 0,
+every `check_every` steps, whenever `check_seconds` of the run's clock have passed since the last
+check (a slow machine loses at most that much to a Ctrl-C), and once more at the end however the
+run ends (steps, the clock or Ctrl-C), the patch is scored on one fixed batch of views; the best
 patch is the one with the lowest loss there. Each step's own views are fresh, so their loss is too
 noisy to compare patches (on a slowly moving model it picks lucky early batches), while the fixed
 views compare like with like. A Ctrl-C or a time limit leaves the best patch checked so far.
@@ -80,6 +82,7 @@ class GenerateConfig:
     max_seconds: float | None = None
     seed: int = 0
     check_every: int = 10  # steps between scoring the patch on the fixed check views
+    check_seconds: float = 30.0  # ... and at most this much of the clock between two checks
     diversity: float = 0.0  # probability of a random resize-and-pad of each view (input diversity)
     ghost: float = 0.0  # dropout rate on convolution outputs during attack steps (ghost networks)
     smooth: float | None = None  # Gaussian gradient smoothing, sigma in patch pixels; None: see smoothing()
@@ -323,6 +326,7 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
             best, best_loss, best_prob, best_step = candidate.clone(), loss_now, prob_now, step
 
     start = clock()
+    last_check = 0.0  # the clock (elapsed) at the last check
     try:
         with group.interrupts() if group is not None else nullcontext():
             for step in range(cfg.steps):
@@ -347,8 +351,9 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
                 if cfg.max_seconds:
                     progress = max(progress, elapsed / cfg.max_seconds)
                 eps = step_size(cfg, progress)
-                if step % cfg.check_every == 0:
+                if step % cfg.check_every == 0 or elapsed - last_check >= cfg.check_seconds:
                     check(patch.detach(), step)  # the patch these views measured, before the update
+                    last_check = elapsed  # under torchrun rank 0's clock: every rank checks together
                 with torch.no_grad():
                     if sigma > 0:  # after the all-reduce: every rank smooths the same gradient
                         grad = smooth_gradient(grad, sigma)
@@ -361,10 +366,12 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
                 result.curve.append(record)
                 if on_step is not None:
                     on_step(record)
-        if result.curve and result.stopped != "interrupted":
-            check(patch.detach(), len(result.curve))  # the final patch, after the last update
+        if result.curve:  # the final patch, after the last update (steps, clock or a torchrun stop)
+            check(patch.detach(), len(result.curve))
     except KeyboardInterrupt:
         result.stopped = "interrupted"
+        if group is None and result.curve:  # one forward pass: a second Ctrl-C meanwhile is held
+            check(patch.detach(), len(result.curve))
     result.patch, result.best_step, result.best_objective_prob = best, best_step, best_prob
     result.seconds = clock() - start
     return result

@@ -162,7 +162,8 @@ class OnePixelResult:
             "pixels": [{"x": int(p[0]), "y": int(p[1]), "rgb": [int(p[2]), int(p[3]), int(p[4])]}
                        for p in self.pixels[i].tolist()],
             "queries": int(self.queries[i]),
-            "generations": int(self.generations[i]),
+            # DE counts generations; the searches (probe, random) scoring rounds
+            ("generations" if self.config.is_de else "rounds"): int(self.generations[i]),
         }
 
     def summary(self) -> dict:
@@ -184,8 +185,9 @@ class OnePixelResult:
             "targeted": self.targeted,
             "strategy": self.config.strategy,
             "pixels": self.config.pixels,
-            "popsize": self.config.popsize,
-            "maxiter": self.config.maxiter,
+            # DE's own settings, only where DE ran (a probe or random search has no population)
+            "popsize": self.config.popsize if self.config.is_de else None,
+            "maxiter": self.config.maxiter if self.config.is_de else None,
         }
 
 

@@ -49,19 +49,61 @@ def _json_bytes(obj) -> bytes:
     return (json_text(obj) + "\n").encode()
 
 
+LEGEND = ("left: original, right: attacked; red circles: the changed pixels",
+          "[ok] the attack succeeded (untargeted: the class changed; targeted: the target won)",
+          "[--] it failed within its query budget")
+FONT_SCALE, LINE_PX = 0.38, 13  # caption text
+
+
+def wrap_text(text: str, width_px: int, scale: float = FONT_SCALE) -> list[str]:
+    """text in lines no wider than width_px (OpenCV's Hershey font), broken at spaces, or inside a
+    word longer than a line: every character is kept (labels are never cut)."""
+    import cv2
+
+    def fits(t):
+        return cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] <= width_px
+
+    lines, current = [], ""
+    for word in text.split(" "):
+        trial = f"{current} {word}" if current else word
+        if fits(trial):
+            current = trial
+            continue
+        if current:
+            lines.append(current)
+        while not fits(word) and len(word) > 1:  # a word wider than the line: split it
+            cut = max(k for k in range(1, len(word) + 1) if fits(word[:k]) or k == 1)
+            lines.append(word[:cut])
+            word = word[cut:]
+        current = word
+    return lines + [current] if current else lines
+
+
 def contact_sheet_png(result: OnePixelResult, names: list[str], labels: list[str],
                       per_row: int = 4) -> bytes:
-    """Original | adversarial pairs, changed pixels circled in red, classes underneath."""
+    """Original | adversarial pairs, changed pixels circled in red, classes underneath in full
+    (wrapped), and a legend for the marks at the bottom."""
     import cv2
 
     n = min(len(names), MAX_SHEET)
     orig = result.originals
     rows = max(1, (n + per_row - 1) // per_row)
     pair_w = 2 * CELL + 8
-    sheet = np.full((rows * (CELL + CAPTION + 8) + 8, per_row * (pair_w + 12) + 8, 3), 255, np.uint8)
+    captions = []
+    for i in range(n):
+        rec = result.record(i, labels)
+        b, a = rec["before"], rec["after"]
+        mark = "ok" if rec["success"] else "--"
+        captions.append(wrap_text(f"[{mark}] {names[i]}", pair_w) +
+                        wrap_text(f"{b['class']} {b['prob']:.2f} -> {a['class']} {a['prob']:.2f}", pair_w))
+    caption = max([CAPTION] + [LINE_PX * len(c) + 8 for c in captions])
+    width = per_row * (pair_w + 12) + 8
+    legend = [line for text in LEGEND for line in wrap_text(text, width - 16)]
+    row_h = CELL + caption + 8
+    sheet = np.full((rows * row_h + 8 + LINE_PX * len(legend) + 8, width, 3), 255, np.uint8)
     for i in range(n):
         r, c = divmod(i, per_row)
-        y0, x0 = 8 + r * (CELL + CAPTION + 8), 8 + c * (pair_w + 12)
+        y0, x0 = 8 + r * row_h, 8 + c * (pair_w + 12)
         h, w = result.adv.shape[-2:]
         scale = CELL / max(h, w)
         for j, img in enumerate((orig[i], result.adv[i])):
@@ -72,14 +114,13 @@ def contact_sheet_png(result: OnePixelResult, names: list[str], labels: list[str
             for px in result.pixels[i].tolist():
                 centre = (int(xs + (px[0] + 0.5) * scale), int(y0 + (px[1] + 0.5) * scale))
                 cv2.circle(sheet, centre, max(8, int(scale * 2.5)), (255, 0, 0), 2, cv2.LINE_AA)
-        rec = result.record(i, labels)
-        b, a = rec["before"], rec["after"]
-        mark = "ok" if rec["success"] else "--"
-        lines = [f"{names[i][:30]}  [{mark}]",
-                 f"{b['class'][:12]} {b['prob']:.2f} -> {a['class'][:12]} {a['prob']:.2f}"]
-        for k, line in enumerate(lines):
-            cv2.putText(sheet, line, (x0, y0 + CELL + 13 + 13 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
+        for k, line in enumerate(captions[i]):
+            cv2.putText(sheet, line, (x0, y0 + CELL + 13 + LINE_PX * k), cv2.FONT_HERSHEY_SIMPLEX, FONT_SCALE,
                         (0, 0, 0), 1, cv2.LINE_AA)
+    top = rows * row_h + 8
+    for k, line in enumerate(legend):
+        cv2.putText(sheet, line, (8, top + LINE_PX * (k + 1) - 2), cv2.FONT_HERSHEY_SIMPLEX, FONT_SCALE,
+                    (80, 80, 80), 1, cv2.LINE_AA)
     ok, buf = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError("PNG encoding failed")

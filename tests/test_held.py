@@ -1,0 +1,173 @@
+"""Whole-frame views (--eot held): the printed card held up in a scene, as the camera's classifier
+sees the frame; and what turns their coverage into print sizes and distances."""
+import json
+import math
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from common.distance import describe, distance_mm, distance_range, size_for_distance
+from transforms.eot import preset, random_views, whole_frame
+from transforms.held import CROP_SHARE, HeldCard, card_base, held_views
+from transforms.photometric import Photometric
+
+
+def plain(**kw) -> HeldCard:
+    """No tilt, roll, blur, light or noise: geometry alone."""
+    base = HeldCard(tilt_deg=0.0, roll_deg=0.0, light_falloff=0.0, defocus_px=(0.0, 0.0), motion_px=0.0,
+                    ink=(0.0, 0.0), paper=(1.0, 1.0), photometric=Photometric())
+    return replace(base, **kw)
+
+
+def patch_extent(view: torch.Tensor, colour=(1.0, 0.0, 0.0)) -> tuple[float, float]:
+    """Width and height (px) of the pure-red region of a (3, S, S) view."""
+    target = torch.tensor(colour)[:, None, None]
+    mask = ((view - target).abs().amax(0) < 0.2).numpy()
+    ys, xs = np.nonzero(mask)
+    return xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+
+
+@pytest.mark.parametrize("aspect", [4 / 3, 16 / 9])
+def test_coverage_is_the_patch_side_over_the_frames_shorter_side_for_both_reductions(aspect):
+    red = torch.zeros(3, 32, 32)
+    red[0] = 1
+    S = 224
+    scenes = torch.zeros(2, 3, 336, 336)  # black photos: only the card is bright
+    for reduce in ("squash", "crop"):
+        cfg = plain(coverage=(0.3, 0.3), aspects=(aspect,), reductions=(reduce,))
+        views, params = held_views(red, 4, S, cfg, scenes, torch.Generator().manual_seed(0))
+        assert torch.allclose(params["coverage"], torch.full((4,), 0.3))
+        w, h = patch_extent(views[0])
+        if reduce == "squash":  # height keeps its share; the width is squeezed by the aspect
+            assert h == pytest.approx(0.3 * S, abs=2) and w == pytest.approx(0.3 * S / aspect, abs=2)
+        else:  # the centre crop keeps the aspect and zooms by 1 / CROP_SHARE
+            assert h == pytest.approx(0.3 * S / CROP_SHARE, abs=2) and w == pytest.approx(h, abs=2)
+
+
+def test_views_are_batched_in_range_and_every_patch_pixel_gets_gradient_from_black():
+    patch = torch.zeros(3, 24, 24, requires_grad=True)
+    scenes = torch.rand(3, 3, 48, 48, generator=torch.Generator().manual_seed(1))
+    views, params = random_views(patch, 16, 32, preset("held"), scenes, torch.Generator().manual_seed(0))
+    assert views.shape == (16, 3, 32, 32) and 0 <= views.min() and views.max() <= 1
+    assert set(params) >= {"scale", "coverage", "tilt_deg", "rotation_deg", "aspect", "crop"}
+    assert params["tilt_deg"].max() <= 30 and 0 < params["crop"].mean() < 1  # both reductions drawn
+    (grad,) = torch.autograd.grad(views[:, 0].sum() - views[:, 2].sum(), patch)
+    assert torch.isfinite(grad).all() and (grad != 0).float().mean() > 0.95
+
+
+def test_the_card_carries_its_markers_and_a_camera_finds_them_in_a_head_on_view():
+    base, off = card_base(64, HeldCard().card)
+    assert base.shape[-1] == 64 + 2 * off and base[:, off:off + 64, off:off + 64].min() == 1  # white where the patch goes
+    patch = torch.full((3, 64, 64), 0.5)
+    cfg = plain(coverage=(0.3, 0.3), aspects=(4 / 3,), reductions=("crop",))  # the whole card in view
+    views, _ = held_views(patch, 1, 448, cfg, torch.full((1, 3, 600, 600), 0.3), torch.Generator().manual_seed(2))
+    img = (views[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    from printing.markers import detect_markers
+
+    found = detect_markers(img)
+    assert sorted(set(found.ids.tolist())) == [0, 1, 2, 3]  # block 0's markers, as blocks print draws them
+
+
+def test_held_is_the_default_and_its_scale_is_the_coverage():
+    from blocks.pipelines import EvaluateRun, GenerateRun
+
+    assert GenerateRun().eot == "held" and EvaluateRun(patch="p.png").eot == "held" and whole_frame("held")
+    assert not whole_frame("print")
+    eot = preset("held", (0.2, 0.4))
+    assert eot.held.coverage == (0.2, 0.4) and eot.placement.scale == (0.2, 0.4)
+
+
+def test_evaluation_reports_success_by_coverage_reduction_and_tilt(digits_model):
+    from blocks.evaluate import COVERAGE_EDGES, evaluate_patch, works_from
+
+    patch = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
+    ev = evaluate_patch(digits_model, patch, preset("held"), 7, n=48, seed=3)
+    for table in (ev.by_coverage, ev.by_reduction, ev.by_tilt):
+        assert sum(v["n"] for v in table.values()) == 48
+    assert set(ev.by_reduction) <= {"squash", "crop"}
+    assert all(float(k.split("-")[0]) in COVERAGE_EDGES for k in ev.by_coverage)
+    wins = sum(v["n"] * v["success_rate"] for v in ev.by_coverage.values())
+    assert wins == pytest.approx(48 * ev.success_rate)
+    rows = {"0.15-0.2": {"success_rate": 0.5}, "0.2-0.3": {"success_rate": 0.95}, "0.3-0.4": {"success_rate": 0.9}}
+    assert works_from(rows) == 0.2
+    assert works_from({**rows, "0.4-0.5": {"success_rate": 0.7}}) is None  # must hold for every larger bin
+
+
+def test_distances_follow_the_pinhole_camera():
+    # 50 mm at 0.25 of a 4:3 frame's height, 65 deg horizontal: frame height 200 mm there
+    d = distance_mm(50, 0.25)
+    assert 2 * d * math.tan(math.radians(65) / 2) / (4 / 3) == pytest.approx(200)
+    near, far = distance_range(50, (0.2, 0.5))
+    assert near < far and near == pytest.approx(distance_mm(50, 0.5))
+    assert size_for_distance(d, 0.25) == pytest.approx(50)
+    assert describe(60, (0.2, 0.5)).startswith("60 mm block: 0.")
+
+
+def whole_frame_patch(folder, works_from=0.3, coverage=(0.15, 0.55)):
+    from common.files import save_png
+    from common.records import PatchRecord, TargetInfo
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_png(folder / "patch.png", torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0)))
+    rec = PatchRecord(target=TargetInfo(8, "hen", "targeted", []), eot="held", scale=list(coverage),
+                      eot_settings={"held": {"coverage": list(coverage)}},
+                      held_out={"success_rate": 0.9, "mean_target_prob": 0.8, "n": 8, "works_from": works_from})
+    rec.write(folder / "patch.json")
+    return folder / "patch.png"
+
+
+def test_print_gives_the_distances_a_whole_frame_patch_works_at_and_picks_a_size(cli, tmp_path):
+    patch = whole_frame_patch(tmp_path / "p")
+    code, out, err = cli("print", patch, "--out", tmp_path / "s.pdf", "--size-mm", "60", "--fov", "70")
+    assert code == 0, err
+    near, far = distance_range(60, (0.3, 0.55), 70)
+    assert f"works {near / 1000:.2f}-{far / 1000:.2f} m from a 70 degree camera" in out
+    block = json.loads((tmp_path / "s.json").read_text())["blocks"][0]
+    assert block["distance_m"] == pytest.approx([near / 1000, far / 1000], abs=1e-3) and block["fov_deg"] == 70
+    import pypdfium2
+
+    text = pypdfium2.PdfDocument(str(tmp_path / "s.pdf"))[0].get_textpage().get_text_range()
+    assert f"works {near / 1000:.2f}-{far / 1000:.2f} m" in text  # the caption says it too
+    # --distance: the size that puts 0.25 m in the middle of the working range
+    code, out, err = cli("print", patch, "--out", tmp_path / "d.pdf", "--distance", "0.25")
+    assert code == 0, err
+    block = json.loads((tmp_path / "d.json").read_text())["blocks"][0]
+    lo, hi = block["distance_m"]
+    assert lo < 0.25 < hi and math.sqrt(lo * hi) == pytest.approx(0.25, rel=0.01)
+
+
+def test_print_distance_needs_a_whole_frame_patch_that_won(cli, tmp_path):
+    patch = whole_frame_patch(tmp_path / "p", works_from=None)
+    code, _, err = cli("print", patch, "--out", tmp_path / "s.pdf", "--distance", "0.5")
+    assert code == 2 and err.startswith("error: --distance needs whole-frame patches"), err
+    code, _, err = cli("print", patch, "--out", tmp_path / "s.pdf", "--fov", "0")
+    assert code == 2 and "--fov" in err and err.count("\n") == 1, err
+
+
+def test_simulate_holds_the_card_up_in_front_of_a_photo(cli, tmp_path):
+    patch = whole_frame_patch(tmp_path / "p")
+    assert cli("print", patch, "--out", tmp_path / "s.pdf")[0] == 0
+    photo = np.zeros((480, 640, 3), np.uint8)
+    photo[:, :, 1] = 200  # a green photo: no part of a white page or a table looks like it
+    cv2.imwrite(str(tmp_path / "green.png"), photo)
+    code, _, err = cli("simulate", tmp_path / "s.pdf", "--out", tmp_path / "f.png", "--scenes", tmp_path / "green.png")
+    assert code == 0, err
+    frame = cv2.imread(str(tmp_path / "f.png")).astype(int)
+    green = (frame[:, :, 1] > frame[:, :, 0] + 60) & (frame[:, :, 1] > frame[:, :, 2] + 60)
+    white = frame.min(axis=2) > 150
+    assert 0.1 < green.mean() < 0.9 and white.mean() > 0.05  # the photo around, the card's paper in it
+    from printing.markers import detect_markers
+
+    assert len(detect_markers(frame.astype(np.uint8), bgr=True)) >= 2  # the card's markers came along
+
+
+def test_capture_reduce_crop_keeps_the_centre_square():
+    from capture.views import frame_view
+
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[:, 100:540] = 255  # white only inside the centre crop's columns (420 px wide, from 110)
+    squash, crop = frame_view(frame, 224, "squash"), frame_view(frame, 224, "crop")
+    assert squash[:, :20].max() == 0 and crop[:, :20].min() > 200  # the crop lost the black sides

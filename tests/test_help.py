@@ -1,0 +1,157 @@
+"""`blocks <cmd> --help` tells the truth: every option described, every default shown by typer
+(not as text in the help string, which rich swallows as markup), each shown default the one the
+settings dataclass really uses, and the lists in help strings equal to the code's lists."""
+import dataclasses
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from blocks import checks, cli
+from blocks import pipelines as P
+from printing.calibration import CalibrationSettings
+from printing.sheet import SheetSettings
+
+# command -> the settings dataclasses its flags fill, in the order their fields are looked up
+SETTINGS = {"generate": (P.GenerateRun,), "evaluate": (P.EvaluateRun,), "sweep": (P.SweepRun,),
+            "capture": (P.CaptureRun,), "simulate": (P.SimulateRun,), "onepixel": (P.OnePixelRun,),
+            "calibrate": (P.CalibrateRun,), "digits-scenes": (P.ScenesRun,), "sample-scenes": (P.ScenesRun,),
+            "print": (SheetSettings, P.PrintRun), "calibration-sheet": (CalibrationSettings, P.CalibrationRun),
+            "targets": (), "models": ()}
+FIELD = {"eps_range": "eps_range", "targets": "targets"}  # click param name -> field, where they differ
+# options whose None means "not given" and stands for no default (the help says what giving them does)
+NOT_GIVEN = {"targets", "targets_file", "away_from", "target", "models_file", "weights", "labels"}
+PARSED = {"eps_range": lambda t: cli.parse_range(t, "--eps", -255, 255), "tile": lambda t: _tile(t)}
+MODEL_FLAGS = set(cli.MODEL_FLAGS)
+
+
+def _tile(text):
+    from printing import parse_tile
+
+    return parse_tile(text)
+
+
+def commands():
+    group = typer.main.get_command(cli.app)
+    return sorted(group.commands.items())
+
+
+def test_every_command_is_covered():
+    assert {name for name, _ in commands()} == set(SETTINGS)
+
+
+def field_default(classes, name):
+    for cls in classes:
+        for f in dataclasses.fields(cls):
+            if f.name == FIELD.get(name, name):
+                return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    raise AssertionError(f"no settings field for {name}")
+
+
+def rendered_help(name: str) -> str:
+    result = CliRunner().invoke(cli.app, [name, "--help"], env={"COLUMNS": "400", "TERM": "dumb"})
+    assert result.exit_code == 0, result.output
+    text = re.sub(r"[│╭╮╰╯─]", " ", result.output)
+    return re.sub(r"\s+", " ", text)
+
+
+@pytest.mark.parametrize("name,command", commands())
+def test_help_describes_every_option_and_shows_true_defaults(name, command):
+    text = rendered_help(name)
+    classes = SETTINGS[name]
+    for param in command.params:
+        if param.name == "help":
+            continue
+        assert (param.help or "").strip(), f"{name} {param.opts}: no description"
+        if not isinstance(param, typer.core.TyperOption):
+            continue
+        flag = param.opts[0]
+        row = re.search(rf" {re.escape(flag)} (--\S+ )?(<[\w\[\]]+>|[A-Z]+) ", text)  # its row: flag, metavar
+        assert row, (name, flag)
+        segment = text[row.end():][:400]
+        if param.required:
+            continue
+        shown = re.match(r".*?\[default: ([^\]]*\)?)\]", segment)
+        default = param.default
+        if param.name in MODEL_FLAGS:  # the model flags fill ModelSpec, whose default is the embedded model
+            if param.name == "model":
+                assert param.show_default == cli.DEFAULT_MODEL and shown and shown.group(1) == f"({cli.DEFAULT_MODEL})"
+            continue
+        if default is None or default == []:
+            if param.name in NOT_GIVEN:
+                continue
+            assert isinstance(param.show_default, str), f"{name} {flag}: a computed default must say what it is"
+            assert shown and shown.group(1) == f"({param.show_default})", (name, flag, segment[:200])
+            assert field_default(classes, param.name) is None, (name, flag)
+            continue
+        want = field_default(classes, param.name)
+        value = PARSED[param.name](default) if param.name in PARSED else default
+        if isinstance(want, Path):
+            value = Path(value)
+        assert value == want, f"{name} {flag}: help shows {default!r}, the settings use {want!r}"
+        assert shown, f"{name} {flag}: default not shown ({segment[:200]!r})"
+        if isinstance(param.show_default, str):
+            assert shown.group(1) == f"({param.show_default})"
+        elif param.is_flag and param.secondary_opts:
+            assert shown.group(1) == (param.opts[0] if default else param.secondary_opts[0]).lstrip("-")
+        else:
+            assert shown.group(1) == str(default), (name, flag, shown.group(1), default)
+    assert "[default:" not in " ".join(p.help or "" for p in command.params)  # never typed by hand
+
+
+def test_lists_in_help_are_the_codes_lists():
+    from blocks.attacks.eot_fgsm import ENSEMBLE_SMOOTH
+    from blocks.generate import default_scale
+    from blocks.models import DEFAULT_MODEL
+    from printing.layout import PAGE_SIZES_MM
+    from transforms.camera import CameraSettings
+    from transforms.eot import PRESETS, preset
+
+    assert checks.EOT_PRESETS == tuple(PRESETS)
+    assert checks.PAGES == tuple(PAGE_SIZES_MM)
+    assert cli.DEFAULT_MODEL == DEFAULT_MODEL
+    assert cli.FRAME_SIZE_DEFAULT == "{}x{}".format(*CameraSettings().size)
+    assert cli.SMOOTH_DEFAULT.startswith(f"{ENSEMBLE_SMOOTH:g} for an ensemble, 0 for")
+    plain, scenes = default_scale(None, None), default_scale(None, "scenes")
+    held = preset("held").placement.scale
+    assert default_scale(None, None, "held") is None  # the preset's own coverage
+    assert cli.SCALE_DEFAULT == (f"{held[0]:g}:{held[1]:g} for --eot held; else {plain[0]:g}:{plain[1]:.1f}, "
+                                 f"{scenes[0]:g}:{scenes[1]:g} with --scenes")
+    for name in ("generate", "evaluate"):
+        assert ", ".join(PRESETS) in rendered_help(name)
+    for name in ("print", "calibration-sheet"):
+        assert ", ".join(PAGE_SIZES_MM) in rendered_help(name)
+
+
+@pytest.mark.parametrize("name,ensemble", [("generate", True), ("evaluate", True), ("sweep", True),
+                                           ("targets", True), ("capture", False), ("onepixel", False)])
+def test_model_help_says_whether_an_ensemble_is_allowed(name, ensemble):
+    text = rendered_help(name)
+    assert ("repeat it for an ensemble" in text) == ensemble
+    assert ("this command takes no ensemble" in text) == (not ensemble)
+
+
+def test_single_model_commands_refuse_two(cli_run=None):
+    from blocks.cli import run
+
+    for name, extra in (("capture", ["--target", "hen"]), ("onepixel", ["x.png"])):
+        assert run([name, *extra, "--model", "digits", "--model", "digits"]) == 2
+
+
+def test_version_and_help_need_no_torch():
+    code = ("import sys; from blocks.cli import run; a = run(['--version']); b = run(['generate', '--help']); "
+            "assert (a, b) == (0, 0), (a, b); assert 'torch' not in sys.modules, 'torch imported'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert re.match(r"blocks \(deep-chicken-saviour\) \d+\.\d+", proc.stdout), proc.stdout
+
+
+def test_first_line_names_the_command_and_model():
+    assert cli.loading_line(["generate", "--target", "hen"]) == "blocks generate: loading torch and efficientnet_lite0 ..."
+    assert cli.loading_line(["capture", "--model=resnet18", "--target", "hen"]).endswith("torch and resnet18 ...")
+    assert cli.loading_line(["print", "a.png", "--out", "s.pdf"]) == "blocks print: loading torch ..."
+    assert cli.loading_line(["generte"]) is None  # typer's own error, not a loading line
