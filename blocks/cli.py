@@ -211,7 +211,7 @@ def list_models_cmd():
 
 
 SMOOTH_DEFAULT = "0.8 for an ensemble, 0 for one model"  # blocks.attacks.eot_fgsm.smoothing (tests/test_help.py)
-SCALE_DEFAULT = "0.15:0.55 for --eot held; else 0.8:1.0, 0.4:0.6 with --scenes"  # blocks.generate.default_scale (tests/test_help.py)
+SCALE_DEFAULT = "0.15:0.45 for --eot held; else 0.8:1.0, 0.4:0.6 with --scenes"  # blocks.generate.default_scale (tests/test_help.py)
 SCENES_DEFAULT = "--eot held: the shipped sample photos, training side; else plain random backgrounds"
 EVAL_SCENES_DEFAULT = "--scenes; --eot held without --scenes: the shipped photos' held-out side"
 FRAME_SIZE_DEFAULT = "640x480"  # transforms.camera.CameraSettings.size (tests/test_help.py)
@@ -323,11 +323,11 @@ def generate(
     models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = "auto",
     patch_size: Annotated[Optional[int], typer.Option("--patch-size", help="patch side in pixels", show_default="half the model input")] = None,
-    steps: Annotated[int, typer.Option("--steps", help="FGSM steps (the run may end sooner: --max-seconds)")] = 400,
+    steps: Annotated[int, typer.Option("--steps", help="FGSM steps (the run may end sooner: --max-seconds)")] = 300,
     epsilon: Annotated[float, typer.Option("--epsilon", help="first step size in 0-255 units (negative-epsilon FGSM step)")] = 32.0,
     final_fraction: Annotated[float, typer.Option("--final-fraction", help="last step size as a fraction of the first")] = 0.1,
     schedule: Annotated[str, typer.Option("--schedule", help="step-size schedule: cosine, linear, constant")] = "cosine",
-    batch: Annotated[int, typer.Option("--batch", help="random views per step")] = 32,
+    batch: Annotated[int, typer.Option("--batch", help="random views per step")] = 8,
     momentum: Annotated[float, typer.Option("--momentum", help="sign of a running mean of gradients (0 = plain FGSM)")] = 0.9,
     smooth: Annotated[Optional[float], typer.Option("--smooth", help="Gaussian gradient smoothing, sigma in patch pixels (transfers better to unseen models; 0 = off)", show_default=SMOOTH_DEFAULT)] = None,
     members: Annotated[str, typer.Option("--members", help="ensembles: balance (each member's gradient at equal size), mean (loss of the mean log-probability) or cycle (one member per step, in turn)")] = "balance",
@@ -335,7 +335,7 @@ def generate(
     scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background photos", show_default=SCENES_DEFAULT)] = None,
     eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check", show_default=EVAL_SCENES_DEFAULT)] = None,
     eot: Annotated[str, typer.Option("--eot", help="views to train for: " + ", ".join(checks.EOT_PRESETS) + " (held: the whole camera frame, the printed card held up in a scene; README: Generating patches)")] = "held",
-    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="stop after S seconds, keeping the best patch", show_default="no limit")] = None,
+    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="stop after S seconds (wall clock), keeping the best patch; 0 = no limit")] = 240.0,
     colormap: Annotated[Optional[Path], typer.Option("--colormap", help="measured printer-to-camera colour map (blocks calibrate)", show_default="none")] = None,
     printability: Annotated[float, typer.Option("--printability", help="weight of the non-printability penalty")] = 0.0,
     tv: Annotated[float, typer.Option("--tv", help="weight of the total-variation penalty")] = 0.0,

@@ -63,7 +63,7 @@ def check_run(run) -> None:
     if not 0 < run.epsilon <= 255:
         raise UserError("epsilon is a step size in 0-255 units: give a number in (0, 255]", param="epsilon")
     checks.number(run.final_fraction, "final_fraction", 0, 1)
-    checks.number(run.max_seconds, "max_seconds", 0, lo_open=True)
+    checks.number(run.max_seconds, "max_seconds", 0)  # 0: no limit
     checks.number(run.printability, "printability", 0)
     checks.number(run.tv, "tv", 0)
     if run.scale is not None:
@@ -250,7 +250,7 @@ def config_for(run, goal, net):
     cfg = GenerateConfig(target=goal.target, away_from=goal.away_from, patch_size=side,
                          steps=run.steps, epsilon=run.epsilon / 255, final_fraction=run.final_fraction,
                          schedule=run.schedule, batch=run.batch, momentum=run.momentum,
-                         max_seconds=run.max_seconds, seed=run.seed, smooth=run.smooth, members=run.members)
+                         max_seconds=run.max_seconds or None, seed=run.seed, smooth=run.smooth, members=run.members)
     cfg.smooth = smoothing(net, cfg)  # patch.json records the sigma used, not "default"
     return cfg
 

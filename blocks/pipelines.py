@@ -96,11 +96,11 @@ class GenerateRun:
     away_from: str | None = None
     device: str = "auto"
     patch_size: int | None = None
-    steps: int = 400
+    steps: int = 300
     epsilon: float = 32.0
     final_fraction: float = 0.1
     schedule: str = "cosine"
-    batch: int = 32
+    batch: int = 8
     momentum: float = 0.9
     smooth: float | None = None  # None: 0.8 for an ensemble, 0 for one model (eot_fgsm.smoothing)
     members: str = "balance"  # ensembles: balance | mean | cycle (eot_fgsm's docstring)
@@ -108,7 +108,7 @@ class GenerateRun:
     scenes: Path | None = None
     eval_scenes: Path | None = None
     eot: str = "held"
-    max_seconds: float | None = None
+    max_seconds: float | None = 240.0  # the quick start's budget: about 5 minutes in all on 2 CPU cores
     colormap: Path | None = None
     printability: float = 0.0
     tv: float = 0.0

@@ -57,7 +57,7 @@ class CardLayout:
 
 @dataclass
 class HeldCard:
-    coverage: tuple[float, float] = (0.15, 0.55)  # patch side / frame's shorter side (distance)
+    coverage: tuple[float, float] = (0.15, 0.45)  # patch side / frame's shorter side (distance)
     tilt_deg: float = 30.0  # max out-of-plane tilt, about a random axis in the card's plane
     roll_deg: float = 25.0  # max rotation in the image plane
     fov_deg: float = 65.0  # horizontal field of view of the camera (a typical webcam)
