@@ -233,6 +233,7 @@ def plot(results: dict, coverages, tilts, models, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     from common.distance import distance_mm
 
@@ -259,8 +260,9 @@ def plot(results: dict, coverages, tilts, models, path: Path) -> None:
                ylim=(-3, 103))
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left", fontsize=8)
-        top = ax.secondary_xaxis("top", functions=(lambda c: distance_mm(SIZE_MM, max(c, 1e-3)) / 1000,
-                                                   lambda d: distance_mm(SIZE_MM, max(d, 1e-3) * 1000)))
+        # coverage <-> distance (m) of the printed block: d = k / c, its own inverse up to units
+        top = ax.secondary_xaxis("top", functions=(lambda c: distance_mm(SIZE_MM, np.maximum(c, 1e-3)) / 1000,
+                                                   lambda d: distance_mm(SIZE_MM, np.maximum(d, 1e-3) * 1000)))
         top.set_xlabel(f"distance of a {SIZE_MM:g} mm block from a 65 deg webcam, m")
     ax1.set_title("lite0 (white-box), squashed and centre-cropped frames")
     ax2.set_title("--eot held patch on three models, both reductions")
