@@ -156,7 +156,7 @@ def test_no_stray_library_lines(capfd, files):
 
 def test_image_limit_is_documented_and_applies_to_headers():
     assert MAX_IMAGE_PIXELS == 64_000_000
-    assert "64 megapixels" in Path(__file__).parents[1].joinpath("README.md").read_text()
+    assert "64 megapixels" in Path(__file__).parents[1].joinpath("docs", "robustness.md").read_text()
 
 
 def test_json_never_holds_nan(tmp_path):
