@@ -402,8 +402,8 @@ def works_text(works_from, trained, size_mm: float = 50.0) -> str:
     from common.distance import WEBCAM_FOV_DEG, describe
 
     if works_from is None:
-        return (f"not yet >= 90% at any coverage: give it more time (--max-seconds) or a GPU; "
-                f"trained for coverage {trained[0]:g}-{trained[1]:g}")
+        return (f"not yet >= 90% at any coverage: give it more time (--max-seconds) or a GPU; trained for "
+                f"coverage {trained[0]:g}-{trained[1]:g} ({describe(size_mm, tuple(trained), WEBCAM_FOV_DEG)})")
     return (f"works from coverage {works_from:g}: {describe(size_mm, (works_from, max(works_from, trained[1])), WEBCAM_FOV_DEG)}"
             f" (blocks print --size-mm / --distance)")
 

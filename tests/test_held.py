@@ -171,3 +171,19 @@ def test_capture_reduce_crop_keeps_the_centre_square():
     frame[:, 100:540] = 255  # white only inside the centre crop's columns (420 px wide, from 110)
     squash, crop = frame_view(frame, 224, "squash"), frame_view(frame, 224, "crop")
     assert squash[:, :20].max() == 0 and crop[:, :20].min() > 200  # the crop lost the black sides
+
+
+def test_plain_generate_trains_on_whole_frames_of_the_shipped_photos(cli, tmp_path):
+    """`blocks generate --target chicken` and nothing else (a few steps here): the embedded model,
+    whole frames, the shipped photos (training side), judged on their held-out side by coverage."""
+    out = tmp_path / "q"
+    code, text, err = cli("generate", "--target", "chicken", "--steps", "2", "--eval-n", "8", "--out", out)
+    assert code == 0, err
+    meta = json.loads((out / "patch.json").read_text())
+    assert meta["eot"] == "held" and meta["model"]["model"] == "efficientnet_lite0"
+    assert meta["scenes"] == "sample photos: train" and meta["eval_scenes"] == "sample photos: test"
+    assert meta["eot_settings"]["held"]["coverage"] == [0.15, 0.45] and meta["scale"] == [0.15, 0.45]
+    held = meta["held_out"]
+    assert held["views"]["whole_frame"] and sum(v["n"] for v in held["by_coverage"].values()) == 8
+    assert "of whole camera frames" in text and "whole-frame success by coverage" in text
+    assert "50 mm block: " in text and " m from a 65 degree webcam" in text  # the distances it trained for
