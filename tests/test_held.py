@@ -187,3 +187,14 @@ def test_plain_generate_trains_on_whole_frames_of_the_shipped_photos(cli, tmp_pa
     assert held["views"]["whole_frame"] and sum(v["n"] for v in held["by_coverage"].values()) == 8
     assert "of whole camera frames" in text and "whole-frame success by coverage" in text
     assert "50 mm block: " in text and " m from a 65 degree webcam" in text  # the distances it trained for
+
+
+def test_training_starts_near_and_widens_to_the_whole_coverage_range():
+    from transforms.eot import at_progress
+
+    eot = preset("held", (0.15, 0.45))
+    first, later = at_progress(eot, 0.0).held.coverage, at_progress(eot, eot.held.warmup).held.coverage
+    assert first[1] == later[1] == 0.45 and first[0] > 0.3 and later == (0.15, 0.45)
+    mid = at_progress(eot, eot.held.warmup / 2).held.coverage[0]
+    assert later[0] < mid < first[0]
+    assert at_progress(preset("print"), 0.0) == preset("print")  # other presets have no warm-up

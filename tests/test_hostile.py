@@ -83,8 +83,8 @@ CASES = [
     (GEN + ["--std", "0,0,0"], 2, "error: --std must be a number > 0"),
     (GEN + ["--std", "nan,1,1"], 2, "error: --std must be a number > 0"),
     (GEN + ["--mean", "inf,0,0"], 2, "error: --mean must be a finite number"),
-    (GEN + ["--max-seconds", "nan"], 2, "error: --max-seconds must be a number > 0"),
-    (GEN + ["--max-seconds", "inf"], 2, "error: --max-seconds must be a number > 0"),
+    (GEN + ["--max-seconds", "nan"], 2, "error: --max-seconds must be a number >= 0"),  # 0: no limit
+    (GEN + ["--max-seconds", "inf"], 2, "error: --max-seconds must be a number >= 0"),
     (GEN + ["--printability", "nan"], 2, "error: --printability must be a number >= 0"),
     (GEN + ["--tv", "-1"], 2, "error: --tv must be a number >= 0"),
     (["sweep", "{ok}", "--model", "digits", "--target", "seven", "--eps", "0:inf"], 2, "error: --eps takes MIN:MAX"),
@@ -103,8 +103,8 @@ CASES = [
     (["calibration-sheet", "--out", "{d}/file.txt/c.pdf"], 2, "error: cannot write to"),
     (["digits-scenes", "{d}/file.txt"], 2, "error: cannot write to {d}/file.txt: it is a file"),
     # 7. zero, negative and out-of-range numbers
-    (GEN + ["--max-seconds", "0"], 2, "error: --max-seconds must be a number > 0, not 0.0"),
-    (GEN + ["--max-seconds", "-1"], 2, "error: --max-seconds must be a number > 0"),
+    (GEN + ["--max-seconds", "-0.5"], 2, "error: --max-seconds must be a number >= 0, not -0.5"),
+    (GEN + ["--max-seconds", "-1"], 2, "error: --max-seconds must be a number >= 0"),
     (GEN + ["--patch-size", "0"], 2, "error: --patch-size must be from 2 to 2048, not 0"),
     (GEN + ["--patch-size", "100000"], 2, "error: --patch-size must be from 2"),
     (GEN + ["--final-fraction", "-1"], 2, "error: --final-fraction must be a number in [0, 1]"),

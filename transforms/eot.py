@@ -54,6 +54,17 @@ PRESETS["held"] = EOT(Placement(scale=HeldCard().coverage, rotation_deg=HeldCard
 DEFAULT_PRESET = "held"
 
 
+def at_progress(eot: EOT, progress: float) -> EOT:
+    """The views to train on at `progress` (0 to 1) of a run: whole-frame presets start near
+    (large coverage) and widen to their whole range over the held card's warmup; others as they are."""
+    h = eot.held
+    if h is None or h.warmup <= 0 or progress >= h.warmup:
+        return eot
+    lo, hi = h.coverage
+    share = h.start_share + (1 - h.start_share) * max(progress, 0.0) / h.warmup
+    return replace(eot, held=replace(h, coverage=(hi - (hi - lo) * share, hi)))
+
+
 def whole_frame(name: str) -> bool:
     """Whether a preset's views are whole camera frames with the card in a scene (held)."""
     return name in PRESETS and PRESETS[name].held is not None

@@ -70,6 +70,10 @@ class HeldCard:
     defocus_px: tuple[float, float] = (0.3, 1.5)  # Gaussian sigma, frame px
     motion_px: float = 6.0  # max motion-blur length, frame px
     card: CardLayout = field(default_factory=CardLayout)
+    # Training only: over the first `warmup` share of a run the coverage range widens from its upper
+    # part (start_share of it, the nearest views, which a patch from black wins first) to all of it.
+    warmup: float = 0.25
+    start_share: float = 0.4
     photometric: Photometric = field(default_factory=lambda: Photometric(
         contrast=(0.7, 1.2), brightness=0.1, temperature=0.08, noise_std=0.04,
         jpeg_quality=(35.0, 90.0), jpeg_p=0.5))

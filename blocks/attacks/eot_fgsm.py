@@ -65,7 +65,7 @@ import torch.nn.functional as F
 from common.goal import Goal
 from common.interrupts import interrupted
 from blocks.distributed import RANK_SEED_STRIDE, share
-from transforms.eot import EOT, random_views
+from transforms.eot import EOT, at_progress, random_views
 
 
 @dataclass
@@ -327,6 +327,7 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
 
     start = clock()
     last_check = 0.0  # the clock (elapsed) at the last check
+    progress = 0.0  # of the run, by steps or the clock: the last step's
     try:
         with group.interrupts() if group is not None else nullcontext():
             for step in range(cfg.steps):
@@ -336,8 +337,9 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
                     result.stopped = "time"
                     break
                 patch.requires_grad_(True)
-                loss, prob, win, grad = step_gradient(model, patch, cfg, eot, scenes, g, n_views, weight,
-                                                      patch_map, penalty if rank == 0 else None, step)
+                # whole-frame views start near and widen (transforms.eot.at_progress); the check views do not
+                loss, prob, win, grad = step_gradient(model, patch, cfg, at_progress(eot, progress), scenes, g,
+                                                      n_views, weight, patch_map, penalty if rank == 0 else None, step)
                 elapsed = clock() - start
                 if group is None:
                     loss_now, mean_prob, success = loss.item(), prob.mean().item(), win.float().mean().item()
