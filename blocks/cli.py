@@ -1,6 +1,7 @@
 """The `blocks` command: a thin typer layer over the Python API. Bad input -> one line, exit 2."""
 from __future__ import annotations
 
+import functools
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -362,8 +363,6 @@ def generate(
     (`torchrun --nproc-per-node N -m blocks generate ...`) each step's views are split across the ranks."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
     from blocks.pipelines import GenerateRun, run_generate
-
-    import functools
 
     run = settings(GenerateRun, flags, targets=targets or [], scale=parse_range(scale, "--scale", *checks.SCALE))
     done = run_generate(run, progress=functools.partial(generate_bar, max_seconds=max_seconds),
