@@ -26,12 +26,12 @@ def worker(args) -> None:
     import torch
 
     from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
-    from blocks.distributed import join, launched
+    from blocks.distributed import SOLO, join, launched
     from blocks.models import Classifier, ModelSpec, load_classifier
     from transforms import preset
 
-    group = join(args.device) if launched() else None
-    device = group.device(args.device) if group else args.device
+    group = join(args.device) if launched() else SOLO
+    device = group.device(args.device)
     if args.model == "digits":
         model = load_classifier(ModelSpec(name="digits"), device)
     else:
@@ -51,12 +51,11 @@ def worker(args) -> None:
         times.append(time.perf_counter())
 
     generate_patch(model, cfg, preset("print", (0.4, 0.6)), on_step=on_step, group=group)
-    if group is None or group.is_main:
+    if group.is_main:
         timed = times[args.warmup:]
         rate = (len(timed) - 1) / (timed[-1] - timed[0])
         Path(args.worker).write_text(json.dumps({"steps_per_s": rate, "threads": torch.get_num_threads()}))
-    if group is not None:
-        group.close()
+    group.close()
 
 
 def launch(n: int, threads: int, args) -> dict:

@@ -1,6 +1,7 @@
 """The `blocks` command: a thin typer layer over the Python API. Bad input -> one line, exit 2."""
 from __future__ import annotations
 
+import functools
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -217,12 +218,25 @@ EVAL_SCENES_DEFAULT = "--scenes; --eot held without --scenes: the shipped photos
 FRAME_SIZE_DEFAULT = "640x480"  # transforms.camera.CameraSettings.size (tests/test_help.py)
 
 
-def settings(cls, values: dict, **parsed):
-    """The settings dataclass `cls` from a command's flags (named as its fields), plus parsed values."""
+def settings(cls, values: dict, ignore: tuple[str, ...] = (), **parsed):
+    """The settings dataclass `cls` from a command's flags: values are the command's parameters
+    (`flags = dict(locals())`, taken before anything else in its body), each named as a field of
+    cls; parsed values replace them. Strict: a name that is no field of cls raises TypeError (a
+    programming error: a renamed field or parameter would otherwise keep its old default without a
+    word), unless the command consumes it itself and names it in ignore."""
     import dataclasses
 
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in {**values, **parsed}.items() if k in names})
+    given = {**values, **parsed}
+    for name in ignore:
+        if name not in given or name in names:
+            raise TypeError(f"settings({cls.__name__}): ignore={name!r} names "
+                            f"{'a field' if name in names else 'no parameter of the command'}")
+    unknown = sorted(set(given) - names - set(ignore))
+    if unknown:
+        raise TypeError(f"settings({cls.__name__}): {', '.join(unknown)} is no field of {cls.__name__} "
+                        f"(rename the parameter or the field, or pass it in ignore=)")
+    return cls(**{k: v for k, v in given.items() if k not in ignore})
 
 
 PLAIN_EVERY_S = 10.0  # seconds between progress lines when the bar's stream is not a terminal
@@ -323,7 +337,7 @@ def generate(
     models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = "auto",
     patch_size: Annotated[Optional[int], typer.Option("--patch-size", help="patch side in pixels", show_default="half the model input")] = None,
-    steps: Annotated[int, typer.Option("--steps", help="FGSM steps (the run may end sooner: --max-seconds)")] = 300,
+    steps: Annotated[int, typer.Option("--steps", help="FGSM steps (the run may end sooner: --max-seconds)")] = 240,
     epsilon: Annotated[float, typer.Option("--epsilon", help="first step size in 0-255 units (negative-epsilon FGSM step)")] = 32.0,
     final_fraction: Annotated[float, typer.Option("--final-fraction", help="last step size as a fraction of the first")] = 0.1,
     schedule: Annotated[str, typer.Option("--schedule", help="step-size schedule: cosine, linear, constant")] = "cosine",
@@ -335,7 +349,7 @@ def generate(
     scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background photos", show_default=SCENES_DEFAULT)] = None,
     eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check", show_default=EVAL_SCENES_DEFAULT)] = None,
     eot: Annotated[str, typer.Option("--eot", help="views to train for: " + ", ".join(checks.EOT_PRESETS) + " (held: the whole camera frame, the printed card held up in a scene; README: Generating patches)")] = "held",
-    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="stop after S seconds (wall clock), keeping the best patch; 0 = no limit")] = 240.0,
+    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="stop after S seconds (wall clock), keeping the best patch; the schedule then follows the clock too; 0 = no limit", show_default="no limit")] = None,
     colormap: Annotated[Optional[Path], typer.Option("--colormap", help="measured printer-to-camera colour map (blocks calibrate)", show_default="none")] = None,
     printability: Annotated[float, typer.Option("--printability", help="weight of the non-printability penalty")] = 0.0,
     tv: Annotated[float, typer.Option("--tv", help="weight of the total-variation penalty")] = 0.0,
@@ -347,11 +361,10 @@ def generate(
 
     Several targets: one folder per target under --out and a summary.json. Under torchrun
     (`torchrun --nproc-per-node N -m blocks generate ...`) each step's views are split across the ranks."""
+    flags = dict(locals())  # the parameters alone, before any import (settings())
     from blocks.pipelines import GenerateRun, run_generate
 
-    import functools
-
-    run = settings(GenerateRun, locals(), targets=targets or [], scale=parse_range(scale, "--scale", *checks.SCALE))
+    run = settings(GenerateRun, flags, targets=targets or [], scale=parse_range(scale, "--scale", *checks.SCALE))
     done = run_generate(run, progress=functools.partial(generate_bar, max_seconds=max_seconds),
                         on_patch=print_patch, check_progress=views_bar)
     if done.summary is not None:
@@ -436,9 +449,10 @@ def evaluate(
 ):
     """Success rate and target probability of a patch on fresh random views. With several --model,
     one row per model on the same views (a transfer row), printed and written as JSON (--out)."""
+    flags = dict(locals())  # the parameters alone, before any import (settings())
     from blocks.pipelines import EvaluateRun, run_evaluate
 
-    report = run_evaluate(settings(EvaluateRun, locals(), scale=parse_range(scale, "--scale", *checks.SCALE)))
+    report = run_evaluate(settings(EvaluateRun, flags, scale=parse_range(scale, "--scale", *checks.SCALE)))
     if report.models is not None:
         width = max(len(r.model) for r in report.models)
         typer.echo(f"{'model':<{width}}  success  p(target)  top-5   ({report.target.name}, {report.n} views)")
@@ -462,9 +476,10 @@ def sweep(
     out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("runs/sweep"),
 ):
     """Single-step FGSM line search: class probabilities against epsilon (plot + JSON)."""
+    flags = dict(locals())  # the parameters alone, before any import (settings())
     from blocks.pipelines import SweepRun, run_sweep
 
-    rec = run_sweep(settings(SweepRun, locals(), eps_range=parse_range(eps_range, "--eps", -255, 255)))
+    rec = run_sweep(settings(SweepRun, flags, eps_range=parse_range(eps_range, "--eps", -255, 255)))
     typer.echo(f"best epsilon {rec.best_epsilon_255:.1f}/255: p({rec.target['name']}) = "
                f"{rec.best_target_prob:.3f} -> {out}/sweep.png")
 
@@ -476,9 +491,10 @@ def digits_scenes(
     limit: Annotated[Optional[int], typer.Option("--limit", help="write at most N digits", show_default="all of them")] = None,
 ):
     """Export held-out digits as scene images for --scenes (for the bundled digits model)."""
+    flags = dict(locals())  # the parameters alone, before any import (settings())
     from blocks.pipelines import ScenesRun, run_scenes
 
-    info = run_scenes(ScenesRun(out=out, source="digits", exclude=exclude, limit=limit))
+    info = run_scenes(settings(ScenesRun, flags, source="digits"))
     typer.echo(f"wrote {info.train + info.test} held-out digits to {out}/train and {out}/test")
 
 
@@ -487,9 +503,10 @@ def sample_scenes(
     out: Annotated[Path, typer.Argument(help="folder to write train/ and test/ photos into")],
 ):
     """Export the colour photos that ship with installed packages as scenes, split by photo."""
+    flags = dict(locals())  # the parameters alone, before any import (settings())
     from blocks.pipelines import ScenesRun, run_scenes
 
-    info = run_scenes(ScenesRun(out=out, source="photos"))
+    info = run_scenes(settings(ScenesRun, flags, source="photos"))
     typer.echo(f"wrote {info.train} training photos to {out}/train and {info.test} "
                f"held-out photos to {out}/test")
 
@@ -511,10 +528,12 @@ def print_sheet(
     preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of each page next to the PDF", show_default="off")] = False,
 ):
     """Lay patches out as a print-ready PDF at exact size, with markers, cut marks and sheet.json."""
+    flags = dict(locals())  # the parameters alone, before any import (settings())
     from blocks.pipelines import PrintRun, run_print
     from printing import SheetSettings, parse_tile
 
-    sheet = settings(SheetSettings, locals(), page=page.lower(), layout=layout.lower(), tile=parse_tile(tile))
+    sheet = settings(SheetSettings, flags, ignore=("patches", "out", "preview"),  # PrintRun's own
+                     page=page.lower(), layout=layout.lower(), tile=parse_tile(tile))
     info = run_print(PrintRun(patches, out, sheet, preview))
     n = len(info.blocks)
     what = f"{n} block{'s' if n != 1 else ''}" if info.layout == "grid" else "a cube net (6 faces)"
@@ -583,9 +602,10 @@ def capture(
     reduce: Annotated[str, typer.Option("--reduce", help="how the whole frame becomes the model's square: squash (resize the whole frame) or crop (shorter side to 256/224 of the input, centre square: torchvision's convention)")] = "squash",
 ):
     """Classify a camera, video or photos live: overlay, per-frame log, summary. q, Esc or Ctrl-C ends it."""
+    flags = dict(locals())  # the parameters alone, before any import (settings())
     from blocks.pipelines import CaptureRun, capture_kept, run_capture
 
-    run = settings(CaptureRun, locals())
+    run = settings(CaptureRun, flags)
     result = run_capture(run, progress=capture_bar,
                          on_headless=lambda: typer.echo("no display found: running headless (no window)", err=True))
     emit_json(result)
@@ -636,9 +656,10 @@ def simulate(
 ):
     """Film a printed sheet with a virtual camera (perspective, light, blur, noise, JPEG) -> a video,
     or one still photo when --out is an image (.png, .jpg; --frames is then 1)."""
+    flags = dict(locals())  # the parameters alone, before any import (settings())
     from blocks.pipelines import SimulateRun, run_simulate
 
-    info = run_simulate(settings(SimulateRun, locals(), size=parse_size(size)), progress=simulate_bar)
+    info = run_simulate(settings(SimulateRun, flags, size=parse_size(size)), progress=simulate_bar)
     typer.echo(f"wrote {out}: {info.frames} frames at {info.fps:g} fps, {info.size[0]}x{info.size[1]}"
                + (f", filming block {info.block} of {info.sheet}" if info.sheet else ", whole page (no sheet.json)"))
 
@@ -682,9 +703,10 @@ def onepixel(
     batch: Annotated[int, typer.Option("--batch", help="images per forward pass (0 = auto)")] = 0,
 ):
     """One-pixel attack on all images at once; writes PNGs, JSON, a contact sheet."""
+    flags = dict(locals())  # the parameters alone, before any import (settings())
     from blocks.pipelines import OnePixelRun, run_onepixel
 
-    summary = run_onepixel(settings(OnePixelRun, locals()), progress=onepixel_bar)
+    summary = run_onepixel(settings(OnePixelRun, flags), progress=onepixel_bar)
     print_onepixel(summary)
     typer.echo(f"wrote {out}/summary.json, contact_sheet.png and {len(summary.results)} images", err=True)
 
@@ -724,11 +746,13 @@ def calibration_sheet(
     preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of the page", show_default="off")] = False,
 ):
     """A page of colour swatches with ArUco markers, and its calib.json, to measure printer + camera colours."""
+    flags = dict(locals())  # the parameters alone, before any import (settings())
     from blocks.pipelines import CalibrationRun, run_calibration_sheet
     from printing.calibration import CalibrationSettings
     from printing.sheet import preview_paths, sidecar_path
 
-    info = run_calibration_sheet(CalibrationRun(out, settings(CalibrationSettings, locals()), preview))
+    sheet = settings(CalibrationSettings, flags, ignore=("out", "preview"))  # CalibrationRun's own
+    info = run_calibration_sheet(CalibrationRun(out, sheet, preview))
     paths = [sidecar_path(out), *(preview_paths(out, info.pages) if preview else []), out]
     typer.echo(f"wrote {', '.join(str(p) for p in paths)}: {len(info.swatches)} swatches "
                f"({info.rows}x{info.cols}) of {swatch_mm:g} mm on {page}")
@@ -743,9 +767,10 @@ def calibrate_cmd(
     step: Annotated[int, typer.Option("--step", help="video: look at every STEP-th frame")] = 1,
 ):
     """Fit the printer-to-camera colour map from a photo or video of the calibration sheet."""
+    flags = dict(locals())  # the parameters alone, before any import (settings())
     from blocks.pipelines import CalibrateRun, run_calibrate
 
-    cmap = run_calibrate(settings(CalibrateRun, locals()))
+    cmap = run_calibrate(settings(CalibrateRun, flags))
     e = cmap.extra
     typer.echo(f"wrote {out}: mean error {cmap.mean_error_rgb:.2f} RGB units (max {e['max_error_rgb']:.1f}) over "
                f"{e['swatches']} swatches, {e['frames_used']} of {e['frames_looked_at']} frame(s) used")

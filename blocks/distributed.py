@@ -10,18 +10,21 @@ another rank will never join. Anything that can fail on one rank only (a model f
 the output folder) goes through `Group.agree`: every rank learns the outcome and rank 0 prints it.
 
 We start no workers of our own: torchrun (or any launcher that sets the same variables) does.
+A plain single-process run gets a `SoloGroup`: the same methods, for one process, so the code
+that runs a step or agrees on a file is written once for both.
 """
 from __future__ import annotations
 
 import os
 import signal
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import torch
 
 from common.errors import UserError
+from common.interrupts import interrupted
 
 RANK_SEED_STRIDE = 1_000_000_007  # rank r draws its views from seed + r * stride: disjoint streams
 
@@ -72,6 +75,12 @@ class Group:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    @property
+    def alone(self) -> bool:
+        """Whether this process may go on by itself after a Ctrl-C (a last check, judging the
+        patch): never under torchrun, where the other ranks would wait for it in a collective."""
+        return False
+
     def all_sum(self, t: torch.Tensor) -> torch.Tensor:
         """Sum t over the ranks, in place; a dead peer becomes PeerLost, not a hang or a traceback."""
         import torch.distributed as dist
@@ -81,6 +90,33 @@ class Group:
         except (RuntimeError, dist.DistError) as e:
             raise PeerLost(f"rank {self.rank}: lost another rank mid-run ({_first_line(e)}); nothing written") from None
         return t
+
+    def stop_before_step(self, elapsed, max_seconds: float | None) -> str | None:
+        """No rank stops on its own before a step: the stop is agreed in the step's all-reduce
+        (sum_step), so elapsed (a callable reading the clock) is not called here."""
+        return None
+
+    def sum_step(self, grad, loss, prob, win, elapsed: float, max_seconds: float | None, batch: int):
+        """One all-reduce per step: the gradient shares (summed in place into grad (3, P, P)), the
+        record's sums (this rank's share of the mean loss, prob (n,), win (n,)), rank 0's clock
+        (the schedule follows one clock, or the patches would drift apart) and each rank's stop
+        vote. Returns (stop reason or None, (loss, mean prob, success, elapsed)), the same on
+        every rank."""
+        time_up = max_seconds is not None and elapsed >= max_seconds
+        sums = torch.stack([loss.detach(), prob.detach().sum(), win.float().sum()]).to(grad.dtype)
+        votes = torch.tensor([elapsed if self.is_main else 0.0, float(time_up), float(self.stop_requested)],
+                             dtype=grad.dtype, device=grad.device)
+        packed = self.all_sum(torch.cat([grad.flatten(), sums, votes]))
+        grad.copy_(packed[:grad.numel()].view_as(grad))
+        loss_sum, prob_sum, win_sum, clock, time_votes, stop_votes = packed[grad.numel():].tolist()
+        stop = "interrupted" if stop_votes > 0 else "time" if time_votes > 0 else None
+        return stop, (loss_sum, prob_sum / batch, win_sum / batch, clock)
+
+    def batch_mean(self, loss_share: torch.Tensor, values: torch.Tensor, batch: int) -> tuple[float, float]:
+        """(this rank's share of the batch-mean loss, its per-view values (n,)) -> the whole
+        batch's mean loss and mean value: the same numbers, so the same choice, on every rank."""
+        totals = self.all_sum(torch.stack([loss_share, values.sum()]))
+        return totals[0].item(), totals[1].item() / batch
 
     def gather(self, obj) -> list:
         import torch.distributed as dist
@@ -152,6 +188,56 @@ class Group:
             except Exception:  # a rank already gone: nothing left to wait for
                 pass
             dist.destroy_process_group()
+
+
+class SoloGroup:
+    """The stand-in for Group in a plain single-process run: one rank, nothing to agree with.
+    A Ctrl-C raises KeyboardInterrupt where it lands (no handler), and the stops are decided
+    before each step: a Ctrl-C that some library swallowed (common.interrupts) or the clock."""
+
+    rank, world, local_rank, backend = 0, 1, 0, None
+    stop_requested = False  # Ctrl-C is a KeyboardInterrupt here, not a flag
+    is_main = True
+    alone = True
+
+    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
+        return t
+
+    def gather(self, obj) -> list:
+        return [obj]
+
+    def agree(self, fn, *args, **kwargs):
+        return fn(*args, **kwargs)
+
+    def check_same(self, settings: dict, what: str = "flags") -> None:
+        """Nothing to compare with."""
+
+    def device(self, name: str) -> str:
+        return name
+
+    def interrupts(self):
+        return nullcontext(self)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def stop_before_step(self, elapsed, max_seconds: float | None) -> str | None:
+        """A Ctrl-C that some library swallowed still stops the run (KeyboardInterrupt); "time"
+        when elapsed() (which reads the clock, only with a limit) reached max_seconds."""
+        if interrupted():
+            raise KeyboardInterrupt
+        return "time" if max_seconds is not None and elapsed() >= max_seconds else None
+
+    def sum_step(self, grad, loss, prob, win, elapsed: float, max_seconds: float | None, batch: int):
+        """Group.sum_step for one process: grad is already the whole batch's; the record's
+        figures read here (the clock stop was decided before the step)."""
+        return None, (loss.item(), prob.mean().item(), win.float().mean().item(), elapsed)
+
+    def batch_mean(self, loss_share: torch.Tensor, values: torch.Tensor, batch: int) -> tuple[float, float]:
+        return loss_share.item(), values.mean().item()
+
+
+SOLO = SoloGroup()
 
 
 def join(device: str, timeout_s: float = 600.0) -> Group:

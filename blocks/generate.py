@@ -3,7 +3,8 @@ target, write patch.png + patch.json (then score the 8-bit file on held-out view
 patch.json), and a summary.json when there are several targets.
 
 Under torchrun every rank runs these steps; rank 0 alone writes and reports, and what can fail on
-one rank only (files on its node) is agreed first (Group.agree), so all ranks fail together.
+one rank only (files on its node) is agreed first (Group.agree), so all ranks fail together. A
+single-process run goes through the same steps with blocks.distributed.SoloGroup.
 """
 from __future__ import annotations
 
@@ -78,23 +79,18 @@ def default_out(run) -> Path:
 
 
 def join_group(device: str, settings: dict):
-    """The torchrun process group (ranks checked to share every setting), or None when this is
-    a plain single-process run (WORLD_SIZE unset or 1)."""
-    from blocks.distributed import join, launched
+    """The torchrun process group (ranks checked to share every setting), or the SoloGroup of a
+    plain single-process run (WORLD_SIZE unset or 1)."""
+    from blocks.distributed import SOLO, join, launched
 
     if not launched():
-        return None
+        return SOLO
     import atexit
 
     group = join(device)
     atexit.register(group.close)
     group.check_same(settings)
     return group
-
-
-def agreed(group, fn):
-    """fn() here, or under torchrun on every rank with the outcome agreed (Group.agree)."""
-    return fn() if group is None else group.agree(fn)
 
 
 def target_list(targets: list[str] | None, targets_file: Path | None) -> list[str]:
@@ -186,34 +182,36 @@ class Loaded:
 
 def load(run, group, out: Path) -> Loaded:
     """Files, model and goals; under torchrun agreed across ranks (a file missing on one node fails all)."""
+    import hashlib
+
+    loaded = group.agree(prepare, run, group, out)
+    net = loaded.net  # each rank read its own files: the same weights and labels on every rank
+    group.check_same({"weights sha256": net.weights_id,
+                      "labels sha256": hashlib.sha256("\n".join(net.labels).encode()).hexdigest()[:16]},
+                     what="model files")
+    return loaded
+
+
+def prepare(run, group, out: Path) -> Loaded:
+    """What load agrees on: the targets, the colour map, the output folder (rank 0 writes), the
+    scenes, the model on this rank's device and the goals."""
     from blocks.pipelines import load_model
 
-    def prepare():
-        wanted = target_list(run.targets, run.targets_file)
-        goals_before_loading(run.models, wanted, run.away_from)
-        cmap = load_colormap(run.colormap)
-        if group is None or group.is_main:  # only rank 0 writes
-            from common.files import check_output_dir
+    wanted = target_list(run.targets, run.targets_file)
+    goals_before_loading(run.models, wanted, run.away_from)
+    cmap = load_colormap(run.colormap)
+    if group.is_main:  # only rank 0 writes
+        from common.files import check_output_dir
 
-            check_output_dir(out)
-        train, test = scene_sources(run)
-        scenes, eval_scenes = read_scene_source(train), read_scene_source(test)
-        net = load_model(run.models, group.device(run.device) if group else run.device)
-        goals = goals_of(net, wanted, run.away_from)
-        frames = whole_frame(run.eot)
-        backgrounds = fit(scenes, net.input_size, frames)
-        held_out = fit(eval_scenes, net.input_size, frames) if test != train else backgrounds
-        return Loaded(net, goals, cmap, backgrounds, held_out)
-
-    loaded = agreed(group, prepare)
-    if group is not None:
-        import hashlib
-
-        net = loaded.net
-        group.check_same({"weights sha256": net.weights_id,
-                          "labels sha256": hashlib.sha256("\n".join(net.labels).encode()).hexdigest()[:16]},
-                         what="model files")
-    return loaded
+        check_output_dir(out)
+    train, test = scene_sources(run)
+    scenes, eval_scenes = read_scene_source(train), read_scene_source(test)
+    net = load_model(run.models, group.device(run.device))
+    goals = goals_of(net, wanted, run.away_from)
+    frames = whole_frame(run.eot)
+    backgrounds = fit(scenes, net.input_size, frames)
+    held_out = fit(eval_scenes, net.input_size, frames) if test != train else backgrounds
+    return Loaded(net, goals, cmap, backgrounds, held_out)
 
 
 def read_scene_source(source: str | None):

@@ -96,7 +96,7 @@ class GenerateRun:
     away_from: str | None = None
     device: str = "auto"
     patch_size: int | None = None
-    steps: int = 300
+    steps: int = 240  # batch 8: about 5 minutes on 2 CPU cores, seconds on a GPU
     epsilon: float = 32.0
     final_fraction: float = 0.1
     schedule: str = "cosine"
@@ -108,7 +108,7 @@ class GenerateRun:
     scenes: Path | None = None
     eval_scenes: Path | None = None
     eot: str = "held"
-    max_seconds: float | None = 240.0  # the quick start's budget: about 5 minutes in all on 2 CPU cores
+    max_seconds: float | None = None  # a clock makes the schedule depend on the machine: off by default
     colormap: Path | None = None
     printability: float = 0.0
     tv: float = 0.0
@@ -136,10 +136,9 @@ def run_generate(run: GenerateRun, progress=no_progress,
     progress: updated with each StepRecord; check_progress: with the views of the held-out check
     judged in each batch."""
     from blocks import generate as G
-    from blocks.attacks.eot_fgsm import generate_patch
     from blocks.distributed import QuietExit
-    from blocks.report import library_versions, write_patch
-    from common.interrupts import interrupted, listening
+    from blocks.report import library_versions
+    from common.interrupts import interrupted
     from transforms.eot import preset
 
     # paths may differ per node; the models are compared after loading, by their weights' hashes
@@ -148,11 +147,10 @@ def run_generate(run: GenerateRun, progress=no_progress,
     G.check_run(run)
     eot_cfg = preset(run.eot, G.default_scale(run.scale, run.scenes, run.eot))
     out = Path(run.out) if run.out is not None else G.default_out(run)
-    if group is not None and run.batch < group.world:
+    if run.batch < group.world:
         raise UserError(f"batch {run.batch} is smaller than the {group.world} ranks torchrun started: each rank "
                         f"renders at least one view per step (give batch >= {group.world} or start fewer ranks)",
                         param="batch")
-    main_rank, ranks = group is None or group.is_main, group.world if group else 1
     loaded = G.load(run, group, out)
     versions = library_versions()  # now, not after a Ctrl-C: importing takes seconds there
     if interrupted():  # a Ctrl-C that an import swallowed (torch's C init can): nothing is written yet
@@ -161,46 +159,64 @@ def run_generate(run: GenerateRun, progress=no_progress,
     done = Generated([], [], None)
     for goal in loaded.goals:
         folder = out / G.folder_name(goal) if several else out
-        cfg = G.config_for(run, goal, loaded.net)
-        with (progress(goal.name if several else "generate", run.steps) if main_rank else no_progress("", 0)) as step:
-            result = generate_patch(loaded.net, cfg, eot_cfg, loaded.backgrounds, on_step=step if main_rank else None,
-                                    patch_map=loaded.cmap, penalty=G.penalty(loaded.cmap, run.printability, run.tv),
-                                    group=group)
-
-        judged = [True]
-
-        def finish():  # rank 0 writes and judges; the other ranks learn whether that worked
-            if not main_rank:
-                return None
-            rec = G.record_for(run, goal, cfg, eot_cfg, result, loaded, ranks, versions)
-            rec = write_patch(folder, result.patch, rec)  # first: nothing is lost if judging is interrupted
-            if result.stopped != "interrupted":
-                rec = G.judge(run, rec, folder, goal, eot_cfg, loaded, check_progress)
-            elif group is None:  # a Ctrl-C stopped the steps: judge what was kept, unless Ctrl-C again
-                try:
-                    with listening():
-                        rec = G.judge(run, rec, folder, goal, eot_cfg, loaded, check_progress)
-                except (Interrupted, KeyboardInterrupt):
-                    judged[0] = False
-            else:  # under torchrun the ranks have already left together
-                judged[0] = False
-            if on_patch and judged[0]:
-                on_patch(rec, folder)
-            return rec
-
-        rec = G.agreed(group, finish)
-        if main_rank:
+        cfg, result = _train_patch(run, goal, eot_cfg, loaded, group, progress, several)
+        rec, judged = group.agree(_write_and_judge, run, goal, cfg, eot_cfg, result, loaded, group, folder,
+                                  versions, on_patch, check_progress)
+        if group.is_main:
             done.patches.append(rec)
             done.folders.append(folder)
         if result.stopped == "interrupted":
-            if not main_rank:
+            if not group.is_main:
                 raise QuietExit(130)
             raise Interrupted(f"kept the best patch (step {result.best_step}) in {folder}"
-                              + ("" if judged[0] else " (no held-out check: patch.json has no held_out)"))
-    if several and main_rank:
-        done.summary = G.summary_of(done.patches, done.folders, loaded.net, ranks)
+                              + ("" if judged else " (no held-out check: patch.json has no held_out)"))
+    if several and group.is_main:
+        done.summary = G.summary_of(done.patches, done.folders, loaded.net, group.world)
         done.summary.write(out / "summary.json")
     return done
+
+
+def _train_patch(run: GenerateRun, goal, eot_cfg, loaded, group, progress, several: bool):
+    """One target's patch (blocks.attacks.eot_fgsm.generate_patch), rank 0 drawing the progress.
+    Returns (its GenerateConfig, its GenerateResult)."""
+    from blocks import generate as G
+    from blocks.attacks.eot_fgsm import generate_patch
+
+    cfg = G.config_for(run, goal, loaded.net)
+    main_rank = group.is_main
+    with (progress(goal.name if several else "generate", run.steps) if main_rank else no_progress("", 0)) as step:
+        result = generate_patch(loaded.net, cfg, eot_cfg, loaded.backgrounds, on_step=step if main_rank else None,
+                                patch_map=loaded.cmap, penalty=G.penalty(loaded.cmap, run.printability, run.tv),
+                                group=group)
+    return cfg, result
+
+
+def _write_and_judge(run: GenerateRun, goal, cfg, eot_cfg, result, loaded, group, folder: Path, versions: dict,
+                     on_patch, check_progress) -> tuple[PatchRecord | None, bool]:
+    """Rank 0 writes patch.png + patch.json and judges the patch on held-out views; the other
+    ranks learn whether that worked (Group.agree). Returns (the record, whether it was judged)."""
+    from blocks import generate as G
+    from blocks.report import write_patch
+    from common.interrupts import listening
+
+    if not group.is_main:
+        return None, True
+    rec = G.record_for(run, goal, cfg, eot_cfg, result, loaded, group.world, versions)
+    rec = write_patch(folder, result.patch, rec)  # first: nothing is lost if judging is interrupted
+    judged = True
+    if result.stopped != "interrupted":
+        rec = G.judge(run, rec, folder, goal, eot_cfg, loaded, check_progress)
+    elif group.alone:  # a Ctrl-C stopped the steps: judge what was kept, unless Ctrl-C again
+        try:
+            with listening():
+                rec = G.judge(run, rec, folder, goal, eot_cfg, loaded, check_progress)
+        except (Interrupted, KeyboardInterrupt):
+            judged = False
+    else:  # under torchrun the ranks have already left together
+        judged = False
+    if on_patch and judged:
+        on_patch(rec, folder)
+    return rec, judged
 
 
 # --- evaluate -----------------------------------------------------------------------------------

@@ -170,3 +170,20 @@ def _peek(proc) -> str:
     if select.select([proc.stdout], [], [], 0.5)[0]:
         return os.read(proc.stdout.fileno(), 65536).decode(errors="replace")
     return ""
+
+
+def test_solo_group_stands_in_for_group():
+    """A single-process run passes SoloGroup where torchrun passes Group: it has everything Group
+    has, and does each thing for one process."""
+    import torch
+
+    from blocks.distributed import Group, SoloGroup
+
+    public = {n for n in dir(Group) if not n.startswith("_")} | set(Group.__dataclass_fields__)
+    assert not {n for n in public if not hasattr(SoloGroup, n)}
+    solo, t = SoloGroup(), torch.ones(3)
+    assert solo.all_sum(t) is t and solo.gather("x") == ["x"] and solo.agree(lambda a: a + 1, 1) == 2
+    assert (solo.rank, solo.world, solo.is_main, solo.alone, solo.stop_requested) == (0, 1, True, True, False)
+    assert solo.device("auto") == "auto" and solo.stop_before_step(lambda: 5.0, 5.0) == "time"
+    with solo.interrupts():
+        assert solo.stop_before_step(lambda: 1 / 0, None) is None  # no limit: the clock is not read

@@ -20,11 +20,12 @@ patch is the one with the lowest loss there. Each step's own views are fresh, so
 noisy to compare patches (on a slowly moving model it picks lucky early batches), while the fixed
 views compare like with like. A Ctrl-C or a time limit leaves the best patch checked so far.
 
-Under torchrun (group given, blocks/distributed.py) rank r renders its share of each step's batch
-and of the check batch from its own streams (seed + r * RANK_SEED_STRIDE), takes the gradient of
-(its views / all views) * its mean loss, and one all-reduce sums the shares into the gradient of the
-mean over the whole batch: every rank then takes the same signed step. With one process this is
-the plain single-process loop, unchanged.
+Under torchrun (a Group given, blocks/distributed.py) rank r renders its share of each step's
+batch and of the check batch from its own streams (seed + r * RANK_SEED_STRIDE), takes the gradient
+of (its views / all views) * its mean loss, and one all-reduce sums the shares into the gradient of
+the mean over the whole batch: every rank then takes the same signed step. With one process (the
+default SoloGroup) this is the plain single-process loop: the clock and a swallowed Ctrl-C are
+read before each step, and the figures are read where they are.
 
 Transfer-minded options (for models the patch never sees), off at 0. Only smoothing is offered by
 the CLI, on by default for ensembles only; the others lost or gained nothing (bench/transfer.py,
@@ -56,15 +57,14 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from common.goal import Goal
-from common.interrupts import interrupted
-from blocks.distributed import RANK_SEED_STRIDE, share
+from blocks.distributed import RANK_SEED_STRIDE, SOLO, share
 from transforms.eot import EOT, at_progress, random_views
 
 
@@ -274,8 +274,70 @@ def step_gradient(model, patch, cfg: GenerateConfig, eot: EOT, scenes, generator
     return loss, prob, win, grad
 
 
+class BestPatch:
+    """The keeper of the best patch: each candidate (3, P, P) is scored on one fixed batch of check
+    views (n_views of them on this rank, the same views every time, never a training step's) and
+    kept when its loss there is the lowest so far. Under torchrun the whole check batch's mean
+    decides (Group.batch_mean), so every rank keeps the same patch."""
+
+    def __init__(self, model, cfg: GenerateConfig, eot: EOT, scenes, patch_map, group, n_views: int):
+        self.model, self.cfg, self.eot, self.scenes, self.patch_map = model, cfg, eot, scenes, patch_map
+        self.group, self.n_views = group, n_views
+        self.seed = cfg.seed + 1_000_003  # never the views of a training step
+        self.patch = torch.zeros(3, cfg.patch_size, cfg.patch_size, device=model.device)  # black
+        self.loss, self.prob, self.step = float("inf"), 0.0, 0
+
+    def offer(self, candidate: torch.Tensor, step: int) -> None:
+        """Score candidate (3, P, P), the patch as it was at `step`; keep it if it is the best."""
+        cfg = self.cfg
+        g_check = view_generator(self.seed, self.group.rank, self.model.device)
+        with torch.no_grad():
+            views, _ = random_views(candidate, self.n_views, self.model.input_size, self.eot, self.scenes,
+                                    g_check, self.patch_map)
+            loss, prob, _ = objective(self.model(views), cfg)
+            loss_now, prob_now = self.group.batch_mean(loss * (self.n_views / cfg.batch), prob, cfg.batch)
+        if loss_now < self.loss:
+            self.patch, self.loss, self.prob, self.step = candidate.clone(), loss_now, prob_now, step
+
+
+def check_config(cfg: GenerateConfig, group) -> int:
+    """The config's choices, and the views this rank renders per step (its share of cfg.batch)."""
+    if (cfg.target is None) == (cfg.away_from is None):
+        raise ValueError("give exactly one of target (negative epsilon) or away_from (positive)")
+    if cfg.members not in MEMBER_MODES:
+        raise ValueError(f"unknown members mode {cfg.members!r}: {', '.join(MEMBER_MODES)}")
+    if cfg.loss not in LOSSES:
+        raise ValueError(f"unknown loss {cfg.loss!r}: {', '.join(LOSSES)}")
+    n_views = share(cfg.batch, group.world, group.rank)
+    if n_views < 1:
+        raise ValueError(f"batch {cfg.batch} is smaller than the {group.world} ranks: each needs a view")
+    return n_views
+
+
+def run_progress(cfg: GenerateConfig, step: int, elapsed: float) -> float:
+    """How far the run is, 0 to 1: the larger of step and clock progress (the schedule follows it)."""
+    progress = step / max(cfg.steps - 1, 1)
+    if cfg.max_seconds:
+        progress = max(progress, elapsed / cfg.max_seconds)
+    return progress
+
+
+def signed_step(patch, grad, velocity, eps: float, sigma: float, cfg: GenerateConfig):
+    """patch (3, P, P) one signed step down grad (3, P, P), smoothed and with momentum.
+    Returns (the new patch, the new velocity)."""
+    with torch.no_grad():
+        if sigma > 0:  # after the all-reduce: every rank smooths the same gradient
+            grad = smooth_gradient(grad, sigma)
+        if cfg.momentum:
+            # L1-normalised, so steps with small gradients count as much as big ones
+            velocity = cfg.momentum * velocity + grad / grad.abs().mean().clamp_min(1e-12)
+            grad = velocity
+        patch = (patch.detach() - eps * grad.sign()).clamp_(0, 1)
+    return patch, velocity
+
+
 def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | None = None,
-                   on_step=None, patch_map=None, penalty=None, group=None,
+                   on_step=None, patch_map=None, penalty=None, group=SOLO,
                    clock=time.monotonic) -> GenerateResult:
     """model: Classifier taking (B, 3, S, S) in [0, 1]; scenes: (N, 3, S, S) or None.
 
@@ -285,110 +347,51 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
     early and returns the best patch so far with stopped="interrupted".
     group: a blocks.distributed.Group when torchrun started several ranks (every rank calls this
     with the same cfg); the views are split across ranks and the result is the same on all.
+    The default, SoloGroup, is one process.
     clock: what max_seconds counts (benchmarks on a shared machine pass time.process_time).
     """
-    if (cfg.target is None) == (cfg.away_from is None):
-        raise ValueError("give exactly one of target (negative epsilon) or away_from (positive)")
-    if cfg.members not in MEMBER_MODES:
-        raise ValueError(f"unknown members mode {cfg.members!r}: {', '.join(MEMBER_MODES)}")
-    if cfg.loss not in LOSSES:
-        raise ValueError(f"unknown loss {cfg.loss!r}: {', '.join(LOSSES)}")
-    device = model.device
-    world, rank = (group.world, group.rank) if group is not None else (1, 0)
-    n_views = share(cfg.batch, world, rank)
-    if n_views < 1:
-        raise ValueError(f"batch {cfg.batch} is smaller than the {world} ranks: each needs a view")
-    weight = n_views / cfg.batch
-    sigma = smoothing(model, cfg)
-    g = view_generator(cfg.seed, rank, device)
-    size = model.input_size
+    n_views = check_config(cfg, group)
+    weight, sigma = n_views / cfg.batch, smoothing(model, cfg)
+    g = view_generator(cfg.seed, group.rank, model.device)
     if scenes is not None:
-        scenes = scenes.to(device)
-    patch = torch.zeros(3, cfg.patch_size, cfg.patch_size, device=device)  # black, as promised
-    best = patch.clone()
-    best_loss, best_prob, best_step = float("inf"), 0.0, 0
-    result = GenerateResult(patch=best, best_step=0, best_objective_prob=0.0)
+        scenes = scenes.to(model.device)
+    keeper = BestPatch(model, cfg, eot, scenes, patch_map, group, n_views)
+    result = GenerateResult(patch=keeper.patch, best_step=0, best_objective_prob=0.0)
+    patch = torch.zeros(3, cfg.patch_size, cfg.patch_size, device=model.device)  # black, as promised
     velocity = torch.zeros_like(patch)
-    check_seed = cfg.seed + 1_000_003  # never the views of a training step
-
-    def check(candidate, step):
-        nonlocal best, best_loss, best_prob, best_step
-        g_check = view_generator(check_seed, rank, device)
-        with torch.no_grad():
-            views, _ = random_views(candidate, n_views, size, eot, scenes, g_check, patch_map)
-            loss, prob, _ = objective(model(views), cfg)
-            if group is None:
-                loss_now, prob_now = loss.item(), prob.mean().item()
-            else:  # the whole check batch's mean: the same number, so the same choice, on every rank
-                totals = group.all_sum(torch.stack([loss * weight, prob.sum()]))
-                loss_now, prob_now = totals[0].item(), totals[1].item() / cfg.batch
-        if loss_now < best_loss:
-            best, best_loss, best_prob, best_step = candidate.clone(), loss_now, prob_now, step
-
-    start = clock()
-    last_check = 0.0  # the clock (elapsed) at the last check
-    progress = 0.0  # of the run, by steps or the clock: the last step's
+    start, last_check = clock(), 0.0  # last_check: the clock (elapsed) at the last check
+    progress = 0.0  # of the run (steps or the clock), as of the last step
     try:
-        with group.interrupts() if group is not None else nullcontext():
+        with group.interrupts():
             for step in range(cfg.steps):
-                if group is None and interrupted():  # a Ctrl-C that some library swallowed still stops the run
-                    raise KeyboardInterrupt
-                if group is None and cfg.max_seconds is not None and clock() - start >= cfg.max_seconds:
-                    result.stopped = "time"
+                stop = group.stop_before_step(lambda: clock() - start, cfg.max_seconds)
+                if stop is None:
+                    patch.requires_grad_(True)
+                    # whole-frame views start near and widen (transforms.eot.at_progress); the check views do not
+                    loss, prob, win, grad = step_gradient(model, patch, cfg, at_progress(eot, progress), scenes, g,
+                                                          n_views, weight, patch_map,
+                                                          penalty if group.is_main else None, step)
+                    stop, (loss_now, mean_prob, success, elapsed) = group.sum_step(
+                        grad, loss, prob, win, clock() - start, cfg.max_seconds, cfg.batch)
+                if stop:
+                    result.stopped = stop
                     break
-                patch.requires_grad_(True)
-                # whole-frame views start near and widen (transforms.eot.at_progress); the check views do not
-                loss, prob, win, grad = step_gradient(model, patch, cfg, at_progress(eot, progress), scenes, g,
-                                                      n_views, weight, patch_map, penalty if rank == 0 else None, step)
-                elapsed = clock() - start
-                if group is None:
-                    loss_now, mean_prob, success = loss.item(), prob.mean().item(), win.float().mean().item()
-                else:
-                    stop, (loss_now, mean_prob, success, elapsed) = _all_reduce_step(
-                        group, grad, loss, prob, win, elapsed, cfg)
-                    if stop:
-                        result.stopped = stop
-                        break
-                progress = step / max(cfg.steps - 1, 1)
-                if cfg.max_seconds:
-                    progress = max(progress, elapsed / cfg.max_seconds)
+                progress = run_progress(cfg, step, elapsed)
                 eps = step_size(cfg, progress)
                 if step % cfg.check_every == 0 or elapsed - last_check >= cfg.check_seconds:
-                    check(patch.detach(), step)  # the patch these views measured, before the update
+                    keeper.offer(patch.detach(), step)  # the patch these views measured, before the update
                     last_check = elapsed  # under torchrun rank 0's clock: every rank checks together
-                with torch.no_grad():
-                    if sigma > 0:  # after the all-reduce: every rank smooths the same gradient
-                        grad = smooth_gradient(grad, sigma)
-                    if cfg.momentum:
-                        # L1-normalised, so steps with small gradients count as much as big ones
-                        velocity = cfg.momentum * velocity + grad / grad.abs().mean().clamp_min(1e-12)
-                        grad = velocity
-                    patch = (patch.detach() - eps * grad.sign()).clamp_(0, 1)
+                patch, velocity = signed_step(patch, grad, velocity, eps, sigma, cfg)
                 record = StepRecord(step, loss_now, mean_prob, success, eps, clock() - start)
                 result.curve.append(record)
                 if on_step is not None:
                     on_step(record)
         if result.curve:  # the final patch, after the last update (steps, clock or a torchrun stop)
-            check(patch.detach(), len(result.curve))
+            keeper.offer(patch.detach(), len(result.curve))
     except KeyboardInterrupt:
         result.stopped = "interrupted"
-        if group is None and result.curve:  # one forward pass: a second Ctrl-C meanwhile is held
-            check(patch.detach(), len(result.curve))
-    result.patch, result.best_step, result.best_objective_prob = best, best_step, best_prob
+        if group.alone and result.curve:  # one forward pass: a second Ctrl-C meanwhile is held
+            keeper.offer(patch.detach(), len(result.curve))
+    result.patch, result.best_step, result.best_objective_prob = keeper.patch, keeper.step, keeper.prob
     result.seconds = clock() - start
     return result
-
-
-def _all_reduce_step(group, grad, loss, prob, win, elapsed: float, cfg: GenerateConfig):
-    """One all-reduce per step: the gradient shares (summed in place into grad), the record's
-    sums, rank 0's clock (the schedule follows one clock, or the patches would drift apart) and
-    each rank's stop vote. Returns (stop reason or None, (loss, mean prob, success, elapsed))."""
-    time_up = cfg.max_seconds is not None and elapsed >= cfg.max_seconds
-    sums = torch.stack([loss.detach(), prob.detach().sum(), win.float().sum()]).to(grad.dtype)
-    votes = torch.tensor([elapsed if group.is_main else 0.0, float(time_up), float(group.stop_requested)],
-                         dtype=grad.dtype, device=grad.device)
-    packed = group.all_sum(torch.cat([grad.flatten(), sums, votes]))
-    grad.copy_(packed[:grad.numel()].view_as(grad))
-    loss_sum, prob_sum, win_sum, clock, time_votes, stop_votes = packed[grad.numel():].tolist()
-    stop = "interrupted" if stop_votes > 0 else "time" if time_votes > 0 else None
-    return stop, (loss_sum, prob_sum / cfg.batch, win_sum / cfg.batch, clock)

@@ -1,0 +1,151 @@
+"""Every command's flags reach its settings dataclass and nothing is dropped (blocks.cli.settings is
+strict): each CLI parameter is a field of the dataclass or one the command consumes itself (and
+says so in settings(ignore=...)), and each field a user should set has a flag. A renamed field or
+parameter fails here instead of keeping its old default without a word."""
+import dataclasses
+
+import pytest
+import typer
+
+from blocks import cli
+
+# The fewest arguments that take each command to its settings() call (nothing is read or loaded
+# before it: the files named need not exist).
+REACH = {
+    "generate": [],
+    "evaluate": ["patch.png"],
+    "sweep": ["image.png", "--target", "7"],
+    "print": ["patch.png", "--out", "sheet.pdf"],
+    "capture": ["--target", "7"],
+    "simulate": ["sheet.pdf", "--out", "video.mp4"],
+    "onepixel": ["image.png"],
+    "calibration-sheet": [],
+    "calibrate": ["photo.png", "--sheet", "calib.json"],
+    "digits-scenes": ["scenes"],
+    "sample-scenes": ["scenes"],
+}
+
+# Commands with no settings dataclass, and why.
+NO_SETTINGS = {
+    "targets": "a lookup: the query and the model flags go straight to blocks.targets, nothing is run",
+    "models": "takes no flags: it lists what runs offline",
+}
+
+# Fields of a command's settings that deliberately have no flag, with the reason (a field the command
+# sets itself, such as digits-scenes' source, is passed to settings() by name and needs no entry).
+NO_FLAG = {
+    ("print", "captions"): "always on in the CLI: every printed block is labelled (target, size, date); Python API only",
+    ("print", "date"): "the caption date is today's; the Python API pins it (reproducible PDFs in the tests)",
+    ("calibration-sheet", "gap_mm"): "a layout detail of the page the CLI leaves at its default; Python API only",
+    ("calibration-sheet", "dpi"): "the resolution of the embedded image of flat colour swatches: the default is enough",
+    ("calibration-sheet", "seed"): "only the order of the swatches on the page; calib.json records where each colour is",
+    ("calibration-sheet", "date"): "the caption date is today's; the Python API pins it (reproducible PDFs in the tests)",
+    ("sample-scenes", "exclude"): "digits only: the photos have no class to leave out",
+    ("sample-scenes", "limit"): "digits only: every shipped photo is written",
+}
+
+
+class Reached(Exception):
+    """Raised by the spy once settings() has built the command's dataclass."""
+
+
+def commands():
+    return sorted(typer.main.get_command(cli.app).commands.items())
+
+
+def cli_parameters(command) -> set[str]:
+    """The command's parameter names as its body sees them: the model flags arrive as `models`."""
+    names = {p.name for p in command.params}
+    if names & set(cli.MODEL_FLAGS):
+        names = names - set(cli.MODEL_FLAGS) | {"models"}
+    return names
+
+
+@pytest.fixture(scope="module")
+def calls():
+    """What each command passed to settings(): run every command up to that call (the real,
+    strict settings() builds the dataclass), then stop it."""
+    seen, real = {}, cli.settings
+
+    def spy(cls, values, ignore=(), **parsed):
+        real(cls, values, ignore, **parsed)
+        seen[current] = (cls, set(values), set(ignore), set(parsed))
+        raise Reached
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(cli, "settings", spy)
+    try:
+        for current, args in REACH.items():
+            try:
+                cli.run([current, *args])
+            except Reached:
+                pass
+            except TypeError as e:  # the strict settings() refused a name: the tests below report it
+                seen[current] = e
+    finally:
+        mp.undo()
+    return seen
+
+
+def call(calls, name):
+    """(settings class, parameter names given, ignore, parsed names) of the command's call."""
+    got = calls.get(name)
+    if got is None:
+        pytest.fail(f"{name} {' '.join(REACH[name])} never reached settings()")
+    if isinstance(got, Exception):
+        pytest.fail(f"{name}: {got}")
+    return got
+
+
+def test_every_command_is_covered():
+    assert {name for name, _ in commands()} == set(REACH) | set(NO_SETTINGS)
+    assert not set(REACH) & set(NO_SETTINGS)
+
+
+@pytest.mark.parametrize("name", sorted(REACH))
+def test_every_flag_maps_to_a_field(calls, name):
+    command = dict(commands())[name]
+    cls, values, ignore, parsed = call(calls, name)
+    params = cli_parameters(command)
+    assert values == params, f"{name}: settings() got {sorted(values ^ params)} beyond or short of the parameters"
+    fields = {f.name for f in dataclasses.fields(cls)}
+    assert params - ignore <= fields, f"{name}: {sorted(params - ignore - fields)} are no fields of {cls.__name__}"
+    assert not ignore & fields, f"{name}: ignores the fields {sorted(ignore & fields)}"
+
+
+@pytest.mark.parametrize("name", sorted(REACH))
+def test_every_field_a_user_sets_has_a_flag(calls, name):
+    cls, values, _, parsed = call(calls, name)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    exempt = {field for (cmd, field) in NO_FLAG if cmd == name}
+    assert exempt <= fields, f"{name}: NO_FLAG names {sorted(exempt - fields)}, no fields of {cls.__name__}"
+    missing = fields - values - parsed - exempt
+    assert not missing, f"{name}: {cls.__name__} fields {sorted(missing)} have no flag (add one, or a reason to NO_FLAG)"
+    assert not exempt & values, f"{name}: NO_FLAG lists {sorted(exempt & values)}, which have flags"
+
+
+@pytest.mark.parametrize("name", sorted(REACH))
+def test_a_flag_and_its_field_default_alike(calls, name):
+    """Where a flag's value goes to its field unparsed, the flag's default is the field's: `blocks X`
+    and the Python API run alike."""
+    cls, _, _, parsed = call(calls, name)
+    defaults = {p.name: p.default for p in dict(commands())[name].params}
+    for f in dataclasses.fields(cls):
+        if f.name in defaults and f.name not in parsed and f.default is not dataclasses.MISSING:
+            assert defaults[f.name] == f.default, (name, f.name, defaults[f.name], f.default)
+
+
+def test_settings_is_strict():
+    @dataclasses.dataclass
+    class Run:
+        steps: int = 1
+
+    assert cli.settings(Run, {"steps": 3}) == Run(3)
+    assert cli.settings(Run, {"steps": 3, "out": "x"}, ignore=("out",)) == Run(3)
+    assert cli.settings(Run, {"steps": 3}, steps=4) == Run(4)
+    with pytest.raises(TypeError, match="stepz is no field of Run"):
+        cli.settings(Run, {"stepz": 3})
+    with pytest.raises(TypeError, match="out"):
+        cli.settings(Run, {"steps": 3}, extra=1, ignore=("out",))  # ignores a name it was not given
+    with pytest.raises(TypeError, match="a field"):
+        cli.settings(Run, {"steps": 3}, ignore=("steps",))  # would drop a field's value
