@@ -12,6 +12,10 @@ from common.errors import UserError
 MAX_INPUT_SIZE = 1024  # --input-size: models here take 224-600 px; more is an allocation, not a model
 MAX_PATCH_SIZE = 2048  # --patch-size
 MAX_BATCH = 1024  # views per step / images per forward pass
+MAX_STEPS = 10_000_000  # --steps: a week of the smallest model's steps; more is a typo, not a run
+MAX_WEIGHT = 1e6  # --printability, --tv: weights beyond it overflow the loss, they do not weigh it
+MAX_MEAN = 1e3  # --mean: inputs are [0, 1]; a mean beyond this only overflows
+MIN_STD, MAX_STD = 1e-6, 1e3  # --std divides
 MAX_SEED = 2**32 - 1  # what numpy and torch generators both accept
 SCALE = (0.01, 1.5)  # bounds of --scale MIN:MAX (patch side / image side)
 
@@ -82,6 +86,6 @@ def model_numbers(input_size: int | None, mean, std) -> None:
     """The numeric [model flags]: --input-size, --mean R,G,B, --std R,G,B (std > 0: it divides)."""
     whole(input_size, "--input-size", 8, MAX_INPUT_SIZE)
     for v in mean or ():
-        number(v, "--mean")
+        number(v, "--mean", -MAX_MEAN, MAX_MEAN)
     for v in std or ():
-        number(v, "--std", 0, lo_open=True)
+        number(v, "--std", MIN_STD, MAX_STD)

@@ -149,47 +149,51 @@ MODEL_KEYS = {"model", "weights", "labels", "input_size", "mean", "std"}
 
 
 def read_model_list(path: Path) -> list[ModelSpec]:
-    """A --models file: TOML (`[[models]]` tables) or JSON (a list of objects) with MODEL_KEYS."""
-    import json
-    import tomllib
+    """A --models file: TOML (`[[models]]` tables) or JSON (a list of objects) with MODEL_KEYS,
+    read strictly (common.inputs) and each entry's numbers checked as the flags are."""
+    from blocks import checks
+    from common.inputs import read_json_file, read_toml_file
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read models file {path}: {getattr(e, 'strerror', None) or e}") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as e:
-        raise UserError(f"cannot parse models file {path}: {_first_line(e)}") from None
+    read = read_json_file if path.suffix.lower() == ".json" else read_toml_file
+    data = read(path, "models file", max_bytes=1 << 20)
     if isinstance(data, dict):
         data = data.get("models")
     if not isinstance(data, list) or not data or not all(isinstance(d, dict) for d in data):
         raise UserError(f"models file {path} must hold a non-empty list of models "
                         f"(JSON list, or TOML [[models]] tables)")
+    if len(data) > 64:
+        raise UserError(f"models file {path} lists {len(data)} models; an ensemble takes at most 64")
     specs = []
     for i, entry in enumerate(data):
+        where = f"models file {path}, entry {i + 1}"
         unknown = set(entry) - MODEL_KEYS
         if unknown or "model" not in entry:
             what = f"unknown keys {', '.join(sorted(unknown))}" if unknown else "no 'model' key"
-            raise UserError(f"models file {path}, entry {i + 1}: {what} (keys: {', '.join(sorted(MODEL_KEYS))})")
+            raise UserError(f"{where}: {what} (keys: {', '.join(sorted(MODEL_KEYS))})")
         base = path.parent
+        for key in ("model", "weights", "labels"):
+            if key in entry and not isinstance(entry[key], str):
+                raise UserError(f"{where}: {key} must be text (a name or a path)")
         rel = lambda v: None if v is None else (base / v if not Path(v).is_absolute() else Path(v))  # noqa: E731
         size = entry.get("input_size")
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 4096):
-            raise UserError(f"models file {path}, entry {i + 1}: input_size must be a whole number of "
-                            f"pixels, 1 to 4096")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
+                                 or not 8 <= size <= checks.MAX_INPUT_SIZE):
+            raise UserError(f"{where}: input_size must be a whole number of pixels, 8 to {checks.MAX_INPUT_SIZE}")
         try:
-            name = str(entry["model"])
-            if is_model_file(name) and not Path(name).is_absolute():  # a file, like weights: beside the list
-                name = str(rel(name))
-            specs.append(ModelSpec(name=name, weights=rel(entry.get("weights")),
-                                   labels=rel(entry.get("labels")),
-                                   input_size=None if entry.get("input_size") is None else int(entry["input_size"]),
-                                   mean=_entry_triple(entry.get("mean")), std=_entry_triple(entry.get("std"))))
+            mean, std = _entry_triple(entry.get("mean")), _entry_triple(entry.get("std"))
         except (TypeError, ValueError):
-            raise UserError(f"models file {path}, entry {i + 1}: input_size is a whole number and "
-                            f"mean/std are three numbers") from None
+            raise UserError(f"{where}: mean and std are three numbers each") from None
+        try:
+            checks.model_numbers(size, mean, std)
+        except UserError as e:
+            text = str(e).replace("--input-size", "input_size").replace("--mean", "mean").replace("--std", "std")
+            raise UserError(f"{where}: {text}") from None
+        name = entry["model"]
+        if is_model_file(name) and not Path(name).is_absolute():  # a file, like weights: beside the list
+            name = str(rel(name))
+        specs.append(ModelSpec(name=name, weights=rel(entry.get("weights")), labels=rel(entry.get("labels")),
+                               input_size=size, mean=mean, std=std))
     return specs
 
 
@@ -213,11 +217,40 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     try:
         device = torch.device(name)
-    except RuntimeError:
+    except (RuntimeError, ValueError, TypeError):
         raise UserError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"device {name} is not supported here: use auto, cpu, cuda, cuda:N or mps "
+                        f"(available: {', '.join(available_devices())})", "device")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("device cuda asked for, but no CUDA GPU is available (try device auto)", ("device", "device"))
+        raise UserError(f"device {name} asked for, but no CUDA GPU is available (available: "
+                        f"{', '.join(available_devices())}; or give device auto)", ("device", "device"))
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"device {name} asked for, but there are only {torch.cuda.device_count()} CUDA GPU(s) "
+                        f"(available: {', '.join(available_devices())})", "device")
+    if device.type == "mps" and not _mps_available():
+        raise UserError(f"device mps asked for, but this machine has no MPS (Apple GPU) (available: "
+                        f"{', '.join(available_devices())}; or give device auto)", ("device", "device"))
     return device
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    try:
+        return bool(mps is not None and mps.is_available())
+    except RuntimeError:
+        return False
+
+
+def available_devices() -> list[str]:
+    """The devices this machine can run on, as --device takes them."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        found += ["cuda"] + ([f"cuda:0 to cuda:{n - 1}"] if n > 1 else [])
+    if _mps_available():
+        found.append("mps")
+    return found
 
 
 def load_classifier(spec: ModelSpec, device: str | torch.device = "cpu") -> Classifier:
@@ -381,9 +414,9 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 def _load_file(spec: ModelSpec) -> Classifier:
     """A whole saved model: torch.export archive or TorchScript (neither unpickles arbitrary code)."""
-    path = Path(spec.name)
-    if not path.is_file():
-        raise UserError(f"model file not found: {path}")
+    from common.inputs import check_input_file
+
+    path = check_input_file(spec.name, "model file")
     size = spec.input_size
     members = zip_members(path)
     if not members:  # both formats are zip archives; say so before torch prints its own warnings
@@ -471,21 +504,22 @@ def _first_line(e: BaseException) -> str:
 
 
 def read_labels(path: Path) -> list[str]:
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read labels file {path}: {getattr(e, 'strerror', None) or e}") from None
+    from common.inputs import read_input_text
+
+    lines = read_input_text(path, "labels file").splitlines()
     labels = [line.strip() for line in lines if line.strip()]
     if not labels:
         raise UserError(f"labels file {path} has no class names (one per line)")
+    if len(labels) > 100_000:
+        raise UserError(f"labels file {path} has {len(labels)} class names; at most 100000")
     return labels
 
 
 def load_state_dict(path: Path) -> dict:
     """Load a state dict without executing code (weights_only=True)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"weights file not found: {path}")
+    from common.inputs import check_input_file
+
+    path = check_input_file(path, "weights file")
     import warnings
 
     try:

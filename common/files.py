@@ -15,6 +15,7 @@ import torch
 from common.errors import UserError
 
 MAX_IMAGE_PIXELS = 64_000_000  # 64 megapixels: a header claiming more is refused before decoding
+MAX_FILE_BYTES = 512 * 2**20  # an image or PDF read whole: 64 MP uncompressed is 192 MB
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -192,12 +193,9 @@ def read_image_bgr(path: str | Path) -> np.ndarray:
 
 def read_file_bytes(path: Path, what: str = "file") -> bytes:
     """A file's bytes; missing or unreadable is one UserError line naming `what`."""
-    if not path.is_file():
-        raise UserError(f"{what} not found: {path}")
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    from common.inputs import read_input_bytes
+
+    return read_input_bytes(path, what, MAX_FILE_BYTES)
 
 
 def decode_image_bgr(data: bytes, where: str | Path) -> np.ndarray:

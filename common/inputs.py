@@ -185,6 +185,8 @@ def parse_toml_text(text: str, where: str):
     except RecursionError:
         raise UserError(f"cannot read {where}: nested too deeply") from None
     except (ValueError, tomllib.TOMLDecodeError) as e:  # a 5,000-digit integer is a ValueError
+        if "integer string conversion" in str(e):
+            raise UserError(f"cannot read {where}: it holds an integer thousands of digits long") from None
         raise UserError(f"cannot read {where}: not valid TOML ({_first_line(e)})") from None
     check_tree(data, where)
     return data
