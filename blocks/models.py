@@ -424,11 +424,13 @@ def _load_file(spec: ModelSpec) -> Classifier:
     try:
         if path.suffix == ".pt2" or any(m.endswith(("/archive_format", "serialized_exported_program.json"))
                                         for m in members):
-            program = torch.export.load(path)
+            program = load_export_safely(path, members)
             net = _Exported(program.module())
             size = size or _export_input_size(program)
         else:
             net = torch.jit.load(str(path), map_location="cpu")
+    except _Refused as e:
+        raise UserError(f"cannot load model {path}: {e}; refused, nothing was executed") from None
     except Exception as e:
         raise UserError(f"cannot load model {path}: not a torch.export (.pt2) or TorchScript file "
                         f"({_first_line(e)})") from None
@@ -458,6 +460,66 @@ def _load_file(spec: ModelSpec) -> Classifier:
     return Classifier(net, labels, size, _triple(spec.mean, IMAGENET_MEAN, "--mean"),
                       _triple(spec.std, IMAGENET_STD, "--std"), name=str(path),
                       weights_id=sha256_file(path))
+
+
+class _Refused(Exception):
+    """A model archive that would run code if loaded."""
+
+
+def load_export_safely(path: Path, members: list[str]):
+    """torch.export.load without ever unpickling: torch's pt2 loader unpickles entries marked
+    use_pickle (and custom or opaque objects, and legacy weight files) with weights_only=False,
+    and retries the sample inputs that way when the safe load fails. Such archives are refused
+    from their configs before loading, and during the load every torch.load is weights_only=True
+    and every other unpickler raises."""
+    import json
+    import logging
+    import pickle
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        for name in members:
+            base = name.rsplit("/", 1)[-1]
+            if name.endswith(("_weights_config.json", "_constants_config.json")):
+                info = z.getinfo(name)
+                if info.file_size > 64 << 20:
+                    raise _Refused(f"its {base} is {info.file_size >> 20} MiB")
+                try:
+                    config = json.loads(z.read(name)).get("config", {})
+                except (ValueError, AttributeError, RecursionError):
+                    raise _Refused(f"its {base} is not valid JSON") from None
+                entries = config.values() if isinstance(config, dict) else []
+                if any(not isinstance(e, dict) or e.get("use_pickle") or
+                       str(e.get("path_name", "")).startswith(("custom_obj", "opaque_obj")) for e in entries):
+                    raise _Refused(f"it holds pickled entries ({base} marks an entry use_pickle or as a "
+                                   f"custom object), which would be unpickled with code")
+            elif "/data/weights/" in name and base.endswith(".pt") or "/data/constants/" in name and base.endswith(".pt"):
+                raise _Refused(f"it holds legacy pickled weights ({base})")
+
+    def safe_load(f, *args, **kwargs):
+        kwargs["weights_only"] = True
+        try:
+            return real_load(f, *args, **kwargs)
+        except Exception as e:
+            reason = _load_reason(e).replace("; refused, nothing was executed", "")
+            raise _Refused(f"it holds a pickle that torch's safe loader refuses ({reason})") from None
+
+    def refuse(*args, **kwargs):
+        raise _Refused("it holds a pickled object that would run code")
+
+    real_load, real_loads, real_obj = torch.load, pickle.loads, torch._C._pickle_load_obj
+    quiet = [logging.getLogger(n) for n in ("torch._export", "torch.export", "torch._export.serde.serialize",
+                                            "torch.export.pt2_archive._package")]
+    levels = [q.level for q in quiet]
+    torch.load, pickle.loads, torch._C._pickle_load_obj = safe_load, refuse, refuse
+    for q in quiet:
+        q.setLevel(logging.CRITICAL)
+    try:
+        return torch.export.load(path)
+    finally:
+        torch.load, pickle.loads, torch._C._pickle_load_obj = real_load, real_loads, real_obj
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
 
 
 class _Exported(nn.Module):
@@ -630,20 +692,36 @@ def _load_torchvision(spec: ModelSpec) -> Classifier:
     net = builder(weights=None, num_classes=len(default.meta["categories"]))
     cached = weights_cache_path(default.url)
     try:
-        # torchvision's own loader: reads the cache, downloads once when missing.
-        state = default.get_state_dict(progress=True, check_hash=False)
-    except (urllib.error.URLError, OSError, ConnectionError) as e:
-        reason = getattr(e, "reason", None) or e
+        if not cached.exists():  # downloaded once, hash-checked by torch.hub on the way in
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(default.url, str(cached), hash_prefix=_hash_prefix(cached), progress=True)
+    except (urllib.error.URLError, OSError, ConnectionError, RuntimeError) as e:
+        reason = getattr(e, "reason", None) or _first_line(e)
         raise UserError(
             f"cannot download {spec.name} weights ({reason}); put {Path(default.url).name} in "
             f"{cached.parent}, or use --weights FILE (a state dict) or --model {DEFAULT_MODEL} (embedded ImageNet, offline)"
         ) from None
-    net.load_state_dict(state)
+    # never torchvision's get_state_dict: it loads the cache with weights_only=False (a checkpoint
+    # placed there ran code); here the file must match its published hash and hold only tensors
+    prefix = _hash_prefix(cached)
+    if prefix and not sha256_file(cached).startswith(prefix):
+        raise UserError(f"cached weights {cached} do not match their published hash ({prefix}...): delete the "
+                        f"file to download it again")
+    state = load_state_dict(cached)
+    _apply_state(net, state, cached, spec.name)
     if labels is not default.meta["categories"] and len(labels) != len(default.meta["categories"]):
         raise UserError(f"labels has {len(labels)} names but {spec.name} default weights have "
                         f"{len(default.meta['categories'])} classes", "labels")
     weights_id = sha256_file(cached) if cached.is_file() else str(default)
     return Classifier(net, labels, size, mean, std, name=spec.name, weights_id=weights_id)
+
+
+def _hash_prefix(path: Path) -> str | None:
+    """The sha256 prefix torchvision puts in its checkpoint names (resnet18-f37072fd.pth)."""
+    import re
+
+    m = re.search(r"-([a-f0-9]{6,})\.", path.name)
+    return m.group(1) if m else None
 
 
 def _torchvision_builder(name: str):
