@@ -60,6 +60,40 @@ def default_models() -> list:
     return [ModelSpec(name=DEFAULT_MODEL)]
 
 
+def model_files(specs: list) -> list[Path]:
+    """The files the model flags name (weights, labels, a model file): inputs no output may replace."""
+    from blocks.models import is_model_file
+
+    found = []
+    for s in specs or []:
+        found += [p for p in (s.weights, s.labels) if p is not None]
+        if is_model_file(s.name):
+            found.append(Path(s.name))
+    return found
+
+
+def input_files(*paths) -> list[Path]:
+    """Paths given (None skipped, lists flattened), and for a folder the images in it: what a
+    command reads, to compare its outputs with."""
+    from common.files import IMAGE_SUFFIXES
+
+    found = []
+    for p in paths:
+        if p is None:
+            continue
+        if isinstance(p, (list, tuple)):
+            found += input_files(*p)
+            continue
+        p = Path(p)
+        found.append(p)
+        if p.is_dir():
+            try:
+                found += [f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES]
+            except OSError:
+                pass
+    return found
+
+
 # --- generate -----------------------------------------------------------------------------------
 
 @dataclass
@@ -123,6 +157,7 @@ def run_generate(run: GenerateRun, progress=no_progress,
     G.check_run(run)
     eot_cfg = preset(run.eot, G.default_scale(run.scale, run.scenes))
     out = Path(run.out) if run.out is not None else G.default_out(run)
+    _check_generate_outputs(run, out)
     if group is not None and run.batch < group.world:
         raise UserError(f"batch {run.batch} is smaller than the {group.world} ranks torchrun started: each rank "
                         f"renders at least one view per step (give batch >= {group.world} or start fewer ranks)",
@@ -167,6 +202,15 @@ def run_generate(run: GenerateRun, progress=no_progress,
     return done
 
 
+def _check_generate_outputs(run: GenerateRun, out: Path) -> None:
+    from common.inputs import check_not_input
+
+    ins = input_files(run.colormap, run.targets_file, run.scenes, run.eval_scenes, model_files(run.models))
+    check_not_input([out], ins)
+    names = ("patch.png", "patch.json", "curve.png", "summary.json")
+    check_not_input([(out / n, f"its {n}") for n in names], ins)
+
+
 # --- evaluate -----------------------------------------------------------------------------------
 
 @dataclass
@@ -205,6 +249,9 @@ def run_evaluate(run: EvaluateRun) -> EvaluateReport:
     scale = default_scale(checks.span(run.scale, "scale", *checks.SCALE) if run.scale else None, run.scenes)
     eot_cfg, cmap, scenes = preset(run.eot, scale), load_colormap(run.colormap), read_scenes(run.scenes)
     if run.out is not None:
+        from common.inputs import check_not_input
+
+        check_not_input([run.out], input_files(run.patch, run.colormap, run.scenes, model_files(run.models)))
         check_output_file(run.out)
     net = load_model(run.models, run.device)
     goal = resolve_goal(run.target if run.target is not None else run.away_from, net.labels, run.target is not None)
@@ -237,7 +284,15 @@ def run_print(run: PrintRun) -> SheetInfo:
     from printing import SheetSettings, make_sheet, write_sheet
     from printing.sheet import check_sheet_out
 
+    from common.inputs import check_not_input
+    from printing.sheet import preview_paths, sidecar_path
+
     check_sheet_out(run.out, run.preview)
+    patches = [Path(p) for p in run.patches]
+    ins = input_files(patches, [p.with_suffix(".json") for p in patches], [p.parent / "patch.json" for p in patches])
+    check_not_input([run.out, (sidecar_path(run.out), "the sheet.json written beside it")], ins)
+    if run.preview:
+        check_not_input([(p, "a page preview") for p in preview_paths(run.out, 4)], ins)
     sheet = make_sheet(run.patches, run.settings or SheetSettings())
     write_sheet(sheet, run.out, preview=run.preview)
     return sheet.info
@@ -280,6 +335,11 @@ def run_calibrate(run: CalibrateRun) -> ColorMapRecord:
     check_out(run.out)
     checks.whole(run.max_frames, "max_frames", 1)
     checks.whole(run.step, "step", 1)
+    from common.inputs import check_not_input
+    from common.records import sheet_json, sidecar_path
+
+    check_not_input([run.out], input_files(run.sheet, sheet_json(run.sheet), sidecar_path(run.sheet),
+                                           run.source if _is_path(run.source) else None))
     check_output_file(run.out)
     cmap = calibrate(run.source, run.sheet, CalibrateSettings(max_frames=run.max_frames, step=run.step))
     record = cmap.to_record()
@@ -330,6 +390,23 @@ def check_capture(run: CaptureRun) -> None:
         from capture.loop import check_video_out
 
         check_video_out(run.save_video)
+    from common.inputs import check_not_input
+    from common.records import sheet_json, sidecar_path
+
+    ins = input_files(run.source if _is_path(run.source) else None, model_files(run.models),
+                      *([run.sheet, sheet_json(run.sheet), sidecar_path(run.sheet)] if run.sheet is not None else []))
+    for path, flag in ((run.log, "log"), (run.summary, "summary"), (run.save_video, "save_video")):
+        check_not_input([path], ins, flag)
+    outs = [p for p in (run.log, run.summary, run.save_video) if p is not None]
+    for i, a in enumerate(outs):
+        for b in outs[i + 1:]:
+            check_not_input([b], [a], "log" if b == run.log else "summary" if b == run.summary else "save_video")
+
+
+def _is_path(source) -> bool:
+    """A capture/calibrate source that names a file or folder (not a camera index, URL or screen)."""
+    text = str(source)
+    return not (text.isdigit() or "://" in text or text.startswith("screen") or any(c in text for c in "*?["))
 
 
 def run_capture(run: CaptureRun, progress=no_progress, on_headless: Callable[[], None] | None = None) -> CaptureSummary:
@@ -396,6 +473,10 @@ def run_simulate(run: SimulateRun, progress=no_progress) -> SimulateInfo:
     checks.seed(run.seed)
     if not 0 < run.fps <= 240:
         raise UserError("fps must be in (0, 240]", param="fps")
+    from common.inputs import check_not_input
+    from common.records import sidecar_path
+
+    check_not_input([run.out], input_files(run.pdf, sidecar_path(run.pdf), run.colormap))
     check_output_file(run.out)
     camera = CameraSettings()
     if run.size is not None:
@@ -447,6 +528,12 @@ def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
     files = collect_inputs(run.inputs)
     images = [load_image(f) for f in files]
     check_output_dir(run.out)  # before the attack: its results must have somewhere to go
+    from common.inputs import check_not_input
+
+    ins = input_files(run.inputs, model_files(run.models), [f.with_suffix(".json") for f in files])
+    check_not_input([run.out], ins)
+    outs = [Path(run.out) / n for name in unique_names(files) for n in (f"{name}_adv.png", f"{name}.json")]
+    check_not_input(outs + [Path(run.out) / "summary.json", Path(run.out) / "contact_sheet.png"], ins)
     net = load_model(run.models[:1], run.device)
     goal = resolve_goal(run.target, net.labels) if run.target is not None else None
     # The attack runs at the model's input size: every image stacks into one batch and the changed
@@ -495,6 +582,10 @@ def run_sweep(run: SweepRun) -> SweepRecord:
     checks.whole(run.num, "num", 2, 10_000)
     x = load_image(run.image)
     check_output_dir(run.out)
+    from common.inputs import check_not_input
+
+    ins = input_files(run.image, model_files(run.models))
+    check_not_input([Path(run.out), Path(run.out) / "sweep.png", Path(run.out) / "sweep.json"], ins)
     net = load_model(run.models, run.device)
     goal = resolve_goal(run.target, net.labels)
     s = epsilon_sweep(net, x, goal.index, (torch.linspace(lo, hi, run.num) / 255).tolist())
