@@ -544,12 +544,24 @@ def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
     with progress("onepixel", total) as update:
         result = one_pixel_attack(net, x, None, cfg, target=goal.index if goal else None,
                                   progress=lambda g, running, _: update((g, running)))
-        update((total, 0))
+        if not result.interrupted:
+            update((total, 0))
     names = unique_names(files)
+    if result.interrupted:  # Ctrl-C / SIGTERM: the images whose search had ended are kept
+        keep = result.finished.nonzero().flatten()
+        if not len(keep):
+            raise KeyboardInterrupt
+        result = result.subset(keep)
+        names, files = [names[i] for i in keep.tolist()], [files[i] for i in keep.tolist()]
     extra = {"model": net.describe(), "device": str(net.device), "seed": run.seed,
              "target": {"index": goal.index, "class": goal.name} if goal else None,
              "input_size": net.input_size, "files": [str(f) for f in files]}
-    return write_outputs(run.out, result, names, [str(f) for f in files], net.labels, extra)
+    if result.interrupted:
+        extra["stopped"] = "interrupted"
+    summary = write_outputs(run.out, result, names, [str(f) for f in files], net.labels, extra)
+    if result.interrupted:
+        raise Interrupted(f"kept the results of the {len(names)} image(s) whose search had finished, in {run.out}")
+    return summary
 
 
 # --- sweep --------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ def write_together(files: list[tuple[Path, bytes]]) -> list[Path]:
     temporary files and whatever was already renamed, so the set appears whole or not at all.
     Ctrl-C during the renames is held until they are done (common.interrupts.writing).
     A write that fails is a UserError naming the file."""
-    from common.interrupts import writing
+    from common.interrupts import note_written, writing
 
     staged: list[tuple[str, Path]] = []
     placed: list[Path] = []
@@ -50,6 +50,7 @@ def write_together(files: list[tuple[Path, bytes]]) -> list[Path]:
             if isinstance(e, OSError):
                 raise UserError(f"cannot write {current}: {e.strerror or e}") from None
             raise
+        note_written(placed)
     return [Path(p) for p, _ in files]
 
 
