@@ -601,13 +601,27 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as e:
         # click's usage errors (vendored inside typer, so not importable by name) carry show().
         if hasattr(e, "show") and hasattr(e, "exit_code"):
-            e.show()
-            return e.exit_code
+            if type(e).__name__ == "NoArgsIsHelpError" or not hasattr(e, "format_message"):
+                e.show()  # `blocks` or `blocks CMD` alone: the help text
+                return e.exit_code
+            typer.echo(f"error: {_usage_line(e)}", err=True)
+            return 2
         if isinstance(e, ImportError) and interrupted():  # a Ctrl-C cut a C extension's import short
             typer.echo(f"interrupted: {_kept()}", err=True)
             return 130
         raise
     return code if isinstance(code, int) else 0
+
+
+def _usage_line(e) -> str:
+    """click's usage error (three lines: usage, hint, `Error: ...` in a box with rich) as one line,
+    like every other error."""
+    import re
+
+    text = re.sub(r"\s+", " ", str(e.format_message())).strip().rstrip(".")
+    ctx = getattr(e, "ctx", None)
+    where = ctx.command_path if ctx is not None and getattr(ctx, "command_path", None) else "blocks"
+    return f"{text} (see {where} --help)"
 
 
 def _kept() -> str:
