@@ -16,6 +16,7 @@ MAX_STEPS = 10_000_000  # --steps: a week of the smallest model's steps; more is
 MAX_WEIGHT = 1e6  # --printability, --tv: weights beyond it overflow the loss, they do not weigh it
 MAX_MEAN = 1e3  # --mean: inputs are [0, 1]; a mean beyond this only overflows
 MIN_STD, MAX_STD = 1e-6, 1e3  # --std divides
+MIN_STRIDE = 0.02  # capture --stride: at most ~2,500 sliding windows a frame
 MAX_SEED = 2**32 - 1  # what numpy and torch generators both accept
 SCALE = (0.01, 1.5)  # bounds of --scale MIN:MAX (patch side / image side)
 

@@ -378,7 +378,7 @@ def check_capture(run: CaptureRun) -> None:
     checks.whole(run.max_frames, "max_frames", 1)
     checks.number(run.duration, "duration", 0, lo_open=True)
     checks.number(run.window, "window", 0, 1, lo_open=True)
-    checks.number(run.stride, "stride", 0, 1, lo_open=True)
+    checks.number(run.stride, "stride", checks.MIN_STRIDE, 1)  # a tinier step explodes the window grid
     if not 0 <= run.threshold <= 1:
         raise UserError("threshold is a probability in [0, 1]", param="threshold")
     if not 0 <= run.reconnect <= 1000:
