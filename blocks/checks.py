@@ -77,10 +77,29 @@ def runs_at_input_size(net) -> None:
 
     with torch.no_grad():
         try:
-            net(torch.zeros(1, 3, net.input_size, net.input_size, device=net.device))
+            out = net(torch.full((1, 3, net.input_size, net.input_size), 0.5, device=net.device))
         except RuntimeError as e:
             reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
             raise UserError(f"model {net.name} does not run at input_size {net.input_size} ({reason})", "input_size") from None
+    if isinstance(out, torch.Tensor) and not torch.isfinite(out).all():
+        raise UserError(f"model {net.name} gives non-finite outputs (NaN or infinity) on a plain grey image: "
+                        f"NaN or huge weights, or a mean/std that overflow")
+
+
+def finite_steps(on_step):
+    """on_step for generate_patch that first checks the step's loss: a model that goes NaN mid-run
+    is one line at that step, not a failed write after the whole run."""
+    import math
+
+    def checked(record):
+        if not math.isfinite(record.loss):
+            raise UserError(f"the loss became {record.loss} at step {record.step}: the model gives non-finite "
+                            f"outputs on these views (check the model's weights, mean/std and the colour map); "
+                            f"nothing written")
+        if on_step is not None:
+            on_step(record)
+
+    return checked
 
 
 def model_numbers(input_size: int | None, mean, std) -> None:

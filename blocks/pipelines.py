@@ -173,7 +173,8 @@ def run_generate(run: GenerateRun, progress=no_progress,
         folder = out / G.folder_name(goal) if several else out
         cfg = G.config_for(run, goal, loaded.net)
         with (progress(goal.name if several else "generate", run.steps) if main_rank else no_progress("", 0)) as step:
-            result = generate_patch(loaded.net, cfg, eot_cfg, loaded.backgrounds, on_step=step if main_rank else None,
+            on_step = checks.finite_steps(step) if group is None else step if main_rank else None
+            result = generate_patch(loaded.net, cfg, eot_cfg, loaded.backgrounds, on_step=on_step,
                                     patch_map=loaded.cmap, penalty=G.penalty(loaded.cmap, run.printability, run.tv),
                                     group=group)
 
@@ -246,6 +247,9 @@ def run_evaluate(run: EvaluateRun) -> EvaluateReport:
         raise UserError("give exactly one of target CLASS (become it) or away_from CLASS (stop being it)",
                         param=("target", "away_from"))
     image = load_image(run.patch)
+    if min(image.shape[-2:]) < 2:
+        h, w = image.shape[-2:]
+        raise UserError(f"patch {run.patch} is {w} x {h} px: a patch needs at least 2 x 2 pixels")
     scale = default_scale(checks.span(run.scale, "scale", *checks.SCALE) if run.scale else None, run.scenes)
     eot_cfg, cmap, scenes = preset(run.eot, scale), load_colormap(run.colormap), read_scenes(run.scenes)
     if run.out is not None:

@@ -122,7 +122,7 @@ def json_text(obj, indent: int | None = 2) -> str:
     except ValueError:
         where = _first_non_finite(obj)
         raise UserError(f"refusing to write a non-finite number (NaN or infinity) at {where or 'a value'}: "
-                        "the run diverged; check --mean/--std and the other numbers given") from None
+                        "the run diverged; check the model, its --mean/--std, --colormap and the other numbers given") from None
 
 
 def _first_non_finite(obj, where: str = "") -> str | None:
