@@ -109,3 +109,39 @@ def model_numbers(input_size: int | None, mean, std) -> None:
         number(v, "--mean", -MAX_MEAN, MAX_MEAN)
     for v in std or ():
         number(v, "--std", MIN_STD, MAX_STD)
+
+
+VIEW_COPIES = 8  # a view lives as ~8 tensors of its size in one step (warp, light, normalise, gradients)
+
+
+def available_bytes(device) -> int | None:
+    """Memory free for tensors on `device`: the GPU's free memory, or the machine's available RAM."""
+    import os
+
+    try:
+        if getattr(device, "type", str(device)) == "cuda":
+            import torch
+
+            return int(torch.cuda.mem_get_info(device)[0])
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, RuntimeError, AttributeError):
+        return None
+
+
+def fits_in_memory(nbytes: float, what: str, advice: str, device="cpu") -> None:
+    """Refuse, before the work, a request whose tensors alone would not fit: one line saying how
+    much it would need (the kernel killed such a run with no message)."""
+    free = available_bytes(device)
+    if free is not None and nbytes > 0.8 * free:
+        raise UserError(f"{what} would need about {nbytes / 2**30:.1f} GiB, but {free / 2**30:.1f} GiB "
+                        f"is free on {device}: {advice}")
+
+
+def views_fit(batch: int, side: int, device, what: str = "generate") -> None:
+    """batch views of side x side px, VIEW_COPIES times over, in float32."""
+    fits_in_memory(float(batch) * 3 * side * side * 4 * VIEW_COPIES,
+                   f"{what}'s {batch} views a step at {side} px", "lower --batch or --input-size", device)

@@ -169,6 +169,7 @@ def run_generate(run: GenerateRun, progress=no_progress,
         raise KeyboardInterrupt
     several = len(loaded.goals) > 1
     done = Generated([], [], None)
+    checks.views_fit(max(run.batch, 64), loaded.net.input_size, loaded.net.device)  # 64: a held-out check batch
     for goal in loaded.goals:
         folder = out / G.folder_name(goal) if several else out
         cfg = G.config_for(run, goal, loaded.net)
@@ -542,6 +543,10 @@ def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
     goal = resolve_goal(run.target, net.labels) if run.target is not None else None
     # The attack runs at the model's input size: every image stacks into one batch and the changed
     # pixel is a real model-input pixel (a pixel of a larger original would be blurred by resizing).
+    if run.batch:  # images per forward pass, each a few copies deep
+        checks.fits_in_memory(float(run.batch) * 3 * net.input_size ** 2 * 4 * 4,
+                              f"onepixel's {run.batch} images a pass at {net.input_size} px", "lower --batch",
+                              net.device)
     x = prepare_images(images, net.input_size)
     # DE counts generations, the searches count queries (of the furthest image)
     total = max(cfg.maxiter, 1) if cfg.is_de else cfg.budget_for(net.input_size ** 2)
