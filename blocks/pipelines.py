@@ -22,6 +22,7 @@ nothing). Errors are UserError lines that name the setting (`steps must be at le
 """
 from __future__ import annotations
 
+import os
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -402,10 +403,12 @@ def check_capture(run: CaptureRun) -> None:
                       *([run.sheet, sheet_json(run.sheet), sidecar_path(run.sheet)] if run.sheet is not None else []))
     for path, flag in ((run.log, "log"), (run.summary, "summary"), (run.save_video, "save_video")):
         check_not_input([path], ins, flag)
-    outs = [p for p in (run.log, run.summary, run.save_video) if p is not None]
-    for i, a in enumerate(outs):
-        for b in outs[i + 1:]:
-            check_not_input([b], [a], "log" if b == run.log else "summary" if b == run.summary else "save_video")
+    outs = [(p, f) for p, f in ((run.log, "log"), (run.summary, "summary"), (run.save_video, "save_video"))
+            if p is not None]
+    for i, (a, fa) in enumerate(outs):
+        for b, fb in outs[i + 1:]:
+            if os.path.abspath(a) == os.path.abspath(b):
+                raise UserError(f"{fa} and {fb} name the same file {a}: give each its own", param=(fa, fb))
 
 
 def _is_path(source) -> bool:

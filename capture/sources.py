@@ -149,6 +149,12 @@ def open_source(spec: str, reconnect: int = 0) -> FrameSource:
         return _checked_images(files, text)
     if "%" in text and path.parent.is_dir():
         return _open_video(path, pattern=True)
+    if path.exists() and str(path).startswith("/dev/video"):  # a camera's device file (Linux, V4L2)
+        return _open_video(path)
+    if path.exists():  # a named pipe, socket or other device: reading it could wait forever
+        from common.inputs import check_input_file
+
+        check_input_file(path, "source")
     raise UserError(f"source not found: {text} (give a camera index, a video, a folder, a glob or a URL)")
 
 

@@ -56,6 +56,29 @@ def files(tmp_path_factory):
     from blocks.cli import run
 
     assert run(["calibration-sheet", "--out", str(d / "calib.pdf")]) == 0
+    # files the tool reads back, made hostile (issue 26)
+    (d / "deep.json").write_text("[" * 5000 + "]" * 5000)
+    (d / "bigint.json").write_text('{"pages": ' + "9" * 5000 + "}")
+    (d / "absurd.json").write_text('[{"model": "digits", "input_size": 100000}]')
+    (d / "deeptoml.toml").write_text("a = " + "[" * 5000 + "]" * 5000)
+    os.mkfifo(d / "fifo")
+    (d / "nan").mkdir()
+    assert run(["print", str(d / "ok.png"), "--out", str(d / "nan" / "s.pdf")]) == 0
+    sheet = (d / "nan" / "s.json").read_text()
+    (d / "nan" / "s.json").write_text(sheet.replace('"x_mm": ', '"x_mm": NaN, "was": ', 1))
+    (d / "run").mkdir()  # what `blocks generate` leaves: patch.png and its record patch.json
+    save_png(d / "run" / "patch.png", torch.rand(3, 16, 16))
+    from common.records import PatchRecord
+
+    PatchRecord().write(d / "run" / "patch.json")
+    (d / "imgs").mkdir()
+    save_png(d / "imgs" / "a.png", torch.rand(3, 16, 16))
+    save_png(d / "one.png", torch.rand(3, 1, 1))
+    from blocks.models import bundled_digits_path
+
+    state = torch.load(bundled_digits_path(), weights_only=True)
+    next(iter(state.values()))[:] = float("nan")
+    torch.save(state, d / "nanw.pt")
     return d
 
 
@@ -128,6 +151,61 @@ CASES = [
     (GEN + ["--weights", "{evil}", "--out", "{d}/g4"], 2, "error: cannot load weights {evil}: not a plain PyTorch state dict (it would run code (posix.system); refused"),
     (GEN + ["--weights", "{raw}", "--out", "{d}/g4"], 2, "error: cannot load weights {raw}: not a plain PyTorch state dict (a pickle torch refuses: Unsupported operand"),
     (GEN + ["--weights", "{three}", "--out", "{d}/g4"], 2, "error: cannot load weights {three}: not a plain PyTorch state dict (not a pickle or zip file"),
+    # 10. (issue 26) every file read back is read strictly: depth, huge integers, NaN, types
+    (CAP + ["--sheet", "{deep}"], 2, "error: cannot read sheet {deep}: nested more than 32 levels deep"),
+    (CAP + ["--sheet", "{bigint}"], 2, "error: cannot read sheet {bigint}: it holds an integer of 5000 digits"),
+    (["calibrate", "{ok}", "--sheet", "{deep}"], 2, "error: cannot read calibration sheet {deep}: nested"),
+    (["calibrate", "{ok}", "--sheet", "{bigint}"], 2, "error: cannot read calibration sheet {bigint}: it holds an integer"),
+    (["simulate", "{d}/nan/s.pdf", "--out", "{d}/v.png"], 2, "error: cannot read sheet {d}/nan/s.json: it holds NaN"),
+    (EVAL + ["--colormap", "{deep}"], 2, "error: cannot read colour map {deep}: nested more than 32 levels"),
+    (GEN + ["--colormap", "{bigint}"], 2, "error: cannot read colour map {bigint}: it holds an integer"),
+    (GEN + ["--models", "{deep}"], 2, "error: cannot read models file {deep}: nested more than 32 levels"),
+    (GEN + ["--models", "{deeptoml}"], 2, "error: cannot read models file {deeptoml}: nested too deeply"),
+    (GEN + ["--models", "{absurd}"], 2, "error: models file {absurd}, entry 1: input_size must be a whole number of pixels, 8 to 1024"),
+    (CAP + ["--sheet", "{ok}"], 2, "error: cannot read sheet {ok}: not UTF-8 text"),
+    # special files: a FIFO is refused before anything reads it (a FIFO as --labels hung forever)
+    (GEN + ["--labels", "{d}/fifo"], 2, "error: labels file {d}/fifo is a named pipe (FIFO), not a regular file"),
+    (GEN + ["--weights", "{d}/fifo"], 2, "error: weights file {d}/fifo is a named pipe (FIFO)"),
+    (GEN + ["--targets-file", "{d}/fifo"], 2, "error: --targets-file {d}/fifo is a named pipe (FIFO)"),
+    (GEN + ["--models", "{d}/fifo"], 2, "error: models file {d}/fifo is a named pipe (FIFO)"),
+    (GEN + ["--colormap", "{d}/fifo"], 2, "error: colour map {d}/fifo is a named pipe (FIFO)"),
+    (["generate", "--model", "{d}/fifo", "--target", "a"], 2, "error: model file {d}/fifo is a named pipe (FIFO)"),
+    (EVAL[:1] + ["{d}/fifo"] + EVAL[2:], 2, "error: image {d}/fifo is a named pipe (FIFO)"),
+    (["print", "{d}/fifo", "--out", "{d}/s.pdf"], 2, "error: patch image {d}/fifo is a named pipe (FIFO)"),
+    (["onepixel", "{d}/fifo", "--model", "digits", "--out", "{d}/op"], 2, "error: image {d}/fifo is a named pipe (FIFO)"),
+    (CAP + ["--sheet", "{d}/fifo"], 2, "error: sheet {d}/fifo is a named pipe (FIFO)"),
+    (CAP[:6] + ["{d}/fifo"] + CAP[7:], 2, "error: source {d}/fifo is a named pipe (FIFO)"),
+    (["calibrate", "{ok}", "--sheet", "{d}/fifo"], 2, "error: calibration sheet {d}/fifo is a named pipe (FIFO)"),
+    (["simulate", "{d}/fifo", "--out", "{d}/v.mp4"], 2, "error: PDF {d}/fifo is a named pipe (FIFO)"),
+    (GEN + ["--labels", "{d}/folder"], 2, "error: labels file {d}/folder is a folder, not a regular file"),
+    # resources and devices
+    (GEN + ["--device", "mps"], 2, "error: --device mps asked for, but this machine has no MPS"),
+    (GEN + ["--device", "cuda:99"], 2, "error: --device cuda:99 asked for, but"),
+    (GEN + ["--device", "tpu"], 2, "error: unknown device 'tpu'"),
+    # numbers at the edges
+    (GEN + ["--steps", "99999999999999999999999"], 2, "error: --steps must be from 1 to 10000000"),
+    (GEN + ["--printability", "1e308"], 2, "error: --printability must be a number in [0, 1e+06]"),
+    (GEN + ["--mean", "1e308,0,0"], 2, "error: --mean must be a number in [-1000, 1000]"),
+    (GEN + ["--weights", "{nanw}"], 2, "error: model digits gives non-finite outputs (NaN or infinity)"),
+    (EVAL[:1] + ["{one}"] + EVAL[2:], 2, "error: patch {one} is 1 x 1 px: a patch needs at least 2 x 2 pixels"),
+    (["calibration-sheet", "--margin-mm", "1e308", "--out", "{d}/c2.pdf"], 2, "error: --margin-mm must be at most 1000 mm"),
+    (["print", "{ok}", "--out", "{d}/s.pdf", "--size-mm", "1e308"], 2, "error: --size-mm must be at most 1000 mm"),
+    (CAP + ["--sliding", "--stride", "1e-300"], 2, "error: --stride must be a number in [0.02, 1]"),
+    # typer's own parse errors: one line too
+    (["sweep", "{ok}", "--model", "digits", "--target", "seven", "--num", "abc"], 2, "error: Invalid value for '--num'"),
+    (["sweep", "--target", "seven"], 2, "error: Missing argument 'image' (see blocks sweep --help)"),
+    (["nosuch"], 2, "error: No such command 'nosuch'"),
+    # outputs never replace inputs (nor an input's sidecar)
+    (["print", "{d}/run/patch.png", "--out", "{d}/run/patch.pdf"], 2, "error: --out (the sheet.json written beside it, {d}/run/patch.json) would overwrite the input {d}/run/patch.json"),
+    (EVAL + ["--out", "{ok}"], 2, "error: --out {ok} would overwrite the input {ok}"),
+    (CAP + ["--log", "{ok}"], 2, "error: --log {ok} would overwrite the input {ok}"),
+    (CAP + ["--sheet", "{d}/calib.json", "--summary", "{d}/calib.json"], 2, "error: --summary {d}/calib.json would overwrite the input {d}/calib.json"),
+    (CAP + ["--log", "{d}/s2.json", "--summary", "{d}/s2.json"], 2, "error: --log and --summary name the same file {d}/s2.json"),
+    (["calibrate", "{ok}", "--sheet", "{d}/calib.json", "--out", "{d}/calib.json"], 2, "error: --out {d}/calib.json would overwrite the input {d}/calib.json"),
+    (["onepixel", "{d}/imgs", "--model", "digits", "--out", "{d}/imgs"], 2, "error: --out {d}/imgs would overwrite the input {d}/imgs"),
+    (["onepixel", "{d}/run/patch.png", "--model", "digits", "--out", "{d}/run"], 2, "error: --out {d}/run/patch.json would overwrite the input {d}/run/patch.json"),
+    (["simulate", "{d}/calib.pdf", "--out", "{d}/calib.pdf"], 2, "error: --out {d}/calib.pdf would overwrite the input {d}/calib.pdf"),
+    (GEN + ["--colormap", "{d}/run/patch.json", "--out", "{d}/run"], 2, "error: --out (its patch.json, {d}/run/patch.json) would overwrite the input {d}/run/patch.json"),
 ]
 
 
