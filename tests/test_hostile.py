@@ -460,3 +460,215 @@ def test_fuzz_capture_numbers(cli, files, monkeypatch, tmp_path, flag, value):
 def test_fuzz_print_numbers(cli, files, monkeypatch, tmp_path, flag, value, tile):
     _fuzz_once(cli, monkeypatch, ["print", str(files / "ok.png"), "--out", str(tmp_path / "s.pdf"),
                                   f"{flag}={value}", "--tile", f"{tile[0]}x{tile[1]}"])
+
+
+# --- model files never run code (issue 26) ------------------------------------------------------
+
+MARKER = Path("/tmp/blocks-evil-ran")
+
+
+def _rewrite_zip(src: Path, dst: Path, change) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            zout.writestr(info, change(info.filename, zin.read(info.filename)))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def evil_pt2(tmp_path_factory):
+    """A good .pt2 of a tiny 3-class model, and two poisoned copies: its sample inputs replaced by a
+    pickle that runs code (torch retries those with weights_only=False), and a weight marked
+    use_pickle whose bytes are such a pickle."""
+    import io
+    import json
+
+    from torch import nn
+
+    d = tmp_path_factory.mktemp("pt2")
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.fc(x.mean((2, 3)))
+
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(Tiny(), (torch.rand(2, 3, 16, 16),), dynamic_shapes=({0: batch},))
+    torch.export.save(program, d / "good.pt2")
+    buf = io.BytesIO()
+    torch.save({"x": Evil()}, buf)
+    evil = buf.getvalue()
+
+    def sample(name, data):
+        return evil if "/sample_inputs/" in name else data
+
+    def weights(name, data):
+        if name.endswith("_weights_config.json"):
+            cfg = json.loads(data)
+            first = next(iter(cfg["config"].values()))
+            first["use_pickle"] = True
+            weights.poisoned = first["path_name"]
+            return json.dumps(cfg).encode()
+        return data
+
+    _rewrite_zip(d / "good.pt2", d / "evil_sample.pt2", sample)
+    _rewrite_zip(d / "good.pt2", d / "evil_weights0.pt2", weights)
+    _rewrite_zip(d / "evil_weights0.pt2", d / "evil_weights.pt2",
+                 lambda name, data: evil if name.endswith("/weights/" + weights.poisoned) else data)
+    (d / "three.txt").write_text("a\nb\nc\n")
+    (d / "two.txt").write_text("a\nb\n")
+    return d
+
+
+@pytest.mark.parametrize("name", ["evil_sample", "evil_weights"])
+def test_pt2_archive_never_unpickles(cli, evil_pt2, name):
+    MARKER.unlink(missing_ok=True)
+    code, out, err = cli("generate", "--model", evil_pt2 / f"{name}.pt2", "--labels", evil_pt2 / "three.txt",
+                         "--target", "a", "--steps", "1", "--out", evil_pt2 / "g")
+    assert not MARKER.exists(), "the archive ran code"
+    assert code == 2 and err.startswith(f"error: cannot load model {evil_pt2 / name}.pt2: it holds"), err
+    assert "refused, nothing was executed" in err and len(err.strip().splitlines()) == 1, err
+    assert not (evil_pt2 / "g").exists()
+
+
+def test_pt2_archive_good_one_loads_and_wrong_labels_is_one_line(cli, evil_pt2):
+    save_png(evil_pt2 / "p.png", torch.rand(3, 8, 8))
+    code, out, err = cli("evaluate", evil_pt2 / "p.png", "--model", evil_pt2 / "good.pt2", "--labels",
+                         evil_pt2 / "three.txt", "--target", "a", "--n", "2")
+    assert code == 0 and '"success_rate"' in out, err
+    code, out, err = cli("evaluate", evil_pt2 / "p.png", "--model", evil_pt2 / "good.pt2", "--labels",
+                         evil_pt2 / "two.txt", "--target", "a")
+    assert code == 2 and err.strip().splitlines() == [
+        f"error: --labels has 2 names but model {evil_pt2 / 'good.pt2'} outputs 3 classes"], err
+
+
+def test_poisoned_torchvision_cache_never_runs(cli, monkeypatch, tmp_path):
+    """A checkpoint placed in the torch hub cache under a torchvision name: refused by its hash, and
+    even with a matching hash loaded weights_only=True (torchvision's get_state_dict would run it)."""
+    import blocks.models as bm
+    from common.files import sha256_file
+
+    MARKER.unlink(missing_ok=True)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cached = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    cached.parent.mkdir(parents=True)
+    torch.save({"fc.weight": Evil()}, cached)
+    args = ("generate", "--model", "resnet18", "--target", "hen", "--steps", "1", "--out", tmp_path / "g")
+    code, out, err = cli(*args)
+    assert (code, err.strip()) == (2, f"error: cached weights {cached} do not match their published hash "
+                                      f"(f37072fd...): delete the file to download it again"), err
+    monkeypatch.setattr(bm, "_hash_prefix", lambda path: sha256_file(path)[:8])
+    code, out, err = cli(*args)
+    assert code == 2 and err.startswith(f"error: cannot load weights {cached}: not a plain PyTorch state dict "
+                                        f"(it would run code (posix.system)"), err
+    assert not MARKER.exists() and not (tmp_path / "g").exists()
+
+
+# --- signals (issue 26): SIGTERM and SIGHUP are Ctrl-C; finished work is kept ---------------------
+
+def _signal_on_call(monkeypatch, module, name, n, sig):
+    """Send `sig` to this process on the n-th call of module.name."""
+    real, calls = getattr(module, name), []
+
+    def wrapped(*a, **k):
+        calls.append(1)
+        if len(calls) == n:
+            os.kill(os.getpid(), sig)
+        return real(*a, **k)
+
+    monkeypatch.setattr(module, name, wrapped)
+
+
+def test_sigterm_keeps_the_best_patch(cli, tmp_path, monkeypatch):
+    import blocks.attacks.eot_fgsm as eg
+
+    _signal_on_call(monkeypatch, eg, "random_views", 4, signal.SIGTERM)
+    code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "100000", "--batch", "2",
+                       "--out", tmp_path / "g")
+    assert code == 130 and err.strip().splitlines()[-1].startswith("interrupted: kept the best patch"), err
+    assert (tmp_path / "g" / "patch.png").is_file() and (tmp_path / "g" / "patch.json").is_file()
+
+
+def test_sighup_keeps_the_capture_log_under_its_name(cli, files, tmp_path, monkeypatch):
+    import capture.loop as cl
+
+    (files / "many2").mkdir(exist_ok=True)
+    for i in range(6):
+        save_png(files / "many2" / f"{i}.png", torch.rand(3, 16, 16))
+    _signal_on_call(monkeypatch, cl, "classify", 3, signal.SIGHUP)
+    cap = [_fill(a, files) for a in CAP if a not in ("--max-frames", "1")]
+    cap[cap.index(str(files / "ok.png"))] = str(files / "many2")
+    code, out, err = cli(*cap, "--log", tmp_path / "f.jsonl")
+    assert code == 130 and "interrupted: kept" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.jsonl"]  # no hidden .tmp left
+    assert len((tmp_path / "f.jsonl").read_text().splitlines()) >= 2
+
+
+def test_onepixel_ctrl_c_keeps_the_finished_images(cli, tmp_path, monkeypatch):
+    """Images whose search had ended (won, or out of budget) when Ctrl-C came are written."""
+    import blocks.attacks.onepixel as op
+    from blocks.digits import load_digits_rgb
+
+    x, _ = load_digits_rgb("test")
+    for i in range(6):
+        save_png(tmp_path / f"d{i}.png", x[i])
+    original = op._Problem.evaluate
+    calls = []
+
+    def evaluate(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 4:
+            self.won[0] = True  # one image is done, for certain
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(op._Problem, "evaluate", evaluate)
+    inputs = [tmp_path / f"d{i}.png" for i in range(6)]
+    code, out, err = cli("onepixel", *inputs, "--model", "digits", "--strategy", "paper", "--maxiter", "1000",
+                         "--popsize", "20", "--out", tmp_path / "op")
+    assert code == 130 and "interrupted: kept the results of the" in err, err
+    import json
+
+    summary = json.loads((tmp_path / "op" / "summary.json").read_text())
+    assert 1 <= summary["images"] < 6 and summary["stopped"] == "interrupted"
+    assert (tmp_path / "op" / "d0_adv.png").is_file() and (tmp_path / "op" / "d0.json").is_file()
+
+
+def test_ctrl_c_during_the_final_write_says_the_files_are_kept(cli, files, tmp_path, monkeypatch):
+    import common.files as bf
+
+    real, calls = bf._write_temp, []
+
+    def write(path, data):
+        calls.append(path)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # held: the files are written first
+        return real(path, data)
+
+    monkeypatch.setattr(bf, "_write_temp", write)
+    code, out, err = cli("sweep", files / "ok.png", "--model", "digits", "--target", "seven", "--num", "3",
+                         "--out", tmp_path / "sw")
+    assert code == 130 and "nothing written" not in err, err
+    sw = tmp_path / "sw"
+    assert err.strip() == f"interrupted: kept {sw / 'sweep.png'}, {sw / 'sweep.json'} (written whole before the interrupt)"
+    assert (tmp_path / "sw" / "sweep.json").is_file()
+
+
+def test_a_burst_of_ctrl_c_never_prints_a_traceback(tmp_path):
+    exe = Path(sys.executable).with_name("blocks")
+    p = subprocess.Popen([str(exe), "generate", "--model", "digits", "--target", "seven", "--steps", "100000",
+                          "--batch", "2", "--out", str(tmp_path / "g")], stderr=subprocess.PIPE,
+                         stdout=subprocess.DEVNULL, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    time.sleep(12)  # running by now (or still importing: then the burst is held just the same)
+    for _ in range(8):
+        p.send_signal(signal.SIGINT)
+        time.sleep(0.03)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.strip().splitlines()[-1].startswith("interrupted:"), err
