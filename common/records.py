@@ -87,7 +87,7 @@ def _within(name: str, parse, value):
     except FieldError as e:
         raise FieldError(f"{name}.{e.field_name}", e.problem) from None
     except (KeyError, TypeError, ValueError, AttributeError) as e:
-        problem = f"lacks the field {e.args[0]}" if isinstance(e, KeyError) and e.args else f"is malformed ({e})"
+        problem = f"has no {e.args[0]}" if isinstance(e, KeyError) and e.args else f"is malformed ({e})"
         raise FieldError(name, problem) from None
 
 
