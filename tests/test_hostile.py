@@ -845,3 +845,34 @@ def test_fuzz_every_record_reader(records, tmp_path_factory, kind, m):
         assert str(e) and "\n" not in str(e) and str(path) in str(e), str(e)
     else:
         assert isinstance(rec, getattr(R, kind))
+
+
+# --- numbers that turned into NaN mid-run (issue 26) ------------------------------------------------
+
+def test_a_calibrated_map_sending_black_below_zero_gives_no_nan(cli, tmp_path):
+    """blocks calibrate's fit can map black to a hair below 0 (-0.0011 blue); the print preset's
+    gamma made that NaN at step 0. The map's output and the gamma input are clipped now."""
+    from transforms.colormap import ColorMap
+
+    ColorMap.from_matrix(torch.eye(3), offset=(0.0, 0.0, -0.0011)).save(tmp_path / "cm.json")
+    assert ColorMap.load(tmp_path / "cm.json")(torch.zeros(1, 3, 2, 2)).min() == 0
+    code, out, err = cli(*GEN, "--colormap", tmp_path / "cm.json", "--out", tmp_path / "g")
+    assert code == 0, err
+    assert (tmp_path / "g" / "patch.json").is_file()
+
+
+def test_a_loss_going_nan_mid_run_is_one_line_at_that_step(cli, tmp_path, monkeypatch):
+    import blocks.attacks.eot_fgsm as eg
+
+    real = eg.step_gradient
+
+    def step_gradient(*a, **k):
+        loss, prob, win, grad = real(*a, **k)
+        step = a[10] if len(a) > 10 else k.get("step", 0)  # step_gradient(model, ..., penalty, step)
+        return (loss * float("nan") if step >= 2 else loss), prob, win, grad
+
+    monkeypatch.setattr(eg, "step_gradient", step_gradient)
+    code, out, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "50", "--batch", "2",
+                         "--out", tmp_path / "g")
+    assert code == 2 and err.strip().splitlines()[-1].startswith("error: the loss became nan at step 2"), err
+    assert not (tmp_path / "g").exists()
