@@ -65,6 +65,8 @@ def handle_interrupts(final: bool = False):
     old = {}
     for sig in SIGNALS:
         try:
+            if sig != signal.SIGINT and signal.getsignal(sig) is signal.SIG_IGN:  # under nohup: stay deaf to SIGHUP
+                continue
             old[sig] = signal.signal(sig, _on_sigint)
         except (OSError, ValueError):
             pass
