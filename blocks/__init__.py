@@ -26,7 +26,7 @@ def main() -> None:
 
     from common.interrupts import handle_interrupts, holding, interrupted
 
-    with handle_interrupts():
+    with handle_interrupts(final=True):
         try:
             with holding():  # a Ctrl-C inside torch's C++ module setup would abort the process
                 from blocks.cli import loading_line, run
@@ -43,7 +43,11 @@ def main() -> None:
         except KeyboardInterrupt:
             sys.stderr.write("interrupted: nothing written\n")
             sys.exit(130)
-        code = run()
+        try:
+            code = run()
+        except KeyboardInterrupt:  # the third Ctrl-C of a burst, landing while run() reported
+            sys.stderr.write("interrupted\n")
+            code = 130
     # Only a live torchrun group, looked up without importing torch: an import that a Ctrl-C cut
     # short must not be run again (its half-registered types abort the process).
     dist = sys.modules.get("torch.distributed")

@@ -12,6 +12,11 @@ from common.errors import UserError
 MAX_INPUT_SIZE = 1024  # --input-size: models here take 224-600 px; more is an allocation, not a model
 MAX_PATCH_SIZE = 2048  # --patch-size
 MAX_BATCH = 1024  # views per step / images per forward pass
+MAX_STEPS = 10_000_000  # --steps: a week of the smallest model's steps; more is a typo, not a run
+MAX_WEIGHT = 1e6  # --printability, --tv: weights beyond it overflow the loss, they do not weigh it
+MAX_MEAN = 1e3  # --mean: inputs are [0, 1]; a mean beyond this only overflows
+MIN_STD, MAX_STD = 1e-6, 1e3  # --std divides
+MIN_STRIDE = 0.02  # capture --stride: at most ~2,500 sliding windows a frame
 MAX_SEED = 2**32 - 1  # what numpy and torch generators both accept
 SCALE = (0.01, 1.5)  # bounds of --scale MIN:MAX (patch side / image side)
 # Names the CLI's --help lists without importing torch; tests/test_help.py checks each equals its source.
@@ -75,16 +80,71 @@ def runs_at_input_size(net) -> None:
 
     with torch.no_grad():
         try:
-            net(torch.zeros(1, 3, net.input_size, net.input_size, device=net.device))
+            out = net(torch.full((1, 3, net.input_size, net.input_size), 0.5, device=net.device))
         except RuntimeError as e:
             reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
             raise UserError(f"model {net.name} does not run at input_size {net.input_size} ({reason})", "input_size") from None
+    if isinstance(out, torch.Tensor) and not torch.isfinite(out).all():
+        raise UserError(f"model {net.name} gives non-finite outputs (NaN or infinity) on a plain grey image: "
+                        f"NaN or huge weights, or a mean/std that overflow")
+
+
+def finite_steps(on_step):
+    """on_step for generate_patch that first checks the step's loss: a model that goes NaN mid-run
+    is one line at that step, not a failed write after the whole run."""
+    import math
+
+    def checked(record):
+        if not math.isfinite(record.loss):
+            raise UserError(f"the loss became {record.loss} at step {record.step}: the model gives non-finite "
+                            f"outputs on these views (check the model's weights, mean/std and the colour map); "
+                            f"nothing written")
+        if on_step is not None:
+            on_step(record)
+
+    return checked
 
 
 def model_numbers(input_size: int | None, mean, std) -> None:
     """The numeric [model flags]: --input-size, --mean R,G,B, --std R,G,B (std > 0: it divides)."""
     whole(input_size, "--input-size", 8, MAX_INPUT_SIZE)
     for v in mean or ():
-        number(v, "--mean")
+        number(v, "--mean", -MAX_MEAN, MAX_MEAN)
     for v in std or ():
-        number(v, "--std", 0, lo_open=True)
+        number(v, "--std", MIN_STD, MAX_STD)
+
+
+VIEW_COPIES = 8  # a view lives as ~8 tensors of its size in one step (warp, light, normalise, gradients)
+
+
+def available_bytes(device) -> int | None:
+    """Memory free for tensors on `device`: the GPU's free memory, or the machine's available RAM."""
+    import os
+
+    try:
+        if getattr(device, "type", str(device)) == "cuda":
+            import torch
+
+            return int(torch.cuda.mem_get_info(device)[0])
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, RuntimeError, AttributeError):
+        return None
+
+
+def fits_in_memory(nbytes: float, what: str, advice: str, device="cpu") -> None:
+    """Refuse, before the work, a request whose tensors alone would not fit: one line saying how
+    much it would need (the kernel killed such a run with no message)."""
+    free = available_bytes(device)
+    if free is not None and nbytes > 0.8 * free:
+        raise UserError(f"{what} would need about {nbytes / 2**30:.1f} GiB, but {free / 2**30:.1f} GiB "
+                        f"is free on {device}: {advice}")
+
+
+def views_fit(batch: int, side: int, device, what: str = "generate") -> None:
+    """batch views of side x side px, VIEW_COPIES times over, in float32."""
+    fits_in_memory(float(batch) * 3 * side * side * 4 * VIEW_COPIES,
+                   f"{what}'s {batch} views a step at {side} px", "lower --batch or --input-size", device)

@@ -797,11 +797,14 @@ def flag_message(e: UserError) -> str:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code: 0 ok, 2 bad input, 130 interrupted."""
-    from common.interrupts import handle_interrupts, interrupted
+    from common.interrupts import handle_interrupts, interrupted, reporting
 
     try:
         with handle_interrupts():
-            code = app(args=argv, prog_name="blocks", standalone_mode=False)
+            try:
+                code = app(args=argv, prog_name="blocks", standalone_mode=False)
+            finally:
+                reporting()
         if code == 130 and interrupted():  # typer turns a bare KeyboardInterrupt into a silent 130
             raise KeyboardInterrupt
     except UserError as e:
@@ -812,20 +815,46 @@ def run(argv: list[str] | None = None) -> int:
         typer.echo(f"interrupted: {e}", err=True)
         return e.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        typer.echo("interrupted: nothing written", err=True)
+        typer.echo(f"interrupted: {_kept()}", err=True)
         return 130
     except typer.Exit as e:
         return e.exit_code
     except Exception as e:
         # click's usage errors (vendored inside typer, so not importable by name) carry show().
         if hasattr(e, "show") and hasattr(e, "exit_code"):
-            e.show()
-            return e.exit_code
+            if type(e).__name__ == "NoArgsIsHelpError" or not hasattr(e, "format_message"):
+                e.show()  # `blocks` or `blocks CMD` alone: the help text
+                return e.exit_code
+            typer.echo(f"error: {_usage_line(e)}", err=True)
+            return 2
         if isinstance(e, ImportError) and interrupted():  # a Ctrl-C cut a C extension's import short
-            typer.echo("interrupted: nothing written", err=True)
+            typer.echo(f"interrupted: {_kept()}", err=True)
             return 130
         raise
     return code if isinstance(code, int) else 0
+
+
+def _usage_line(e) -> str:
+    """click's usage error (three lines: usage, hint, `Error: ...` in a box with rich) as one line,
+    like every other error."""
+    import re
+
+    text = re.sub(r"\s+", " ", str(e.format_message())).strip().rstrip(".")
+    ctx = getattr(e, "ctx", None)
+    where = ctx.command_path if ctx is not None and getattr(ctx, "command_path", None) else "blocks"
+    return f"{text} (see {where} --help)"
+
+
+def _kept() -> str:
+    """What an interrupted command left whole on disk (a Ctrl-C during the final write is held
+    until the files are in place: they are kept, and the line says so)."""
+    from common.interrupts import written
+
+    files = list(dict.fromkeys(written()))
+    if not files:
+        return "nothing written"
+    shown = ", ".join(files[:6]) + (f" and {len(files) - 6} more" if len(files) > 6 else "")
+    return f"kept {shown} (written whole before the interrupt)"
 
 
 def _prints(e: UserError) -> bool:

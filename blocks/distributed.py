@@ -170,14 +170,18 @@ class Group:
     def interrupts(self):
         """Ctrl-C sets a flag instead of raising: the stop is then agreed at the next step, so no
         rank is left inside a collective. (torchrun forwards the signal to every worker.)"""
+        from common.interrupts import SIGNALS  # SIGTERM and SIGHUP too: torchrun forwards those as well
+
         def on_sigint(signum, frame):
             self.stop_requested = True
 
-        previous = signal.signal(signal.SIGINT, on_sigint)
+        previous = {sig: signal.signal(sig, on_sigint) for sig in SIGNALS
+                    if sig == signal.SIGINT or signal.getsignal(sig) is not signal.SIG_IGN}
         try:
             yield self
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def close(self) -> None:
         import torch.distributed as dist

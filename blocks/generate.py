@@ -50,7 +50,7 @@ def check_run(run) -> None:
     """Every number in a GenerateRun, before anything loads; errors name the parameter."""
     if run.schedule not in SCHEDULES:
         raise UserError(f"schedule must be cosine, linear or constant, not {run.schedule!r}", param="schedule")
-    checks.whole(run.steps, "steps", 1)
+    checks.whole(run.steps, "steps", 1, checks.MAX_STEPS)
     checks.whole(run.batch, "batch", 1, checks.MAX_BATCH)
     checks.whole(run.eval_n, "eval_n", 1, 1_000_000)
     checks.whole(run.patch_size, "patch_size", 2, checks.MAX_PATCH_SIZE)
@@ -65,8 +65,8 @@ def check_run(run) -> None:
         raise UserError("epsilon is a step size in 0-255 units: give a number in (0, 255]", param="epsilon")
     checks.number(run.final_fraction, "final_fraction", 0, 1)
     checks.number(run.max_seconds, "max_seconds", 0)  # 0: no limit
-    checks.number(run.printability, "printability", 0)
-    checks.number(run.tv, "tv", 0)
+    checks.number(run.printability, "printability", 0, checks.MAX_WEIGHT)
+    checks.number(run.tv, "tv", 0, checks.MAX_WEIGHT)
     if run.scale is not None:
         checks.span(run.scale, "scale", *checks.SCALE)
 
@@ -97,11 +97,12 @@ def target_list(targets: list[str] | None, targets_file: Path | None) -> list[st
     """The targets given, then the targets_file lines (blank lines and # comments skipped)."""
     wanted = list(targets or [])
     if targets_file is not None:
+        from common.inputs import read_input_text
+
         try:
-            text = Path(targets_file).read_text()
-        except (OSError, UnicodeDecodeError) as e:
-            raise UserError(f"cannot read targets_file {targets_file}: {getattr(e, 'strerror', None) or e}",
-                            param="targets_file") from None
+            text = read_input_text(targets_file, "targets_file")
+        except UserError as e:
+            raise UserError(str(e), param="targets_file") from None
         lines = [line.split("#")[0].strip() for line in text.splitlines()]
         if not any(lines):
             raise UserError(f"targets_file {targets_file} names no targets (one per line)", param="targets_file")

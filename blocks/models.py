@@ -158,47 +158,51 @@ MODEL_KEYS = {"model", "weights", "labels", "input_size", "mean", "std"}
 
 
 def read_model_list(path: Path) -> list[ModelSpec]:
-    """A --models file: TOML (`[[models]]` tables) or JSON (a list of objects) with MODEL_KEYS."""
-    import json
-    import tomllib
+    """A --models file: TOML (`[[models]]` tables) or JSON (a list of objects) with MODEL_KEYS,
+    read strictly (common.inputs) and each entry's numbers checked as the flags are."""
+    from blocks import checks
+    from common.inputs import read_json_file, read_toml_file
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read models file {path}: {getattr(e, 'strerror', None) or e}") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as e:
-        raise UserError(f"cannot parse models file {path}: {_first_line(e)}") from None
+    read = read_json_file if path.suffix.lower() == ".json" else read_toml_file
+    data = read(path, "models file", max_bytes=1 << 20)
     if isinstance(data, dict):
         data = data.get("models")
     if not isinstance(data, list) or not data or not all(isinstance(d, dict) for d in data):
         raise UserError(f"models file {path} must hold a non-empty list of models "
                         f"(JSON list, or TOML [[models]] tables)")
+    if len(data) > 64:
+        raise UserError(f"models file {path} lists {len(data)} models; an ensemble takes at most 64")
     specs = []
     for i, entry in enumerate(data):
+        where = f"models file {path}, entry {i + 1}"
         unknown = set(entry) - MODEL_KEYS
         if unknown or "model" not in entry:
             what = f"unknown keys {', '.join(sorted(unknown))}" if unknown else "no 'model' key"
-            raise UserError(f"models file {path}, entry {i + 1}: {what} (keys: {', '.join(sorted(MODEL_KEYS))})")
+            raise UserError(f"{where}: {what} (keys: {', '.join(sorted(MODEL_KEYS))})")
         base = path.parent
+        for key in ("model", "weights", "labels"):
+            if key in entry and not isinstance(entry[key], str):
+                raise UserError(f"{where}: {key} must be text (a name or a path)")
         rel = lambda v: None if v is None else (base / v if not Path(v).is_absolute() else Path(v))  # noqa: E731
         size = entry.get("input_size")
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 4096):
-            raise UserError(f"models file {path}, entry {i + 1}: input_size must be a whole number of "
-                            f"pixels, 1 to 4096")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int)
+                                 or not 8 <= size <= checks.MAX_INPUT_SIZE):
+            raise UserError(f"{where}: input_size must be a whole number of pixels, 8 to {checks.MAX_INPUT_SIZE}")
         try:
-            name = str(entry["model"])
-            if is_model_file(name) and not Path(name).is_absolute():  # a file, like weights: beside the list
-                name = str(rel(name))
-            specs.append(ModelSpec(name=name, weights=rel(entry.get("weights")),
-                                   labels=rel(entry.get("labels")),
-                                   input_size=None if entry.get("input_size") is None else int(entry["input_size"]),
-                                   mean=_entry_triple(entry.get("mean")), std=_entry_triple(entry.get("std"))))
+            mean, std = _entry_triple(entry.get("mean")), _entry_triple(entry.get("std"))
         except (TypeError, ValueError):
-            raise UserError(f"models file {path}, entry {i + 1}: input_size is a whole number and "
-                            f"mean/std are three numbers") from None
+            raise UserError(f"{where}: mean and std are three numbers each") from None
+        try:
+            checks.model_numbers(size, mean, std)
+        except UserError as e:
+            text = str(e).replace("--input-size", "input_size").replace("--mean", "mean").replace("--std", "std")
+            raise UserError(f"{where}: {text}") from None
+        name = entry["model"]
+        if is_model_file(name) and not Path(name).is_absolute():  # a file, like weights: beside the list
+            name = str(rel(name))
+        specs.append(ModelSpec(name=name, weights=rel(entry.get("weights")), labels=rel(entry.get("labels")),
+                               input_size=size, mean=mean, std=std))
     return specs
 
 
@@ -222,11 +226,40 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     try:
         device = torch.device(name)
-    except RuntimeError:
+    except (RuntimeError, ValueError, TypeError):
         raise UserError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"device {name} is not supported here: use auto, cpu, cuda, cuda:N or mps "
+                        f"(available: {', '.join(available_devices())})", "device")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("device cuda asked for, but no CUDA GPU is available (try device auto)", ("device", "device"))
+        raise UserError(f"device {name} asked for, but no CUDA GPU is available (available: "
+                        f"{', '.join(available_devices())}; or give device auto)", ("device", "device"))
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"device {name} asked for, but there are only {torch.cuda.device_count()} CUDA GPU(s) "
+                        f"(available: {', '.join(available_devices())})", "device")
+    if device.type == "mps" and not _mps_available():
+        raise UserError(f"device mps asked for, but this machine has no MPS (Apple GPU) (available: "
+                        f"{', '.join(available_devices())}; or give device auto)", ("device", "device"))
     return device
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    try:
+        return bool(mps is not None and mps.is_available())
+    except RuntimeError:
+        return False
+
+
+def available_devices() -> list[str]:
+    """The devices this machine can run on, as --device takes them."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        found += ["cuda"] + ([f"cuda:0 to cuda:{n - 1}"] if n > 1 else [])
+    if _mps_available():
+        found.append("mps")
+    return found
 
 
 def load_classifier(spec: ModelSpec, device: str | torch.device = "cpu") -> Classifier:
@@ -390,9 +423,9 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 def _load_file(spec: ModelSpec) -> Classifier:
     """A whole saved model: torch.export archive or TorchScript (neither unpickles arbitrary code)."""
-    path = Path(spec.name)
-    if not path.is_file():
-        raise UserError(f"model file not found: {path}")
+    from common.inputs import check_input_file
+
+    path = check_input_file(spec.name, "model file")
     size = spec.input_size
     members = zip_members(path)
     if not members:  # both formats are zip archives; say so before torch prints its own warnings
@@ -400,11 +433,13 @@ def _load_file(spec: ModelSpec) -> Classifier:
     try:
         if path.suffix == ".pt2" or any(m.endswith(("/archive_format", "serialized_exported_program.json"))
                                         for m in members):
-            program = torch.export.load(path)
+            program = load_export_safely(path, members)
             net = _Exported(program.module())
             size = size or _export_input_size(program)
         else:
             net = torch.jit.load(str(path), map_location="cpu")
+    except _Refused as e:
+        raise UserError(f"cannot load model {path}: {e}; refused, nothing was executed") from None
     except Exception as e:
         raise UserError(f"cannot load model {path}: not a torch.export (.pt2) or TorchScript file "
                         f"({_first_line(e)})") from None
@@ -434,6 +469,66 @@ def _load_file(spec: ModelSpec) -> Classifier:
     return Classifier(net, labels, size, _triple(spec.mean, IMAGENET_MEAN, "--mean"),
                       _triple(spec.std, IMAGENET_STD, "--std"), name=str(path),
                       weights_id=sha256_file(path))
+
+
+class _Refused(Exception):
+    """A model archive that would run code if loaded."""
+
+
+def load_export_safely(path: Path, members: list[str]):
+    """torch.export.load without ever unpickling: torch's pt2 loader unpickles entries marked
+    use_pickle (and custom or opaque objects, and legacy weight files) with weights_only=False,
+    and retries the sample inputs that way when the safe load fails. Such archives are refused
+    from their configs before loading, and during the load every torch.load is weights_only=True
+    and every other unpickler raises."""
+    import json
+    import logging
+    import pickle
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        for name in members:
+            base = name.rsplit("/", 1)[-1]
+            if name.endswith(("_weights_config.json", "_constants_config.json")):
+                info = z.getinfo(name)
+                if info.file_size > 64 << 20:
+                    raise _Refused(f"its {base} is {info.file_size >> 20} MiB")
+                try:
+                    config = json.loads(z.read(name)).get("config", {})
+                except (ValueError, AttributeError, RecursionError):
+                    raise _Refused(f"its {base} is not valid JSON") from None
+                entries = config.values() if isinstance(config, dict) else []
+                if any(not isinstance(e, dict) or e.get("use_pickle") or
+                       str(e.get("path_name", "")).startswith(("custom_obj", "opaque_obj")) for e in entries):
+                    raise _Refused(f"it holds pickled entries ({base} marks an entry use_pickle or as a "
+                                   f"custom object), which would be unpickled with code")
+            elif "/data/weights/" in name and base.endswith(".pt") or "/data/constants/" in name and base.endswith(".pt"):
+                raise _Refused(f"it holds legacy pickled weights ({base})")
+
+    def safe_load(f, *args, **kwargs):
+        kwargs["weights_only"] = True
+        try:
+            return real_load(f, *args, **kwargs)
+        except Exception as e:
+            reason = _load_reason(e).replace("; refused, nothing was executed", "")
+            raise _Refused(f"it holds a pickle that torch's safe loader refuses ({reason})") from None
+
+    def refuse(*args, **kwargs):
+        raise _Refused("it holds a pickled object that would run code")
+
+    real_load, real_loads, real_obj = torch.load, pickle.loads, torch._C._pickle_load_obj
+    quiet = [logging.getLogger(n) for n in ("torch._export", "torch.export", "torch._export.serde.serialize",
+                                            "torch.export.pt2_archive._package")]
+    levels = [q.level for q in quiet]
+    torch.load, pickle.loads, torch._C._pickle_load_obj = safe_load, refuse, refuse
+    for q in quiet:
+        q.setLevel(logging.CRITICAL)
+    try:
+        return torch.export.load(path)
+    finally:
+        torch.load, pickle.loads, torch._C._pickle_load_obj = real_load, real_loads, real_obj
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
 
 
 class _Exported(nn.Module):
@@ -480,21 +575,22 @@ def _first_line(e: BaseException) -> str:
 
 
 def read_labels(path: Path) -> list[str]:
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read labels file {path}: {getattr(e, 'strerror', None) or e}") from None
+    from common.inputs import read_input_text
+
+    lines = read_input_text(path, "labels file").splitlines()
     labels = [line.strip() for line in lines if line.strip()]
     if not labels:
         raise UserError(f"labels file {path} has no class names (one per line)")
+    if len(labels) > 100_000:
+        raise UserError(f"labels file {path} has {len(labels)} class names; at most 100000")
     return labels
 
 
 def load_state_dict(path: Path) -> dict:
     """Load a state dict without executing code (weights_only=True)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"weights file not found: {path}")
+    from common.inputs import check_input_file
+
+    path = check_input_file(path, "weights file")
     import warnings
 
     try:
@@ -605,20 +701,36 @@ def _load_torchvision(spec: ModelSpec) -> Classifier:
     net = builder(weights=None, num_classes=len(default.meta["categories"]))
     cached = weights_cache_path(default.url)
     try:
-        # torchvision's own loader: reads the cache, downloads once when missing.
-        state = default.get_state_dict(progress=True, check_hash=False)
-    except (urllib.error.URLError, OSError, ConnectionError) as e:
-        reason = getattr(e, "reason", None) or e
+        if not cached.exists():  # downloaded once, hash-checked by torch.hub on the way in
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(default.url, str(cached), hash_prefix=_hash_prefix(cached), progress=True)
+    except (urllib.error.URLError, OSError, ConnectionError, RuntimeError) as e:
+        reason = getattr(e, "reason", None) or _first_line(e)
         raise UserError(
             f"cannot download {spec.name} weights ({reason}); put {Path(default.url).name} in "
             f"{cached.parent}, or use --weights FILE (a state dict) or --model {DEFAULT_MODEL} (embedded ImageNet, offline)"
         ) from None
-    net.load_state_dict(state)
+    # never torchvision's get_state_dict: it loads the cache with weights_only=False (a checkpoint
+    # placed there ran code); here the file must match its published hash and hold only tensors
+    prefix = _hash_prefix(cached)
+    if prefix and not sha256_file(cached).startswith(prefix):
+        raise UserError(f"cached weights {cached} do not match their published hash ({prefix}...): delete the "
+                        f"file to download it again")
+    state = load_state_dict(cached)
+    _apply_state(net, state, cached, spec.name)
     if labels is not default.meta["categories"] and len(labels) != len(default.meta["categories"]):
         raise UserError(f"labels has {len(labels)} names but {spec.name} default weights have "
                         f"{len(default.meta['categories'])} classes", "labels")
     weights_id = sha256_file(cached) if cached.is_file() else str(default)
     return Classifier(net, labels, size, mean, std, name=spec.name, weights_id=weights_id)
+
+
+def _hash_prefix(path: Path) -> str | None:
+    """The sha256 prefix torchvision puts in its checkpoint names (resnet18-f37072fd.pth)."""
+    import re
+
+    m = re.search(r"-([a-f0-9]{6,})\.", path.name)
+    return m.group(1) if m else None
 
 
 def _torchvision_builder(name: str):

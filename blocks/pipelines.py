@@ -22,6 +22,7 @@ nothing). Errors are UserError lines that name the setting (`steps must be at le
 """
 from __future__ import annotations
 
+import os
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -80,6 +81,40 @@ def default_models() -> list:
     from blocks.models import DEFAULT_MODEL, ModelSpec
 
     return [ModelSpec(name=DEFAULT_MODEL)]
+
+
+def model_files(specs: list) -> list[Path]:
+    """The files the model flags name (weights, labels, a model file): inputs no output may replace."""
+    from blocks.models import is_model_file
+
+    found = []
+    for s in specs or []:
+        found += [p for p in (s.weights, s.labels) if p is not None]
+        if is_model_file(s.name):
+            found.append(Path(s.name))
+    return found
+
+
+def input_files(*paths) -> list[Path]:
+    """Paths given (None skipped, lists flattened), and for a folder the images in it: what a
+    command reads, to compare its outputs with."""
+    from common.files import IMAGE_SUFFIXES
+
+    found = []
+    for p in paths:
+        if p is None:
+            continue
+        if isinstance(p, (list, tuple)):
+            found += input_files(*p)
+            continue
+        p = Path(p)
+        found.append(p)
+        if p.is_dir():
+            try:
+                found += [f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES]
+            except OSError:
+                pass
+    return found
 
 
 # --- generate -----------------------------------------------------------------------------------
@@ -147,6 +182,7 @@ def run_generate(run: GenerateRun, progress=no_progress,
     G.check_run(run)
     eot_cfg = preset(run.eot, G.default_scale(run.scale, run.scenes, run.eot))
     out = Path(run.out) if run.out is not None else G.default_out(run)
+    _check_generate_outputs(run, out)
     if run.batch < group.world:
         raise UserError(f"batch {run.batch} is smaller than the {group.world} ranks torchrun started: each rank "
                         f"renders at least one view per step (give batch >= {group.world} or start fewer ranks)",
@@ -157,6 +193,7 @@ def run_generate(run: GenerateRun, progress=no_progress,
         raise KeyboardInterrupt
     several = len(loaded.goals) > 1
     done = Generated([], [], None)
+    checks.views_fit(max(run.batch, 64), loaded.net.input_size, loaded.net.device)  # 64: a held-out check batch
     for goal in loaded.goals:
         folder = out / G.folder_name(goal) if several else out
         cfg, result = _train_patch(run, goal, eot_cfg, loaded, group, progress, several)
@@ -185,7 +222,8 @@ def _train_patch(run: GenerateRun, goal, eot_cfg, loaded, group, progress, sever
     cfg = G.config_for(run, goal, loaded.net)
     main_rank = group.is_main
     with (progress(goal.name if several else "generate", run.steps) if main_rank else no_progress("", 0)) as step:
-        result = generate_patch(loaded.net, cfg, eot_cfg, loaded.backgrounds, on_step=step if main_rank else None,
+        on_step = checks.finite_steps(step) if group.alone else step if main_rank else None  # NaN: one line
+        result = generate_patch(loaded.net, cfg, eot_cfg, loaded.backgrounds, on_step=on_step,
                                 patch_map=loaded.cmap, penalty=G.penalty(loaded.cmap, run.printability, run.tv),
                                 group=group)
     return cfg, result
@@ -217,6 +255,15 @@ def _write_and_judge(run: GenerateRun, goal, cfg, eot_cfg, result, loaded, group
     if on_patch and judged:
         on_patch(rec, folder)
     return rec, judged
+
+
+def _check_generate_outputs(run: GenerateRun, out: Path) -> None:
+    from common.inputs import check_not_input
+
+    ins = input_files(run.colormap, run.targets_file, run.scenes, run.eval_scenes, model_files(run.models))
+    check_not_input([out], ins)
+    names = ("patch.png", "patch.json", "curve.png", "summary.json")
+    check_not_input([(out / n, f"its {n}") for n in names], ins)
 
 
 # --- evaluate -----------------------------------------------------------------------------------
@@ -254,12 +301,18 @@ def run_evaluate(run: EvaluateRun) -> EvaluateReport:
         raise UserError("give exactly one of target CLASS (become it) or away_from CLASS (stop being it)",
                         param=("target", "away_from"))
     image = load_image(run.patch)
+    if min(image.shape[-2:]) < 2:
+        h, w = image.shape[-2:]
+        raise UserError(f"patch {run.patch} is {w} x {h} px: a patch needs at least 2 x 2 pixels")
     scale = default_scale(checks.span(run.scale, "scale", *checks.SCALE) if run.scale else None, run.scenes, run.eot)
     eot_cfg, cmap = preset(run.eot, scale), load_colormap(run.colormap)
     frames = whole_frame(run.eot)  # whole frames with no scenes given: the held-out sample photos
     scenes = read_scene_source(str(run.scenes) if run.scenes else SAMPLE_TEST if frames else None)
     scale = eot_cfg.placement.scale
     if run.out is not None:
+        from common.inputs import check_not_input
+
+        check_not_input([run.out], input_files(run.patch, run.colormap, run.scenes, model_files(run.models)))
         check_output_file(run.out)
     net = load_model(run.models, run.device)
     goal = resolve_goal(run.target if run.target is not None else run.away_from, net.labels, run.target is not None)
@@ -292,7 +345,15 @@ def run_print(run: PrintRun) -> SheetInfo:
     from printing import SheetSettings, make_sheet, write_sheet
     from printing.sheet import check_sheet_out
 
+    from common.inputs import check_not_input
+    from printing.sheet import preview_paths, sidecar_path
+
     check_sheet_out(run.out, run.preview)
+    patches = [Path(p) for p in run.patches]
+    ins = input_files(patches, [p.with_suffix(".json") for p in patches], [p.parent / "patch.json" for p in patches])
+    check_not_input([run.out, (sidecar_path(run.out), "the sheet.json written beside it")], ins)
+    if run.preview:
+        check_not_input([(p, "a page preview") for p in preview_paths(run.out, 4)], ins)
     sheet = make_sheet(run.patches, run.settings or SheetSettings())
     write_sheet(sheet, run.out, preview=run.preview)
     return sheet.info
@@ -335,6 +396,11 @@ def run_calibrate(run: CalibrateRun) -> ColorMapRecord:
     check_out(run.out)
     checks.whole(run.max_frames, "max_frames", 1)
     checks.whole(run.step, "step", 1)
+    from common.inputs import check_not_input
+    from common.records import sheet_json, sidecar_path
+
+    check_not_input([run.out], input_files(run.sheet, sheet_json(run.sheet), sidecar_path(run.sheet),
+                                           run.source if _is_path(run.source) else None))
     check_output_file(run.out)
     cmap = calibrate(run.source, run.sheet, CalibrateSettings(max_frames=run.max_frames, step=run.step))
     record = cmap.to_record()
@@ -374,7 +440,7 @@ def check_capture(run: CaptureRun) -> None:
     checks.whole(run.max_frames, "max_frames", 1)
     checks.number(run.duration, "duration", 0, lo_open=True)
     checks.number(run.window, "window", 0, 1, lo_open=True)
-    checks.number(run.stride, "stride", 0, 1, lo_open=True)
+    checks.number(run.stride, "stride", checks.MIN_STRIDE, 1)  # a tinier step explodes the window grid
     if not 0 <= run.threshold <= 1:
         raise UserError("threshold is a probability in [0, 1]", param="threshold")
     if run.reduce not in ("squash", "crop"):
@@ -388,6 +454,25 @@ def check_capture(run: CaptureRun) -> None:
         from capture.loop import check_video_out
 
         check_video_out(run.save_video)
+    from common.inputs import check_not_input
+    from common.records import sheet_json, sidecar_path
+
+    ins = input_files(run.source if _is_path(run.source) else None, model_files(run.models),
+                      *([run.sheet, sheet_json(run.sheet), sidecar_path(run.sheet)] if run.sheet is not None else []))
+    for path, flag in ((run.log, "log"), (run.summary, "summary"), (run.save_video, "save_video")):
+        check_not_input([path], ins, flag)
+    outs = [(p, f) for p, f in ((run.log, "log"), (run.summary, "summary"), (run.save_video, "save_video"))
+            if p is not None]
+    for i, (a, fa) in enumerate(outs):
+        for b, fb in outs[i + 1:]:
+            if os.path.abspath(a) == os.path.abspath(b):
+                raise UserError(f"{fa} and {fb} name the same file {a}: give each its own", param=(fa, fb))
+
+
+def _is_path(source) -> bool:
+    """A capture/calibrate source that names a file or folder (not a camera index, URL or screen)."""
+    text = str(source)
+    return not (text.isdigit() or "://" in text or text.startswith("screen") or any(c in text for c in "*?["))
 
 
 def run_capture(run: CaptureRun, progress=no_progress, on_headless: Callable[[], None] | None = None) -> CaptureSummary:
@@ -455,6 +540,10 @@ def run_simulate(run: SimulateRun, progress=no_progress) -> SimulateInfo:
     checks.seed(run.seed)
     if not 0 < run.fps <= 240:
         raise UserError("fps must be in (0, 240]", param="fps")
+    from common.inputs import check_not_input
+    from common.records import sidecar_path
+
+    check_not_input([run.out], input_files(run.pdf, sidecar_path(run.pdf), run.colormap))
     check_output_file(run.out)
     camera = CameraSettings()
     if run.size is not None:
@@ -514,22 +603,44 @@ def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
     files = collect_inputs(run.inputs)
     images = [load_image(f) for f in files]
     check_output_dir(run.out)  # before the attack: its results must have somewhere to go
+    from common.inputs import check_not_input
+
+    ins = input_files(run.inputs, model_files(run.models), [f.with_suffix(".json") for f in files])
+    check_not_input([run.out], ins)
+    outs = [Path(run.out) / n for name in unique_names(files) for n in (f"{name}_adv.png", f"{name}.json")]
+    check_not_input(outs + [Path(run.out) / "summary.json", Path(run.out) / "contact_sheet.png"], ins)
     net = load_model(run.models[:1], run.device)
     goal = resolve_goal(run.target, net.labels) if run.target is not None else None
     # The attack runs at the model's input size: every image stacks into one batch and the changed
     # pixel is a real model-input pixel (a pixel of a larger original would be blurred by resizing).
+    if run.batch:  # images per forward pass, each a few copies deep
+        checks.fits_in_memory(float(run.batch) * 3 * net.input_size ** 2 * 4 * 4,
+                              f"onepixel's {run.batch} images a pass at {net.input_size} px", "lower --batch",
+                              net.device)
     x = prepare_images(images, net.input_size)
     # DE counts generations, the searches count queries (of the furthest image)
     total = max(cfg.maxiter, 1) if cfg.is_de else cfg.budget_for(net.input_size ** 2)
     with progress("onepixel: generations" if cfg.is_de else "onepixel: queries", total) as update:
         result = one_pixel_attack(net, x, None, cfg, target=goal.index if goal else None,
                                   progress=lambda g, running, _: update((g, running)))
-        update((total, 0))
+        if not result.interrupted:
+            update((total, 0))
     names = unique_names(files)
+    if result.interrupted:  # Ctrl-C / SIGTERM: the images whose search had ended are kept
+        keep = result.finished.nonzero().flatten()
+        if not len(keep):
+            raise KeyboardInterrupt
+        result = result.subset(keep)
+        names, files = [names[i] for i in keep.tolist()], [files[i] for i in keep.tolist()]
     extra = {"model": net.describe(), "device": str(net.device), "seed": run.seed,
              "target": {"index": goal.index, "class": goal.name} if goal else None,
              "input_size": net.input_size, "files": [str(f) for f in files]}
-    return write_outputs(run.out, result, names, [str(f) for f in files], net.labels, extra)
+    if result.interrupted:
+        extra["stopped"] = "interrupted"
+    summary = write_outputs(run.out, result, names, [str(f) for f in files], net.labels, extra)
+    if result.interrupted:
+        raise Interrupted(f"kept the results of the {len(names)} image(s) whose search had finished, in {run.out}")
+    return summary
 
 
 # --- sweep --------------------------------------------------------------------------------------
@@ -562,6 +673,10 @@ def run_sweep(run: SweepRun) -> SweepRecord:
     checks.whole(run.num, "num", 2, 10_000)
     x = load_image(run.image)
     check_output_dir(run.out)
+    from common.inputs import check_not_input
+
+    ins = input_files(run.image, model_files(run.models))
+    check_not_input([Path(run.out), Path(run.out) / "sweep.png", Path(run.out) / "sweep.json"], ins)
     net = load_model(run.models, run.device)
     goal = resolve_goal(run.target, net.labels)
     s = epsilon_sweep(net, x, goal.index, (torch.linspace(lo, hi, run.num) / 255).tolist())

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from common.errors import UserError
+from common.inputs import check_input_file
 from common.files import IMAGE_SUFFIXES, atomic_write_bytes
 from common.records import SheetInfo, SimulateInfo
 from capture.loop import VideoOut
@@ -69,8 +70,7 @@ def simulate(pdf: str | Path, out: str | Path, settings: SimulateSettings,
 
     Returns what was done (common.records.SimulateInfo): frames, fps, size, the sheet used (if any), the seed."""
     pdf, out = Path(pdf), Path(out)
-    if not pdf.is_file():
-        raise UserError(f"PDF not found: {pdf}")
+    check_input_file(pdf, "PDF")
     if settings.frames < 1:
         raise UserError("frames must be at least 1", param="frames")
     sidecar = sidecar_path(pdf)

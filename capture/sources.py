@@ -8,6 +8,7 @@ import glob as globlib
 import os
 import queue
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from common.files import IMAGE_SUFFIXES, read_image_bgr
 
 OPEN_TIMEOUT_MS = 5000  # URLs: give up opening / reading a stream after this long
 RECONNECT_DELAY_S = 1.0  # streams: pause before each attempt to reopen a lost stream
+HEALTHY_S = 5.0  # streams: a reopened stream must give frames this long before its failures are forgiven
 
 
 @dataclass
@@ -147,6 +149,12 @@ def open_source(spec: str, reconnect: int = 0) -> FrameSource:
         return _checked_images(files, text)
     if "%" in text and path.parent.is_dir():
         return _open_video(path, pattern=True)
+    if path.exists() and str(path).startswith("/dev/video"):  # a camera's device file (Linux, V4L2)
+        return _open_video(path)
+    if path.exists():  # a named pipe, socket or other device: reading it could wait forever
+        from common.inputs import check_input_file
+
+        check_input_file(path, "source")
     raise UserError(f"source not found: {text} (give a camera index, a video, a folder, a glob or a URL)")
 
 
@@ -253,11 +261,17 @@ class StreamSource(FrameSource):
 
     def _read_loop(self, cap: cv2.VideoCapture | None) -> None:
         failures = 0
+        up_since = time.monotonic()  # when this connection gave its first frame
         try:
             while not self._stop.is_set():
                 ok, frame = cap.read() if cap is not None else (False, None)
                 if ok and frame is not None:
-                    failures = 0
+                    # a connection counts as recovered only once it has run a while: a server whose
+                    # every connection gives a few frames and then garbage was reopened forever
+                    if up_since is None:
+                        up_since = time.monotonic()
+                    elif time.monotonic() - up_since >= HEALTHY_S:
+                        failures = 0
                     with self._cond:
                         if self._latest is not None:
                             self.dropped += 1
@@ -275,6 +289,7 @@ class StreamSource(FrameSource):
                 if self._stop.wait(RECONNECT_DELAY_S):
                     return
                 self.attempts += 1
+                up_since = None
                 cap = _url_capture(self.url)
                 if cap.isOpened():
                     self.reconnected += 1

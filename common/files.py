@@ -15,6 +15,7 @@ import torch
 from common.errors import UserError
 
 MAX_IMAGE_PIXELS = 64_000_000  # 64 megapixels: a header claiming more is refused before decoding
+MAX_FILE_BYTES = 512 * 2**20  # an image or PDF read whole: 64 MP uncompressed is 192 MB
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -29,7 +30,7 @@ def write_together(files: list[tuple[Path, bytes]]) -> list[Path]:
     temporary files and whatever was already renamed, so the set appears whole or not at all.
     Ctrl-C during the renames is held until they are done (common.interrupts.writing).
     A write that fails is a UserError naming the file."""
-    from common.interrupts import writing
+    from common.interrupts import note_written, writing
 
     staged: list[tuple[str, Path]] = []
     placed: list[Path] = []
@@ -49,6 +50,7 @@ def write_together(files: list[tuple[Path, bytes]]) -> list[Path]:
             if isinstance(e, OSError):
                 raise UserError(f"cannot write {current}: {e.strerror or e}") from None
             raise
+        note_written(placed)
     return [Path(p) for p, _ in files]
 
 
@@ -120,7 +122,7 @@ def json_text(obj, indent: int | None = 2) -> str:
     except ValueError:
         where = _first_non_finite(obj)
         raise UserError(f"refusing to write a non-finite number (NaN or infinity) at {where or 'a value'}: "
-                        "the run diverged; check --mean/--std and the other numbers given") from None
+                        "the run diverged; check the model, its --mean/--std, --colormap and the other numbers given") from None
 
 
 def _first_non_finite(obj, where: str = "") -> str | None:
@@ -192,12 +194,9 @@ def read_image_bgr(path: str | Path) -> np.ndarray:
 
 def read_file_bytes(path: Path, what: str = "file") -> bytes:
     """A file's bytes; missing or unreadable is one UserError line naming `what`."""
-    if not path.is_file():
-        raise UserError(f"{what} not found: {path}")
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    from common.inputs import read_input_bytes
+
+    return read_input_bytes(path, what, MAX_FILE_BYTES)
 
 
 def decode_image_bgr(data: bytes, where: str | Path) -> np.ndarray:

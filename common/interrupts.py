@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from contextlib import contextmanager
 
 
@@ -17,17 +18,35 @@ class _State:
     interrupted = False  # the first Ctrl-C has been raised; later ones are only counted
     writing = 0  # depth of writing() blocks
     held = 0  # Ctrl-Cs received while holding
+    written: list = []  # files put in place during this command (write_together): whole on disk
+    reporting = False  # the command has ended: signals are only counted (reporting())
+    raised_at = 0.0  # when the KeyboardInterrupt was raised (time.monotonic)
 
 
 _state = _State()
 
+# SIGTERM (kill, a scheduler's stop) and SIGHUP (the terminal closed) mean the same as Ctrl-C:
+# stop and keep the best so far, instead of dying with nothing kept.
+SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+BURST_S = 1.0  # Ctrl-Cs this soon after the one raised are one keypress held down or mashed
+
 
 def _on_sigint(signum, frame):
-    if _state.writing or (_state.interrupted and _state.held < 2):
-        _state.held += 1  # the third Ctrl-C outside a write is obeyed: the user means it
+    now = time.monotonic()
+    if _state.reporting or _state.writing or (_state.interrupted and (_state.held < 2 or now - _state.raised_at < BURST_S)):
+        _state.held += 1  # the third Ctrl-C outside a write, after a second, is obeyed: the user means it
         return
     _state.interrupted = True
+    _state.raised_at = now
     raise KeyboardInterrupt
+
+
+def reporting() -> None:
+    """The command is over and says how it ended: from here on every signal is only counted (a
+    burst of Ctrl-C never interrupts the last line with a KeyboardInterrupt traceback)."""
+    _state.reporting = True
 
 
 def _main_thread() -> bool:
@@ -35,18 +54,40 @@ def _main_thread() -> bool:
 
 
 @contextmanager
-def handle_interrupts():
-    """Install the rule above for the duration of one command (the CLI wraps every command)."""
+def handle_interrupts(final: bool = False):
+    """Install the rule above, for SIGINT, SIGTERM and SIGHUP alike, for the duration of one
+    command (the CLI wraps every command). final: the process ends after the block (the `blocks`
+    entry point): the signals are then ignored rather than given back to Python's default, so the
+    last Ctrl-C of a burst cannot print a KeyboardInterrupt traceback on the way out."""
     if not _main_thread() or _state.installed:
         yield
         return
-    old = signal.signal(signal.SIGINT, _on_sigint)
-    _state.installed, _state.interrupted, _state.held = True, False, 0
+    old = {}
+    for sig in SIGNALS:
+        try:
+            if sig != signal.SIGINT and signal.getsignal(sig) is signal.SIG_IGN:  # under nohup: stay deaf to SIGHUP
+                continue
+            old[sig] = signal.signal(sig, _on_sigint)
+        except (OSError, ValueError):
+            pass
+    _state.installed, _state.interrupted, _state.held, _state.written = True, False, 0, []
+    _state.reporting = False
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old)
+        for sig, handler in old.items():
+            signal.signal(sig, signal.SIG_IGN if final else handler)
         _state.installed = False
+
+
+def note_written(paths) -> None:
+    """Files now whole on disk (common.files.write_together calls this after its renames)."""
+    _state.written.extend(str(p) for p in paths)
+
+
+def written() -> list[str]:
+    """The files this command has put in place so far."""
+    return list(_state.written)
 
 
 def interrupted() -> bool:

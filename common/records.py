@@ -30,6 +30,7 @@ import numpy as np
 from common.errors import UserError
 
 VERSION = 1
+MM = 100_000.0  # the largest length in mm a sheet may name (100 m): beyond it is no sheet, only overflow
 
 
 class Entry:
@@ -37,6 +38,7 @@ class Entry:
     PARTS names the fields that hold nested entries, as field -> (Entry class, many)."""
 
     PARTS: ClassVar[dict[str, tuple[type, bool]]] = {}
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {}  # numeric field (or each of a list's) -> [lo, hi]
     TUPLES: ClassVar[tuple[str, ...]] = ()  # list fields read back as tuples
     OMIT_NONE: ClassVar[tuple[str, ...]] = ()  # fields left out of the file while None (one file, two shapes)
 
@@ -47,7 +49,8 @@ class Entry:
 
     @classmethod
     def from_json(cls, d: Any):
-        """The parsed JSON -> the record; TypeError/ValueError/KeyError on a malformed one."""
+        """The parsed JSON -> the record; TypeError/ValueError/KeyError on a malformed one (a
+        FieldError naming the field when a field has the wrong type or is out of RANGES)."""
         if not isinstance(d, dict):
             raise TypeError(f"expected an object, not {type(d).__name__}")
         known = {f.name for f in fields(cls)} - {"extra"}
@@ -56,12 +59,91 @@ class Entry:
 
     @classmethod
     def _part(cls, name: str, value):
+        _check_field(cls, name, value)
         if name in cls.PARTS and value is not None:
             kind, many = cls.PARTS[name]
-            return tuple(kind.from_json(v) for v in value) if many else kind.from_json(value)
+            if not many:
+                return _within(name, kind.from_json, value)
+            if not isinstance(value, (list, tuple)):
+                raise FieldError(name, f"must be a list, not {_json_type(value)}")
+            return tuple(_within(f"{name}[{i}]", kind.from_json, v) for i, v in enumerate(value))
         if name in cls.TUPLES and value is not None:
             return tuple(value)
         return value
+
+
+class FieldError(ValueError):
+    """A field of a record with the wrong type or out of range: the message names it (blocks[0].x_mm)."""
+
+    def __init__(self, field_name: str, problem: str):
+        super().__init__(f"{field_name} {problem}")
+        self.field_name, self.problem = field_name, problem
+
+
+def _within(name: str, parse, value):
+    """parse(value) for the part `name` of a record: its errors name the field from the top."""
+    try:
+        return parse(value)
+    except FieldError as e:
+        raise FieldError(f"{name}.{e.field_name}", e.problem) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        problem = f"has no {e.args[0]}" if isinstance(e, KeyError) and e.args else f"is malformed ({e})"
+        raise FieldError(name, problem) from None
+
+
+def _json_type(v) -> str:
+    if v is None:
+        return "null"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "text", list: "a list",
+            tuple: "a list", dict: "an object"}.get(type(v), type(v).__name__)
+
+
+# what each annotation accepts from JSON (a field whose annotation names an Entry is checked by PARTS)
+_ACCEPTS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list, tuple),
+            "tuple": (list, tuple), "dict": (dict,), "None": (type(None),)}
+_WORDS = {"int": "a whole number", "float": "a number", "str": "text", "bool": "true or false", "list": "a list",
+          "tuple": "a list", "dict": "an object", "None": "null"}
+
+
+def _check_field(cls, name: str, value) -> None:
+    """value against the field's annotation (int, float | None, tuple[int, int], ...) and RANGES."""
+    ann = _annotations(cls).get(name)
+    if ann is None:
+        return
+    kinds = [a.strip().split("[")[0] for a in ann.split("|")]
+    if "Any" in kinds or not all(k in _ACCEPTS for k in kinds):  # Any, or an Entry (PARTS checks it)
+        return
+    ok = any(isinstance(value, _ACCEPTS[k]) and not (isinstance(value, bool) and k in ("int", "float"))
+             for k in kinds)
+    if not ok:
+        want = " or ".join(_WORDS[k] for k in kinds)
+        raise FieldError(name, f"must be {want}, not {_json_type(value)}")
+    inner = ann.split("[", 1)[1].rsplit("]", 1)[0] if "[" in ann.split("|")[0] else None
+    if inner and isinstance(value, (list, tuple)):
+        parts = [p.strip() for p in inner.split(",")]
+        if parts[-1] != "..." and len(parts) != len(value):
+            raise FieldError(name, f"must hold {len(parts)} values, not {len(value)}")
+        for i, v in enumerate(value):
+            k = parts[0] if parts[-1] == "..." else parts[i]
+            if k in ("int", "float") and (isinstance(v, bool) or not isinstance(v, _ACCEPTS[k])):
+                raise FieldError(f"{name}[{i}]", f"must be {_WORDS[k]}, not {_json_type(v)}")
+    lo_hi = getattr(cls, "RANGES", {}).get(name)
+    if lo_hi is not None and value is not None:
+        lo, hi = lo_hi
+        for i, v in enumerate(value if isinstance(value, (list, tuple)) else [value]):
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not lo <= v <= hi:
+                at = f"{name}[{i}]" if isinstance(value, (list, tuple)) else name
+                raise FieldError(at, f"must be from {lo:g} to {hi:g}, not {v:g}")
+
+
+_ANNOTATIONS: dict[type, dict[str, str]] = {}
+
+
+def _annotations(cls) -> dict[str, str]:
+    if cls not in _ANNOTATIONS:
+        _ANNOTATIONS[cls] = {f.name: f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "Any")
+                             for f in fields(cls)}
+    return _ANNOTATIONS[cls]
 
 
 class Record(Entry):
@@ -86,25 +168,32 @@ class Record(Entry):
 
     @classmethod
     def parse(cls, data, where: str = ""):
-        """A record as it is, or parsed JSON made into one; malformed: one UserError line."""
+        """A record as it is, or parsed JSON made into one; malformed: one UserError line that
+        names the field."""
+        from common.inputs import check_tree
+
         if isinstance(data, cls):
             return data
+        check_tree(data, where or cls.WHAT)
         try:
             return cls.from_json(data)
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
+        except FieldError as e:
+            raise UserError(f"{where or cls.WHAT}: field {e.field_name} {e.problem} (not a {cls.WHAT} from "
+                            f"`{cls.FROM}`?)") from None
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
             raise UserError(f"{where or 'file'} is not a {cls.WHAT} from `{cls.FROM}` (bad or missing field: "
                             f"{type(e).__name__}: {e})") from None
 
     @classmethod
     def read(cls, path: str | Path):
-        """path -> the record. Missing, unreadable or malformed: one UserError line."""
+        """path -> the record. Missing, unreadable, not a regular file, too large, too deep,
+        non-finite numbers, huge integers or a field of the wrong type: one UserError line."""
+        from common.inputs import read_json_file
+
         path = Path(path)
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             raise UserError(f"{cls.WHAT} not found: {path}" + (f" (written by `{cls.FROM}`)" if cls.FROM else ""))
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UserError(f"cannot read {cls.WHAT} {path}: {e}") from None
+        data = read_json_file(path, cls.WHAT)
         return cls.parse(data, str(path))
 
 
@@ -228,6 +317,8 @@ class GenerateSummary(Record):
 class MarkerInfo(Entry):
     """One printed ArUco marker: x/y/size of its black square, in mm from the page's top-left."""
 
+    RANGES: ClassVar = {"id": (0, 1_000_000), "x_mm": (-MM, MM), "y_mm": (-MM, MM), "size_mm": (1e-3, MM)}
+
     id: int
     x_mm: float
     y_mm: float
@@ -252,6 +343,10 @@ class BlockInfo(Entry):
 
     PARTS: ClassVar = {"markers": (MarkerInfo, True)}
     TUPLES: ClassVar = ("tile", "image_px", "distance_m")
+    RANGES: ClassVar = {"page": (0, 10_000), "x_mm": (-MM, MM), "y_mm": (-MM, MM), "size_mm": (1e-3, MM),
+                        "width_mm": (1e-3, MM), "height_mm": (1e-3, MM), "patch_size_mm": (1e-3, MM),
+                        "tile": (1, 1000), "target_index": (0, 10**9), "image_px": (1, 100_000),
+                        "distance_m": (0, 1e6), "fov_deg": (0, 180)}
 
     page: int
     x_mm: float
@@ -303,6 +398,8 @@ class SheetInfo(Record):
     FROM: ClassVar[str] = "blocks print"
     PARTS: ClassVar = {"blocks": (BlockInfo, True)}
     TUPLES: ClassVar = ("page_size_mm",)
+    RANGES: ClassVar = {"page_size_mm": (0, MM), "pages": (1, 10_000), "dpi": (1, 100_000),
+                        "swatch_mm": (1e-3, MM), "grid_levels": (1, 1000), "rows": (1, 10_000), "cols": (1, 10_000)}
 
     page_size_mm: tuple[float, float]
     pages: int

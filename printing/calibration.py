@@ -87,6 +87,11 @@ def _check(s: CalibrationSettings) -> None:
     for name, v in (("gap_mm", s.gap_mm), ("margin_mm", s.margin_mm)):
         if not (math.isfinite(v) and v >= 0):
             raise UserError(f"{name} must be 0 or more, not {v!r}", param=name)
+    for name, v in (("swatch_mm", s.swatch_mm), ("marker_mm", s.marker_mm), ("gap_mm", s.gap_mm),
+                    ("margin_mm", s.margin_mm)):
+        if v > L.MAX_MM:  # no page is larger; beyond it the layout's arithmetic overflows
+            raise UserError(f"{name} must be at most {L.MAX_MM:g} mm (the largest page is smaller), not {v:g}",
+                            param=name)
     if not 2 <= s.levels <= 8:
         raise UserError(f"levels must be between 2 and 8, not {s.levels}", param="levels")
     if not 72 <= s.dpi <= 1200:

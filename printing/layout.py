@@ -25,6 +25,7 @@ PAGE_SIZES_MM: dict[str, tuple[float, float]] = {
     "letter": (215.9, 279.4),
     "a3": (297.0, 420.0),
 }
+MAX_MM = 1000.0  # the largest length a sheet setting may take (A0 is 841 x 1189 mm; the pages here are smaller)
 CORNERS = ("top_left", "top_right", "bottom_right", "bottom_left")  # ArUco's corner order too
 # Faces of the cube net in the order patches are assigned when six are given.
 FACE_ORDER = ("front", "right", "back", "left", "top", "bottom")

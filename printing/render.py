@@ -11,8 +11,10 @@ from common.errors import UserError
 def _open(pdf: bytes | str | Path):
     import pypdfium2 as pdfium
 
-    if isinstance(pdf, (str, Path)) and not Path(pdf).is_file():
-        raise UserError(f"PDF not found: {pdf}")
+    if isinstance(pdf, (str, Path)):
+        from common.inputs import check_input_file
+
+        check_input_file(pdf, "PDF")
     try:
         return pdfium.PdfDocument(pdf if isinstance(pdf, bytes) else str(pdf))
     except pdfium.PdfiumError as e:

@@ -95,6 +95,10 @@ def check_settings(s: SheetSettings) -> None:
         raise UserError(f"dpi must be between 72 and 2400, not {s.dpi}", param="dpi")
     if not (math.isfinite(s.margin_mm) and 0 <= s.margin_mm):
         raise UserError(f"margin_mm must be 0 or more, not {s.margin_mm!r}", param="margin_mm")
+    for name in ("size_mm", "margin_mm", "marker_mm"):
+        if getattr(s, name) > L.MAX_MM:  # no page is larger; beyond it the layout's arithmetic overflows
+            raise UserError(f"{name} must be at most {L.MAX_MM:g} mm (the largest page is smaller), not "
+                            f"{getattr(s, name):g}", param=name)
     if s.markers:
         finite_pos(s.marker_mm, "marker_mm")
         if s.marker_mm < 4:

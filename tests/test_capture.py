@@ -139,8 +139,10 @@ def test_sheet_errors(tmp_path):
     m = {"id": 1, "x_mm": 0, "y_mm": 0, "size_mm": 5}
     with pytest.raises(UserError, match="twice"):
         parse_sheet({"blocks": [{"x_mm": 0, "y_mm": 0, "size_mm": 10, "markers": [m, m]}]})
-    with pytest.raises(UserError, match="bad or missing field"):
+    with pytest.raises(UserError, match=r"field blocks\[0\] has no width_mm"):  # the field at fault, named
         parse_sheet({"blocks": [{"y_mm": 0}]})
+    with pytest.raises(UserError, match=r"field blocks\[0\]\.markers\[1\]\.x_mm must be a number, not text"):
+        parse_sheet({"blocks": [{"x_mm": 0, "y_mm": 0, "size_mm": 10, "markers": [m, {**m, "id": 2, "x_mm": "3"}]}]})
 
 
 # --- small pieces --------------------------------------------------------------------------------

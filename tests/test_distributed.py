@@ -116,7 +116,7 @@ def test_many_targets_one_job(cli, tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (["--target", "seven", "--target", "7"], "asked for twice"),
-    (["--targets-file", "/nonexistent.txt"], "cannot read --targets-file"),
+    (["--targets-file", "/nonexistent.txt"], "--targets-file not found: /nonexistent.txt"),
     (["--target", "seven", "--target", "one", "--away-from", "two"], "exactly one"),
 ])
 def test_many_targets_bad_input(cli, tmp_path, args, needle):

@@ -44,7 +44,7 @@ def test_models_file_toml_and_json(zoo):
 
 @pytest.mark.parametrize("text, needle", [
     ('[{"model": "digits", "colour": 1}]', "unknown keys colour"),
-    ('[{"model": "digits",', "cannot parse"),
+    ('[{"model": "digits",', "not valid JSON"),
     ('[]', "non-empty list"),
     ('[{"weights": "w.pt"}]', "no 'model' key"),
     ('[{"model": "digits", "input_size": 0}]', "input_size"),

@@ -105,6 +105,12 @@ def test_cached_default_weights_load_offline_and_are_hashed(monkeypatch, tmp_pat
     assert cached == tmp_path / "hub" / "checkpoints" / url.rsplit("/", 1)[1]
     cached.parent.mkdir(parents=True)
     torch.save(mobilenet_v3_small().state_dict(), cached)
+    import blocks.models as bm
+    from common.files import sha256_file
+
+    with pytest.raises(UserError, match="do not match their published hash"):  # random weights, not the real ones
+        load_classifier(ModelSpec(name="mobilenet_v3_small", input_size=64))
+    monkeypatch.setattr(bm, "_hash_prefix", lambda path: sha256_file(path)[:8])  # as if they were the real ones
     model = load_classifier(ModelSpec(name="mobilenet_v3_small", input_size=64))
     assert len(model.labels) == 1000 and model.labels[8] == "hen"
     from common.files import sha256_file

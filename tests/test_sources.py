@@ -389,3 +389,22 @@ def test_no_display_to_grab_is_one_line(cli, monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     code, _, err = cli("capture", "--model", "digits", "--target", "3", "--source", "screen", "--headless")
     assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error: cannot grab the screen"), err
+
+
+def test_a_stream_that_turns_to_garbage_on_every_connection_ends(tmp_path, cli, printed, fast_network):
+    """Each connection gives a few good frames, then corrupt JPEGs: every reopen used to reset the
+    reconnect count, so --reconnect 2 never ended (issue 26). Failures are forgiven only after a
+    stretch of frames now."""
+    import os
+
+    garbage = [b"\xff\xd8\xff\xe0" + os.urandom(2000) for _ in range(500)]
+    server = MjpegServer(printed["jpegs"][:3] + garbage, fps=30, per_connection=100_000)
+    t0 = time.monotonic()
+    try:
+        code, out, err = cli(*capture_args(server.url, printed["sheet"], tmp_path, "--reconnect", "2"))
+    finally:
+        server.close()
+    assert code == 0, err
+    s, _ = results(tmp_path)
+    assert s["stopped_by"] == "stream lost" and s["reconnect_attempts"] == 2
+    assert time.monotonic() - t0 < 30

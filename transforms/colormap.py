@@ -51,7 +51,11 @@ class ColorMap:
         basis = hat_basis(x, self.knots)  # (B, 3, H, W, K)
         coef = self.coef.to(x.device, x.dtype)
         seen = torch.einsum("bchwk,jck->bjhw", basis, coef)
-        return seen + self.offset.to(x.device, x.dtype).view(1, 3, 1, 1)
+        # a camera sees colours in [0, 1]: a fit may overshoot a little (black to -0.0011 blue),
+        # which the gamma after it would turn into NaN (clip01 keeps the gradient on the bounds)
+        from transforms.photometric import clip01
+
+        return clip01(seen + self.offset.to(x.device, x.dtype).view(1, 3, 1, 1))
 
     def apply_rgb(self, colors: torch.Tensor) -> torch.Tensor:
         """colors: (N, 3) in [0, 1] -> (N, 3)."""
@@ -96,6 +100,10 @@ class ColorMap:
             offset = torch.tensor(rec.offset, dtype=torch.float32)
             if coef.dim() != 3 or coef.shape[:2] != (3, 3) or offset.shape != (3,):
                 raise ValueError("coef must be 3x3xK and offset 3 numbers")
+            if not 2 <= coef.shape[2] <= 256:
+                raise ValueError(f"coef has {coef.shape[2]} knots; 2 to 256")
+            if coef.abs().max() > 1e3 or offset.abs().max() > 1e3:
+                raise ValueError("coef and offset must lie within +-1000 (a fit maps [0, 1] to about [0, 1])")
             gamut = None if rec.gamut_rgb is None else torch.tensor(rec.gamut_rgb, dtype=torch.float32) / 255
         except (ValueError, TypeError) as e:
             raise UserError(f"not a colour map (from `blocks calibrate`): {path} ({e})") from None

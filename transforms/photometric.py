@@ -48,7 +48,9 @@ def texture_effects(textures: torch.Tensor, cfg: Photometric, texels_per_pixel: 
     x = textures
     if cfg.gamma != (1.0, 1.0):
         g = cfg.gamma[0] + (cfg.gamma[1] - cfg.gamma[0]) * u(B, 1, 1, 1)
-        squeezed = x * (1 - 2 * _GAMMA_EPS) + _GAMMA_EPS  # finite gradient everywhere
+        # clipped first: a measured colour map may send black a hair below 0 (-0.0011 seen), and a
+        # negative base to a fractional power is NaN
+        squeezed = clip01(x) * (1 - 2 * _GAMMA_EPS) + _GAMMA_EPS  # finite gradient everywhere
         x = (squeezed.pow(g) - _GAMMA_EPS) / (1 - 2 * _GAMMA_EPS)
     if cfg.blur_sigma > 0:
         # blur_sigma is a fraction of the frame side; frame pixels -> texels

@@ -133,10 +133,22 @@ class OnePixelResult:
     generations: torch.Tensor  # (N,) int64: DE generations (probe/random: scoring rounds) run
     seconds: float = 0.0
     config: OnePixelConfig = field(default_factory=OnePixelConfig)
+    interrupted: bool = False  # a Ctrl-C (or SIGTERM) stopped the search: see finished
+    finished: torch.Tensor | None = None  # (N,) bool: the image's search had ended (won or budget spent)
 
     @property
     def targeted(self) -> bool:
         return self.target is not None
+
+    def subset(self, idx: torch.Tensor) -> "OnePixelResult":
+        """The rows idx (e.g. the finished images of an interrupted run)."""
+        pick = lambda t: None if t is None else t[idx]  # noqa: E731
+        return OnePixelResult(originals=self.originals[idx], adv=self.adv[idx], success=self.success[idx],
+                              true_class=self.true_class[idx], target=pick(self.target),
+                              probs_before=self.probs_before[idx], probs_after=self.probs_after[idx],
+                              pixels=self.pixels[idx], queries=self.queries[idx],
+                              generations=self.generations[idx], seconds=self.seconds, config=self.config,
+                              interrupted=self.interrupted, finished=pick(self.finished))
 
     def record(self, i: int, labels: list[str] | None = None) -> dict:
         """A JSON-ready description of image i."""
@@ -244,10 +256,15 @@ def _attack(model, images, labels, cfg, target, progress) -> OnePixelResult:
                        budget=budget, channels_last=scorer is None and device.type == "cpu",
                        pool=SEEDS if cfg.strategy == "probe" else 0)
 
-    if cfg.is_de:
-        generations = _run_de(problem, cfg, gen, stop_below, progress)
-    else:
-        generations = _run_search(problem, cfg, gen, progress)
+    interrupted = False
+    try:
+        if cfg.is_de:
+            generations = _run_de(problem, cfg, gen, stop_below, progress)
+        else:
+            generations = _run_search(problem, cfg, gen, progress)
+    except KeyboardInterrupt:  # keep what the images that had finished found
+        interrupted, generations = True, problem.rounds.clone()
+    finished = problem.won | (problem.queries >= budget)
 
     genome = problem.best  # (N, 5K) int64: the best winner, or the lowest fitness if none won
     every = torch.arange(n, device=device)
@@ -263,7 +280,7 @@ def _attack(model, images, labels, cfg, target, progress) -> OnePixelResult:
                           target=tgt.cpu() if tgt is not None else None, probs_before=probs0.cpu(),
                           probs_after=probs1.cpu(), pixels=pix.cpu(), queries=problem.queries.cpu(),
                           generations=generations.cpu(), seconds=time.perf_counter() - start,
-                          config=cfg)
+                          config=cfg, interrupted=interrupted, finished=finished.cpu())
 
 
 def _run_de(problem: "_Problem", cfg: OnePixelConfig, gen, stop_below, progress) -> torch.Tensor:

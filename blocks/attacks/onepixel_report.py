@@ -138,8 +138,8 @@ def collect_inputs(inputs: list[Path]) -> list[Path]:
     for p in map(Path, inputs):
         if p.is_dir():
             files += list_images(p)
-        elif p.is_file():
-            files.append(p)
         else:
-            raise UserError(f"image not found: {p}")
+            from common.inputs import check_input_file
+
+            files.append(check_input_file(p, "image"))
     return files
