@@ -118,9 +118,11 @@ def read_patch_coverage(path: Path) -> tuple[tuple[float, float] | None, float |
         lo, hi = (float(v) for v in held.get("coverage"))
     except (TypeError, ValueError):
         return None, None
+    if not 0 < lo <= hi <= 1:  # a share of the frame (also refuses NaN): else no distances to give
+        return None, None
     works = (rec.held_out or {}).get("works_from") if isinstance(rec.held_out, dict) else None
-    works = float(works) if isinstance(works, (int, float)) and not isinstance(works, bool) else None
-    return (lo, hi), works
+    ok = isinstance(works, (int, float)) and not isinstance(works, bool) and 0 < works <= 1
+    return (lo, hi), float(works) if ok else None
 
 
 def upscale_factor(n_px: int, side_mm: float, dpi: float) -> int:
