@@ -603,10 +603,15 @@ def test_sighup_keeps_the_capture_log_under_its_name(cli, files, tmp_path, monke
     (files / "many2").mkdir(exist_ok=True)
     for i in range(6):
         save_png(files / "many2" / f"{i}.png", torch.rand(3, 16, 16))
+    # under nohup SIGHUP starts ignored, and blocks keeps it so: give it its default, as a terminal does
+    previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
     _signal_on_call(monkeypatch, cl, "classify", 3, signal.SIGHUP)
     cap = [_fill(a, files) for a in CAP if a not in ("--max-frames", "1")]
     cap[cap.index(str(files / "ok.png"))] = str(files / "many2")
-    code, out, err = cli(*cap, "--log", tmp_path / "f.jsonl")
+    try:
+        code, out, err = cli(*cap, "--log", tmp_path / "f.jsonl")
+    finally:
+        signal.signal(signal.SIGHUP, previous)
     assert code == 130 and "interrupted: kept" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.jsonl"]  # no hidden .tmp left
     assert len((tmp_path / "f.jsonl").read_text().splitlines()) >= 2
