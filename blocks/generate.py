@@ -209,6 +209,8 @@ def prepare(run, group, out: Path) -> Loaded:
     scenes, eval_scenes = read_scene_source(train), read_scene_source(test)
     net = load_model(run.models, group.device(run.device))
     goals = goals_of(net, wanted, run.away_from)
+    from transforms.eot import whole_frame
+
     frames = whole_frame(run.eot)
     backgrounds = fit(scenes, net.input_size, frames)
     held_out = fit(eval_scenes, net.input_size, frames) if test != train else backgrounds
@@ -225,12 +227,6 @@ def read_scene_source(source: str | None):
     if source in (SAMPLE_TRAIN, SAMPLE_TEST):
         return sample_photos("train" if source == SAMPLE_TRAIN else "test")
     return read_scenes(Path(source))
-
-
-def whole_frame(eot: str) -> bool:
-    from transforms.eot import whole_frame as wf
-
-    return wf(eot)
 
 
 def fit(images, size: int, frames: bool = False):
@@ -257,11 +253,12 @@ def config_for(run, goal, net):
 def record_for(run, goal, cfg, eot_cfg, result, loaded: Loaded, ranks: int, versions: dict) -> PatchRecord:
     """patch.json as first written: everything but the held-out check."""
     net = loaded.net
+    train, test = scene_sources(run)
     scale = list(eot_cfg.placement.scale)
     return PatchRecord(
         target=TargetInfo.of(goal), model=net.describe(),
         weights_sha256=net.weights_id, device=str(net.device), ranks=ranks, eot=run.eot,
-        eot_settings=asdict(eot_cfg), scale=scale, scenes=scene_sources(run)[0], eval_scenes=scene_sources(run)[1],
+        eot_settings=asdict(eot_cfg), scale=scale, scenes=train, eval_scenes=test,
         config=asdict(cfg), seed=run.seed, stopped=result.stopped, best_step=result.best_step,
         best_train_prob=result.best_objective_prob, steps_run=len(result.curve),
         seconds=round(result.seconds, 2), colormap=str(run.colormap) if run.colormap else None,

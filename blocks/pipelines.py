@@ -290,7 +290,8 @@ def run_evaluate(run: EvaluateRun) -> EvaluateReport:
     """Success rate and target probability on fresh views; with several models one row per model
     on the same views (a transfer row). Written to run.out when given."""
     from blocks.evaluate import evaluate_members, evaluate_patch
-    from blocks.generate import SAMPLE_TEST, default_scale, fit, load_colormap, read_scene_source, whole_frame
+    from blocks.generate import SAMPLE_TEST, default_scale, fit, load_colormap, read_scene_source
+    from transforms.eot import whole_frame
     from blocks.targets import resolve_goal
     from common.files import check_output_file, load_image
     from transforms.eot import preset
@@ -443,8 +444,10 @@ def check_capture(run: CaptureRun) -> None:
     checks.number(run.stride, "stride", checks.MIN_STRIDE, 1)  # a tinier step explodes the window grid
     if not 0 <= run.threshold <= 1:
         raise UserError("threshold is a probability in [0, 1]", param="threshold")
-    if run.reduce not in ("squash", "crop"):
-        raise UserError(f"reduce takes squash or crop, not {run.reduce!r}", param="reduce")
+    from transforms.held import REDUCTIONS
+
+    if run.reduce not in REDUCTIONS:
+        raise UserError(f"reduce takes {' or '.join(REDUCTIONS)}, not {run.reduce!r}", param="reduce")
     if not 0 <= run.reconnect <= 1000:
         raise UserError("reconnect is a number of attempts in [0, 1000]", param="reconnect")
     for path, what in ((run.log, "log"), (run.summary, "summary")):

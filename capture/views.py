@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 import torch
 
+from transforms.held import CROP_SHARE
+
 
 @dataclass(frozen=True)
 class SlidingSettings:
@@ -51,10 +53,6 @@ def resize_view(bgr: np.ndarray, side: int) -> np.ndarray:
         return cv2.resize(bgr, (side, side), interpolation=cv2.INTER_AREA if side < min(h, w) else cv2.INTER_LINEAR)
     big = cv2.resize(bgr, (k * side, k * side), interpolation=cv2.INTER_LINEAR)
     return cv2.resize(big, (side, side), interpolation=cv2.INTER_AREA)
-
-
-REDUCTIONS = ("squash", "crop")
-CROP_SHARE = 224 / 256  # torchvision's Resize(256) + CenterCrop(224): the crop's share of the short side
 
 
 def frame_view(bgr: np.ndarray, side: int, reduce: str = "squash") -> np.ndarray:

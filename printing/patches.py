@@ -45,8 +45,9 @@ def load_patch(path: str | Path) -> PatchImage:
     bgr = decode_image_bgr(data, path)  # header size checked before decoding
     pixels = np.ascontiguousarray(bgr[:, :, ::-1])
     _check_square(pixels, str(path))
-    target, target_index, model, mode = read_patch_meta(path)
-    trained, works = read_patch_coverage(path)
+    rec = _sidecar(path)
+    target, target_index, model, mode = _meta_of(rec)
+    trained, works = _coverage_of(rec)
     return PatchImage(pixels, sha256_bytes(data), str(path), target, target_index, model, mode, trained, works)
 
 
@@ -84,7 +85,10 @@ def read_patch_meta(path: Path) -> tuple[str | None, int | None, str | None, str
     Looks for `<name>.json` (patch.png -> patch.json), then `patch.json` in the same folder.
     An absent or unreadable sidecar is not an error: the caption just says less.
     """
-    rec = _sidecar(path)
+    return _meta_of(_sidecar(path))
+
+
+def _meta_of(rec: PatchRecord | None) -> tuple[str | None, int | None, str | None, str | None]:
     if rec is not None:
         t = rec.target or TargetInfo()  # "target": null in the sidecar
         index = t.index if isinstance(t.index, int) and not isinstance(t.index, bool) else None
@@ -109,7 +113,10 @@ def _sidecar(path: Path) -> PatchRecord | None:
 def read_patch_coverage(path: Path) -> tuple[tuple[float, float] | None, float | None]:
     """(trained coverage range, works_from) of a whole-frame patch from its sidecar, or Nones
     for patches trained on other views (their scale is a share of the image, not of a frame)."""
-    rec = _sidecar(Path(path))
+    return _coverage_of(_sidecar(Path(path)))
+
+
+def _coverage_of(rec: PatchRecord | None) -> tuple[tuple[float, float] | None, float | None]:
     settings = rec.eot_settings if rec is not None and isinstance(rec.eot_settings, dict) else {}
     held = settings.get("held")
     if not isinstance(held, dict):

@@ -25,6 +25,7 @@ one affine resampling of the scene. Blur widths are converted from frame pixels 
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -40,7 +41,7 @@ REDUCTIONS = ("squash", "crop")
 CROP_SHARE = 224 / 256  # torchvision's Resize(256) + CenterCrop(224): the crop's share of the short side
 
 
-@dataclass
+@dataclass(frozen=True)
 class CardLayout:
     """The printed card around the patch, in units of the patch side. Defaults: `blocks print`'s
     50 mm block with 12 mm markers (quiet zone 3 mm) and a 2.5 mm white border left by the cut."""
@@ -82,6 +83,13 @@ class HeldCard:
 def card_base(patch_px: int, layout: CardLayout, device="cpu") -> tuple[torch.Tensor, int]:
     """(1, C, C) in {0, 1}, white paper with four ArUco markers (ids 0-3, as block 0 of a sheet),
     and the patch's offset in it: the card texture at the patch's own texel density."""
+    card, off = _card_base(patch_px, layout)
+    return card.to(device), off
+
+
+@functools.lru_cache(maxsize=8)
+def _card_base(patch_px: int, layout: CardLayout) -> tuple[torch.Tensor, int]:
+    """card_base on the CPU, drawn once per side and layout (every training step asks for it)."""
     import cv2
 
     aruco = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_50)  # printing.markers.DICTIONARY
@@ -95,7 +103,7 @@ def card_base(patch_px: int, layout: CardLayout, device="cpu") -> tuple[torch.Te
         bits = torch.from_numpy(cv2.aruco.generateImageMarker(aruco, i, 6, borderBits=1) < 128).float()[None, None]
         square = F.interpolate(bits, size=(m, m), mode="nearest")[0]
         card[:, y:y + m, x:x + m] = 1 - square
-    return card.to(device), off
+    return card, off
 
 
 def _u(generator, device, *shape):
@@ -168,8 +176,7 @@ def sample_geometry(n: int, size: int, cfg: HeldCard, reach: float | None = None
         p = off + centre[:, None]
         return torch.stack([p[..., 0] * sx[:, None] + size / 2, p[..., 1] * sy[:, None] + size / 2], -1)
     return dict(coverage=coverage, tilt_deg=torch.rad2deg(tilt), rotation_deg=torch.rad2deg(roll), aspect=aspect,
-                crop=crop, corners=to_px(card_off), patch=to_px(patch_off), centre=centre, sx=sx, sy=sy,
-                vis_w=vis_w, vis_h=vis_h)
+                crop=crop, corners=to_px(card_off), patch=to_px(patch_off), vis_w=vis_w, vis_h=vis_h)
 
 
 def scene_backgrounds(n: int, size: int, geo: dict, scenes: torch.Tensor | None, generator=None,
