@@ -561,6 +561,8 @@ def run_simulate(run: SimulateRun, progress=no_progress) -> SimulateInfo:
     if run.scenes is not None:
         from common.files import list_images
 
+        if not Path(run.scenes).exists():
+            raise UserError(f"scenes {run.scenes}: no such photo or folder", param="scenes")
         photos = tuple(list_images(run.scenes)) if Path(run.scenes).is_dir() else (Path(run.scenes),)
         if not photos:
             raise UserError(f"scenes {run.scenes} holds no images", param="scenes")

@@ -222,7 +222,7 @@ def size_for(patches: list[PatchImage], distance_m: float, fov_deg: float) -> fl
     covs = [working_coverage(p) for p in patches]
     if any(c is None for c in covs):
         raise UserError("distance_m needs whole-frame patches whose held-out check won at some coverage "
-                        "(blocks generate --eot held): give size_mm instead", param="distance_m")
+                        "(blocks generate --eot held): give size_mm instead", param=("distance_m", "size_mm"))
     lo, hi = max(c[0] for c in covs), min(c[1] for c in covs)
     mid = math.sqrt(lo * max(lo, hi))
     return round(size_for_distance(distance_m * 1000, mid, fov_deg), 1)
