@@ -18,3 +18,9 @@ class Interrupted(Exception):
     """Ctrl-C, after the command kept what it could: the message says what (exit code 130)."""
 
     exit_code = 130
+
+
+def first_line(e: BaseException, limit: int = 160) -> str:
+    """A library exception as one short clause for a one-line error: its first line, or its type."""
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:limit]

@@ -161,10 +161,14 @@ def _json_default(o):
 
 def encode_png(image: torch.Tensor) -> bytes:
     """image: (3, H, W) float in [0, 1] -> 8-bit lossless PNG bytes."""
+    return encode_png_rgb(to_uint8(image))
+
+
+def encode_png_rgb(rgb: np.ndarray) -> bytes:
+    """(H, W, 3) uint8 RGB -> lossless PNG bytes (OpenCV writes BGR, hence the flip)."""
     import cv2
 
-    rgb = to_uint8(image)
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return buf.tobytes()
