@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
-from blocks.digits import load_digits_rgb
+from blocks.models.digits import load_digits_rgb
 from blocks.evaluate import evaluate_patch
 from blocks.models import Classifier, ModelSpec, load_classifier
 from transforms import preset, random_views

@@ -53,9 +53,9 @@ CACHE = Path(__file__).resolve().parents[1] / "runs" / "bench-cache"
 
 
 def digits8(split: str):
-    """scikit-learn's digits at their native 8x8, dark ink on white, 8-bit RGB, with blocks.digits'
+    """scikit-learn's digits at their native 8x8, dark ink on white, 8-bit RGB, with blocks.models.digits'
     held-out split -> (N, 3, 8, 8) in [0, 1], (N,) labels."""
-    from blocks.digits import load_digits_rgb
+    from blocks.models.digits import load_digits_rgb
 
     x, y = load_digits_rgb(split, size=8)
     return (x * 255).round() / 255, y
@@ -130,7 +130,7 @@ def pick_images(model, n: int):
         x = prepare_images([load_image(q) for q in paths], model.input_size)
         with torch.no_grad():
             return x, model(x).argmax(1)
-    from blocks.digits import load_digits_rgb
+    from blocks.models.digits import load_digits_rgb
 
     trained = model.name == "digits" or model.name.startswith(DIGITS8)
     x, y = digits8("test") if model.name.startswith(DIGITS8) else load_digits_rgb("test")

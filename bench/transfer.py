@@ -57,7 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch  # noqa: E402
-from blocks.digits import LABELS, load_digits_rgb  # noqa: E402
+from blocks.models.digits import LABELS, load_digits_rgb  # noqa: E402
 from blocks.evaluate import evaluate_patch  # noqa: E402
 from blocks.models import Ensemble, load_classifier, read_model_list  # noqa: E402
 from common.files import save_png  # noqa: E402

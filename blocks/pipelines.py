@@ -726,7 +726,7 @@ def run_scenes(run: ScenesRun) -> ScenesInfo:
         counts = export_sample_photos(out)
         record = ScenesInfo(source="photos", train=counts["train"], test=counts["test"])
     else:
-        from blocks.digits import LABELS
+        from blocks.models.digits import LABELS
 
         skip = resolve_target(run.exclude, LABELS) if run.exclude is not None else None
         counts = export_digit_scenes(out, skip.index if skip else None, run.limit)

@@ -89,7 +89,7 @@ def export_digit_scenes(folder: str | Path, exclude: int | None = None, limit: i
     exclude drops one class (the target: turning a seven into a seven proves nothing).
     Returns the count per part, {"train": n, "test": n}.
     """
-    from blocks.digits import LABELS, load_digits_rgb
+    from blocks.models.digits import LABELS, load_digits_rgb
 
     images, labels = load_digits_rgb("test")
     keep = [i for i in range(len(labels)) if exclude is None or labels[i] != exclude][:limit]

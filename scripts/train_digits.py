@@ -15,7 +15,7 @@ import kornia.augmentation as K
 import torch
 import torch.nn.functional as F
 
-from blocks.digits import DigitsNet, load_digits_rgb
+from blocks.models.digits import DigitsNet, load_digits_rgb
 
 OUT = Path(__file__).resolve().parents[1] / "blocks" / "data" / "digits.pt"
 

@@ -7,7 +7,7 @@ import sys
 import torch
 
 from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch, objective, step_gradient, view_generator
-from blocks.digits import load_digits_rgb
+from blocks.models.digits import load_digits_rgb
 from blocks.distributed import join, share
 from blocks.models import ModelSpec, load_classifier
 from transforms import preset, random_views

@@ -30,7 +30,7 @@ MARKER_MM, OFFSET_MM = 15, 5
 
 def confident_digit(model, digit: int, k: int = 0) -> np.ndarray:
     """A held-out digit the model reads right with p > 0.95: (32, 32, 3) uint8 BGR."""
-    from blocks.digits import load_digits_rgb
+    from blocks.models.digits import load_digits_rgb
 
     x, y = load_digits_rgb("test")
     with torch.no_grad():
@@ -247,7 +247,7 @@ def _upscaled(img_rgb: torch.Tensor, side: int = 128) -> np.ndarray:
 
 def test_capture_cli_max_frames_and_threshold(tmp_path, cli, digits_model):
     """--max-frames N stops after N frames; --threshold P turns hits with p(target) < P into misses."""
-    from blocks.digits import load_digits_rgb
+    from blocks.models.digits import load_digits_rgb
 
     x, y = load_digits_rgb("test")
     with torch.no_grad():

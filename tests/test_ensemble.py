@@ -6,7 +6,7 @@ import torch
 
 from blocks.attacks.eot_fgsm import attack_loss, diverse_inputs, ghost_networks, smooth_gradient
 from common.goal import Goal
-from blocks.digits import DigitsNet
+from blocks.models.digits import DigitsNet
 from common.errors import UserError
 from common.files import save_png
 from blocks.models import Ensemble, ModelSpec, load_classifier, load_models, read_model_list

@@ -18,7 +18,7 @@ from common.records import ScenesInfo
 import torch
 
 from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch, step_size
-from blocks.digits import load_digits_rgb
+from blocks.models.digits import load_digits_rgb
 from blocks.evaluate import evaluate_patch
 from common.files import load_image
 from transforms import preset, random_views

@@ -553,7 +553,7 @@ def test_pt2_archive_good_one_loads_and_wrong_labels_is_one_line(cli, evil_pt2):
 def test_poisoned_torchvision_cache_never_runs(cli, monkeypatch, tmp_path):
     """A checkpoint placed in the torch hub cache under a torchvision name: refused by its hash, and
     even with a matching hash loaded weights_only=True (torchvision's get_state_dict would run it)."""
-    import blocks.models as bm
+    import blocks.models.weights as bm
     from common.files import sha256_file
 
     MARKER.unlink(missing_ok=True)
@@ -620,7 +620,7 @@ def test_sighup_keeps_the_capture_log_under_its_name(cli, files, tmp_path, monke
 def test_onepixel_ctrl_c_keeps_the_finished_images(cli, tmp_path, monkeypatch):
     """Images whose search had ended (won, or out of budget) when Ctrl-C came are written."""
     import blocks.attacks.onepixel as op
-    from blocks.digits import load_digits_rgb
+    from blocks.models.digits import load_digits_rgb
 
     x, _ = load_digits_rgb("test")
     for i in range(6):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from blocks.attacks.onepixel import OnePixelConfig, _distinct_others, one_pixel_attack
-from blocks.digits import load_digits_rgb
+from blocks.models.digits import load_digits_rgb
 from common.errors import UserError
 from common.files import load_image, save_png
 

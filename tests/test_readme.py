@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from blocks.digits import load_digits_rgb
+from blocks.models.digits import load_digits_rgb
 from common.files import save_png
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -79,7 +79,7 @@ def test_timm_offline_without_weights_is_one_clear_line(monkeypatch, tmp_path):
 
 
 def test_weights_that_do_not_fit_the_embedded_architecture(tmp_path):
-    from blocks.digits import DigitsNet
+    from blocks.models.digits import DigitsNet
 
     torch.save(DigitsNet().state_dict(), tmp_path / "w.pt")
     with pytest.raises(UserError, match="do not fit model efficientnet_lite0"):

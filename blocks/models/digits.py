@@ -1,13 +1,23 @@
-"""The bundled offline model: a small CNN on scikit-learn's 8x8 digits, upsampled to 32x32 RGB.
+"""The bundled offline model (`--model digits`): a small CNN on scikit-learn's 8x8 digits,
+upsampled to 32x32 RGB, its data and its loader.
 
 Digits are drawn as dark ink on white paper, the way they would be printed. The split is fixed
 (seeded), so the held-out images used by tests and benchmarks never touched training.
 """
 from __future__ import annotations
 
+from importlib import resources
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from blocks.models.labels import read_labels
+from blocks.models.spec import ModelSpec, triple
+from blocks.models.weights import apply_state, load_state_dict
+from blocks.models.wrappers import Classifier
+from common.files import sha256_file
 
 LABELS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 INPUT_SIZE = 32
@@ -56,3 +66,19 @@ def load_digits_rgb(split: str = "test", size: int = INPUT_SIZE) -> tuple[torch.
     else:
         raise ValueError(f"split must be train, test or all, not {split!r}")
     return images[idx], labels[idx]
+
+
+def bundled_digits_path() -> Path:
+    return Path(str(resources.files("blocks") / "data" / "digits.pt"))
+
+
+def load_digits(spec: ModelSpec) -> Classifier:
+    labels = read_labels(spec.labels) if spec.labels else LABELS
+    net = DigitsNet(num_classes=len(labels))
+    path = Path(spec.weights) if spec.weights else bundled_digits_path()
+    apply_state(net, load_state_dict(path), path, "digits", spec.labels)
+    # The bundled net was trained on [0, 1] inputs with mean 0.5, std 0.5.
+    return Classifier(net, labels, spec.input_size or INPUT_SIZE,
+                      triple(spec.mean, (0.5, 0.5, 0.5), "--mean"),
+                      triple(spec.std, (0.5, 0.5, 0.5), "--std"),
+                      name="digits", weights_id=sha256_file(path))
