@@ -12,7 +12,7 @@ from common.errors import UserError
 # Imported on first use, not here: `blocks` (the command) imports this package before it can catch
 # Ctrl-C, and importing torch takes seconds; a Ctrl-C then printed a 30-line traceback.
 _LAZY = {"Classifier": "blocks.models", "ModelSpec": "blocks.models", "load_classifier": "blocks.models",
-         "pick_device": "blocks.models", "Target": "blocks.targets", "resolve_target": "blocks.targets",
+         "pick_device": "blocks.models", "Goal": "common.goal", "resolve_target": "blocks.targets",
          "search_targets": "blocks.targets"}
 
 __all__ = ["UserError", *_LAZY]

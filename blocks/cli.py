@@ -426,7 +426,7 @@ def print_generate_summary(summary, out: Path) -> None:
     for r in summary.targets:
         success = "-" if r.held_out_success is None else f"{r.held_out_success:.1%}"
         prob = "-" if r.mean_target_prob is None else f"{r.mean_target_prob:.3f}"
-        typer.echo(f"{r.target[:24]:<24} {r.index:>5} {success:>9} {prob:>9} {r.best_step:>9} "
+        typer.echo(f"{r.target.label()[:24]:<24} {r.target.index:>5} {success:>9} {prob:>9} {r.best_step:>9} "
                    f"{r.seconds:>8.1f}  {r.folder}")
     typer.echo(f"wrote {out / 'summary.json'}", err=True)
 
@@ -480,7 +480,7 @@ def sweep(
     from blocks.pipelines import SweepRun, run_sweep
 
     rec = run_sweep(settings(SweepRun, flags, eps_range=parse_range(eps_range, "--eps", -255, 255)))
-    typer.echo(f"best epsilon {rec.best_epsilon_255:.1f}/255: p({rec.target['name']}) = "
+    typer.echo(f"best epsilon {rec.best_epsilon_255:.1f}/255: p({rec.target.name}) = "
                f"{rec.best_target_prob:.3f} -> {out}/sweep.png")
 
 
@@ -540,7 +540,7 @@ def print_sheet(
     typer.echo(f"wrote {out}: {what} on {info.pages} page(s); print at 100% scale")
     for b in info.blocks if info.layout == "grid" else info.blocks[:1]:
         if b.distance_m is not None:
-            typer.echo(f"  {b.target or 'block'}: {b.patch_size_mm:g} mm block works {b.distance_m[0]:.2f}-"
+            typer.echo(f"  {b.target.label() if b.target else 'block'}: {b.patch_size_mm:g} mm block works {b.distance_m[0]:.2f}-"
                        f"{b.distance_m[1]:.2f} m from a {b.fov_deg:g} degree camera (the whole frame)")
     from printing.sheet import preview_paths, sidecar_path
 
@@ -568,12 +568,13 @@ def capture_bar(label: str, total):
 def capture_headline(s) -> str:
     """The last line of a capture: the whole frame's hit rate (what a classifier behind the camera
     sees), then the blocks' (--sheet) and any view's as a diagnosis."""
-    line = (f"whole frame: {s.target} in {round(s.frame_hit_rate * s.frames)} of {s.frames} frames "
-            f"({s.frame_hit_rate:.1%}), mean p({s.target}) {s.frame_mean_target_prob:.3f}")
+    name = s.target.label() if s.target else "the target"
+    line = (f"whole frame: {name} in {round(s.frame_hit_rate * s.frames)} of {s.frames} frames "
+            f"({s.frame_hit_rate:.1%}), mean p({name}) {s.frame_mean_target_prob:.3f}")
     extra = []
     if s.found_rate is not None:
         found = round(s.found_rate * s.frames)
-        extra.append(f"block found in {found} frames, read as {s.target} in "
+        extra.append(f"block found in {found} frames, read as {name} in "
                      f"{round((s.block_hit_rate or 0) * found)} ({(s.block_hit_rate or 0):.1%})")
     if s.hit_rate != s.frame_hit_rate or extra:
         extra.append(f"any view {s.hit_rate:.1%}")
@@ -717,7 +718,7 @@ def print_onepixel(s) -> None:
     from rich.table import Table
 
     de = f", pop {s.popsize}, {s.maxiter} gen" if s.strategy in ("paper", "best1bin") else ""
-    goal = f" -> {s.target['class']}" if s.target else ""
+    goal = f" -> {s.target.name}" if s.target else ""
     table = Table(title=f"one-pixel ({s.strategy}, K={s.pixels}{de}, at most {s.max_queries} queries, "
                         f"{s.fitness} fitness){goal}")
     for col in ("image", "before", "after", "success", "queries"):

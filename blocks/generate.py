@@ -15,7 +15,7 @@ from pathlib import Path
 
 from blocks import checks
 from common.errors import Interrupted, UserError
-from common.records import GenerateRow, GenerateSummary, PatchRecord, TargetInfo
+from common.records import GenerateRow, GenerateSummary, PatchRecord
 
 SCHEDULES = ("cosine", "linear", "constant")
 
@@ -112,12 +112,12 @@ def target_list(targets: list[str] | None, targets_file: Path | None) -> list[st
 
 def goals_of(net, wanted: list[str], away_from: str | None):
     """One Goal per target (or the one away_from goal); each class at most once."""
-    from blocks.targets import resolve_goal
+    from blocks.targets import resolve_target
 
     if wanted and away_from is not None or not wanted and away_from is None:
         raise UserError("give exactly one of targets CLASS (become it) or away_from CLASS (stop being it)",
                         param=("targets", "away_from"))
-    goals = [resolve_goal(t, net.labels) for t in wanted] or [resolve_goal(away_from, net.labels, targeted=False)]
+    goals = [resolve_target(t, net.labels) for t in wanted] or [resolve_target(away_from, net.labels, targeted=False)]
     seen = set()
     for g in goals:
         if g.index in seen:
@@ -256,7 +256,7 @@ def record_for(run, goal, cfg, eot_cfg, result, loaded: Loaded, ranks: int, vers
     train, test = scene_sources(run)
     scale = list(eot_cfg.placement.scale)
     return PatchRecord(
-        target=TargetInfo.of(goal), model=net.describe(),
+        target=goal, model=net.describe(),
         weights_sha256=net.weights_id, device=str(net.device), ranks=ranks, eot=run.eot,
         eot_settings=asdict(eot_cfg), scale=scale, scenes=train, eval_scenes=test,
         config=asdict(cfg), seed=run.seed, stopped=result.stopped, best_step=result.best_step,
@@ -313,7 +313,7 @@ def summary_of(records: list[PatchRecord], folders: list[Path], net, ranks: int)
     rows = []
     for rec, folder in zip(records, folders):
         ev = rec.held_out or {}
-        rows.append(GenerateRow(target=rec.target.name, index=rec.target.index, mode=rec.target.mode,
+        rows.append(GenerateRow(target=rec.target,
                                 held_out_success=ev.get("success_rate"), mean_target_prob=ev.get("mean_target_prob"),
                                 best_step=rec.best_step, steps_run=rec.steps_run, seconds=rec.seconds,
                                 stopped=rec.stopped, folder=str(folder)))

@@ -31,7 +31,7 @@ from typing import Callable
 from blocks import checks
 from common.errors import Interrupted, UserError
 from common.records import (ScenesInfo, CalibrationInfo, CaptureSummary, ColorMapRecord, EvaluateReport, EvaluateRow,
-                            OnePixelSummary, PatchRecord, SheetInfo, SimulateInfo, SweepRecord, TargetInfo)
+                            OnePixelSummary, PatchRecord, SheetInfo, SimulateInfo, SweepRecord)
 
 
 def no_progress(label: str, total: int | None):
@@ -292,7 +292,7 @@ def run_evaluate(run: EvaluateRun) -> EvaluateReport:
     from blocks.evaluate import evaluate_members, evaluate_patch
     from blocks.generate import SAMPLE_TEST, default_scale, fit, load_colormap, read_scene_source
     from transforms.eot import whole_frame
-    from blocks.targets import resolve_goal
+    from blocks.targets import resolve_target
     from common.files import check_output_file, load_image
     from transforms.eot import preset
 
@@ -316,10 +316,10 @@ def run_evaluate(run: EvaluateRun) -> EvaluateReport:
         check_not_input([run.out], input_files(run.patch, run.colormap, run.scenes, model_files(run.models)))
         check_output_file(run.out)
     net = load_model(run.models, run.device)
-    goal = resolve_goal(run.target if run.target is not None else run.away_from, net.labels, run.target is not None)
+    goal = resolve_target(run.target if run.target is not None else run.away_from, net.labels, run.target is not None)
     views = dict(scenes=fit(scenes, net.input_size, frames), n=run.n, seed=run.seed, patch_map=cmap)
     report = EvaluateReport(patch=str(run.patch), eot=run.eot, scale=list(scale), seed=run.seed, n=run.n,
-                            target=TargetInfo.of(goal))
+                            target=goal)
     if len(run.models) > 1:
         report.models = tuple(EvaluateRow.from_json(r) for r in evaluate_members(net, image, eot_cfg, goal, **views))
     else:
@@ -486,13 +486,13 @@ def run_capture(run: CaptureRun, progress=no_progress, on_headless: Callable[[],
     from capture.sheet import load_sheet, sheet_json
     from capture.sources import open_source
     from capture.views import SlidingSettings
-    from blocks.targets import resolve_goal
+    from blocks.targets import resolve_target
 
     check_capture(run)
     layout = load_sheet(run.sheet) if run.sheet is not None else None
     frames = open_source(run.source, reconnect=run.reconnect)  # before the model: a missing camera fails in a second
     net = load_model(run.models, run.device)
-    goal = resolve_goal(run.target, net.labels)
+    goal = resolve_target(run.target, net.labels)
     settings = CaptureSettings(
         target=goal.index, sheet=layout, sheet_path=sheet_json(run.sheet) if run.sheet is not None else None,
         sliding=SlidingSettings(run.window, run.stride) if run.sliding else None,
@@ -598,7 +598,7 @@ def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
     contact_sheet.png. Returns summary.json's record (its `results` are the per-image rows)."""
     from blocks.attacks.onepixel import OnePixelConfig, one_pixel_attack, prepare_images
     from blocks.attacks.onepixel_report import collect_inputs, unique_names, write_outputs
-    from blocks.targets import resolve_goal
+    from blocks.targets import resolve_target
     from common.files import check_output_dir, load_image
 
     cfg = OnePixelConfig(pixels=run.pixels, popsize=run.popsize, maxiter=run.maxiter, strategy=run.strategy,
@@ -615,7 +615,7 @@ def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
     outs = [Path(run.out) / n for name in unique_names(files) for n in (f"{name}_adv.png", f"{name}.json")]
     check_not_input(outs + [Path(run.out) / "summary.json", Path(run.out) / "contact_sheet.png"], ins)
     net = load_model(run.models[:1], run.device)
-    goal = resolve_goal(run.target, net.labels) if run.target is not None else None
+    goal = resolve_target(run.target, net.labels) if run.target is not None else None
     # The attack runs at the model's input size: every image stacks into one batch and the changed
     # pixel is a real model-input pixel (a pixel of a larger original would be blurred by resizing).
     if run.batch:  # images per forward pass, each a few copies deep
@@ -638,7 +638,7 @@ def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
         result = result.subset(keep)
         names, files = [names[i] for i in keep.tolist()], [files[i] for i in keep.tolist()]
     extra = {"model": net.describe(), "device": str(net.device), "seed": run.seed,
-             "target": {"index": goal.index, "class": goal.name} if goal else None,
+             "target": goal.to_json() if goal else None,
              "input_size": net.input_size, "files": [str(f) for f in files]}
     if result.interrupted:
         extra["stopped"] = "interrupted"
@@ -668,7 +668,7 @@ def run_sweep(run: SweepRun) -> SweepRecord:
     import torch
 
     from blocks.attacks.fgsm_sweep import epsilon_sweep, plot_sweep
-    from blocks.targets import resolve_goal
+    from blocks.targets import resolve_target
     from common.files import atomic_write_bytes, check_output_dir, load_image
     from common.interrupts import writing
 
@@ -683,9 +683,9 @@ def run_sweep(run: SweepRun) -> SweepRecord:
     ins = input_files(run.image, model_files(run.models))
     check_not_input([Path(run.out), Path(run.out) / "sweep.png", Path(run.out) / "sweep.json"], ins)
     net = load_model(run.models, run.device)
-    goal = resolve_goal(run.target, net.labels)
+    goal = resolve_target(run.target, net.labels)
     s = epsilon_sweep(net, x, goal.index, (torch.linspace(lo, hi, run.num) / 255).tolist())
-    record = SweepRecord(image=str(run.image), target={"index": goal.index, "name": goal.name}, model=net.name,
+    record = SweepRecord(image=str(run.image), target=goal, model=net.name,
                          epsilons_255=[e * 255 for e in s.epsilons], best_epsilon_255=s.best_epsilon * 255,
                          best_target_prob=s.best_target_prob, clean_top1=net.labels[s.clean_top1],
                          probs={net.labels[c]: s.probs[:, c].tolist() for c in s.classes_to_show()})

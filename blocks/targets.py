@@ -7,9 +7,9 @@ as suggestions, never picked silently.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
 
 from common.errors import UserError
+from common.goal import Goal
 
 # word -> class names, best first. Only names that exist in the model's labels are used, so the
 # table is harmless for models with other classes.
@@ -58,15 +58,9 @@ ALIASES: dict[str, list[str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Target:
-    index: int
-    name: str
-    alternatives: list[str] = field(default_factory=list)
-
-
-def resolve_target(query: str | int, labels: list[str]) -> Target:
-    """Class index from an index, an exact class name (any case) or an alias word.
+def resolve_target(query: str | int, labels: list[str], targeted: bool = True) -> Goal:
+    """The Goal for what the user typed: an index, an exact class name (any case) or an alias word;
+    become that class, or (targeted=False) stop being it.
 
     Raises UserError with close names when nothing matches exactly.
     """
@@ -77,27 +71,19 @@ def resolve_target(query: str | int, labels: list[str]) -> Target:
         i = int(text)
         if not 0 <= i < len(labels):
             raise UserError(f"target index {i} out of range: the model has classes 0..{len(labels) - 1}")
-        return Target(i, labels[i])
+        return Goal(i, targeted, labels[i])
     lowered = [name.lower() for name in labels]
     key = text.lower()
     if key in lowered:
         i = lowered.index(key)
-        return Target(i, labels[i])
+        return Goal(i, targeted, labels[i])
     present = [n for n in ALIASES.get(key, []) if n.lower() in lowered]
     if present:
         i = lowered.index(present[0].lower())
-        return Target(i, labels[i], alternatives=present[1:])
+        return Goal(i, targeted, labels[i], present[1:])
     hints = suggest(text, labels)
     hint = f"; did you mean: {', '.join(hints)}?" if hints else ""
     raise UserError(f"unknown target {text!r} for this model ({len(labels)} classes){hint}")
-
-
-def resolve_goal(query: str | int, labels: list[str], targeted: bool = True):
-    """A common.goal.Goal for what the user typed: become the class, or (targeted=False) stop being it."""
-    from common.goal import Goal
-
-    t = resolve_target(query, labels)
-    return Goal(t.index, targeted, t.name, tuple(t.alternatives))
 
 
 def suggest(text: str, labels: list[str], limit: int = 5) -> list[str]:

@@ -336,7 +336,7 @@ def run_capture(model, source, settings: CaptureSettings,
     if stopped_by == "end of source":  # a stream or screen says why it ended
         stopped_by = getattr(source, "end_reason", None) or stopped_by
     summary = tally.summary()
-    summary.update({"target": labels[settings.target], "target_index": settings.target,
+    summary.update({"target": Goal(settings.target, True, labels[settings.target]).to_json(),
                     "model": getattr(model, "name", ""), "stopped_by": stopped_by,
                     "sheet": str(settings.sheet_path) if settings.sheet and settings.sheet_path else None,
                     "source": getattr(source, "name", None)})

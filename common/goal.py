@@ -1,25 +1,33 @@
 """What an attack wants of the model: one class index, to become it (targeted) or to stop being
-it (untargeted). The loss, the win test and the probability live here once, for generate,
-evaluate and capture alike.
+it (untargeted). The one target type of the tool: the loss, the win test and the probability live
+here once, for generate, evaluate and capture alike, and so does its JSON form, the same object
+under "target" in patch.json, sheet.json blocks, sweep.json, capture's and one-pixel's summaries.
 
 Shapes: logits and probs (B, C); loss a scalar; wins and prob (B,).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from common.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported where a method needs it: reading a record must not pay for it
+    import torch
+
+MODES = ("targeted", "untargeted")
 
 
 @dataclass(frozen=True)
 class Goal:
-    index: int
+    """index: the class (None only in files older than the index was recorded); name: its label;
+    alternatives: other classes the word the user typed also names (chicken: hen, then cock)."""
+
+    index: int | None
     targeted: bool = True
     name: str = ""
-    alternatives: tuple = field(default=(), compare=False)
+    alternatives: list = field(default_factory=list, compare=False)
+    extra: dict = field(default_factory=dict, repr=False, compare=False, hash=False)  # unknown keys, kept
 
     @property
     def mode(self) -> str:
@@ -43,8 +51,48 @@ class Goal:
             raise UserError("give exactly one of target (become it) or away_from (stop being it)")
         return Goal(int(target), True) if target is not None else Goal(int(away_from), False)
 
+    def label(self) -> str:
+        """How a caption or a line names it: the class name, else its index."""
+        return self.name or (f"#{self.index}" if self.index is not None else "?")
+
+    def to_json(self) -> dict:
+        return {**self.extra, "index": self.index, "name": self.name or None, "mode": self.mode,
+                "alternatives": list(self.alternatives)}
+
+    @classmethod
+    def from_json(cls, d) -> "Goal":
+        """The JSON form, or an older shape: a bare name or index (early patch.json), {index, class}
+        (one-pixel), {index, name} (sweep.json). TypeError/ValueError on anything else."""
+        if isinstance(d, str):
+            return cls(None, True, d)
+        if isinstance(d, int) and not isinstance(d, bool):
+            return cls(d)
+        if not isinstance(d, dict):
+            raise TypeError(f"a target must be an object, not {type(d).__name__}")
+        index, mode, alternatives = d.get("index"), d.get("mode") or "targeted", d.get("alternatives") or []
+        name = d.get("name", d.get("class")) or ""
+        if index is not None and (isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < 10**9):
+            raise ValueError(f"index must be a class index from 0, not {index!r}")
+        if not isinstance(name, str) or mode not in MODES:
+            raise ValueError(f"name must be text and mode one of {', '.join(MODES)}")
+        if not isinstance(alternatives, list) or not all(isinstance(a, str) for a in alternatives):
+            raise ValueError("alternatives must be a list of class names")
+        extra = {k: v for k, v in d.items() if k not in ("index", "name", "class", "mode", "alternatives")}
+        return cls(index, mode == "targeted", name, list(alternatives), extra)
+
+    @classmethod
+    def from_flat(cls, name, index, mode) -> "Goal | None":
+        """The flat target/target_index/target_mode fields older sheet.json blocks and capture
+        summaries held; None when they name no target."""
+        if name is None and index is None:
+            return None
+        return cls.from_json({"index": index, "name": name, "mode": mode})
+
     def loss(self, logits: torch.Tensor) -> torch.Tensor:
         """Cross-entropy to descend: towards the class, or (negated) away from it."""
+        import torch
+        import torch.nn.functional as F
+
         labels = torch.full((len(logits),), self.index, device=logits.device)
         ce = F.cross_entropy(logits, labels)
         return ce if self.targeted else -ce

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from common.errors import UserError
+from common.goal import Goal
 
 VERSION = 1
 MM = 100_000.0  # the largest length in mm a sheet may name (100 m): beyond it is no sheet, only overflow
@@ -198,7 +199,7 @@ class Record(Entry):
 
 
 def _plain(v):
-    if isinstance(v, Entry):
+    if isinstance(v, (Entry, Goal)):
         return v.to_json()
     if isinstance(v, (tuple, list)):
         return [_plain(x) for x in v]
@@ -210,39 +211,14 @@ def _plain(v):
 # --- patch.json ---------------------------------------------------------------------------------
 
 @dataclass
-class TargetInfo(Entry):
-    """The goal a patch was made for: class index and name, targeted (become it) or untargeted."""
-
-    index: int | None = None
-    name: str | None = None
-    mode: str | None = None  # "targeted" (become it) or "untargeted" (stop being it)
-    alternatives: list = field(default_factory=list)
-    extra: dict = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def of(cls, goal) -> "TargetInfo":
-        """From a common.goal.Goal (what generate and evaluate resolved)."""
-        return cls(goal.index, goal.name, goal.mode, list(goal.alternatives))
-
-    @classmethod
-    def from_json(cls, d):
-        # patch.json files from before the record held a bare name or index here
-        if isinstance(d, str):
-            return cls(name=d)
-        if isinstance(d, int) and not isinstance(d, bool):
-            return cls(index=d)
-        return super().from_json(d)
-
-
-@dataclass
 class PatchRecord(Record):
     """patch.json, written next to patch.png by `blocks generate` (blocks.generate.run_generate)."""
 
     WHAT: ClassVar[str] = "patch.json"
     FROM: ClassVar[str] = "blocks generate"
-    PARTS: ClassVar = {"target": (TargetInfo, False)}
+    PARTS: ClassVar = {"target": (Goal, False)}
 
-    target: TargetInfo = field(default_factory=TargetInfo)
+    target: Goal | None = None
     model: Any = None  # the model's description (blocks.models Classifier.describe())
     weights_sha256: str | None = None
     device: str | None = None
@@ -282,9 +258,9 @@ class PatchRecord(Record):
 
 @dataclass
 class GenerateRow(Entry):
-    target: str
-    index: int
-    mode: str
+    PARTS: ClassVar = {"target": (Goal, False)}
+
+    target: Goal
     held_out_success: float | None
     mean_target_prob: float | None
     best_step: int | None
@@ -341,11 +317,11 @@ class MarkerInfo(Entry):
 class BlockInfo(Entry):
     """One printed block (see printing.sheet for the meaning of each field)."""
 
-    PARTS: ClassVar = {"markers": (MarkerInfo, True)}
+    PARTS: ClassVar = {"markers": (MarkerInfo, True), "target": (Goal, False)}
     TUPLES: ClassVar = ("tile", "image_px", "distance_m")
     RANGES: ClassVar = {"page": (0, 10_000), "x_mm": (-MM, MM), "y_mm": (-MM, MM), "size_mm": (1e-3, MM),
                         "width_mm": (1e-3, MM), "height_mm": (1e-3, MM), "patch_size_mm": (1e-3, MM),
-                        "tile": (1, 1000), "target_index": (0, 10**9), "image_px": (1, 100_000),
+                        "tile": (1, 1000), "image_px": (1, 100_000),
                         "distance_m": (0, 1e6), "fov_deg": (0, 180)}
 
     page: int
@@ -359,9 +335,7 @@ class BlockInfo(Entry):
     markers: tuple[MarkerInfo, ...]
     patch_sha256: str | None = None
     patch_file: str | None = None
-    target: str | None = None
-    target_index: int | None = None
-    target_mode: str | None = None
+    target: Goal | None = None
     model: str | None = None
     face: str | None = None
     image_px: tuple[int, int] | None = None
@@ -381,13 +355,23 @@ class BlockInfo(Entry):
         size = float(d["size_mm"] if "size_mm" in d else d["width_mm"])
         # sheets from before width/height/tile were recorded: a square single-patch block
         filled = {"page": 0, "width_mm": size, "height_mm": size, "patch_size_mm": size, "tile": (1, 1),
-                  "markers": [], **d, "size_mm": size}
+                  "markers": [], **_nested_target(d), "size_mm": size}
         b = super().from_json(filled)
         return cls(int(b.page), float(b.x_mm), float(b.y_mm), size, float(b.width_mm), float(b.height_mm),
                    float(b.patch_size_mm), b.tile, b.markers, b.patch_sha256, b.patch_file, b.target,
-                   b.target_index, b.target_mode, b.model, b.face, b.image_px or None,
+                   b.model, b.face, b.image_px or None,
                    distance_m=tuple(float(v) for v in b.distance_m) if b.distance_m else None,
                    fov_deg=float(b.fov_deg) if b.fov_deg is not None else None, extra=b.extra)
+
+
+def _nested_target(d: dict) -> dict:
+    """d with an older file's flat target, target_index and target_mode made one Goal object."""
+    if isinstance(d.get("target"), dict) or not {"target", "target_index", "target_mode"} & set(d):
+        return d
+    goal = _within("target", lambda _: Goal.from_flat(d.get("target"), d.get("target_index"),
+                                                      d.get("target_mode")), None)
+    rest = {k: v for k, v in d.items() if k not in ("target_index", "target_mode")}
+    return {**rest, "target": goal.to_json() if goal else None}
 
 
 @dataclass(frozen=True)
@@ -491,6 +475,7 @@ class CaptureSummary(Record):
 
     WHAT: ClassVar[str] = "capture summary"
     FROM: ClassVar[str] = "blocks capture"
+    PARTS: ClassVar = {"target": (Goal, False)}
 
     frames: int = 0
     frame_hit_rate: float = 0.0  # the headline: frames whose whole frame the model read as the target
@@ -503,8 +488,7 @@ class CaptureSummary(Record):
     fps: float = 0.0
     block_hit_rate: float | None = None  # diagnosis (--sheet): of the frames with a block found
     duration_s: float = 0.0
-    target: str | None = None
-    target_index: int | None = None
+    target: Goal | None = None
     model: str | None = None
     stopped_by: str | None = None
     sheet: str | None = None
@@ -514,6 +498,10 @@ class CaptureSummary(Record):
 
     def __getitem__(self, key):  # summary["frames"] reads as the dict it replaced
         return self.to_json()[key]
+
+    @classmethod
+    def from_json(cls, d):
+        return super().from_json(_nested_target(d) if isinstance(d, dict) else d)
 
 
 @dataclass
@@ -536,7 +524,7 @@ class OnePixelSummary(Record):
 
     WHAT: ClassVar[str] = "one-pixel summary"
     FROM: ClassVar[str] = "blocks onepixel"
-    PARTS: ClassVar = {"results": (OnePixelRow, True)}
+    PARTS: ClassVar = {"results": (OnePixelRow, True), "target": (Goal, False)}
     OMIT_NONE: ClassVar = ("popsize", "maxiter")  # DE runs only
 
     images: int = 0
@@ -555,7 +543,7 @@ class OnePixelSummary(Record):
     model: Any = None
     device: str | None = None
     seed: int | None = None
-    target: dict | None = None
+    target: Goal | None = None
     input_size: int | None = None
     files: list = field(default_factory=list)
     results: tuple[OnePixelRow, ...] = ()  # one row per image, in input order
@@ -588,12 +576,12 @@ class EvaluateReport(Record):
 
     WHAT: ClassVar[str] = "evaluation"
     FROM: ClassVar[str] = "blocks evaluate"
-    PARTS: ClassVar = {"target": (TargetInfo, False), "models": (EvaluateRow, True)}
+    PARTS: ClassVar = {"target": (Goal, False), "models": (EvaluateRow, True)}
     OMIT_NONE: ClassVar = ("model", "success_rate", "mean_target_prob", "by_scale", "by_rotation", "top5_rate",
                            "models", "by_coverage", "by_reduction", "by_tilt", "works_from")
 
     patch: str = ""
-    target: TargetInfo = field(default_factory=TargetInfo)
+    target: Goal | None = None
     model: str | None = None
     eot: str | None = None
     scale: list | None = None
@@ -621,9 +609,10 @@ class SweepRecord(Record):
 
     WHAT: ClassVar[str] = "sweep"
     FROM: ClassVar[str] = "blocks sweep"
+    PARTS: ClassVar = {"target": (Goal, False)}
 
     image: str = ""
-    target: dict = field(default_factory=dict)  # {index, name}
+    target: Goal | None = None
     model: str | None = None
     epsilons_255: list = field(default_factory=list)
     best_epsilon_255: float = 0.0

@@ -11,7 +11,8 @@ import numpy as np
 
 from common.errors import UserError
 from common.files import decode_image_bgr, read_file_bytes, sha256_bytes
-from common.records import PatchRecord, TargetInfo
+from common.goal import Goal
+from common.records import PatchRecord
 
 MAX_IMAGE_SIDE_PX = 20000  # one upscaled block image; beyond this a PDF viewer or printer chokes
 
@@ -27,10 +28,8 @@ class PatchImage:
     pixels: np.ndarray
     sha256: str
     source: str | None = None
-    target: str | None = None
-    target_index: int | None = None
+    goal: Goal | None = None  # what the patch was made for, from patch.json
     model: str | None = None
-    target_mode: str | None = None  # "targeted" (become target) or "untargeted" (stop being it)
     # whole-frame patches (blocks generate --eot held): the patch's coverage of the frame's shorter
     # side it was trained for, and from which coverage its held-out check won (None: never / unknown)
     trained_coverage: tuple[float, float] | None = None
@@ -46,13 +45,12 @@ def load_patch(path: str | Path) -> PatchImage:
     pixels = np.ascontiguousarray(bgr[:, :, ::-1])
     _check_square(pixels, str(path))
     rec = _sidecar(path)
-    target, target_index, model, mode = _meta_of(rec)
+    goal, model = _meta_of(rec)
     trained, works = _coverage_of(rec)
-    return PatchImage(pixels, sha256_bytes(data), str(path), target, target_index, model, mode, trained, works)
+    return PatchImage(pixels, sha256_bytes(data), str(path), goal, model, trained, works)
 
 
-def patch_from_array(image, target: str | None = None, model: str | None = None,
-                     target_index: int | None = None, target_mode: str | None = None) -> PatchImage:
+def patch_from_array(image, goal: Goal | None = None, model: str | None = None) -> PatchImage:
     """image: (H, W, 3) uint8 RGB, or (3, H, W) float in [0, 1] (tensor or array) as `generate`
     returns it; floats are rounded to 8 bits the way common.files.save_png does."""
     import cv2
@@ -69,7 +67,7 @@ def patch_from_array(image, target: str | None = None, model: str | None = None,
     ok, buf = cv2.imencode(".png", arr[:, :, ::-1])
     if not ok:
         raise RuntimeError("PNG encoding failed")
-    return PatchImage(arr, sha256_bytes(buf.tobytes()), None, target, target_index, model, target_mode)
+    return PatchImage(arr, sha256_bytes(buf.tobytes()), None, goal, model)
 
 
 def _check_square(pixels: np.ndarray, where: str) -> None:
@@ -79,8 +77,8 @@ def _check_square(pixels: np.ndarray, where: str) -> None:
         raise UserError(f"{where}: a patch must be square, this one is {w} x {h} px")
 
 
-def read_patch_meta(path: Path) -> tuple[str | None, int | None, str | None, str | None]:
-    """(target name, target index, model name, target mode) from the patch's sidecar, or Nones.
+def read_patch_meta(path: Path) -> tuple[Goal | None, str | None]:
+    """(the goal, the model's name) from the patch's sidecar, or Nones.
 
     Looks for `<name>.json` (patch.png -> patch.json), then `patch.json` in the same folder.
     An absent or unreadable sidecar is not an error: the caption just says less.
@@ -88,14 +86,8 @@ def read_patch_meta(path: Path) -> tuple[str | None, int | None, str | None, str
     return _meta_of(_sidecar(path))
 
 
-def _meta_of(rec: PatchRecord | None) -> tuple[str | None, int | None, str | None, str | None]:
-    if rec is not None:
-        t = rec.target or TargetInfo()  # "target": null in the sidecar
-        index = t.index if isinstance(t.index, int) and not isinstance(t.index, bool) else None
-        name = str(t.name) if t.name is not None else None
-        mode = t.mode if isinstance(t.mode, str) else None
-        return name, index, rec.model_name(), mode
-    return None, None, None, None
+def _meta_of(rec: PatchRecord | None) -> tuple[Goal | None, str | None]:
+    return (rec.target, rec.model_name()) if rec is not None else (None, None)
 
 
 def _sidecar(path: Path) -> PatchRecord | None:

@@ -10,11 +10,11 @@ sheet.json (origin at the page's top-left corner, x right, y down, all lengths i
   printed side: patch side x tile columns), width_mm/height_mm (equal unless --tile R x C with
   R != C; then size_mm is the width), patch_size_mm (one patch copy's side), tile [rows, cols],
   markers[] {id, x_mm, y_mm, size_mm, spot} (x/y/size of the marker's black square, the corners
-  ArUco reports), patch_sha256 (of the patch file's bytes), patch_file, target, target_index,
-  target_mode (targeted|untargeted, from patch.json), model, face (cube only: front, right,
-  back, left, top, bottom; else null), image_px [w, h] (the embedded image's pixels),
-  distance_m [near, far] (whole-frame patches: where the camera should be, from the coverage the
-  patch works at and fov_deg; null for others), fov_deg.
+  ArUco reports), patch_sha256 (of the patch file's bytes), patch_file, target (from patch.json:
+  {index, name, mode targeted|untargeted, alternatives}, a common.goal.Goal; null without one),
+  model, face (cube only: front, right, back, left, top, bottom; else null), image_px [w, h]
+  (the embedded image's pixels), distance_m [near, far] (whole-frame patches: where the camera
+  should be, from the coverage the patch works at and fov_deg; null for others), fov_deg.
 - In the cube layout each face is one block entry; markers are unique per face (see layout.py).
 """
 from __future__ import annotations
@@ -193,8 +193,8 @@ def make_sheet(patches: Sequence[str | Path | PatchImage], settings: SheetSettin
             width_mm=_r(b.width_mm), height_mm=_r(b.height_mm), patch_size_mm=_r(s.size_mm),
             tile=(rows, cols),
             markers=tuple(MarkerInfo(m.id, _r(m.x_mm), _r(m.y_mm), _r(m.size_mm), m.spot) for m in b.markers),
-            patch_sha256=p.sha256, patch_file=p.source, target=p.target, target_index=p.target_index,
-            target_mode=p.target_mode, model=p.model, face=b.face, image_px=(int(img.shape[1]), int(img.shape[0])),
+            patch_sha256=p.sha256, patch_file=p.source, target=p.goal,
+            model=p.model, face=b.face, image_px=(int(img.shape[1]), int(img.shape[0])),
             distance_m=_distances(p, s.size_mm, s.fov_deg), fov_deg=float(s.fov_deg)))
     info = SheetInfo(page_size_mm=(page[0], page[1]), pages=lay.pages, layout=s.layout,
                      aruco_dictionary=DICTIONARY, blocks=tuple(blocks), dpi=int(s.dpi), date=date)
@@ -246,11 +246,12 @@ def _r(v: float) -> float:
 
 def _caption(p: PatchImage, s: SheetSettings, date: str | None, kind: str = "grid", short: bool = False) -> str:
     parts = []
-    if p.target is not None:
-        verb = "away from" if p.target_mode == "untargeted" else "target"
-        parts.append(f"{verb} {p.target}" + (f" ({p.target_index})" if p.target_index is not None else ""))
-    elif p.target_index is not None:
-        parts.append(f"target #{p.target_index}")
+    g = p.goal
+    if g is not None and g.name:
+        verb = "target" if g.targeted else "away from"
+        parts.append(f"{verb} {g.name}" + (f" ({g.index})" if g.index is not None else ""))
+    elif g is not None and g.index is not None:
+        parts.append(f"target #{g.index}")
     if p.model is not None:
         parts.append(f"model {p.model}")
     if not short:

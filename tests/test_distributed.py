@@ -107,10 +107,10 @@ def test_many_targets_one_job(cli, tmp_path):
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["3-three", "5-five", "7-seven", "summary.json"]
     rows = json.loads((out / "summary.json").read_text())["targets"]
-    assert [r["index"] for r in rows] == [7, 3, 5]
+    assert [r["target"]["index"] for r in rows] == [7, 3, 5]
     for r in rows:
         meta = json.loads((Path(r["folder"]) / "patch.json").read_text())
-        assert meta["target"]["index"] == r["index"] and r["held_out_success"] == meta["held_out"]["success_rate"]
+        assert meta["target"]["index"] == r["target"]["index"] and r["held_out_success"] == meta["held_out"]["success_rate"]
     assert sum(line.split()[0] in ("seven", "three", "five") for line in stdout.splitlines()) >= 3
 
 

@@ -108,11 +108,12 @@ def test_distances_follow_the_pinhole_camera():
 
 def whole_frame_patch(folder, works_from=0.3, coverage=(0.15, 0.55)):
     from common.files import save_png
-    from common.records import PatchRecord, TargetInfo
+    from common.goal import Goal
+    from common.records import PatchRecord
 
     folder.mkdir(parents=True, exist_ok=True)
     save_png(folder / "patch.png", torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0)))
-    rec = PatchRecord(target=TargetInfo(8, "hen", "targeted", []), eot="held", scale=list(coverage),
+    rec = PatchRecord(target=Goal(8, True, "hen"), eot="held", scale=list(coverage),
                       eot_settings={"held": {"coverage": list(coverage)}},
                       held_out={"success_rate": 0.9, "mean_target_prob": 0.8, "n": 8, "works_from": works_from})
     rec.write(folder / "patch.json")

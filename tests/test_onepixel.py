@@ -187,7 +187,7 @@ def test_cli_targeted_file_input(cli, digit_files, tmp_path):
                        "--popsize", "10", "--maxiter", "1", "--out", out, "--strategy", "best1bin")
     assert code == 0, err
     rec = json.loads((out / "digit0.json").read_text())
-    assert rec["targeted"] and rec["target"]["class"] == "three"
+    assert rec["targeted"] and rec["target"]["name"] == "three"
     assert rec["generations"] <= 1 and "rounds" not in rec  # DE counts generations
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["popsize"], summary["maxiter"]) == (10, 1)

@@ -146,7 +146,7 @@ def test_sheet_json_keys_and_patch_metadata(grid, patches):
                 "patch_size_mm"):
         assert key in b0
     assert set(b0["markers"][0]) >= {"id", "x_mm", "y_mm", "size_mm"}
-    assert (b0["target"], b0["target_index"], b0["model"]) == ("hen", 8, "digits")
+    assert (b0["target"]["name"], b0["target"]["index"], b0["model"]) == ("hen", 8, "digits")
     assert (b1["target"], b1["model"]) == (None, None)
     assert b0["patch_sha256"] == sha256_file(patches[0])
     assert read_sheet(out.with_suffix(".json")) == grid[0].info
@@ -360,4 +360,4 @@ def test_patch_sidecar_with_null_target_gives_a_caption_without_it(tmp_path):
     from printing.patches import read_patch_meta
 
     (tmp_path / "patch.json").write_text('{"target": null, "model": {"model": "digits"}}')
-    assert read_patch_meta(tmp_path / "patch.png") == (None, None, "digits", None)
+    assert read_patch_meta(tmp_path / "patch.png") == (None, "digits")

@@ -13,7 +13,7 @@ from common.errors import UserError
 from common.goal import Goal
 from common.records import (BlockInfo, CalibrationInfo, CaptureSummary, ColorMapRecord, EvaluateReport, EvaluateRow,
                             GenerateSummary, MarkerInfo, OnePixelRow, OnePixelSummary, PatchRecord, SheetInfo,
-                            ScenesInfo, SimulateInfo, SweepRecord, TargetInfo)
+                            ScenesInfo, SimulateInfo, SweepRecord)
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = [PatchRecord, GenerateSummary, SheetInfo, CalibrationInfo, ColorMapRecord, CaptureSummary, OnePixelSummary,
@@ -23,25 +23,25 @@ RECORDS = [PatchRecord, GenerateSummary, SheetInfo, CalibrationInfo, ColorMapRec
 def _sheet(cls=SheetInfo, **more):
     marker = MarkerInfo(0, 1.0, 2.0, 12.0, "top-left")
     block = BlockInfo(page=0, x_mm=10.0, y_mm=20.0, size_mm=50.0, width_mm=50.0, height_mm=50.0, patch_size_mm=50.0,
-                      tile=(1, 1), markers=(marker,), target="hen", target_index=8, image_px=(600, 600))
+                      tile=(1, 1), markers=(marker,), target=Goal(8, True, "hen"), image_px=(600, 600))
     return cls(page_size_mm=(210.0, 297.0), pages=1, layout="grid", aruco_dictionary="DICT_4X4_50", blocks=(block,),
                dpi=300, date="2026-01-01", **more)
 
 
 SAMPLES = {
-    PatchRecord: lambda: PatchRecord(target=TargetInfo(8, "hen", "targeted", ["cock"]), model={"model": "digits"},
+    PatchRecord: lambda: PatchRecord(target=Goal(8, True, "hen", ("cock",)), model={"model": "digits"},
                                      steps_run=3, seconds=1.5, curve={"step": [0, 1]}, held_out={"success_rate": 0.5}),
     GenerateSummary: lambda: GenerateSummary(model="digits", targets=()),
     SheetInfo: _sheet,
     CalibrationInfo: lambda: _sheet(CalibrationInfo, swatches=({"index": 0, "rgb": [1, 2, 3]},), rows=1, cols=1),
     ColorMapRecord: lambda: ColorMapRecord(coef=[[[0.0, 1.0]] * 3] * 3, offset=[0.0, 0.0, 0.0], knots=2),
-    CaptureSummary: lambda: CaptureSummary(frames=3, hit_rate=1 / 3, target="hen", target_index=8),
+    CaptureSummary: lambda: CaptureSummary(frames=3, hit_rate=1 / 3, target=Goal(8, True, "hen")),
     OnePixelSummary: lambda: OnePixelSummary(images=1, successes=1, success_rate=1.0, files=["a.png"], results=(
         OnePixelRow("a", "a.png", True, 12, {"class": "3", "prob": 0.9}, {"class": "5", "prob": 0.6}),)),
-    EvaluateReport: lambda: EvaluateReport(patch="p.png", target=TargetInfo(8, "hen", "targeted", []), eot="print",
+    EvaluateReport: lambda: EvaluateReport(patch="p.png", target=Goal(8, True, "hen"), eot="print",
                                            scale=[0.8, 1.0], seed=1, n=2, models=(EvaluateRow("a", "f00", 0.5, 0.4, 1.0, 2),
                                                                                   EvaluateRow("b", "ba4", 0.0, 0.1, 0.5, 2))),
-    SweepRecord: lambda: SweepRecord(image="x.png", target={"index": 8, "name": "hen"}, model="digits",
+    SweepRecord: lambda: SweepRecord(image="x.png", target=Goal(8, True, "hen"), model="digits",
                                      epsilons_255=[-1.0, 0.0], best_epsilon_255=-1.0, best_target_prob=0.7,
                                      clean_top1="cock", probs={"hen": [0.7, 0.2]}),
     SimulateInfo: lambda: SimulateInfo(out="v.mp4", frames=3, fps=15.0, size=[640, 480], seed=0, sheet="s.json",
@@ -162,3 +162,43 @@ def test_goal_hits_need_the_threshold():
     assert Goal(0).hits(probs).tolist() == [True, False]
     assert Goal(0).hits(probs, threshold=0.65).tolist() == [False, False]
     assert Goal(0, False).hits(probs).tolist() == [False, True]
+
+
+GOAL_JSON = {"index": 8, "name": "hen", "mode": "targeted", "alternatives": []}
+
+
+@pytest.mark.parametrize("cls", [PatchRecord, EvaluateReport, SweepRecord, CaptureSummary, OnePixelSummary],
+                         ids=lambda c: c.__name__)
+def test_every_record_writes_its_target_as_one_goal_object(cls):
+    """patch.json, evaluate, sweep.json, capture's and one-pixel's summaries: the same {index,
+    name, mode, alternatives} under "target", read back as a common.goal.Goal."""
+    rec = cls.from_json({"target": GOAL_JSON})
+    assert rec.target == Goal(8, True, "hen") and rec.to_json()["target"] == GOAL_JSON
+
+
+def test_sheet_blocks_and_generate_rows_hold_a_goal_too():
+    block = _sheet().blocks[0]
+    assert block.to_json()["target"] == GOAL_JSON and BlockInfo.from_json(block.to_json()) == block
+    row = GenerateSummary.from_json({"model": "digits", "targets": [
+        {"target": GOAL_JSON, "held_out_success": 0.5, "mean_target_prob": 0.4, "best_step": 3, "steps_run": 4,
+         "seconds": 1.0, "stopped": None, "folder": "hen"}]}).targets[0]
+    assert row.target == Goal(8, True, "hen")
+
+
+@pytest.mark.parametrize("cls, old", [
+    (SweepRecord, {"target": {"index": 8, "name": "hen"}}),
+    (OnePixelSummary, {"target": {"index": 8, "class": "hen"}}),
+    (CaptureSummary, {"target": "hen", "target_index": 8}),
+    (PatchRecord, {"target": {"index": 8, "name": "hen", "mode": None, "alternatives": []}}),
+], ids=["sweep", "onepixel", "capture", "patch"])
+def test_older_target_shapes_still_read(cls, old):
+    rec = cls.from_json(old)
+    assert rec.target == Goal(8, True, "hen") and rec.to_json()["target"] == GOAL_JSON
+
+
+def test_older_sheet_blocks_with_flat_targets_still_read():
+    flat = {**_sheet().blocks[0].to_json(), "target": "hen", "target_index": 8, "target_mode": "untargeted"}
+    block = BlockInfo.from_json(flat)
+    assert block.target == Goal(8, False, "hen") and "target_index" not in block.to_json()
+    with pytest.raises(UserError, match="target"):
+        SheetInfo.parse({**_sheet().to_json(), "blocks": [{**flat, "target_index": "eight"}]})

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.errors import UserError
+from common.goal import Goal
 
 STRATEGIES = ("probe", "paper", "best1bin", "random")
 FITNESSES = ("auto", "margin", "prob")
@@ -166,7 +167,7 @@ class OnePixelResult:
         return {
             "success": bool(self.success[i]),
             "targeted": self.targeted,
-            "target": ({"index": int(self.target[i]), "class": name(int(self.target[i]))}
+            "target": (Goal(int(self.target[i]), True, name(int(self.target[i]))).to_json()
                        if self.target is not None else None),
             "true_class": {"index": t, "class": name(t)},
             "before": state(pb),
