@@ -3,7 +3,8 @@ import json
 import pytest
 import torch
 
-from blocks.attacks.onepixel import OnePixelConfig, _distinct_others, one_pixel_attack
+from blocks.attacks.onepixel import OnePixelConfig, one_pixel_attack
+from blocks.attacks.onepixel.de import distinct_others as _distinct_others
 from blocks.digits import load_digits_rgb
 from common.errors import UserError
 from common.files import load_image, save_png
@@ -196,7 +197,7 @@ def test_cli_targeted_file_input(cli, digit_files, tmp_path):
 def test_contact_sheet_labels_wrap_in_full():
     import cv2
 
-    from blocks.attacks.onepixel_report import wrap_text
+    from blocks.attacks.onepixel.report import wrap_text
 
     text = "[--] a_very_long_file_name_of_an_image military uniform 0.93 -> military uniform 0.91"
     lines = wrap_text(text, 264)
@@ -323,7 +324,7 @@ def test_paper_defaults():
     cfg = OnePixelConfig(strategy="paper").check()
     assert (cfg.popsize, cfg.maxiter, cfg.mutation, cfg.pixels) == (400, 100, 0.5, 1)
     assert (cfg.untargeted_stop, cfg.targeted_stop, cfg.stop_on_flip) == (0.05, 0.5, False)
-    assert cfg.fitness_used == "prob" and cfg.budget == 1 + 400 * 101
+    assert cfg.fitness_used == "prob" and cfg.budget_for(0) == 1 + 400 * 101
     # the default strategy: a tenth of the paper's queries, a hundredth on images above 64 x 64
     assert OnePixelConfig().strategy == "probe" and OnePixelConfig().fitness_used == "margin"
     assert OnePixelConfig().budget_for(32 * 32) == 4041
@@ -372,7 +373,7 @@ def test_paper_stop_rules():
 
 
 def test_frozen_scorer_agrees_with_the_model(digits_model, weak_digits):
-    from blocks.attacks.onepixel import _fast_scorer
+    from blocks.attacks.onepixel.fast import fast_scorer as _fast_scorer
 
     x, _, _ = weak_digits
     with torch.inference_mode():
