@@ -382,3 +382,67 @@ def test_frozen_scorer_agrees_with_the_model(digits_model, weak_digits):
         assert torch.allclose(fast(x).softmax(1), digits_model(x).softmax(1), atol=1e-4)
         # a model TorchScript cannot trace is scored eagerly, not an error
         assert _fast_scorer(lambda t: t.sum(), x[:2]) is None
+
+
+def _onepixel_modules():
+    """{module name: parsed source} for every module of the blocks.attacks.onepixel package."""
+    import ast
+    from pathlib import Path
+
+    import blocks.attacks.onepixel as pkg
+
+    root = Path(pkg.__file__).parent
+    return {("blocks.attacks.onepixel" if f.stem == "__init__" else f"blocks.attacks.onepixel.{f.stem}"):
+            ast.parse(f.read_text()) for f in sorted(root.glob("*.py"))}
+
+
+def test_onepixel_package_has_no_import_cycle():
+    import ast
+
+    modules = _onepixel_modules()
+    assert {"blocks.attacks.onepixel.de", "blocks.attacks.onepixel.problem"} <= set(modules)
+    graph = {}
+    for name, tree in modules.items():
+        deps = set()
+        for node in ast.walk(tree):  # function-level imports count too
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = name if name == "blocks.attacks.onepixel" else name.rsplit(".", 1)[0]
+                target = ".".join([base] + ([node.module] if node.module else []))
+                deps |= {target} | {f"{target}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                deps |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+        graph[name] = sorted(d for d in deps if d in modules and d != name)
+    state = {}  # name -> "open" while on the path, "done" after
+
+    def visit(name, path):
+        if state.get(name) == "open":
+            raise AssertionError("import cycle: " + " -> ".join(path[path.index(name):] + [name]))
+        if state.get(name) is None:
+            state[name] = "open"
+            for dep in graph[name]:
+                visit(dep, path + [name])
+            state[name] = "done"
+
+    for name in graph:
+        visit(name, [])
+    assert graph["blocks.attacks.onepixel"]  # the package re-exports from its modules
+
+
+def test_problem_state_changes_only_through_its_own_methods():
+    """No module of the package but problem.py (and report.py, which writes files and holds no
+    Problem) assigns or updates in place an attribute of an object: the searches read the Problem's
+    counters, pool and best, and change them only by calling its methods."""
+    import ast
+
+    for name, tree in _onepixel_modules().items():
+        if name.endswith((".problem", ".report")):
+            continue
+        for node in ast.walk(tree):
+            targets = (node.targets if isinstance(node, ast.Assign) else
+                       [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else [])
+            for t in targets:
+                for part in ast.walk(t):
+                    base = part.value if isinstance(part, ast.Subscript) else part
+                    assert not isinstance(base, ast.Attribute), (name, node.lineno, ast.unparse(t))
