@@ -1,8 +1,8 @@
 """CPU speed tricks for scoring candidates: a frozen TorchScript copy of the model, channels-last
 images and the forward chunk size.
 
-Freezing (conv+BN folded, mkldnn kernels) scores faster on CPU but costs a fixed time up front,
-tens of seconds on an ImageNet model, so it is done only when an eager run would take longer than
+Freezing (conv+BN folded, mkldnn kernels) scores faster on CPU but costs a fixed time up front
+that grows with the model, so it is done only when an eager run would take longer than
 FREEZE_AFTER_S (the clean pass's time x the queries to come). The copy is checked against the
 model and dropped if it disagrees; the probabilities reported before and after always come from
 the model itself. Without a frozen copy, CPU convolutions run on channels-last images. Numbers:
