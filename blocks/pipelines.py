@@ -597,7 +597,7 @@ def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
     """Load, resize to the model's input size, attack, write per-image PNG + JSON, summary.json and
     contact_sheet.png. Returns summary.json's record (its `results` are the per-image rows)."""
     from blocks.attacks.onepixel import OnePixelConfig, one_pixel_attack, prepare_images
-    from blocks.attacks.onepixel_report import collect_inputs, unique_names, write_outputs
+    from blocks.attacks.onepixel.report import collect_inputs, unique_names, write_outputs
     from blocks.targets import resolve_target
     from common.files import check_output_dir, load_image
 

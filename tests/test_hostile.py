@@ -619,13 +619,13 @@ def test_sighup_keeps_the_capture_log_under_its_name(cli, files, tmp_path, monke
 
 def test_onepixel_ctrl_c_keeps_the_finished_images(cli, tmp_path, monkeypatch):
     """Images whose search had ended (won, or out of budget) when Ctrl-C came are written."""
-    import blocks.attacks.onepixel as op
+    import blocks.attacks.onepixel.problem as op
     from blocks.models.digits import load_digits_rgb
 
     x, _ = load_digits_rgb("test")
     for i in range(6):
         save_png(tmp_path / f"d{i}.png", x[i])
-    original = op._Problem.evaluate
+    original = op.Problem.evaluate
     calls = []
 
     def evaluate(self, *a, **k):
@@ -636,7 +636,7 @@ def test_onepixel_ctrl_c_keeps_the_finished_images(cli, tmp_path, monkeypatch):
             os.kill(os.getpid(), signal.SIGINT)
         return original(self, *a, **k)
 
-    monkeypatch.setattr(op._Problem, "evaluate", evaluate)
+    monkeypatch.setattr(op.Problem, "evaluate", evaluate)
     inputs = [tmp_path / f"d{i}.png" for i in range(6)]
     code, out, err = cli("onepixel", *inputs, "--model", "digits", "--strategy", "paper", "--maxiter", "1000",
                          "--popsize", "20", "--out", tmp_path / "op")

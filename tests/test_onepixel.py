@@ -3,7 +3,8 @@ import json
 import pytest
 import torch
 
-from blocks.attacks.onepixel import OnePixelConfig, _distinct_others, one_pixel_attack
+from blocks.attacks.onepixel import OnePixelConfig, one_pixel_attack
+from blocks.attacks.onepixel.de import distinct_others as _distinct_others
 from blocks.models.digits import load_digits_rgb
 from common.errors import UserError
 from common.files import load_image, save_png
@@ -196,7 +197,7 @@ def test_cli_targeted_file_input(cli, digit_files, tmp_path):
 def test_contact_sheet_labels_wrap_in_full():
     import cv2
 
-    from blocks.attacks.onepixel_report import wrap_text
+    from blocks.attacks.onepixel.report import wrap_text
 
     text = "[--] a_very_long_file_name_of_an_image military uniform 0.93 -> military uniform 0.91"
     lines = wrap_text(text, 264)
@@ -323,7 +324,7 @@ def test_paper_defaults():
     cfg = OnePixelConfig(strategy="paper").check()
     assert (cfg.popsize, cfg.maxiter, cfg.mutation, cfg.pixels) == (400, 100, 0.5, 1)
     assert (cfg.untargeted_stop, cfg.targeted_stop, cfg.stop_on_flip) == (0.05, 0.5, False)
-    assert cfg.fitness_used == "prob" and cfg.budget == 1 + 400 * 101
+    assert cfg.fitness_used == "prob" and cfg.budget_for(0) == 1 + 400 * 101
     # the default strategy: a tenth of the paper's queries, a hundredth on images above 64 x 64
     assert OnePixelConfig().strategy == "probe" and OnePixelConfig().fitness_used == "margin"
     assert OnePixelConfig().budget_for(32 * 32) == 4041
@@ -372,7 +373,7 @@ def test_paper_stop_rules():
 
 
 def test_frozen_scorer_agrees_with_the_model(digits_model, weak_digits):
-    from blocks.attacks.onepixel import _fast_scorer
+    from blocks.attacks.onepixel.fast import fast_scorer as _fast_scorer
 
     x, _, _ = weak_digits
     with torch.inference_mode():
@@ -381,3 +382,67 @@ def test_frozen_scorer_agrees_with_the_model(digits_model, weak_digits):
         assert torch.allclose(fast(x).softmax(1), digits_model(x).softmax(1), atol=1e-4)
         # a model TorchScript cannot trace is scored eagerly, not an error
         assert _fast_scorer(lambda t: t.sum(), x[:2]) is None
+
+
+def _onepixel_modules():
+    """{module name: parsed source} for every module of the blocks.attacks.onepixel package."""
+    import ast
+    from pathlib import Path
+
+    import blocks.attacks.onepixel as pkg
+
+    root = Path(pkg.__file__).parent
+    return {("blocks.attacks.onepixel" if f.stem == "__init__" else f"blocks.attacks.onepixel.{f.stem}"):
+            ast.parse(f.read_text()) for f in sorted(root.glob("*.py"))}
+
+
+def test_onepixel_package_has_no_import_cycle():
+    import ast
+
+    modules = _onepixel_modules()
+    assert {"blocks.attacks.onepixel.de", "blocks.attacks.onepixel.problem"} <= set(modules)
+    graph = {}
+    for name, tree in modules.items():
+        deps = set()
+        for node in ast.walk(tree):  # function-level imports count too
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = name if name == "blocks.attacks.onepixel" else name.rsplit(".", 1)[0]
+                target = ".".join([base] + ([node.module] if node.module else []))
+                deps |= {target} | {f"{target}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                deps |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+        graph[name] = sorted(d for d in deps if d in modules and d != name)
+    state = {}  # name -> "open" while on the path, "done" after
+
+    def visit(name, path):
+        if state.get(name) == "open":
+            raise AssertionError("import cycle: " + " -> ".join(path[path.index(name):] + [name]))
+        if state.get(name) is None:
+            state[name] = "open"
+            for dep in graph[name]:
+                visit(dep, path + [name])
+            state[name] = "done"
+
+    for name in graph:
+        visit(name, [])
+    assert graph["blocks.attacks.onepixel"]  # the package re-exports from its modules
+
+
+def test_problem_state_changes_only_through_its_own_methods():
+    """No module of the package but problem.py (and report.py, which writes files and holds no
+    Problem) assigns or updates in place an attribute of an object: the searches read the Problem's
+    counters, pool and best, and change them only by calling its methods."""
+    import ast
+
+    for name, tree in _onepixel_modules().items():
+        if name.endswith((".problem", ".report")):
+            continue
+        for node in ast.walk(tree):
+            targets = (node.targets if isinstance(node, ast.Assign) else
+                       [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else [])
+            for t in targets:
+                for part in ast.walk(t):
+                    base = part.value if isinstance(part, ast.Subscript) else part
+                    assert not isinstance(base, ast.Attribute), (name, node.lineno, ast.unparse(t))

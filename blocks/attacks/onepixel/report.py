@@ -1,13 +1,13 @@
 """Files the `onepixel` command writes: per-image PNG + JSON, summary.json, contact_sheet.png
-(blocks.pipelines.run_onepixel writes them through here)."""
+(blocks.pipelines.run_onepixel writes them through here), and the inputs it reads."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from blocks.attacks.onepixel import OnePixelResult
-from common.files import encode_png, json_text, to_uint8, write_together
+from blocks.attacks.onepixel.result import OnePixelResult
+from common.files import encode_png, encode_png_rgb, json_text, to_uint8, write_together
 from common.records import OnePixelRow, OnePixelSummary
 
 CELL = 128  # side of each thumbnail in the contact sheet (nearest-neighbour upscaling)
@@ -121,10 +121,7 @@ def contact_sheet_png(result: OnePixelResult, names: list[str], labels: list[str
     for k, line in enumerate(legend):
         cv2.putText(sheet, line, (8, top + LINE_PX * (k + 1) - 2), cv2.FONT_HERSHEY_SIMPLEX, FONT_SCALE,
                     (80, 80, 80), 1, cv2.LINE_AA)
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
+    return encode_png_rgb(sheet)
 
 
 def collect_inputs(inputs: list[Path]) -> list[Path]:
