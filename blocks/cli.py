@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
@@ -865,10 +864,3 @@ def _prints(e: UserError) -> bool:
     rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
     return bool(str(e)) and (rank == "0" or str(e).startswith(f"rank {rank}:"))
 
-
-def main() -> None:
-    sys.exit(run())
-
-
-if __name__ == "__main__":
-    main()
