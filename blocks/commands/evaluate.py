@@ -47,7 +47,8 @@ def run_evaluate(run: EvaluateRun) -> EvaluateReport:
     if min(image.shape[-2:]) < 2:
         h, w = image.shape[-2:]
         raise UserError(f"patch {run.patch} is {w} x {h} px: a patch needs at least 2 x 2 pixels")
-    scale = shared.default_scale(checks.span(run.scale, "scale", *checks.SCALE) if run.scale else None, run.scenes, run.eot)
+    given = checks.span(run.scale, "scale", *checks.SCALE) if run.scale else None
+    scale = shared.default_scale(given, run.scenes, run.eot)
     eot_cfg, cmap = preset(run.eot, scale), shared.load_colormap(run.colormap)
     frames = whole_frame(run.eot)  # whole frames with no scenes given: the held-out sample photos
     scenes = shared.read_scene_source(str(run.scenes) if run.scenes else shared.SAMPLE_TEST if frames else None)
@@ -55,7 +56,8 @@ def run_evaluate(run: EvaluateRun) -> EvaluateReport:
     if run.out is not None:
         from common.inputs import check_not_input
 
-        check_not_input([run.out], shared.input_files(run.patch, run.colormap, run.scenes, shared.model_files(run.models)))
+        ins = shared.input_files(run.patch, run.colormap, run.scenes, shared.model_files(run.models))
+        check_not_input([run.out], ins)
         check_output_file(run.out)
     net = shared.load_model(run.models, run.device)
     goal = resolve_goal(run.target if run.target is not None else run.away_from, net.labels, run.target is not None)

@@ -160,7 +160,8 @@ def _write_and_judge(run: GenerateRun, goal, cfg, eot_cfg, result, loaded, group
 def _check_generate_outputs(run: GenerateRun, out: Path) -> None:
     from common.inputs import check_not_input
 
-    ins = shared.input_files(run.colormap, run.targets_file, run.scenes, run.eval_scenes, shared.model_files(run.models))
+    ins = shared.input_files(run.colormap, run.targets_file, run.scenes, run.eval_scenes,
+                             shared.model_files(run.models))
     check_not_input([out], ins)
     names = ("patch.png", "patch.json", "curve.png", "summary.json")
     check_not_input([(out / n, f"its {n}") for n in names], ins)

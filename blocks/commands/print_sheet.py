@@ -27,7 +27,8 @@ def run_print(run: PrintRun) -> SheetInfo:
 
     check_sheet_out(run.out, run.preview)
     patches = [Path(p) for p in run.patches]
-    ins = shared.input_files(patches, [p.with_suffix(".json") for p in patches], [p.parent / "patch.json" for p in patches])
+    ins = shared.input_files(patches, [p.with_suffix(".json") for p in patches],
+                             [p.parent / "patch.json" for p in patches])
     check_not_input([run.out, (sidecar_path(run.out), "the sheet.json written beside it")], ins)
     if run.preview:
         check_not_input([(p, "a page preview") for p in preview_paths(run.out, 4)], ins)
