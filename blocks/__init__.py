@@ -1,9 +1,9 @@
 """deep-chicken-saviour: physical-world adversarial blocks.
 
-Every command is a settings dataclass and a pipeline in `blocks.pipelines` that returns the typed
-record it wrote (`common.records`):
+Every command is a settings dataclass and a pipeline in its module of `blocks.commands` that
+returns the typed record it wrote (`common.records`):
 
-    from blocks.pipelines import GenerateRun, run_generate      # patch.json -> PatchRecord
+    from blocks.commands.generate import GenerateRun, run_generate   # patch.json -> PatchRecord
     from blocks import ModelSpec, load_classifier, resolve_target
     from blocks.attacks import GenerateConfig, generate_patch    # the attack alone, on tensors
 """

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
@@ -212,7 +211,7 @@ def list_models_cmd():
 
 
 SMOOTH_DEFAULT = "0.8 for an ensemble, 0 for one model"  # blocks.attacks.eot_fgsm.smoothing (tests/test_help.py)
-SCALE_DEFAULT = "0.15:0.45 for --eot held; else 0.8:1.0, 0.4:0.6 with --scenes"  # blocks.generate.default_scale (tests/test_help.py)
+SCALE_DEFAULT = "0.15:0.45 for --eot held; else 0.8:1.0, 0.4:0.6 with --scenes"  # blocks.commands.shared.default_scale (tests/test_help.py)
 SCENES_DEFAULT = "--eot held: the shipped sample photos, training side; else plain random backgrounds"
 EVAL_SCENES_DEFAULT = "--scenes; --eot held without --scenes: the shipped photos' held-out side"
 FRAME_SIZE_DEFAULT = "640x480"  # transforms.camera.CameraSettings.size (tests/test_help.py)
@@ -362,7 +361,7 @@ def generate(
     Several targets: one folder per target under --out and a summary.json. Under torchrun
     (`torchrun --nproc-per-node N -m blocks generate ...`) each step's views are split across the ranks."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.pipelines import GenerateRun, run_generate
+    from blocks.commands.generate import GenerateRun, run_generate
 
     run = settings(GenerateRun, flags, targets=targets or [], scale=parse_range(scale, "--scale", *checks.SCALE))
     done = run_generate(run, progress=functools.partial(generate_bar, max_seconds=max_seconds),
@@ -450,7 +449,7 @@ def evaluate(
     """Success rate and target probability of a patch on fresh random views. With several --model,
     one row per model on the same views (a transfer row), printed and written as JSON (--out)."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.pipelines import EvaluateRun, run_evaluate
+    from blocks.commands.evaluate import EvaluateRun, run_evaluate
 
     report = run_evaluate(settings(EvaluateRun, flags, scale=parse_range(scale, "--scale", *checks.SCALE)))
     if report.models is not None:
@@ -477,7 +476,7 @@ def sweep(
 ):
     """Single-step FGSM line search: class probabilities against epsilon (plot + JSON)."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.pipelines import SweepRun, run_sweep
+    from blocks.commands.sweep import SweepRun, run_sweep
 
     rec = run_sweep(settings(SweepRun, flags, eps_range=parse_range(eps_range, "--eps", -255, 255)))
     typer.echo(f"best epsilon {rec.best_epsilon_255:.1f}/255: p({rec.target.name}) = "
@@ -492,7 +491,7 @@ def digits_scenes(
 ):
     """Export held-out digits as scene images for --scenes (for the bundled digits model)."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.pipelines import ScenesRun, run_scenes
+    from blocks.commands.scenes import ScenesRun, run_scenes
 
     info = run_scenes(settings(ScenesRun, flags, source="digits"))
     typer.echo(f"wrote {info.train + info.test} held-out digits to {out}/train and {out}/test")
@@ -504,7 +503,7 @@ def sample_scenes(
 ):
     """Export the colour photos that ship with installed packages as scenes, split by photo."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.pipelines import ScenesRun, run_scenes
+    from blocks.commands.scenes import ScenesRun, run_scenes
 
     info = run_scenes(settings(ScenesRun, flags, source="photos"))
     typer.echo(f"wrote {info.train} training photos to {out}/train and {info.test} "
@@ -529,7 +528,7 @@ def print_sheet(
 ):
     """Lay patches out as a print-ready PDF at exact size, with markers, cut marks and sheet.json."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.pipelines import PrintRun, run_print
+    from blocks.commands.print_sheet import PrintRun, run_print
     from printing import SheetSettings, parse_tile
 
     sheet = settings(SheetSettings, flags, ignore=("patches", "out", "preview"),  # PrintRun's own
@@ -604,7 +603,7 @@ def capture(
 ):
     """Classify a camera, video or photos live: overlay, per-frame log, summary. q, Esc or Ctrl-C ends it."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.pipelines import CaptureRun, capture_kept, run_capture
+    from blocks.commands.capture import CaptureRun, capture_kept, run_capture
 
     run = settings(CaptureRun, flags)
     result = run_capture(run, progress=capture_bar,
@@ -658,7 +657,7 @@ def simulate(
     """Film a printed sheet with a virtual camera (perspective, light, blur, noise, JPEG) -> a video,
     or one still photo when --out is an image (.png, .jpg; --frames is then 1)."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.pipelines import SimulateRun, run_simulate
+    from blocks.commands.simulate import SimulateRun, run_simulate
 
     info = run_simulate(settings(SimulateRun, flags, size=parse_size(size)), progress=simulate_bar)
     typer.echo(f"wrote {out}: {info.frames} frames at {info.fps:g} fps, {info.size[0]}x{info.size[1]}"
@@ -705,7 +704,7 @@ def onepixel(
 ):
     """One-pixel attack on all images at once; writes PNGs, JSON, a contact sheet."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.pipelines import OnePixelRun, run_onepixel
+    from blocks.commands.onepixel import OnePixelRun, run_onepixel
 
     summary = run_onepixel(settings(OnePixelRun, flags), progress=onepixel_bar)
     print_onepixel(summary)
@@ -748,7 +747,7 @@ def calibration_sheet(
 ):
     """A page of colour swatches with ArUco markers, and its calib.json, to measure printer + camera colours."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.pipelines import CalibrationRun, run_calibration_sheet
+    from blocks.commands.calibration_sheet import CalibrationRun, run_calibration_sheet
     from printing.calibration import CalibrationSettings
     from printing.sheet import preview_paths, sidecar_path
 
@@ -769,7 +768,7 @@ def calibrate_cmd(
 ):
     """Fit the printer-to-camera colour map from a photo or video of the calibration sheet."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.pipelines import CalibrateRun, run_calibrate
+    from blocks.commands.calibrate import CalibrateRun, run_calibrate
 
     cmap = run_calibrate(settings(CalibrateRun, flags))
     e = cmap.extra
@@ -866,10 +865,3 @@ def _prints(e: UserError) -> bool:
     rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
     return bool(str(e)) and (rank == "0" or str(e).startswith(f"rank {rank}:"))
 
-
-def main() -> None:
-    sys.exit(run())
-
-
-if __name__ == "__main__":
-    main()

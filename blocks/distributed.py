@@ -23,7 +23,7 @@ from datetime import timedelta
 
 import torch
 
-from common.errors import UserError
+from common.errors import UserError, first_line
 from common.interrupts import interrupted
 
 RANK_SEED_STRIDE = 1_000_000_007  # rank r draws its views from seed + r * stride: disjoint streams
@@ -88,7 +88,7 @@ class Group:
         try:
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
         except (RuntimeError, dist.DistError) as e:
-            raise PeerLost(f"rank {self.rank}: lost another rank mid-run ({_first_line(e)}); nothing written") from None
+            raise PeerLost(f"rank {self.rank}: lost another rank mid-run ({first_line(e)}); nothing written") from None
         return t
 
     def stop_before_step(self, elapsed, max_seconds: float | None) -> str | None:
@@ -125,7 +125,7 @@ class Group:
         try:
             dist.all_gather_object(out, obj)
         except (RuntimeError, dist.DistError) as e:
-            raise PeerLost(f"rank {self.rank}: lost another rank ({_first_line(e)}); nothing written") from None
+            raise PeerLost(f"rank {self.rank}: lost another rank ({first_line(e)}); nothing written") from None
         return out
 
     def agree(self, fn, *args, **kwargs):
@@ -261,10 +261,5 @@ def join(device: str, timeout_s: float = 600.0) -> Group:
     try:
         dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
     except (RuntimeError, ValueError, dist.DistError) as e:
-        raise UserError(f"rank {rank}: cannot join the torchrun process group: {_first_line(e)}") from None
+        raise UserError(f"rank {rank}: cannot join the torchrun process group: {first_line(e)}") from None
     return Group(rank=rank, world=world, local_rank=local_rank, backend=backend)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__

@@ -212,7 +212,7 @@ def _plain(v):
 
 @dataclass
 class PatchRecord(Record):
-    """patch.json, written next to patch.png by `blocks generate` (blocks.generate.run_generate)."""
+    """patch.json, written next to patch.png by `blocks generate` (blocks.commands.generate.run_generate)."""
 
     WHAT: ClassVar[str] = "patch.json"
     FROM: ClassVar[str] = "blocks generate"

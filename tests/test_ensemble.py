@@ -239,12 +239,12 @@ def test_cycle_steps_one_member_and_checks_all(digits_model):
 @pytest.mark.parametrize("mode,loss_kind", [("mean", "ce"), ("balance", "ce"), ("cycle", "ce"), ("balance", "logit"),
                                             ("mean", "margin")])
 def test_member_modes_move_a_black_patch(digits_model, mode, loss_kind):
-    from blocks.attacks.eot_fgsm import GenerateConfig, step_gradient
+    from blocks.attacks.eot_fgsm import Experimental, GenerateConfig, step_gradient
     from transforms import preset
 
     ens = _two_members(digits_model, k=1.0)
     patch = torch.zeros(3, 16, 16, requires_grad=True)
-    cfg = GenerateConfig(target=7, members=mode, loss=loss_kind)
+    cfg = GenerateConfig(target=7, members=mode, experimental=Experimental(loss=loss_kind))
     loss, prob, win, grad = step_gradient(ens, patch, cfg, preset("print", (0.5, 0.6)),
                                           None, torch.Generator().manual_seed(0), 8, step=1)
     assert torch.isfinite(grad).all() and (grad != 0).float().mean() > 0.9  # every pixel gets a say

@@ -72,7 +72,8 @@ def test_the_card_carries_its_markers_and_a_camera_finds_them_in_a_head_on_view(
 
 
 def test_held_is_the_default_and_its_scale_is_the_coverage():
-    from blocks.pipelines import EvaluateRun, GenerateRun
+    from blocks.commands.evaluate import EvaluateRun
+    from blocks.commands.generate import GenerateRun
 
     assert GenerateRun().eot == "held" and EvaluateRun(patch="p.png").eot == "held" and whole_frame("held")
     assert not whole_frame("print")

@@ -12,15 +12,24 @@ import typer
 from typer.testing import CliRunner
 
 from blocks import checks, cli
-from blocks import pipelines as P
+from blocks.commands.calibrate import CalibrateRun
+from blocks.commands.calibration_sheet import CalibrationRun
+from blocks.commands.capture import CaptureRun
+from blocks.commands.evaluate import EvaluateRun
+from blocks.commands.generate import GenerateRun
+from blocks.commands.onepixel import OnePixelRun
+from blocks.commands.print_sheet import PrintRun
+from blocks.commands.scenes import ScenesRun
+from blocks.commands.simulate import SimulateRun
+from blocks.commands.sweep import SweepRun
 from printing.calibration import CalibrationSettings
 from printing.sheet import SheetSettings
 
 # command -> the settings dataclasses its flags fill, in the order their fields are looked up
-SETTINGS = {"generate": (P.GenerateRun,), "evaluate": (P.EvaluateRun,), "sweep": (P.SweepRun,),
-            "capture": (P.CaptureRun,), "simulate": (P.SimulateRun,), "onepixel": (P.OnePixelRun,),
-            "calibrate": (P.CalibrateRun,), "digits-scenes": (P.ScenesRun,), "sample-scenes": (P.ScenesRun,),
-            "print": (SheetSettings, P.PrintRun), "calibration-sheet": (CalibrationSettings, P.CalibrationRun),
+SETTINGS = {"generate": (GenerateRun,), "evaluate": (EvaluateRun,), "sweep": (SweepRun,),
+            "capture": (CaptureRun,), "simulate": (SimulateRun,), "onepixel": (OnePixelRun,),
+            "calibrate": (CalibrateRun,), "digits-scenes": (ScenesRun,), "sample-scenes": (ScenesRun,),
+            "print": (SheetSettings, PrintRun), "calibration-sheet": (CalibrationSettings, CalibrationRun),
             "targets": (), "models": ()}
 FIELD = {"eps_range": "eps_range", "targets": "targets"}  # click param name -> field, where they differ
 # options whose None means "not given" and stands for no default (the help says what giving them does)
@@ -105,7 +114,7 @@ def test_help_describes_every_option_and_shows_true_defaults(name, command):
 
 def test_lists_in_help_are_the_codes_lists():
     from blocks.attacks.eot_fgsm import ENSEMBLE_SMOOTH
-    from blocks.generate import default_scale
+    from blocks.commands.shared import default_scale
     from blocks.models import DEFAULT_MODEL
     from printing.layout import PAGE_SIZES_MM
     from transforms.camera import CameraSettings

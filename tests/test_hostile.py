@@ -423,12 +423,12 @@ class _Checked(Exception):
 
 
 def _fuzz_once(cli, monkeypatch, args):
-    import blocks.pipelines
+    import blocks.commands.shared
 
     def reached(*a, **k):
         raise _Checked
 
-    monkeypatch.setattr(blocks.pipelines, "load_model", reached)
+    monkeypatch.setattr(blocks.commands.shared, "load_model", reached)
     try:
         code, out, err = cli(*args)
     except _Checked:
@@ -759,12 +759,12 @@ FUZZ_FILES = settings(max_examples=25, deadline=None, derandomize=True,
 
 def _run_checked(cli, monkeypatch, args, written=None):
     """cli(*args) with the model load replaced by a stop: a record that passed is as good as done."""
-    import blocks.pipelines
+    import blocks.commands.shared
 
     def reached(*a, **k):
         raise _Checked
 
-    monkeypatch.setattr(blocks.pipelines, "load_model", reached)
+    monkeypatch.setattr(blocks.commands.shared, "load_model", reached)
     try:
         code, out, err = cli(*args)
     except _Checked:

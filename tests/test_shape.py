@@ -202,3 +202,94 @@ def test_older_sheet_blocks_with_flat_targets_still_read():
     assert block.target == Goal(8, False, "hen") and "target_index" not in block.to_json()
     with pytest.raises(UserError, match="target"):
         SheetInfo.parse({**_sheet().to_json(), "blocks": [{**flat, "target_index": "eight"}]})
+
+
+# --- the import graph of blocks/: acyclic, and layered cli -> commands -> library -----------------
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def blocks_import_graph() -> dict[str, set[str]]:
+    """Every module under blocks/ -> the modules of blocks/ it imports, at module level or inside
+    functions; `from blocks import generate as G` is an edge to blocks.generate, not to blocks."""
+    modules = {_module_name(p): p for p in sorted((ROOT / "blocks").rglob("*.py"))}
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([base] if base else []))
+                for a in node.names:
+                    edges.add(f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base)
+        graph[name] = {e for e in edges if e in modules and e != name}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_blocks_has_no_import_cycle():
+    graph = blocks_import_graph()
+    assert "blocks.commands.generate" in graph and graph["blocks.cli"], "the graph found no modules"
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph))
+    assert _cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]  # the check itself sees a cycle
+
+
+def _layer(module: str) -> int:
+    """entry (blocks, blocks.__main__) 3, cli 2, commands 1, the library below 0."""
+    if module in ("blocks", "blocks.__main__"):
+        return 3
+    return 2 if module == "blocks.cli" else 1 if module.startswith("blocks.commands") else 0
+
+
+def test_blocks_generate_goes_down_the_layers():
+    """From the CLI to patch.json (blocks.cli -> blocks.commands.generate -> the library) every import
+    goes down: no library module imports a command or the CLI, and a command imports no other
+    command but shared."""
+    graph = blocks_import_graph()
+    upward = sorted((a, b) for a, outs in graph.items() for b in outs if _layer(b) > _layer(a))
+    assert not upward, upward
+    across = sorted((a, b) for a, outs in graph.items() if _layer(a) == 1 for b in outs
+                    if _layer(b) == 1 and b not in ("blocks.commands", "blocks.commands.shared"))
+    assert not across, across
+    reached, todo = set(), ["blocks.commands.generate"]
+    while todo:
+        m = todo.pop()
+        if m not in reached:
+            reached.add(m)
+            todo += graph[m]
+    assert "blocks.commands.generate" in graph["blocks.cli"]
+    assert not {m for m in reached if _layer(m) >= 1} - {"blocks.commands", "blocks.commands.generate",
+                                                          "blocks.commands.shared"}
+
+
+def test_no_function_in_blocks_is_over_60_lines():
+    long = [(str(p.relative_to(ROOT)), f.name, f.end_lineno - f.lineno + 1)
+            for p in sorted((ROOT / "blocks").rglob("*.py")) for f in _functions(p) if f.end_lineno - f.lineno + 1 > 60]
+    assert not long, long

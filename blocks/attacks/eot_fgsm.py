@@ -28,8 +28,8 @@ default SoloGroup) this is the plain single-process loop: the clock and a swallo
 read before each step, and the figures are read where they are.
 
 Transfer-minded options (for models the patch never sees), off at 0. Only smoothing is offered by
-the CLI, on by default for ensembles only; the others lost or gained nothing (bench/transfer.py,
-README):
+the CLI, on by default for ensembles only; the others sit in GenerateConfig.experimental
+(Experimental), which only bench/transfer.py sets (docs/ensembles.md has its measurements):
 - diversity p: each view is shrunk by a random factor in [0.8, 1] and padded at a random offset
   with probability p before the model sees it (input diversity, Xie et al. 2019).
 - ghost p: dropout with rate p on every convolution's output during the attack's forward passes,
@@ -69,6 +69,16 @@ from transforms.eot import EOT, at_progress, random_views
 
 
 @dataclass
+class Experimental:
+    """Transfer-minded options that bench/transfer.py measures and no CLI flag sets (the module
+    docstring says what each does); the defaults switch them off."""
+
+    diversity: float = 0.0  # probability of a random resize-and-pad of each view (input diversity)
+    ghost: float = 0.0  # dropout rate on convolution outputs during attack steps (ghost networks)
+    loss: str = "ce"  # ce | logit | margin
+
+
+@dataclass
 class GenerateConfig:
     target: int | None = None  # class to become (negative epsilon)
     away_from: int | None = None  # class to stop being (positive epsilon); one of the two
@@ -83,11 +93,9 @@ class GenerateConfig:
     seed: int = 0
     check_every: int = 10  # steps between scoring the patch on the fixed check views
     check_seconds: float = 30.0  # ... and at most this much of the clock between two checks
-    diversity: float = 0.0  # probability of a random resize-and-pad of each view (input diversity)
-    ghost: float = 0.0  # dropout rate on convolution outputs during attack steps (ghost networks)
     smooth: float | None = None  # Gaussian gradient smoothing, sigma in patch pixels; None: see smoothing()
     members: str = "balance"  # ensembles only: mean | balance | cycle (see the module docstring)
-    loss: str = "ce"  # ce | logit | margin (see the module docstring; only ce is a CLI choice)
+    experimental: Experimental = field(default_factory=Experimental)  # bench/transfer.py's; no CLI flag
 
 
 @dataclass
@@ -150,7 +158,7 @@ def attack_loss(goal: Goal, logits: torch.Tensor, kind: str = "ce") -> torch.Ten
 def objective(logits: torch.Tensor, cfg: GenerateConfig):
     """Loss to descend, and per-view (objective prob, win) for the record (common.goal.Goal)."""
     goal = Goal.of(cfg.target, cfg.away_from)
-    return attack_loss(goal, logits, cfg.loss), goal.prob(logits.softmax(1)), goal.wins(logits)
+    return attack_loss(goal, logits, cfg.experimental.loss), goal.prob(logits.softmax(1)), goal.wins(logits)
 
 
 def diverse_inputs(views: torch.Tensor, p: float, g: torch.Generator, low: float = 0.8) -> torch.Tensor:
@@ -234,7 +242,7 @@ def balanced_view_gradient(nets, views: torch.Tensor, cfg: GenerateConfig, gener
     x = views.detach().requires_grad_(True)
     grads, logps, losses = [], [], []
     for net in nets:
-        with ghost_networks(net, cfg.ghost, generator):
+        with ghost_networks(net, cfg.experimental.ghost, generator):
             logits = net(x)
         loss, _, _ = objective(logits, cfg)
         (g,) = torch.autograd.grad(loss, x)
@@ -252,8 +260,8 @@ def step_gradient(model, patch, cfg: GenerateConfig, eot: EOT, scenes, generator
     """Render n views of patch (3, P, P, requires grad) and differentiate weight * their mean
     loss (+ penalty). Returns (loss, objective prob (n,), win (n,), grad (3, P, P))."""
     views, _ = random_views(patch, n, model.input_size, eot, scenes, generator, patch_map)
-    if cfg.diversity > 0:
-        views = diverse_inputs(views, cfg.diversity, generator)
+    if cfg.experimental.diversity > 0:
+        views = diverse_inputs(views, cfg.experimental.diversity, generator)
     nets = step_members(model, cfg, step)
     if nets is not None:  # members one by one: to the views, then once through the render
         loss, prob, win, view_grad = balanced_view_gradient(nets, views, cfg, generator)
@@ -264,7 +272,7 @@ def step_gradient(model, patch, cfg: GenerateConfig, eot: EOT, scenes, generator
             grad = grad + torch.autograd.grad(extra, patch)[0]
             loss = loss + extra.detach()
         return loss, prob, win, grad
-    with ghost_networks(model, cfg.ghost, generator):
+    with ghost_networks(model, cfg.experimental.ghost, generator):
         loss, prob, win = objective(model(views), cfg)
     if weight != 1.0:  # this rank's share of the batch mean (one process: exactly the mean)
         loss = loss * weight
@@ -306,8 +314,8 @@ def check_config(cfg: GenerateConfig, group) -> int:
         raise ValueError("give exactly one of target (negative epsilon) or away_from (positive)")
     if cfg.members not in MEMBER_MODES:
         raise ValueError(f"unknown members mode {cfg.members!r}: {', '.join(MEMBER_MODES)}")
-    if cfg.loss not in LOSSES:
-        raise ValueError(f"unknown loss {cfg.loss!r}: {', '.join(LOSSES)}")
+    if cfg.experimental.loss not in LOSSES:
+        raise ValueError(f"unknown loss {cfg.experimental.loss!r}: {', '.join(LOSSES)}")
     n_views = share(cfg.batch, group.world, group.rank)
     if n_views < 1:
         raise ValueError(f"batch {cfg.batch} is smaller than the {group.world} ranks: each needs a view")

@@ -1,5 +1,5 @@
 """Files the `onepixel` command writes: per-image PNG + JSON, summary.json, contact_sheet.png
-(blocks.pipelines.run_onepixel writes them through here), and the inputs it reads."""
+(blocks.commands.onepixel.run_onepixel writes them through here), and the inputs it reads."""
 from __future__ import annotations
 
 from pathlib import Path

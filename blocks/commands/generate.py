@@ -1,6 +1,7 @@
-"""The steps of blocks.pipelines.run_generate: check the settings, load once, make one patch per
-target, write patch.png + patch.json (then score the 8-bit file on held-out views and rewrite
-patch.json), and a summary.json when there are several targets.
+"""`blocks generate`: its settings (GenerateRun) and pipeline (run_generate) with the steps it
+takes: check the settings, load once, make one patch per target, write patch.png + patch.json
+(then score the 8-bit file on held-out views and rewrite patch.json), and a summary.json when
+there are several targets.
 
 Under torchrun every rank runs these steps; rank 0 alone writes and reports, and what can fail on
 one rank only (files on its node) is agreed first (Group.agree), so all ranks fail together. A
@@ -10,29 +11,163 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from blocks import checks
+from blocks.commands import shared
+from blocks.commands.shared import no_progress
 from common.errors import Interrupted, UserError
 from common.records import GenerateRow, GenerateSummary, PatchRecord
 
+
+@dataclass
+class GenerateRun:
+    """`blocks generate`. targets: classes to become (one patch each); or away_from: a class to
+    stop being. scale: (min, max) patch side / image side [default (0.8, 1.0), (0.4, 0.6) with scenes].
+    epsilon: first step size in 0-255 units. out: [default runs/<target>-<time>]."""
+
+    models: list = field(default_factory=shared.default_models)  # list[blocks.models.ModelSpec]
+    targets: list[str] = field(default_factory=list)
+    targets_file: Path | None = None
+    away_from: str | None = None
+    device: str = "auto"
+    patch_size: int | None = None
+    steps: int = 240  # batch 8: about 5 minutes on 2 CPU cores, seconds on a GPU
+    epsilon: float = 32.0
+    final_fraction: float = 0.1
+    schedule: str = "cosine"
+    batch: int = 8
+    momentum: float = 0.9
+    smooth: float | None = None  # None: 0.8 for an ensemble, 0 for one model (eot_fgsm.smoothing)
+    members: str = "balance"  # ensembles: balance | mean | cycle (eot_fgsm's docstring)
+    scale: tuple[float, float] | None = None
+    scenes: Path | None = None
+    eval_scenes: Path | None = None
+    eot: str = "held"
+    max_seconds: float | None = None  # a clock makes the schedule depend on the machine: off by default
+    colormap: Path | None = None
+    printability: float = 0.0
+    tv: float = 0.0
+    eval_n: int = 256
+    seed: int = 0
+    out: Path | None = None
+
+
+@dataclass
+class Generated:
+    """What run_generate returns: each target's patch.json record and folder, and the summary
+    (written as summary.json) when there were several targets."""
+
+    patches: list[PatchRecord]
+    folders: list[Path]
+    summary: object = None  # common.records.GenerateSummary or None
+
+
+def run_generate(run: GenerateRun, progress=no_progress,
+                 on_patch: Callable[[PatchRecord, Path], None] | None = None,
+                 check_progress=no_progress) -> Generated:
+    """Make one patch per target from black (EOT negative-epsilon FGSM), write patch.png,
+    patch.json and curve.png per target (and summary.json for several), score each 8-bit patch on
+    held-out views. on_patch(record, folder) after each target is judged (rank 0 only under torchrun).
+    progress: updated with each StepRecord; check_progress: with the views of the held-out check
+    judged in each batch."""
+    from blocks.distributed import QuietExit
+    from blocks.report import library_versions
+    from common.interrupts import interrupted
+    from transforms.eot import preset
+
+    # paths may differ per node; the models are compared after loading, by their weights' hashes
+    same = {k: v for k, v in asdict(run).items() if k != "models" and not isinstance(v, Path)}
+    group = join_group(run.device, same)
+    check_run(run)
+    eot_cfg = preset(run.eot, shared.default_scale(run.scale, run.scenes, run.eot))
+    out = Path(run.out) if run.out is not None else default_out(run)
+    _check_generate_outputs(run, out)
+    if run.batch < group.world:
+        raise UserError(f"batch {run.batch} is smaller than the {group.world} ranks torchrun started: each rank "
+                        f"renders at least one view per step (give batch >= {group.world} or start fewer ranks)",
+                        param="batch")
+    loaded = load(run, group, out)
+    versions = library_versions()  # now, not after a Ctrl-C: importing takes seconds there
+    if interrupted():  # a Ctrl-C that an import swallowed (torch's C init can): nothing is written yet
+        raise KeyboardInterrupt
+    several = len(loaded.goals) > 1
+    done = Generated([], [], None)
+    checks.views_fit(max(run.batch, 64), loaded.net.input_size, loaded.net.device)  # 64: a held-out check batch
+    for goal in loaded.goals:
+        folder = out / folder_name(goal) if several else out
+        cfg, result = _train_patch(run, goal, eot_cfg, loaded, group, progress, several)
+        rec, judged = group.agree(_write_and_judge, run, goal, cfg, eot_cfg, result, loaded, group, folder,
+                                  versions, on_patch, check_progress)
+        if group.is_main:
+            done.patches.append(rec)
+            done.folders.append(folder)
+        if result.stopped == "interrupted":
+            if not group.is_main:
+                raise QuietExit(130)
+            raise Interrupted(f"kept the best patch (step {result.best_step}) in {folder}"
+                              + ("" if judged else " (no held-out check: patch.json has no held_out)"))
+    if several and group.is_main:
+        done.summary = summary_of(done.patches, done.folders, loaded.net, group.world)
+        done.summary.write(out / "summary.json")
+    return done
+
+
+def _train_patch(run: GenerateRun, goal, eot_cfg, loaded, group, progress, several: bool):
+    """One target's patch (blocks.attacks.eot_fgsm.generate_patch), rank 0 drawing the progress.
+    Returns (its GenerateConfig, its GenerateResult)."""
+    from blocks.attacks.eot_fgsm import generate_patch
+
+    cfg = config_for(run, goal, loaded.net)
+    main_rank = group.is_main
+    with (progress(goal.name if several else "generate", run.steps) if main_rank else no_progress("", 0)) as step:
+        on_step = checks.finite_steps(step) if group.alone else step if main_rank else None  # NaN: one line
+        result = generate_patch(loaded.net, cfg, eot_cfg, loaded.backgrounds, on_step=on_step,
+                                patch_map=loaded.cmap, penalty=penalty(loaded.cmap, run.printability, run.tv),
+                                group=group)
+    return cfg, result
+
+
+def _write_and_judge(run: GenerateRun, goal, cfg, eot_cfg, result, loaded, group, folder: Path, versions: dict,
+                     on_patch, check_progress) -> tuple[PatchRecord | None, bool]:
+    """Rank 0 writes patch.png + patch.json and judges the patch on held-out views; the other
+    ranks learn whether that worked (Group.agree). Returns (the record, whether it was judged)."""
+    from blocks.report import write_patch
+    from common.interrupts import listening
+
+    if not group.is_main:
+        return None, True
+    rec = record_for(run, goal, cfg, eot_cfg, result, loaded, group.world, versions)
+    rec = write_patch(folder, result.patch, rec)  # first: nothing is lost if judging is interrupted
+    judged = True
+    if result.stopped != "interrupted":
+        rec = judge(run, rec, folder, goal, eot_cfg, loaded, check_progress)
+    elif group.alone:  # a Ctrl-C stopped the steps: judge what was kept, unless Ctrl-C again
+        try:
+            with listening():
+                rec = judge(run, rec, folder, goal, eot_cfg, loaded, check_progress)
+        except (Interrupted, KeyboardInterrupt):
+            judged = False
+    else:  # under torchrun the ranks have already left together
+        judged = False
+    if on_patch and judged:
+        on_patch(rec, folder)
+    return rec, judged
+
+
+def _check_generate_outputs(run: GenerateRun, out: Path) -> None:
+    from common.inputs import check_not_input
+
+    ins = shared.input_files(run.colormap, run.targets_file, run.scenes, run.eval_scenes,
+                             shared.model_files(run.models))
+    check_not_input([out], ins)
+    names = ("patch.png", "patch.json", "curve.png", "summary.json")
+    check_not_input([(out / n, f"its {n}") for n in names], ins)
+
+
 SCHEDULES = ("cosine", "linear", "constant")
-
-
-def default_scale(scale, scenes, eot: str = "print") -> tuple[float, float] | None:
-    """The patch's share of the image side: smaller on scenes, where it must leave room for them.
-    For whole-frame presets (held) None: the preset's own coverage of the frame's shorter side."""
-    if scale is not None:
-        return tuple(scale)
-    from transforms.eot import whole_frame
-
-    if whole_frame(eot):
-        return None
-    return (0.4, 0.6) if scenes else (0.8, 1.0)
-
-
-SAMPLE_TRAIN, SAMPLE_TEST = "sample photos: train", "sample photos: test"
 
 
 def scene_sources(run) -> tuple[str | None, str | None]:
@@ -41,7 +176,7 @@ def scene_sources(run) -> tuple[str | None, str | None]:
     from transforms.eot import whole_frame
 
     if run.scenes is None and whole_frame(run.eot):
-        return SAMPLE_TRAIN, str(run.eval_scenes) if run.eval_scenes else SAMPLE_TEST
+        return shared.SAMPLE_TRAIN, str(run.eval_scenes) if run.eval_scenes else shared.SAMPLE_TEST
     train = str(run.scenes) if run.scenes else None
     return train, str(run.eval_scenes) if run.eval_scenes else train
 
@@ -143,13 +278,6 @@ def folder_name(goal) -> str:
     return f"{goal.index}-{re.sub(r'[^A-Za-z0-9._-]+', '_', goal.name).strip('_')}".rstrip("-")
 
 
-def load_colormap(path: Path | None):
-    if path is None:
-        return None
-    from transforms.colormap import ColorMap
-
-    return ColorMap.load(path)
-
 
 def penalty(cmap, printability: float, tv: float):
     """The patch penalty for printability / tv weights, or None."""
@@ -196,46 +324,24 @@ def load(run, group, out: Path) -> Loaded:
 def prepare(run, group, out: Path) -> Loaded:
     """What load agrees on: the targets, the colour map, the output folder (rank 0 writes), the
     scenes, the model on this rank's device and the goals."""
-    from blocks.pipelines import load_model
-
     wanted = target_list(run.targets, run.targets_file)
     goals_before_loading(run.models, wanted, run.away_from)
-    cmap = load_colormap(run.colormap)
+    cmap = shared.load_colormap(run.colormap)
     if group.is_main:  # only rank 0 writes
         from common.files import check_output_dir
 
         check_output_dir(out)
     train, test = scene_sources(run)
-    scenes, eval_scenes = read_scene_source(train), read_scene_source(test)
-    net = load_model(run.models, group.device(run.device))
+    scenes, eval_scenes = shared.read_scene_source(train), shared.read_scene_source(test)
+    net = shared.load_model(run.models, group.device(run.device))
     goals = goals_of(net, wanted, run.away_from)
     from transforms.eot import whole_frame
 
     frames = whole_frame(run.eot)
-    backgrounds = fit(scenes, net.input_size, frames)
-    held_out = fit(eval_scenes, net.input_size, frames) if test != train else backgrounds
+    backgrounds = shared.fit(scenes, net.input_size, frames)
+    held_out = shared.fit(eval_scenes, net.input_size, frames) if test != train else backgrounds
     return Loaded(net, goals, cmap, backgrounds, held_out)
 
-
-def read_scene_source(source: str | None):
-    """Scene images as read: a folder, or one side of the bundled sample photos."""
-    from blocks.pipelines import read_scenes
-    from blocks.scenes import sample_photos
-
-    if source is None:
-        return None
-    if source in (SAMPLE_TRAIN, SAMPLE_TEST):
-        return sample_photos("train" if source == SAMPLE_TRAIN else "test")
-    return read_scenes(Path(source))
-
-
-def fit(images, size: int, frames: bool = False):
-    """Scenes at the model's side, or (frames) the larger squares whole-frame views crop bands from."""
-    from blocks.scenes import fit_frames, fit_scenes
-
-    if images is None:
-        return None
-    return fit_frames(images, size) if frames else fit_scenes(images, size)
 
 
 def config_for(run, goal, net):
@@ -268,7 +374,7 @@ def record_for(run, goal, cfg, eot_cfg, result, loaded: Loaded, ranks: int, vers
 def judge(run, rec: PatchRecord, folder: Path, goal, eot_cfg, loaded: Loaded, progress=None) -> PatchRecord:
     """Score the 8-bit patch.png that is printed (not the float patch it was rounded from) on
     held-out views, each member alone too, and rewrite patch.json with the scores. progress:
-    the pipelines' progress(label, total) for a bar counting the views judged."""
+    run_generate's check_progress(label, total) for a bar counting the views judged."""
     from contextlib import nullcontext
 
     from blocks.evaluate import evaluate_members, evaluate_patch

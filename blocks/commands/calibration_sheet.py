@@ -1,0 +1,26 @@
+"""`blocks calibration-sheet`: the page of colour swatches and its calib.json (printing.calibration)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.records import CalibrationInfo
+
+
+@dataclass
+class CalibrationRun:
+    """`blocks calibration-sheet`: a page of colour swatches -> out (.pdf) + calib.json."""
+
+    out: Path = Path("calib.pdf")
+    settings: object = None  # printing.calibration.CalibrationSettings
+    preview: bool = False
+
+
+def run_calibration_sheet(run: CalibrationRun) -> CalibrationInfo:
+    from printing.calibration import CalibrationSettings, make_calibration_sheet, write_calibration_sheet
+    from printing.sheet import check_sheet_out
+
+    check_sheet_out(run.out, run.preview)
+    sheet = make_calibration_sheet(run.settings or CalibrationSettings())
+    write_calibration_sheet(sheet, run.out, preview=run.preview)
+    return sheet.info

@@ -1,0 +1,111 @@
+"""`blocks capture`: the live classification loop (capture.loop) over a camera, video, photos or
+stream, with its checked settings and the files it keeps."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from blocks import checks
+from blocks.commands import shared
+from blocks.commands.shared import no_progress
+from common.errors import UserError
+from common.records import CaptureSummary
+
+
+@dataclass
+class CaptureRun:
+    """`blocks capture`: classify a camera, video, photos or stream live. window and stride are
+    fractions of the frame's shorter side (with sliding); threshold a probability."""
+
+    target: str
+    source: str = "0"
+    models: list = field(default_factory=shared.default_models)
+    device: str = "auto"
+    sheet: Path | None = None
+    sliding: bool = False
+    window: float = 0.5
+    stride: float = 0.25
+    threshold: float = 0.0
+    headless: bool = False
+    save_video: Path | None = None
+    log: Path | None = None
+    summary: Path | None = None
+    max_frames: int | None = None
+    duration: float | None = None
+    reconnect: int = 0
+    reduce: str = "squash"  # the whole frame to the model's square: squash, or crop (resize + centre crop)
+
+
+def check_capture(run: CaptureRun) -> None:
+    from common.files import check_output_file
+
+    checks.whole(run.max_frames, "max_frames", 1)
+    checks.number(run.duration, "duration", 0, lo_open=True)
+    checks.number(run.window, "window", 0, 1, lo_open=True)
+    checks.number(run.stride, "stride", checks.MIN_STRIDE, 1)  # a tinier step explodes the window grid
+    if not 0 <= run.threshold <= 1:
+        raise UserError("threshold is a probability in [0, 1]", param="threshold")
+    from transforms.held import REDUCTIONS
+
+    if run.reduce not in REDUCTIONS:
+        raise UserError(f"reduce takes {' or '.join(REDUCTIONS)}, not {run.reduce!r}", param="reduce")
+    if not 0 <= run.reconnect <= 1000:
+        raise UserError("reconnect is a number of attempts in [0, 1000]", param="reconnect")
+    for path, what in ((run.log, "log"), (run.summary, "summary")):
+        if path is not None:
+            check_output_file(path, what)
+    if run.save_video is not None:
+        from capture.loop import check_video_out
+
+        check_video_out(run.save_video)
+    from common.inputs import check_not_input
+    from common.records import sheet_json, sidecar_path
+
+    ins = shared.input_files(run.source if shared.is_path(run.source) else None, shared.model_files(run.models),
+                      *([run.sheet, sheet_json(run.sheet), sidecar_path(run.sheet)] if run.sheet is not None else []))
+    for path, flag in ((run.log, "log"), (run.summary, "summary"), (run.save_video, "save_video")):
+        check_not_input([path], ins, flag)
+    outs = [(p, f) for p, f in ((run.log, "log"), (run.summary, "summary"), (run.save_video, "save_video"))
+            if p is not None]
+    for i, (a, fa) in enumerate(outs):
+        for b, fb in outs[i + 1:]:
+            if os.path.abspath(a) == os.path.abspath(b):
+                raise UserError(f"{fa} and {fb} name the same file {a}: give each its own", param=(fa, fb))
+
+
+
+def run_capture(run: CaptureRun, progress=no_progress, on_headless: Callable[[], None] | None = None) -> CaptureSummary:
+    """The capture loop until the source ends, q/Esc, a limit or Ctrl-C; the log, video and
+    summary files are written (kept on Ctrl-C too: the summary's stopped_by says so)."""
+    from capture.display import is_headless
+    from capture.loop import CaptureSettings, run_capture as loop
+    from capture.sheet import load_sheet, sheet_json
+    from capture.sources import open_source
+    from capture.views import SlidingSettings
+    from blocks.targets import resolve_target
+
+    check_capture(run)
+    layout = load_sheet(run.sheet) if run.sheet is not None else None
+    frames = open_source(run.source, reconnect=run.reconnect)  # before the model: a missing camera fails in a second
+    net = shared.load_model(run.models, run.device)
+    goal = resolve_target(run.target, net.labels)
+    settings = CaptureSettings(
+        target=goal.index, sheet=layout, sheet_path=sheet_json(run.sheet) if run.sheet is not None else None,
+        sliding=SlidingSettings(run.window, run.stride) if run.sliding else None,
+        headless=is_headless(run.headless), save_video=run.save_video, log=run.log, max_frames=run.max_frames,
+        duration_s=run.duration, threshold=run.threshold, reduce=run.reduce)
+    if settings.headless and not run.headless and on_headless:
+        on_headless()
+    known = [n for n in (run.max_frames, frames.frame_count) if n]
+    with (progress("capture", min(known) if known else None) if settings.headless else no_progress("", 0)) as update:
+        summary = loop(net, frames, settings, on_frame=update)
+    if run.summary is not None:
+        summary.write(run.summary)
+    return summary
+
+
+def capture_kept(run: CaptureRun, summary: CaptureSummary) -> list[str]:
+    """The files an ended capture left (for the `wrote` and `interrupted: kept` lines)."""
+    return [str(p) for p in (run.log, run.save_video) if p is not None and summary.frames]

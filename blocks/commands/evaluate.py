@@ -1,0 +1,74 @@
+"""`blocks evaluate`: a patch judged on fresh random views (blocks.evaluate), one row per model for
+several (a transfer row)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from blocks import checks
+from blocks.commands import shared
+from common.errors import UserError
+from common.records import EvaluateReport, EvaluateRow
+
+
+@dataclass
+class EvaluateRun:
+    """`blocks evaluate`: a patch on n fresh random views. Exactly one of target / away_from."""
+
+    patch: Path
+    models: list = field(default_factory=shared.default_models)
+    target: str | None = None
+    away_from: str | None = None
+    device: str = "auto"
+    scenes: Path | None = None
+    scale: tuple[float, float] | None = None
+    eot: str = "held"
+    colormap: Path | None = None
+    n: int = 512
+    seed: int = 2024
+    out: Path | None = None
+
+
+def run_evaluate(run: EvaluateRun) -> EvaluateReport:
+    """Success rate and target probability on fresh views; with several models one row per model
+    on the same views (a transfer row). Written to run.out when given."""
+    from blocks.evaluate import evaluate_members, evaluate_patch
+    from transforms.eot import whole_frame
+    from blocks.targets import resolve_target
+    from common.files import check_output_file, load_image
+    from transforms.eot import preset
+
+    checks.whole(run.n, "n", 1, 1_000_000)
+    checks.seed(run.seed)
+    if (run.target is None) == (run.away_from is None):
+        raise UserError("give exactly one of target CLASS (become it) or away_from CLASS (stop being it)",
+                        param=("target", "away_from"))
+    image = load_image(run.patch)
+    if min(image.shape[-2:]) < 2:
+        h, w = image.shape[-2:]
+        raise UserError(f"patch {run.patch} is {w} x {h} px: a patch needs at least 2 x 2 pixels")
+    given = checks.span(run.scale, "scale", *checks.SCALE) if run.scale else None
+    scale = shared.default_scale(given, run.scenes, run.eot)
+    eot_cfg, cmap = preset(run.eot, scale), shared.load_colormap(run.colormap)
+    frames = whole_frame(run.eot)  # whole frames with no scenes given: the held-out sample photos
+    scenes = shared.read_scene_source(str(run.scenes) if run.scenes else shared.SAMPLE_TEST if frames else None)
+    scale = eot_cfg.placement.scale
+    if run.out is not None:
+        from common.inputs import check_not_input
+
+        ins = shared.input_files(run.patch, run.colormap, run.scenes, shared.model_files(run.models))
+        check_not_input([run.out], ins)
+        check_output_file(run.out)
+    net = shared.load_model(run.models, run.device)
+    goal = resolve_target(run.target if run.target is not None else run.away_from, net.labels, run.target is not None)
+    views = dict(scenes=shared.fit(scenes, net.input_size, frames), n=run.n, seed=run.seed, patch_map=cmap)
+    report = EvaluateReport(patch=str(run.patch), eot=run.eot, scale=list(scale), seed=run.seed, n=run.n,
+                            target=goal)
+    if len(run.models) > 1:
+        report.models = tuple(EvaluateRow.from_json(r) for r in evaluate_members(net, image, eot_cfg, goal, **views))
+    else:
+        ev = evaluate_patch(net, image, eot_cfg, goal, **views)
+        report = replace(report, model=net.name, **ev.to_dict())
+    if run.out is not None:
+        report.write(run.out)
+    return report

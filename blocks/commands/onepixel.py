@@ -1,0 +1,86 @@
+"""`blocks onepixel`: the one-pixel attack (blocks.attacks.onepixel) on a set of images at once,
+with its per-image files, summary.json and contact sheet."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from blocks import checks
+from blocks.commands import shared
+from blocks.commands.shared import no_progress
+from common.errors import Interrupted
+from common.records import OnePixelSummary
+
+
+@dataclass
+class OnePixelRun:
+    """`blocks onepixel`: inputs (images and folders) attacked at once, one model."""
+
+    inputs: list[Path]
+    models: list = field(default_factory=shared.default_models)
+    target: str | None = None
+    pixels: int = 1
+    popsize: int = 400
+    maxiter: int = 100
+    max_queries: int = 0
+    fitness: str = "auto"
+    out: Path = Path("onepixel_out")
+    strategy: str = "probe"
+    seed: int = 0
+    device: str = "auto"
+    batch: int = 0
+
+
+def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
+    """Load, resize to the model's input size, attack, write per-image PNG + JSON, summary.json and
+    contact_sheet.png. Returns summary.json's record (its `results` are the per-image rows)."""
+    from blocks.attacks.onepixel import OnePixelConfig, one_pixel_attack, prepare_images
+    from blocks.attacks.onepixel.report import collect_inputs, unique_names, write_outputs
+    from blocks.targets import resolve_target
+    from common.files import check_output_dir, load_image
+
+    cfg = OnePixelConfig(pixels=run.pixels, popsize=run.popsize, maxiter=run.maxiter, strategy=run.strategy,
+                         seed=run.seed, batch=run.batch, max_queries=run.max_queries,
+                         fitness=run.fitness).check()  # bad settings fail before the model loads
+    checks.seed(run.seed)
+    files = collect_inputs(run.inputs)
+    images = [load_image(f) for f in files]
+    check_output_dir(run.out)  # before the attack: its results must have somewhere to go
+    from common.inputs import check_not_input
+
+    ins = shared.input_files(run.inputs, shared.model_files(run.models), [f.with_suffix(".json") for f in files])
+    check_not_input([run.out], ins)
+    outs = [Path(run.out) / n for name in unique_names(files) for n in (f"{name}_adv.png", f"{name}.json")]
+    check_not_input(outs + [Path(run.out) / "summary.json", Path(run.out) / "contact_sheet.png"], ins)
+    net = shared.load_model(run.models[:1], run.device)
+    goal = resolve_target(run.target, net.labels) if run.target is not None else None
+    # The attack runs at the model's input size: every image stacks into one batch and the changed
+    # pixel is a real model-input pixel (a pixel of a larger original would be blurred by resizing).
+    if run.batch:  # images per forward pass, each a few copies deep
+        checks.fits_in_memory(float(run.batch) * 3 * net.input_size ** 2 * 4 * 4,
+                              f"onepixel's {run.batch} images a pass at {net.input_size} px", "lower --batch",
+                              net.device)
+    x = prepare_images(images, net.input_size)
+    # DE counts generations, the searches count queries (of the furthest image)
+    total = max(cfg.maxiter, 1) if cfg.is_de else cfg.budget_for(net.input_size ** 2)
+    with progress("onepixel: generations" if cfg.is_de else "onepixel: queries", total) as update:
+        result = one_pixel_attack(net, x, None, cfg, target=goal.index if goal else None,
+                                  progress=lambda g, running, _: update((g, running)))
+        if not result.interrupted:
+            update((total, 0))
+    names = unique_names(files)
+    if result.interrupted:  # Ctrl-C / SIGTERM: the images whose search had ended are kept
+        keep = result.finished.nonzero().flatten()
+        if not len(keep):
+            raise KeyboardInterrupt
+        result = result.subset(keep)
+        names, files = [names[i] for i in keep.tolist()], [files[i] for i in keep.tolist()]
+    extra = {"model": net.describe(), "device": str(net.device), "seed": run.seed,
+             "target": goal.to_json() if goal else None,
+             "input_size": net.input_size, "files": [str(f) for f in files]}
+    if result.interrupted:
+        extra["stopped"] = "interrupted"
+    summary = write_outputs(run.out, result, names, [str(f) for f in files], net.labels, extra)
+    if result.interrupted:
+        raise Interrupted(f"kept the results of the {len(names)} image(s) whose search had finished, in {run.out}")
+    return summary

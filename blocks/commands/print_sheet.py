@@ -1,0 +1,37 @@
+"""`blocks print`: patches laid out as a print-ready PDF with its sheet.json (printing/)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from blocks.commands import shared
+from common.records import SheetInfo
+
+
+@dataclass
+class PrintRun:
+    """`blocks print`: patches -> out (a .pdf) + sheet.json (+ page PNGs with preview)."""
+
+    patches: list[Path]
+    out: Path
+    settings: object = None  # printing.SheetSettings [default: SheetSettings()]
+    preview: bool = False
+
+
+def run_print(run: PrintRun) -> SheetInfo:
+    from printing import SheetSettings, make_sheet, write_sheet
+    from printing.sheet import check_sheet_out
+
+    from common.inputs import check_not_input
+    from printing.sheet import preview_paths, sidecar_path
+
+    check_sheet_out(run.out, run.preview)
+    patches = [Path(p) for p in run.patches]
+    ins = shared.input_files(patches, [p.with_suffix(".json") for p in patches],
+                             [p.parent / "patch.json" for p in patches])
+    check_not_input([run.out, (sidecar_path(run.out), "the sheet.json written beside it")], ins)
+    if run.preview:
+        check_not_input([(p, "a page preview") for p in preview_paths(run.out, 4)], ins)
+    sheet = make_sheet(run.patches, run.settings or SheetSettings())
+    write_sheet(sheet, run.out, preview=run.preview)
+    return sheet.info

@@ -1,0 +1,69 @@
+"""`blocks simulate`: a printed sheet filmed by a virtual camera (capture.simulate) -> a video or a still."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from blocks import checks
+from blocks.commands import shared
+from blocks.commands.shared import no_progress
+from common.errors import UserError
+from common.records import SimulateInfo
+
+
+@dataclass
+class SimulateRun:
+    """`blocks simulate`: film a printed sheet's PDF with a virtual camera -> a video, or one still
+    photo when out is an image. size: (w, h) frame pixels; steady_light: the colour map is the only
+    colour change."""
+
+    pdf: Path
+    out: Path
+    frames: int = 90
+    seed: int = 0
+    fps: float = 15.0
+    block: int = 0
+    colormap: Path | None = None
+    steady_light: bool = False
+    size: tuple[int, int] | None = None
+    scenes: Path | None = None  # a photo or a folder: the card is cut out and held up in front of one
+
+
+def run_simulate(run: SimulateRun, progress=no_progress) -> SimulateInfo:
+    from capture.simulate import SimulateSettings, simulate
+    from common.files import IMAGE_SUFFIXES, check_output_file
+    from transforms.camera import CameraSettings
+
+    frames = 1 if Path(run.out).suffix.lower() in IMAGE_SUFFIXES else run.frames
+    checks.whole(frames, "frames", 1, 100_000)
+    checks.whole(run.block, "block", 0)
+    checks.seed(run.seed)
+    if not 0 < run.fps <= 240:
+        raise UserError("fps must be in (0, 240]", param="fps")
+    from common.inputs import check_not_input
+    from common.records import sidecar_path
+
+    check_not_input([run.out], shared.input_files(run.pdf, sidecar_path(run.pdf), run.colormap))
+    check_output_file(run.out)
+    camera = CameraSettings()
+    if run.size is not None:
+        w, h = run.size
+        if not (64 <= w <= 8192 and 64 <= h <= 8192):
+            raise UserError(f"size takes WxH in pixels (64 to 8192 each), not {w}x{h}", param="size")
+        camera = replace(camera, size=(w, h))
+    if run.steady_light:
+        camera = replace(camera, brightness=(1.0, 1.0), gradient=0.0, color_cast=0.0)
+    cmap = shared.load_colormap(run.colormap)
+    photos = ()
+    if run.scenes is not None:
+        from common.files import list_images
+
+        if not Path(run.scenes).exists():
+            raise UserError(f"scenes {run.scenes}: no such photo or folder", param="scenes")
+        photos = tuple(list_images(run.scenes)) if Path(run.scenes).is_dir() else (Path(run.scenes),)
+        if not photos:
+            raise UserError(f"scenes {run.scenes} holds no images", param="scenes")
+    with progress("simulate", frames) as update:
+        return simulate(run.pdf, run.out, SimulateSettings(frames=frames, seed=run.seed, fps=run.fps, block=run.block,
+                                                           camera=camera, colormap=cmap, scenes=photos),
+                        on_frame=update)

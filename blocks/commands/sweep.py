@@ -1,0 +1,56 @@
+"""`blocks sweep`: a single-step FGSM line search on one image (blocks.attacks.fgsm_sweep)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from blocks import checks
+from blocks.commands import shared
+from common.errors import UserError
+from common.records import SweepRecord
+
+
+@dataclass
+class SweepRun:
+    """`blocks sweep`: single-step FGSM line search on one image. eps_range: (min, max) in 0-255 units."""
+
+    image: Path
+    target: str
+    models: list = field(default_factory=shared.default_models)
+    device: str = "auto"
+    eps_range: tuple[float, float] = (-120.0, 10.0)
+    num: int = 131
+    out: Path = Path("runs/sweep")
+
+
+def run_sweep(run: SweepRun) -> SweepRecord:
+    """Class probabilities against epsilon: out/sweep.png and out/sweep.json (returned)."""
+    import torch
+
+    from blocks.attacks.fgsm_sweep import epsilon_sweep, plot_sweep
+    from blocks.targets import resolve_target
+    from common.files import atomic_write_bytes, check_output_dir, load_image
+    from common.interrupts import writing
+
+    lo, hi = checks.span(run.eps_range, "eps_range", -255, 255)
+    if not lo < hi:
+        raise UserError(f"eps_range takes MIN:MAX with MIN < MAX, not '{lo:g}:{hi:g}'", param="eps_range")
+    checks.whole(run.num, "num", 2, 10_000)
+    x = load_image(run.image)
+    check_output_dir(run.out)
+    from common.inputs import check_not_input
+
+    ins = shared.input_files(run.image, shared.model_files(run.models))
+    check_not_input([Path(run.out), Path(run.out) / "sweep.png", Path(run.out) / "sweep.json"], ins)
+    net = shared.load_model(run.models, run.device)
+    goal = resolve_target(run.target, net.labels)
+    s = epsilon_sweep(net, x, goal.index, (torch.linspace(lo, hi, run.num) / 255).tolist())
+    record = SweepRecord(image=str(run.image), target=goal, model=net.name,
+                         epsilons_255=[e * 255 for e in s.epsilons], best_epsilon_255=s.best_epsilon * 255,
+                         best_target_prob=s.best_target_prob, clean_top1=net.labels[s.clean_top1],
+                         probs={net.labels[c]: s.probs[:, c].tolist() for c in s.classes_to_show()})
+    data = record.to_bytes()  # NaN fails here, before any file
+    with writing():
+        plot_sweep(s, net.labels, Path(run.out) / "sweep.png")
+        atomic_write_bytes(Path(run.out) / "sweep.json", data)
+    return record
