@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import UserError
-from common.files import decode_image_bgr, read_file_bytes, sha256_bytes
+from common.files import decode_image_bgr, encode_png_rgb, read_file_bytes, sha256_bytes
 from common.records import PatchRecord, TargetInfo
 
 MAX_IMAGE_SIDE_PX = 20000  # one upscaled block image; beyond this a PDF viewer or printer chokes
@@ -55,8 +55,6 @@ def patch_from_array(image, target: str | None = None, model: str | None = None,
                      target_index: int | None = None, target_mode: str | None = None) -> PatchImage:
     """image: (H, W, 3) uint8 RGB, or (3, H, W) float in [0, 1] (tensor or array) as `generate`
     returns it; floats are rounded to 8 bits the way common.files.save_png does."""
-    import cv2
-
     arr = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
     if arr.dtype != np.uint8:
         if arr.ndim != 3 or arr.shape[0] != 3:
@@ -66,10 +64,7 @@ def patch_from_array(image, target: str | None = None, model: str | None = None,
         raise UserError(f"a uint8 patch must be (H, W, 3) RGB, not shape {arr.shape}")
     arr = np.ascontiguousarray(arr)
     _check_square(arr, "patch")
-    ok, buf = cv2.imencode(".png", arr[:, :, ::-1])
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return PatchImage(arr, sha256_bytes(buf.tobytes()), None, target, target_index, model, target_mode)
+    return PatchImage(arr, sha256_bytes(encode_png_rgb(arr)), None, target, target_index, model, target_mode)
 
 
 def _check_square(pixels: np.ndarray, where: str) -> None:

@@ -291,16 +291,11 @@ def write_sheet(sheet: PrintedSheet, out: str | Path, preview: bool = False, pre
         raise UserError(f"out must be a .pdf file (the sidecar takes the .json name), not {out}", param="out")
     files: list[tuple[Path, bytes]] = [(sidecar_path(out), sheet.info.to_bytes())]
     if preview:
-        import cv2
-
+        from common.files import encode_png_rgb
         from printing.render import render_page
 
         for i, path in enumerate(preview_paths(out, sheet.info.pages)):
-            rgb = render_page(sheet.pdf, i, preview_dpi)
-            ok, buf = cv2.imencode(".png", rgb[:, :, ::-1])
-            if not ok:
-                raise RuntimeError("PNG encoding failed")
-            files.append((path, buf.tobytes()))
+            files.append((path, encode_png_rgb(render_page(sheet.pdf, i, preview_dpi))))
     files.append((out, sheet.pdf))
     return write_together(files)  # all or none: never a sidecar without its PDF
 

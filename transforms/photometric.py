@@ -7,8 +7,7 @@ a range squeezed away from 0, and the final clip keeps the gradient of values on
 Cost decides where each effect runs. Gamma, blur and JPEG act on each view's copy of the patch
 texture (small: the patch's own pixels) before it is warped into the frame; blur is scaled so its
 width is measured in frame pixels. Lighting and sensor noise act on the whole frame, fused into
-one multiply-add and one addition. Measured on 2 CPU cores at 224 px, batch 32: JPEG on full
-frames cost 1.5 s a step, on textures a few hundredths.
+one multiply-add and one addition (docs/design.md has the timings).
 """
 from __future__ import annotations
 
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from kornia.enhance import jpeg_codec_differentiable
 from kornia.filters import gaussian_blur2d
+
+from transforms.draws import uniform
 
 
 @dataclass
@@ -44,7 +45,7 @@ def texture_effects(textures: torch.Tensor, cfg: Photometric, texels_per_pixel: 
     """
     B = textures.shape[0]
     dev = textures.device
-    u = lambda *shape: torch.rand(*shape, generator=generator, device=dev)  # noqa: E731
+    u = uniform(generator, dev)
     x = textures
     if cfg.gamma != (1.0, 1.0):
         g = cfg.gamma[0] + (cfg.gamma[1] - cfg.gamma[0]) * u(B, 1, 1, 1)
@@ -76,7 +77,7 @@ def frame_effects(frames: torch.Tensor, cfg: Photometric,
     """
     B = frames.shape[0]
     dev = frames.device
-    u = lambda *shape: torch.rand(*shape, generator=generator, device=dev)  # noqa: E731
+    u = uniform(generator, dev)
     x = frames
     if cfg.contrast != (1.0, 1.0) or cfg.brightness or cfg.temperature:
         c = cfg.contrast[0] + (cfg.contrast[1] - cfg.contrast[0]) * u(B, 1, 1, 1)
@@ -89,13 +90,6 @@ def frame_effects(frames: torch.Tensor, cfg: Photometric,
         std = cfg.noise_std * u(B, 1, 1, 1)
         x = x + std * torch.randn(x.shape, generator=generator, device=dev)
     return clip01(x)
-
-
-def apply_photometric(frames: torch.Tensor, cfg: Photometric,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
-    """Every effect on whole frames (B, 3, H, W): for callers with no separate patch texture."""
-    ones = torch.ones(frames.shape[0], device=frames.device)
-    return frame_effects(texture_effects(frames, cfg, ones, frames.shape[-1], generator), cfg, generator)
 
 
 def clip01(x: torch.Tensor) -> torch.Tensor:

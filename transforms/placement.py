@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from kornia.geometry.transform import get_perspective_transform, warp_perspective
 
+from transforms.draws import uniform
+
 
 @dataclass
 class Placement:
@@ -23,7 +25,7 @@ class Placement:
 def sample_homographies(n: int, patch_px: int, size: int, cfg: Placement,
                         generator: torch.Generator | None = None, device="cpu"):
     """Homographies (n, 3, 3) from patch pixel coords to image pixel coords, and their parameters."""
-    u = lambda *shape: torch.rand(*shape, generator=generator, device=device)  # noqa: E731
+    u = uniform(generator, device)
     lo, hi = cfg.scale
     scale = lo + (hi - lo) * u(n)
     angle = (2 * u(n) - 1) * cfg.rotation_deg

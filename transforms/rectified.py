@@ -27,6 +27,7 @@ from kornia.enhance import jpeg_codec_differentiable
 from kornia.filters import gaussian_blur2d, motion_blur
 from kornia.geometry.transform import get_perspective_transform, warp_perspective
 
+from transforms.draws import uniform
 from transforms.photometric import Photometric, clip01, frame_effects
 
 
@@ -50,7 +51,7 @@ def print_response(patch: torch.Tensor, cfg: CameraViews, generator=None):
     colour (B, 3, 1, 1)): a printer cannot print darker than its black ink or lighter than its
     paper. Affine, so a black patch keeps its gradient (no clamp at 0)."""
     B, dev = patch.shape[0], patch.device
-    u = lambda *s: torch.rand(*s, generator=generator, device=dev)  # noqa: E731
+    u = uniform(generator, dev)
     ink = cfg.ink[0] + (cfg.ink[1] - cfg.ink[0]) * u(B, 3, 1, 1)
     paper = cfg.paper[0] + (cfg.paper[1] - cfg.paper[0]) * u(B, 3, 1, 1)
     return ink + (paper - ink) * patch, paper
@@ -69,7 +70,7 @@ def _film_small(patch: torch.Tensor, paper: torch.Tensor, n_px: int, cfg: Camera
     the camera records it, M = n_px (1 + 2 margin), misregistered by the corner jitter."""
     B, _, P, _ = patch.shape
     dev = patch.device
-    u = lambda *s: torch.rand(*s, generator=generator, device=dev)  # noqa: E731
+    u = uniform(generator, dev)
     # A sensor integrates light over each pixel: area-like (antialiased) resampling to n_px first,
     # then the small misregistration warp at that scale (near-identity, so bilinear is enough).
     small = F.interpolate(patch, size=(n_px, n_px), mode="bilinear", antialias=True, align_corners=False)
@@ -87,14 +88,14 @@ def _film_small(patch: torch.Tensor, paper: torch.Tensor, n_px: int, cfg: Camera
 
 def _lens_and_motion(x: torch.Tensor, cfg: CameraViews, generator) -> torch.Tensor:
     B, dev = x.shape[0], x.device
-    u = lambda *s: torch.rand(*s, generator=generator, device=dev)  # noqa: E731
+    u = uniform(generator, dev)
     lo, hi = cfg.defocus_px
     sigma = (lo + (hi - lo) * u(B)).clamp(min=0.1)
     k = 2 * math.ceil(2.5 * float(sigma.max())) + 1
     if k >= 3 and min(x.shape[-2:]) > k:
         x = gaussian_blur2d(x, (k, k), sigma[:, None].expand(B, 2).contiguous(), border_type="replicate")
     if cfg.motion_px >= 1.5:
-        length = float(cfg.motion_px * torch.rand(1, generator=generator, device=dev))
+        length = float(cfg.motion_px * u(1))
         ks = 2 * int(length // 2) + 1
         if ks >= 3 and min(x.shape[-2:]) > ks:
             angle = 180 * u(B)
