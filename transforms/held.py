@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from kornia.filters import gaussian_blur2d, motion_blur
-from kornia.geometry.transform import get_perspective_transform, warp_perspective
+from kornia.filters import motion_blur
+from kornia.geometry.transform import get_perspective_transform
 
 from transforms.draws import uniform
-from transforms.photometric import Photometric, clip01, frame_effects
-from transforms.rectified import _codec
+from transforms.photometric import Photometric, blur_side, clip01, frame_effects, gaussian, jpeg_some
+from transforms.placement import paste
 
 REDUCTIONS = ("squash", "crop")
 CROP_SHARE = 224 / 256  # torchvision's Resize(256) + CenterCrop(224): the crop's share of the short side
@@ -232,13 +232,10 @@ def held_views(patch: torch.Tensor, n: int, size: int, cfg: HeldCard, scenes: to
     h_px = cfg.frame_height_px[0] + (cfg.frame_height_px[1] - cfg.frame_height_px[0]) * u(n)
     texels_per_frame_px = P / (geo["coverage"] * h_px)
     card = _blur(card, cfg, texels_per_frame_px, generator)
-    card = _codec(card, cfg.photometric, generator)
+    card = jpeg_some(card, cfg.photometric, generator)
     src = torch.tensor([[0.0, 0.0], [C - 1.0, 0.0], [C - 1.0, C - 1.0], [0.0, C - 1.0]], device=dev)
     H = get_perspective_transform(src[None].expand(n, -1, -1), geo["corners"])
-    rgba = torch.cat([card, torch.ones_like(card[:, :1])], 1)
-    warped = warp_perspective(rgba, H, (size, size), mode="bilinear", padding_mode="zeros", align_corners=True)
-    background = scene_backgrounds(n, size, geo, scenes, generator, dev)
-    frames = warped[:, :3] + (1 - warped[:, 3:]) * background
+    frames = paste(card, H, size, scene_backgrounds(n, size, geo, scenes, generator, dev))
     frames = frame_effects(frames, cfg.photometric, generator)
     params = {k: geo[k] for k in ("coverage", "tilt_deg", "rotation_deg", "aspect")}
     params["crop"] = geo["crop"].float()
@@ -259,9 +256,9 @@ def _blur(card: torch.Tensor, cfg: HeldCard, texels_per_frame_px: torch.Tensor, 
     u = uniform(generator, dev)
     lo, hi = cfg.defocus_px
     sigma = ((lo + (hi - lo) * u(B)) * texels_per_frame_px).clamp(min=0.1)
-    k = 2 * math.ceil(2.5 * float(sigma.max())) + 1
+    k = blur_side(sigma)
     if k >= 3 and card.shape[-1] > k:
-        card = gaussian_blur2d(card, (k, k), sigma[:, None].expand(B, 2).contiguous(), border_type="replicate")
+        card = gaussian(card, sigma, k)
     if cfg.motion_px >= 1.5:
         length = float(cfg.motion_px * u(1)) * float(texels_per_frame_px.mean())
         ks = 2 * int(length // 2) + 1

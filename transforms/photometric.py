@@ -56,17 +56,35 @@ def texture_effects(textures: torch.Tensor, cfg: Photometric, texels_per_pixel: 
     if cfg.blur_sigma > 0:
         # blur_sigma is a fraction of the frame side; frame pixels -> texels
         sigma = (cfg.blur_sigma * u(B) * frame_side * texels_per_pixel).clamp(min=0.1)
-        k = 2 * math.ceil(2.5 * float(sigma.max())) + 1
+        k = blur_side(sigma)
         if k >= 3:
-            x = gaussian_blur2d(x, (k, k), sigma[:, None].expand(B, 2).contiguous(), border_type="replicate")
-    if cfg.jpeg_quality is not None and cfg.jpeg_p > 0:
-        chosen = (u(B) < cfg.jpeg_p).nonzero().flatten()
-        if len(chosen):
-            lo, hi = cfg.jpeg_quality
-            q = lo + (hi - lo) * u(len(chosen))
-            coded = jpeg_codec_differentiable(clip01(x[chosen]), q)
-            x = x.index_copy(0, chosen, coded.to(x.dtype))
-    return x
+            x = gaussian(x, sigma, k)
+    return jpeg_some(x, cfg, generator)
+
+
+def blur_side(sigma: torch.Tensor) -> int:
+    """The odd Gaussian kernel side that holds 2.5 of the largest sigma either side of centre."""
+    return 2 * math.ceil(2.5 * float(sigma.max())) + 1
+
+
+def gaussian(x: torch.Tensor, sigma: torch.Tensor, k: int) -> torch.Tensor:
+    """x (B, C, h, w) blurred with a k x k Gaussian of sigma[i] (B,) on view i, edges replicated."""
+    return gaussian_blur2d(x, (k, k), sigma[:, None].expand(x.shape[0], 2).contiguous(), border_type="replicate")
+
+
+def jpeg_some(x: torch.Tensor, cfg: Photometric, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Differentiable JPEG on the views drawn with probability cfg.jpeg_p, quality uniform in
+    cfg.jpeg_quality; the others pass untouched (coding only the chosen ones is the cheap way)."""
+    if cfg.jpeg_quality is None or cfg.jpeg_p <= 0:
+        return x
+    u = uniform(generator, x.device)
+    chosen = (u(x.shape[0]) < cfg.jpeg_p).nonzero().flatten()
+    if not len(chosen):
+        return x
+    lo, hi = cfg.jpeg_quality
+    q = lo + (hi - lo) * u(len(chosen))
+    coded = jpeg_codec_differentiable(clip01(x[chosen]), q)
+    return x.index_copy(0, chosen, coded.to(x.dtype))
 
 
 def frame_effects(frames: torch.Tensor, cfg: Photometric,
