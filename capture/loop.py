@@ -277,11 +277,7 @@ def run_capture(model, source, settings: CaptureSettings,
     draw = window is not None or video is not None
     stopped_by = "end of source"
     ok = False
-    stream: Iterator[tuple[Frame, Prepared]]
-    if settings.prefetch:
-        stream = prefetch(iter(source), prepare)
-    else:
-        stream = ((f, prepare(f)) for f in source)
+    stream = _prepared_frames(source, prepare, settings.prefetch)
     start = time.monotonic()
     recent = []  # frame times for the overlay's FPS
     try:
@@ -319,6 +315,11 @@ def run_capture(model, source, settings: CaptureSettings,
         tally.elapsed_s = time.monotonic() - start
         _close_all(stream, source, window, video, log, keep=ok)
     return _summarise(tally, stopped_by, model, labels, source, settings)
+
+
+def _prepared_frames(source, prepare: Preparer, ahead: bool) -> Iterator[tuple[Frame, Prepared]]:
+    """(frame, its prepared views): prepared on a worker thread one frame ahead when `ahead`."""
+    return prefetch(iter(source), prepare) if ahead else ((f, prepare(f)) for f in source)
 
 
 def _show(frame: Frame, result, prepared: Prepared, labels, target_label: str, recent: list[float],
