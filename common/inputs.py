@@ -1,7 +1,7 @@
 """Every file the tool reads is hostile until checked: this is where input files are opened.
 
     check_input_file   the path is a regular file (not a FIFO, socket, folder or device), before
-                       anything reads it: a named pipe given as --labels waited forever
+                       anything reads it: reading a named pipe would wait forever
     read_input_bytes   its bytes, with a size cap that holds even for files that lie about their
                        size (/proc, a file still growing)
     read_json_file     JSON and TOML: size cap before parsing, nesting depth cap, numbers finite,
