@@ -277,11 +277,7 @@ def run_capture(model, source, settings: CaptureSettings,
     draw = window is not None or video is not None
     stopped_by = "end of source"
     ok = False
-    stream: Iterator[tuple[Frame, Prepared]]
-    if settings.prefetch:
-        stream = prefetch(iter(source), prepare)
-    else:
-        stream = ((f, prepare(f)) for f in source)
+    stream = _prepared_frames(source, prepare, settings.prefetch)
     start = time.monotonic()
     recent = []  # frame times for the overlay's FPS
     try:
@@ -303,13 +299,7 @@ def run_capture(model, source, settings: CaptureSettings,
                 log.write(result.log_record())
             if draw:
                 recent = (recent + [time.monotonic()])[-30:]
-                fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else None
-                from capture.overlay import draw_overlay
-
-                annotated = draw_overlay(frame.bgr, result, prepared, labels, labels[settings.target], fps)
-                if video:
-                    video.write(annotated)
-                if window is not None and not window.show(annotated):
+                if not _show(frame, result, prepared, labels, labels[settings.target], recent, video, window):
                     stopped_by = "quit"
                     break
             if on_frame:
@@ -323,16 +313,44 @@ def run_capture(model, source, settings: CaptureSettings,
         ok = True
     finally:
         tally.elapsed_s = time.monotonic() - start
-        if hasattr(stream, "close"):
-            stream.close()
-        if hasattr(source, "close"):
-            source.close()
-        if window is not None:
-            window.close()
-        if video:
-            video.close(keep=ok)
-        if log:
-            log.close(keep=ok)
+        _close_all(stream, source, window, video, log, keep=ok)
+    return _summarise(tally, stopped_by, model, labels, source, settings)
+
+
+def _prepared_frames(source, prepare: Preparer, ahead: bool) -> Iterator[tuple[Frame, Prepared]]:
+    """(frame, its prepared views): prepared on a worker thread one frame ahead when `ahead`."""
+    return prefetch(iter(source), prepare) if ahead else ((f, prepare(f)) for f in source)
+
+
+def _show(frame: Frame, result, prepared: Prepared, labels, target_label: str, recent: list[float],
+          video, window) -> bool:
+    """Draw the overlay (FPS from the recent frame times), write it to the video and show it in the
+    window; False when the window asks to quit."""
+    fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else None
+    from capture.overlay import draw_overlay
+
+    annotated = draw_overlay(frame.bgr, result, prepared, labels, target_label, fps)
+    if video:
+        video.write(annotated)
+    return not (window is not None and not window.show(annotated))
+
+
+def _close_all(stream, source, window, video, log, keep: bool) -> None:
+    """Close what the loop opened; the video and the log are kept only when the session ended well."""
+    if hasattr(stream, "close"):
+        stream.close()
+    if hasattr(source, "close"):
+        source.close()
+    if window is not None:
+        window.close()
+    if video:
+        video.close(keep=keep)
+    if log:
+        log.close(keep=keep)
+
+
+def _summarise(tally: Tally, stopped_by: str, model, labels, source, settings: CaptureSettings) -> CaptureSummary:
+    """The session's CaptureSummary: the tally, what was aimed at, why it stopped, and what the source adds."""
     if stopped_by == "end of source":  # a stream or screen says why it ended
         stopped_by = getattr(source, "end_reason", None) or stopped_by
     summary = tally.summary()

@@ -78,6 +78,27 @@ def simulate(pdf: str | Path, out: str | Path, settings: SimulateSettings,
     cam = settings.camera
     rng = np.random.default_rng(settings.seed)
 
+    page, px_per_mm, page_index, roi, must_see, dpi = _aimed_page(pdf, sheet, settings)
+
+    # A photo (.png, .jpg) holds the first frame only: a still for `blocks calibrate`.
+    video = StillOut(out) if out.suffix.lower() in IMAGE_SUFFIXES else VideoOut(out, settings.fps)
+    card = None
+    if settings.scenes:
+        background = scene_background(settings.scenes[int(rng.integers(len(settings.scenes)))], cam, rng)
+        card = card_mask(page.shape[:2], px_per_mm, roi, settings.card_border_mm)
+    else:
+        background = make_background(cam, rng)
+    _film_frames(video, page, px_per_mm, roi, must_see, background, card, settings, rng, on_frame)
+    return SimulateInfo(out=str(out), frames=video.frames, fps=settings.fps, size=list(cam.size),
+                        seed=settings.seed, sheet=str(sidecar) if sheet is not None else None,
+                        block=settings.block if sheet is not None else None, page=page_index,
+                        render_dpi=round(dpi, 1))
+
+
+def _aimed_page(pdf: Path, sheet, settings: SimulateSettings):
+    """The page to film as BGR, its px per mm, and where to aim: (page, px_per_mm, page_index, roi,
+    must_see, dpi)."""
+    cam = settings.camera
     # Aim first (needs only page size), then render at a resolution ~1.5x the largest the region
     # ever appears, so warping down does not alias and warping up does not pixelate.
     page_mm = tuple(sheet.page_size_mm) if sheet is not None and all(sheet.page_size_mm) else None
@@ -94,15 +115,14 @@ def simulate(pdf: str | Path, out: str | Path, settings: SimulateSettings,
         from capture.calibrate import apply_to_bgr
 
         page = apply_to_bgr(settings.colormap, page)
+    return page, px_per_mm, page_index, roi, must_see, dpi
 
-    # A photo (.png, .jpg) holds the first frame only: a still for `blocks calibrate`.
-    video = StillOut(out) if out.suffix.lower() in IMAGE_SUFFIXES else VideoOut(out, settings.fps)
-    card = None
-    if settings.scenes:
-        background = scene_background(settings.scenes[int(rng.integers(len(settings.scenes)))], cam, rng)
-        card = card_mask(page.shape[:2], px_per_mm, roi, settings.card_border_mm)
-    else:
-        background = make_background(cam, rng)
+
+def _film_frames(video, page: np.ndarray, px_per_mm: float, roi, must_see, background: np.ndarray, card,
+                 settings: SimulateSettings, rng: np.random.Generator, on_frame) -> None:
+    """Film settings.frames frames of `page` into `video` (one for a still); closed either way,
+    kept only when every frame was written."""
+    cam = settings.camera
     poses = sample_poses(settings.frames, cam, rng)
     looks = sample_looks(settings.frames, cam, rng)
     previous = None
@@ -123,10 +143,6 @@ def simulate(pdf: str | Path, out: str | Path, settings: SimulateSettings,
         ok = True
     finally:
         video.close(keep=ok)
-    return SimulateInfo(out=str(out), frames=video.frames, fps=settings.fps, size=list(cam.size),
-                        seed=settings.seed, sheet=str(sidecar) if sheet is not None else None,
-                        block=settings.block if sheet is not None else None, page=page_index,
-                        render_dpi=round(dpi, 1))
 
 
 def scene_background(path, cam: CameraSettings, rng: np.random.Generator) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Every file the tool reads is hostile until checked: this is where input files are opened.
 
     check_input_file   the path is a regular file (not a FIFO, socket, folder or device), before
-                       anything reads it: a named pipe given as --labels waited forever
+                       anything reads it: reading a named pipe would wait forever
     read_input_bytes   its bytes, with a size cap that holds even for files that lie about their
                        size (/proc, a file still growing)
     read_json_file     JSON and TOML: size cap before parsing, nesting depth cap, numbers finite,
@@ -19,7 +19,7 @@ import os
 import stat
 from pathlib import Path
 
-from common.errors import UserError
+from common.errors import UserError, first_line
 
 MAX_RECORD_BYTES = 32 * 1024 * 1024  # sheet.json, colormap.json, ...: the largest real one is ~1 MB
 MAX_TEXT_BYTES = 16 * 1024 * 1024  # labels, targets files
@@ -170,7 +170,7 @@ def parse_json_text(text: str, where: str):
     except _Bad as e:
         raise UserError(f"cannot read {where}: it holds {e}") from None
     except (ValueError, RecursionError) as e:  # json.JSONDecodeError is a ValueError
-        raise UserError(f"cannot read {where}: not valid JSON ({_first_line(e)})") from None
+        raise UserError(f"cannot read {where}: not valid JSON ({first_line(e)})") from None
     check_tree(data, where)
     return data
 
@@ -187,7 +187,7 @@ def parse_toml_text(text: str, where: str):
     except (ValueError, tomllib.TOMLDecodeError) as e:  # a 5,000-digit integer is a ValueError
         if "integer string conversion" in str(e):
             raise UserError(f"cannot read {where}: it holds an integer thousands of digits long") from None
-        raise UserError(f"cannot read {where}: not valid TOML ({_first_line(e)})") from None
+        raise UserError(f"cannot read {where}: not valid TOML ({first_line(e)})") from None
     check_tree(data, where)
     return data
 
@@ -201,11 +201,6 @@ def read_json_file(path: str | Path, what: str = "file", max_bytes: int = MAX_RE
 def read_toml_file(path: str | Path, what: str = "file", max_bytes: int = MAX_RECORD_BYTES):
     path = Path(path)
     return parse_toml_text(read_input_text(path, what, max_bytes), f"{what} {path}")
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return (text.splitlines()[0] if text else type(e).__name__)[:160]
 
 
 # --- outputs never replace inputs ---------------------------------------------------------------

@@ -2,8 +2,8 @@
 (a KeyboardInterrupt the command catches where it can), and any further Ctrl-C, or one that arrives
 while files are being written, is held until those files are on disk.
 
-Without this a second Ctrl-C a moment after the first (the usual reflex when nothing seems to
-happen) killed the run while it wrote its patch, and the patch was lost.
+Why: a second Ctrl-C a moment after the first is the usual reflex when nothing seems to happen,
+and it must not kill the run while it writes its patch.
 """
 from __future__ import annotations
 

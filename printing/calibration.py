@@ -119,24 +119,7 @@ def make_calibration_sheet(settings: CalibrationSettings | None = None) -> Calib
                         f"{s.page} with {s.margin_mm:g} mm margins")
     colors = swatch_colors(rows * cols, s.levels, s.seed)
 
-    # The field as one image whose swatch edges fall on its pixel grid; positions in calib.json are
-    # read back from that grid, so they are exactly where the printed edges are.
-    ppm = s.dpi / 25.4
-    field_w, field_h = cols * pitch - s.gap_mm, rows * pitch - s.gap_mm
-    fx = x0 + (x1 - x0 - field_w) / 2  # centred between the margins / marker rows
-    fy = y0 + (y1 - y0 - field_h) / 2
-    W, H = round(field_w * ppm), round(field_h * ppm)
-    image = np.full((H, W, 3), 255, np.uint8)
-    swatches = []
-    for k, rgb in enumerate(colors):
-        r, c = divmod(k, cols)
-        px0, py0 = round(c * pitch * ppm), round(r * pitch * ppm)
-        px1, py1 = round((c * pitch + s.swatch_mm) * ppm), round((r * pitch + s.swatch_mm) * ppm)
-        image[py0:py1, px0:px1] = rgb
-        sx, sy = field_w / W, field_h / H  # mm per image pixel (the image is stretched to the field)
-        swatches.append({"index": k, "rgb": [int(v) for v in rgb], "x_mm": _r(fx + px0 * sx),
-                         "y_mm": _r(fy + py0 * sy), "size_mm": _r((px1 - px0) * sx),
-                         "height_mm": _r((py1 - py0) * sy)})
+    image, swatches, (fx, fy, field_w, field_h) = _swatch_field(colors, rows, cols, (x0, y0, x1, y1), s)
 
     n_ids = dictionary_size(DICTIONARY)
     # the dictionary's last four IDs: a calibration sheet and a block sheet (IDs from 0) can share a frame
@@ -160,12 +143,38 @@ def make_calibration_sheet(settings: CalibrationSettings | None = None) -> Calib
     marker_info = tuple(MarkerInfo(mk.id, _r(mk.x_mm), _r(mk.y_mm), _r(mk.size_mm), mk.spot) for mk in markers)
     field_info = BlockInfo(page=0, x_mm=_r(fx), y_mm=_r(fy), size_mm=_r(field_w), width_mm=_r(field_w),
                            height_mm=_r(field_h), patch_size_mm=_r(field_w), tile=(1, 1), markers=marker_info,
-                           image_px=(W, H))
+                           image_px=(int(image.shape[1]), int(image.shape[0])))
     info = CalibrationInfo(page_size_mm=(pw, ph), pages=1, layout=KIND, aruco_dictionary=DICTIONARY,
                            blocks=(field_info,), dpi=int(s.dpi), date=date, kind=KIND, markers=marker_info,
                            swatch_mm=s.swatch_mm, grid_levels=s.levels, rows=rows, cols=cols,
                            swatches=tuple(swatches))
     return CalibrationSheet(pdf, info, lay)
+
+
+def _swatch_field(colors: np.ndarray, rows: int, cols: int, bounds, s: CalibrationSettings):
+    """The swatch field centred in bounds (x0, y0, x1, y1) mm: (its image, calib.json's swatch
+    entries, its box (x, y, width, height) mm)."""
+    x0, y0, x1, y1 = bounds
+    pitch = s.swatch_mm + s.gap_mm
+    # The field as one image whose swatch edges fall on its pixel grid; positions in calib.json are
+    # read back from that grid, so they are exactly where the printed edges are.
+    ppm = s.dpi / 25.4
+    field_w, field_h = cols * pitch - s.gap_mm, rows * pitch - s.gap_mm
+    fx = x0 + (x1 - x0 - field_w) / 2  # centred between the margins / marker rows
+    fy = y0 + (y1 - y0 - field_h) / 2
+    W, H = round(field_w * ppm), round(field_h * ppm)
+    image = np.full((H, W, 3), 255, np.uint8)
+    swatches = []
+    for k, rgb in enumerate(colors):
+        r, c = divmod(k, cols)
+        px0, py0 = round(c * pitch * ppm), round(r * pitch * ppm)
+        px1, py1 = round((c * pitch + s.swatch_mm) * ppm), round((r * pitch + s.swatch_mm) * ppm)
+        image[py0:py1, px0:px1] = rgb
+        sx, sy = field_w / W, field_h / H  # mm per image pixel (the image is stretched to the field)
+        swatches.append({"index": k, "rgb": [int(v) for v in rgb], "x_mm": _r(fx + px0 * sx),
+                         "y_mm": _r(fy + py0 * sy), "size_mm": _r((px1 - px0) * sx),
+                         "height_mm": _r((py1 - py0) * sy)})
+    return image, swatches, (fx, fy, field_w, field_h)
 
 
 def write_calibration_sheet(sheet: CalibrationSheet, out: str | Path, preview: bool = False,

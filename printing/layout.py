@@ -267,6 +267,26 @@ def cube_layout(face_mm: float, page: tuple[float, float], margin_mm: float, fra
     def at(c, r):  # net corner (in face units) -> page mm
         return ox + c * s, oy + r * s
 
+    tabs, folds, cuts = _net_lines(at, t)
+
+    blocks: list[BlockPlace] = []
+    net = Rect(ox, oy, net_w, net_h)
+    if frame.marker_mm is None:
+        for i, f in enumerate(FACE_ORDER):
+            r = faces[f]
+            blocks.append(BlockPlace(i, 0, r.x_mm, r.y_mm, s, s, (), f))
+    else:
+        blocks = _cube_markers(faces, [poly for _, poly in tabs], net, frame)
+    captions = []
+    if caption_h_mm > 0:
+        captions.append(Caption(0, ox - frame.ext_mm, oy + net_h + frame.ext_mm + CAPTION_GAP_MM, need_w,
+                                tuple(range(6))))
+    return Layout("cube", page, 1, blocks, captions, cut_lines=cuts, fold_lines=folds, tabs=tabs, frame=frame)
+
+
+def _net_lines(at, t: float):
+    """The cube net's glue tabs, fold lines and cut lines, all on page 0: (tabs, folds, cuts).
+    at(c, r): a net corner in face units -> page mm; t: the tab depth, mm."""
     tab_specs = [  # edge endpoints in face units, outward normal
         ((0, 1), (1, 1), (0, -1)), ((0, 2), (1, 2), (0, 1)),  # left: top, bottom
         ((2, 1), (3, 1), (0, -1)), ((2, 2), (3, 2), (0, 1)),  # right: top, bottom
@@ -297,20 +317,7 @@ def cube_layout(face_mm: float, page: tuple[float, float], margin_mm: float, fra
                 folds.append((0, seg))
             elif key not in tab_edges:  # tab edges already have their fold line
                 cuts.append((0, seg))
-
-    blocks: list[BlockPlace] = []
-    net = Rect(ox, oy, net_w, net_h)
-    if frame.marker_mm is None:
-        for i, f in enumerate(FACE_ORDER):
-            r = faces[f]
-            blocks.append(BlockPlace(i, 0, r.x_mm, r.y_mm, s, s, (), f))
-    else:
-        blocks = _cube_markers(faces, [poly for _, poly in tabs], net, frame)
-    captions = []
-    if caption_h_mm > 0:
-        captions.append(Caption(0, ox - frame.ext_mm, oy + net_h + frame.ext_mm + CAPTION_GAP_MM, need_w,
-                                tuple(range(6))))
-    return Layout("cube", page, 1, blocks, captions, cut_lines=cuts, fold_lines=folds, tabs=tabs, frame=frame)
+    return tabs, folds, cuts
 
 
 def _cube_markers(faces: dict[str, Rect], tabs: list, net: Rect, frame: Surround) -> list[BlockPlace]:

@@ -35,26 +35,13 @@ def marker_modules(marker_id: int, name: str = DICTIONARY) -> np.ndarray:
 @dataclass
 class Detections:
     """ArUco markers found in one image. ids: (N,) int, corners: (N, 4, 2) float32 image px,
-    clockwise from each marker's top-left. Reads like {id: (4, 2) float64 corners} too (an id
-    seen twice gives its first detection)."""
+    clockwise from each marker's top-left; len() is the number found."""
 
     ids: np.ndarray
     corners: np.ndarray
 
     def __len__(self) -> int:
         return len(self.ids)
-
-    def __iter__(self):
-        return iter(dict.fromkeys(int(i) for i in self.ids))
-
-    def __contains__(self, marker_id) -> bool:
-        return bool((self.ids == int(marker_id)).any())
-
-    def __getitem__(self, marker_id) -> np.ndarray:
-        hits = np.flatnonzero(self.ids == int(marker_id))
-        if not len(hits):
-            raise KeyError(marker_id)
-        return self.corners[hits[0]].astype(np.float64)
 
 
 def make_detector(name: str = DICTIONARY):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import UserError
-from common.files import decode_image_bgr, read_file_bytes, sha256_bytes
+from common.files import decode_image_bgr, encode_png_rgb, read_file_bytes, sha256_bytes
 from common.goal import Goal
 from common.records import PatchRecord
 
@@ -53,8 +53,6 @@ def load_patch(path: str | Path) -> PatchImage:
 def patch_from_array(image, goal: Goal | None = None, model: str | None = None) -> PatchImage:
     """image: (H, W, 3) uint8 RGB, or (3, H, W) float in [0, 1] (tensor or array) as `generate`
     returns it; floats are rounded to 8 bits the way common.files.save_png does."""
-    import cv2
-
     arr = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
     if arr.dtype != np.uint8:
         if arr.ndim != 3 or arr.shape[0] != 3:
@@ -64,10 +62,7 @@ def patch_from_array(image, goal: Goal | None = None, model: str | None = None) 
         raise UserError(f"a uint8 patch must be (H, W, 3) RGB, not shape {arr.shape}")
     arr = np.ascontiguousarray(arr)
     _check_square(arr, "patch")
-    ok, buf = cv2.imencode(".png", arr[:, :, ::-1])
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return PatchImage(arr, sha256_bytes(buf.tobytes()), None, goal, model)
+    return PatchImage(arr, sha256_bytes(encode_png_rgb(arr)), None, goal, model)
 
 
 def _check_square(pixels: np.ndarray, where: str) -> None:

@@ -47,9 +47,7 @@ def draw_pdf(layout: Layout, images: Sequence[np.ndarray], captions: Sequence[li
 
     Images go last on each page so lines drawn on a patch's border (cube folds) never cover it.
     """
-    from PIL import Image
     from reportlab import rl_config
-    from reportlab.lib.utils import ImageReader
     from reportlab.pdfgen import canvas
 
     rl_config.useA85 = 0  # binary streams: ASCII85 adds 25% to every image for no benefit here
@@ -67,56 +65,73 @@ def draw_pdf(layout: Layout, images: Sequence[np.ndarray], captions: Sequence[li
 
     readers = {}
     for page in range(layout.pages):
-        c.setStrokeColorRGB(0, 0, 0)
-        c.setLineWidth(LINE_PT)
-        # glue tabs: light fill so they read as "not part of the cube"
-        for p, poly in layout.tabs:
-            if p != page:
-                continue
-            path = c.beginPath()
-            path.moveTo(X(poly[0][0]), Y(poly[0][1]))
-            for x, y in poly[1:]:
-                path.lineTo(X(x), Y(y))
-            path.close()
-            c.setFillGray(0.9)
-            c.drawPath(path, stroke=0, fill=1)
-        for p, s in layout.cut_lines:
-            if p == page:
-                c.line(X(s.x0_mm), Y(s.y0_mm), X(s.x1_mm), Y(s.y1_mm))
-        c.setDash(2 * MM, 1.5 * MM)
-        for p, s in layout.fold_lines:
-            if p == page:
-                c.line(X(s.x0_mm), Y(s.y0_mm), X(s.x1_mm), Y(s.y1_mm))
-        c.setDash()
+        _draw_lines(c, layout, page, X, Y)
         for block in layout.blocks:
             if block.page != page:
                 continue
             for m in block.markers:
                 _draw_marker(c, m.id, m.x_mm, m.y_mm, m.size_mm, layout.frame.quiet_mm, X, Y)
-        c.setFillGray(0)
-        for cap, lines in zip(layout.captions, captions):
-            if cap.page != page:
-                continue
-            t = c.beginText()
-            t.setFont(CAPTION_FONT, CAPTION_PT, CAPTION_LEADING_PT)
-            # first baseline one font size below the box's top
-            t.setTextOrigin(X(cap.x_mm), Y(cap.y_mm) - CAPTION_PT)
-            for line in lines:
-                t.textLine(line)
-            c.drawText(t)
+        _draw_captions(c, layout, captions, page, X, Y)
         if scale_bar and margin_mm >= 6 and pw - 2 * margin_mm >= SCALE_BAR_MM:
             _scale_bar(c, pw, ph, margin_mm, X, Y, page, layout.pages)
-        for block, img in zip(layout.blocks, images):
-            if block.page != page:
-                continue
-            key = id(img)
-            if key not in readers:  # the same array drawn twice is stored once in the PDF
-                readers[key] = ImageReader(Image.fromarray(img, mode="RGB"))
-            c.drawImage(readers[key], X(block.x_mm), Y(block.y_mm, block.height_mm),
-                        width=block.width_mm * MM, height=block.height_mm * MM)
+        _draw_images(c, layout, images, page, readers, X, Y)
         c.showPage()
     c.save()
     return buf.getvalue()
+
+
+def _draw_lines(c, layout: Layout, page: int, X, Y) -> None:
+    """The cube's glue tabs (light fill, so they read as "not part of the cube"), cut lines (solid)
+    and fold lines (dashed) on `page`."""
+    c.setStrokeColorRGB(0, 0, 0)
+    c.setLineWidth(LINE_PT)
+    for p, poly in layout.tabs:
+        if p != page:
+            continue
+        path = c.beginPath()
+        path.moveTo(X(poly[0][0]), Y(poly[0][1]))
+        for x, y in poly[1:]:
+            path.lineTo(X(x), Y(y))
+        path.close()
+        c.setFillGray(0.9)
+        c.drawPath(path, stroke=0, fill=1)
+    for p, s in layout.cut_lines:
+        if p == page:
+            c.line(X(s.x0_mm), Y(s.y0_mm), X(s.x1_mm), Y(s.y1_mm))
+    c.setDash(2 * MM, 1.5 * MM)
+    for p, s in layout.fold_lines:
+        if p == page:
+            c.line(X(s.x0_mm), Y(s.y0_mm), X(s.x1_mm), Y(s.y1_mm))
+    c.setDash()
+
+
+def _draw_captions(c, layout: Layout, captions: Sequence[list[str]], page: int, X, Y) -> None:
+    c.setFillGray(0)
+    for cap, lines in zip(layout.captions, captions):
+        if cap.page != page:
+            continue
+        t = c.beginText()
+        t.setFont(CAPTION_FONT, CAPTION_PT, CAPTION_LEADING_PT)
+        # first baseline one font size below the box's top
+        t.setTextOrigin(X(cap.x_mm), Y(cap.y_mm) - CAPTION_PT)
+        for line in lines:
+            t.textLine(line)
+        c.drawText(t)
+
+
+def _draw_images(c, layout: Layout, images: Sequence[np.ndarray], page: int, readers: dict, X, Y) -> None:
+    """The block images on `page`; `readers` keeps one reader per array across pages."""
+    from PIL import Image
+    from reportlab.lib.utils import ImageReader
+
+    for block, img in zip(layout.blocks, images):
+        if block.page != page:
+            continue
+        key = id(img)
+        if key not in readers:  # the same array drawn twice is stored once in the PDF
+            readers[key] = ImageReader(Image.fromarray(img, mode="RGB"))
+        c.drawImage(readers[key], X(block.x_mm), Y(block.y_mm, block.height_mm),
+                    width=block.width_mm * MM, height=block.height_mm * MM)
 
 
 def _draw_marker(c, marker_id: int, x_mm: float, y_mm: float, size_mm: float, quiet_mm: float, X, Y) -> None:

@@ -132,7 +132,7 @@ def parse_tile(text: str) -> tuple[int, int]:
 def make_sheet(patches: Sequence[str | Path | PatchImage], settings: SheetSettings | None = None) -> PrintedSheet:
     """Lay out and draw patches. Grid: one block per patch. Cube: 1 patch (on all six faces) or 6
     (one per face, in printing.layout.FACE_ORDER). Raises UserError for any bad input."""
-    from printing.pdf import caption_height_mm, caption_lines, draw_pdf
+    from printing.pdf import draw_pdf
 
     s = settings or SheetSettings()
     check_settings(s)
@@ -143,49 +143,75 @@ def make_sheet(patches: Sequence[str | Path | PatchImage], settings: SheetSettin
         s = replace(s, size_mm=size_for(loaded, s.distance_m, s.fov_deg))
     page = L.page_size(s.page)
     frame = L.Surround.for_markers(s.marker_mm if s.markers else None)
-    rows, cols = s.tile
     date = s.date or datetime.date.today().isoformat()
 
-    if s.layout == "grid":
-        n_blocks = len(loaded)
-        if s.markers and 4 * n_blocks > dictionary_size(DICTIONARY):
-            cap = dictionary_size(DICTIONARY) // 4
-            raise UserError(f"{n_blocks} blocks need {4 * n_blocks} marker IDs but {DICTIONARY} has "
-                            f"{dictionary_size(DICTIONARY)}: print at most {cap} patches per sheet, "
-                            f"or use no_markers", "no_markers")
-        block_w, block_h = cols * s.size_mm, rows * s.size_mm
-        texts = [_caption(p, s, date) for p in loaded]
-        width = block_w + 2 * frame.ext_mm
-        wrapped = [caption_lines(t, width) for t in texts] if s.captions else []
-        cap_h = caption_height_mm(max((len(w) for w in wrapped), default=0))
-        lay = L.grid_layout(n_blocks, block_w, block_h, page, s.margin_mm, frame, cap_h)
-        sources = loaded
-    else:
-        if len(loaded) not in (1, 6):
-            raise UserError(f"layout cube takes 1 patch (on all faces) or 6 (one per face: "
-                            f"{', '.join(L.FACE_ORDER)}), not {len(loaded)}", "layout")
-        sources = loaded * 6 if len(loaded) == 1 else loaded
-        width = 3 * s.size_mm + 2 * frame.ext_mm
-        wrapped = []
-        if s.captions:
-            if len(loaded) == 1:
-                text = _caption(loaded[0], s, date, kind="cube")
-            else:
-                text = "\n".join(f"{f}: {_caption(p, s, None, short=True)}" for f, p in zip(L.FACE_ORDER, loaded))
-                text += f"\n{s.size_mm:g} mm cube | {date} | cut solid lines, fold dashed, glue grey tabs"
-            wrapped = [caption_lines(text, width)]
-        cap_h = caption_height_mm(len(wrapped[0])) if wrapped else 0.0
-        lay = L.cube_layout(s.size_mm, page, s.margin_mm, frame, cap_h)
+    plan = _grid_plan if s.layout == "grid" else _cube_plan
+    lay, sources, wrapped = plan(loaded, s, page, frame, date)
+    images = _block_images(sources, s)
+    pdf = draw_pdf(lay, images, wrapped, margin_mm=s.margin_mm)
+    blocks = _block_infos(lay, sources, images, s)
+    info = SheetInfo(page_size_mm=(page[0], page[1]), pages=lay.pages, layout=s.layout,
+                     aruco_dictionary=DICTIONARY, blocks=blocks, dpi=int(s.dpi), date=date)
+    return PrintedSheet(pdf, info, lay)
 
-    # One image per distinct patch (the cube's six faces share it when there is one patch).
+
+def _grid_plan(loaded: list[PatchImage], s: SheetSettings, page, frame, date: str):
+    """Grid: one block per patch. (layout, the patch of each block, the wrapped captions)."""
+    from printing.pdf import caption_height_mm, caption_lines
+
+    n_blocks = len(loaded)
+    if s.markers and 4 * n_blocks > dictionary_size(DICTIONARY):
+        cap = dictionary_size(DICTIONARY) // 4
+        raise UserError(f"{n_blocks} blocks need {4 * n_blocks} marker IDs but {DICTIONARY} has "
+                        f"{dictionary_size(DICTIONARY)}: print at most {cap} patches per sheet, "
+                        f"or use no_markers", "no_markers")
+    rows, cols = s.tile
+    block_w, block_h = cols * s.size_mm, rows * s.size_mm
+    texts = [_caption(p, s, date) for p in loaded]
+    width = block_w + 2 * frame.ext_mm
+    wrapped = [caption_lines(t, width) for t in texts] if s.captions else []
+    cap_h = caption_height_mm(max((len(w) for w in wrapped), default=0))
+    lay = L.grid_layout(n_blocks, block_w, block_h, page, s.margin_mm, frame, cap_h)
+    sources = loaded
+    return lay, sources, wrapped
+
+
+def _cube_plan(loaded: list[PatchImage], s: SheetSettings, page, frame, date: str):
+    """Cube: 1 patch on all six faces or 6, one per face. (layout, the patch of each face, the wrapped caption)."""
+    from printing.pdf import caption_height_mm, caption_lines
+
+    if len(loaded) not in (1, 6):
+        raise UserError(f"layout cube takes 1 patch (on all faces) or 6 (one per face: "
+                        f"{', '.join(L.FACE_ORDER)}), not {len(loaded)}", "layout")
+    sources = loaded * 6 if len(loaded) == 1 else loaded
+    width = 3 * s.size_mm + 2 * frame.ext_mm
+    wrapped = []
+    if s.captions:
+        if len(loaded) == 1:
+            text = _caption(loaded[0], s, date, kind="cube")
+        else:
+            text = "\n".join(f"{f}: {_caption(p, s, None, short=True)}" for f, p in zip(L.FACE_ORDER, loaded))
+            text += f"\n{s.size_mm:g} mm cube | {date} | cut solid lines, fold dashed, glue grey tabs"
+        wrapped = [caption_lines(text, width)]
+    cap_h = caption_height_mm(len(wrapped[0])) if wrapped else 0.0
+    lay = L.cube_layout(s.size_mm, page, s.margin_mm, frame, cap_h)
+    return lay, sources, wrapped
+
+
+def _block_images(sources: list[PatchImage], s: SheetSettings) -> list[np.ndarray]:
+    """One image per distinct patch (the cube's six faces share it when there is one patch)."""
     cache: dict[int, np.ndarray] = {}
     images = []
     for p in sources:
         if id(p) not in cache:
-            cache[id(p)] = block_image(p, (rows, cols), s.size_mm, s.dpi)
+            cache[id(p)] = block_image(p, tuple(s.tile), s.size_mm, s.dpi)
         images.append(cache[id(p)])
-    pdf = draw_pdf(lay, images, wrapped, margin_mm=s.margin_mm)
+    return images
 
+
+def _block_infos(lay, sources: list[PatchImage], images: list[np.ndarray], s: SheetSettings) -> tuple[BlockInfo, ...]:
+    """sheet.json's record of each block: where it is, its markers, and the patch it shows."""
+    rows, cols = s.tile
     blocks = []
     for b, p, img in zip(lay.blocks, sources, images):
         blocks.append(BlockInfo(
@@ -196,9 +222,7 @@ def make_sheet(patches: Sequence[str | Path | PatchImage], settings: SheetSettin
             patch_sha256=p.sha256, patch_file=p.source, target=p.goal,
             model=p.model, face=b.face, image_px=(int(img.shape[1]), int(img.shape[0])),
             distance_m=_distances(p, s.size_mm, s.fov_deg), fov_deg=float(s.fov_deg)))
-    info = SheetInfo(page_size_mm=(page[0], page[1]), pages=lay.pages, layout=s.layout,
-                     aruco_dictionary=DICTIONARY, blocks=tuple(blocks), dpi=int(s.dpi), date=date)
-    return PrintedSheet(pdf, info, lay)
+    return tuple(blocks)
 
 
 def working_coverage(p: PatchImage) -> tuple[float, float] | None:
@@ -292,16 +316,11 @@ def write_sheet(sheet: PrintedSheet, out: str | Path, preview: bool = False, pre
         raise UserError(f"out must be a .pdf file (the sidecar takes the .json name), not {out}", param="out")
     files: list[tuple[Path, bytes]] = [(sidecar_path(out), sheet.info.to_bytes())]
     if preview:
-        import cv2
-
+        from common.files import encode_png_rgb
         from printing.render import render_page
 
         for i, path in enumerate(preview_paths(out, sheet.info.pages)):
-            rgb = render_page(sheet.pdf, i, preview_dpi)
-            ok, buf = cv2.imencode(".png", rgb[:, :, ::-1])
-            if not ok:
-                raise RuntimeError("PNG encoding failed")
-            files.append((path, buf.tobytes()))
+            files.append((path, encode_png_rgb(render_page(sheet.pdf, i, preview_dpi))))
     files.append((out, sheet.pdf))
     return write_together(files)  # all or none: never a sidecar without its PDF
 

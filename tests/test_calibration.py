@@ -23,6 +23,13 @@ TRUE_MAP = ColorMap.from_matrix([[0.35, 0.10, 0.05], [0.06, 0.32, 0.08], [0.04, 
                                 (0.38, 0.32, 0.18), (2.0, 1.5, 2.4))
 
 
+def corners_of(det, marker_id: int) -> np.ndarray:
+    """(4, 2) float64 image-px corners of the first detection of marker_id."""
+    hits = np.flatnonzero(det.ids == int(marker_id))
+    assert len(hits), f"marker {marker_id} not found"
+    return det.corners[hits[0]].astype(np.float64)
+
+
 @pytest.fixture(scope="module")
 def calib(tmp_path_factory):
     d = tmp_path_factory.mktemp("calib")
@@ -69,8 +76,8 @@ def test_sheet_pdf_matches_calib_json(calib):
     ppm = dpi / 25.4
     found = detect_markers(rgb)
     for m in info["markers"]:  # every marker found where calib.json says, within 0.5 mm
-        assert m["id"] in found
-        assert np.abs(found[m["id"]][0] / ppm - [m["x_mm"], m["y_mm"]]).max() < 0.5
+        assert m["id"] in found.ids
+        assert np.abs(corners_of(found, m["id"])[0] / ppm - [m["x_mm"], m["y_mm"]]).max() < 0.5
     for s in info["swatches"]:  # each swatch's colour fills it, from 0.5 mm inside its edges
         for fx, fy in ((0.05, 0.05), (0.5, 0.5), (0.95, 0.95)):
             x = s["x_mm"] + 0.5 + fx * (s["size_mm"] - 1)
@@ -81,10 +88,10 @@ def test_sheet_pdf_matches_calib_json(calib):
     xs, ys = sorted({s["x_mm"] for s in info["swatches"]}), sorted({s["y_mm"] for s in info["swatches"]})
     assert len(info["swatches"]) == 285 and (len(xs), len(ys)) == (15, 19)
     for m in info["markers"]:
-        c = found[m["id"]] / ppm
+        c = corners_of(found, m["id"]) / ppm
         sides = np.linalg.norm(c - np.roll(c, 1, axis=0), axis=1)
         assert np.abs(sides - 16.0).max() < 0.3, (m["id"], sides)
-    corners = np.array([found[i][0] / ppm for i in (46, 47, 48, 49)])  # top-left corners, TL TR BR BL
+    corners = np.array([corners_of(found, i)[0] / ppm for i in (46, 47, 48, 49)])  # top-left corners, TL TR BR BL
     assert np.allclose(corners[[0, 3], 0], 10, atol=0.3) and np.allclose(corners[[1, 2], 0], 210 - 10 - 16, atol=0.3)
     assert np.allclose(corners[[0, 1], 1], 10, atol=0.3) and np.allclose(corners[[2, 3], 1], 297 - 10 - 16, atol=0.3)
     widths = []

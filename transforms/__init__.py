@@ -9,10 +9,10 @@
 """
 from transforms.colormap import ColorMap, fit_colormap
 from transforms.eot import EOT, PRESETS, preset, random_views
-from transforms.photometric import Photometric, apply_photometric, frame_effects, texture_effects
+from transforms.photometric import Photometric, frame_effects, texture_effects
 from transforms.rectified import CameraViews, rectified_views
 from transforms.placement import Placement, place, random_backgrounds, sample_homographies
 
-__all__ = ["EOT", "PRESETS", "preset", "random_views", "Photometric", "apply_photometric",
+__all__ = ["EOT", "PRESETS", "preset", "random_views", "Photometric",
            "frame_effects", "texture_effects", "Placement", "place", "random_backgrounds",
            "sample_homographies", "ColorMap", "fit_colormap", "CameraViews", "rectified_views"]

@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from kornia.filters import gaussian_blur2d, motion_blur
-from kornia.geometry.transform import get_perspective_transform, warp_perspective
+from kornia.filters import motion_blur
+from kornia.geometry.transform import get_perspective_transform
 
-from transforms.photometric import Photometric, clip01, frame_effects
-from transforms.rectified import _codec
+from transforms.draws import uniform
+from transforms.photometric import Photometric, blur_side, clip01, frame_effects, gaussian, jpeg_some
+from transforms.placement import paste
 
 REDUCTIONS = ("squash", "crop")
 CROP_SHARE = 224 / 256  # torchvision's Resize(256) + CenterCrop(224): the crop's share of the short side
@@ -106,10 +107,6 @@ def _card_base(patch_px: int, layout: CardLayout) -> tuple[torch.Tensor, int]:
     return card, off
 
 
-def _u(generator, device, *shape):
-    return torch.rand(*shape, generator=generator, device=device)
-
-
 def _rotation(axis_angle: torch.Tensor, tilt: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
     """(B,) angles (rad) -> (B, 3, 3): roll about the optical axis after a tilt by `tilt` about the
     in-plane axis at angle `axis_angle` (Rodrigues' formula)."""
@@ -135,7 +132,7 @@ def sample_geometry(n: int, size: int, cfg: HeldCard, reach: float | None = None
     Returns dict of (n,) tensors coverage, tilt_deg, rotation_deg, aspect, crop (bool), and
     corners (n, 4, 2): the card's corners in model px (clockwise from top-left), patch (n, 4, 2)
     the patch's. reach: the card's margin around the patch in patch sides [default cfg.card.reach]."""
-    u = lambda *s: _u(generator, device, *s)  # noqa: E731
+    u = uniform(generator, device)
     lo, hi = cfg.coverage
     coverage = lo + (hi - lo) * u(n)
     aspect = torch.tensor(cfg.aspects, device=device)[torch.randint(len(cfg.aspects), (n,), generator=generator,
@@ -184,17 +181,18 @@ def scene_backgrounds(n: int, size: int, geo: dict, scenes: torch.Tensor | None,
     """(n, 3, size, size): what the model sees of each frame's scene. scenes (N, 3, R, R) are
     square photo crops; a frame of aspect a is a band of one (its full width, 1/a of its height,
     at a random height), squashed or centre-cropped like the card. Random flips."""
+    u = uniform(generator, device)
     if scenes is None:
-        grey = _u(generator, device, n, 1, 1, 1)
-        tint = 0.1 * (_u(generator, device, n, 3, 1, 1) - 0.5)
+        grey = u(n, 1, 1, 1)
+        tint = 0.1 * (u(n, 3, 1, 1) - 0.5)
         return (grey + tint).clamp(0, 1).expand(n, 3, size, size).contiguous()
     idx = torch.randint(len(scenes), (n,), generator=generator, device=scenes.device)
     picked = scenes[idx].to(device)
     aspect = geo["aspect"]
     # normalised scene coords in [-1, 1]: the frame is [-1, 1] wide and [-1/a, 1/a] high, shifted
     band = 1 / aspect
-    shift = (1 - band) * (2 * _u(generator, device, n) - 1)
-    flip = torch.where(_u(generator, device, n) < 0.5, -1.0, 1.0)
+    shift = (1 - band) * (2 * u(n) - 1)
+    flip = torch.where(u(n) < 0.5, -1.0, 1.0)
     # model px -> frame units (centred): x = (u - S/2) / sx; frame units -> scene coords: * 2 / a
     theta = torch.zeros(n, 2, 3, device=device)
     theta[:, 0, 0] = flip * (geo["vis_w"] / aspect)
@@ -211,7 +209,7 @@ def held_views(patch: torch.Tensor, n: int, size: int, cfg: HeldCard, scenes: to
     side), rotation_deg (roll), tilt_deg, aspect, crop."""
     dev = patch.device
     P = patch.shape[-1]
-    u = lambda *s: _u(generator, dev, *s)  # noqa: E731
+    u = uniform(generator, dev)
     base, off = card_base(P, cfg.card, dev)
     C = base.shape[-1]
     if patch_map is not None:  # a measured printer colour map replaces the generic print response
@@ -234,13 +232,10 @@ def held_views(patch: torch.Tensor, n: int, size: int, cfg: HeldCard, scenes: to
     h_px = cfg.frame_height_px[0] + (cfg.frame_height_px[1] - cfg.frame_height_px[0]) * u(n)
     texels_per_frame_px = P / (geo["coverage"] * h_px)
     card = _blur(card, cfg, texels_per_frame_px, generator)
-    card = _codec(card, cfg.photometric, generator)
+    card = jpeg_some(card, cfg.photometric, generator)
     src = torch.tensor([[0.0, 0.0], [C - 1.0, 0.0], [C - 1.0, C - 1.0], [0.0, C - 1.0]], device=dev)
     H = get_perspective_transform(src[None].expand(n, -1, -1), geo["corners"])
-    rgba = torch.cat([card, torch.ones_like(card[:, :1])], 1)
-    warped = warp_perspective(rgba, H, (size, size), mode="bilinear", padding_mode="zeros", align_corners=True)
-    background = scene_backgrounds(n, size, geo, scenes, generator, dev)
-    frames = warped[:, :3] + (1 - warped[:, 3:]) * background
+    frames = paste(card, H, size, scene_backgrounds(n, size, geo, scenes, generator, dev))
     frames = frame_effects(frames, cfg.photometric, generator)
     params = {k: geo[k] for k in ("coverage", "tilt_deg", "rotation_deg", "aspect")}
     params["crop"] = geo["crop"].float()
@@ -258,15 +253,16 @@ def _hole(C: int, off: int, P: int, dev) -> torch.Tensor:
 def _blur(card: torch.Tensor, cfg: HeldCard, texels_per_frame_px: torch.Tensor, generator) -> torch.Tensor:
     """Defocus (Gaussian) and motion blur on the card texture, widths drawn in frame px."""
     B, dev = card.shape[0], card.device
+    u = uniform(generator, dev)
     lo, hi = cfg.defocus_px
-    sigma = ((lo + (hi - lo) * _u(generator, dev, B)) * texels_per_frame_px).clamp(min=0.1)
-    k = 2 * math.ceil(2.5 * float(sigma.max())) + 1
+    sigma = ((lo + (hi - lo) * u(B)) * texels_per_frame_px).clamp(min=0.1)
+    k = blur_side(sigma)
     if k >= 3 and card.shape[-1] > k:
-        card = gaussian_blur2d(card, (k, k), sigma[:, None].expand(B, 2).contiguous(), border_type="replicate")
+        card = gaussian(card, sigma, k)
     if cfg.motion_px >= 1.5:
-        length = float(cfg.motion_px * _u(generator, dev, 1)) * float(texels_per_frame_px.mean())
+        length = float(cfg.motion_px * u(1)) * float(texels_per_frame_px.mean())
         ks = 2 * int(length // 2) + 1
         if ks >= 3 and card.shape[-1] > ks:
-            card = motion_blur(card, ks, 180 * _u(generator, dev, B), torch.zeros(B, device=dev),
+            card = motion_blur(card, ks, 180 * u(B), torch.zeros(B, device=dev),
                                border_type="replicate", mode="bilinear")
     return card

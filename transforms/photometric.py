@@ -7,8 +7,7 @@ a range squeezed away from 0, and the final clip keeps the gradient of values on
 Cost decides where each effect runs. Gamma, blur and JPEG act on each view's copy of the patch
 texture (small: the patch's own pixels) before it is warped into the frame; blur is scaled so its
 width is measured in frame pixels. Lighting and sensor noise act on the whole frame, fused into
-one multiply-add and one addition. Measured on 2 CPU cores at 224 px, batch 32: JPEG on full
-frames cost 1.5 s a step, on textures a few hundredths.
+one multiply-add and one addition (docs/design.md has the timings).
 """
 from __future__ import annotations
 
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from kornia.enhance import jpeg_codec_differentiable
 from kornia.filters import gaussian_blur2d
+
+from transforms.draws import uniform
 
 
 @dataclass
@@ -44,7 +45,7 @@ def texture_effects(textures: torch.Tensor, cfg: Photometric, texels_per_pixel: 
     """
     B = textures.shape[0]
     dev = textures.device
-    u = lambda *shape: torch.rand(*shape, generator=generator, device=dev)  # noqa: E731
+    u = uniform(generator, dev)
     x = textures
     if cfg.gamma != (1.0, 1.0):
         g = cfg.gamma[0] + (cfg.gamma[1] - cfg.gamma[0]) * u(B, 1, 1, 1)
@@ -55,17 +56,35 @@ def texture_effects(textures: torch.Tensor, cfg: Photometric, texels_per_pixel: 
     if cfg.blur_sigma > 0:
         # blur_sigma is a fraction of the frame side; frame pixels -> texels
         sigma = (cfg.blur_sigma * u(B) * frame_side * texels_per_pixel).clamp(min=0.1)
-        k = 2 * math.ceil(2.5 * float(sigma.max())) + 1
+        k = blur_side(sigma)
         if k >= 3:
-            x = gaussian_blur2d(x, (k, k), sigma[:, None].expand(B, 2).contiguous(), border_type="replicate")
-    if cfg.jpeg_quality is not None and cfg.jpeg_p > 0:
-        chosen = (u(B) < cfg.jpeg_p).nonzero().flatten()
-        if len(chosen):
-            lo, hi = cfg.jpeg_quality
-            q = lo + (hi - lo) * u(len(chosen))
-            coded = jpeg_codec_differentiable(clip01(x[chosen]), q)
-            x = x.index_copy(0, chosen, coded.to(x.dtype))
-    return x
+            x = gaussian(x, sigma, k)
+    return jpeg_some(x, cfg, generator)
+
+
+def blur_side(sigma: torch.Tensor) -> int:
+    """The odd Gaussian kernel side that holds 2.5 of the largest sigma either side of centre."""
+    return 2 * math.ceil(2.5 * float(sigma.max())) + 1
+
+
+def gaussian(x: torch.Tensor, sigma: torch.Tensor, k: int) -> torch.Tensor:
+    """x (B, C, h, w) blurred with a k x k Gaussian of sigma[i] (B,) on view i, edges replicated."""
+    return gaussian_blur2d(x, (k, k), sigma[:, None].expand(x.shape[0], 2).contiguous(), border_type="replicate")
+
+
+def jpeg_some(x: torch.Tensor, cfg: Photometric, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Differentiable JPEG on the views drawn with probability cfg.jpeg_p, quality uniform in
+    cfg.jpeg_quality; the others pass untouched (coding only the chosen ones is the cheap way)."""
+    if cfg.jpeg_quality is None or cfg.jpeg_p <= 0:
+        return x
+    u = uniform(generator, x.device)
+    chosen = (u(x.shape[0]) < cfg.jpeg_p).nonzero().flatten()
+    if not len(chosen):
+        return x
+    lo, hi = cfg.jpeg_quality
+    q = lo + (hi - lo) * u(len(chosen))
+    coded = jpeg_codec_differentiable(clip01(x[chosen]), q)
+    return x.index_copy(0, chosen, coded.to(x.dtype))
 
 
 def frame_effects(frames: torch.Tensor, cfg: Photometric,
@@ -76,7 +95,7 @@ def frame_effects(frames: torch.Tensor, cfg: Photometric,
     """
     B = frames.shape[0]
     dev = frames.device
-    u = lambda *shape: torch.rand(*shape, generator=generator, device=dev)  # noqa: E731
+    u = uniform(generator, dev)
     x = frames
     if cfg.contrast != (1.0, 1.0) or cfg.brightness or cfg.temperature:
         c = cfg.contrast[0] + (cfg.contrast[1] - cfg.contrast[0]) * u(B, 1, 1, 1)
@@ -89,13 +108,6 @@ def frame_effects(frames: torch.Tensor, cfg: Photometric,
         std = cfg.noise_std * u(B, 1, 1, 1)
         x = x + std * torch.randn(x.shape, generator=generator, device=dev)
     return clip01(x)
-
-
-def apply_photometric(frames: torch.Tensor, cfg: Photometric,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
-    """Every effect on whole frames (B, 3, H, W): for callers with no separate patch texture."""
-    ones = torch.ones(frames.shape[0], device=frames.device)
-    return frame_effects(texture_effects(frames, cfg, ones, frames.shape[-1], generator), cfg, generator)
 
 
 def clip01(x: torch.Tensor) -> torch.Tensor:

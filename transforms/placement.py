@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from kornia.geometry.transform import get_perspective_transform, warp_perspective
 
+from transforms.draws import uniform
+
 
 @dataclass
 class Placement:
@@ -23,7 +25,7 @@ class Placement:
 def sample_homographies(n: int, patch_px: int, size: int, cfg: Placement,
                         generator: torch.Generator | None = None, device="cpu"):
     """Homographies (n, 3, 3) from patch pixel coords to image pixel coords, and their parameters."""
-    u = lambda *shape: torch.rand(*shape, generator=generator, device=device)  # noqa: E731
+    u = uniform(generator, device)
     lo, hi = cfg.scale
     scale = lo + (hi - lo) * u(n)
     angle = (2 * u(n) - 1) * cfg.rotation_deg
@@ -54,11 +56,15 @@ def place(patch: torch.Tensor, backgrounds: torch.Tensor, H: torch.Tensor) -> to
     H: (B, 3, 3) -> views (B, 3, S, S)."""
     B, _, S, _ = backgrounds.shape
     patch = patch.expand(B, -1, -1, -1) if patch.dim() == 3 else patch
-    rgba = torch.cat([patch, torch.ones_like(patch[:, :1])], dim=1)
-    warped = warp_perspective(rgba, H, (S, S), mode="bilinear", padding_mode="zeros",
-                              align_corners=True)
-    mask = warped[:, 3:]
-    return warped[:, :3] + (1 - mask) * backgrounds
+    return paste(patch, H, S, backgrounds)
+
+
+def paste(x: torch.Tensor, H: torch.Tensor, size: int, behind: torch.Tensor) -> torch.Tensor:
+    """x (B, 3, h, w) warped by H (B, 3, 3) onto a size x size frame over `behind` (anything that
+    broadcasts to (B, 3, size, size)): an alpha channel travels with the warp, so the edges blend."""
+    rgba = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
+    warped = warp_perspective(rgba, H, (size, size), mode="bilinear", padding_mode="zeros", align_corners=True)
+    return warped[:, :3] + (1 - warped[:, 3:]) * behind
 
 
 def random_backgrounds(n: int, size: int, scenes: torch.Tensor | None,

@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from kornia.enhance import jpeg_codec_differentiable
-from kornia.filters import gaussian_blur2d, motion_blur
-from kornia.geometry.transform import get_perspective_transform, warp_perspective
+from kornia.filters import motion_blur
+from kornia.geometry.transform import get_perspective_transform
 
-from transforms.photometric import Photometric, clip01, frame_effects
+from transforms.draws import uniform
+from transforms.photometric import Photometric, blur_side, clip01, frame_effects, gaussian, jpeg_some
+from transforms.placement import paste
 
 
 @dataclass
@@ -50,7 +51,7 @@ def print_response(patch: torch.Tensor, cfg: CameraViews, generator=None):
     colour (B, 3, 1, 1)): a printer cannot print darker than its black ink or lighter than its
     paper. Affine, so a black patch keeps its gradient (no clamp at 0)."""
     B, dev = patch.shape[0], patch.device
-    u = lambda *s: torch.rand(*s, generator=generator, device=dev)  # noqa: E731
+    u = uniform(generator, dev)
     ink = cfg.ink[0] + (cfg.ink[1] - cfg.ink[0]) * u(B, 3, 1, 1)
     paper = cfg.paper[0] + (cfg.paper[1] - cfg.paper[0]) * u(B, 3, 1, 1)
     return ink + (paper - ink) * patch, paper
@@ -69,7 +70,7 @@ def _film_small(patch: torch.Tensor, paper: torch.Tensor, n_px: int, cfg: Camera
     the camera records it, M = n_px (1 + 2 margin), misregistered by the corner jitter."""
     B, _, P, _ = patch.shape
     dev = patch.device
-    u = lambda *s: torch.rand(*s, generator=generator, device=dev)  # noqa: E731
+    u = uniform(generator, dev)
     # A sensor integrates light over each pixel: area-like (antialiased) resampling to n_px first,
     # then the small misregistration warp at that scale (near-identity, so bilinear is enough).
     small = F.interpolate(patch, size=(n_px, n_px), mode="bilinear", antialias=True, align_corners=False)
@@ -79,40 +80,24 @@ def _film_small(patch: torch.Tensor, paper: torch.Tensor, n_px: int, cfg: Camera
     src = (unit * (n_px - 1))[None].expand(B, -1, -1)
     dst = src + pad + cfg.corner_jitter_px * (2 * u(B, 4, 2) - 1)
     H = get_perspective_transform(src, dst)
-    rgba = torch.cat([small, torch.ones_like(small[:, :1])], dim=1)
-    warped = warp_perspective(rgba, H, (M, M), mode="bilinear", padding_mode="zeros", align_corners=True)
-    # around the block (with a margin): the sheet's white paper
-    return warped[:, :3] + (1 - warped[:, 3:]) * paper
+    return paste(small, H, M, paper)  # around the block (with a margin): the sheet's white paper
 
 
 def _lens_and_motion(x: torch.Tensor, cfg: CameraViews, generator) -> torch.Tensor:
     B, dev = x.shape[0], x.device
-    u = lambda *s: torch.rand(*s, generator=generator, device=dev)  # noqa: E731
+    u = uniform(generator, dev)
     lo, hi = cfg.defocus_px
     sigma = (lo + (hi - lo) * u(B)).clamp(min=0.1)
-    k = 2 * math.ceil(2.5 * float(sigma.max())) + 1
+    k = blur_side(sigma)
     if k >= 3 and min(x.shape[-2:]) > k:
-        x = gaussian_blur2d(x, (k, k), sigma[:, None].expand(B, 2).contiguous(), border_type="replicate")
+        x = gaussian(x, sigma, k)
     if cfg.motion_px >= 1.5:
-        length = float(cfg.motion_px * torch.rand(1, generator=generator, device=dev))
+        length = float(cfg.motion_px * u(1))
         ks = 2 * int(length // 2) + 1
         if ks >= 3 and min(x.shape[-2:]) > ks:
             angle = 180 * u(B)
             x = motion_blur(x, ks, angle, torch.zeros(B, device=dev), border_type="replicate", mode="bilinear")
     return x
-
-
-def _codec(x: torch.Tensor, cfg: Photometric, generator) -> torch.Tensor:
-    if cfg.jpeg_quality is None or cfg.jpeg_p <= 0:
-        return x
-    B, dev = x.shape[0], x.device
-    chosen = (torch.rand(B, generator=generator, device=dev) < cfg.jpeg_p).nonzero().flatten()
-    if not len(chosen):
-        return x
-    lo, hi = cfg.jpeg_quality
-    q = lo + (hi - lo) * torch.rand(len(chosen), generator=generator, device=dev)
-    coded = jpeg_codec_differentiable(clip01(x[chosen]), q)
-    return x.index_copy(0, chosen, coded.to(x.dtype))
 
 
 def rectified_views(patch: torch.Tensor, n: int, size: int, cfg: CameraViews,
@@ -135,7 +120,7 @@ def rectified_views(patch: torch.Tensor, n: int, size: int, cfg: CameraViews,
         x = _film_small(printed[a:b], paper[a:b], n_px, cfg, generator)
         x = _lens_and_motion(x, cfg, generator)
         x = frame_effects(x, cfg.photometric, generator)  # light, colour cast, noise; clipped
-        x = _codec(x, cfg.photometric, generator)
+        x = jpeg_some(x, cfg.photometric, generator)
         # the loop's upsampling to the model side (antialiased when the crop is larger than it)
         views.append(clip01(F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
                                           align_corners=False)))
