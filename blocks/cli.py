@@ -9,7 +9,21 @@ from typing import Annotated, Optional
 import typer
 
 from blocks import checks
+# The settings dataclasses are the one home of every default: the flags below read theirs from
+# them (these modules import no torch, so --help and the Ctrl-C guard stay fast).
+from blocks.commands.calibrate import CalibrateRun
+from blocks.commands.calibration_sheet import CalibrationRun
+from blocks.commands.capture import CaptureRun
+from blocks.commands.evaluate import EvaluateRun
+from blocks.commands.generate import GenerateRun
+from blocks.commands.onepixel import OnePixelRun
+from blocks.commands.print_sheet import PrintRun
+from blocks.commands.scenes import ScenesRun
+from blocks.commands.simulate import SimulateRun
+from blocks.commands.sweep import SweepRun
 from common.errors import Interrupted, UserError
+from printing.calibration import CalibrationSettings
+from printing.sheet import SheetSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Physical-world adversarial blocks: generate, print, capture, one-pixel.")
@@ -217,6 +231,16 @@ EVAL_SCENES_DEFAULT = "--scenes; --eot held without --scenes: the shipped photos
 FRAME_SIZE_DEFAULT = "640x480"  # transforms.camera.CameraSettings.size (tests/test_help.py)
 
 
+def default(cls, name: str, text: str | None = None):
+    """The default of field `name` of the settings dataclass `cls`, for a flag to show and use;
+    text: a format for a tuple a flag takes as text ("{0:g}:{1:g}" for MIN:MAX)."""
+    import dataclasses
+
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    return text.format(*value) if text else value
+
+
 def settings(cls, values: dict, ignore: tuple[str, ...] = (), **parsed):
     """The settings dataclass `cls` from a command's flags: values are the command's parameters
     (`flags = dict(locals())`, taken before anything else in its body), each named as a field of
@@ -334,26 +358,26 @@ def generate(
     targets_file: Annotated[Optional[Path], typer.Option("--targets-file", help="text file of targets, one per line: one patch each, model loaded once")] = None,
     away_from: Annotated[Optional[str], typer.Option("--away-from", help="class to stop being (positive epsilon)")] = None,
     models: list = None,  # the model flags (@model_options)
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = default(GenerateRun, "device"),
     patch_size: Annotated[Optional[int], typer.Option("--patch-size", help="patch side in pixels", show_default="half the model input")] = None,
-    steps: Annotated[int, typer.Option("--steps", help="FGSM steps (the run may end sooner: --max-seconds)")] = 240,
-    epsilon: Annotated[float, typer.Option("--epsilon", help="first step size in 0-255 units (negative-epsilon FGSM step)")] = 32.0,
-    final_fraction: Annotated[float, typer.Option("--final-fraction", help="last step size as a fraction of the first")] = 0.1,
-    schedule: Annotated[str, typer.Option("--schedule", help="step-size schedule: cosine, linear, constant")] = "cosine",
-    batch: Annotated[int, typer.Option("--batch", help="random views per step")] = 8,
-    momentum: Annotated[float, typer.Option("--momentum", help="sign of a running mean of gradients (0 = plain FGSM)")] = 0.9,
+    steps: Annotated[int, typer.Option("--steps", help="FGSM steps (the run may end sooner: --max-seconds)")] = default(GenerateRun, "steps"),
+    epsilon: Annotated[float, typer.Option("--epsilon", help="first step size in 0-255 units (negative-epsilon FGSM step)")] = default(GenerateRun, "epsilon"),
+    final_fraction: Annotated[float, typer.Option("--final-fraction", help="last step size as a fraction of the first")] = default(GenerateRun, "final_fraction"),
+    schedule: Annotated[str, typer.Option("--schedule", help="step-size schedule: cosine, linear, constant")] = default(GenerateRun, "schedule"),
+    batch: Annotated[int, typer.Option("--batch", help="random views per step")] = default(GenerateRun, "batch"),
+    momentum: Annotated[float, typer.Option("--momentum", help="sign of a running mean of gradients (0 = plain FGSM)")] = default(GenerateRun, "momentum"),
     smooth: Annotated[Optional[float], typer.Option("--smooth", help="Gaussian gradient smoothing, sigma in patch pixels (transfers better to unseen models; 0 = off)", show_default=SMOOTH_DEFAULT)] = None,
-    members: Annotated[str, typer.Option("--members", help="ensembles: balance (each member's gradient at equal size), mean (loss of the mean log-probability) or cycle (one member per step, in turn)")] = "balance",
+    members: Annotated[str, typer.Option("--members", help="ensembles: balance (each member's gradient at equal size), mean (loss of the mean log-probability) or cycle (one member per step, in turn)")] = default(GenerateRun, "members"),
     scale: Annotated[Optional[str], typer.Option("--scale", help="patch side as a fraction, MIN:MAX: for --eot held of the frame's shorter side (the patch's coverage: how close the camera is); for the other presets of the image side", show_default=SCALE_DEFAULT)] = None,
     scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background photos", show_default=SCENES_DEFAULT)] = None,
     eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check", show_default=EVAL_SCENES_DEFAULT)] = None,
-    eot: Annotated[str, typer.Option("--eot", help="views to train for: " + ", ".join(checks.EOT_PRESETS) + " (held: the whole camera frame, the printed card held up in a scene; README: Generating patches)")] = "held",
+    eot: Annotated[str, typer.Option("--eot", help="views to train for: " + ", ".join(checks.EOT_PRESETS) + " (held: the whole camera frame, the printed card held up in a scene; README: Generating patches)")] = default(GenerateRun, "eot"),
     max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="stop after S seconds (wall clock), keeping the best patch; the schedule then follows the clock too; 0 = no limit", show_default="no limit")] = None,
     colormap: Annotated[Optional[Path], typer.Option("--colormap", help="measured printer-to-camera colour map (blocks calibrate)", show_default="none")] = None,
-    printability: Annotated[float, typer.Option("--printability", help="weight of the non-printability penalty")] = 0.0,
-    tv: Annotated[float, typer.Option("--tv", help="weight of the total-variation penalty")] = 0.0,
-    eval_n: Annotated[int, typer.Option("--eval-n", help="held-out random views for the final success rate")] = 256,
-    seed: Annotated[int, typer.Option("--seed", help="random seed of the views (the held-out check uses seed + 1)")] = 0,
+    printability: Annotated[float, typer.Option("--printability", help="weight of the non-printability penalty")] = default(GenerateRun, "printability"),
+    tv: Annotated[float, typer.Option("--tv", help="weight of the total-variation penalty")] = default(GenerateRun, "tv"),
+    eval_n: Annotated[int, typer.Option("--eval-n", help="held-out random views for the final success rate")] = default(GenerateRun, "eval_n"),
+    seed: Annotated[int, typer.Option("--seed", help="random seed of the views (the held-out check uses seed + 1)")] = default(GenerateRun, "seed"),
     out: Annotated[Optional[Path], typer.Option("--out", help="output folder", show_default="runs/<target>-<time>")] = None,
 ):
     """Make a patch from black with EOT negative-epsilon FGSM; write patch.png, patch.json, curve.png.
@@ -361,7 +385,7 @@ def generate(
     Several targets: one folder per target under --out and a summary.json. Under torchrun
     (`torchrun --nproc-per-node N -m blocks generate ...`) each step's views are split across the ranks."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.generate import GenerateRun, run_generate
+    from blocks.commands.generate import run_generate
 
     run = settings(GenerateRun, flags, targets=targets or [], scale=parse_range(scale, "--scale", *checks.SCALE))
     done = run_generate(run, progress=functools.partial(generate_bar, max_seconds=max_seconds),
@@ -437,19 +461,19 @@ def evaluate(
     target: Annotated[Optional[str], typer.Option("--target", help="class the patch should become: name, index or word (give --target or --away-from)")] = None,
     away_from: Annotated[Optional[str], typer.Option("--away-from", help="class the patch should stop")] = None,
     models: list = None,  # the model flags (@model_options)
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = default(EvaluateRun, "device"),
     scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background images for the views", show_default=SCENES_DEFAULT.replace("training", "held-out"))] = None,
     scale: Annotated[Optional[str], typer.Option("--scale", help="patch side as a fraction, MIN:MAX: for --eot held of the frame's shorter side (coverage); else of the image side", show_default=SCALE_DEFAULT)] = None,
-    eot: Annotated[str, typer.Option("--eot", help="transform preset of the views: " + ", ".join(checks.EOT_PRESETS) + " (held: whole camera frames)")] = "held",
+    eot: Annotated[str, typer.Option("--eot", help="transform preset of the views: " + ", ".join(checks.EOT_PRESETS) + " (held: whole camera frames)")] = default(EvaluateRun, "eot"),
     colormap: Annotated[Optional[Path], typer.Option("--colormap", help="judge the patch as seen through this colour map", show_default="none")] = None,
-    n: Annotated[int, typer.Option("--n", help="number of random views")] = 512,
-    seed: Annotated[int, typer.Option("--seed", help="view seed (differs from training's by default)")] = 2024,
+    n: Annotated[int, typer.Option("--n", help="number of random views")] = default(EvaluateRun, "n"),
+    seed: Annotated[int, typer.Option("--seed", help="view seed (differs from training's by default)")] = default(EvaluateRun, "seed"),
     out: Annotated[Optional[Path], typer.Option("--out", help="write JSON here instead of stdout", show_default="stdout")] = None,
 ):
     """Success rate and target probability of a patch on fresh random views. With several --model,
     one row per model on the same views (a transfer row), printed and written as JSON (--out)."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.evaluate import EvaluateRun, run_evaluate
+    from blocks.commands.evaluate import run_evaluate
 
     report = run_evaluate(settings(EvaluateRun, flags, scale=parse_range(scale, "--scale", *checks.SCALE)))
     if report.models is not None:
@@ -469,14 +493,14 @@ def sweep(
     image: Annotated[Path, typer.Argument(help="image to attack")],
     target: Annotated[str, typer.Option("--target", help="class to push the image towards: name, index or word")],
     models: list = None,  # the model flags (@model_options)
-    device: DeviceOpt = "auto",
-    eps_range: Annotated[str, typer.Option("--eps", help="epsilon range MIN:MAX in 0-255 units")] = "-120:10",
-    num: Annotated[int, typer.Option("--num", help="number of epsilons")] = 131,
-    out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("runs/sweep"),
+    device: DeviceOpt = default(SweepRun, "device"),
+    eps_range: Annotated[str, typer.Option("--eps", help="epsilon range MIN:MAX in 0-255 units")] = default(SweepRun, "eps_range", "{0:g}:{1:g}"),
+    num: Annotated[int, typer.Option("--num", help="number of epsilons")] = default(SweepRun, "num"),
+    out: Annotated[Path, typer.Option("--out", help="output folder")] = default(SweepRun, "out"),
 ):
     """Single-step FGSM line search: class probabilities against epsilon (plot + JSON)."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.sweep import SweepRun, run_sweep
+    from blocks.commands.sweep import run_sweep
 
     rec = run_sweep(settings(SweepRun, flags, eps_range=parse_range(eps_range, "--eps", -255, 255)))
     typer.echo(f"best epsilon {rec.best_epsilon_255:.1f}/255: p({rec.target.name}) = "
@@ -491,7 +515,7 @@ def digits_scenes(
 ):
     """Export held-out digits as scene images for --scenes (for the bundled digits model)."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.scenes import ScenesRun, run_scenes
+    from blocks.commands.scenes import run_scenes
 
     info = run_scenes(settings(ScenesRun, flags, source="digits"))
     typer.echo(f"wrote {info.train + info.test} held-out digits to {out}/train and {out}/test")
@@ -503,7 +527,7 @@ def sample_scenes(
 ):
     """Export the colour photos that ship with installed packages as scenes, split by photo."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.scenes import ScenesRun, run_scenes
+    from blocks.commands.scenes import run_scenes
 
     info = run_scenes(settings(ScenesRun, flags, source="photos"))
     typer.echo(f"wrote {info.train} training photos to {out}/train and {info.test} "
@@ -514,21 +538,21 @@ def sample_scenes(
 def print_sheet(
     patches: Annotated[list[Path], typer.Argument(help="patch images (PNG from `blocks generate`)", show_default=False)],
     out: Annotated[Path, typer.Option("--out", help="PDF to write; sheet.json is written next to it")],
-    size_mm: Annotated[float, typer.Option("--size-mm", help="printed side of one patch, mm (exact)")] = 50.0,
-    page: Annotated[str, typer.Option("--page", help="page size: " + ", ".join(checks.PAGES))] = "a4",
-    margin_mm: Annotated[float, typer.Option("--margin-mm", help="blank page margin, mm")] = 10.0,
-    layout: Annotated[str, typer.Option("--layout", help="grid (blocks in rows, pages as needed) or cube (foldable net: 1 patch on all faces, or 6)")] = "grid",
-    tile: Annotated[str, typer.Option("--tile", help="RxC: a block is the patch repeated R rows x C columns")] = "1x1",
-    markers: Annotated[bool, typer.Option("--markers/--no-markers", help="ArUco markers around each block")] = True,
-    marker_mm: Annotated[float, typer.Option("--marker-mm", help="side of each ArUco marker, mm")] = 12.0,
-    dpi: Annotated[int, typer.Option("--dpi", help="patch pixels are upscaled (nearest) to at least this resolution")] = 300,
-    fov_deg: Annotated[float, typer.Option("--fov", help="the camera's horizontal field of view, degrees: whole-frame patches get the distances they work at for this camera (a typical webcam: 65)")] = 65.0,
+    size_mm: Annotated[float, typer.Option("--size-mm", help="printed side of one patch, mm (exact)")] = default(SheetSettings, "size_mm"),
+    page: Annotated[str, typer.Option("--page", help="page size: " + ", ".join(checks.PAGES))] = default(SheetSettings, "page"),
+    margin_mm: Annotated[float, typer.Option("--margin-mm", help="blank page margin, mm")] = default(SheetSettings, "margin_mm"),
+    layout: Annotated[str, typer.Option("--layout", help="grid (blocks in rows, pages as needed) or cube (foldable net: 1 patch on all faces, or 6)")] = default(SheetSettings, "layout"),
+    tile: Annotated[str, typer.Option("--tile", help="RxC: a block is the patch repeated R rows x C columns")] = default(SheetSettings, "tile", "{0}x{1}"),
+    markers: Annotated[bool, typer.Option("--markers/--no-markers", help="ArUco markers around each block")] = default(SheetSettings, "markers"),
+    marker_mm: Annotated[float, typer.Option("--marker-mm", help="side of each ArUco marker, mm")] = default(SheetSettings, "marker_mm"),
+    dpi: Annotated[int, typer.Option("--dpi", help="patch pixels are upscaled (nearest) to at least this resolution")] = default(SheetSettings, "dpi"),
+    fov_deg: Annotated[float, typer.Option("--fov", help="the camera's horizontal field of view, degrees: whole-frame patches get the distances they work at for this camera (a typical webcam: 65)")] = default(SheetSettings, "fov_deg"),
     distance_m: Annotated[Optional[float], typer.Option("--distance", help="metres from the camera: pick --size-mm so a whole-frame patch works from there", show_default="use --size-mm")] = None,
-    preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of each page next to the PDF", show_default="off")] = False,
+    preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of each page next to the PDF", show_default="off")] = default(PrintRun, "preview"),
 ):
     """Lay patches out as a print-ready PDF at exact size, with markers, cut marks and sheet.json."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.print_sheet import PrintRun, run_print
+    from blocks.commands.print_sheet import run_print
     from printing import SheetSettings, parse_tile
 
     sheet = settings(SheetSettings, flags, ignore=("patches", "out", "preview"),  # PrintRun's own
@@ -584,26 +608,26 @@ def capture_headline(s) -> str:
 @model_options(multi=False)
 def capture(
     target: Annotated[str, typer.Option("--target", help="class the block should be seen as: name, index or word")],
-    source: Annotated[str, typer.Option("--source", help="camera index (0), video file, folder or glob of photos, http:// or rtsp:// stream, screen or screen:X,Y,W,H")] = "0",
+    source: Annotated[str, typer.Option("--source", help="camera index (0), video file, folder or glob of photos, http:// or rtsp:// stream, screen or screen:X,Y,W,H")] = default(CaptureRun, "source"),
     models: list = None,  # the model flags (@model_options)
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = default(CaptureRun, "device"),
     sheet: Annotated[Optional[Path], typer.Option("--sheet", help="sheet.json from `blocks print`: find and rectify blocks by their markers (a diagnosis beside the whole frame)", show_default="whole frame only")] = None,
-    sliding: Annotated[bool, typer.Option("--sliding", help="also scan the frame with a sliding window", show_default="off")] = False,
-    window: Annotated[float, typer.Option("--window", help="sliding window side, fraction of the frame's shorter side")] = 0.5,
-    stride: Annotated[float, typer.Option("--stride", help="sliding window step, fraction of the frame's shorter side")] = 0.25,
-    threshold: Annotated[float, typer.Option("--threshold", help="a hit needs the target top-1 with at least this probability")] = 0.0,
-    headless: Annotated[bool, typer.Option("--headless", help="no window (automatic when there is no display)", show_default="off")] = False,
+    sliding: Annotated[bool, typer.Option("--sliding", help="also scan the frame with a sliding window", show_default="off")] = default(CaptureRun, "sliding"),
+    window: Annotated[float, typer.Option("--window", help="sliding window side, fraction of the frame's shorter side")] = default(CaptureRun, "window"),
+    stride: Annotated[float, typer.Option("--stride", help="sliding window step, fraction of the frame's shorter side")] = default(CaptureRun, "stride"),
+    threshold: Annotated[float, typer.Option("--threshold", help="a hit needs the target top-1 with at least this probability")] = default(CaptureRun, "threshold"),
+    headless: Annotated[bool, typer.Option("--headless", help="no window (automatic when there is no display)", show_default="off")] = default(CaptureRun, "headless"),
     save_video: Annotated[Optional[Path], typer.Option("--save-video", help="write the annotated stream (.mp4, .avi, .mkv)", show_default="none")] = None,
     log: Annotated[Optional[Path], typer.Option("--log", help="one JSON line per frame", show_default="none")] = None,
     summary: Annotated[Optional[Path], typer.Option("--summary", help="write the summary JSON here (it is always printed)", show_default="none")] = None,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="stop after N frames", show_default="no limit")] = None,
     duration: Annotated[Optional[float], typer.Option("--duration", help="stop after S seconds", show_default="no limit")] = None,
-    reconnect: Annotated[int, typer.Option("--reconnect", help="streams: reopen a lost stream up to N times in a row")] = 0,
-    reduce: Annotated[str, typer.Option("--reduce", help="how the whole frame becomes the model's square: squash (resize the whole frame) or crop (shorter side to 256/224 of the input, centre square: torchvision's convention)")] = "squash",
+    reconnect: Annotated[int, typer.Option("--reconnect", help="streams: reopen a lost stream up to N times in a row")] = default(CaptureRun, "reconnect"),
+    reduce: Annotated[str, typer.Option("--reduce", help="how the whole frame becomes the model's square: squash (resize the whole frame) or crop (shorter side to 256/224 of the input, centre square: torchvision's convention)")] = default(CaptureRun, "reduce"),
 ):
     """Classify a camera, video or photos live: overlay, per-frame log, summary. q, Esc or Ctrl-C ends it."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.capture import CaptureRun, capture_kept, run_capture
+    from blocks.commands.capture import capture_kept, run_capture
 
     run = settings(CaptureRun, flags)
     result = run_capture(run, progress=capture_bar,
@@ -645,19 +669,19 @@ def simulate_bar(label: str, total: int):
 def simulate(
     pdf: Annotated[Path, typer.Argument(help="sheet PDF from `blocks print` (its sheet.json is used when present)")],
     out: Annotated[Path, typer.Option("--out", help="video to write (.mp4, .avi, .mkv)")],
-    frames: Annotated[int, typer.Option("--frames", help="number of frames")] = 90,
-    seed: Annotated[int, typer.Option("--seed", help="camera path, lighting and noise seed")] = 0,
-    fps: Annotated[float, typer.Option("--fps", help="frame rate of the video")] = 15.0,
-    block: Annotated[int, typer.Option("--block", help="which block of the sheet the camera films")] = 0,
+    frames: Annotated[int, typer.Option("--frames", help="number of frames")] = default(SimulateRun, "frames"),
+    seed: Annotated[int, typer.Option("--seed", help="camera path, lighting and noise seed")] = default(SimulateRun, "seed"),
+    fps: Annotated[float, typer.Option("--fps", help="frame rate of the video")] = default(SimulateRun, "fps"),
+    block: Annotated[int, typer.Option("--block", help="which block of the sheet the camera films")] = default(SimulateRun, "block"),
     colormap: Annotated[Optional[Path], typer.Option("--colormap", help="film the sheet through this printer-to-camera colour map (colormap.json)", show_default="none")] = None,
-    steady_light: Annotated[bool, typer.Option("--steady-light", help="even, constant, neutral light: the colour map is then the only colour change", show_default="off")] = False,
+    steady_light: Annotated[bool, typer.Option("--steady-light", help="even, constant, neutral light: the colour map is then the only colour change", show_default="off")] = default(SimulateRun, "steady_light"),
     size: Annotated[Optional[str], typer.Option("--size", help="frame size WxH in pixels", show_default=FRAME_SIZE_DEFAULT)] = None,
     scenes: Annotated[Optional[Path], typer.Option("--scenes", help="a photo or a folder of photos: the block is cut out as a card and held up in front of one (the whole frame a camera's classifier sees)", show_default="the page on a table")] = None,
 ):
     """Film a printed sheet with a virtual camera (perspective, light, blur, noise, JPEG) -> a video,
     or one still photo when --out is an image (.png, .jpg; --frames is then 1)."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.simulate import SimulateRun, run_simulate
+    from blocks.commands.simulate import run_simulate
 
     info = run_simulate(settings(SimulateRun, flags, size=parse_size(size)), progress=simulate_bar)
     typer.echo(f"wrote {out}: {info.frames} frames at {info.fps:g} fps, {info.size[0]}x{info.size[1]}"
@@ -691,20 +715,20 @@ def onepixel(
     inputs: Annotated[list[Path], typer.Argument(help="image files and/or folders of images")],
     models: list = None,  # the model flags (@model_options)
     target: Annotated[Optional[str], typer.Option("--target", help="class name or index (targeted attack)", show_default="untargeted")] = None,
-    pixels: Annotated[int, typer.Option("--pixels", help="pixels changed per image (K)")] = 1,
-    popsize: Annotated[int, typer.Option("--popsize", help="DE: candidates per image")] = 400,
-    maxiter: Annotated[int, typer.Option("--maxiter", help="DE: generations")] = 100,
-    max_queries: Annotated[int, typer.Option("--max-queries", help="model evaluations per image (0 = paper budget for DE; probe, random: a tenth of it, a hundredth above 64x64 px)")] = 0,
-    fitness: Annotated[str, typer.Option("--fitness", help="margin (logits), prob (the paper's) or auto (prob for DE)")] = "auto",
-    out: Annotated[Path, typer.Option("--out", help="output folder")] = Path("onepixel_out"),
-    strategy: Annotated[str, typer.Option("--strategy", help="probe (corner colours), random (Sparse-RS), paper (DE, F=0.5) or best1bin (scipy DE)")] = "probe",
-    seed: Annotated[int, typer.Option("--seed", help="random seed")] = 0,
-    device: DeviceOpt = "auto",
-    batch: Annotated[int, typer.Option("--batch", help="images per forward pass (0 = auto)")] = 0,
+    pixels: Annotated[int, typer.Option("--pixels", help="pixels changed per image (K)")] = default(OnePixelRun, "pixels"),
+    popsize: Annotated[int, typer.Option("--popsize", help="DE: candidates per image")] = default(OnePixelRun, "popsize"),
+    maxiter: Annotated[int, typer.Option("--maxiter", help="DE: generations")] = default(OnePixelRun, "maxiter"),
+    max_queries: Annotated[int, typer.Option("--max-queries", help="model evaluations per image (0 = paper budget for DE; probe, random: a tenth of it, a hundredth above 64x64 px)")] = default(OnePixelRun, "max_queries"),
+    fitness: Annotated[str, typer.Option("--fitness", help="margin (logits), prob (the paper's) or auto (prob for DE)")] = default(OnePixelRun, "fitness"),
+    out: Annotated[Path, typer.Option("--out", help="output folder")] = default(OnePixelRun, "out"),
+    strategy: Annotated[str, typer.Option("--strategy", help="probe (corner colours), random (Sparse-RS), paper (DE, F=0.5) or best1bin (scipy DE)")] = default(OnePixelRun, "strategy"),
+    seed: Annotated[int, typer.Option("--seed", help="random seed")] = default(OnePixelRun, "seed"),
+    device: DeviceOpt = default(OnePixelRun, "device"),
+    batch: Annotated[int, typer.Option("--batch", help="images per forward pass (0 = auto)")] = default(OnePixelRun, "batch"),
 ):
     """One-pixel attack on all images at once; writes PNGs, JSON, a contact sheet."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.onepixel import OnePixelRun, run_onepixel
+    from blocks.commands.onepixel import run_onepixel
 
     summary = run_onepixel(settings(OnePixelRun, flags), progress=onepixel_bar)
     print_onepixel(summary)
@@ -737,17 +761,17 @@ def print_onepixel(s) -> None:
 
 @app.command("calibration-sheet")
 def calibration_sheet(
-    out: Annotated[Path, typer.Option("--out", help="PDF to write; calib.json is written next to it")] = Path("calib.pdf"),
-    page: Annotated[str, typer.Option("--page", help="page size: " + ", ".join(checks.PAGES))] = "a4",
-    swatch_mm: Annotated[float, typer.Option("--swatch-mm", help="side of each colour swatch")] = 11.0,
-    marker_mm: Annotated[float, typer.Option("--marker-mm", help="side of each corner ArUco marker")] = 16.0,
-    margin_mm: Annotated[float, typer.Option("--margin-mm", help="blank border of the page")] = 10.0,
-    levels: Annotated[int, typer.Option("--levels", help="steps per channel of the RGB grid (levels^3 colours)")] = 5,
-    preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of the page", show_default="off")] = False,
+    out: Annotated[Path, typer.Option("--out", help="PDF to write; calib.json is written next to it")] = default(CalibrationRun, "out"),
+    page: Annotated[str, typer.Option("--page", help="page size: " + ", ".join(checks.PAGES))] = default(CalibrationSettings, "page"),
+    swatch_mm: Annotated[float, typer.Option("--swatch-mm", help="side of each colour swatch")] = default(CalibrationSettings, "swatch_mm"),
+    marker_mm: Annotated[float, typer.Option("--marker-mm", help="side of each corner ArUco marker")] = default(CalibrationSettings, "marker_mm"),
+    margin_mm: Annotated[float, typer.Option("--margin-mm", help="blank border of the page")] = default(CalibrationSettings, "margin_mm"),
+    levels: Annotated[int, typer.Option("--levels", help="steps per channel of the RGB grid (levels^3 colours)")] = default(CalibrationSettings, "levels"),
+    preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of the page", show_default="off")] = default(CalibrationRun, "preview"),
 ):
     """A page of colour swatches with ArUco markers, and its calib.json, to measure printer + camera colours."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.calibration_sheet import CalibrationRun, run_calibration_sheet
+    from blocks.commands.calibration_sheet import run_calibration_sheet
     from printing.calibration import CalibrationSettings
     from printing.sheet import preview_paths, sidecar_path
 
@@ -762,13 +786,13 @@ def calibration_sheet(
 def calibrate_cmd(
     source: Annotated[str, typer.Argument(help="photo, video, or folder/glob of photos of the printed calibration sheet")],
     sheet: Annotated[Path, typer.Option("--sheet", help="calib.json from `blocks calibration-sheet`")],
-    out: Annotated[Path, typer.Option("--out", help="colour map to write (JSON)")] = Path("colormap.json"),
-    max_frames: Annotated[int, typer.Option("--max-frames", help="video: frames (where the sheet is found) to average")] = 60,
-    step: Annotated[int, typer.Option("--step", help="video: look at every STEP-th frame")] = 1,
+    out: Annotated[Path, typer.Option("--out", help="colour map to write (JSON)")] = default(CalibrateRun, "out"),
+    max_frames: Annotated[int, typer.Option("--max-frames", help="video: frames (where the sheet is found) to average")] = default(CalibrateRun, "max_frames"),
+    step: Annotated[int, typer.Option("--step", help="video: look at every STEP-th frame")] = default(CalibrateRun, "step"),
 ):
     """Fit the printer-to-camera colour map from a photo or video of the calibration sheet."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.calibrate import CalibrateRun, run_calibrate
+    from blocks.commands.calibrate import run_calibrate
 
     cmap = run_calibrate(settings(CalibrateRun, flags))
     e = cmap.extra

@@ -9,10 +9,15 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+import sys
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from common.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported where a function needs it: the CLI reads settings without it
+    import torch
 
 MAX_IMAGE_PIXELS = 64_000_000  # 64 megapixels: a header claiming more is refused before decoding
 MAX_FILE_BYTES = 512 * 2**20  # an image or PDF read whole: 64 MP uncompressed is 192 MB
@@ -154,7 +159,8 @@ def _json_default(o):
         return int(o)
     if isinstance(o, (np.floating,)):
         return float(o)
-    if isinstance(o, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor can only exist once torch is imported
+    if torch is not None and isinstance(o, torch.Tensor):
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
@@ -270,6 +276,8 @@ def from_bgr_uint8(bgr: np.ndarray) -> torch.Tensor:
     import cv2
 
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    import torch
+
     return torch.from_numpy(rgb).permute(2, 0, 1).float().div(255)
 
 

@@ -149,3 +149,24 @@ def test_settings_is_strict():
         cli.settings(Run, {"steps": 3}, extra=1, ignore=("out",))  # ignores a name it was not given
     with pytest.raises(TypeError, match="a field"):
         cli.settings(Run, {"steps": 3}, ignore=("steps",))  # would drop a field's value
+
+
+def test_cli_defaults_are_read_from_the_settings():
+    """One home for every default: a flag's default is None (not given) or default(Cls, field),
+    never a literal restated in cli.py (a changed dataclass default then reaches --help too)."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(cli.__file__)).read_text())
+    literal = []
+    for fn in tree.body:
+        if not isinstance(fn, ast.FunctionDef) or fn.name not in {c.callback.__name__ for _, c in commands()}:
+            continue
+        args = fn.args.args + fn.args.kwonlyargs
+        given = [None] * (len(fn.args.args) - len(fn.args.defaults)) + fn.args.defaults + fn.args.kw_defaults
+        for a, d in zip(args, given):
+            if d is None or (isinstance(d, ast.Constant) and d.value is None):
+                continue
+            if not (isinstance(d, ast.Call) and getattr(d.func, "id", "") == "default"):
+                literal.append(f"{fn.name}({a.arg} = {ast.unparse(d)})")
+    assert not literal, literal

@@ -63,39 +63,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from common.goal import Goal
+from blocks.attacks.config import Experimental, GenerateConfig  # noqa: F401 (the attack's API)
 from blocks.distributed import RANK_SEED_STRIDE, SOLO, share
 from transforms.eot import EOT, at_progress, random_views
-
-
-@dataclass
-class Experimental:
-    """Transfer-minded options that bench/transfer.py measures and no CLI flag sets (the module
-    docstring says what each does); the defaults switch them off."""
-
-    diversity: float = 0.0  # probability of a random resize-and-pad of each view (input diversity)
-    ghost: float = 0.0  # dropout rate on convolution outputs during attack steps (ghost networks)
-    loss: str = "ce"  # ce | logit | margin
-
-
-@dataclass
-class GenerateConfig:
-    target: int | None = None  # class to become (negative epsilon)
-    away_from: int | None = None  # class to stop being (positive epsilon); one of the two
-    patch_size: int = 64  # side in pixels
-    steps: int = 400
-    epsilon: float = 32 / 255  # first step size, in [0, 1] pixel units: large, to leave black fast
-    final_fraction: float = 0.1  # last step size = epsilon * final_fraction
-    schedule: str = "cosine"  # cosine | linear | constant
-    batch: int = 32  # views per step
-    momentum: float = 0.9  # signed steps on a running mean of gradients (0 = plain FGSM steps)
-    max_seconds: float | None = None
-    seed: int = 0
-    check_every: int = 10  # steps between scoring the patch on the fixed check views
-    check_seconds: float = 30.0  # ... and at most this much of the clock between two checks
-    smooth: float | None = None  # Gaussian gradient smoothing, sigma in patch pixels; None: see smoothing()
-    members: str = "balance"  # ensembles only: mean | balance | cycle (see the module docstring)
-    experimental: Experimental = field(default_factory=Experimental)  # bench/transfer.py's; no CLI flag
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Callable
 from blocks import checks
 from blocks.commands import shared
 from blocks.commands.shared import no_progress
+from blocks.attacks.config import GenerateConfig
 from common.errors import Interrupted, UserError
 from common.records import GenerateRow, GenerateSummary, PatchRecord
 
@@ -34,24 +35,25 @@ class GenerateRun:
     away_from: str | None = None
     device: str = "auto"
     patch_size: int | None = None
-    steps: int = 240  # batch 8: about 5 minutes on 2 CPU cores, seconds on a GPU
-    epsilon: float = 32.0
-    final_fraction: float = 0.1
-    schedule: str = "cosine"
-    batch: int = 8
-    momentum: float = 0.9
-    smooth: float | None = None  # None: 0.8 for an ensemble, 0 for one model (eot_fgsm.smoothing)
-    members: str = "balance"  # ensembles: balance | mean | cycle (eot_fgsm's docstring)
+    # the attack's own settings take their defaults from its config (blocks.attacks.config)
+    steps: int = GenerateConfig.steps
+    epsilon: float = round(GenerateConfig.epsilon * 255, 6)  # the flag speaks 0-255 units
+    final_fraction: float = GenerateConfig.final_fraction
+    schedule: str = GenerateConfig.schedule
+    batch: int = 8  # the command's views per step: the CPU's budget (the library's 32 suits a GPU)
+    momentum: float = GenerateConfig.momentum
+    smooth: float | None = GenerateConfig.smooth  # None: 0.8 for an ensemble, 0 for one model (smoothing)
+    members: str = GenerateConfig.members  # ensembles: balance | mean | cycle (eot_fgsm's docstring)
     scale: tuple[float, float] | None = None
     scenes: Path | None = None
     eval_scenes: Path | None = None
     eot: str = "held"
-    max_seconds: float | None = None  # a clock makes the schedule depend on the machine: off by default
+    max_seconds: float | None = GenerateConfig.max_seconds  # a clock makes the schedule depend on the machine
     colormap: Path | None = None
     printability: float = 0.0
     tv: float = 0.0
     eval_n: int = 256
-    seed: int = 0
+    seed: int = GenerateConfig.seed
     out: Path | None = None
 
 

@@ -1,0 +1,36 @@
+"""The settings of the EOT negative-epsilon FGSM attack (blocks.attacks.eot_fgsm), in a module
+that imports no torch: `blocks generate` reads its defaults from here, and the CLI builds its
+--help from those without paying for torch."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Experimental:
+    """Transfer-minded options that bench/transfer.py measures and no CLI flag sets (the module
+    docstring says what each does); the defaults switch them off."""
+
+    diversity: float = 0.0  # probability of a random resize-and-pad of each view (input diversity)
+    ghost: float = 0.0  # dropout rate on convolution outputs during attack steps (ghost networks)
+    loss: str = "ce"  # ce | logit | margin
+
+
+@dataclass
+class GenerateConfig:
+    target: int | None = None  # class to become (negative epsilon)
+    away_from: int | None = None  # class to stop being (positive epsilon); one of the two
+    patch_size: int = 64  # side in pixels
+    steps: int = 240  # at batch 8, about 5 minutes on 2 CPU cores; seconds on a GPU
+    epsilon: float = 32 / 255  # first step size, in [0, 1] pixel units: large, to leave black fast
+    final_fraction: float = 0.1  # last step size = epsilon * final_fraction
+    schedule: str = "cosine"  # cosine | linear | constant
+    batch: int = 32  # views per step
+    momentum: float = 0.9  # signed steps on a running mean of gradients (0 = plain FGSM steps)
+    max_seconds: float | None = None
+    seed: int = 0
+    check_every: int = 10  # steps between scoring the patch on the fixed check views
+    check_seconds: float = 30.0  # ... and at most this much of the clock between two checks
+    smooth: float | None = None  # Gaussian gradient smoothing, sigma in patch pixels; None: see smoothing()
+    members: str = "balance"  # ensembles only: mean | balance | cycle (see the module docstring)
+    experimental: Experimental = field(default_factory=Experimental)  # bench/transfer.py's; no CLI flag
