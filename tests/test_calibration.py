@@ -15,11 +15,12 @@ from printing.calibration import CalibrationSettings, make_calibration_sheet, sw
 from printing.markers import detect_markers
 from printing.render import render_page
 from transforms import preset
+from colormaps import colormap_from_matrix, write_colormap
 from transforms.colormap import ColorMap
 
 # What a cheap inkjet on plain paper under warm light might do: low contrast (washed-out blacks,
 # dull whites), a yellow-orange cast (blue loses most) and darkened mid-tones (gamma > 1).
-TRUE_MAP = ColorMap.from_matrix([[0.35, 0.10, 0.05], [0.06, 0.32, 0.08], [0.04, 0.06, 0.22]],
+TRUE_MAP = colormap_from_matrix([[0.35, 0.10, 0.05], [0.06, 0.32, 0.08], [0.04, 0.06, 0.22]],
                                 (0.38, 0.32, 0.18), (2.0, 1.5, 2.4))
 
 
@@ -34,7 +35,7 @@ def corners_of(det, marker_id: int) -> np.ndarray:
 def calib(tmp_path_factory):
     d = tmp_path_factory.mktemp("calib")
     write_calibration_sheet(make_calibration_sheet(CalibrationSettings(date="2026-01-01")), d / "calib.pdf")
-    TRUE_MAP.save(d / "true.json")
+    write_colormap(TRUE_MAP, d / "true.json")
     return d
 
 

@@ -8,9 +8,10 @@ from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
 from common.errors import UserError
 from blocks.penalties import default_palette, non_printability, total_variation
 from transforms import preset
+from colormaps import colormap_from_matrix, write_colormap
 from transforms.colormap import ColorMap, fit_colormap, hat_basis
 
-DISTORTION = ColorMap.from_matrix([[0.8, 0.1, 0.05], [0.05, 0.75, 0.1], [0.05, 0.1, 0.7]],
+DISTORTION = colormap_from_matrix([[0.8, 0.1, 0.05], [0.05, 0.75, 0.1], [0.05, 0.1, 0.7]],
                                   (0.06, 0.05, 0.08), (1.3, 1.1, 1.5))
 
 
@@ -34,7 +35,7 @@ def test_fit_recovers_a_known_map():
 
 def test_colormap_json_round_trip(tmp_path):
     cmap = dataclasses.replace(DISTORTION, gamut=default_palette(3))  # the shared map stays as it is
-    cmap.save(tmp_path / "c.json")
+    write_colormap(cmap, tmp_path / "c.json")
     back = ColorMap.load(tmp_path / "c.json")
     x = torch.rand(2, 3, 4, 4)
     assert torch.allclose(back(x), cmap(x), atol=1e-6)
@@ -73,7 +74,7 @@ def test_tv_penalty_smooths_the_patch(digits_model):
 
 
 def test_cli_generate_with_colormap_and_penalties(cli, tmp_path):
-    DISTORTION.save(tmp_path / "c.json")
+    write_colormap(DISTORTION, tmp_path / "c.json")
     code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "5", "--batch", "4",
                        "--eval-n", "8", "--colormap", tmp_path / "c.json", "--printability", "0.5",
                        "--tv", "0.1", "--out", tmp_path / "o", "--device", "cpu")

@@ -724,13 +724,13 @@ def records(files, tmp_path_factory):
     from blocks.cli import run
     from common.records import (CaptureSummary, EvaluateReport, GenerateSummary, OnePixelSummary, PatchRecord,
                                 ScenesInfo, SweepRecord)
-    from transforms.colormap import ColorMap
+    from colormaps import colormap_from_matrix, write_colormap
 
     d = tmp_path_factory.mktemp("records")
     assert run(["print", str(files / "ok.png"), "--out", str(d / "s.pdf")]) == 0
     assert run(["generate", "--model", "digits", "--target", "seven", "--steps", "1", "--batch", "2",
                 "--eval-n", "2", "--out", str(d / "g")]) == 0
-    ColorMap.from_matrix(torch.eye(3) * 0.9, offset=(0.05, 0.05, 0.05)).save(d / "colormap.json")
+    write_colormap(colormap_from_matrix(torch.eye(3) * 0.9, offset=(0.05, 0.05, 0.05)), d / "colormap.json")
     return {
         "sheet": (d / "s.json").read_text(),
         "calib": (files / "calib.json").read_text(),
@@ -861,9 +861,10 @@ def test_fuzz_every_record_reader(records, tmp_path_factory, kind, m):
 def test_a_calibrated_map_sending_black_below_zero_gives_no_nan(cli, tmp_path):
     """blocks calibrate's fit can map black to a hair below 0 (-0.0011 blue); the print preset's
     gamma made that NaN at step 0. The map's output and the gamma input are clipped now."""
+    from colormaps import colormap_from_matrix, write_colormap
     from transforms.colormap import ColorMap
 
-    ColorMap.from_matrix(torch.eye(3), offset=(0.0, 0.0, -0.0011)).save(tmp_path / "cm.json")
+    write_colormap(colormap_from_matrix(torch.eye(3), offset=(0.0, 0.0, -0.0011)), tmp_path / "cm.json")
     assert ColorMap.load(tmp_path / "cm.json")(torch.zeros(1, 3, 2, 2)).min() == 0
     code, out, err = cli(*GEN, "--colormap", tmp_path / "cm.json", "--out", tmp_path / "g")
     assert code == 0, err

@@ -69,14 +69,6 @@ class ColorMap:
             coef[c, c] = grid
         return ColorMap(coef, torch.zeros(3))
 
-    @staticmethod
-    def from_matrix(matrix, offset=(0.0, 0.0, 0.0), gamma=(1.0, 1.0, 1.0), knots: int = KNOTS) -> "ColorMap":
-        """seen = matrix @ (sent ** gamma) + offset, with the curves sampled at the knots."""
-        m = torch.as_tensor(matrix, dtype=torch.float32).view(3, 3)
-        grid = torch.linspace(0, 1, knots)
-        curves = torch.stack([grid ** float(g) for g in gamma])  # (3, K)
-        return ColorMap(m[:, :, None] * curves[None], torch.as_tensor(offset, dtype=torch.float32))
-
     def to_record(self):
         """The colormap.json record (common.records.ColorMapRecord); extra keeps the fit's notes."""
         from common.records import ColorMapRecord
@@ -85,9 +77,6 @@ class ColorMap:
                               mean_error_rgb=self.mean_error_rgb,
                               gamut_rgb=None if self.gamut is None else (self.gamut * 255).round().int().tolist(),
                               extra=dict(self.extra))
-
-    def save(self, path: str | Path) -> Path:
-        return self.to_record().write(path)
 
     @staticmethod
     def load(path: str | Path) -> "ColorMap":

@@ -35,7 +35,7 @@ from kornia.filters import motion_blur
 from kornia.geometry.transform import get_perspective_transform
 
 from transforms.draws import uniform
-from transforms.photometric import Photometric, blur_side, clip01, frame_effects, gaussian, jpeg_some
+from transforms.photometric import Photometric, blur_side, frame_effects, gaussian, jpeg_some
 from transforms.placement import paste
 
 REDUCTIONS = ("squash", "crop")

@@ -64,6 +64,7 @@ import torch
 import torch.nn.functional as F
 
 from blocks.attacks.config import Experimental, GenerateConfig  # noqa: F401 (the attack's API)
+from common.goal import Goal
 from blocks.distributed import RANK_SEED_STRIDE, SOLO, share
 from transforms.eot import EOT, at_progress, random_views
 
