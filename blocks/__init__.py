@@ -8,6 +8,7 @@ returns the typed record it wrote (`common.records`):
     from blocks.attacks import GenerateConfig, generate_patch    # the attack alone, on tensors
 """
 from common.errors import UserError
+from common.lazy import lazy
 
 # Imported on first use, not here: `blocks` (the command) imports this package before it can catch
 # Ctrl-C, and importing torch takes seconds; a Ctrl-C then printed a 30-line traceback.
@@ -65,9 +66,4 @@ def main() -> None:
     sys.exit(code)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'blocks' has no attribute {name!r}")
+__getattr__ = lazy(__name__, _LAZY)

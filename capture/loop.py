@@ -18,34 +18,17 @@ import torch
 
 from common.errors import UserError
 from common.goal import Goal
-from common.records import CaptureSummary, SheetInfo
+from common.records import CaptureSummary
 from common.files import _umask, json_text
 from common.interrupts import interrupted, writing
 from capture.display import Window
 from capture.markers import Detections, FoundBlock, detect_markers, locate_blocks, make_detector, rectify_block
 from capture.sources import Frame, prefetch
 from capture.stats import Tally
-from capture.views import SlidingSettings, classify, frame_view, resize_view, sliding_boxes, to_batch
+from capture.settings import CaptureSettings, SlidingSettings  # noqa: F401 (importable from here)
+from capture.views import classify, frame_view, resize_view, sliding_boxes, to_batch
 
 VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "FFV1"}
-
-
-@dataclass
-class CaptureSettings:
-    target: int  # class index
-    sheet: SheetInfo | None = None  # checked by capture.sheet.load_sheet
-    sheet_path: Path | None = None  # where it was read from (the summary names it)
-    sliding: SlidingSettings | None = None
-    headless: bool = True
-    save_video: Path | None = None
-    log: Path | None = None
-    max_frames: int | None = None
-    duration_s: float | None = None
-    threshold: float = 0.0  # a view is a hit when the target is top-1 with at least this probability
-    min_markers: int = 2  # markers of a block that must be seen to locate it
-    block_margin: float = 0.0  # border kept around a rectified block, as a fraction of its side
-    prefetch: bool = True  # decode + detect the next frame in a thread while the model runs
-    reduce: str = "squash"  # how the whole frame becomes the model's square: squash | crop (capture.views)
 
 
 @dataclass

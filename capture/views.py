@@ -3,22 +3,12 @@ each rectified block, and (with --sliding) a grid of square windows.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 import torch
 
+from capture.settings import SlidingSettings  # noqa: F401 (importable from here)
 from transforms.held import CROP_SHARE
-
-
-@dataclass(frozen=True)
-class SlidingSettings:
-    """Square windows scanned over the frame, as in the original project's tracking loop.
-    window and stride are fractions of the frame's shorter side."""
-
-    window: float = 0.5
-    stride: float = 0.25
 
 
 def sliding_boxes(height: int, width: int, s: SlidingSettings) -> list[tuple[int, int, int, int]]:

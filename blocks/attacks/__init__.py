@@ -2,6 +2,7 @@
 
 Imported on first use: blocks.attacks.config (the generate settings, no torch) is read by the CLI
 before torch is imported."""
+from common.lazy import lazy
 
 _LAZY = {"GenerateConfig": "blocks.attacks.config", "Experimental": "blocks.attacks.config",
          "GenerateResult": "blocks.attacks.eot_fgsm", "generate_patch": "blocks.attacks.eot_fgsm",
@@ -11,9 +12,4 @@ _LAZY = {"GenerateConfig": "blocks.attacks.config", "Experimental": "blocks.atta
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'blocks.attacks' has no attribute {name!r}")
+__getattr__ = lazy(__name__, _LAZY)

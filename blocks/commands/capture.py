@@ -10,6 +10,7 @@ from typing import Callable
 from blocks import checks
 from blocks.commands import shared
 from blocks.commands.shared import no_progress
+from capture.settings import CaptureSettings, SlidingSettings
 from common.errors import UserError
 from common.records import CaptureSummary
 
@@ -25,17 +26,18 @@ class CaptureRun:
     device: str = "auto"
     sheet: Path | None = None
     sliding: bool = False
-    window: float = 0.5
-    stride: float = 0.25
-    threshold: float = 0.0
-    headless: bool = False
-    save_video: Path | None = None
-    log: Path | None = None
+    # the loop's own settings take their defaults from it (capture.settings)
+    window: float = SlidingSettings.window
+    stride: float = SlidingSettings.stride
+    threshold: float = CaptureSettings.threshold
+    headless: bool = False  # False: a window where there is a display (the loop is told which)
+    save_video: Path | None = CaptureSettings.save_video
+    log: Path | None = CaptureSettings.log
     summary: Path | None = None
-    max_frames: int | None = None
-    duration: float | None = None
+    max_frames: int | None = CaptureSettings.max_frames
+    duration: float | None = CaptureSettings.duration_s
     reconnect: int = 0
-    reduce: str = "squash"  # the whole frame to the model's square: squash, or crop (resize + centre crop)
+    reduce: str = CaptureSettings.reduce  # the whole frame to the model's square: squash or crop
 
 
 def check_capture(run: CaptureRun) -> None:
@@ -80,10 +82,9 @@ def run_capture(run: CaptureRun, progress=no_progress, on_headless: Callable[[],
     """The capture loop until the source ends, q/Esc, a limit or Ctrl-C; the log, video and
     summary files are written (kept on Ctrl-C too: the summary's stopped_by says so)."""
     from capture.display import is_headless
-    from capture.loop import CaptureSettings, run_capture as loop
+    from capture.loop import run_capture as loop
     from capture.sheet import load_sheet, sheet_json
     from capture.sources import open_source
-    from capture.views import SlidingSettings
     from blocks.targets import resolve_target
 
     check_capture(run)

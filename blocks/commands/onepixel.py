@@ -8,6 +8,7 @@ from pathlib import Path
 from blocks import checks
 from blocks.commands import shared
 from blocks.commands.shared import no_progress
+from blocks.attacks.onepixel.config import OnePixelConfig
 from common.errors import Interrupted
 from common.records import OnePixelSummary
 
@@ -19,22 +20,23 @@ class OnePixelRun:
     inputs: list[Path]
     models: list = field(default_factory=shared.default_models)
     target: str | None = None
-    pixels: int = 1
-    popsize: int = 400
-    maxiter: int = 100
-    max_queries: int = 0
-    fitness: str = "auto"
+    # the attack's own settings take their defaults from its config
+    pixels: int = OnePixelConfig.pixels
+    popsize: int = OnePixelConfig.popsize
+    maxiter: int = OnePixelConfig.maxiter
+    max_queries: int = OnePixelConfig.max_queries
+    fitness: str = OnePixelConfig.fitness
     out: Path = Path("onepixel_out")
-    strategy: str = "probe"
-    seed: int = 0
+    strategy: str = OnePixelConfig.strategy
+    seed: int = 0  # the command always seeds (the library's None means not reproducible)
     device: str = "auto"
-    batch: int = 0
+    batch: int = OnePixelConfig.batch
 
 
 def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
     """Load, resize to the model's input size, attack, write per-image PNG + JSON, summary.json and
     contact_sheet.png. Returns summary.json's record (its `results` are the per-image rows)."""
-    from blocks.attacks.onepixel import OnePixelConfig, one_pixel_attack, prepare_images
+    from blocks.attacks.onepixel import one_pixel_attack, prepare_images
     from blocks.attacks.onepixel.report import collect_inputs, unique_names, write_outputs
     from blocks.targets import resolve_target
     from common.files import check_output_dir, load_image

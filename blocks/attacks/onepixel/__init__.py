@@ -15,8 +15,14 @@ batch. report.py writes the files of `blocks onepixel` (imported on its own: it 
 Layout (each module imports only those above it): config, result, problem, fast, de, corners,
 sparse_rs, probe, attack; report.
 """
-from blocks.attacks.onepixel.attack import one_pixel_attack, prepare_images
-from blocks.attacks.onepixel.config import OnePixelConfig
-from blocks.attacks.onepixel.result import OnePixelResult
+from common.lazy import lazy
 
-__all__ = ["OnePixelConfig", "OnePixelResult", "one_pixel_attack", "prepare_images"]
+# Imported on first use: config.py imports no torch, and `blocks onepixel` reads its defaults
+# from it before torch is imported.
+_LAZY = {"OnePixelConfig": "blocks.attacks.onepixel.config", "OnePixelResult": "blocks.attacks.onepixel.result",
+         "one_pixel_attack": "blocks.attacks.onepixel.attack", "prepare_images": "blocks.attacks.onepixel.attack"}
+
+__all__ = list(_LAZY)
+
+
+__getattr__ = lazy(__name__, _LAZY)
