@@ -30,13 +30,16 @@ def main() -> None:
     with handle_interrupts(final=True):
         try:
             with holding():  # a Ctrl-C inside torch's C++ module setup would abort the process
-                from blocks.cli import loading_line, run
+                from blocks.first_line import loading_line
 
-                if len(sys.argv) > 1 and not {"--help", "-h", "--version"} & set(sys.argv[1:]):
-                    line = loading_line(sys.argv[1:]) if sys.stderr.isatty() else None
-                    if line:  # the seconds of imports and loading ahead start with a line, on a terminal
-                        sys.stderr.write(line + "\n")
-                        sys.stderr.flush()
+                command = len(sys.argv) > 1 and not {"--help", "-h", "--version"} & set(sys.argv[1:])
+                line = loading_line(sys.argv[1:]) if command and sys.stderr.isatty() else None
+                if line:  # the imports and loading ahead start with a line, on a terminal, before any of them
+                    sys.stderr.write(line + "\n")
+                    sys.stderr.flush()
+                from blocks.cli import run
+
+                if command:
                     importlib.import_module("torch")  # every command needs it: imported while Ctrl-C waits
 
             if interrupted():  # a Ctrl-C some library's import swallowed

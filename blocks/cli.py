@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from blocks import checks
+from blocks.first_line import DEFAULT_MODEL, loading_line  # noqa: F401 (cli.loading_line: the same line)
 # The settings dataclasses are the one home of every default: the flags below read theirs from
 # them (these modules import no torch, so --help and the Ctrl-C guard stay fast).
 from blocks.commands.calibrate import CalibrateRun
@@ -30,7 +31,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 # Defaults are shown by typer's show_default (text written into a help string as "[default: x]"
 # is rich markup, and vanishes); computed ones (None in the settings) say in words what they are.
-DEFAULT_MODEL = "efficientnet_lite0"  # blocks.models.DEFAULT_MODEL, repeated so --help needs no torch import
 MODEL_HELP = ("efficientnet_lite0 (embedded ImageNet, offline; efficientnet_lite1/2 with the zoo extra), a "
               "torchvision name, timm:NAME, a .pt2/TorchScript file, or digits")
 
@@ -73,24 +73,6 @@ def _root(
 
 
 MODEL_FLAGS = ("model", "models_file", "weights", "labels", "input_size", "mean", "std")
-
-
-MODEL_COMMANDS = ("generate", "evaluate", "capture", "onepixel", "sweep")  # the commands that load weights
-
-
-def loading_line(args: list[str]) -> str | None:
-    """'blocks generate: loading torch and efficientnet_lite0 ...': the first line of a command,
-    printed (on a terminal) before torch is imported, seconds before the command's own output."""
-    command = next((a for a in args if not a.startswith("-")), None)
-    if command not in {c.name or c.callback.__name__ for c in app.registered_commands}:
-        return None
-    if command not in MODEL_COMMANDS:
-        return f"blocks {command}: loading torch ..."
-    names = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--model"]
-    names += [a.split("=", 1)[1] for a in args if a.startswith("--model=")]
-    if any(a == "--models" or a.startswith("--models=") for a in args):
-        names.append("the --models file")
-    return f"blocks {command}: loading torch and {', '.join(names) or DEFAULT_MODEL} ..."
 
 
 def model_options(multi: bool = True):

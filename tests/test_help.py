@@ -164,3 +164,14 @@ def test_first_line_names_the_command_and_model():
     assert cli.loading_line(["capture", "--model=resnet18", "--target", "hen"]).endswith("torch and resnet18 ...")
     assert cli.loading_line(["print", "a.png", "--out", "s.pdf"]) == "blocks print: loading torch ..."
     assert cli.loading_line(["generte"]) is None  # typer's own error, not a loading line
+
+
+def test_the_first_line_knows_every_command_without_importing_the_cli():
+    """blocks.first_line prints before typer, numpy or torch load: its command lists are the CLI's."""
+    from blocks import first_line
+
+    assert set(first_line.COMMANDS) == {name for name, _ in commands()}
+    model_commands = {name for name, c in commands() if "model" in {p.name for p in c.params}}
+    assert set(first_line.MODEL_COMMANDS) == model_commands - {"targets"}  # targets reads labels, loads no weights
+    code = "import sys; import blocks.first_line; assert not {'typer', 'numpy', 'torch'} & set(sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).returncode == 0
