@@ -73,8 +73,10 @@ class Goal:
         name = d.get("name", d.get("class")) or ""
         if index is not None and (isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < 10**9):
             raise ValueError(f"index must be a class index from 0, not {index!r}")
-        if not isinstance(name, str) or mode not in MODES:
-            raise ValueError(f"name must be text and mode one of {', '.join(MODES)}")
+        if not isinstance(name, str):
+            raise ValueError(f"name must be text, not {name!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be {' or '.join(MODES)}, not {mode!r}")
         if not isinstance(alternatives, list) or not all(isinstance(a, str) for a in alternatives):
             raise ValueError("alternatives must be a list of class names")
         extra = {k: v for k, v in d.items() if k not in ("index", "name", "class", "mode", "alternatives")}

@@ -121,37 +121,9 @@ def test_cached_default_weights_load_offline_and_are_hashed(monkeypatch, tmp_pat
 def test_models_package_has_no_import_cycle():
     """Each module of blocks/models/ imports only modules below it: no cycle, and none imports the
     package itself (its __init__ re-exports them all)."""
-    import ast
-    from pathlib import Path
+    from imports import cycle, package_graph
 
-    pkg = Path(__file__).resolve().parents[1] / "blocks" / "models"
-    mods = {p.stem for p in pkg.glob("*.py")}
-    graph = {}
-    for m in mods:
-        deps = set()
-        for node in ast.walk(ast.parse((pkg / f"{m}.py").read_text())):
-            if isinstance(node, ast.Import):
-                deps |= {a.name.split(".")[2] if a.name.count(".") >= 2 else "__init__"
-                         for a in node.names if a.name.startswith("blocks.models")}
-            elif isinstance(node, ast.ImportFrom):
-                base = f"blocks.models.{node.module}" if node.level == 1 and node.module else (
-                    "blocks.models" if node.level == 1 else node.module or "")
-                if base == "blocks.models":
-                    deps |= {a.name if a.name in mods else "__init__" for a in node.names}
-                elif base.startswith("blocks.models."):
-                    deps.add(base.split(".")[2])
-        graph[m] = deps - {m}
-    assert all("__init__" not in deps for m, deps in graph.items() if m != "__init__"), graph
-    done, path = set(), []
-
-    def visit(m):
-        assert m not in path, f"import cycle: {' -> '.join(path[path.index(m):] + [m])}"
-        if m not in done:
-            path.append(m)
-            for d in sorted(graph[m]):
-                visit(d)
-            path.pop()
-            done.add(m)
-
-    for m in sorted(graph):
-        visit(m)
+    graph = package_graph("blocks.models")
+    assert "blocks.models.weights" in graph
+    assert all("blocks.models" not in deps for m, deps in graph.items() if m != "blocks.models"), graph
+    assert cycle(graph) is None, f"import cycle: {' -> '.join(cycle(graph))}"

@@ -397,40 +397,15 @@ def _onepixel_modules():
 
 
 def test_onepixel_package_has_no_import_cycle():
-    import ast
+    from imports import cycle, package_graph
 
-    modules = _onepixel_modules()
-    assert {"blocks.attacks.onepixel.de", "blocks.attacks.onepixel.problem"} <= set(modules)
-    graph = {}
-    for name, tree in modules.items():
-        deps = set()
-        for node in ast.walk(tree):  # function-level imports count too
-            if isinstance(node, ast.ImportFrom) and node.level:
-                base = name if name == "blocks.attacks.onepixel" else name.rsplit(".", 1)[0]
-                target = ".".join([base] + ([node.module] if node.module else []))
-                deps |= {target} | {f"{target}.{a.name}" for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                deps |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
-            elif isinstance(node, ast.Import):
-                deps |= {a.name for a in node.names}
-        graph[name] = sorted(d for d in deps if d in modules and d != name)
-    state = {}  # name -> "open" while on the path, "done" after
-
-    def visit(name, path):
-        if state.get(name) == "open":
-            raise AssertionError("import cycle: " + " -> ".join(path[path.index(name):] + [name]))
-        if state.get(name) is None:
-            state[name] = "open"
-            for dep in graph[name]:
-                visit(dep, path + [name])
-            state[name] = "done"
-
-    for name in graph:
-        visit(name, [])
+    graph = package_graph("blocks.attacks.onepixel")
+    assert {"blocks.attacks.onepixel.de", "blocks.attacks.onepixel.problem"} <= set(graph)
+    assert cycle(graph) is None, "import cycle: " + " -> ".join(cycle(graph))
     import blocks.attacks.onepixel as package
 
     # the package imports its modules on first use (so config.py can be read without torch)
-    assert set(package._LAZY.values()) <= set(modules) and not graph["blocks.attacks.onepixel"]
+    assert set(package._LAZY.values()) <= set(graph) and not graph["blocks.attacks.onepixel"]
 
 
 def test_problem_state_changes_only_through_its_own_methods():
