@@ -17,10 +17,13 @@ NATIVE_NAME = re.compile(r"\.(so|dll|dylib|pyd|o|obj|a|lib|exe|bundle)(\.\d+)*$"
 NATIVE_MAGIC = (b"\x7fELF", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe",
                 b"\xca\xfe\xba\xbe")
 # What the loaders read below an archive's root folder: torch.save (data.pkl, data/N, ...),
-# TorchScript (code/, constants.pkl, constants/, extra/) and torch.export (archive_format, models/,
-# data/weights|constants|sample_inputs/, extra/). data/aotinductor/ is compiled code: never.
+# TorchScript (code/, constants.pkl, constants/, extra/, traced_inputs, the mobile format's
+# bytecode and debug maps: the record names in libtorch) and torch.export (archive_format,
+# models/, data/weights|constants|sample_inputs/, extra/). data/aotinductor/ is compiled code: never.
 READ_TOP = {"data.pkl", "data", "byteorder", "version", ".data", ".format_version", ".storage_alignment",
-            "archive_format", "archive_version", "models", "extra", "code", "constants.pkl", "constants"}
+            "archive_format", "archive_version", "models", "extra", "code", "constants.pkl", "constants",
+            "traced_inputs", "traced_inputs.pkl", "bytecode.pkl", "mobile_debug_handles.pkl",
+            "callstack_debug_map.pkl"}
 READ_DATA = {"weights", "constants", "sample_inputs"}
 MAX_MEMBERS = 200_000
 HEAD = 4096  # bytes read from each member: enough for a magic number and a PE header's offset
@@ -51,23 +54,26 @@ def _reason(path: Path) -> str | None:
             infos = z.infolist()
             if len(infos) > MAX_MEMBERS:
                 return f"it holds {len(infos)} members (at most {MAX_MEMBERS})"
-            return (_by_name([i.filename for i in infos]) or _by_content(z, infos)
-                    or _unseen_by_zipfile(path, [i.filename for i in infos]))
+            names = [i.filename for i in infos]
+            return (_native_name(names) or _by_content(z, infos) or _other_name(names)
+                    or _unseen_by_zipfile(path, names))
     except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as e:
         return f"its zip archive cannot be read ({type(e).__name__})"
 
 
-def _by_name(names: list[str]) -> str | None:
-    for n in names:
-        if NATIVE_NAME.search(n.rstrip("/")):
-            return f"it holds a native library ({shown(n)})"
-    for n in names:
-        if "aotinductor" in n.lower():
-            return f"it is an AOTInductor package ({shown(n)}), compiled code that runs when loaded"
-    for n in names:
-        if not _read_by_loaders(n):
-            return f"it holds {shown(n)}, which no model loader reads"
-    return None
+def _native_name(names: list[str]) -> str | None:
+    hit = next((n for n in names if NATIVE_NAME.search(n.rstrip("/"))), None)
+    return f"it holds a native library ({shown(hit)})" if hit else None
+
+
+def _other_name(names: list[str]) -> str | None:
+    """An AOTInductor member (sources and metadata too: the loader compiles and links them), or
+    a member no loader reads."""
+    hit = next((n for n in names if "aotinductor" in n.lower()), None)
+    if hit:
+        return f"it is an AOTInductor package ({shown(hit)}), compiled code that runs when loaded"
+    hit = next((n for n in names if not _read_by_loaders(n)), None)
+    return f"it holds {shown(hit)}, which no model loader reads" if hit else None
 
 
 def _read_by_loaders(name: str) -> bool:
