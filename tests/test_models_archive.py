@@ -165,6 +165,58 @@ def test_weights_files_are_inspected(cli, evil, marker, model):
     assert not (evil / "g").exists()
 
 
+def test_timm_cache_is_inspected(cli, evil, marker, monkeypatch):
+    """timm loads its cached weights itself: the files it would load are inspected before."""
+    import blocks.models.timm as bt
+
+    monkeypatch.setattr(bt, "_timm_cached_files", lambda cfg: [evil / "evil.pth"])
+    monkeypatch.setattr(bt, "_hub_reachable", lambda: pytest.fail("the hub was asked"))
+    line = _refused(cli, marker, "generate", "--model", "timm:resnet18", "--target", "hen", "--steps", "1",
+                    "--out", evil / "g")
+    assert line.startswith(f"error: cannot load weights {evil / 'evil.pth'}: it holds a native library"), line
+
+
+@pytest.mark.parametrize("member, data, found", [
+    ("m/data/libx.so.1", b"", "a native library (m/data/libx.so.1)"),
+    ("m/extra/x.dylib", b"", "a native library (m/extra/x.dylib)"),
+    ("m/extra/x.DLL", b"", "a native library (m/extra/x.DLL)"),
+    ("m/data/0", b"MZ" + b"\0" * 58 + (64).to_bytes(4, "little") + b"PE\0\0", "a native library (m/data/0)"),
+    ("m/data/1", b"\xcf\xfa\xed\xfe" + b"\0" * 28, "a native library (m/data/1)"),
+    ("m/data/0", b"MZ" + b"\0" * 100, None),  # "MZ" alone: a tensor's bytes may start so
+    ("m/../x", b"", "it holds m/../x, which no model loader reads"),
+    ("m/data/executorch/x", b"", "it holds m/data/executorch/x, which no model loader reads"),
+    ("m/extra/notes.txt", b"text", None),
+    ("m/odd\x1b[2J", b"", "it holds m/odd\\x1b[2J, which no model loader reads"),  # escaped in the line
+])
+def test_what_is_refused(tmp_path, member, data, found):
+    """Names and bytes: .so.1-style names, PE (MZ and the PE header it points to), Mach-O, paths out
+    of the archive, folders no loader reads. Member names are shown escaped."""
+    from blocks.models.archive import inspect_archive
+    from common.errors import UserError
+
+    path = tmp_path / "m.pt"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("m/data.pkl", b"\x80\x02}q\x00.")
+        z.writestr(member, data)
+    if found is None:
+        inspect_archive(path, "weights")
+        return
+    with pytest.raises(UserError) as e:
+        inspect_archive(path, "weights")
+    assert str(e.value).startswith(f"cannot load weights {path}: ") and found in str(e.value), e.value
+
+
+def test_members_torch_lists_but_zipfile_does_not_are_refused(evil):
+    """torch reads zips with its own reader: a member only it lists was never inspected."""
+    from blocks.models.archive import _unseen_by_zipfile
+
+    with zipfile.ZipFile(evil / "state.pt") as z:
+        names = z.namelist()
+    assert _unseen_by_zipfile(evil / "state.pt", names) is None
+    reason = _unseen_by_zipfile(evil / "state.pt", [n for n in names if not n.endswith("/data.pkl")])
+    assert reason == "torch reads a member the inspection did not (data.pkl)", reason
+
+
 def test_a_library_under_any_name_is_found_by_its_bytes(cli, evil, marker):
     _refused(cli, marker, "targets", "a", "--model", evil / "hidden.pt2", member="model.wrapper.json")
 
