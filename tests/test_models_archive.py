@@ -155,13 +155,16 @@ def test_an_ensemble_member_and_a_models_file_refuse_the_package(cli, evil, mark
 
 @pytest.mark.parametrize("model", ["digits", "resnet18"])
 def test_weights_files_are_inspected(cli, evil, marker, model):
-    """--weights (a state dict): the package renamed .pth, or a library hidden as a tensor's bytes."""
+    """--weights (a state dict): the package renamed .pth, a library hidden as a tensor's bytes, a
+    stray member, a bare library."""
     base = ["generate", "--model", model, "--target", "1", "--steps", "1", "--out", evil / "g"]
     line = _refused(cli, marker, *base, "--weights", evil / "evil.pth")
     assert line.startswith(f"error: cannot load weights {evil / 'evil.pth'}: it holds a native library"), line
     _refused(cli, marker, *base, "--weights", evil / "elf.pt", member="/data/0")
     line = _refused(cli, marker, *base, "--weights", evil / "stray.pt", member="/notes/readme.txt")
     assert "which no model loader reads" in line, line
+    line = _refused(cli, marker, *base, "--weights", evil / "ctor.so", member="ctor.so")
+    assert line.endswith("ctor.so: it is a native library, not a model; refused, nothing was executed"), line
     assert not (evil / "g").exists()
 
 

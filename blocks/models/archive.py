@@ -47,8 +47,9 @@ def _reason(path: Path) -> str | None:
     if _is_native(head):
         return "it is a native library, not a model"
     if not zipfile.is_zipfile(path):
-        # torch takes a file that starts like a zip as one: a zip Python cannot list is not inspected
-        return "it starts as a zip archive but cannot be read as one" if head.startswith(b"PK\x03\x04") else None
+        # a zip Python cannot list, that torch might, is not inspected: refused
+        unread = head.startswith(b"PK\x03\x04") or _torch_records(path)
+        return "it is a zip archive that cannot be inspected" if unread else None
     try:
         with zipfile.ZipFile(path) as z:
             infos = z.infolist()
@@ -112,12 +113,17 @@ def _is_native(head: bytes) -> bool:
 def _unseen_by_zipfile(path: Path, names: list[str]) -> str | None:
     """torch reads zips with its own reader (miniz): a member it lists that Python's zipfile does
     not was never inspected."""
+    seen = {n.split("/", 1)[1] for n in names if "/" in n}
+    unseen = [r for r in _torch_records(path) if r not in seen]
+    return f"torch reads a member the inspection did not ({shown(unseen[0])})" if unseen else None
+
+
+def _torch_records(path: Path) -> list[str]:
+    """The members torch's zip reader lists (below the root folder); none if it cannot open the file,
+    and then torch's loaders cannot either (they fail without running anything)."""
     import torch
 
     try:
-        records = torch._C.PyTorchFileReader(str(path)).get_all_records()
-    except Exception:  # torch's loaders cannot open it either: they fail without running anything
-        return None
-    seen = {n.split("/", 1)[1] for n in names if "/" in n}
-    unseen = [r for r in records if r not in seen]
-    return f"torch reads a member the inspection did not ({shown(unseen[0])})" if unseen else None
+        return list(torch._C.PyTorchFileReader(str(path)).get_all_records())
+    except Exception:
+        return []
