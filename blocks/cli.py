@@ -22,7 +22,7 @@ from blocks.commands.print_sheet import PrintRun
 from blocks.commands.scenes import ScenesRun
 from blocks.commands.simulate import SimulateRun
 from blocks.commands.sweep import SweepRun
-from common.errors import Interrupted, UserError
+from common.errors import Interrupted, UserError, shown
 from printing.calibration import CalibrationSettings
 from printing.sheet import SheetSettings
 
@@ -184,7 +184,7 @@ def targets(
     if not hits:
         raise UserError(f"no class matches {query!r} ({len(names)} classes)")
     for i, name in hits:
-        typer.echo(f"{i:5d}  {name}")
+        typer.echo(f"{i:5d}  {shown(name)}")
 
 
 def class_names(specs: list) -> list[str]:
@@ -283,10 +283,12 @@ class PlainLines:
 def bar(label: str, total, *columns, stderr: bool = False, **fields):
     """A rich progress bar (stderr when stdout carries JSON, or is not a terminal); yields
     (progress, task). Where no terminal shows it: plain lines every PLAIN_EVERY_S seconds."""
+    from rich.markup import escape
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = progress_console(stderr)
-    with Progress(TextColumn(label), BarColumn(), *columns, TimeElapsedColumn(), transient=False,
+    shown_label = escape(shown(label)).replace("{", "{{").replace("}", "}}")  # a class name is no format or markup
+    with Progress(TextColumn(shown_label), BarColumn(), *columns, TimeElapsedColumn(), transient=False,
                   console=console) as progress:
         task = progress.add_task(label, total=total, **fields)
         yield (progress if console.is_terminal else PlainLines(progress)), task
@@ -412,7 +414,7 @@ def held_out_line(rec, folder: Path) -> str:
         where = (f"in {views['scene_images']} held-out scene photos" if views["scenes"] else
                  "on plain random backgrounds: no --scenes")
         parts.append(f"({views['eot']} views, patch side {side} of the view, {where})")
-    return f"{rec.target.name}: {' '.join(parts)} -> {folder}/patch.png"
+    return f"{shown(rec.target.name)}: {' '.join(parts)} -> {folder}/patch.png"
 
 
 def works_text(works_from, trained, size_mm: float = 50.0) -> str:
@@ -431,7 +433,7 @@ def print_generate_summary(summary, out: Path) -> None:
     for r in summary.targets:
         success = "-" if r.held_out_success is None else f"{r.held_out_success:.1%}"
         prob = "-" if r.mean_target_prob is None else f"{r.mean_target_prob:.3f}"
-        typer.echo(f"{r.target.label()[:24]:<24} {r.target.index:>5} {success:>9} {prob:>9} {r.best_step:>9} "
+        typer.echo(f"{shown(r.target.label())[:24]:<24} {r.target.index:>5} {success:>9} {prob:>9} {r.best_step:>9} "
                    f"{r.seconds:>8.1f}  {r.folder}")
     typer.echo(f"wrote {out / 'summary.json'}", err=True)
 
@@ -459,10 +461,10 @@ def evaluate(
 
     report = run_evaluate(settings(EvaluateRun, flags, scale=parse_range(scale, "--scale", *checks.SCALE)))
     if report.models is not None:
-        width = max(len(r.model) for r in report.models)
-        typer.echo(f"{'model':<{width}}  success  p(target)  top-5   ({report.target.name}, {report.n} views)")
+        width = max(len(shown(r.model)) for r in report.models)
+        typer.echo(f"{'model':<{width}}  success  p(target)  top-5   ({shown(report.target.name)}, {report.n} views)")
         for r in report.models:
-            typer.echo(f"{r.model:<{width}}  {r.success_rate:7.1%}  {r.mean_target_prob:9.3f}  {r.top5_rate:6.1%}")
+            typer.echo(f"{shown(r.model):<{width}}  {r.success_rate:7.1%}  {r.mean_target_prob:9.3f}  {r.top5_rate:6.1%}")
     elif out is None:
         emit_json(report.to_json())
     if out is not None:
@@ -485,7 +487,7 @@ def sweep(
     from blocks.commands.sweep import run_sweep
 
     rec = run_sweep(settings(SweepRun, flags, eps_range=parse_range(eps_range, "--eps", -255, 255)))
-    typer.echo(f"best epsilon {rec.best_epsilon_255:.1f}/255: p({rec.target.name}) = "
+    typer.echo(f"best epsilon {rec.best_epsilon_255:.1f}/255: p({shown(rec.target.name)}) = "
                f"{rec.best_target_prob:.3f} -> {out}/sweep.png")
 
 
@@ -545,7 +547,7 @@ def print_sheet(
     typer.echo(f"wrote {out}: {what} on {info.pages} page(s); print at 100% scale")
     for b in info.blocks if info.layout == "grid" else info.blocks[:1]:
         if b.distance_m is not None:
-            typer.echo(f"  {b.target.label() if b.target else 'block'}: {b.patch_size_mm:g} mm block works {b.distance_m[0]:.2f}-"
+            typer.echo(f"  {shown(b.target.label()) if b.target else 'block'}: {b.patch_size_mm:g} mm block works {b.distance_m[0]:.2f}-"
                        f"{b.distance_m[1]:.2f} m from a {b.fov_deg:g} degree camera (the whole frame)")
     from printing.sheet import preview_paths, sidecar_path
 
@@ -573,7 +575,7 @@ def capture_bar(label: str, total):
 def capture_headline(s) -> str:
     """The last line of a capture: the whole frame's hit rate (what a classifier behind the camera
     sees), then the blocks' (--sheet) and any view's as a diagnosis."""
-    name = s.target.label() if s.target else "the target"
+    name = shown(s.target.label()) if s.target else "the target"
     line = (f"whole frame: {name} in {round(s.frame_hit_rate * s.frames)} of {s.frames} frames "
             f"({s.frame_hit_rate:.1%}), mean p({name}) {s.frame_mean_target_prob:.3f}")
     extra = []
@@ -720,17 +722,19 @@ def onepixel(
 def print_onepixel(s) -> None:
     """The per-image table (first 50) with the summary as its caption."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    cell = lambda text: escape(shown(text))  # noqa: E731 (names from files: neither markup nor control codes)
     de = f", pop {s.popsize}, {s.maxiter} gen" if s.strategy in ("paper", "best1bin") else ""
-    goal = f" -> {s.target.name}" if s.target else ""
+    goal = f" -> {cell(s.target.name)}" if s.target else ""
     table = Table(title=f"one-pixel ({s.strategy}, K={s.pixels}{de}, at most {s.max_queries} queries, "
                         f"{s.fitness} fitness){goal}")
     for col in ("image", "before", "after", "success", "queries"):
         table.add_column(col, justify="right" if col == "queries" else "left", overflow="fold")  # names in full
     for r in s.results[:50]:
         b, a = r.before, r.after
-        table.add_row(r.name, f"{b['class']} {b['prob']:.2f}", f"{a['class']} {a['prob']:.2f}",
+        table.add_row(cell(r.name), f"{cell(b['class'])} {b['prob']:.2f}", f"{cell(a['class'])} {a['prob']:.2f}",
                       "yes" if r.success else "no", str(r.queries))
     if len(s.results) > 50:
         table.add_row(f"... {len(s.results) - 50} more", "", "", "", "")
@@ -815,10 +819,10 @@ def run(argv: list[str] | None = None) -> int:
             raise KeyboardInterrupt
     except UserError as e:
         if _prints(e):
-            typer.echo(f"error: {flag_message(e)}", err=True)
+            typer.echo(f"error: {shown(flag_message(e))}", err=True)
         return e.exit_code
     except Interrupted as e:  # the command kept something and says what
-        typer.echo(f"interrupted: {e}", err=True)
+        typer.echo(f"interrupted: {shown(e)}", err=True)
         return e.exit_code
     except (KeyboardInterrupt, typer.Abort):
         typer.echo(f"interrupted: {_kept()}", err=True)
@@ -831,7 +835,7 @@ def run(argv: list[str] | None = None) -> int:
             if type(e).__name__ == "NoArgsIsHelpError" or not hasattr(e, "format_message"):
                 e.show()  # `blocks` or `blocks CMD` alone: the help text
                 return e.exit_code
-            typer.echo(f"error: {_usage_line(e)}", err=True)
+            typer.echo(f"error: {shown(_usage_line(e))}", err=True)
             return 2
         if isinstance(e, ImportError) and interrupted():  # a Ctrl-C cut a C extension's import short
             typer.echo(f"interrupted: {_kept()}", err=True)

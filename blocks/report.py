@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from common.errors import shown
 from common.files import atomic_write_bytes, encode_png, sha256_bytes, write_together
 from common.records import PatchRecord
 
@@ -62,7 +63,7 @@ def plot_curve(curve: dict[str, list], path: Path, title: str = "") -> Path:
     steps = curve["step"]
     ax1.plot(steps, curve["loss"], lw=1, color="tab:red")
     ax1.set_ylabel("cross-entropy")
-    ax1.set_title(title)
+    ax1.set_title(shown(title))  # a class name from a labels file: no control characters in a figure
     ax2.plot(steps, curve["objective_prob"], lw=1, label="mean objective prob")
     ax2.plot(steps, curve["success"], lw=1, alpha=0.6, label="share of views won")
     ax2.set_ylim(-0.02, 1.02)

@@ -24,3 +24,11 @@ def first_line(e: BaseException, limit: int = 160) -> str:
     """A library exception as one short clause for a one-line error: its first line, or its type."""
     text = str(e).strip()
     return (text.splitlines()[0] if text else type(e).__name__)[:limit]
+
+
+def shown(text: str) -> str:
+    """Text from a file (a class name, a path, a member name) as a terminal should print it:
+    control and other invisible characters escaped as repr writes them (\\x1b, \\n, \\u202e), so
+    a name can neither drive the terminal nor break a one-line message. Data keeps the text as is."""
+    text = str(text)
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -11,7 +11,8 @@ One module per source (`loading` picks it from the name):
   that are in no library.
 - `digits`: the bundled 10-class toy (tests, the smallest demo), with its data.
 
-Around them: `spec` (what the flags describe), `weights` (loading that never runs code),
+Around them: `spec` (what the flags describe), `archive` (every model file inspected before torch
+opens it: no compiled code), `weights` (loading that never runs code),
 `labels`, `device`, `model_list` (the `--models` file) and `inventory` (`blocks models`).
 """
 from blocks.models.device import pick_device

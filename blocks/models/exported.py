@@ -3,11 +3,13 @@ architectures that are in no library. Neither is unpickled with code (blocks.mod
 model is checked on load for (B, classes) logits and for gradients reaching its input."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from blocks.models.archive import inspect_archive
 from blocks.models.labels import imagenet_labels, read_labels
 from blocks.models.spec import ModelSpec, triple
 from blocks.models.weights import Refused, load_export_safely
@@ -36,6 +38,7 @@ def load_exported(spec: ModelSpec) -> Classifier:
 
 def _open(path: Path, size: int | None) -> tuple[nn.Module, int | None]:
     """(the model, size or else its exported input side if known) from a .pt2 or TorchScript file."""
+    inspect_archive(path, "model")  # before torch opens it: an AOTInductor package runs code on load
     members = zip_members(path)
     if not members:  # both formats are zip archives; say so before torch prints its own warnings
         raise UserError(f"cannot load model {path}: not a torch.export (.pt2) or TorchScript file")
@@ -44,7 +47,10 @@ def _open(path: Path, size: int | None) -> tuple[nn.Module, int | None]:
                                         for m in members):
             program = load_export_safely(path, members)
             return _Exported(program.module()), size or _export_input_size(program)
-        return torch.jit.load(str(path), map_location="cpu"), size
+        with warnings.catch_warnings():  # torch.jit.load's deprecation notice: the one line is ours
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(str(path), map_location="cpu"), size
     except Refused as e:
         raise UserError(f"cannot load model {path}: {e}; refused, nothing was executed") from None
     except Exception as e:

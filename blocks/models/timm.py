@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from blocks.models.archive import inspect_archive
 from blocks.models.labels import imagenet_labels, read_labels
 from blocks.models.spec import DEFAULT_MODEL, ModelSpec, triple
 from blocks.models.weights import apply_state, load_state_dict, weights_cache_path
@@ -45,9 +46,12 @@ def load_timm(spec: ModelSpec) -> Classifier:
         path = Path(spec.weights)
         apply_state(net, load_state_dict(path), path, spec.name)
         return Classifier(net, labels, size, mean, std, name=spec.name, weights_id=sha256_file(path))
-    if not _timm_weights_cached(cfg) and not _hub_reachable():
+    cached = _timm_cached_files(cfg)
+    if not cached and not _hub_reachable():
         raise UserError(f"cannot download timm's pretrained {arch} (no network, none cached); pass "
                         f"weights FILE (a state dict) or use the embedded {DEFAULT_MODEL}", "weights")
+    for f in cached:  # timm loads these itself: inspected before it does
+        inspect_archive(f, "weights")
     try:
         net = timm.create_model(arch, pretrained=True)
     except Exception as e:  # offline: huggingface_hub / urllib raise many types; all mean "not here"
@@ -58,15 +62,20 @@ def load_timm(spec: ModelSpec) -> Classifier:
     return Classifier(net, labels, size, mean, std, name=spec.name, weights_id=f"timm:{arch}:{cfg.get('tag', '')}")
 
 
-def _timm_weights_cached(cfg: dict) -> bool:
+def _timm_cached_files(cfg: dict) -> list[Path]:
+    """The files timm would load cfg's pretrained weights from: the hub's cache, torch.hub's."""
+    found = []
     hub_id = cfg.get("hf_hub_id")
     if hub_id:
         from huggingface_hub import try_to_load_from_cache
 
         for name in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"):
-            if isinstance(try_to_load_from_cache(hub_id, name), str):
-                return True
-    return bool(cfg.get("url")) and weights_cache_path(cfg["url"]).is_file()
+            hit = try_to_load_from_cache(hub_id, name)
+            if isinstance(hit, str):
+                found.append(Path(hit))
+    if cfg.get("url") and weights_cache_path(cfg["url"]).is_file():
+        found.append(weights_cache_path(cfg["url"]))
+    return found
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:

@@ -39,9 +39,10 @@ def load_torchvision(spec: ModelSpec) -> Classifier:
     std = triple(spec.std, IMAGENET_STD, "--std")
 
     if spec.weights:
-        net = builder(weights=None, num_classes=len(labels))
         path = Path(spec.weights)
-        apply_state(net, load_state_dict(path), path, spec.name, spec.labels)
+        state = load_state_dict(path)  # a bad file is one line before the net is built
+        net = builder(weights=None, num_classes=len(labels))
+        apply_state(net, state, path, spec.name, spec.labels)
         return Classifier(net, labels, size, mean, std, name=spec.name, weights_id=sha256_file(path))
 
     if default is None:

@@ -1,4 +1,5 @@
-"""Reading weights without ever running code from them. A state dict is loaded with
+"""Reading weights without ever running code from them. Every file is inspected first
+(blocks.models.archive: no compiled code inside). A state dict is loaded with
 weights_only=True; a torch.hub checkpoint must match the hash in its published name; a
 torch.export archive is refused if it holds pickles, and loaded with every unpickler disarmed."""
 from __future__ import annotations
@@ -9,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from blocks.models.archive import inspect_archive
 from common.errors import UserError
 from common.files import sha256_file
 
@@ -18,6 +20,7 @@ def load_state_dict(path: Path) -> dict:
     from common.inputs import check_input_file
 
     path = check_input_file(path, "weights file")
+    inspect_archive(path, "weights")
     import warnings
 
     try:
