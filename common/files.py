@@ -69,6 +69,23 @@ def check_output_dir(out: str | Path) -> Path:
     return out
 
 
+def check_new_outputs(paths, overwrite: bool = False, flag: str = "out") -> None:
+    """Refuse, before any work, an output that exists already: a re-run must not replace a user's
+    result without being asked (overwrite=True, the CLI's --overwrite). paths: the files (or
+    folders) the command will write, None skipped. flag: the setting that names them, for the
+    message; one that is not a Python name (a positional OUT, a "--flag") is quoted as it is."""
+    if overwrite:
+        return
+    for path in paths:
+        if path is None:
+            continue
+        path = Path(path)
+        if path.exists() or path.is_symlink():
+            named = flag.isidentifier()
+            raise UserError(f"{path} exists: pass overwrite to replace it, or choose another {flag}",
+                            param=("overwrite", flag) if named else "overwrite")
+
+
 def check_output_file(path: str | Path, what: str = "") -> Path:
     """Check, before any work starts, that file `path` can be written: not a folder, not a device,
     and its folder can be created and written."""
