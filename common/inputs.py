@@ -219,8 +219,12 @@ SIDECAR_OF = (".png", ".pdf")  # patch.png's record is patch.json, sheet.pdf's i
 
 def sidecar_of(path: Path) -> Path | None:
     """The JSON record that lies beside an input (patch.png -> patch.json, sheet.pdf -> sheet.json):
-    it describes the input, so it is as much an input as the file itself."""
-    return path.with_suffix(".json") if path.suffix.lower() in SIDECAR_OF else None
+    it describes the input, so it is as much an input as the file itself. Only one that exists: a
+    photo has none, and a colour map or summary may be written under its name."""
+    if path.suffix.lower() not in SIDECAR_OF:
+        return None
+    side = path.with_suffix(".json")
+    return side if side.is_file() else None
 
 
 def check_not_input(outputs, inputs, flag: str = "out") -> None:
