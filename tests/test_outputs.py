@@ -257,3 +257,31 @@ def test_capture_summary_naming_the_source_patch_sidecar_is_refused(cli, tmp_pat
                                       f"{tmp_path / 'patch.json'}, the record beside the input "
                                       f"{tmp_path / 'patch.png'}: write somewhere else"), err
     assert (tmp_path / "patch.json").read_bytes() == before
+
+
+def test_a_set_that_fails_half_way_puts_the_old_set_back(tmp_path, monkeypatch):
+    """--overwrite over patch.png + patch.json, and the second rename fails (a full disk, an I/O
+    error): the old pair is back as it was, not one old file beside nothing."""
+    import errno
+
+    from common.files import write_together
+
+    write_together([(tmp_path / "patch.png", b"old png"), (tmp_path / "patch.json", b"old json")])
+    real, calls = os.replace, []
+
+    def replace(a, b):
+        calls.append(b)
+        if len(calls) == 2:
+            raise OSError(errno.EIO, "I/O error")
+        return real(a, b)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(UserError, match="cannot write .*patch.json: I/O error"):
+        write_together([(tmp_path / "patch.png", b"new png"), (tmp_path / "patch.json", b"new json")])
+    assert (tmp_path / "patch.png").read_bytes() == b"old png"
+    assert (tmp_path / "patch.json").read_bytes() == b"old json"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["patch.json", "patch.png"]  # no link left behind
+    monkeypatch.undo()
+    write_together([(tmp_path / "patch.png", b"new png"), (tmp_path / "patch.json", b"new json")])
+    assert (tmp_path / "patch.png").read_bytes() == b"new png"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["patch.json", "patch.png"]
