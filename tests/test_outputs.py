@@ -135,7 +135,7 @@ def test_interrupted_generate_keeps_the_finished_patch(cli, tmp_path, monkeypatc
     code, _, err = cli(*GEN[:5], "--steps", "100000", "--batch", "2", "--eval-n", "2", "--out", out, "--overwrite")
     assert code == 130, err
     last = err.strip().splitlines()[-1]
-    assert last.startswith(f"interrupted: kept the best patch (step ") and \
+    assert last.startswith("interrupted: kept the best patch (step ") and \
         f"as {out / 'patch.partial.png'}, beside the finished patch.png (left as it was)" in last, err
     assert {n: (out / n).read_bytes() for n in finished} == finished
     assert (out / "patch.partial.png").is_file() and (out / "patch.partial.json").is_file()
@@ -151,7 +151,7 @@ def test_interrupted_generate_into_an_empty_folder_writes_the_patch(cli, tmp_pat
 
     _signal_on_call(monkeypatch, eg, "random_views", 3, signal.SIGINT)
     code, _, err = cli(*GEN[:5], "--steps", "100000", "--batch", "2", "--eval-n", "2", "--out", tmp_path / "g")
-    assert code == 130 and f"kept the best patch" in err and f"in {tmp_path / 'g'}" in err, err
+    assert code == 130 and "kept the best patch" in err and f"in {tmp_path / 'g'}" in err, err
     assert (tmp_path / "g" / "patch.png").is_file() and not (tmp_path / "g" / "patch.partial.png").exists()
 
 
