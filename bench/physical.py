@@ -156,12 +156,13 @@ def main(argv: list[str] | None = None) -> int:
         if not (a.reuse and (folder / "patch.json").is_file()):
             scenes = [] if name == "held" else ["--scenes", str(photos / "train"), "--eval-scenes", str(photos / "test")]
             sh("generate", "--target", TARGET, "--eot", name, *scenes, "--max-seconds", "0",
-               "--steps", str(a.steps), "--eval-n", "128", "--seed", str(a.seed), "--out", str(folder))
+               "--steps", str(a.steps), "--eval-n", "128", "--seed", str(a.seed), "--out", str(folder),
+               "--overwrite")  # a bench re-run replaces its own results (--reuse keeps them)
         cpu = time.process_time() - cpu0  # CPU seconds of generate (all its threads), with its evaluation
         meta = json.loads((folder / "patch.json").read_text())
         pdf = folder / "sheet.pdf"
         if not (a.reuse and pdf.is_file()):
-            sh("print", str(folder / "patch.png"), "--out", str(pdf), "--size-mm", f"{SIZE_MM:g}")
+            sh("print", str(folder / "patch.png"), "--out", str(pdf), "--size-mm", f"{SIZE_MM:g}", "--overwrite")
         frames = folder / "frames"
         if not (a.reuse and frames.is_dir()):
             frames = film(pdf, pdf.with_suffix(".json"), photos / "test", folder, coverages, tilts, a.frames)
@@ -171,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                 log = folder / f"frames-{model}-{reduce}.jsonl"
                 sheet = ["--sheet", str(pdf.with_suffix(".json"))] if model == WHITE_BOX and reduce == "squash" else []
                 sh("capture", "--target", TARGET, "--model", model, "--source", str(frames), "--reduce", reduce,
-                   *sheet, "--headless", "--log", str(log), "--summary", str(log.with_suffix(".summary.json")))
+                   *sheet, "--headless", "--log", str(log), "--summary", str(log.with_suffix(".summary.json")),
+                   "--overwrite")
                 logs[(model, reduce)] = read_log(log)
         results[name] = {"logs": logs, "steps": meta["steps_run"], "seconds": meta["seconds"],
                          "held_out": meta["held_out"], "generate_cpu_s": cpu}

@@ -52,7 +52,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=5)
     args = p.parse_args()
     line = [sys.executable, "-m", "blocks", "generate", "--model", "digits", "--target", "seven", "--steps", "1",
-            "--out", "/tmp/blocks-bench-startup"]
+            "--out", "/tmp/blocks-bench-startup", "--overwrite"]
     no_torch = "import sys; from blocks.cli import run; assert 'torch' not in sys.modules"
     bare, first, cli = [], [], []
     for _ in range(args.runs):  # interleaved, so a busy spell hits all three alike

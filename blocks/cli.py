@@ -210,7 +210,8 @@ SMOOTH_DEFAULT = "0.8 for an ensemble, 0 for one model"  # blocks.attacks.eot_fg
 SCALE_DEFAULT = "0.15:0.45 for --eot held; else 0.8:1.0, 0.4:0.6 with --scenes"  # blocks.commands.shared.default_scale (tests/test_help.py)
 SCENES_DEFAULT = "--eot held: the shipped sample photos, training side; else plain random backgrounds"
 EVAL_SCENES_DEFAULT = "--scenes; --eot held without --scenes: the shipped photos' held-out side"
-FRAME_SIZE_DEFAULT = "640x480"  # transforms.camera.CameraSettings.size (tests/test_help.py)
+FRAME_SIZE_DEFAULT = "640x480"
+OVERWRITE_HELP = "replace outputs that exist already (without it, an existing output is an error and nothing runs)"  # transforms.camera.CameraSettings.size (tests/test_help.py)
 
 
 def default(cls, name: str, text: str | None = None):
@@ -363,6 +364,7 @@ def generate(
     eval_n: Annotated[int, typer.Option("--eval-n", help="held-out random views for the final success rate")] = default(GenerateRun, "eval_n"),
     seed: Annotated[int, typer.Option("--seed", help="random seed of the views (the held-out check uses seed + 1)")] = default(GenerateRun, "seed"),
     out: Annotated[Optional[Path], typer.Option("--out", help="output folder", show_default="runs/<target>-<time>")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP + "; a run stopped by Ctrl-C never replaces a finished patch: it writes patch.partial.png beside it", show_default="off")] = default(GenerateRun, "overwrite"),
 ):
     """Make a patch from black with EOT negative-epsilon FGSM; write patch.png, patch.json, curve.png.
 
@@ -378,8 +380,8 @@ def generate(
         print_generate_summary(done.summary, done.folders[0].parent)
 
 
-def print_patch(rec, folder: Path) -> None:
-    typer.echo(held_out_line(rec, folder))
+def print_patch(rec, patch: Path) -> None:
+    typer.echo(held_out_line(rec, patch))
     ev = rec.held_out or {}
     if ev.get("by_coverage"):  # whole frames: success by how much of the frame the patch covers
         bins = " | ".join(f"{k} {v['success_rate']:.0%}" for k, v in ev["by_coverage"].items())
@@ -397,7 +399,7 @@ def print_patch(rec, folder: Path) -> None:
 CLOCK_WARNING = 0.5  # a run the clock stopped before this share of its steps gets the warning line
 
 
-def held_out_line(rec, folder: Path) -> str:
+def held_out_line(rec, patch: Path) -> str:
     """The final line, from patch.json's held_out: the figure, and what it measured (the views)."""
     ev = rec.held_out
     parts = [f"held-out success {ev['success_rate']:.1%}, mean target prob {ev['mean_target_prob']:.3f} "
@@ -414,7 +416,7 @@ def held_out_line(rec, folder: Path) -> str:
         where = (f"in {views['scene_images']} held-out scene photos" if views["scenes"] else
                  "on plain random backgrounds: no --scenes")
         parts.append(f"({views['eot']} views, patch side {side} of the view, {where})")
-    return f"{shown(rec.target.name)}: {' '.join(parts)} -> {folder}/patch.png"
+    return f"{shown(rec.target.name)}: {' '.join(parts)} -> {patch}"
 
 
 def works_text(works_from, trained, size_mm: float = 50.0) -> str:
@@ -453,6 +455,7 @@ def evaluate(
     n: Annotated[int, typer.Option("--n", help="number of random views")] = default(EvaluateRun, "n"),
     seed: Annotated[int, typer.Option("--seed", help="view seed (differs from training's by default)")] = default(EvaluateRun, "seed"),
     out: Annotated[Optional[Path], typer.Option("--out", help="write JSON here instead of stdout", show_default="stdout")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP, show_default="off")] = default(EvaluateRun, "overwrite"),
 ):
     """Success rate and target probability of a patch on fresh random views. With several --model,
     one row per model on the same views (a transfer row), printed and written as JSON (--out)."""
@@ -481,6 +484,7 @@ def sweep(
     eps_range: Annotated[str, typer.Option("--eps", help="epsilon range MIN:MAX in 0-255 units")] = default(SweepRun, "eps_range", "{0:g}:{1:g}"),
     num: Annotated[int, typer.Option("--num", help="number of epsilons")] = default(SweepRun, "num"),
     out: Annotated[Path, typer.Option("--out", help="output folder")] = default(SweepRun, "out"),
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP, show_default="off")] = default(SweepRun, "overwrite"),
 ):
     """Single-step FGSM line search: class probabilities against epsilon (plot + JSON)."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
@@ -496,6 +500,7 @@ def digits_scenes(
     out: Annotated[Path, typer.Argument(help="folder to write train/ and test/ scene PNGs into")],
     exclude: Annotated[Optional[str], typer.Option("--exclude", help="leave out this digit class (the target)", show_default="none")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="write at most N digits", show_default="all of them")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP + " (images of an earlier export that this one does not write are left)", show_default="off")] = default(ScenesRun, "overwrite"),
 ):
     """Export held-out digits as scene images for --scenes (for the bundled digits model)."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
@@ -508,6 +513,7 @@ def digits_scenes(
 @app.command("sample-scenes")
 def sample_scenes(
     out: Annotated[Path, typer.Argument(help="folder to write train/ and test/ photos into")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP, show_default="off")] = default(ScenesRun, "overwrite"),
 ):
     """Export the colour photos that ship with installed packages as scenes, split by photo."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
@@ -533,15 +539,16 @@ def print_sheet(
     fov_deg: Annotated[float, typer.Option("--fov", help="the camera's horizontal field of view, degrees: whole-frame patches get the distances they work at for this camera (a typical webcam: 65)")] = default(SheetSettings, "fov_deg"),
     distance_m: Annotated[Optional[float], typer.Option("--distance", help="metres from the camera: pick --size-mm so a whole-frame patch works from there", show_default="use --size-mm")] = None,
     preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of each page next to the PDF", show_default="off")] = default(PrintRun, "preview"),
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP, show_default="off")] = default(PrintRun, "overwrite"),
 ):
     """Lay patches out as a print-ready PDF at exact size, with markers, cut marks and sheet.json."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
     from blocks.commands.print_sheet import run_print
     from printing import SheetSettings, parse_tile
 
-    sheet = settings(SheetSettings, flags, ignore=("patches", "out", "preview"),  # PrintRun's own
+    sheet = settings(SheetSettings, flags, ignore=("patches", "out", "preview", "overwrite"),  # PrintRun's own
                      page=page.lower(), layout=layout.lower(), tile=parse_tile(tile))
-    info = run_print(PrintRun(patches, out, sheet, preview))
+    info = run_print(PrintRun(patches, out, sheet, preview, overwrite))
     n = len(info.blocks)
     what = f"{n} block{'s' if n != 1 else ''}" if info.layout == "grid" else "a cube net (6 faces)"
     typer.echo(f"wrote {out}: {what} on {info.pages} page(s); print at 100% scale")
@@ -608,6 +615,7 @@ def capture(
     duration: Annotated[Optional[float], typer.Option("--duration", help="stop after S seconds", show_default="no limit")] = None,
     reconnect: Annotated[int, typer.Option("--reconnect", help="streams: reopen a lost stream up to N times in a row")] = default(CaptureRun, "reconnect"),
     reduce: Annotated[str, typer.Option("--reduce", help="how the whole frame becomes the model's square: squash (resize the whole frame) or crop (shorter side to 256/224 of the input, centre square: torchvision's convention)")] = default(CaptureRun, "reduce"),
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP, show_default="off")] = default(CaptureRun, "overwrite"),
 ):
     """Classify a camera, video or photos live: overlay, per-frame log, summary. q, Esc or Ctrl-C ends it."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
@@ -661,6 +669,7 @@ def simulate(
     steady_light: Annotated[bool, typer.Option("--steady-light", help="even, constant, neutral light: the colour map is then the only colour change", show_default="off")] = default(SimulateRun, "steady_light"),
     size: Annotated[Optional[str], typer.Option("--size", help="frame size WxH in pixels", show_default=FRAME_SIZE_DEFAULT)] = None,
     scenes: Annotated[Optional[Path], typer.Option("--scenes", help="a photo or a folder of photos: the block is cut out as a card and held up in front of one (the whole frame a camera's classifier sees)", show_default="the page on a table")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP, show_default="off")] = default(SimulateRun, "overwrite"),
 ):
     """Film a printed sheet with a virtual camera (perspective, light, blur, noise, JPEG) -> a video,
     or one still photo when --out is an image (.png, .jpg; --frames is then 1)."""
@@ -709,6 +718,7 @@ def onepixel(
     seed: Annotated[int, typer.Option("--seed", help="random seed")] = default(OnePixelRun, "seed"),
     device: DeviceOpt = default(OnePixelRun, "device"),
     batch: Annotated[int, typer.Option("--batch", help="images per forward pass (0 = auto)")] = default(OnePixelRun, "batch"),
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP, show_default="off")] = default(OnePixelRun, "overwrite"),
 ):
     """One-pixel attack on all images at once; writes PNGs, JSON, a contact sheet."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
@@ -754,6 +764,7 @@ def calibration_sheet(
     margin_mm: Annotated[float, typer.Option("--margin-mm", help="blank border of the page")] = default(CalibrationSettings, "margin_mm"),
     levels: Annotated[int, typer.Option("--levels", help="steps per channel of the RGB grid (levels^3 colours)")] = default(CalibrationSettings, "levels"),
     preview: Annotated[bool, typer.Option("--preview", help="also write a PNG of the page", show_default="off")] = default(CalibrationRun, "preview"),
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP, show_default="off")] = default(CalibrationRun, "overwrite"),
 ):
     """A page of colour swatches with ArUco markers, and its calib.json, to measure printer + camera colours."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
@@ -761,8 +772,8 @@ def calibration_sheet(
     from printing.calibration import CalibrationSettings
     from printing.sheet import preview_paths, sidecar_path
 
-    sheet = settings(CalibrationSettings, flags, ignore=("out", "preview"))  # CalibrationRun's own
-    info = run_calibration_sheet(CalibrationRun(out, sheet, preview))
+    sheet = settings(CalibrationSettings, flags, ignore=("out", "preview", "overwrite"))  # CalibrationRun's own
+    info = run_calibration_sheet(CalibrationRun(out, sheet, preview, overwrite))
     paths = [sidecar_path(out), *(preview_paths(out, info.pages) if preview else []), out]
     typer.echo(f"wrote {', '.join(str(p) for p in paths)}: {len(info.swatches)} swatches "
                f"({info.rows}x{info.cols}) of {swatch_mm:g} mm on {page}")
@@ -775,6 +786,7 @@ def calibrate_cmd(
     out: Annotated[Path, typer.Option("--out", help="colour map to write (JSON)")] = default(CalibrateRun, "out"),
     max_frames: Annotated[int, typer.Option("--max-frames", help="video: frames (where the sheet is found) to average")] = default(CalibrateRun, "max_frames"),
     step: Annotated[int, typer.Option("--step", help="video: look at every STEP-th frame")] = default(CalibrateRun, "step"),
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP, show_default="off")] = default(CalibrateRun, "overwrite"),
 ):
     """Fit the printer-to-camera colour map from a photo or video of the calibration sheet."""
     flags = dict(locals())  # the parameters alone, before any import (settings())

@@ -24,16 +24,16 @@ def library_versions() -> dict[str, str]:
             "opencv": cv2.__version__, "numpy": numpy.__version__}
 
 
-def write_patch(out: Path, patch: torch.Tensor, record: PatchRecord) -> PatchRecord:
-    """Write patch.png and patch.json together (all or none, Ctrl-C held until both are on disk).
-    Returns the record written (with the PNG's hash and size). Set record.versions =
+def write_patch(png_path: Path, json_path: Path, patch: torch.Tensor, record: PatchRecord) -> PatchRecord:
+    """Write the patch (png_path: patch.png) and its record (json_path: patch.json) together
+    (all or none, Ctrl-C held until both are on disk). Returns the record written (with the PNG's hash and size). Set record.versions =
     library_versions() before the run: importing them takes seconds, and after a Ctrl-C there may
     be no seconds to spare."""
-    png = encode_png(patch)
-    record.patch_sha256, record.patch_px = sha256_bytes(png), list(patch.shape[-2:])
+    data = encode_png(patch)
+    record.patch_sha256, record.patch_px = sha256_bytes(data), list(patch.shape[-2:])
     record.written = datetime.now(timezone.utc).isoformat(timespec="seconds")
     record.versions = record.versions or library_versions()
-    write_together([(out / "patch.png", png), (out / "patch.json", record.to_bytes())])
+    write_together([(png_path, data), (json_path, record.to_bytes())])
     return record.as_written()
 
 

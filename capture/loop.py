@@ -187,7 +187,8 @@ def check_video_out(path: Path) -> Path:
 
 class VideoOut:
     """cv2.VideoWriter that writes to a hidden temporary name (same suffix, so the same container)
-    and is renamed into place on close. Opened lazily: the frame size comes with the first frame."""
+    and is renamed into place on close, once read back whole (check_video). Opened lazily: the
+    frame size comes with the first frame."""
 
     def __init__(self, path: Path, fps: float):
         import cv2
@@ -223,12 +224,51 @@ class VideoOut:
         self.frames += 1
 
     def close(self, keep: bool = True) -> None:
+        """Release the writer; keep: check the clip and put it in place, else (or if the check
+        fails: a UserError) remove it, so no truncated video is ever left under its name."""
         if self.writer is not None:
             self.writer.release()
-        if keep and self.frames:
-            os.replace(self.tmp, self.path)
-        else:
+        try:
+            if keep and self.frames:
+                why = check_video(self.tmp, self.frames)
+                if why:
+                    raise UserError(f"cannot write video {self.path}: {why} (a full disk, or a codec that failed); "
+                                    f"nothing was kept")
+                with writing():
+                    os.replace(self.tmp, self.path)
+        finally:
             self.tmp.unlink(missing_ok=True)
+
+
+def check_video(path: Path, frames: int) -> str | None:
+    """Why the video file at path is not a whole clip of `frames` frames, or None when it is.
+
+    OpenCV's VideoWriter reports no write error (a full disk gives a warning per frame, exit 0 and
+    a truncated file no player opens), so the file is read back: it must open, and its first and
+    last frames must decode (a cut-off file ends early)."""
+    import cv2
+
+    from common.files import quiet_stderr
+
+    try:
+        if os.path.getsize(path) == 0:
+            return "the file written is empty"
+    except OSError:
+        return "no file was written"
+    with quiet_stderr():  # FFmpeg prints its own lines for a damaged file ("moov atom not found")
+        cap = cv2.VideoCapture(str(path))
+        try:
+            if not cap.isOpened():
+                return "the file written does not open as a video"
+            if not cap.read()[0]:
+                return "its first frame does not decode"
+            if frames > 1:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, frames - 1)
+                if not cap.read()[0]:
+                    return f"it holds fewer than the {frames} frames written"
+        finally:
+            cap.release()
+    return None
 
 
 def _open_window(factory: Callable[[], Window]) -> Window:
@@ -326,10 +366,15 @@ def _close_all(stream, source, window, video, log, keep: bool) -> None:
         source.close()
     if window is not None:
         window.close()
-    if video:
-        video.close(keep=keep)
-    if log:
-        log.close(keep=keep)
+    try:
+        if video:
+            video.close(keep=keep)
+    except BaseException:
+        keep = False  # the session failed: its log goes with the video
+        raise
+    finally:
+        if log:
+            log.close(keep=keep)
 
 
 def _summarise(tally: Tally, stopped_by: str, model, labels, source, settings: CaptureSettings) -> CaptureSummary:

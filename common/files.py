@@ -39,12 +39,14 @@ def write_together(files: list[tuple[Path, bytes]]) -> list[Path]:
 
     staged: list[tuple[str, Path]] = []
     placed: list[Path] = []
+    kept: list[tuple[Path, Path]] = []  # (the file replaced, a link to its old contents)
     current = None
     with writing():
         try:
             for current, data in files:
                 staged.append((_write_temp(Path(current), data), Path(current)))
             for tmp, current in staged:
+                kept += _keep_old(current)
                 os.replace(tmp, current)
                 placed.append(Path(current))
         except BaseException as e:
@@ -52,11 +54,41 @@ def write_together(files: list[tuple[Path, bytes]]) -> list[Path]:
                 Path(tmp).unlink(missing_ok=True)
             for done in placed:  # a half-renamed set is worse than none
                 done.unlink(missing_ok=True)
+            for path, old in kept:  # and what it replaced (--overwrite) comes back as it was
+                _put_back(path, old)
             if isinstance(e, OSError):
                 raise UserError(f"cannot write {current}: {e.strerror or e}") from None
             raise
+        for _, old in kept:
+            old.unlink(missing_ok=True)
         note_written(placed)
     return [Path(p) for p, _ in files]
+
+
+def _put_back(path: Path, old: Path) -> None:
+    """The file _keep_old linked comes back under its name (unless its replacement never came)."""
+    try:
+        if not (path.exists() and os.path.samefile(path, old)):
+            os.replace(old, path)
+    except OSError:
+        pass
+    finally:
+        old.unlink(missing_ok=True)
+
+
+def _keep_old(path: Path) -> list[tuple[Path, Path]]:
+    """A hidden hard link to the file about to be replaced, so a set that fails half-way puts the
+    old set back instead of leaving neither. [] where there is none (or the filesystem has no links)."""
+    if not path.is_file():
+        return []
+    import secrets
+
+    old = path.with_name(f".{path.name}.{secrets.token_hex(4)}.old")
+    try:  # os.link never replaces a file that is there already
+        os.link(path, old)
+    except OSError:
+        return []
+    return [(path, old)]
 
 
 def check_output_dir(out: str | Path) -> Path:
@@ -67,6 +99,23 @@ def check_output_dir(out: str | Path) -> Path:
         raise UserError(f"cannot write to {out}: it is a file, not a folder")
     _probe(out, out)
     return out
+
+
+def check_new_outputs(paths, overwrite: bool = False, flag: str = "out") -> None:
+    """Refuse, before any work, an output that exists already: a re-run must not replace a user's
+    result without being asked (overwrite=True, the CLI's --overwrite). paths: the files (or
+    folders) the command will write, None skipped. flag: the setting that names them, for the
+    message; one that is not a Python name (a positional OUT, a "--flag") is quoted as it is."""
+    if overwrite:
+        return
+    for path in paths:
+        if path is None:
+            continue
+        path = Path(path)
+        if path.exists() or path.is_symlink():
+            named = flag.isidentifier()
+            raise UserError(f"{path} exists: pass overwrite to replace it, or choose another {flag}",
+                            param=("overwrite", flag) if named else "overwrite")
 
 
 def check_output_file(path: str | Path, what: str = "") -> Path:

@@ -214,17 +214,36 @@ def _same(a: Path, b: Path) -> bool:
     return Path(os.path.abspath(a)) == Path(os.path.abspath(b))
 
 
+SIDECAR_OF = (".png", ".pdf")  # patch.png's record is patch.json, sheet.pdf's is sheet.json
+
+
+def sidecar_of(path: Path) -> Path | None:
+    """The JSON record that lies beside an input (patch.png -> patch.json, sheet.pdf -> sheet.json):
+    it describes the input, so it is as much an input as the file itself. Only one that exists: a
+    photo has none, and a colour map or summary may be written under its name."""
+    if path.suffix.lower() not in SIDECAR_OF:
+        return None
+    side = path.with_suffix(".json")
+    return side if side.is_file() else None
+
+
 def check_not_input(outputs, inputs, flag: str = "out") -> None:
-    """Refuse, before any work, an output path (file or folder) that is one of the inputs: the
-    same path, the same file under another name, or an input folder. outputs: paths, or
-    (path, what) where `what` says how the path follows from the flag ("the sheet.json beside it")."""
+    """Refuse, before any work, an output path (file or folder) that is one of the inputs, or an
+    input's sidecar (sidecar_of): the same path, the same file under another name, or an input
+    folder. outputs: paths, or (path, what) where `what` says how the path follows from the flag
+    ("the sheet.json beside it")."""
     ins = [Path(p) for p in inputs if p is not None]
+    sides = [(s, src) for src in ins if (s := sidecar_of(src)) is not None]
     for out in outputs:
         out, what = out if isinstance(out, tuple) else (out, None)
         if out is None:
             continue
+        said = f"{flag} {out}" if what is None else f"{flag} ({what}, {out})"
+        param = None if flag.startswith("-") else flag
         for src in ins:
             if _same(Path(out), src):
-                said = f"{flag} {out}" if what is None else f"{flag} ({what}, {out})"
-                raise UserError(f"{said} would overwrite the input {src}: write somewhere else",
-                                param=None if flag.startswith("-") else flag)
+                raise UserError(f"{said} would overwrite the input {src}: write somewhere else", param=param)
+        for side, src in sides:
+            if _same(Path(out), side):
+                raise UserError(f"{said} would overwrite {side}, the record beside the input {src}: "
+                                f"write somewhere else", param=param)

@@ -339,6 +339,11 @@ def check_sheet_out(out: str | Path, preview: bool = False) -> Path:
     return out
 
 
+def sheet_outputs(out: str | Path, preview: bool = False, pages: int = 1) -> list[Path]:
+    """What write_sheet writes for out: the PDF, its sidecar JSON and (preview) one PNG per page."""
+    return [Path(out), sidecar_path(out), *(preview_paths(out, pages) if preview else [])]
+
+
 def read_sheet(path: str | Path) -> SheetInfo:
     """sheet.json (or the PDF's path, whose sidecar is read) -> SheetInfo. Bad file -> UserError."""
     return SheetInfo.read(path)

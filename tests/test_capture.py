@@ -265,7 +265,7 @@ def test_capture_cli_max_frames_and_threshold(tmp_path, cli, digits_model):
     def session(*flags):
         log = tmp_path / "f.jsonl"
         code, out, err = cli("capture", "--model", "digits", "--target", "seven", "--source", photos,
-                             "--headless", "--log", log, *flags)
+                             "--headless", "--log", log, "--overwrite", *flags)  # each session replaces the last
         assert code == 0, err
         return json.loads(out), [json.loads(line) for line in log.read_text().splitlines()]
 

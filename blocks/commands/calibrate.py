@@ -19,11 +19,12 @@ class CalibrateRun:
     out: Path = Path("colormap.json")
     max_frames: int = 60
     step: int = 1
+    overwrite: bool = False  # replace an existing colour map
 
 
 def run_calibrate(run: CalibrateRun) -> ColorMapRecord:
     from capture.calibrate import CalibrateSettings, calibrate, check_out
-    from common.files import check_output_file
+    from common.files import check_new_outputs, check_output_file
 
     check_out(run.out)
     checks.whole(run.max_frames, "max_frames", 1)
@@ -34,6 +35,7 @@ def run_calibrate(run: CalibrateRun) -> ColorMapRecord:
     check_not_input([run.out], shared.input_files(run.sheet, sheet_json(run.sheet), sidecar_path(run.sheet),
                                            run.source if shared.is_path(run.source) else None))
     check_output_file(run.out)
+    check_new_outputs([run.out], run.overwrite)
     cmap = calibrate(run.source, run.sheet, CalibrateSettings(max_frames=run.max_frames, step=run.step))
     record = cmap.to_record()
     record.write(run.out)

@@ -38,10 +38,11 @@ class CaptureRun:
     duration: float | None = CaptureSettings.duration_s
     reconnect: int = 0
     reduce: str = CaptureSettings.reduce  # the whole frame to the model's square: squash or crop
+    overwrite: bool = False  # replace an existing log, summary or video
 
 
 def check_capture(run: CaptureRun) -> None:
-    from common.files import check_output_file
+    from common.files import check_new_outputs, check_output_file
 
     checks.whole(run.max_frames, "max_frames", 1)
     checks.number(run.duration, "duration", 0, lo_open=True)
@@ -75,6 +76,8 @@ def check_capture(run: CaptureRun) -> None:
         for b, fb in outs[i + 1:]:
             if os.path.abspath(a) == os.path.abspath(b):
                 raise UserError(f"{fa} and {fb} name the same file {a}: give each its own", param=(fa, fb))
+    for path, flag in outs:
+        check_new_outputs([path], run.overwrite, flag)
 
 
 

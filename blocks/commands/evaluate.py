@@ -27,6 +27,7 @@ class EvaluateRun:
     n: int = 512
     seed: int = 2024
     out: Path | None = None
+    overwrite: bool = False  # replace an existing out
 
 
 def run_evaluate(run: EvaluateRun) -> EvaluateReport:
@@ -35,7 +36,7 @@ def run_evaluate(run: EvaluateRun) -> EvaluateReport:
     from blocks.evaluate import evaluate_members, evaluate_patch
     from transforms.eot import whole_frame
     from blocks.targets import resolve_target
-    from common.files import check_output_file, load_image
+    from common.files import check_new_outputs, check_output_file, load_image
     from transforms.eot import preset
 
     checks.whole(run.n, "n", 1, 1_000_000)
@@ -57,8 +58,9 @@ def run_evaluate(run: EvaluateRun) -> EvaluateReport:
         from common.inputs import check_not_input
 
         ins = shared.input_files(run.patch, run.colormap, run.scenes, shared.model_files(run.models))
-        check_not_input([run.out], ins)
+        check_not_input([run.out], ins)  # the patch's own patch.json too (common.inputs.sidecar_of)
         check_output_file(run.out)
+        check_new_outputs([run.out], run.overwrite)
     net = shared.load_model(run.models, run.device)
     goal = resolve_target(run.target if run.target is not None else run.away_from, net.labels, run.target is not None)
     views = dict(scenes=shared.fit(scenes, net.input_size, frames), n=run.n, seed=run.seed, patch_map=cmap)

@@ -55,6 +55,7 @@ class GenerateRun:
     eval_n: int = 256
     seed: int = GenerateConfig.seed
     out: Path | None = None
+    overwrite: bool = False  # replace a finished patch in out (an interrupted run never does: PARTIAL)
 
 
 @dataclass
@@ -72,7 +73,7 @@ def run_generate(run: GenerateRun, progress=no_progress,
                  check_progress=no_progress) -> Generated:
     """Make one patch per target from black (EOT negative-epsilon FGSM), write patch.png,
     patch.json and curve.png per target (and summary.json for several), score each 8-bit patch on
-    held-out views. on_patch(record, folder) after each target is judged (rank 0 only under torchrun).
+    held-out views. on_patch(record, its patch.png) after each target is judged (rank 0 only under torchrun).
     progress: updated with each StepRecord; check_progress: with the views of the held-out check
     judged in each batch."""
     from blocks.distributed import QuietExit
@@ -101,16 +102,18 @@ def run_generate(run: GenerateRun, progress=no_progress,
     for goal in loaded.goals:
         folder = out / folder_name(goal) if several else out
         cfg, result = _train_patch(run, goal, eot_cfg, loaded, group, progress, several)
-        rec, judged = group.agree(_write_and_judge, run, goal, cfg, eot_cfg, result, loaded, group, folder,
-                                  versions, on_patch, check_progress)
+        rec, judged, png = group.agree(_write_and_judge, run, goal, cfg, eot_cfg, result, loaded, group, folder,
+                                       versions, on_patch, check_progress)
         if group.is_main:
             done.patches.append(rec)
             done.folders.append(folder)
         if result.stopped == "interrupted":
             if not group.is_main:
                 raise QuietExit(130)
-            raise Interrupted(f"kept the best patch (step {result.best_step}) in {folder}"
-                              + ("" if judged else " (no held-out check: patch.json has no held_out)"))
+            where = (f"as {png}, beside the finished {png.with_name('patch.png').name} (left as it was)"
+                     if png.name != "patch.png" else f"in {folder}")
+            raise Interrupted(f"kept the best patch (step {result.best_step}) {where}"
+                              + ("" if judged else f" (no held-out check: {png.with_suffix('.json').name} has no held_out)"))
     if several and group.is_main:
         done.summary = summary_of(done.patches, done.folders, loaded.net, group.world)
         done.summary.write(out / "summary.json")
@@ -135,28 +138,31 @@ def _train_patch(run: GenerateRun, goal, eot_cfg, loaded, group, progress, sever
 def _write_and_judge(run: GenerateRun, goal, cfg, eot_cfg, result, loaded, group, folder: Path, versions: dict,
                      on_patch, check_progress) -> tuple[PatchRecord | None, bool]:
     """Rank 0 writes patch.png + patch.json and judges the patch on held-out views; the other
-    ranks learn whether that worked (Group.agree). Returns (the record, whether it was judged)."""
+    ranks learn whether that worked (Group.agree). An interrupted run never replaces a finished
+    patch (there with overwrite): it writes patch.partial.png, .json and curve.partial.png beside it.
+    Returns (the record, whether it was judged, the patch.png written)."""
     from blocks.report import write_patch
     from common.interrupts import listening
 
     if not group.is_main:
-        return None, True
+        return None, True, None
     rec = record_for(run, goal, cfg, eot_cfg, result, loaded, group.world, versions)
-    rec = write_patch(folder, result.patch, rec)  # first: nothing is lost if judging is interrupted
+    files = patch_files(folder, partial=result.stopped == "interrupted" and (folder / "patch.png").exists())
+    rec = write_patch(files[0], files[1], result.patch, rec)  # first: nothing is lost if judging is interrupted
     judged = True
     if result.stopped != "interrupted":
-        rec = judge(run, rec, folder, goal, eot_cfg, loaded, check_progress)
+        rec = judge(run, rec, files, goal, eot_cfg, loaded, check_progress)
     elif group.alone:  # a Ctrl-C stopped the steps: judge what was kept, unless Ctrl-C again
         try:
             with listening():
-                rec = judge(run, rec, folder, goal, eot_cfg, loaded, check_progress)
+                rec = judge(run, rec, files, goal, eot_cfg, loaded, check_progress)
         except (Interrupted, KeyboardInterrupt):
             judged = False
     else:  # under torchrun the ranks have already left together
         judged = False
     if on_patch and judged:
-        on_patch(rec, folder)
-    return rec, judged
+        on_patch(rec, files[0])
+    return rec, judged, files[0]
 
 
 def _check_generate_outputs(run: GenerateRun, out: Path) -> None:
@@ -167,6 +173,21 @@ def _check_generate_outputs(run: GenerateRun, out: Path) -> None:
     check_not_input([out], ins)
     names = ("patch.png", "patch.json", "curve.png", "summary.json")
     check_not_input([(out / n, f"its {n}") for n in names], ins)
+
+
+PATCH_FILES = ("patch.png", "patch.json", "curve.png")
+PARTIAL = "partial"  # an interrupted run beside a finished patch writes patch.partial.png and so on
+
+
+def patch_files(folder: Path, partial: bool = False) -> list[Path]:
+    """The files of one target's patch: patch.png, patch.json, curve.png (or patch.partial.png, ...)."""
+    return [folder / partial_name(n) if partial else folder / n for n in PATCH_FILES]
+
+
+def partial_name(name: str) -> str:
+    """patch.png -> patch.partial.png"""
+    stem, _, suffix = name.rpartition(".")
+    return f"{stem}.{PARTIAL}.{suffix}"
 
 
 SCHEDULES = ("cosine", "linear", "constant")
@@ -212,7 +233,12 @@ def default_out(run) -> Path:
     """runs/<target>-<time>, or runs/targets-<time> for several."""
     one = run.targets[0] if run.targets and len(run.targets) == 1 and not run.targets_file else None
     name = one or run.away_from or "targets"
-    return Path("runs") / f"{name.replace(' ', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    base = Path("runs") / f"{name.replace(' ', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out, n = base, 1
+    while out.exists():  # two runs in the same second: the second gets its own folder, never the first's
+        n += 1
+        out = base.with_name(f"{base.name}-{n}")
+    return out
 
 
 def join_group(device: str, settings: dict):
@@ -326,17 +352,24 @@ def load(run, group, out: Path) -> Loaded:
 def prepare(run, group, out: Path) -> Loaded:
     """What load agrees on: the targets, the colour map, the output folder (rank 0 writes), the
     scenes, the model on this rank's device and the goals."""
+    from common.files import check_new_outputs
+
     wanted = target_list(run.targets, run.targets_file)
     goals_before_loading(run.models, wanted, run.away_from)
     cmap = shared.load_colormap(run.colormap)
+    several = len(wanted) > 1
     if group.is_main:  # only rank 0 writes
         from common.files import check_output_dir
 
         check_output_dir(out)
+        # a finished patch is not replaced unasked; several targets: each folder once the goals are known
+        check_new_outputs([out / "summary.json"] if several else patch_files(out), run.overwrite)
     train, test = scene_sources(run)
     scenes, eval_scenes = shared.read_scene_source(train), shared.read_scene_source(test)
     net = shared.load_model(run.models, group.device(run.device))
     goals = goals_of(net, wanted, run.away_from)
+    if group.is_main and several:
+        check_new_outputs([p for g in goals for p in patch_files(out / folder_name(g))], run.overwrite)
     from transforms.eot import whole_frame
 
     frames = whole_frame(run.eot)
@@ -373,10 +406,11 @@ def record_for(run, goal, cfg, eot_cfg, result, loaded: Loaded, ranks: int, vers
         printability=run.printability, tv=run.tv, curve=result.curve_dict(), versions=versions)
 
 
-def judge(run, rec: PatchRecord, folder: Path, goal, eot_cfg, loaded: Loaded, progress=None) -> PatchRecord:
+def judge(run, rec: PatchRecord, files: list[Path], goal, eot_cfg, loaded: Loaded, progress=None) -> PatchRecord:
     """Score the 8-bit patch.png that is printed (not the float patch it was rounded from) on
-    held-out views, each member alone too, and rewrite patch.json with the scores. progress:
-    run_generate's check_progress(label, total) for a bar counting the views judged."""
+    held-out views, each member alone too, and rewrite patch.json with the scores. files: the
+    patch's png, json and curve (patch_files). progress: run_generate's check_progress(label,
+    total) for a bar counting the views judged."""
     from contextlib import nullcontext
 
     from blocks.evaluate import evaluate_members, evaluate_patch
@@ -389,8 +423,8 @@ def judge(run, rec: PatchRecord, folder: Path, goal, eot_cfg, loaded: Loaded, pr
     total = run.eval_n * (1 + len(members(net)) if several else 1)
     try:
         if rec.steps_run:
-            plot_curve(rec.curve, folder / "curve.png", f"{goal.mode}: {goal.name} ({net.name})")
-        image = load_image(folder / "patch.png")
+            plot_curve(rec.curve, files[2], f"{goal.mode}: {goal.name} ({net.name})")
+        image = load_image(files[0])
         views = dict(n=run.eval_n, seed=run.seed + 1, patch_map=loaded.cmap)
         with (progress("held-out check", total) if progress else nullcontext(None)) as update:
             views["on_batch"] = update
@@ -398,11 +432,11 @@ def judge(run, rec: PatchRecord, folder: Path, goal, eot_cfg, loaded: Loaded, pr
             rec.held_out = {**held_out.to_dict(), "views": views_measured(run, eot_cfg, loaded)}
             rec.members = evaluate_members(net, image, eot_cfg, goal, scenes=loaded.held_out, whole=held_out,
                                            **views)
-        rec.write(folder / "patch.json")  # patch.png is already written and unchanged
+        rec.write(files[1])  # patch.png is already written and unchanged
         rec = rec.as_written()
     except KeyboardInterrupt:
-        raise Interrupted(f"kept the patch in {folder} (stopped during the held-out check: "
-                          f"patch.json has no held_out)") from None
+        raise Interrupted(f"kept the patch {files[0]} (stopped during the held-out check: "
+                          f"{files[1].name} has no held_out)") from None
     return rec
 
 

@@ -31,6 +31,7 @@ class OnePixelRun:
     seed: int = 0  # the command always seeds (the library's None means not reproducible)
     device: str = "auto"
     batch: int = OnePixelConfig.batch
+    overwrite: bool = False  # replace the files of an earlier run in out
 
 
 def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
@@ -39,7 +40,7 @@ def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
     from blocks.attacks.onepixel import one_pixel_attack, prepare_images
     from blocks.attacks.onepixel.report import collect_inputs, unique_names, write_outputs
     from blocks.targets import resolve_target
-    from common.files import check_output_dir, load_image
+    from common.files import check_new_outputs, check_output_dir, load_image
 
     cfg = OnePixelConfig(pixels=run.pixels, popsize=run.popsize, maxiter=run.maxiter, strategy=run.strategy,
                          seed=run.seed, batch=run.batch, max_queries=run.max_queries,
@@ -53,7 +54,9 @@ def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
     ins = shared.input_files(run.inputs, shared.model_files(run.models), [f.with_suffix(".json") for f in files])
     check_not_input([run.out], ins)
     outs = [Path(run.out) / n for name in unique_names(files) for n in (f"{name}_adv.png", f"{name}.json")]
-    check_not_input(outs + [Path(run.out) / "summary.json", Path(run.out) / "contact_sheet.png"], ins)
+    outs += [Path(run.out) / "summary.json", Path(run.out) / "contact_sheet.png"]
+    check_not_input(outs, ins)
+    check_new_outputs(outs, run.overwrite)
     net = shared.load_model(run.models[:1], run.device)
     goal = resolve_target(run.target, net.labels) if run.target is not None else None
     # The attack runs at the model's input size: every image stacks into one batch and the changed

@@ -16,11 +16,13 @@ class PrintRun:
     out: Path
     settings: object = None  # printing.SheetSettings [default: SheetSettings()]
     preview: bool = False
+    overwrite: bool = False  # replace an existing PDF, sheet.json and previews
 
 
 def run_print(run: PrintRun) -> SheetInfo:
     from printing import SheetSettings, make_sheet, write_sheet
-    from printing.sheet import check_sheet_out
+    from common.files import check_new_outputs
+    from printing.sheet import check_sheet_out, sheet_outputs
 
     from common.inputs import check_not_input
     from printing.sheet import preview_paths, sidecar_path
@@ -32,6 +34,8 @@ def run_print(run: PrintRun) -> SheetInfo:
     check_not_input([run.out, (sidecar_path(run.out), "the sheet.json written beside it")], ins)
     if run.preview:
         check_not_input([(p, "a page preview") for p in preview_paths(run.out, 4)], ins)
+    check_new_outputs(sheet_outputs(run.out, run.preview), run.overwrite)
     sheet = make_sheet(run.patches, run.settings or SheetSettings())
+    check_new_outputs(sheet_outputs(run.out, run.preview, sheet.info.pages), run.overwrite)  # every page's preview
     write_sheet(sheet, run.out, preview=run.preview)
     return sheet.info

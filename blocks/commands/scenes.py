@@ -19,13 +19,14 @@ class ScenesRun:
     source: str = "photos"
     exclude: str | None = None
     limit: int | None = None
+    overwrite: bool = False  # write into a folder that holds an earlier export
 
 
 def run_scenes(run: ScenesRun) -> ScenesInfo:
     """Write the scenes and out/scenes.json (returned)."""
     from blocks.scenes import export_digit_scenes, export_sample_photos
     from blocks.targets import resolve_target
-    from common.files import check_output_dir
+    from common.files import check_new_outputs, check_output_dir
 
     if run.source not in ("photos", "digits"):
         raise UserError(f"source must be photos or digits, not {run.source!r}", param="source")
@@ -33,6 +34,7 @@ def run_scenes(run: ScenesRun) -> ScenesInfo:
         raise UserError("exclude and limit apply to digits scenes only", param=("exclude", "limit"))
     checks.whole(run.limit, "limit", 1)
     out = check_output_dir(run.out)
+    check_new_outputs([out / "scenes.json", out / "train", out / "test"], run.overwrite, "OUT folder")
     if run.source == "photos":
         counts = export_sample_photos(out)
         record = ScenesInfo(source="photos", train=counts["train"], test=counts["test"])

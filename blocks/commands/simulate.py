@@ -27,11 +27,12 @@ class SimulateRun:
     steady_light: bool = False
     size: tuple[int, int] | None = None
     scenes: Path | None = None  # a photo or a folder: the card is cut out and held up in front of one
+    overwrite: bool = False  # replace an existing clip or photo
 
 
 def run_simulate(run: SimulateRun, progress=no_progress) -> SimulateInfo:
     from capture.simulate import SimulateSettings, simulate
-    from common.files import IMAGE_SUFFIXES, check_output_file
+    from common.files import IMAGE_SUFFIXES, check_new_outputs, check_output_file
     from transforms.camera import CameraSettings
 
     frames = 1 if Path(run.out).suffix.lower() in IMAGE_SUFFIXES else run.frames
@@ -43,8 +44,9 @@ def run_simulate(run: SimulateRun, progress=no_progress) -> SimulateInfo:
     from common.inputs import check_not_input
     from common.records import sidecar_path
 
-    check_not_input([run.out], shared.input_files(run.pdf, sidecar_path(run.pdf), run.colormap))
+    check_not_input([run.out], shared.input_files(run.pdf, sidecar_path(run.pdf), run.colormap, run.scenes))
     check_output_file(run.out)
+    check_new_outputs([run.out], run.overwrite)
     camera = CameraSettings()
     if run.size is not None:
         w, h = run.size

@@ -21,6 +21,7 @@ class SweepRun:
     eps_range: tuple[float, float] = (-120.0, 10.0)
     num: int = 131
     out: Path = Path("runs/sweep")
+    overwrite: bool = False  # replace an existing sweep.png / sweep.json
 
 
 def run_sweep(run: SweepRun) -> SweepRecord:
@@ -29,7 +30,7 @@ def run_sweep(run: SweepRun) -> SweepRecord:
 
     from blocks.attacks.fgsm_sweep import epsilon_sweep, plot_sweep
     from blocks.targets import resolve_target
-    from common.files import atomic_write_bytes, check_output_dir, load_image
+    from common.files import atomic_write_bytes, check_new_outputs, check_output_dir, load_image
     from common.interrupts import writing
 
     lo, hi = checks.span(run.eps_range, "eps_range", -255, 255)
@@ -42,6 +43,7 @@ def run_sweep(run: SweepRun) -> SweepRecord:
 
     ins = shared.input_files(run.image, shared.model_files(run.models))
     check_not_input([Path(run.out), Path(run.out) / "sweep.png", Path(run.out) / "sweep.json"], ins)
+    check_new_outputs([Path(run.out) / "sweep.png", Path(run.out) / "sweep.json"], run.overwrite)
     net = shared.load_model(run.models, run.device)
     goal = resolve_target(run.target, net.labels)
     s = epsilon_sweep(net, x, goal.index, (torch.linspace(lo, hi, run.num) / 255).tolist())
