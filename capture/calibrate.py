@@ -68,6 +68,9 @@ def parse_calibration(data: dict | CalibrationInfo, path: Path | None = None) ->
                         f"{MIN_SWATCHES} (3 per knot of its {KNOTS}-knot curves)")
     # the record checked each swatch: rgb 0-255, a printable size, inside the swatch field
     sent = np.array([s.rgb for s in info.swatches], dtype=np.uint8)
+    if np.ptp(sent.mean(axis=1)) < 128:  # the sheet's own run from black to white; check_swatches_seen needs one
+        raise UserError(f"{where}: field swatches sends colours from grey {sent.mean(axis=1).min():.0f} to "
+                        f"{sent.mean(axis=1).max():.0f} only; a colour map needs dark to light (0 to 255)")
     boxes = np.array([s.box_mm for s in info.swatches], dtype=np.float64)
     return Calibration(sheet, sent, boxes, path)
 

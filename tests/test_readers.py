@@ -305,3 +305,13 @@ def test_fuzz_colormap_json_numbers_are_refused_by_name(cli, made, stop_work, tm
     d = tmp_path_factory.mktemp("fz")
     (d / "cm.json").write_text(json.dumps(_set(doc, path, value)))
     _refused_naming(cli, _commands("colormap", made, d, d / "cm.json")[0], path, value)
+
+
+def test_swatches_of_one_colour_are_refused_before_the_frames(cli, made, stop_work, tmp_path):
+    doc = json.loads((made / "calib.json").read_text())
+    for s in doc["swatches"]:
+        s["rgb"] = [128, 128, 128]
+    (tmp_path / "calib.json").write_text(json.dumps(doc))
+    code, out, err = cli("calibrate", made / "ok.png", "--sheet", tmp_path / "calib.json", "--out", tmp_path / "c.json")
+    assert code == 2 and err.strip() == (f"error: {tmp_path / 'calib.json'}: field swatches sends colours from grey "
+                                         f"128 to 128 only; a colour map needs dark to light (0 to 255)"), err
