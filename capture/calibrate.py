@@ -23,9 +23,12 @@ from common.records import CalibrationInfo, SheetInfo, sheet_json
 from capture.markers import detect_markers, locate_blocks, make_detector, rectify_block
 from capture.sheet import parse_sheet
 from capture.sources import open_source, quiet_opencv
-from transforms.colormap import ColorMap, fit_colormap
+from transforms.colormap import KNOTS, ColorMap, fit_colormap
 
 RECTIFIED_SIDE = 1024  # px: the swatch field is resampled to this square before sampling
+MIN_SWATCHES = 3 * KNOTS  # fit_colormap's least: three samples per knot
+MIN_FOLLOW = 0.5  # correlation of the brightness seen with that sent, over the swatches (check_swatches_seen)
+MIN_SPREAD_RGB = 0.5  # std of the brightness seen, 0-255: below it every swatch looks the same
 
 
 @dataclass(frozen=True)
@@ -60,17 +63,31 @@ def parse_calibration(data: dict | CalibrationInfo, path: Path | None = None) ->
     sheet = parse_sheet(info, path)
     if len(sheet.blocks) != 1:
         raise UserError(f"{where}: a calibration sheet has one swatch field, not {len(sheet.blocks)} blocks")
-    try:
-        sent = np.array([s["rgb"] for s in info.swatches], dtype=np.float64)
-        boxes = np.array([[s["x_mm"], s["y_mm"], s["size_mm"], s.get("height_mm", s["size_mm"])]
-                          for s in info.swatches], dtype=np.float64)
-    except (KeyError, TypeError, ValueError) as e:
-        raise UserError(f"{where}: bad swatch entry ({type(e).__name__}: {e})") from None
-    if sent.ndim != 2 or sent.shape[1] != 3 or not np.isfinite(sent).all() or sent.min() < 0 or sent.max() > 255:
-        raise UserError(f"{where}: every swatch needs rgb [r, g, b] with values 0-255")
-    if not np.isfinite(boxes).all() or (boxes[:, 2:] <= 0).any():
-        raise UserError(f"{where}: every swatch needs a finite position and a positive size")
-    return Calibration(sheet, sent.astype(np.uint8), boxes, path)
+    if len(info.swatches) < MIN_SWATCHES:  # before any frame is read: fit_colormap would refuse after
+        raise UserError(f"{where}: field swatches holds {len(info.swatches)} swatches; a colour map needs at least "
+                        f"{MIN_SWATCHES} (3 per knot of its {KNOTS}-knot curves)")
+    # the record checked each swatch: rgb 0-255, a printable size, inside the swatch field
+    sent = np.array([s.rgb for s in info.swatches], dtype=np.uint8)
+    if np.ptp(sent.mean(axis=1)) < 128:  # the sheet's own run from black to white; check_swatches_seen needs one
+        raise UserError(f"{where}: field swatches sends colours from grey {sent.mean(axis=1).min():.0f} to "
+                        f"{sent.mean(axis=1).max():.0f} only; a colour map needs dark to light (0 to 255)")
+    boxes = np.array([s.box_mm for s in info.swatches], dtype=np.float64)
+    return Calibration(sheet, sent, boxes, path)
+
+
+def check_swatches_seen(sent: np.ndarray, seen: np.ndarray, source) -> None:
+    """The corner markers were found; were the swatches? On a photo of the sheet the brightness
+    seen follows the brightness sent (correlation over the swatches, measured on simulated photos:
+    1.00 evenly lit, 0.85 under a spotlight, 0.998 at 8% light). A blank or covered swatch field,
+    or another page with these markers, does not, and the fit to it would "succeed" with a mean
+    error of 0.00 (every swatch seen the same colour, matched by a flat map)."""
+    grey_sent, grey_seen = sent.mean(axis=1), seen.mean(axis=1)
+    spread = grey_seen.std() * 255 if np.isfinite(grey_seen).all() else 0.0
+    follow = float(np.corrcoef(grey_sent, grey_seen)[0, 1]) if spread >= MIN_SPREAD_RGB else 0.0
+    if not follow >= MIN_FOLLOW:
+        raise UserError(f"the swatches were not found in {source}: the corner markers were, but the colours seen do "
+                        f"not follow the colours sent (correlation {follow:.2f}; a photo of the sheet gives 0.85 or "
+                        f"more): photograph the printed calibration sheet with its swatch field in view")
 
 
 def sample_swatches(rectified: np.ndarray, calib: Calibration, inner: float = 0.5) -> np.ndarray:
@@ -133,6 +150,7 @@ def calibrate(source: str | Path, sheet: str | Path | Calibration, settings: Cal
                         f"all four corner markers should be in view, sharp and not glared")
     # median over frames: a frame with glare or motion blur on some swatches does not drag them off
     seen = np.median(np.stack(samples), axis=0)
+    check_swatches_seen(calib.sent, seen, source)
     cmap = fit_colormap(torch.from_numpy(calib.sent / 255.0).float(), torch.from_numpy(seen).float())
     residual = (cmap.apply_rgb(torch.from_numpy(calib.sent / 255.0).float()) - torch.from_numpy(seen).float())
     cmap.extra = {"source": str(source), "sheet": str(calib.path) if calib.path else None,

@@ -8,9 +8,6 @@ from pathlib import Path
 from common.errors import UserError
 from common.records import SheetInfo, sheet_json, sidecar_path  # noqa: F401 (re-exported)
 
-DICTIONARIES = {"DICT_4X4_50", "DICT_4X4_100", "DICT_4X4_250", "DICT_4X4_1000", "DICT_5X5_50",
-                "DICT_5X5_100", "DICT_6X6_50", "DICT_6X6_250", "DICT_ARUCO_ORIGINAL"}
-
 
 def load_sheet(path: str | Path) -> SheetInfo:
     """Read (common.records.SheetInfo.read) and check a sheet.json; any problem is one UserError line."""
@@ -18,9 +15,10 @@ def load_sheet(path: str | Path) -> SheetInfo:
 
 
 def parse_sheet(data: dict | SheetInfo, path: Path | None = None) -> SheetInfo:
-    """Check a sheet (parsed sheet.json or SheetInfo) for capture: known dictionary, markers present,
-    ids unique. The sheet is the one record (common.records.SheetInfo); its marker_index and
-    block_of_marker give the block each detected marker belongs to."""
+    """Check a sheet (parsed sheet.json or SheetInfo) for capture: markers present, ids unique (the
+    record checked the rest: a known dictionary, ids within it, blocks and markers on their pages).
+    The sheet is the one record (common.records.SheetInfo); its marker_index and block_of_marker
+    give the block each detected marker belongs to."""
     where = f"sheet {path}" if path else "sheet"
     info = SheetInfo.parse(data, where)
     ids: set[int] = set()
@@ -28,8 +26,6 @@ def parse_sheet(data: dict | SheetInfo, path: Path | None = None) -> SheetInfo:
         if m.id in ids:
             raise UserError(f"{where}: marker id {m.id} is used twice")
         ids.add(m.id)
-    if info.aruco_dictionary not in DICTIONARIES:
-        raise UserError(f"{where}: unsupported ArUco dictionary {info.aruco_dictionary!r}")
     if not info.blocks:
         raise UserError(f"{where} lists no blocks")
     if not ids:

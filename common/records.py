@@ -14,8 +14,13 @@
 
 One write/read pair for all of them (Record.write / Record.read): written atomically, NaN or
 infinity refused (common.files.json_text), and every record carries a `version`. Keys a reader
-does not know (from a newer version, or added by hand) are kept in `extra` and written back, so
-read -> write round-trips a file unchanged.
+does not know (added by hand, or by a later tool writing the same version) are kept in `extra` and
+written back, so read -> write round-trips a file unchanged; a file of a newer version is refused.
+
+Read back, a file is checked for meaning as well as shape (issue 30), each rule beside the field it
+guards: types strictly (true is not a number, "50" is not a number), RANGES and CHOICES per field,
+and the rules between fields in the record's own check (a marker id within the sheet's ArUco
+dictionary, a block on its page, a swatch inside its field, a colour map's curves all of one length).
 """
 from __future__ import annotations
 
@@ -31,7 +36,18 @@ from common.errors import UserError
 from common.goal import Goal
 
 VERSION = 1
-MM = 100_000.0  # the largest length in mm a sheet may name (100 m): beyond it is no sheet, only overflow
+# A printed length in mm: under 0.1 mm no printer draws it; 2 m is beyond A0's long side (1189 mm).
+PRINTED_MM = (0.1, 2000.0)
+PAGE_MM = (10.0, 2000.0)  # a page's side
+EDGE_MM = 1e-3  # sheet.json rounds to 0.1 um: a thing this far over its page's edge is on it
+# The ArUco dictionaries a sheet may name, and how many marker ids each has (0 .. n-1); the sheets
+# this tool prints use printing.markers.DICTIONARY. tests/test_readers.py checks the counts against OpenCV.
+ARUCO_IDS = {"DICT_4X4_50": 50, "DICT_4X4_100": 100, "DICT_4X4_250": 250, "DICT_4X4_1000": 1000, "DICT_5X5_50": 50,
+             "DICT_5X5_100": 100, "DICT_6X6_50": 50, "DICT_6X6_250": 250, "DICT_ARUCO_ORIGINAL": 1024}
+# Where printing.layout may put a marker: beside a block's corner, the middle of a side, or on the
+# ring around a cube's net (printing.layout takes its CORNERS from here).
+CORNERS = ("top_left", "top_right", "bottom_right", "bottom_left")  # ArUco's corner order too
+MARKER_SPOTS = CORNERS + ("left", "right", "above", "below", "ring_left", "ring_right", "ring_above", "ring_below")
 
 
 class Entry:
@@ -40,6 +56,7 @@ class Entry:
 
     PARTS: ClassVar[dict[str, tuple[type, bool]]] = {}
     RANGES: ClassVar[dict[str, tuple[float, float]]] = {}  # numeric field (or each of a list's) -> [lo, hi]
+    CHOICES: ClassVar[dict[str, tuple]] = {}  # field -> the values it may take (None aside, where allowed)
     TUPLES: ClassVar[tuple[str, ...]] = ()  # list fields read back as tuples
     OMIT_NONE: ClassVar[tuple[str, ...]] = ()  # fields left out of the file while None (one file, two shapes)
 
@@ -128,6 +145,9 @@ def _check_field(cls, name: str, value) -> None:
             k = parts[0] if parts[-1] == "..." else parts[i]
             if k in ("int", "float") and (isinstance(v, bool) or not isinstance(v, _ACCEPTS[k])):
                 raise FieldError(f"{name}[{i}]", f"must be {_WORDS[k]}, not {_json_type(v)}")
+    choices = getattr(cls, "CHOICES", {}).get(name)
+    if choices is not None and value is not None and value not in choices:
+        raise FieldError(name, f"must be one of {', '.join(map(str, choices))}, not {value!r}")
     lo_hi = getattr(cls, "RANGES", {}).get(name)
     if lo_hi is not None and value is not None:
         lo, hi = lo_hi
@@ -176,6 +196,7 @@ class Record(Entry):
         if isinstance(data, cls):
             return data
         check_tree(data, where or cls.WHAT)
+        _check_version(data, where or cls.WHAT)
         try:
             return cls.from_json(data)
         except FieldError as e:
@@ -196,6 +217,36 @@ class Record(Entry):
             raise UserError(f"{cls.WHAT} not found: {path}" + (f" (written by `{cls.FROM}`)" if cls.FROM else ""))
         data = read_json_file(path, cls.WHAT)
         return cls.parse(data, str(path))
+
+
+def _check_version(data, where: str) -> None:
+    """A record's version: this tool reads versions 1 to VERSION. A newer file may mean its fields
+    differently, so it is refused before they are read (a missing version is an old file: 1)."""
+    v = data.get("version") if isinstance(data, dict) else None
+    if not isinstance(v, int) or isinstance(v, bool):
+        return  # none (an old file), or the wrong type: the field check names it
+    if v > VERSION:
+        raise UserError(f"{where} version {v} is newer than this tool reads ({VERSION})")
+    if v < 1:
+        raise UserError(f"{where}: field version must be from 1 to {VERSION}, not {v}")
+
+
+def _on_page(box, page_mm, names) -> None:
+    """box (x, y, width, height) in mm lies on a page of page_mm (width, height); names: the fields
+    of x, y, width and height, for the error. A page of (0, 0) is one not recorded (old sheets)."""
+    if any(page_mm):
+        _inside(box, (0.0, 0.0, *page_mm), names, "page")
+
+
+def _inside(box, area, names, what: str) -> None:
+    """box (x, y, width, height) in mm lies inside area (x, y, width, height), `what` in errors."""
+    for axis in (0, 1):
+        pos, size, start, side = box[axis], box[axis + 2], area[axis], area[axis + 2]
+        if size > side + EDGE_MM:
+            raise FieldError(names[axis + 2], f"must be at most its {what}'s {side:g} mm, not {size:g}")
+        if not start - EDGE_MM <= pos <= start + side - size + EDGE_MM:
+            raise FieldError(names[axis], f"must be from {start:g} to {start + side - size:g} to lie on its {what}, "
+                                          f"not {pos:g}")
 
 
 def _plain(v):
@@ -293,7 +344,9 @@ class GenerateSummary(Record):
 class MarkerInfo(Entry):
     """One printed ArUco marker: x/y/size of its black square, in mm from the page's top-left."""
 
-    RANGES: ClassVar = {"id": (0, 1_000_000), "x_mm": (-MM, MM), "y_mm": (-MM, MM), "size_mm": (1e-3, MM)}
+    RANGES: ClassVar = {"id": (0, max(ARUCO_IDS.values()) - 1), "x_mm": (0, PAGE_MM[1]), "y_mm": (0, PAGE_MM[1]),
+                        "size_mm": PRINTED_MM}
+    CHOICES: ClassVar = {"spot": MARKER_SPOTS}
 
     id: int
     x_mm: float
@@ -312,6 +365,13 @@ class MarkerInfo(Entry):
         m = super().from_json(d)
         return cls(int(m.id), float(m.x_mm), float(m.y_mm), float(m.size_mm), m.spot, m.extra)
 
+    def check_on(self, page_mm: tuple[float, float], dictionary: str) -> None:
+        """Meaning on its sheet: an id the sheet's ArUco dictionary has, the square on the page."""
+        n = ARUCO_IDS[dictionary]
+        if self.id >= n:
+            raise FieldError("id", f"must be from 0 to {n - 1} ({dictionary} has {n} markers), not {self.id}")
+        _on_page((self.x_mm, self.y_mm, self.size_mm, self.size_mm), page_mm, ("x_mm", "y_mm", "size_mm", "size_mm"))
+
 
 @dataclass(frozen=True)
 class BlockInfo(Entry):
@@ -319,8 +379,8 @@ class BlockInfo(Entry):
 
     PARTS: ClassVar = {"markers": (MarkerInfo, True), "target": (Goal, False)}
     TUPLES: ClassVar = ("tile", "image_px", "distance_m")
-    RANGES: ClassVar = {"page": (0, 10_000), "x_mm": (-MM, MM), "y_mm": (-MM, MM), "size_mm": (1e-3, MM),
-                        "width_mm": (1e-3, MM), "height_mm": (1e-3, MM), "patch_size_mm": (1e-3, MM),
+    RANGES: ClassVar = {"page": (0, 10_000), "x_mm": (0, PAGE_MM[1]), "y_mm": (0, PAGE_MM[1]), "size_mm": PRINTED_MM,
+                        "width_mm": PRINTED_MM, "height_mm": PRINTED_MM, "patch_size_mm": PRINTED_MM,
                         "tile": (1, 1000), "image_px": (1, 100_000),
                         "distance_m": (0, 1e6), "fov_deg": (0, 180)}
 
@@ -352,7 +412,9 @@ class BlockInfo(Entry):
     def from_json(cls, d):
         if not isinstance(d, dict):
             raise TypeError(f"a block must be an object, not {type(d).__name__}")
-        size = float(d["size_mm"] if "size_mm" in d else d["width_mm"])
+        name = "size_mm" if "size_mm" in d else "width_mm"
+        _check_field(cls, name, d[name])  # before float(): "50" and true are not sizes
+        size = float(d[name])
         # sheets from before width/height/tile were recorded: a square single-patch block
         filled = {"page": 0, "width_mm": size, "height_mm": size, "patch_size_mm": size, "tile": (1, 1),
                   "markers": [], **_nested_target(d), "size_mm": size}
@@ -362,6 +424,15 @@ class BlockInfo(Entry):
                    b.model, b.face, b.image_px or None,
                    distance_m=tuple(float(v) for v in b.distance_m) if b.distance_m else None,
                    fov_deg=float(b.fov_deg) if b.fov_deg is not None else None, extra=b.extra)
+
+    def check_on(self, page_mm: tuple[float, float], pages: int, dictionary: str) -> None:
+        """Meaning on its sheet: one of its pages, on that page, and so are its markers."""
+        if self.page >= pages:
+            raise FieldError("page", f"must be from 0 to {pages - 1} (the sheet has {pages} page(s)), not {self.page}")
+        _on_page((self.x_mm, self.y_mm, self.width_mm, self.height_mm), page_mm,
+                 ("x_mm", "y_mm", "width_mm", "height_mm"))
+        for i, m in enumerate(self.markers):
+            _within(f"markers[{i}]", lambda m: m.check_on(page_mm, dictionary), m)
 
 
 def _nested_target(d: dict) -> dict:
@@ -382,8 +453,9 @@ class SheetInfo(Record):
     FROM: ClassVar[str] = "blocks print"
     PARTS: ClassVar = {"blocks": (BlockInfo, True)}
     TUPLES: ClassVar = ("page_size_mm",)
-    RANGES: ClassVar = {"page_size_mm": (0, MM), "pages": (1, 10_000), "dpi": (1, 100_000),
-                        "swatch_mm": (1e-3, MM), "grid_levels": (1, 1000), "rows": (1, 10_000), "cols": (1, 10_000)}
+    RANGES: ClassVar = {"page_size_mm": (0, PAGE_MM[1]), "pages": (1, 10_000), "dpi": (1, 100_000),
+                        "swatch_mm": PRINTED_MM, "grid_levels": (1, 1000), "rows": (1, 10_000), "cols": (1, 10_000)}
+    CHOICES: ClassVar = {"aruco_dictionary": tuple(ARUCO_IDS)}
 
     page_size_mm: tuple[float, float]
     pages: int
@@ -402,8 +474,19 @@ class SheetInfo(Record):
         d = {"page_size_mm": (0.0, 0.0), "pages": 1, "layout": "grid", "aruco_dictionary": "DICT_4X4_50",
              "version": VERSION, **d}
         s = super().from_json(d)
-        return replace(s, page_size_mm=tuple(float(v) for v in s.page_size_mm), pages=int(s.pages),
-                        layout=str(s.layout), aruco_dictionary=str(s.aruco_dictionary), version=int(s.version))
+        s = replace(s, page_size_mm=tuple(float(v) for v in s.page_size_mm), pages=int(s.pages),
+                    layout=str(s.layout), aruco_dictionary=str(s.aruco_dictionary), version=int(s.version))
+        s.check()
+        return s
+
+    def check(self) -> None:
+        """Rules between fields: a page of a printable size (or 0 x 0: not recorded, an old sheet),
+        every block on one of the pages, every marker on the page and in the dictionary."""
+        if any(self.page_size_mm) and min(self.page_size_mm) < PAGE_MM[0]:
+            w, h = self.page_size_mm
+            raise FieldError("page_size_mm", f"must be {PAGE_MM[0]:g} to {PAGE_MM[1]:g} mm a side, not {w:g} x {h:g}")
+        for i, b in enumerate(self.blocks):
+            _within(f"blocks[{i}]", lambda b: b.check_on(self.page_size_mm, self.pages, self.aruco_dictionary), b)
 
     @classmethod
     def read(cls, path: str | Path):
@@ -420,12 +503,35 @@ class SheetInfo(Record):
 
 
 @dataclass(frozen=True)
+class SwatchInfo(Entry):
+    """One colour swatch of calib.json: its colour as sent to the printer (0-255) and its box, in
+    mm from the page's top-left (height_mm: calib.json from before it was recorded are square)."""
+
+    TUPLES: ClassVar = ("rgb",)
+    RANGES: ClassVar = {"index": (0, 1_000_000), "rgb": (0, 255), "x_mm": (0, PAGE_MM[1]), "y_mm": (0, PAGE_MM[1]),
+                        "size_mm": PRINTED_MM, "height_mm": PRINTED_MM}
+
+    index: int
+    rgb: tuple[int, int, int]
+    x_mm: float
+    y_mm: float
+    size_mm: float
+    height_mm: float | None = None
+    extra: dict = field(default_factory=dict, repr=False, compare=False, hash=False)
+
+    @property
+    def box_mm(self) -> tuple[float, float, float, float]:
+        """x, y, width, height in mm."""
+        return self.x_mm, self.y_mm, self.size_mm, self.size_mm if self.height_mm is None else self.height_mm
+
+
+@dataclass(frozen=True)
 class CalibrationInfo(SheetInfo):
     """calib.json: a valid sheet.json (one block, the swatch field) plus the swatches as sent."""
 
     WHAT: ClassVar[str] = "calibration sheet"
     FROM: ClassVar[str] = "blocks calibration-sheet"
-    PARTS: ClassVar = {"blocks": (BlockInfo, True), "markers": (MarkerInfo, True)}
+    PARTS: ClassVar = {"blocks": (BlockInfo, True), "markers": (MarkerInfo, True), "swatches": (SwatchInfo, True)}
 
     kind: str = "calibration"
     markers: tuple[MarkerInfo, ...] = ()
@@ -433,7 +539,20 @@ class CalibrationInfo(SheetInfo):
     grid_levels: int | None = None
     rows: int | None = None
     cols: int | None = None
-    swatches: tuple = ()  # {index, rgb [r, g, b] 0-255 as sent, x_mm, y_mm, size_mm, height_mm}
+    swatches: tuple[SwatchInfo, ...] = ()
+
+    def check(self) -> None:
+        """A sheet's rules, and the swatches inside the swatch field (the one block): a swatch
+        outside it would be sampled from whatever lies there, or from nothing."""
+        super().check()
+        for i, m in enumerate(self.markers):
+            _within(f"markers[{i}]", lambda m: m.check_on(self.page_size_mm, self.aruco_dictionary), m)
+        if len(self.blocks) != 1:
+            return  # capture.calibrate says a calibration sheet has one field
+        b = self.blocks[0]
+        for i, s in enumerate(self.swatches):
+            _within(f"swatches[{i}]", lambda s: _inside(s.box_mm, (b.x_mm, b.y_mm, b.width_mm, b.height_mm),
+                                                        ("x_mm", "y_mm", "size_mm", "height_mm"), "swatch field"), s)
 
 
 def sidecar_path(pdf_path: str | Path) -> Path:
@@ -455,6 +574,11 @@ class ColorMapRecord(Record):
 
     WHAT: ClassVar[str] = "colour map"
     FROM: ClassVar[str] = "blocks calibrate"
+    MAX_KNOTS: ClassVar[int] = 256  # a curve's knots: a fit uses 9; 256 is one per 8-bit level
+    LIMIT: ClassVar[float] = 1e3  # coef and offset: a fit maps [0, 1] to about [0, 1]
+    MAX_GAMUT: ClassVar[int] = 10_000  # colours: an A3 sheet of 3 mm swatches holds about 5,500
+    CHOICES: ClassVar = {"model": ("additive-piecewise-linear",)}  # transforms.colormap applies this one
+    RANGES: ClassVar = {"mean_error_rgb": (0, 255)}
 
     coef: list  # [3][3][knots]: seen channel, sent channel, knot
     offset: list  # [3]
@@ -464,6 +588,58 @@ class ColorMapRecord(Record):
     gamut_rgb: list | None = None  # [N][3] colours the camera saw, 0-255
     version: int = VERSION
     extra: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, d):
+        rec = super().from_json(d)
+        rec.check()
+        return rec
+
+    def check(self) -> None:
+        """A map that can be applied: 3 x 3 curves of one knot count (2 to MAX_KNOTS), 3 offsets,
+        finite and within LIMIT, knots (if given) that count them, and a gamut of 1 to MAX_GAMUT
+        colours 0-255 (null: none measured; generation then uses a default palette)."""
+        k = None
+        _list_of(self.coef, "coef", 3, "3 rows (one per seen channel)")
+        for j, row in enumerate(self.coef):
+            _list_of(row, f"coef[{j}]", 3, "3 tone curves (one per sent channel)")
+            for c, curve in enumerate(row):
+                at = f"coef[{j}][{c}]"
+                n = len(curve) if isinstance(curve, list) else None
+                if n is None or not 2 <= n <= self.MAX_KNOTS:
+                    raise FieldError(at, f"must be a tone curve of 2 to {self.MAX_KNOTS} knots, not {_count(curve)}")
+                if k is not None and n != k:
+                    raise FieldError(at, f"has {n} knots but coef[0][0] has {k}: every curve has the same knots")
+                k = n
+                _numbers(curve, at, -self.LIMIT, self.LIMIT)
+        _list_of(self.offset, "offset", 3, "3 numbers")
+        _numbers(self.offset, "offset", -self.LIMIT, self.LIMIT)
+        if self.knots is not None and self.knots != k:
+            raise FieldError("knots", f"must count coef's knots ({k}), not {self.knots}")
+        if self.gamut_rgb is not None:
+            if not 1 <= len(self.gamut_rgb) <= self.MAX_GAMUT:
+                raise FieldError("gamut_rgb", f"must hold 1 to {self.MAX_GAMUT} colours (null: none measured), "
+                                              f"not {len(self.gamut_rgb)}")
+            for i, colour in enumerate(self.gamut_rgb):
+                _list_of(colour, f"gamut_rgb[{i}]", 3, "3 numbers [r, g, b]")
+                _numbers(colour, f"gamut_rgb[{i}]", 0, 255)
+
+
+def _count(v) -> str:
+    return f"{len(v)}" if isinstance(v, list) else _json_type(v)
+
+
+def _list_of(v, at: str, n: int, what: str) -> None:
+    if not isinstance(v, list) or len(v) != n:
+        raise FieldError(at, f"must be a list of {what}, not {'a list of ' + str(len(v)) if isinstance(v, list) else _json_type(v)}")
+
+
+def _numbers(values: list, at: str, lo: float, hi: float) -> None:
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise FieldError(f"{at}[{i}]", f"must be a number, not {_json_type(v)}")
+        if not lo <= v <= hi:
+            raise FieldError(f"{at}[{i}]", f"must be from {lo:g} to {hi:g}, not {v:g}")
 
 
 # --- capture and one-pixel summaries ------------------------------------------------------------

@@ -11,7 +11,8 @@ calib.json` fits the printer-to-camera colour map.
 calib.json is a valid sheet.json (see printing.sheet): one block, the swatch field, with the four
 corner markers, so `blocks simulate` and `blocks capture` find and rectify it like any sheet. On
 top of that: kind "calibration", markers[] (the same four, top level) and swatches[] {index, rgb
-[r, g, b] 0-255 as sent, x_mm, y_mm, size_mm} (top-left corner, origin at the page's top-left, y down).
+[r, g, b] 0-255 as sent, x_mm, y_mm, size_mm, height_mm} (common.records.SwatchInfo: top-left
+corner, origin at the page's top-left, y down).
 
 The swatches are drawn as one lossless image over the field at exactly its size (printing.pdf's
 draw_pdf, the same path patches take), so the colours in the PDF are exactly those in calib.json.
@@ -28,7 +29,7 @@ import numpy as np
 from common.errors import UserError
 from printing import layout as L
 from printing.markers import DICTIONARY, dictionary_size
-from common.records import BlockInfo, CalibrationInfo, MarkerInfo
+from common.records import BlockInfo, CalibrationInfo, MarkerInfo, SwatchInfo
 from printing.sheet import PrintedSheet, _r, write_sheet
 
 KIND = "calibration"
@@ -171,9 +172,8 @@ def _swatch_field(colors: np.ndarray, rows: int, cols: int, bounds, s: Calibrati
         px1, py1 = round((c * pitch + s.swatch_mm) * ppm), round((r * pitch + s.swatch_mm) * ppm)
         image[py0:py1, px0:px1] = rgb
         sx, sy = field_w / W, field_h / H  # mm per image pixel (the image is stretched to the field)
-        swatches.append({"index": k, "rgb": [int(v) for v in rgb], "x_mm": _r(fx + px0 * sx),
-                         "y_mm": _r(fy + py0 * sy), "size_mm": _r((px1 - px0) * sx),
-                         "height_mm": _r((py1 - py0) * sy)})
+        swatches.append(SwatchInfo(k, tuple(int(v) for v in rgb), _r(fx + px0 * sx), _r(fy + py0 * sy),
+                                   _r((px1 - px0) * sx), _r((py1 - py0) * sy)))
     return image, swatches, (fx, fy, field_w, field_h)
 
 

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 
 from common.errors import UserError
+from common.records import CORNERS  # with the other marker spots, beside sheet.json's reader that checks them
 
 PAGE_SIZES_MM: dict[str, tuple[float, float]] = {
     "a4": (210.0, 297.0),
@@ -26,7 +27,6 @@ PAGE_SIZES_MM: dict[str, tuple[float, float]] = {
     "a3": (297.0, 420.0),
 }
 MAX_MM = 1000.0  # the largest length a sheet setting may take (A0 is 841 x 1189 mm; the pages here are smaller)
-CORNERS = ("top_left", "top_right", "bottom_right", "bottom_left")  # ArUco's corner order too
 # Faces of the cube net in the order patches are assigned when six are given.
 FACE_ORDER = ("front", "right", "back", "left", "top", "bottom")
 # (column, row) of each face in the net, in units of the face side: a column top/front/bottom/back

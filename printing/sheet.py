@@ -29,7 +29,7 @@ import numpy as np
 
 from common.distance import WEBCAM_FOV_DEG, distance_range, size_for_distance
 from common.errors import UserError
-from common.records import BlockInfo, MarkerInfo, SheetInfo, sidecar_path
+from common.records import PRINTED_MM, BlockInfo, MarkerInfo, SheetInfo, sidecar_path
 from printing import layout as L
 from printing.markers import DICTIONARY, dictionary_size
 from printing.patches import PatchImage, block_image, load_patch
@@ -81,6 +81,8 @@ def check_settings(s: SheetSettings) -> None:
             raise UserError(f"{name} must be a positive number, not {v!r}", param=name)
 
     finite_pos(s.size_mm, "size_mm")
+    if s.size_mm < PRINTED_MM[0]:  # sheet.json's reader refuses what no printer draws
+        raise UserError(f"size_mm must be at least {PRINTED_MM[0]:g} mm, not {s.size_mm:g}", param="size_mm")
     finite_pos(s.dpi, "dpi")
     finite_pos(s.fov_deg, "fov_deg")
     if not 10 <= s.fov_deg <= 170:

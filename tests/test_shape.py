@@ -14,7 +14,7 @@ from common.errors import UserError
 from common.goal import Goal
 from common.records import (BlockInfo, CalibrationInfo, CaptureSummary, ColorMapRecord, EvaluateReport, EvaluateRow,
                             GenerateSummary, MarkerInfo, OnePixelRow, OnePixelSummary, PatchRecord, SheetInfo,
-                            ScenesInfo, SimulateInfo, SweepRecord)
+                            ScenesInfo, SimulateInfo, SwatchInfo, SweepRecord)
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = [PatchRecord, GenerateSummary, SheetInfo, CalibrationInfo, ColorMapRecord, CaptureSummary, OnePixelSummary,
@@ -22,7 +22,7 @@ RECORDS = [PatchRecord, GenerateSummary, SheetInfo, CalibrationInfo, ColorMapRec
 
 
 def _sheet(cls=SheetInfo, **more):
-    marker = MarkerInfo(0, 1.0, 2.0, 12.0, "top-left")
+    marker = MarkerInfo(0, 1.0, 2.0, 12.0, "top_left")
     block = BlockInfo(page=0, x_mm=10.0, y_mm=20.0, size_mm=50.0, width_mm=50.0, height_mm=50.0, patch_size_mm=50.0,
                       tile=(1, 1), markers=(marker,), target=Goal(8, True, "hen"), image_px=(600, 600))
     return cls(page_size_mm=(210.0, 297.0), pages=1, layout="grid", aruco_dictionary="DICT_4X4_50", blocks=(block,),
@@ -34,7 +34,8 @@ SAMPLES = {
                                      steps_run=3, seconds=1.5, curve={"step": [0, 1]}, held_out={"success_rate": 0.5}),
     GenerateSummary: lambda: GenerateSummary(model="digits", targets=()),
     SheetInfo: _sheet,
-    CalibrationInfo: lambda: _sheet(CalibrationInfo, swatches=({"index": 0, "rgb": [1, 2, 3]},), rows=1, cols=1),
+    CalibrationInfo: lambda: _sheet(CalibrationInfo, swatches=(SwatchInfo(0, (1, 2, 3), 20.0, 30.0, 5.0, 6.0),), rows=1,
+                                     cols=1),
     ColorMapRecord: lambda: ColorMapRecord(coef=[[[0.0, 1.0]] * 3] * 3, offset=[0.0, 0.0, 0.0], knots=2),
     CaptureSummary: lambda: CaptureSummary(frames=3, hit_rate=1 / 3, target=Goal(8, True, "hen")),
     OnePixelSummary: lambda: OnePixelSummary(images=1, successes=1, success_rate=1.0, files=["a.png"], results=(

@@ -80,23 +80,14 @@ class ColorMap:
 
     @staticmethod
     def load(path: str | Path) -> "ColorMap":
+        """colormap.json -> the map. common.records.ColorMapRecord checks it can be applied (the
+        curves' shape and knots, finite coefficients, a gamut of 0-255 colours): one line if not."""
         from common.records import ColorMapRecord
 
-        path = Path(path)
-        rec = ColorMapRecord.read(path)
-        try:
-            coef = torch.tensor(rec.coef, dtype=torch.float32)
-            offset = torch.tensor(rec.offset, dtype=torch.float32)
-            if coef.dim() != 3 or coef.shape[:2] != (3, 3) or offset.shape != (3,):
-                raise ValueError("coef must be 3x3xK and offset 3 numbers")
-            if not 2 <= coef.shape[2] <= 256:
-                raise ValueError(f"coef has {coef.shape[2]} knots; 2 to 256")
-            if coef.abs().max() > 1e3 or offset.abs().max() > 1e3:
-                raise ValueError("coef and offset must lie within +-1000 (a fit maps [0, 1] to about [0, 1])")
-            gamut = None if rec.gamut_rgb is None else torch.tensor(rec.gamut_rgb, dtype=torch.float32) / 255
-        except (ValueError, TypeError) as e:
-            raise UserError(f"not a colour map (from `blocks calibrate`): {path} ({e})") from None
-        return ColorMap(coef, offset, rec.mean_error_rgb, gamut, rec.extra)
+        rec = ColorMapRecord.read(Path(path))
+        gamut = None if rec.gamut_rgb is None else torch.tensor(rec.gamut_rgb, dtype=torch.float32) / 255
+        return ColorMap(torch.tensor(rec.coef, dtype=torch.float32), torch.tensor(rec.offset, dtype=torch.float32),
+                        rec.mean_error_rgb, gamut, rec.extra)
 
 
 def fit_colormap(sent: torch.Tensor, seen: torch.Tensor, knots: int = KNOTS,

@@ -44,10 +44,7 @@ def _entry_spec(entry: dict, where: str, base: Path) -> ModelSpec:
     if size is not None and (isinstance(size, bool) or not isinstance(size, int)
                              or not 8 <= size <= checks.MAX_INPUT_SIZE):
         raise UserError(f"{where}: input_size must be a whole number of pixels, 8 to {checks.MAX_INPUT_SIZE}")
-    try:
-        mean, std = _entry_triple(entry.get("mean")), _entry_triple(entry.get("std"))
-    except (TypeError, ValueError):
-        raise UserError(f"{where}: mean and std are three numbers each") from None
+    mean, std = _entry_triple(entry.get("mean"), "mean", where), _entry_triple(entry.get("std"), "std", where)
     try:
         checks.model_numbers(size, mean, std)
     except UserError as e:
@@ -60,10 +57,19 @@ def _entry_spec(entry: dict, where: str, base: Path) -> ModelSpec:
                      input_size=size, mean=mean, std=std)
 
 
-def _entry_triple(v):
+def _entry_triple(v, key: str, where: str):
+    """mean or std: three finite numbers, as a list or as text "0.5,0.5,0.5" (true is no number)."""
     if v is None:
         return None
-    values = [float(x) for x in (v.split(",") if isinstance(v, str) else v)]
-    if len(values) != 3 or not all(math.isfinite(x) for x in values):
-        raise ValueError
+    try:
+        if isinstance(v, str):
+            values = [float(x) for x in v.split(",")]
+        elif isinstance(v, list) and not any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in v):
+            values = [float(x) for x in v]
+        else:
+            raise ValueError
+        if len(values) != 3 or not all(math.isfinite(x) for x in values):
+            raise ValueError
+    except ValueError:
+        raise UserError(f"{where}: {key} must be three numbers (a list, or text like \"0.5,0.5,0.5\")") from None
     return tuple(values)

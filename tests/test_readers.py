@@ -1,0 +1,317 @@
+"""Read-back files are checked for meaning, not only shape (issue 30): a sheet.json, colormap.json or
+calib.json that parses but means nothing (a size that is text or true, a marker id the dictionary
+lacks, a newer version, a block off its page, a colour map that cannot be applied, a swatch 1e9 mm
+away) is one `error:` line naming the file and the field, exit 2, before any model or frame is read.
+Each case drives a real command. The property tests mutate one number of a valid file into the
+wrong type or out of range: always refused, never a traceback, never a run."""
+import copy
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from colormaps import colormap_from_matrix, write_colormap
+from common.files import save_png
+
+
+class _Reached(Exception):
+    """Raised where the work would start (the model load, the first frame): the file was accepted."""
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """A valid sheet (s.pdf + s.json), calibration sheet (calib.pdf + calib.json), colour map and
+    patch, as the tool writes them; each case edits a copy."""
+    from blocks.cli import run
+
+    d = tmp_path_factory.mktemp("readers")
+    save_png(d / "ok.png", torch.rand(3, 16, 16))
+    assert run(["print", str(d / "ok.png"), "--out", str(d / "s.pdf")]) == 0
+    assert run(["calibration-sheet", "--out", str(d / "calib.pdf")]) == 0
+    cmap = colormap_from_matrix(torch.eye(3) * 0.9, offset=(0.05, 0.05, 0.05))
+    cmap.mean_error_rgb = 1.5
+    cmap.gamut = torch.linspace(0, 1, 12)[:, None].repeat(1, 3)  # 12 greys, as a fit records what it saw
+    write_colormap(cmap, d / "cm.json")
+    return d
+
+
+@pytest.fixture
+def stop_work(monkeypatch):
+    """The model load and calibrate's frame reader raise _Reached: a case that gets there failed."""
+    import blocks.commands.shared
+    import capture.calibrate
+
+    def reached(*a, **k):
+        raise _Reached
+
+    monkeypatch.setattr(blocks.commands.shared, "load_model", reached)
+    monkeypatch.setattr(capture.calibrate, "open_source", reached)
+
+
+def _set(doc, path: str, value):
+    """doc with the field at path ("blocks[0].markers[1].id") set to value (a copy)."""
+    doc = copy.deepcopy(doc)
+    keys = [int(k) if k.isdigit() else k for k in path.replace("[", ".").replace("]", "").split(".")]
+    at = doc
+    for k in keys[:-1]:
+        at = at[k]
+    at[keys[-1]] = value
+    return doc
+
+
+def _curves(n: int, ragged: int | None = None):
+    """coef of 3 x 3 curves of n knots (one of ragged knots, if given)."""
+    coef = [[[0.5] * n for _ in range(3)] for _ in range(3)]
+    if ragged is not None:
+        coef[2][1] = [0.5] * ragged
+    return coef
+
+
+def _commands(kind: str, made: Path, d: Path, f: Path) -> list[list]:
+    """The real commands that read a file of this kind, given the edited file f in folder d (outputs
+    go there too) and the valid files in made."""
+    if kind == "sheet":  # capture reads it by name; simulate reads the one beside the PDF
+        return [["capture", "--model", "digits", "--target", "seven", "--source", made / "ok.png", "--headless",
+                 "--max-frames", "1", "--sheet", f],
+                ["simulate", d / "s.pdf", "--out", d / "v.png", "--size", "160x120"]]
+    if kind == "colormap":
+        return [["evaluate", made / "ok.png", "--model", "digits", "--target", "seven", "--n", "2",
+                 "--colormap", f],
+                ["generate", "--model", "digits", "--target", "seven", "--steps", "1", "--batch", "2",
+                 "--printability", "1", "--colormap", f, "--out", d / "g"],
+                ["generate", "--model", "digits", "--target", "seven", "--steps", "1", "--colormap", f,
+                 "--out", d / "g"],
+                ["simulate", made / "calib.pdf", "--colormap", f, "--out", d / "v.png", "--size", "160x120"]]
+    return [["calibrate", made / "ok.png", "--sheet", f, "--out", d / "out.json"]]
+
+
+FILES = {"sheet": "s.json", "colormap": "cm.json", "calib": "calib.json"}
+
+# (file kind, field path, value it is set to, what the one line must say after naming the file)
+CASES = [
+    # sheet.json: types strictly, ranges, the dictionary's ids, the version, known spots, on the page
+    ("sheet", "blocks[0].size_mm", "50", "field blocks[0].size_mm must be a number, not text"),
+    ("sheet", "blocks[0].size_mm", True, "field blocks[0].size_mm must be a number, not true/false"),
+    ("sheet", "blocks[0].size_mm", 1e9, "field blocks[0].size_mm must be from 0.1 to 2000, not 1e+09"),
+    ("sheet", "blocks[0].width_mm", 0, "field blocks[0].width_mm must be from 0.1 to 2000, not 0"),
+    ("sheet", "blocks[0].markers[0].id", 1000, "field blocks[0].markers[0].id must be from 0 to 49 (DICT_4X4_50 has 50"),
+    ("sheet", "blocks[0].markers[0].id", 50, "field blocks[0].markers[0].id must be from 0 to 49"),
+    ("sheet", "version", 99, "version 99 is newer than this tool reads (1)"),
+    ("sheet", "version", 0, "field version must be from 1 to 1, not 0"),
+    ("sheet", "blocks[0].markers[0].spot", "middle", "field blocks[0].markers[0].spot must be one of top_left,"),
+    ("sheet", "aruco_dictionary", "DICT_9X9_1", "field aruco_dictionary must be one of DICT_4X4_50,"),
+    ("sheet", "blocks[0].x_mm", 190.0, "field blocks[0].x_mm must be from 0 to 160 to lie on its page, not 190"),
+    ("sheet", "blocks[0].y_mm", 5000, "field blocks[0].y_mm must be from 0 to 2000, not 5000"),
+    ("sheet", "blocks[0].page", 3, "field blocks[0].page must be from 0 to 0 (the sheet has 1 page(s)), not 3"),
+    ("sheet", "blocks[0].markers[2].y_mm", 290.0, "field blocks[0].markers[2].y_mm must be from 0 to 285 to lie on"),
+    ("sheet", "page_size_mm", [1.0, 1.0], "field page_size_mm must be 10 to 2000 mm a side, not 1 x 1"),
+    # colormap.json: a map that can be applied
+    ("colormap", "coef", _curves(0), "field coef[0][0] must be a tone curve of 2 to 256 knots, not 0"),
+    ("colormap", "coef", _curves(1), "field coef[0][0] must be a tone curve of 2 to 256 knots, not 1"),
+    ("colormap", "coef", _curves(5000), "field coef[0][0] must be a tone curve of 2 to 256 knots, not 5000"),
+    ("colormap", "coef", _curves(9, ragged=8), "field coef[2][1] has 8 knots but coef[0][0] has 9"),
+    ("colormap", "coef", _curves(9)[:2], "field coef must be a list of 3 rows (one per seen channel), not a list of 2"),
+    ("colormap", "knots", 0, "field knots must count coef's knots (9), not 0"),
+    ("colormap", "knots", 10**9, "field knots must count coef's knots (9), not 1000000000"),
+    ("colormap", "gamut_rgb", [], "field gamut_rgb must hold 1 to 10000 colours (null: none measured), not 0"),
+    ("colormap", "gamut_rgb", [[1, 2]], "field gamut_rgb[0] must be a list of 3 numbers [r, g, b], not a list of 2"),
+    ("colormap", "gamut_rgb", [[300, 0, 0]], "field gamut_rgb[0][0] must be from 0 to 255, not 300"),
+    ("colormap", "coef[1][1][4]", True, "field coef[1][1][4] must be a number, not true/false"),
+    ("colormap", "coef[1][1][4]", 1e6, "field coef[1][1][4] must be from -1000 to 1000, not 1e+06"),
+    ("colormap", "offset[2]", "0.1", "field offset[2] must be a number, not text"),
+    ("colormap", "model", "lut3d", "field model must be one of additive-piecewise-linear, not 'lut3d'"),
+    ("colormap", "mean_error_rgb", -1.0, "field mean_error_rgb must be from 0 to 255, not -1"),
+    ("colormap", "version", 99, "version 99 is newer than this tool reads (1)"),
+    # calib.json: swatches inside their field, colours 0-255, enough of them; markers in the dictionary
+    ("calib", "swatches[0].x_mm", 1e9, "field swatches[0].x_mm must be from 0 to 2000, not 1e+09"),
+    ("calib", "swatches[0].x_mm", 5.0, "field swatches[0].x_mm must be from 12 to 186.994 to lie on its swatch field, not 5"),
+    ("calib", "swatches[1].rgb", [0, 300, 0], "field swatches[1].rgb[1] must be from 0 to 255, not 300"),
+    ("calib", "swatches[2].size_mm", "11", "field swatches[2].size_mm must be a number, not text"),
+    ("calib", "markers[0].id", 50, "field markers[0].id must be from 0 to 49"),
+    ("calib", "blocks[0].markers[3].id", True, "field blocks[0].markers[3].id must be a whole number, not true/false"),
+    ("calib", "version", 99, "version 99 is newer than this tool reads (1)"),
+]
+
+
+@pytest.mark.parametrize("kind, path, value, says", CASES, ids=[f"{c[0]}:{c[1]}={str(c[2])[:12]}" for c in CASES])
+def test_meaningless_file_is_one_line_naming_file_and_field(cli, made, stop_work, tmp_path, kind, path, value, says):
+    doc = json.loads((made / FILES[kind]).read_text())
+    f = tmp_path / FILES[kind]
+    f.write_text(json.dumps(_set(doc, path, value)))
+    if kind == "sheet":
+        (tmp_path / "s.pdf").write_bytes((made / "s.pdf").read_bytes())
+    for args in _commands(kind, made, tmp_path, f):
+        try:
+            code, out, err = cli(*args)
+        except _Reached:
+            pytest.fail(f"{args[0]} accepted {path} = {value!r} and went on to work")
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and "Traceback" not in err, (args[0], err)
+        sep = " " if says.startswith("version") else ": "
+        assert lines[0].startswith(f"error: {f}{sep}{says}"), (args[0], lines[0])
+        if args[0] == "calibrate":  # its errors name no flag it lacks
+            assert "--mean" not in err and "--colormap" not in err, err
+        assert not any(p.name in ("v.png", "g", "out.json") for p in tmp_path.iterdir()), "an output was written"
+
+
+def test_too_few_swatches_is_refused_before_the_frames(cli, made, stop_work, tmp_path):
+    """A fit needs 3 swatches per knot: refused at read time, not after reading every frame."""
+    doc = json.loads((made / "calib.json").read_text())
+    doc["swatches"] = doc["swatches"][:5]
+    (tmp_path / "calib.json").write_text(json.dumps(doc))
+    code, out, err = cli("calibrate", made / "ok.png", "--sheet", tmp_path / "calib.json", "--out", tmp_path / "c.json")
+    assert code == 2 and err.strip() == (f"error: {tmp_path / 'calib.json'}: field swatches holds 5 swatches; a colour "
+                                         f"map needs at least 27 (3 per knot of its 9-knot curves)"), err
+
+
+def test_models_file_true_is_not_a_number(cli, stop_work, tmp_path):
+    (tmp_path / "m.json").write_text('[{"model": "digits", "mean": [true, 0.5, 0.5]}]')
+    code, out, err = cli("generate", "--models", tmp_path / "m.json", "--target", "seven", "--out", tmp_path / "g")
+    assert code == 2 and err.strip() == (f'error: models file {tmp_path / "m.json"}, entry 1: mean must be three '
+                                         f'numbers (a list, or text like "0.5,0.5,0.5")'), err
+
+
+# --- calibrate: frames that show no swatches ----------------------------------------------------
+
+def _page_bgr(made: Path, dpi: float = 60) -> tuple[np.ndarray, dict]:
+    from printing.render import render_page
+
+    return np.ascontiguousarray(render_page(made / "calib.pdf", 0, dpi)[:, :, ::-1]), json.loads(
+        (made / "calib.json").read_text())
+
+
+def test_calibrate_refuses_frames_with_no_markers(cli, made, tmp_path):
+    (tmp_path / "frames").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "frames" / f"{i}.png"), np.full((480, 640, 3), 255 - 40 * i, np.uint8))
+    code, out, err = cli("calibrate", tmp_path / "frames", "--sheet", made / "calib.json", "--out", tmp_path / "c.json")
+    assert code == 2 and err.startswith(f"error: the calibration sheet was not found in {tmp_path / 'frames'} "
+                                        f"(3 frame(s) looked at)") and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_calibrate_refuses_frames_whose_swatches_are_not_there(cli, made, tmp_path):
+    """The corner markers in view but the swatch field blank: every swatch is seen white and a flat
+    map fits them exactly. This used to write a colour map with mean error 0.00 over 285 swatches."""
+    page, doc = _page_bgr(made)
+    b, ppm = doc["blocks"][0], 60 / 25.4
+    x0, y0 = int(b["x_mm"] * ppm), int(b["y_mm"] * ppm)
+    x1, y1 = int((b["x_mm"] + b["width_mm"]) * ppm) + 1, int((b["y_mm"] + b["height_mm"]) * ppm) + 1
+    blank = page.copy()
+    blank[y0:y1, x0:x1] = 255
+    cv2.imwrite(str(tmp_path / "blank-field.png"), blank)
+    code, out, err = cli("calibrate", tmp_path / "blank-field.png", "--sheet", made / "calib.json",
+                         "--out", tmp_path / "c.json")
+    assert code == 2 and err.startswith(f"error: the swatches were not found in {tmp_path / 'blank-field.png'}: the "
+                                        f"corner markers were, but the colours seen do not follow the colours sent "
+                                        f"(correlation 0.00;") and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "c.json").exists()
+    # the same page with its swatches calibrates (so the refusal above is about the swatches)
+    cv2.imwrite(str(tmp_path / "page.png"), page)
+    code, out, err = cli("calibrate", tmp_path / "page.png", "--sheet", made / "calib.json", "--out", tmp_path / "c.json")
+    assert code == 0, err
+    assert json.loads((tmp_path / "c.json").read_text())["swatches"] == len(doc["swatches"])
+
+
+# --- files written by earlier versions still read ------------------------------------------------
+
+def test_old_sheet_and_calib_still_read(cli, made, stop_work, tmp_path):
+    """A sheet.json from before page_size_mm, width/height/tile, version and the nested target were
+    recorded (the migrations in common.records), and a calib.json from before height_mm: accepted."""
+    doc = json.loads((made / "s.json").read_text())
+    block = doc["blocks"][0]
+    old_block = {"x_mm": block["x_mm"], "y_mm": block["y_mm"], "size_mm": block["size_mm"],
+                 "markers": [{k: m[k] for k in ("id", "x_mm", "y_mm", "size_mm")} for m in block["markers"]],
+                 "target": "seven", "target_index": 7, "target_mode": "targeted"}
+    (tmp_path / "old.json").write_text(json.dumps({"blocks": [old_block]}))
+    with pytest.raises(_Reached):  # read, checked, and on to the model load
+        cli("capture", "--model", "digits", "--target", "seven", "--source", made / "ok.png", "--headless",
+            "--sheet", tmp_path / "old.json")
+    calib = json.loads((made / "calib.json").read_text())
+    for s in calib["swatches"]:
+        del s["height_mm"]
+    (tmp_path / "calib.json").write_text(json.dumps(calib))
+    with pytest.raises(_Reached):
+        cli("calibrate", made / "ok.png", "--sheet", tmp_path / "calib.json", "--out", tmp_path / "c.json")
+
+
+def test_every_spot_and_dictionary_the_printer_uses_reads_back(cli, made, tmp_path):
+    """The cube's markers take spots beside sides and on the ring around the net; the table of
+    dictionaries gives each its number of ids, as OpenCV has them."""
+    from capture.sheet import load_sheet
+    from common.records import ARUCO_IDS, MARKER_SPOTS
+    from printing.markers import DICTIONARY, dictionary_size
+
+    code, out, err = cli("print", made / "ok.png", "--out", tmp_path / "cube.pdf", "--layout", "cube", "--size-mm", "40")
+    assert code == 0, err
+    spots = {m.spot for b in load_sheet(tmp_path / "cube.json").blocks for m in b.markers}
+    assert spots <= set(MARKER_SPOTS) and spots - {"top_left", "top_right", "bottom_right", "bottom_left"}, spots
+    assert DICTIONARY in ARUCO_IDS
+    assert {name: dictionary_size(name) for name in ARUCO_IDS} == ARUCO_IDS
+
+
+# --- property: one number of a valid file, made the wrong type or out of range ---------------------
+
+def _number_leaves(doc, at: str = ""):
+    """(path, value) of every number in a parsed JSON document."""
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _number_leaves(v, f"{at}.{k}" if at else k)
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from _number_leaves(v, f"{at}[{i}]")
+    elif isinstance(doc, (int, float)) and not isinstance(doc, bool):
+        yield at, doc
+
+
+# Every number in sheet.json and colormap.json is bounded well inside +-1e9; none in sheet.json is
+# negative (coordinates start at the page's corner); colour-map coefficients may be, so -1 only there.
+NONSENSE = [True, False, "50", "0.5", [], {}, 1e9, -1e9, 10**15]
+FUZZ = settings(max_examples=40, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _refused_naming(cli, args, path: str, value):
+    try:
+        code, out, err = cli(*args)
+    except _Reached:
+        pytest.fail(f"{args[0]} accepted {path} = {value!r}")
+    assert "Traceback" not in err and code == 2, (path, value, code, err)
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), (path, value, err)
+    assert path in err or (path == "version" and "version" in err), (path, value, err)
+
+
+@FUZZ
+@given(pick=st.integers(0, 10**6), value=st.sampled_from(NONSENSE + [-1, -0.5]))
+def test_fuzz_sheet_json_numbers_are_refused_by_name(cli, made, stop_work, tmp_path_factory, pick, value):
+    doc = json.loads((made / "s.json").read_text())
+    leaves = list(_number_leaves(doc))
+    path = leaves[pick % len(leaves)][0]
+    d = tmp_path_factory.mktemp("fz")
+    (d / "s.json").write_text(json.dumps(_set(doc, path, value)))
+    _refused_naming(cli, _commands("sheet", made, d, d / "s.json")[0], path, value)
+
+
+@FUZZ
+@given(pick=st.integers(0, 10**6), value=st.sampled_from(NONSENSE))
+def test_fuzz_colormap_json_numbers_are_refused_by_name(cli, made, stop_work, tmp_path_factory, pick, value):
+    doc = json.loads((made / "cm.json").read_text())
+    leaves = list(_number_leaves(doc))
+    path = leaves[pick % len(leaves)][0]
+    d = tmp_path_factory.mktemp("fz")
+    (d / "cm.json").write_text(json.dumps(_set(doc, path, value)))
+    _refused_naming(cli, _commands("colormap", made, d, d / "cm.json")[0], path, value)
+
+
+def test_swatches_of_one_colour_are_refused_before_the_frames(cli, made, stop_work, tmp_path):
+    doc = json.loads((made / "calib.json").read_text())
+    for s in doc["swatches"]:
+        s["rgb"] = [128, 128, 128]
+    (tmp_path / "calib.json").write_text(json.dumps(doc))
+    code, out, err = cli("calibrate", made / "ok.png", "--sheet", tmp_path / "calib.json", "--out", tmp_path / "c.json")
+    assert code == 2 and err.strip() == (f"error: {tmp_path / 'calib.json'}: field swatches sends colours from grey "
+                                         f"128 to 128 only; a colour map needs dark to light (0 to 255)"), err
