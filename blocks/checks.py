@@ -114,37 +114,41 @@ def model_numbers(input_size: int | None, mean, std) -> None:
         number(v, "--std", MIN_STD, MAX_STD)
 
 
-VIEW_COPIES = 8  # a view lives as ~8 tensors of its size in one step (warp, light, normalise, gradients)
+# Peak memory per view, in float32 RGB images of its side, measured by bench/memory.py (peak RSS
+# of the real command at two batch or patch sizes, CPU, --eot held; the difference per view):
+VIEW_COPIES = {"digits": 12.0, "efficientnet_lite0": 155.0}  # generate: a view at the model's input side
+VIEW_COPIES_OTHER = 160.0  # models not measured: as the embedded EfficientNet, rounded up
+TEXTURE_COPIES = 76.0  # generate: each view's copy of the patch (card, light, blur, JPEG, gradients)
+EVAL_TEXTURE_COPIES = 24.0  # evaluate / held-out check: the same without gradients
+EVAL_BATCH = 64  # views a held-out check renders at once (blocks.evaluate.evaluate_patch's batch)
 
 
-def available_bytes(device) -> int | None:
-    """Memory free for tensors on `device`: the GPU's free memory, or the machine's available RAM."""
-    import os
-
-    try:
-        if getattr(device, "type", str(device)) == "cuda":
-            import torch
-
-            return int(torch.cuda.mem_get_info(device)[0])
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (OSError, ValueError, RuntimeError, AttributeError):
-        return None
+def view_copies(net) -> float:
+    names = {getattr(m, "name", "") for m in getattr(net, "members", [net])}
+    return max(VIEW_COPIES.get(n, VIEW_COPIES_OTHER) for n in names)
 
 
-def fits_in_memory(nbytes: float, what: str, advice: str, device="cpu") -> None:
-    """Refuse, before the work, a request whose tensors alone would not fit: one line saying how
-    much it would need (the kernel killed such a run with no message)."""
-    free = available_bytes(device)
-    if free is not None and nbytes > 0.8 * free:
-        raise UserError(f"{what} would need about {nbytes / 2**30:.1f} GiB, but {free / 2**30:.1f} GiB "
-                        f"is free on {device}: {advice}")
+def rgb_bytes(side_or_pixels: int, square: bool = True) -> float:
+    """Bytes of one float32 RGB image of side x side px (square) or of that many pixels."""
+    return 3 * 4 * float(side_or_pixels) ** (2 if square else 1)
 
 
-def views_fit(batch: int, side: int, device, what: str = "generate") -> None:
-    """batch views of side x side px, VIEW_COPIES times over, in float32."""
-    fits_in_memory(float(batch) * 3 * side * side * 4 * VIEW_COPIES,
-                   f"{what}'s {batch} views a step at {side} px", "lower --batch or --input-size", device)
+def views_fit(batch: int, side: int, patch: int, judge_views: int, device, copies: float) -> None:
+    """generate: a step's batch views of side x side px with a patch of patch x patch px, and the
+    held-out check's views (at most EVAL_BATCH at once, no gradients): the higher peak must fit."""
+    from common.memory import check_fits
+
+    per_view, per_patch = rgb_bytes(side) * copies, rgb_bytes(patch) * TEXTURE_COPIES
+    judge = min(EVAL_BATCH, judge_views) * rgb_bytes(patch) * EVAL_TEXTURE_COPIES
+    if per_view >= per_patch:  # the model's activations dominate: fewer views a step
+        what, lower = f"batch {batch} at {side} px", "batch"
+    else:  # the patch's texels dominate
+        what, lower = f"patch_size {patch} with batch {batch}", "patch_size"
+    check_fits(max(batch * (per_view + per_patch), judge), what, lower, device, param=(lower, lower))
+
+
+def patch_views_fit(views: int, patch: int, device, what: str, lower: str, param=None) -> None:
+    """views rendered at once from a patch of patch x patch px, without gradients (evaluate)."""
+    from common.memory import check_fits
+
+    check_fits(views * rgb_bytes(patch) * EVAL_TEXTURE_COPIES, what, lower, device, param=param)

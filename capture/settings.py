@@ -10,6 +10,11 @@ if TYPE_CHECKING:
     from common.records import SheetInfo
 
 
+MAX_FRAMES = 10 ** 9  # max_frames: over six months at 60 fps; more is a typo, not a limit
+MAX_DURATION_S = 7 * 24 * 3600.0  # duration_s: a clock of at most a week
+MAX_CAMERA_INDEX = 255  # a camera index: OpenCV backends count devices from 0 (Linux: /dev/video0..255)
+
+
 @dataclass(frozen=True)
 class SlidingSettings:
     """Square windows scanned over the frame, as in the original project's tracking loop.
@@ -28,8 +33,8 @@ class CaptureSettings:
     headless: bool = True
     save_video: Path | None = None
     log: Path | None = None
-    max_frames: int | None = None
-    duration_s: float | None = None
+    max_frames: int | None = None  # at most MAX_FRAMES
+    duration_s: float | None = None  # at most MAX_DURATION_S
     threshold: float = 0.0  # a view is a hit when the target is top-1 with at least this probability
     min_markers: int = 2  # markers of a block that must be seen to locate it
     block_margin: float = 0.0  # border kept around a rectified block, as a fraction of its side

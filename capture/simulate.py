@@ -39,6 +39,11 @@ class SimulateSettings:
     card_border_mm: float = 2.5
 
 
+# Peak memory of a frame, measured by bench/memory.py (peak RSS of one still at 640 x 480 and at
+# 3200 x 2400; the difference per frame pixel): the page rendered, warped, lit, blurred, encoded.
+FRAME_BYTES_PER_PIXEL = 102
+PHOTO_BYTES_PER_PIXEL = 12  # a scene photo: its BGR pixels and the cover-scaled copy (up to 1.3^2 larger), counted
+
 def page_bgr(pdf: Path, page: int, dpi: float) -> tuple[np.ndarray, tuple[float, float]]:
     """Page `page` of the PDF as (H, W, 3) uint8 BGR at `dpi` (printing.render, the one renderer),
     and the page size in mm."""

@@ -126,6 +126,11 @@ def open_source(spec: str, reconnect: int = 0) -> FrameSource:
         raise UserError("source is empty: give a camera index (0), a video, a folder, a glob, a URL or screen",
                         param="source")
     if text.isdigit():
+        from capture.settings import MAX_CAMERA_INDEX
+
+        if int(text) > MAX_CAMERA_INDEX:
+            raise UserError(f"camera index {text} is out of range (0 to {MAX_CAMERA_INDEX}): give a camera index, "
+                            f"a video, a folder, a glob or a URL")
         return _open_camera(int(text))
     if "://" in text:
         return _open_url(text, reconnect)

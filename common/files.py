@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from common import MAX_IMAGE_PIXELS
 from common.errors import UserError
 
 if TYPE_CHECKING:  # torch is imported where a function needs it: the CLI reads settings without it
     import torch
 
-MAX_IMAGE_PIXELS = 64_000_000  # 64 megapixels: a header claiming more is refused before decoding
 MAX_FILE_BYTES = 512 * 2**20  # an image or PDF read whole: 64 MP uncompressed is 192 MB
 
 
@@ -277,9 +277,13 @@ def decode_image_bgr(data: bytes, where: str | Path) -> np.ndarray:
     return bgr
 
 
-def check_image_header(data: bytes, where: str | Path) -> None:
-    """Refuse an image whose header claims more than MAX_IMAGE_PIXELS, before any decoding.
-    Pillow reads only the header here; a file it does not know is left to OpenCV to judge."""
+CHECKED_FORMATS = "PNG, JPEG, BMP, WebP or TIFF"  # what the message suggests; Pillow reads more headers
+
+
+def check_image_header(data: bytes, where: str | Path) -> tuple[int, int]:
+    """(width, height) from the image's header, read by Pillow before any decoding; refused when
+    they exceed MAX_IMAGE_PIXELS, or when Pillow cannot read them: OpenCV decodes formats whose
+    size nobody checked first (a Radiance HDR of 144 MP named .png was decoded whole)."""
     import io
     import warnings
 
@@ -292,11 +296,20 @@ def check_image_header(data: bytes, where: str | Path) -> None:
                 w, h = im.size
     except Image.DecompressionBombError:  # Pillow's own limit (about 179 MP) is above ours
         w = h = None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        raise UserError(f"cannot read image {where}: not an image, or a format whose size cannot be checked "
+                        f"before decoding (use {CHECKED_FORMATS})") from None
     if w is None or w * h > MAX_IMAGE_PIXELS:
         size = f"is {w} x {h} px" if w is not None else f"claims over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels"
         raise UserError(f"image too large: {where} {size} (the limit is {MAX_IMAGE_PIXELS / 1e6:g} megapixels)")
+    return w, h
+
+
+def image_size(path: str | Path, what: str = "image") -> tuple[int, int]:
+    """(width, height) of an image file from its header alone (checked as decode_image_bgr does):
+    what a command estimates its memory from before it decodes anything."""
+    path = Path(path)
+    return check_image_header(read_file_bytes(path, what), path)
 
 
 @contextmanager

@@ -36,11 +36,26 @@ class PatchImage:
     works_from: float | None = None
 
 
+# Peak memory of `blocks print` per patch pixel, measured by bench/memory.py (peak RSS for a 1000 x
+# 1000 and a 3000 x 3000 patch: 17 bytes a pixel more), rounded up: decoded, flipped, upscaled, encoded.
+PRINT_BYTES_PER_PIXEL = 20
+
+
+def check_fits_print(data: bytes, path: Path) -> None:
+    """The patch's size from its header (refused there above 64 MP), against the memory free."""
+    from common.files import check_image_header
+    from common.memory import check_fits
+
+    w, h = check_image_header(data, path)
+    check_fits(w * h * PRINT_BYTES_PER_PIXEL, f"patch {path} ({w} x {h} px)", "its size (resize the patch image)")
+
+
 def load_patch(path: str | Path) -> PatchImage:
     """Read a patch image (any 8-bit image OpenCV reads; grey is expanded to RGB, alpha dropped)
     and the `patch.json` next to it when there is one."""
     path = Path(path)
     data = read_file_bytes(path, "patch image")
+    check_fits_print(data, path)
     bgr = decode_image_bgr(data, path)  # header size checked before decoding
     pixels = np.ascontiguousarray(bgr[:, :, ::-1])
     _check_square(pixels, str(path))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+MAX_SECONDS = 7 * 24 * 3600.0  # max_seconds: a clock of at most a week; more is a typo, not a run
+
 
 @dataclass
 class Experimental:

@@ -17,9 +17,13 @@ class CalibrateRun:
     source: str
     sheet: Path
     out: Path = Path("colormap.json")
-    max_frames: int = 60
-    step: int = 1
+    max_frames: int = 60  # at most MAX_FRAMES
+    step: int = 1  # at most MAX_STEP
     overwrite: bool = False  # replace an existing colour map
+
+
+MAX_FRAMES = 100_000  # max_frames: frames averaged; an hour of 30 fps video, far past what the fit needs
+MAX_STEP = 10 ** 6  # step: every STEP-th frame; more skips past the end of any video
 
 
 def run_calibrate(run: CalibrateRun) -> ColorMapRecord:
@@ -27,8 +31,8 @@ def run_calibrate(run: CalibrateRun) -> ColorMapRecord:
     from common.files import check_new_outputs, check_output_file
 
     check_out(run.out)
-    checks.whole(run.max_frames, "max_frames", 1)
-    checks.whole(run.step, "step", 1)
+    checks.whole(run.max_frames, "max_frames", 1, MAX_FRAMES)
+    checks.whole(run.step, "step", 1, MAX_STEP)
     from common.inputs import check_not_input
     from common.records import sheet_json, sidecar_path
 

@@ -10,7 +10,7 @@ from typing import Callable
 from blocks import checks
 from blocks.commands import shared
 from blocks.commands.shared import no_progress
-from capture.settings import CaptureSettings, SlidingSettings
+from capture.settings import MAX_DURATION_S, MAX_FRAMES, CaptureSettings, SlidingSettings
 from common.errors import UserError
 from common.records import CaptureSummary
 
@@ -44,8 +44,8 @@ class CaptureRun:
 def check_capture(run: CaptureRun) -> None:
     from common.files import check_new_outputs, check_output_file
 
-    checks.whole(run.max_frames, "max_frames", 1)
-    checks.number(run.duration, "duration", 0, lo_open=True)
+    checks.whole(run.max_frames, "max_frames", 1, MAX_FRAMES)
+    checks.number(run.duration, "duration", 0, MAX_DURATION_S, lo_open=True)
     checks.number(run.window, "window", 0, 1, lo_open=True)
     checks.number(run.stride, "stride", checks.MIN_STRIDE, 1)  # a tinier step explodes the window grid
     if not 0 <= run.threshold <= 1:

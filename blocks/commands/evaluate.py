@@ -36,7 +36,7 @@ def run_evaluate(run: EvaluateRun) -> EvaluateReport:
     from blocks.evaluate import evaluate_members, evaluate_patch
     from transforms.eot import whole_frame
     from blocks.targets import resolve_target
-    from common.files import check_new_outputs, check_output_file, load_image
+    from common.files import check_new_outputs, check_output_file, image_size, load_image
     from transforms.eot import preset
 
     checks.whole(run.n, "n", 1, 1_000_000)
@@ -44,6 +44,10 @@ def run_evaluate(run: EvaluateRun) -> EvaluateReport:
     if (run.target is None) == (run.away_from is None):
         raise UserError("give exactly one of target CLASS (become it) or away_from CLASS (stop being it)",
                         param=("target", "away_from"))
+    w, h = image_size(run.patch)  # from the header: a patch too large to judge is refused undecoded
+    checks.patch_views_fit(min(run.n, checks.EVAL_BATCH), max(w, h), run.device,
+                           f"patch {run.patch} ({w} x {h} px) on {min(run.n, checks.EVAL_BATCH)} views at once",
+                           "its side (resize the patch image)")
     image = load_image(run.patch)
     if min(image.shape[-2:]) < 2:
         h, w = image.shape[-2:]

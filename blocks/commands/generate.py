@@ -18,7 +18,7 @@ from typing import Callable
 from blocks import checks
 from blocks.commands import shared
 from blocks.commands.shared import no_progress
-from blocks.attacks.config import GenerateConfig
+from blocks.attacks.config import MAX_SECONDS, GenerateConfig
 from common.errors import Interrupted, UserError
 from common.records import GenerateRow, GenerateSummary, PatchRecord
 
@@ -98,7 +98,8 @@ def run_generate(run: GenerateRun, progress=no_progress,
         raise KeyboardInterrupt
     several = len(loaded.goals) > 1
     done = Generated([], [], None)
-    checks.views_fit(max(run.batch, 64), loaded.net.input_size, loaded.net.device)  # 64: a held-out check batch
+    net = loaded.net
+    checks.views_fit(run.batch, net.input_size, patch_side(run, net), run.eval_n, net.device, checks.view_copies(net))
     for goal in loaded.goals:
         folder = out / folder_name(goal) if several else out
         cfg, result = _train_patch(run, goal, eot_cfg, loaded, group, progress, several)
@@ -222,7 +223,7 @@ def check_run(run) -> None:
     if not 0 < run.epsilon <= 255:
         raise UserError("epsilon is a step size in 0-255 units: give a number in (0, 255]", param="epsilon")
     checks.number(run.final_fraction, "final_fraction", 0, 1)
-    checks.number(run.max_seconds, "max_seconds", 0)  # 0: no limit
+    checks.number(run.max_seconds, "max_seconds", 0, MAX_SECONDS)  # 0: no limit
     checks.number(run.printability, "printability", 0, checks.MAX_WEIGHT)
     checks.number(run.tv, "tv", 0, checks.MAX_WEIGHT)
     if run.scale is not None:
@@ -379,11 +380,14 @@ def prepare(run, group, out: Path) -> Loaded:
 
 
 
+def patch_side(run, net) -> int:
+    return run.patch_size if run.patch_size is not None else max(8, net.input_size // 2)
+
+
 def config_for(run, goal, net):
     from blocks.attacks.eot_fgsm import GenerateConfig, smoothing
 
-    side = run.patch_size if run.patch_size is not None else max(8, net.input_size // 2)
-    cfg = GenerateConfig(target=goal.target, away_from=goal.away_from, patch_size=side,
+    cfg = GenerateConfig(target=goal.target, away_from=goal.away_from, patch_size=patch_side(run, net),
                          steps=run.steps, epsilon=run.epsilon / 255, final_fraction=run.final_fraction,
                          schedule=run.schedule, batch=run.batch, momentum=run.momentum,
                          max_seconds=run.max_seconds or None, seed=run.seed, smooth=run.smooth, members=run.members)

@@ -46,6 +46,7 @@ def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
                          seed=run.seed, batch=run.batch, max_queries=run.max_queries,
                          fitness=run.fitness).check()  # bad settings fail before the model loads
     checks.seed(run.seed)
+    checks.whole(run.batch, "batch", 0, checks.MAX_BATCH)
     files = collect_inputs(run.inputs)
     images = [load_image(f) for f in files]
     check_output_dir(run.out)  # before the attack: its results must have somewhere to go
@@ -61,10 +62,12 @@ def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
     goal = resolve_target(run.target, net.labels) if run.target is not None else None
     # The attack runs at the model's input size: every image stacks into one batch and the changed
     # pixel is a real model-input pixel (a pixel of a larger original would be blurred by resizing).
+    cfg.check_image(len(images), net.input_size, net.input_size)
     if run.batch:  # images per forward pass, each a few copies deep
-        checks.fits_in_memory(float(run.batch) * 3 * net.input_size ** 2 * 4 * 4,
-                              f"onepixel's {run.batch} images a pass at {net.input_size} px", "lower --batch",
-                              net.device)
+        from common.memory import check_fits
+
+        check_fits(run.batch * checks.rgb_bytes(net.input_size) * checks.view_copies(net) / 2,  # no gradients
+                   f"batch {run.batch} at {net.input_size} px", "batch", net.device, param=("batch", "batch"))
     x = prepare_images(images, net.input_size)
     # DE counts generations, the searches count queries (of the furthest image)
     total = max(cfg.maxiter, 1) if cfg.is_de else cfg.budget_for(net.input_size ** 2)

@@ -65,7 +65,24 @@ def run_simulate(run: SimulateRun, progress=no_progress) -> SimulateInfo:
         photos = tuple(list_images(run.scenes)) if Path(run.scenes).is_dir() else (Path(run.scenes),)
         if not photos:
             raise UserError(f"scenes {run.scenes} holds no images", param="scenes")
+    check_memory(camera.size, photos)
     with progress("simulate", frames) as update:
         return simulate(run.pdf, run.out, SimulateSettings(frames=frames, seed=run.seed, fps=run.fps, block=run.block,
                                                            camera=camera, colormap=cmap, scenes=photos),
                         on_frame=update)
+
+
+def check_memory(size: tuple[int, int], photos) -> None:
+    """A frame of size (w, h) and the largest scene photo (its header's size, nothing decoded)."""
+    from capture.simulate import FRAME_BYTES_PER_PIXEL, PHOTO_BYTES_PER_PIXEL
+    from common.files import image_size
+    from common.memory import check_fits
+
+    w, h = size
+    biggest = max((image_size(p, "scene photo") for p in photos), key=lambda s: s[0] * s[1], default=(0, 0))
+    need = w * h * FRAME_BYTES_PER_PIXEL + biggest[0] * biggest[1] * PHOTO_BYTES_PER_PIXEL
+    if w * h * FRAME_BYTES_PER_PIXEL >= biggest[0] * biggest[1] * PHOTO_BYTES_PER_PIXEL:
+        check_fits(need, f"size {w}x{h}", "size", param=("size", "size"))
+    else:
+        check_fits(need, f"scenes photo of {biggest[0]} x {biggest[1]} px", "scenes (a smaller photo)",
+                   param=("scenes", "scenes"))

@@ -13,6 +13,13 @@ from common.errors import UserError
 STRATEGIES = ("probe", "paper", "best1bin", "random")
 FITNESSES = ("auto", "margin", "prob")
 LARGE = 64 * 64  # pixels: above this the probe's default budget is a hundredth of the paper's
+# Ceilings: beyond them a number is a typo, not a search (and would overflow int64 or the memory)
+MAX_PIXELS = 1024 * 1024  # pixels (K): at most the largest model input's pixels (and its image's: check_image)
+MAX_POPSIZE = 100_000  # popsize: 250 times the paper's
+MAX_MAXITER = 1_000_000  # maxiter: the paper runs 100
+MAX_QUERIES = 10 ** 10  # max_queries: days of queries on any machine
+GENE_BYTES = 64  # bytes per gene (5 per pixel) per candidate at the peak of a generation: the
+# population, its trial copy, their discretised int64 rows, the crossover mask (de.py, problem.py)
 
 
 @dataclass
@@ -46,19 +53,21 @@ class OnePixelConfig:
     def check(self) -> "OnePixelConfig":
         if self.strategy not in STRATEGIES:
             raise UserError(f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}", "strategy")
-        if self.pixels < 1:
-            raise UserError(f"pixels must be at least 1, not {self.pixels}", "pixels")
-        if self.popsize < 5:
-            raise UserError(f"popsize must be at least 5 (DE needs distinct donors), not {self.popsize}", "popsize")
+        if not 1 <= self.pixels <= MAX_PIXELS:
+            raise UserError(f"pixels must be from 1 to {MAX_PIXELS}, not {self.pixels}", "pixels")
+        if not 5 <= self.popsize <= MAX_POPSIZE:
+            raise UserError(f"popsize must be from 5 (DE needs distinct donors) to {MAX_POPSIZE}, not {self.popsize}",
+                            "popsize")
         if self.fitness not in FITNESSES:
             raise UserError(f"fitness must be one of {', '.join(FITNESSES)}, not {self.fitness!r}", "fitness")
-        if self.max_queries < 0 or self.max_queries == 1:
-            raise UserError(f"max_queries must be 0 (default) or at least 2, not {self.max_queries}", "max_queries")
+        if self.max_queries < 0 or self.max_queries == 1 or self.max_queries > MAX_QUERIES:
+            raise UserError(f"max_queries must be 0 (default) or from 2 to {MAX_QUERIES}, not {self.max_queries}",
+                            "max_queries")
         if self.is_de and self.max_queries and self.max_queries < self.popsize + 1:
             raise UserError(f"max_queries {self.max_queries} cannot hold DE's first population: "
                             f"give at least popsize + 1 = {self.popsize + 1}", ("max_queries", "popsize"))
-        if self.maxiter < 0:
-            raise UserError(f"maxiter must be 0 or more, not {self.maxiter}", "maxiter")
+        if not 0 <= self.maxiter <= MAX_MAXITER:
+            raise UserError(f"maxiter must be from 0 to {MAX_MAXITER}, not {self.maxiter}", "maxiter")
         if self.batch < 0:
             raise UserError(f"batch must be 0 (auto) or more, not {self.batch}", "batch")
         if not 0.0 < self.crossover <= 1.0:
@@ -66,6 +75,19 @@ class OnePixelConfig:
         if not (0.0 < self.untargeted_stop <= 1.0 and 0.0 <= self.targeted_stop < 1.0):
             raise UserError("stop thresholds must be probabilities")
         return self
+
+    def check_image(self, images: int, h: int, w: int) -> None:
+        """Settings against the images they search (before the search): K at most the pixels of
+        one, and the population of every image at once within the memory free."""
+        from common.memory import check_fits
+
+        if self.pixels > h * w:
+            raise UserError(f"pixels {self.pixels} is more than the {h} x {w} = {h * w} pixels of the images "
+                            f"(the attack runs at the model's input size)", "pixels")
+        population = self.popsize if self.is_de else 1
+        check_fits(float(images) * population * 5 * self.pixels * GENE_BYTES,
+                   f"popsize {self.popsize} with pixels {self.pixels} on {images} images", "popsize or pixels",
+                   param=("popsize", "pixels", "popsize", "pixels"))
 
     @property
     def is_de(self) -> bool:
