@@ -360,7 +360,12 @@ def generate(
     tv: Annotated[float, typer.Option("--tv", help="weight of the total-variation penalty")] = default(GenerateRun, "tv"),
     eval_n: Annotated[int, typer.Option("--eval-n", help="held-out random views for the final success rate")] = default(GenerateRun, "eval_n"),
     seed: Annotated[int, typer.Option("--seed", help="random seed of the views (the held-out check uses seed + 1)")] = default(GenerateRun, "seed"),
-    out: Annotated[Optional[Path], typer.Option("--out", help="output folder", show_default="runs/<target>-<time>")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="output folder", show_default="runs/<target>-<time>; with --resume <RUN_DIR>-resumed-<time>")] = None,
+    distance_m: Annotated[Optional[float], typer.Option("--distance", help="metres from the camera where the block will be used: train (and judge) on the coverage a --size-mm block has from 0.7x to 1.4x this distance (--eot held)", show_default="no distance: --scale's broad range")] = None,
+    size_mm: Annotated[float, typer.Option("--size-mm", help="printed side of the patch, mm, for --distance (blocks print then defaults to it)")] = default(GenerateRun, "size_mm"),
+    fov_deg: Annotated[float, typer.Option("--fov", help="the camera's horizontal field of view, degrees, for --distance")] = default(GenerateRun, "fov_deg"),
+    resume: Annotated[Optional[Path], typer.Option("--resume", metavar="RUN_DIR", help="continue the patch in RUN_DIR (a generate output folder) for --steps more steps, with its settings unless flags say otherwise; written to a new folder", show_default="start from black")] = None,
+    autocast: Annotated[str, typer.Option("--autocast", help="the model's forward in bfloat16: auto (on CPUs with AMX or AVX512-BF16), bf16, off")] = default(GenerateRun, "autocast"),
 ):
     """Make a patch from black with EOT negative-epsilon FGSM; write patch.png, patch.json, curve.png.
 
@@ -382,7 +387,9 @@ def print_patch(rec, folder: Path) -> None:
     if ev.get("by_coverage"):  # whole frames: success by how much of the frame the patch covers
         bins = " | ".join(f"{k} {v['success_rate']:.0%}" for k, v in ev["by_coverage"].items())
         typer.echo(f"  whole-frame success by coverage (patch side / frame's shorter side): {bins}")
-        typer.echo("  " + works_text(ev.get("works_from"), rec.scale))
+        typer.echo("  " + works_text(ev.get("works_from"), rec.scale, (rec.reach or {}).get("size_mm", 50.0)))
+    for line in reach_lines(rec):
+        typer.echo("  " + line)
     if len(rec.members or []) > 1:
         for row in rec.members:
             typer.echo(f"  {row['model']}: held-out success {row['success_rate']:.1%}")
@@ -390,6 +397,22 @@ def print_patch(rec, folder: Path) -> None:
     if rec.stopped == "time" and steps and rec.steps_run < CLOCK_WARNING * steps:
         typer.echo(f"stopped by the clock after {rec.steps_run} of {steps} steps: the patch may be weak; "
                    f"give more time or a GPU")
+
+
+def reach_lines(rec) -> list[str]:
+    """--distance: the success where the block will be used; --resume: what the run continued."""
+    lines = []
+    r, was = rec.reach, rec.resumed_from
+    if r and r.get("success") is not None:
+        near, far = r["band_m"]
+        lines.append(f"at {r['distance_m']:g} m (people move: {near:g}-{far:g} m), a {r['size_mm']:g} mm block, "
+                     f"{r['fov_deg']:g} degree camera: whole-frame success {r['success']:.1%}")
+    if was:
+        before = "-" if was.get("held_out_success") is None else f"{was['held_out_success']:.1%}"
+        now = (rec.held_out or {}).get("success_rate")
+        lines.append(f"resumed {was['folder']} after its {was['steps_run']} steps (held-out {before} then, "
+                     f"{'-' if now is None else f'{now:.1%}'} now; best step {rec.best_step} of {rec.steps_run})")
+    return lines
 
 
 CLOCK_WARNING = 0.5  # a run the clock stopped before this share of its steps gets the warning line
