@@ -543,7 +543,7 @@ def sample_scenes(
 def print_sheet(
     patches: Annotated[list[Path], typer.Argument(help="patch images (PNG from `blocks generate`)", show_default=False)],
     out: Annotated[Path, typer.Option("--out", help="PDF to write; sheet.json is written next to it")],
-    size_mm: Annotated[float, typer.Option("--size-mm", help="printed side of one patch, mm (exact)")] = default(SheetSettings, "size_mm"),
+    size_mm: Annotated[Optional[float], typer.Option("--size-mm", help="printed side of one patch, mm (exact)", show_default="the size the patches were trained for (generate --size-mm), else 50")] = default(SheetSettings, "size_mm"),
     page: Annotated[str, typer.Option("--page", help="page size: " + ", ".join(checks.PAGES))] = default(SheetSettings, "page"),
     margin_mm: Annotated[float, typer.Option("--margin-mm", help="blank page margin, mm")] = default(SheetSettings, "margin_mm"),
     layout: Annotated[str, typer.Option("--layout", help="grid (blocks in rows, pages as needed) or cube (foldable net: 1 patch on all faces, or 6)")] = default(SheetSettings, "layout"),

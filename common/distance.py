@@ -14,6 +14,7 @@ import math
 
 WEBCAM_FOV_DEG = 65.0  # horizontal field of view of a typical laptop or USB webcam
 WEBCAM_ASPECT = 4 / 3
+WORKS_RATE = 0.9  # "works" (from a coverage, at a distance): held-out whole frames won at least this often
 DEFAULT_SIZE_MM = 50.0  # the printed block's side when nothing says otherwise (blocks print, generate)
 
 
