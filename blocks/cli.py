@@ -364,18 +364,23 @@ def generate(
     distance_m: Annotated[Optional[float], typer.Option("--distance", help="metres from the camera where the block will be used: train (and judge) on the coverage a --size-mm block has from 0.7x to 1.4x this distance (--eot held)", show_default="no distance: --scale's broad range")] = None,
     size_mm: Annotated[float, typer.Option("--size-mm", help="printed side of the patch, mm, for --distance (blocks print then defaults to it)")] = default(GenerateRun, "size_mm"),
     fov_deg: Annotated[float, typer.Option("--fov", help="the camera's horizontal field of view, degrees, for --distance")] = default(GenerateRun, "fov_deg"),
-    resume: Annotated[Optional[Path], typer.Option("--resume", metavar="RUN_DIR", help="continue the patch in RUN_DIR (a generate output folder) for --steps more steps, with its settings unless flags say otherwise; written to a new folder", show_default="start from black")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", metavar="DIR", help="continue the patch in DIR (a generate output folder) for --steps more steps, with its settings unless flags say otherwise; written to a new folder", show_default="start from black")] = None,
     autocast: Annotated[str, typer.Option("--autocast", help="the model's forward in bfloat16: auto (on CPUs with AMX or AVX512-BF16), bf16, off")] = default(GenerateRun, "autocast"),
 ):
     """Make a patch from black with EOT negative-epsilon FGSM; write patch.png, patch.json, curve.png.
 
     Several targets: one folder per target under --out and a summary.json. Under torchrun
     (`torchrun --nproc-per-node N -m blocks generate ...`) each step's views are split across the ranks."""
-    flags = dict(locals())  # the parameters alone, before any import (settings())
+    generate_from(dict(locals()))  # the parameters alone, before any import (settings())
+
+
+def generate_from(flags: dict) -> None:
+    """generate's body, apart from its flags (the signature) so that they may grow."""
     from blocks.commands.generate import run_generate
 
-    run = settings(GenerateRun, flags, targets=targets or [], scale=parse_range(scale, "--scale", *checks.SCALE))
-    done = run_generate(run, progress=functools.partial(generate_bar, max_seconds=max_seconds),
+    scale = parse_range(flags["scale"], "--scale", *checks.SCALE)
+    run = settings(GenerateRun, flags, targets=flags["targets"] or [], scale=scale)
+    done = run_generate(run, progress=functools.partial(generate_bar, max_seconds=flags["max_seconds"]),
                         on_patch=print_patch, check_progress=views_bar)
     if done.summary is not None:
         print_generate_summary(done.summary, done.folders[0].parent)

@@ -339,9 +339,7 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
     group: a blocks.distributed.Group when torchrun started several ranks (every rank calls this
     with the same cfg); the views are split across ranks and the result is the same on all.
     The default, SoloGroup, is one process.
-    clock: what max_seconds counts (benchmarks on a shared machine pass time.process_time).
-    init: the patch (3, P, P) in [0, 1] to start from (a resumed run's); default black. It is
-    the first patch the keeper scores, so the result is never worse than it on the check views.
+    clock: what max_seconds counts (benchmarks on a shared machine pass time.process_time); init: a patch (3, P, P) to start from (--resume) instead of black; the keeper scores it first.
     """
     n_views = check_config(cfg, group)
     weight, sigma = n_views / cfg.batch, smoothing(model, cfg)
@@ -350,9 +348,8 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
         scenes = scenes.to(model.device)
     keeper = BestPatch(model, cfg, eot, scenes, patch_map, group, n_views)
     result = GenerateResult(patch=keeper.patch, best_step=0, best_objective_prob=0.0)
-    patch = torch.zeros(3, cfg.patch_size, cfg.patch_size, device=model.device)  # black, as promised
-    if init is not None:
-        patch = init.detach().to(model.device, torch.float32).clamp(0, 1).clone()
+    patch = (torch.zeros(3, cfg.patch_size, cfg.patch_size, device=model.device) if init is None  # black, as promised
+             else init.detach().to(model.device, torch.float32).clamp(0, 1).clone())
     velocity = torch.zeros_like(patch)
     start, last_check = clock(), 0.0  # last_check: the clock (elapsed) at the last check
     progress = 0.0  # of the run (steps or the clock), as of the last step

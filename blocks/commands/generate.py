@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from blocks import checks
-from blocks.commands import reach, shared
+from blocks import checks, reach
+from blocks.commands import shared
 from blocks.commands.shared import no_progress
 from blocks.attacks.config import GenerateConfig
 from common.distance import DEFAULT_SIZE_MM, WEBCAM_FOV_DEG
@@ -90,7 +90,7 @@ def run_generate(run: GenerateRun, progress=no_progress,
     old = None
     if run.resume is not None:  # the old run's settings first: they are checked like given ones
         old = reach.read_resumed(run.resume)
-        run = reach.resumed_run(run, old)
+        run = reach.resumed_run(run, old, (shared.SAMPLE_TRAIN, shared.SAMPLE_TEST))
         reach.check_resume_model(old, run.models)
     # paths may differ per node; the models are compared after loading, by their weights' hashes
     same = {k: v for k, v in asdict(run).items() if k != "models" and not isinstance(v, Path)}

@@ -109,8 +109,9 @@ def read_resumed(folder: Path) -> Resumed:
     return Resumed(folder, rec, image)
 
 
-def resumed_run(run, old: Resumed):
-    """run with the old run's target and settings wherever its own are the defaults, a new view
+def resumed_run(run, old: Resumed, samples: tuple[str, str]):
+    """samples: how patch.json names the shipped photos' two sides (blocks.commands.shared), which
+    no flag names. Returns run with the old run's target and settings wherever its own are the defaults, a new view
     stream and a warm-restart step size; out defaults to <old>-resumed-<time>."""
     from blocks.checks import MAX_SEED
 
@@ -118,7 +119,7 @@ def resumed_run(run, old: Resumed):
         raise UserError("resume continues the saved patch's own target: leave out targets / away_from",
                         param=("resume", "targets", "away_from"))
     rec, cfg = old.record, old.record.config
-    was = _old_settings(rec)
+    was = _old_settings(rec, samples)
     defaults = type(run)()  # GenerateRun's defaults: a value equal to one was not given
     changes = {k: was[k] for k in CARRIED if k in was and getattr(run, k) == getattr(defaults, k)}
     if run.distance_m is not None:  # asked for now: the old run's coverage gives way to it
@@ -137,16 +138,14 @@ def resumed_run(run, old: Resumed):
     return replace(run, **changes)
 
 
-def _old_settings(rec) -> dict:
+def _old_settings(rec, samples: tuple[str, str]) -> dict:
     """The GenerateRun fields an old patch.json records (names as GenerateRun spells them)."""
-    from blocks.commands.shared import SAMPLE_TEST, SAMPLE_TRAIN
-
     cfg = rec.config
     was = {k: cfg[k] for k in ("patch_size", "final_fraction", "schedule", "batch", "momentum", "smooth",
                                "members", "autocast") if k in cfg}
     was.update(eot=rec.eot, printability=rec.printability, tv=rec.tv,
                colormap=Path(rec.colormap) if rec.colormap else None)
-    for key, value, sample in (("scenes", rec.scenes, SAMPLE_TRAIN), ("eval_scenes", rec.eval_scenes, SAMPLE_TEST)):
+    for key, value, sample in (("scenes", rec.scenes, samples[0]), ("eval_scenes", rec.eval_scenes, samples[1])):
         was[key] = Path(value) if value and value != sample else None
     reach = rec.extra.get("reach") if rec.reach is None else rec.reach
     if isinstance(reach, dict) and reach.get("distance_m"):
