@@ -6,15 +6,16 @@ figure a ratio of two things measured here (the machine may be shared: read rati
 
 1. step vs bare: CPU seconds of one default step (render batch held views, forward, backward
    through the render, signed update) / one bare forward+backward of the model on the same
-   batch of views (1 thread).
+   batch of views (1 thread), both with the model as generate runs it (batchnorm folded); then
+   folded / as loaded (bare forward+backward), and the share of input-gradient signs equal.
 2. bf16 vs fp32: CPU seconds of a forward+backward under bf16 autocast / fp32, and the share of
    the patch gradient's signs that agree (the step uses only the sign). Then success per CPU
    second, the figure that decides: --train-steps steps from black with each, same views; the
    fixed check views' loss and p(target) after them, and the CPU seconds they took.
 3. threads under load: a competing CPU-bound process started here, then forward+backward with
-   2 fixed threads, 1 fixed thread and the governor (blocks.attacks.speed, starting at 2):
-   wall seconds per forward+backward (the thrash shows in wall time: spinning threads burn CPU
-   while they wait) and the ratios to the governor's.
+   2 fixed threads, 1 fixed thread and the governor (blocks.attacks.speed, starting at 2),
+   interleaved: wall and CPU seconds per forward+backward (threads that wait on each other spin,
+   burning CPU) as ratios to the governor's.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import time
 import torch
 
 from blocks.attacks.eot_fgsm import BestPatch, GenerateConfig, generate_patch, step_gradient, signed_step
-from blocks.attacks.speed import ThreadGovernor, cpu_has_bf16
+from blocks.attacks.speed import ThreadGovernor, cpu_has_bf16, fold_batchnorm
 from blocks.distributed import SOLO
 from blocks.models import ModelSpec, load_classifier
 from blocks.scenes import fit_frames, sample_photos
@@ -58,7 +59,7 @@ def wall_seconds(fn, reps: int, after=None) -> float:
 
 
 def setup(name: str, batch: int):
-    model = load_classifier(ModelSpec(name=name), device="cpu")
+    model = fold_batchnorm(load_classifier(ModelSpec(name=name), device="cpu"), 224 if name != "digits" else 32)
     scenes = fit_frames(sample_photos("train"), model.input_size)
     eot = preset("held")
     cfg = GenerateConfig(target=8 if name != "digits" else 7, patch_size=model.input_size // 2, batch=batch,
@@ -91,6 +92,11 @@ def part_step(model, scenes, eot, cfg, patch, views, reps):
 
     s, b = cpu_seconds(step, reps), cpu_seconds(lambda: bare(model, views, cfg), reps)
     print(f"   step / bare forward+backward: {s / b:.2f}")
+    loaded = load_classifier(ModelSpec(name=model.name), device="cpu")
+    a = cpu_seconds(lambda: bare(loaded, views, cfg), reps)
+    equal = (bare(loaded, views, cfg).sign() == bare(model, views, cfg).sign()).float().mean().item()
+    print(f"   batchnorm folded / as loaded, bare forward+backward: {b / a:.2f} (speed-up {a / b:.2f}x); "
+          f"input-gradient signs equal: {equal:.2%}")
 
 
 def part_bf16(model, scenes, eot, cfg, patch, views, reps, train_steps):
@@ -122,26 +128,33 @@ def part_bf16(model, scenes, eot, cfg, patch, views, reps, train_steps):
 
 
 def part_threads(model, cfg, views, reps):
-    print("== 3. threads with a competing CPU-bound process started here (wall seconds per forward+backward)")
+    print("== 3. threads with a competing CPU-bound process started here (wall seconds per forward+backward,"
+          " the three interleaved so that other jobs' load drifts over all alike)")
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(1.0)
-        rows = {}
-        for label, threads in (("fixed 2", 2), ("fixed 1", 1)):
-            torch.set_num_threads(threads)
-            rows[label] = wall_seconds(lambda: bare(model, views, cfg), reps)
         torch.set_num_threads(2)
         gov = ThreadGovernor(every=1, ceiling=2)
         for _ in range(3):  # the governor's first looks (it needs one interval to see the load)
             bare(model, views, cfg)
             gov()
-        rows["governor"] = wall_seconds(lambda: bare(model, views, cfg), reps, after=gov)
-        print(f"   governor ended at {gov.threads} thread(s), changes (call, threads): {gov.changes}")
+        rows = {"fixed 2": [], "fixed 1": [], "governor": []}
+        for _ in range(reps):
+            for label in rows:
+                torch.set_num_threads({"fixed 2": 2, "fixed 1": 1}.get(label, gov.threads))
+                t, c = time.perf_counter(), time.process_time()
+                bare(model, views, cfg)
+                rows[label].append((time.perf_counter() - t, time.process_time() - c))
+                if label == "governor":
+                    gov()
+        print(f"   governor: {gov.threads} thread(s) at the end, changes (call, threads): {gov.changes}")
     finally:
         hog.kill()
         hog.wait()
+    wall = {k: statistics.median(w for w, _ in v) for k, v in rows.items()}
+    cpu = {k: statistics.median(c for _, c in v) for k, v in rows.items()}
     for label in ("fixed 2", "fixed 1"):
-        print(f"   {label} / governor: {rows[label] / rows['governor']:.2f}")
+        print(f"   {label} / governor: wall {wall[label] / wall['governor']:.2f}, CPU seconds {cpu[label] / cpu['governor']:.2f}")
     torch.set_num_threads(2)
     idle2 = wall_seconds(lambda: bare(model, views, cfg), reps)
     torch.set_num_threads(1)

@@ -186,3 +186,36 @@ def test_governor_follows_a_fake_load():
         load.append(gov())
     assert set_to == [1, 2]
     assert load[:3] == [2, 2, 2] and load[5] == 1 and load[-1] == 2
+
+
+class ConvBn(torch.nn.Module):
+    """conv -> BN -> ReLU, then a second conv whose pre-BN output also feeds a skip (unsafe to fold)."""
+
+    def __init__(self, skip: bool):
+        super().__init__()
+        self.skip = skip
+        self.c1, self.b1 = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False), torch.nn.BatchNorm2d(8)
+        self.c2, self.b2 = torch.nn.Conv2d(8, 8, 1), torch.nn.BatchNorm2d(8)
+        for bn in (self.b1, self.b2):  # non-trivial statistics, so a wrong fold shows
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            bn.weight.data.uniform_(0.5, 2)
+            bn.bias.data.uniform_(-1, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.b1(self.c1(x)))
+        y = self.c2(h)
+        return (self.b2(y) + 3 * y if self.skip else self.b2(y)).mean((2, 3))
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_fold_batchnorm_keeps_the_function(skip):
+    net = ConvBn(skip).eval().requires_grad_(False)
+    folded = speed.fold_batchnorm(net, 16)
+    x = torch.rand(4, 3, 16, 16)
+    assert torch.allclose(net(x), folded(x), atol=1e-5)
+    bns = sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    # the skip reads c2's output before b2: folding b2 into c2 would change it, so nothing is folded
+    assert bns == (2 if skip else 0) and (folded is net) == skip
+    assert not any(p.requires_grad for p in folded.parameters())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == 2  # the original is untouched
