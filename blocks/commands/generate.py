@@ -56,7 +56,7 @@ class GenerateRun:
     eval_n: int = 256
     seed: int = GenerateConfig.seed
     out: Path | None = None
-    # where the block will be used (blocks.commands.reach): distance_m sets the coverage trained on
+    # where the block will be used (blocks.reach): distance_m sets the coverage trained on
     distance_m: float | None = None
     size_mm: float = DEFAULT_SIZE_MM
     fov_deg: float = WEBCAM_FOV_DEG
@@ -350,7 +350,7 @@ class Loaded:
     cmap: object
     backgrounds: object
     held_out: object
-    resumed: object = None  # blocks.commands.reach.Resumed under --resume
+    resumed: object = None  # blocks.reach.Resumed under --resume
 
 
 def load(run, group, out: Path) -> Loaded:
