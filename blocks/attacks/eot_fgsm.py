@@ -66,7 +66,7 @@ import torch.nn.functional as F
 from blocks.attacks.config import Experimental, GenerateConfig  # noqa: F401 (the attack's API)
 from common.goal import Goal
 from blocks.distributed import RANK_SEED_STRIDE, SOLO, share
-from blocks.attacks.speed import AUTOCAST, autocast, autocast_dtype
+from blocks.attacks.speed import AUTOCAST, autocast, autocast_dtype, fold_batchnorm
 from transforms.eot import EOT, at_progress, random_views
 
 
@@ -289,6 +289,15 @@ class BestPatch:
             self.patch, self.loss, self.prob, self.step = candidate.clone(), loss_now, prob_now, step
 
 
+def fast_model(model, cfg: GenerateConfig):
+    """The model the steps run: batchnorm folded into the convolutions before it
+    (blocks.attacks.speed.fold_batchnorm), except for ghost networks, whose dropout acts on the
+    convolutions' own outputs."""
+    if not cfg.fold or cfg.experimental.ghost > 0 or not isinstance(model, torch.nn.Module):
+        return model
+    return fold_batchnorm(model, model.input_size, model.device)
+
+
 def check_config(cfg: GenerateConfig, group) -> int:
     """The config's choices, and the views this rank renders per step (its share of cfg.batch)."""
     if (cfg.target is None) == (cfg.away_from is None):
@@ -337,15 +346,15 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
     on_step(record) is called after every step (progress bars, logging). Ctrl-C ends the run
     early and returns the best patch so far with stopped="interrupted".
     group: a blocks.distributed.Group when torchrun started several ranks (every rank calls this
-    with the same cfg); the views are split across ranks and the result is the same on all.
-    The default, SoloGroup, is one process.
-    clock: what max_seconds counts (benchmarks on a shared machine pass time.process_time); init: a patch (3, P, P) to start from (--resume) instead of black; the keeper scores it first.
+    with the same cfg; the default SoloGroup: one process); the views are split, the result is the same.
+    clock: what max_seconds counts (benchmarks on a shared machine pass time.process_time).
+    init: a patch (3, P, P) to start from (--resume) instead of black; the keeper scores it first.
     """
     n_views = check_config(cfg, group)
+    model = fast_model(model, cfg)  # batchnorm folded into the convolutions: the same function, cheaper
     weight, sigma = n_views / cfg.batch, smoothing(model, cfg)
     g = view_generator(cfg.seed, group.rank, model.device)
-    if scenes is not None:
-        scenes = scenes.to(model.device)
+    scenes = scenes.to(model.device) if scenes is not None else None
     keeper = BestPatch(model, cfg, eot, scenes, patch_map, group, n_views)
     result = GenerateResult(patch=keeper.patch, best_step=0, best_objective_prob=0.0)
     patch = (torch.zeros(3, cfg.patch_size, cfg.patch_size, device=model.device) if init is None  # black, as promised

@@ -377,10 +377,7 @@ def prepare(run, group, out: Path) -> Loaded:
         check_output_dir(out)
     train, test = scene_sources(run)
     scenes, eval_scenes = shared.read_scene_source(train), shared.read_scene_source(test)
-    from blocks.attacks.speed import fold_batchnorm
-
     net = shared.load_model(run.models, group.device(run.device))
-    net = fold_batchnorm(net, net.input_size, net.device)  # the same function, a fifth cheaper (lite0, CPU)
     goals = goals_of(net, wanted, run.away_from)
     from transforms.eot import whole_frame
 
