@@ -35,15 +35,18 @@ from blocks.scenes import fit_frames, sample_photos
 from transforms import preset, random_views
 
 
-def cpu_seconds(fn, reps: int) -> float:
-    """Median process CPU seconds of fn() over reps calls (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(reps):
-        t = time.process_time()
+def interleaved(fns, reps: int) -> list[float]:
+    """Median CPU seconds of each of fns, called in turn reps times (after one warm-up each), so
+    that a change in the machine's load falls on all of them alike."""
+    for fn in fns:
         fn()
-        times.append(time.process_time() - t)
-    return statistics.median(times)
+    times = [[] for _ in fns]
+    for _ in range(reps):
+        for fn, row in zip(fns, times):
+            t = time.process_time()
+            fn()
+            row.append(time.process_time() - t)
+    return [statistics.median(row) for row in times]
 
 
 def wall_seconds(fn, reps: int, after=None) -> float:
@@ -90,10 +93,9 @@ def part_step(model, scenes, eot, cfg, patch, views, reps):
         _, _, _, grad = step_gradient(model, p, cfg, eot, scenes, g, cfg.batch)
         signed_step(p, grad, torch.zeros_like(patch), 1 / 255, 0.0, cfg)
 
-    s, b = cpu_seconds(step, reps), cpu_seconds(lambda: bare(model, views, cfg), reps)
-    print(f"   step / bare forward+backward: {s / b:.2f}")
     loaded = load_classifier(ModelSpec(name=model.name), device="cpu")
-    a = cpu_seconds(lambda: bare(loaded, views, cfg), reps)
+    s, b, a = interleaved([step, lambda: bare(model, views, cfg), lambda: bare(loaded, views, cfg)], reps)
+    print(f"   step / bare forward+backward: {s / b:.2f}")
     equal = (bare(loaded, views, cfg).sign() == bare(model, views, cfg).sign()).float().mean().item()
     print(f"   batchnorm folded / as loaded, bare forward+backward: {b / a:.2f} (speed-up {a / b:.2f}x); "
           f"input-gradient signs equal: {equal:.2%}")
@@ -102,8 +104,7 @@ def part_step(model, scenes, eot, cfg, patch, views, reps):
 def part_bf16(model, scenes, eot, cfg, patch, views, reps, train_steps):
     print(f"== 2. bf16 autocast vs fp32 (CPU native bf16: {cpu_has_bf16()}; 1 thread, CPU seconds)")
     torch.set_num_threads(1)
-    f32 = cpu_seconds(lambda: bare(model, views, cfg), reps)
-    b16 = cpu_seconds(lambda: bare(model, views, cfg, torch.bfloat16), reps)
+    f32, b16 = interleaved([lambda: bare(model, views, cfg), lambda: bare(model, views, cfg, torch.bfloat16)], reps)
     signs = []
     for seed in range(4):  # the patch gradient through the render, the sign the step takes
         grads = []
