@@ -102,6 +102,12 @@ def read_resumed(folder: Path) -> Resumed:
     rec = PatchRecord.read(folder / "patch.json")
     if rec.target is None or rec.target.index is None or not isinstance(rec.config, dict):
         raise UserError(f"resume {folder}: its patch.json names no target class or settings", param="resume")
+    curve = rec.curve if rec.curve is not None else {}
+    numbers = isinstance(curve, dict) and all(
+        isinstance(v, list) and len(v) == rec.steps_run and
+        all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) for v in curve.values())
+    if not numbers or rec.steps_run < 0:
+        raise UserError(f"resume {folder}: its patch.json's curve is not {rec.steps_run} numbers per field (steps_run)", param="resume")
     image = load_image(folder / "patch.png")
     if tuple(image.shape[1:]) != (rec.config.get("patch_size"),) * 2:
         raise UserError(f"resume {folder}: patch.png is {image.shape[-1]} px but patch.json says "
@@ -154,7 +160,19 @@ def _old_settings(rec, samples: tuple[str, str]) -> dict:
         was["scale"] = tuple(rec.scale)
     if isinstance(rec.held_out, dict) and rec.held_out.get("n"):
         was["eval_n"] = rec.held_out["n"]
-    return {k: v for k, v in was.items() if v is not None or k in ("colormap", "scenes", "eval_scenes")}
+    was = {k: v for k, v in was.items() if v is not None or k in ("colormap", "scenes", "eval_scenes")}
+    for key, value in was.items():  # patch.json is a stranger's file: its numbers are checked later,
+        kind = KINDS.get(key)  # with the flags'; here only that each is of its kind
+        ok = kind is None or (isinstance(value, kind) and not isinstance(value, bool))
+        if not ok:
+            raise UserError(f"resume: its patch.json's {key} is {value!r}, not a {kind[0].__name__}", param="resume")
+    return was
+
+
+KINDS = {**dict.fromkeys(("patch_size", "batch", "eval_n"), (int,)),
+         **dict.fromkeys(("final_fraction", "momentum", "smooth", "distance_m", "size_mm", "fov_deg",
+                          "printability", "tv"), (float, int)),
+         **dict.fromkeys(("schedule", "members", "autocast", "eot"), (str,))}
 
 
 def check_resume_model(old: Resumed, specs: list) -> None:

@@ -95,6 +95,23 @@ def test_resume_refuses_bad_folders(first, tmp_path, cli):
     assert code == 2 and "--resume" in err, err
 
 
+@pytest.mark.parametrize("field, value", [("batch", "8"), ("momentum", [0.9]), ("schedule", 3), ("batch", 1.5),
+                                          ("curve", {"epsilon": ["x"] * 6}), ("curve", {"step": [0]})])
+def test_resume_refuses_a_forged_patch_json(first, tmp_path, cli, field, value):
+    import shutil
+
+    forged = tmp_path / "forged"
+    shutil.copytree(first, forged)
+    rec = json.loads((forged / "patch.json").read_text())
+    if field == "curve":
+        rec["curve"] = value
+    else:
+        rec["config"][field] = value
+    (forged / "patch.json").write_text(json.dumps(rec))
+    code, _, err = cli("generate", "--model", "digits", "--resume", forged, "--out", tmp_path / "x")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not (tmp_path / "x").exists(), err
+
+
 def test_resume_refuses_other_weights(first, tmp_path, cli):
     from blocks.models import ModelSpec, load_classifier
 
