@@ -363,18 +363,28 @@ def generate(
     tv: Annotated[float, typer.Option("--tv", help="weight of the total-variation penalty")] = default(GenerateRun, "tv"),
     eval_n: Annotated[int, typer.Option("--eval-n", help="held-out random views for the final success rate")] = default(GenerateRun, "eval_n"),
     seed: Annotated[int, typer.Option("--seed", help="random seed of the views (the held-out check uses seed + 1)")] = default(GenerateRun, "seed"),
-    out: Annotated[Optional[Path], typer.Option("--out", help="output folder", show_default="runs/<target>-<time>")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="output folder", show_default="runs/<target>-<time>; with --resume <RUN_DIR>-resumed-<time>")] = None,
+    distance_m: Annotated[Optional[float], typer.Option("--distance", help="metres from the camera where the block will be used: train (and judge) on the coverage a --size-mm block has from 0.7x to 1.4x this distance (--eot held)", show_default="no distance: --scale's broad range")] = None,
+    size_mm: Annotated[float, typer.Option("--size-mm", help="printed side of the patch, mm, for --distance (blocks print then defaults to it)")] = default(GenerateRun, "size_mm"),
+    fov_deg: Annotated[float, typer.Option("--fov", help="the camera's horizontal field of view, degrees, for --distance")] = default(GenerateRun, "fov_deg"),
+    resume: Annotated[Optional[Path], typer.Option("--resume", metavar="DIR", help="continue the patch in DIR (a generate output folder) for --steps more steps, with its settings unless flags say otherwise; written to a new folder", show_default="start from black")] = None,
+    autocast: Annotated[str, typer.Option("--autocast", help="the model's forward in bfloat16: auto (on CPUs with AMX or AVX512-BF16), bf16, off")] = default(GenerateRun, "autocast"),
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP + "; a run stopped by Ctrl-C never replaces a finished patch: it writes patch.partial.png beside it", show_default="off")] = default(GenerateRun, "overwrite"),
 ):
     """Make a patch from black with EOT negative-epsilon FGSM; write patch.png, patch.json, curve.png.
 
     Several targets: one folder per target under --out and a summary.json. Under torchrun
     (`torchrun --nproc-per-node N -m blocks generate ...`) each step's views are split across the ranks."""
-    flags = dict(locals())  # the parameters alone, before any import (settings())
+    generate_from(dict(locals()))  # the parameters alone, before any import (settings())
+
+
+def generate_from(flags: dict) -> None:
+    """generate's body, apart from its flags (the signature) so that they may grow."""
     from blocks.commands.generate import run_generate
 
-    run = settings(GenerateRun, flags, targets=targets or [], scale=parse_range(scale, "--scale", *checks.SCALE))
-    done = run_generate(run, progress=functools.partial(generate_bar, max_seconds=max_seconds),
+    scale = parse_range(flags["scale"], "--scale", *checks.SCALE)
+    run = settings(GenerateRun, flags, targets=flags["targets"] or [], scale=scale)
+    done = run_generate(run, progress=functools.partial(generate_bar, max_seconds=flags["max_seconds"]),
                         on_patch=print_patch, check_progress=views_bar)
     if done.summary is not None:
         print_generate_summary(done.summary, done.folders[0].parent)
@@ -386,7 +396,9 @@ def print_patch(rec, patch: Path) -> None:
     if ev.get("by_coverage"):  # whole frames: success by how much of the frame the patch covers
         bins = " | ".join(f"{k} {v['success_rate']:.0%}" for k, v in ev["by_coverage"].items())
         typer.echo(f"  whole-frame success by coverage (patch side / frame's shorter side): {bins}")
-        typer.echo("  " + works_text(ev.get("works_from"), rec.scale))
+        typer.echo("  " + works_text(ev.get("works_from"), rec.scale, (rec.reach or {}).get("size_mm", 50.0)))
+    for line in reach_lines(rec):
+        typer.echo("  " + line)
     if len(rec.members or []) > 1:
         for row in rec.members:
             typer.echo(f"  {row['model']}: held-out success {row['success_rate']:.1%}")
@@ -394,6 +406,22 @@ def print_patch(rec, patch: Path) -> None:
     if rec.stopped == "time" and steps and rec.steps_run < CLOCK_WARNING * steps:
         typer.echo(f"stopped by the clock after {rec.steps_run} of {steps} steps: the patch may be weak; "
                    f"give more time or a GPU")
+
+
+def reach_lines(rec) -> list[str]:
+    """--distance: the success where the block will be used; --resume: what the run continued."""
+    lines = []
+    r, was = rec.reach, rec.resumed_from
+    if r and r.get("success") is not None:
+        near, far = r["band_m"]
+        lines.append(f"at {r['distance_m']:g} m (people move: {near:g}-{far:g} m), a {r['size_mm']:g} mm block, "
+                     f"{r['fov_deg']:g} degree camera: whole-frame success {r['success']:.1%}")
+    if was:
+        before = "-" if was.get("held_out_success") is None else f"{was['held_out_success']:.1%}"
+        now = (rec.held_out or {}).get("success_rate")
+        lines.append(f"resumed {was['folder']} after its {was['steps_run']} steps (held-out {before} then, "
+                     f"{'-' if now is None else f'{now:.1%}'} now; best step {rec.best_step} of {rec.steps_run})")
+    return lines
 
 
 CLOCK_WARNING = 0.5  # a run the clock stopped before this share of its steps gets the warning line
@@ -528,7 +556,7 @@ def sample_scenes(
 def print_sheet(
     patches: Annotated[list[Path], typer.Argument(help="patch images (PNG from `blocks generate`)", show_default=False)],
     out: Annotated[Path, typer.Option("--out", help="PDF to write; sheet.json is written next to it")],
-    size_mm: Annotated[float, typer.Option("--size-mm", help="printed side of one patch, mm (exact)")] = default(SheetSettings, "size_mm"),
+    size_mm: Annotated[Optional[float], typer.Option("--size-mm", help="printed side of one patch, mm (exact)", show_default="the size the patches were trained for (generate --size-mm), else 50")] = default(SheetSettings, "size_mm"),
     page: Annotated[str, typer.Option("--page", help="page size: " + ", ".join(checks.PAGES))] = default(SheetSettings, "page"),
     margin_mm: Annotated[float, typer.Option("--margin-mm", help="blank page margin, mm")] = default(SheetSettings, "margin_mm"),
     layout: Annotated[str, typer.Option("--layout", help="grid (blocks in rows, pages as needed) or cube (foldable net: 1 patch on all faces, or 6)")] = default(SheetSettings, "layout"),

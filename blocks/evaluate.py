@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from common.distance import WORKS_RATE  # "works from coverage X": every bin from X up wins this often
 from common.goal import Goal
 from transforms.eot import EOT, random_views
 
@@ -29,7 +30,6 @@ class Evaluation:
 
 
 COVERAGE_EDGES = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
-WORKS_RATE = 0.9  # "works from coverage X": every bin from X up wins at least this often
 
 
 def coverage_bins(coverage: list[float]) -> list[tuple[float, str]]:

@@ -293,6 +293,9 @@ class PatchRecord(Record):
     held_out: dict | None = None
     members: list | None = None
     versions: dict | None = None
+    # --distance: {distance_m, size_mm, fov_deg, band_m [near, far], coverage [lo, hi], success}
+    reach: dict | None = None
+    resumed_from: dict | None = None  # --resume: {folder, patch_sha256, steps_run, held_out_success}
     patch_sha256: str | None = None
     patch_px: list | None = None
     written: str | None = None

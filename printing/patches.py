@@ -34,6 +34,19 @@ class PatchImage:
     # side it was trained for, and from which coverage its held-out check won (None: never / unknown)
     trained_coverage: tuple[float, float] | None = None
     works_from: float | None = None
+    reach: "Reach | None" = None  # blocks generate --distance: where it was trained to work
+
+
+@dataclass(frozen=True)
+class Reach:
+    """patch.json's `reach`: the distance (m) a patch was trained for, as a block of size_mm seen
+    by a camera of fov_deg, and its held-out whole-frame success over the band around it."""
+
+    distance_m: float
+    size_mm: float
+    fov_deg: float
+    band_m: tuple[float, float]
+    success: float | None
 
 
 # Peak memory of `blocks print` per patch pixel, measured by bench/memory.py (peak RSS for a 1000 x
@@ -62,7 +75,7 @@ def load_patch(path: str | Path) -> PatchImage:
     rec = _sidecar(path)
     goal, model = _meta_of(rec)
     trained, works = _coverage_of(rec)
-    return PatchImage(pixels, sha256_bytes(data), str(path), goal, model, trained, works)
+    return PatchImage(pixels, sha256_bytes(data), str(path), goal, model, trained, works, _reach_of(rec))
 
 
 def patch_from_array(image, goal: Goal | None = None, model: str | None = None) -> PatchImage:
@@ -132,6 +145,26 @@ def _coverage_of(rec: PatchRecord | None) -> tuple[tuple[float, float] | None, f
     works = (rec.held_out or {}).get("works_from") if isinstance(rec.held_out, dict) else None
     ok = isinstance(works, (int, float)) and not isinstance(works, bool) and 0 < works <= 1
     return (lo, hi), float(works) if ok else None
+
+
+def _reach_of(rec: PatchRecord | None) -> Reach | None:
+    """The record's reach, if every number in it is sane (patch.json is a stranger's file)."""
+    r = rec.reach if rec is not None and isinstance(rec.reach, dict) else None
+    if r is None:
+        return None
+
+    def positive(v, top):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 < v <= top
+
+    band = r.get("band_m")
+    if not (positive(r.get("distance_m"), 100) and positive(r.get("size_mm"), 2000)
+            and positive(r.get("fov_deg"), 170) and isinstance(band, list) and len(band) == 2
+            and all(positive(b, 1000) for b in band)):
+        return None
+    success = r.get("success")
+    ok = isinstance(success, (int, float)) and not isinstance(success, bool) and 0 <= success <= 1
+    return Reach(float(r["distance_m"]), float(r["size_mm"]), float(r["fov_deg"]),
+                 (float(band[0]), float(band[1])), float(success) if ok else None)
 
 
 def upscale_factor(n_px: int, side_mm: float, dpi: float) -> int:

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common.distance import WEBCAM_FOV_DEG, distance_range, size_for_distance
+from common.distance import (DEFAULT_SIZE_MM, WEBCAM_FOV_DEG, WORKS_RATE, coverage_at, distance_mm, distance_range,
+                             size_for_distance)
 from common.errors import UserError
 from common.records import PRINTED_MM, BlockInfo, MarkerInfo, SheetInfo, sidecar_path
 from printing import layout as L
@@ -40,7 +41,7 @@ class SheetSettings:
     """size_mm: printed side of one patch (exact). tile: (rows, cols) copies per block (grid only).
     marker_mm: side of each ArUco marker's black square; None or markers=False: no markers."""
 
-    size_mm: float = 50.0
+    size_mm: float | None = None  # None: the size the patches were trained for (generate --size-mm), else 50
     page: str = "a4"
     margin_mm: float = 10.0
     layout: str = "grid"
@@ -80,9 +81,10 @@ def check_settings(s: SheetSettings) -> None:
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise UserError(f"{name} must be a positive number, not {v!r}", param=name)
 
-    finite_pos(s.size_mm, "size_mm")
-    if s.size_mm < PRINTED_MM[0]:  # sheet.json's reader refuses what no printer draws
-        raise UserError(f"size_mm must be at least {PRINTED_MM[0]:g} mm, not {s.size_mm:g}", param="size_mm")
+    if s.size_mm is not None:
+        finite_pos(s.size_mm, "size_mm")
+        if s.size_mm < PRINTED_MM[0]:  # sheet.json's reader refuses what no printer draws
+            raise UserError(f"size_mm must be at least {PRINTED_MM[0]:g} mm, not {s.size_mm:g}", param="size_mm")
     finite_pos(s.dpi, "dpi")
     finite_pos(s.fov_deg, "fov_deg")
     if not 10 <= s.fov_deg <= 170:
@@ -98,7 +100,7 @@ def check_settings(s: SheetSettings) -> None:
     if not (math.isfinite(s.margin_mm) and 0 <= s.margin_mm):
         raise UserError(f"margin_mm must be 0 or more, not {s.margin_mm!r}", param="margin_mm")
     for name in ("size_mm", "margin_mm", "marker_mm"):
-        if getattr(s, name) > L.MAX_MM:  # no page is larger; beyond it the layout's arithmetic overflows
+        if getattr(s, name) is not None and getattr(s, name) > L.MAX_MM:  # no page is larger; beyond it the layout's arithmetic overflows
             raise UserError(f"{name} must be at most {L.MAX_MM:g} mm (the largest page is smaller), not "
                             f"{getattr(s, name):g}", param=name)
     if s.markers:
@@ -143,6 +145,8 @@ def make_sheet(patches: Sequence[str | Path | PatchImage], settings: SheetSettin
     loaded = [p if isinstance(p, PatchImage) else load_patch(p) for p in patches]
     if s.distance_m is not None:
         s = replace(s, size_mm=size_for(loaded, s.distance_m, s.fov_deg))
+    elif s.size_mm is None:
+        s = replace(s, size_mm=trained_size(loaded))
     page = L.page_size(s.page)
     frame = L.Surround.for_markers(s.marker_mm if s.markers else None)
     date = s.date or datetime.date.today().isoformat()
@@ -254,6 +258,32 @@ def size_for(patches: list[PatchImage], distance_m: float, fov_deg: float) -> fl
     return round(size_for_distance(distance_m * 1000, mid, fov_deg), 1)
 
 
+def trained_size(patches: list[PatchImage]) -> float:
+    """The side (mm) the patches were trained for (generate --distance --size-mm) when they all
+    say the same one, else DEFAULT_SIZE_MM."""
+    sizes = {p.reach.size_mm if p.reach is not None else None for p in patches}
+    return sizes.pop() if len(sizes) == 1 and None not in sizes else DEFAULT_SIZE_MM
+
+
+def reach_text(p: PatchImage, size_mm: float, fov_deg: float) -> str | None:
+    """'works at about 1.0 m (0.7-1.4 m: 93% of held-out frames)', for a patch trained for a
+    distance (generate --distance), at the size and camera printed for (a block k times larger
+    works k times farther); 'trained for about ...' below WORKS_RATE. None without a distance."""
+    r = p.reach
+    if r is None:
+        return None
+    cover = coverage_at(r.size_mm, r.distance_m * 1000, r.fov_deg)
+    d = distance_mm(size_mm, cover, fov_deg) / 1000
+    near, far = (b * d / r.distance_m for b in r.band_m)
+    won = "" if r.success is None else f": {r.success:.0%} of held-out frames"
+    verb = "works at" if r.success is not None and r.success >= WORKS_RATE else "trained for"
+    return f"{verb} about {_m(d)} m ({_m(near)}-{_m(far)} m{won}) from a {fov_deg:g} deg camera"
+
+
+def _m(metres: float) -> str:
+    return f"{metres:.1f}" if metres >= 1 else f"{metres:.2f}"
+
+
 def distance_text(p: PatchImage, size_mm: float, fov_deg: float) -> str | None:
     """'works 0.10-0.26 m from a 65 deg webcam', or for a whole-frame patch that never reached the
     bar, what it trained for; None for patches with no coverage."""
@@ -288,7 +318,7 @@ def _caption(p: PatchImage, s: SheetSettings, date: str | None, kind: str = "gri
             parts.append(f"{s.size_mm:g} mm patch")
         else:
             parts.append(f"{s.size_mm:g} mm patch x {r}x{c} = {c * s.size_mm:g} x {r * s.size_mm:g} mm")
-        d = distance_text(p, s.size_mm, s.fov_deg)
+        d = reach_text(p, s.size_mm, s.fov_deg) or distance_text(p, s.size_mm, s.fov_deg)
         if d:
             parts.append(d)
     if date:

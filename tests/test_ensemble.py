@@ -202,7 +202,7 @@ def test_balance_gives_each_member_equal_weight(digits_model):
     from blocks.attacks.eot_fgsm import GenerateConfig, balanced_view_gradient
 
     ens = _two_members(digits_model)
-    cfg = GenerateConfig(target=7)
+    cfg = GenerateConfig(target=7, autocast="off")  # float32, as the single members' gradients below
     views = torch.rand(6, 3, 32, 32)
     g = torch.Generator().manual_seed(0)
     _, _, _, grad = balanced_view_gradient(list(ens.members), views, cfg, g)
@@ -227,7 +227,8 @@ def test_cycle_steps_one_member_and_checks_all(digits_model):
 
     ens = _two_members(digits_model, k=1.0)
     a, b = ens.members
-    cfg = GenerateConfig(target=7, patch_size=16, steps=4, batch=4, check_every=10, members="cycle")
+    cfg = GenerateConfig(target=7, patch_size=16, steps=4, batch=4, check_every=10, members="cycle",
+                         fold=False)  # the members themselves count their views, not a folded copy
     run = generate_patch(ens, cfg, preset("print", (0.5, 0.6)))
     # steps 0 and 2 go through member a, 1 and 3 through b (4 views each); the checks after step 0
     # and at the end see 4 views through both

@@ -35,4 +35,6 @@ class GenerateConfig:
     check_seconds: float = 30.0  # ... and at most this much of the clock between two checks
     smooth: float | None = None  # Gaussian gradient smoothing, sigma in patch pixels; None: see smoothing()
     members: str = "balance"  # ensembles only: mean | balance | cycle (see the module docstring)
+    autocast: str = "auto"  # auto | bf16 | off: the model's forward in bfloat16 (blocks.attacks.speed)
+    fold: bool = True  # run a copy of the model with batchnorm folded into its convolutions (the same function)
     experimental: Experimental = field(default_factory=Experimental)  # bench/transfer.py's; no CLI flag

@@ -66,6 +66,7 @@ import torch.nn.functional as F
 from blocks.attacks.config import Experimental, GenerateConfig  # noqa: F401 (the attack's API)
 from common.goal import Goal
 from blocks.distributed import RANK_SEED_STRIDE, SOLO, share
+from blocks.attacks.speed import AUTOCAST, autocast, autocast_dtype, fold_batchnorm
 from transforms.eot import EOT, at_progress, random_views
 
 
@@ -214,7 +215,7 @@ def balanced_view_gradient(nets, views: torch.Tensor, cfg: GenerateConfig, gener
     grads, logps, losses = [], [], []
     for net in nets:
         with ghost_networks(net, cfg.experimental.ghost, generator):
-            logits = net(x)
+            logits = forward(net, x, cfg)
         loss, _, _ = objective(logits, cfg)
         (g,) = torch.autograd.grad(loss, x)
         grads.append(g)
@@ -224,6 +225,15 @@ def balanced_view_gradient(nets, views: torch.Tensor, cfg: GenerateConfig, gener
     grad = sum(g / s for g, s in zip(grads, sizes)) * sizes.mean() / len(grads)
     _, prob, win = objective(torch.stack(logps).mean(0), cfg)
     return torch.stack(losses).mean(), prob, win, grad
+
+
+def forward(model, views: torch.Tensor, cfg: GenerateConfig) -> torch.Tensor:
+    """model(views) -> float32 logits, the model run under cfg.autocast (bf16 where the CPU has
+    it: blocks.attacks.speed); the loss and the gradient's sign are taken in float32."""
+    dtype = autocast_dtype(cfg.autocast, views.device)
+    with autocast(dtype, views.device):
+        logits = model(views)
+    return logits.float()
 
 
 def step_gradient(model, patch, cfg: GenerateConfig, eot: EOT, scenes, generator, n: int,
@@ -244,7 +254,7 @@ def step_gradient(model, patch, cfg: GenerateConfig, eot: EOT, scenes, generator
             loss = loss + extra.detach()
         return loss, prob, win, grad
     with ghost_networks(model, cfg.experimental.ghost, generator):
-        loss, prob, win = objective(model(views), cfg)
+        loss, prob, win = objective(forward(model, views, cfg), cfg)
     if weight != 1.0:  # this rank's share of the batch mean (one process: exactly the mean)
         loss = loss * weight
     if penalty is not None:
@@ -279,12 +289,23 @@ class BestPatch:
             self.patch, self.loss, self.prob, self.step = candidate.clone(), loss_now, prob_now, step
 
 
+def fast_model(model, cfg: GenerateConfig):
+    """The model the steps run: batchnorm folded into the convolutions before it
+    (blocks.attacks.speed.fold_batchnorm), except for ghost networks, whose dropout acts on the
+    convolutions' own outputs."""
+    if not cfg.fold or cfg.experimental.ghost > 0 or not isinstance(model, torch.nn.Module):
+        return model
+    return fold_batchnorm(model, model.input_size, model.device)
+
+
 def check_config(cfg: GenerateConfig, group) -> int:
     """The config's choices, and the views this rank renders per step (its share of cfg.batch)."""
     if (cfg.target is None) == (cfg.away_from is None):
         raise ValueError("give exactly one of target (negative epsilon) or away_from (positive)")
     if cfg.members not in MEMBER_MODES:
         raise ValueError(f"unknown members mode {cfg.members!r}: {', '.join(MEMBER_MODES)}")
+    if cfg.autocast not in AUTOCAST:
+        raise ValueError(f"unknown autocast {cfg.autocast!r}: {', '.join(AUTOCAST)}")
     if cfg.experimental.loss not in LOSSES:
         raise ValueError(f"unknown loss {cfg.experimental.loss!r}: {', '.join(LOSSES)}")
     n_views = share(cfg.batch, group.world, group.rank)
@@ -317,7 +338,7 @@ def signed_step(patch, grad, velocity, eps: float, sigma: float, cfg: GenerateCo
 
 def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | None = None,
                    on_step=None, patch_map=None, penalty=None, group=SOLO,
-                   clock=time.monotonic) -> GenerateResult:
+                   clock=time.monotonic, init: torch.Tensor | None = None) -> GenerateResult:
     """model: Classifier taking (B, 3, S, S) in [0, 1]; scenes: (N, 3, S, S) or None.
 
     patch_map: a measured printer-to-camera colour map applied to the patch in every view.
@@ -325,18 +346,19 @@ def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | 
     on_step(record) is called after every step (progress bars, logging). Ctrl-C ends the run
     early and returns the best patch so far with stopped="interrupted".
     group: a blocks.distributed.Group when torchrun started several ranks (every rank calls this
-    with the same cfg); the views are split across ranks and the result is the same on all.
-    The default, SoloGroup, is one process.
+    with the same cfg; the default SoloGroup: one process); the views are split, the result is the same.
     clock: what max_seconds counts (benchmarks on a shared machine pass time.process_time).
+    init: a patch (3, P, P) to start from (--resume) instead of black; the keeper scores it first.
     """
     n_views = check_config(cfg, group)
+    model = fast_model(model, cfg)  # batchnorm folded into the convolutions: the same function, cheaper
     weight, sigma = n_views / cfg.batch, smoothing(model, cfg)
     g = view_generator(cfg.seed, group.rank, model.device)
-    if scenes is not None:
-        scenes = scenes.to(model.device)
+    scenes = scenes.to(model.device) if scenes is not None else None
     keeper = BestPatch(model, cfg, eot, scenes, patch_map, group, n_views)
     result = GenerateResult(patch=keeper.patch, best_step=0, best_objective_prob=0.0)
-    patch = torch.zeros(3, cfg.patch_size, cfg.patch_size, device=model.device)  # black, as promised
+    patch = (torch.zeros(3, cfg.patch_size, cfg.patch_size, device=model.device) if init is None  # black, as promised
+             else init.detach().to(model.device, torch.float32).clamp(0, 1).clone())
     velocity = torch.zeros_like(patch)
     start, last_check = clock(), 0.0  # last_check: the clock (elapsed) at the last check
     progress = 0.0  # of the run (steps or the clock), as of the last step

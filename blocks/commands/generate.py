@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from blocks import checks
+from blocks import checks, reach
 from blocks.commands import shared
 from blocks.commands.shared import no_progress
 from blocks.attacks.config import MAX_SECONDS, GenerateConfig
+from common.distance import DEFAULT_SIZE_MM, WEBCAM_FOV_DEG
 from common.errors import Interrupted, UserError
 from common.records import GenerateRow, GenerateSummary, PatchRecord
 
@@ -56,6 +57,12 @@ class GenerateRun:
     seed: int = GenerateConfig.seed
     out: Path | None = None
     overwrite: bool = False  # replace a finished patch in out (an interrupted run never does: PARTIAL)
+    # where the block will be used (blocks.reach): distance_m sets the coverage trained on
+    distance_m: float | None = None
+    size_mm: float = DEFAULT_SIZE_MM
+    fov_deg: float = WEBCAM_FOV_DEG
+    resume: Path | None = None  # a generate output folder to continue (into a new folder)
+    autocast: str = GenerateConfig.autocast  # auto | bf16 | off (blocks.attacks.speed)
 
 
 @dataclass
@@ -81,11 +88,19 @@ def run_generate(run: GenerateRun, progress=no_progress,
     from common.interrupts import interrupted
     from transforms.eot import preset
 
+    old = None
+    if run.resume is not None:  # the old run's settings first: they are checked like given ones
+        old = reach.read_resumed(run.resume)
+        run = reach.resumed_run(run, old, (shared.SAMPLE_TRAIN, shared.SAMPLE_TEST))
+        reach.check_resume_model(old, run.models)
     # paths may differ per node; the models are compared after loading, by their weights' hashes
     same = {k: v for k, v in asdict(run).items() if k != "models" and not isinstance(v, Path)}
     group = join_group(run.device, same)
     check_run(run)
-    eot_cfg = preset(run.eot, shared.default_scale(run.scale, run.scenes, run.eot))
+    band = reach.check_reach(run)
+    eot_cfg = preset(run.eot, band or shared.default_scale(run.scale, run.scenes, run.eot))
+    if old is not None and eot_cfg.held is not None:  # the patch already wins near: no warm-up
+        eot_cfg = replace(eot_cfg, held=replace(eot_cfg.held, warmup=0.0))
     out = Path(run.out) if run.out is not None else default_out(run)
     _check_generate_outputs(run, out)
     if run.batch < group.world:
@@ -93,6 +108,9 @@ def run_generate(run: GenerateRun, progress=no_progress,
                         f"renders at least one view per step (give batch >= {group.world} or start fewer ranks)",
                         param="batch")
     loaded = load(run, group, out)
+    if old is not None:
+        reach.check_resume_weights(old, loaded.net)
+        loaded.resumed = old
     versions = library_versions()  # now, not after a Ctrl-C: importing takes seconds there
     if interrupted():  # a Ctrl-C that an import swallowed (torch's C init can): nothing is written yet
         raise KeyboardInterrupt
@@ -130,10 +148,29 @@ def _train_patch(run: GenerateRun, goal, eot_cfg, loaded, group, progress, sever
     main_rank = group.is_main
     with (progress(goal.name if several else "generate", run.steps) if main_rank else no_progress("", 0)) as step:
         on_step = checks.finite_steps(step) if group.alone else step if main_rank else None  # NaN: one line
+        on_step = with_governor(on_step, loaded.net)
+        init = loaded.resumed.patch if loaded.resumed is not None else None
         result = generate_patch(loaded.net, cfg, eot_cfg, loaded.backgrounds, on_step=on_step,
                                 patch_map=loaded.cmap, penalty=penalty(loaded.cmap, run.printability, run.tv),
-                                group=group)
+                                group=group, init=init)
     return cfg, result
+
+
+def with_governor(on_step, net):
+    """on_step, then (on a CPU) the thread governor: torch's thread count follows the load
+    other processes put on the cores during the run (blocks.attacks.speed.ThreadGovernor)."""
+    if net.device.type != "cpu":
+        return on_step
+    from blocks.attacks.speed import ThreadGovernor
+
+    governor = ThreadGovernor()
+
+    def both(record):
+        if on_step is not None:
+            on_step(record)
+        governor(record)
+
+    return both
 
 
 def _write_and_judge(run: GenerateRun, goal, cfg, eot_cfg, result, loaded, group, folder: Path, versions: dict,
@@ -228,6 +265,10 @@ def check_run(run) -> None:
     checks.number(run.tv, "tv", 0, checks.MAX_WEIGHT)
     if run.scale is not None:
         checks.span(run.scale, "scale", *checks.SCALE)
+    from blocks.attacks.speed import AUTOCAST
+
+    if run.autocast not in AUTOCAST:
+        raise UserError(f"autocast is {', '.join(AUTOCAST)}, not {run.autocast!r}", param="autocast")
 
 
 def default_out(run) -> Path:
@@ -336,6 +377,7 @@ class Loaded:
     cmap: object
     backgrounds: object
     held_out: object
+    resumed: object = None  # blocks.reach.Resumed under --resume
 
 
 def load(run, group, out: Path) -> Loaded:
@@ -390,7 +432,8 @@ def config_for(run, goal, net):
     cfg = GenerateConfig(target=goal.target, away_from=goal.away_from, patch_size=patch_side(run, net),
                          steps=run.steps, epsilon=run.epsilon / 255, final_fraction=run.final_fraction,
                          schedule=run.schedule, batch=run.batch, momentum=run.momentum,
-                         max_seconds=run.max_seconds or None, seed=run.seed, smooth=run.smooth, members=run.members)
+                         max_seconds=run.max_seconds or None, seed=run.seed, smooth=run.smooth, members=run.members,
+                         autocast=run.autocast)
     cfg.smooth = smoothing(net, cfg)  # patch.json records the sigma used, not "default"
     return cfg
 
@@ -400,14 +443,16 @@ def record_for(run, goal, cfg, eot_cfg, result, loaded: Loaded, ranks: int, vers
     net = loaded.net
     train, test = scene_sources(run)
     scale = list(eot_cfg.placement.scale)
-    return PatchRecord(
+    rec = PatchRecord(
         target=goal, model=net.describe(),
         weights_sha256=net.weights_id, device=str(net.device), ranks=ranks, eot=run.eot,
         eot_settings=asdict(eot_cfg), scale=scale, scenes=train, eval_scenes=test,
         config=asdict(cfg), seed=run.seed, stopped=result.stopped, best_step=result.best_step,
         best_train_prob=result.best_objective_prob, steps_run=len(result.curve),
         seconds=round(result.seconds, 2), colormap=str(run.colormap) if run.colormap else None,
-        printability=run.printability, tv=run.tv, curve=result.curve_dict(), versions=versions)
+        printability=run.printability, tv=run.tv, curve=result.curve_dict(), versions=versions,
+        reach=reach.reach_of(run, eot_cfg))
+    return reach.continued(rec, loaded.resumed, result) if loaded.resumed is not None else rec
 
 
 def judge(run, rec: PatchRecord, files: list[Path], goal, eot_cfg, loaded: Loaded, progress=None) -> PatchRecord:
@@ -434,6 +479,8 @@ def judge(run, rec: PatchRecord, files: list[Path], goal, eot_cfg, loaded: Loade
             views["on_batch"] = update
             held_out = evaluate_patch(net, image, eot_cfg, goal, scenes=loaded.held_out, **views)
             rec.held_out = {**held_out.to_dict(), "views": views_measured(run, eot_cfg, loaded)}
+            if rec.reach is not None:  # the held-out views are the band's: their success is the distance's
+                rec.reach = {**rec.reach, "success": held_out.success_rate}
             rec.members = evaluate_members(net, image, eot_cfg, goal, scenes=loaded.held_out, whole=held_out,
                                            **views)
         rec.write(files[1])  # patch.png is already written and unchanged
