@@ -86,23 +86,8 @@ def run_generate(run: GenerateRun, progress=no_progress,
     from blocks.distributed import QuietExit
     from blocks.report import library_versions
     from common.interrupts import interrupted
-    from transforms.eot import preset
 
-    old = None
-    if run.resume is not None:  # the old run's settings first: they are checked like given ones
-        old = reach.read_resumed(run.resume)
-        run = reach.resumed_run(run, old, (shared.SAMPLE_TRAIN, shared.SAMPLE_TEST))
-        reach.check_resume_model(old, run.models)
-    # paths may differ per node; the models are compared after loading, by their weights' hashes
-    same = {k: v for k, v in asdict(run).items() if k != "models" and not isinstance(v, Path)}
-    group = join_group(run.device, same)
-    check_run(run)
-    band = reach.check_reach(run)
-    eot_cfg = preset(run.eot, band or shared.default_scale(run.scale, run.scenes, run.eot))
-    if old is not None and eot_cfg.held is not None:  # the patch already wins near: no warm-up
-        eot_cfg = replace(eot_cfg, held=replace(eot_cfg.held, warmup=0.0))
-    out = Path(run.out) if run.out is not None else default_out(run)
-    _check_generate_outputs(run, out)
+    run, old, group, eot_cfg, out = _prepare(run)
     if run.batch < group.world:
         raise UserError(f"batch {run.batch} is smaller than the {group.world} ranks torchrun started: each rank "
                         f"renders at least one view per step (give batch >= {group.world} or start fewer ranks)",
@@ -137,6 +122,29 @@ def run_generate(run: GenerateRun, progress=no_progress,
         done.summary = summary_of(done.patches, done.folders, loaded.net, group.world)
         done.summary.write(out / "summary.json")
     return done
+
+
+def _prepare(run: GenerateRun):
+    """Before any model loads: the resumed run's settings, the torchrun group, every check, the
+    views' settings and the output folder. Returns (run, the resumed record or None, group, eot_cfg, out)."""
+    from transforms.eot import preset
+
+    old = None
+    if run.resume is not None:  # the old run's settings first: they are checked like given ones
+        old = reach.read_resumed(run.resume)
+        run = reach.resumed_run(run, old, (shared.SAMPLE_TRAIN, shared.SAMPLE_TEST))
+        reach.check_resume_model(old, run.models)
+    # paths may differ per node; the models are compared after loading, by their weights' hashes
+    same = {k: v for k, v in asdict(run).items() if k != "models" and not isinstance(v, Path)}
+    group = join_group(run.device, same)
+    check_run(run)
+    band = reach.check_reach(run)
+    eot_cfg = preset(run.eot, band or shared.default_scale(run.scale, run.scenes, run.eot))
+    if old is not None and eot_cfg.held is not None:  # the patch already wins near: no warm-up
+        eot_cfg = replace(eot_cfg, held=replace(eot_cfg.held, warmup=0.0))
+    out = Path(run.out) if run.out is not None else default_out(run)
+    _check_generate_outputs(run, out)
+    return run, old, group, eot_cfg, out
 
 
 def _train_patch(run: GenerateRun, goal, eot_cfg, loaded, group, progress, several: bool):
