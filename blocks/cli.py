@@ -26,6 +26,24 @@ from common.errors import Interrupted, UserError
 from printing.calibration import CalibrationSettings
 from printing.sheet import SheetSettings
 
+def _flags_take_no_value() -> None:
+    """typer 0.29 writes a type after every option in --help, flags too (`--version <bool>`); a
+    flag takes no value, so it shows none."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "flags_take_no_value", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich.flags_take_no_value = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_take_no_value()
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Physical-world adversarial blocks: generate, print, capture, one-pixel.")
 
@@ -350,10 +368,10 @@ def generate(
     momentum: Annotated[float, typer.Option("--momentum", help="sign of a running mean of gradients (0 = plain FGSM)")] = default(GenerateRun, "momentum"),
     smooth: Annotated[Optional[float], typer.Option("--smooth", help="Gaussian gradient smoothing, sigma in patch pixels (transfers better to unseen models; 0 = off)", show_default=SMOOTH_DEFAULT)] = None,
     members: Annotated[str, typer.Option("--members", help="ensembles: balance (each member's gradient at equal size), mean (loss of the mean log-probability) or cycle (one member per step, in turn)")] = default(GenerateRun, "members"),
-    scale: Annotated[Optional[str], typer.Option("--scale", help="patch side as a fraction, MIN:MAX: for --eot held of the frame's shorter side (the patch's coverage: how close the camera is); for the other presets of the image side", show_default=SCALE_DEFAULT)] = None,
+    scale: Annotated[Optional[str], typer.Option("--scale", metavar="MIN:MAX", help="patch side as a fraction, MIN:MAX: for --eot held of the frame's shorter side (the patch's coverage: how close the camera is); for the other presets of the image side", show_default=SCALE_DEFAULT)] = None,
     scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background photos", show_default=SCENES_DEFAULT)] = None,
     eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check", show_default=EVAL_SCENES_DEFAULT)] = None,
-    eot: Annotated[str, typer.Option("--eot", help="views to train for: " + ", ".join(checks.EOT_PRESETS) + " (held: the whole camera frame, the printed card held up in a scene; README: Generating patches)")] = default(GenerateRun, "eot"),
+    eot: Annotated[str, typer.Option("--eot", help="views to train for: " + ", ".join(checks.EOT_PRESETS) + " (held: the whole camera frame, the printed card held up in a scene; docs/generate.md)")] = default(GenerateRun, "eot"),
     max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="stop after S seconds (wall clock), keeping the best patch; the schedule then follows the clock too; 0 = no limit", show_default="no limit")] = None,
     colormap: Annotated[Optional[Path], typer.Option("--colormap", help="measured printer-to-camera colour map (blocks calibrate)", show_default="none")] = None,
     printability: Annotated[float, typer.Option("--printability", help="weight of the non-printability penalty")] = default(GenerateRun, "printability"),
@@ -445,7 +463,7 @@ def evaluate(
     models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = default(EvaluateRun, "device"),
     scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background images for the views", show_default=SCENES_DEFAULT.replace("training", "held-out"))] = None,
-    scale: Annotated[Optional[str], typer.Option("--scale", help="patch side as a fraction, MIN:MAX: for --eot held of the frame's shorter side (coverage); else of the image side", show_default=SCALE_DEFAULT)] = None,
+    scale: Annotated[Optional[str], typer.Option("--scale", metavar="MIN:MAX", help="patch side as a fraction, MIN:MAX: for --eot held of the frame's shorter side (coverage); else of the image side", show_default=SCALE_DEFAULT)] = None,
     eot: Annotated[str, typer.Option("--eot", help="transform preset of the views: " + ", ".join(checks.EOT_PRESETS) + " (held: whole camera frames)")] = default(EvaluateRun, "eot"),
     colormap: Annotated[Optional[Path], typer.Option("--colormap", help="judge the patch as seen through this colour map", show_default="none")] = None,
     n: Annotated[int, typer.Option("--n", help="number of random views")] = default(EvaluateRun, "n"),
