@@ -195,12 +195,13 @@ def targets(
     models: list = None,  # the model flags (@model_options)
 ):
     """List the classes matching QUERY, with their indices."""
-    from blocks.targets import search_targets
+    from blocks.targets import picked_line, search_targets
 
     names = class_names(models)
     hits = search_targets(query, names)
     if not hits:
         raise UserError(f"no class matches {query!r} ({len(names)} classes)")
+    typer.echo(picked_line(query, names))
     for i, name in hits:
         typer.echo(f"{i:5d}  {name}")
 

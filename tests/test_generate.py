@@ -382,6 +382,9 @@ def test_ctrl_c_judges_the_kept_patch(cli, tmp_path, monkeypatch):
     assert meta["held_out"] and meta["held_out"]["n"] == 16 and (out / "curve.png").is_file(), err
     assert "seven: held-out success" in text
     assert err.strip().splitlines()[-1] == f"interrupted: kept the best patch (step 3) in {out}", err
+    # acknowledged at once, before the held-out check starts, with how to skip it
+    ack = "stopping: checking the best patch on held-out views; Ctrl-C again to skip"
+    assert err.count(ack) == 1 and err.index(ack) < err.index("held-out check"), err
 
 
 @pytest.fixture(scope="module")

@@ -121,8 +121,11 @@ def _train_patch(run: GenerateRun, goal, eot_cfg, loaded, group, progress, sever
     """One target's patch (blocks.attacks.eot_fgsm.generate_patch), rank 0 drawing the progress.
     Returns (its GenerateConfig, its GenerateResult)."""
     from blocks.attacks.eot_fgsm import generate_patch
+    from common.interrupts import on_stop
 
     cfg = config_for(run, goal, loaded.net)
+    on_stop("stopping: checking the best patch on held-out views; Ctrl-C again to skip" if group.alone
+            else "stopping: keeping the best patch (every rank stops at the same step)")
     main_rank = group.is_main
     with (progress(goal.name if several else "generate", run.steps) if main_rank else no_progress("", 0)) as step:
         on_step = checks.finite_steps(step) if group.alone else step if main_rank else None  # NaN: one line
