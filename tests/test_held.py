@@ -2,6 +2,7 @@
 sees the frame; and what turns their coverage into print sizes and distances."""
 import json
 import math
+import re
 from dataclasses import replace
 
 import cv2
@@ -139,6 +140,21 @@ def test_print_gives_the_distances_a_whole_frame_patch_works_at_and_picks_a_size
     block = json.loads((tmp_path / "d.json").read_text())["blocks"][0]
     lo, hi = block["distance_m"]
     assert lo < 0.25 < hi and math.sqrt(lo * hi) == pytest.approx(0.25, rel=0.01)
+
+
+def test_print_distance_too_far_for_the_page_says_the_farthest_that_fits(cli, tmp_path):
+    """The README's `--distance 1.5` on A4: one line that says the farthest distance A4 takes and
+    what the bigger pages reach; that farthest distance then prints, and a little farther does not."""
+    patch = whole_frame_patch(tmp_path / "p")
+    code, _, err = cli("print", patch, "--out", tmp_path / "s.pdf", "--distance", "1.5")
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: --distance 1.5 m needs a "), err
+    far = float(re.search(r"the farthest that fits a4 is ([\d.]+) m", err).group(1))
+    assert "--page a3 up to" in err and 0.1 < far < 1.5, err
+    assert cli("print", patch, "--out", tmp_path / "ok.pdf", "--distance", str(far))[0] == 0
+    code, _, err = cli("print", patch, "--out", tmp_path / "no.pdf", "--distance", f"{far + 0.03:.2f}")
+    assert code == 2 and f"the farthest that fits a4 is {far:.2f} m" in err, err
+    a3 = float(re.search(r"page a3 up to ([\d.]+) m", err).group(1))
+    assert cli("print", patch, "--out", tmp_path / "a3.pdf", "--distance", str(a3), "--page", "a3")[0] == 0
 
 
 def test_print_distance_needs_a_whole_frame_patch_that_won(cli, tmp_path):
