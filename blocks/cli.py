@@ -469,23 +469,52 @@ def evaluate(
     colormap: Annotated[Optional[Path], typer.Option("--colormap", help="judge the patch as seen through this colour map", show_default="none")] = None,
     n: Annotated[int, typer.Option("--n", help="number of random views")] = default(EvaluateRun, "n"),
     seed: Annotated[int, typer.Option("--seed", help="view seed (differs from training's by default)")] = default(EvaluateRun, "seed"),
-    out: Annotated[Optional[Path], typer.Option("--out", help="write JSON here instead of stdout", show_default="stdout")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="also write the report as JSON here", show_default="none")] = None,
+    json: Annotated[bool, typer.Option("--json", help="print the report as JSON on stdout instead of the summary", show_default="off")] = default(EvaluateRun, "json"),
 ):
-    """Success rate and target probability of a patch on fresh random views. With several --model,
-    one row per model on the same views (a transfer row), printed and written as JSON (--out)."""
+    """Success rate and target probability of a patch on fresh random views: a summary line, the
+    full report as JSON on request. With several --model, one row per model on the same views (a
+    transfer row)."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
     from blocks.commands.evaluate import run_evaluate
 
-    report = run_evaluate(settings(EvaluateRun, flags, scale=parse_range(scale, "--scale", *checks.SCALE)))
-    if report.models is not None:
-        width = max(len(r.model) for r in report.models)
-        typer.echo(f"{'model':<{width}}  success  p(target)  top-5   ({report.target.name}, {report.n} views)")
-        for r in report.models:
-            typer.echo(f"{r.model:<{width}}  {r.success_rate:7.1%}  {r.mean_target_prob:9.3f}  {r.top5_rate:6.1%}")
-    elif out is None:
+    run = settings(EvaluateRun, flags, scale=parse_range(scale, "--scale", *checks.SCALE))
+    report = run_evaluate(run, progress=evaluate_bar)
+    if json:
         emit_json(report.to_json())
+    else:
+        for line in evaluate_lines(report):
+            typer.echo(line)
     if out is not None:
         typer.echo(f"wrote {out}", err=True)
+
+
+@contextmanager
+def evaluate_bar(label: str, total: int):
+    """Views judged, on stderr (stdout may carry the JSON)."""
+    from rich.progress import MofNCompleteColumn, TextColumn, TimeRemainingColumn
+
+    with bar(label, total, MofNCompleteColumn(), TextColumn("views"), TimeRemainingColumn(), stderr=True) as (p, task):
+        yield lambda n: p.update(task, advance=n)
+
+
+def evaluate_lines(r) -> list[str]:
+    """`blocks evaluate`'s summary: a table for several models; for one, the line generate ends
+    with (success by coverage for whole frames, and the distances it works at)."""
+    if r.models is not None:
+        width = max(len(m.model) for m in r.models)
+        return [f"{'model':<{width}}  success  p(target)  top-5   ({r.target.name}, {r.n} views)",
+                *(f"{m.model:<{width}}  {m.success_rate:7.1%}  {m.mean_target_prob:9.3f}  {m.top5_rate:6.1%}"
+                  for m in r.models)]
+    lo, hi = r.scale
+    what = "of whole camera frames" if r.by_coverage else f"({r.eot} views)"
+    lines = [f"{r.target.name}: success {r.success_rate:.1%}, mean target prob {r.mean_target_prob:.3f}, "
+             f"top-5 {r.top5_rate:.1%} over {r.n} views {what}, patch side {lo:.2f}-{hi:.2f} ({r.model})"]
+    if r.by_coverage:
+        bins = " | ".join(f"{k} {v['success_rate']:.0%}" for k, v in r.by_coverage.items())
+        lines += [f"  whole-frame success by coverage (patch side / frame's shorter side): {bins}",
+                  "  " + works_text(r.works_from, r.scale)]
+    return lines
 
 
 @app.command()
