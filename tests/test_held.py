@@ -165,6 +165,35 @@ def test_print_distance_needs_a_whole_frame_patch_that_won(cli, tmp_path):
     assert code == 2 and "--fov" in err and err.count("\n") == 1, err
 
 
+def test_simulate_given_the_patch_png_says_it_wants_the_sheet_pdf(cli, tmp_path):
+    patch = whole_frame_patch(tmp_path / "p")  # patch.json beside it is no sheet.json
+    code, _, err = cli("simulate", patch, "--out", tmp_path / "f.mp4")
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: {patch} is not a PDF") and "blocks print" in err and "TypeError" not in err, err
+
+
+def test_simulate_films_every_photo_of_a_folder_in_turn(cli, tmp_path):
+    """--scenes FOLDER: the clip goes through every photo, each for an equal stretch, not one
+    photo for all frames."""
+    from conftest import read_video
+
+    patch = whole_frame_patch(tmp_path / "p")
+    assert cli("print", patch, "--out", tmp_path / "s.pdf")[0] == 0
+    colours = {"red.png": (0, 0, 230), "green.png": (0, 230, 0), "blue.png": (230, 0, 0)}  # BGR
+    (tmp_path / "photos").mkdir()
+    for name, bgr in colours.items():
+        cv2.imwrite(str(tmp_path / "photos" / name), np.full((480, 640, 3), bgr, np.uint8))
+    code, _, err = cli("simulate", tmp_path / "s.pdf", "--out", tmp_path / "f.avi", "--frames", "9",
+                       "--scenes", tmp_path / "photos")
+    assert code == 0, err
+    seen = []
+    for frame in read_video(tmp_path / "f.avi"):
+        corner = frame[:40, :40].reshape(-1, 3).mean(0)  # the photo shows at the frame's corner
+        seen.append(int(np.argmax(corner)))
+    assert len(seen) == 9 and sorted(set(seen)) == [0, 1, 2], seen  # blue, green and red
+    assert all(seen[i] == seen[i // 3 * 3] for i in range(9)), seen  # three frames each, in turn
+
+
 def test_simulate_holds_the_card_up_in_front_of_a_photo(cli, tmp_path):
     patch = whole_frame_patch(tmp_path / "p")
     assert cli("print", patch, "--out", tmp_path / "s.pdf")[0] == 0
