@@ -604,12 +604,13 @@ def print_sheet(
 @contextmanager
 def capture_bar(label: str, total):
     """Frames read; the whole frame's hits first (the headline), then any view's (blocks, windows)."""
-    from rich.progress import TextColumn
+    from rich.progress import TextColumn, TimeRemainingColumn
 
     hits = [0, 0]
+    known = (TextColumn("ETA"), TimeRemainingColumn()) if total else ()  # a video's frames are counted; a camera's are not
     with bar(label, total, TextColumn("frame {task.completed}"), TextColumn("p(target) {task.fields[prob]:.3f}"),
              TextColumn("whole-frame hits {task.fields[frame]}"), TextColumn("any-view hits {task.fields[hits]}"),
-             stderr=True, prob=0.0, hits=0, frame=0) as (p, task):
+             *known, stderr=True, prob=0.0, hits=0, frame=0) as (p, task):
         def update(r):
             hits[0] += r.frame_hit
             hits[1] += r.hit

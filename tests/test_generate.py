@@ -538,3 +538,26 @@ def test_evaluate_prints_a_summary_and_json_only_when_asked(cli, tmp_path):
     figures = [report["success_rate"], report["mean_target_prob"],
                *(b[k] for b in report["by_coverage"].values() for k in ("success_rate", "mean_target_prob"))]
     assert max(decimals(v) for v in figures) <= 3, figures  # 48 views: 3 decimals
+
+
+def test_curve_png_shows_the_held_out_success_by_coverage(tmp_path, monkeypatch):
+    """curve.png says what the final line says: the held-out success (a line over the training
+    curves) and, for whole frames, a panel of it by coverage; the legend sits where the rising
+    curves are not (upper left)."""
+    from blocks import report
+
+    figs = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path: figs.append(fig) or path)
+    curve = {"step": [0, 1, 2], "loss": [3.0, 2.0, 1.0], "objective_prob": [0.0, 0.4, 0.8],
+             "success": [0.0, 0.5, 1.0], "epsilon": [0.1, 0.05, 0.01]}
+    held = {"success_rate": 0.75, "n": 64, "by_coverage": {"0.15-0.2": {"success_rate": 0.5, "n": 32},
+                                                           "0.3-0.4": {"success_rate": 1.0, "n": 32}}}
+    report.plot_curve(curve, tmp_path / "c.png", "hen", held)
+    report.plot_curve(curve, tmp_path / "d.png", "hen")  # training only (before the check, or no check)
+    with_check, training = figs
+    texts = [t.get_text() for ax in with_check.axes for t in ax.texts + [ax.title, ax.xaxis.label]]
+    assert len(training.axes) == 3 and len(with_check.axes) == 4  # + the coverage panel (twin axis counted)
+    assert "50%" in texts and "100%" in texts and any("coverage" in t for t in texts), texts
+    legend = with_check.axes[1].get_legend()
+    assert any("held-out success 75.0%" in t.get_text() for t in legend.get_texts())
+    assert legend._loc == 2  # upper left

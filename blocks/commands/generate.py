@@ -401,6 +401,8 @@ def judge(run, rec: PatchRecord, folder: Path, goal, eot_cfg, loaded: Loaded, pr
             rec.held_out = {**held_out.to_dict(), "views": views_measured(run, eot_cfg, loaded)}
             rec.members = evaluate_members(net, image, eot_cfg, goal, scenes=loaded.held_out, whole=held_out,
                                            **views)
+        if rec.steps_run:  # again, now with what the final line reports (the one above survives a Ctrl-C)
+            plot_curve(rec.curve, folder / "curve.png", f"{goal.mode}: {goal.name} ({net.name})", rec.held_out)
         rec.write(folder / "patch.json")  # patch.png is already written and unchanged
         rec = rec.as_written()
     except KeyboardInterrupt:
