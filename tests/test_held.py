@@ -245,3 +245,17 @@ def test_training_starts_near_and_widens_to_the_whole_coverage_range():
     mid = at_progress(eot, eot.held.warmup / 2).held.coverage[0]
     assert later[0] < mid < first[0]
     assert at_progress(preset("print"), 0.0) == preset("print")  # other presets have no warm-up
+
+
+def test_a_missing_patch_says_where_the_patches_are(cli, tmp_path, monkeypatch):
+    """The README's runs/hen/patch.png before its generate line ran: the line names the newest
+    patch under runs/ (the quick start's runs/chicken-<time>/), or how to make one."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("print", "runs/hen/patch.png", "--out", "runs/s.pdf")
+    assert code == 2 and err.count("\n") == 1 and "blocks generate --target hen --out runs/hen" in err, err
+    whole_frame_patch(tmp_path / "runs/chicken-20261207-012345")
+    for args in (("print", "runs/hen/patch.png", "--out", "runs/s.pdf"),
+                 ("evaluate", "runs/hen/patch.png", "--target", "seven", "--model", "digits")):
+        code, _, err = cli(*args)
+        assert code == 2 and err.strip() == ("error: patch runs/hen/patch.png: not found; the newest patch under "
+                                             "runs/ is runs/chicken-20261207-012345/patch.png"), err

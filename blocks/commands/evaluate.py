@@ -47,6 +47,7 @@ def run_evaluate(run: EvaluateRun, progress=shared.no_progress) -> EvaluateRepor
     if (run.target is None) == (run.away_from is None):
         raise UserError("give exactly one of target CLASS (become it) or away_from CLASS (stop being it)",
                         param=("target", "away_from"))
+    shared.check_patches_exist([run.patch])
     image = load_image(run.patch)
     if min(image.shape[-2:]) < 2:
         h, w = image.shape[-2:]

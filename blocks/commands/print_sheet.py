@@ -26,6 +26,7 @@ def run_print(run: PrintRun) -> SheetInfo:
     from printing.sheet import preview_paths, sidecar_path
 
     check_sheet_out(run.out, run.preview)
+    shared.check_patches_exist(run.patches)
     patches = [Path(p) for p in run.patches]
     ins = shared.input_files(patches, [p.with_suffix(".json") for p in patches],
                              [p.parent / "patch.json" for p in patches])
