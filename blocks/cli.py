@@ -130,8 +130,6 @@ def model_specs(model: list[str] | None, models_file: Path | None, weights: Path
                 labels: Path | None = None, input_size: int | None = None, mean: str | None = None,
                 std: str | None = None) -> list:
     """The models the flags name: each --model, then each entry of the --models file."""
-    from blocks.models import read_model_list
-
     names = list(model or [])
     per_model = [f for f, v in (("--weights", weights), ("--labels", labels), ("--input-size", input_size),
                                 ("--mean", mean), ("--std", std)) if v is not None]
@@ -141,13 +139,15 @@ def model_specs(model: list[str] | None, models_file: Path | None, weights: Path
                         f"labels, input_size, mean, std)")
     specs = [model_spec(n, weights, labels, input_size, mean, std) for n in names]
     if models_file is not None:
+        from blocks.models.model_list import read_model_list
+
         specs += read_model_list(models_file)
     return specs or [model_spec(DEFAULT_MODEL, weights, labels, input_size, mean, std)]
 
 
 def model_spec(model: str, weights: Path | None, labels: Path | None, input_size: int | None,
                mean: str | None, std: str | None):
-    from blocks.models import ModelSpec
+    from blocks.models.spec import ModelSpec
 
     mean, std = parse_floats(mean, "--mean", 3), parse_floats(std, "--std", 3)
     checks.model_numbers(input_size, mean, std)

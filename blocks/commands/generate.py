@@ -75,6 +75,8 @@ def run_generate(run: GenerateRun, progress=no_progress,
     held-out views. on_patch(record, folder) after each target is judged (rank 0 only under torchrun).
     progress: updated with each StepRecord; check_progress: with the views of the held-out check
     judged in each batch."""
+    # a misspelt target first, in a second: before the imports below bring in torch (tests/test_targets.py)
+    goals_before_loading(run.models, target_list(run.targets, run.targets_file), run.away_from)
     from blocks.distributed import QuietExit
     from blocks.report import library_versions
     from common.interrupts import interrupted
@@ -272,10 +274,12 @@ def goals_before_loading(specs: list, wanted: list[str], away_from: str | None) 
     the weights (the embedded and bundled models with their own names)."""
     from types import SimpleNamespace
 
-    from blocks.models import LITE, class_names
+    from blocks.models.labels import DIGITS_LABELS, imagenet_labels
+    from blocks.models.spec import LITE
 
     if len(specs) == 1 and specs[0].labels is None and specs[0].name in (*LITE, "digits"):
-        goals_of(SimpleNamespace(labels=class_names(specs[0])), wanted, away_from)
+        names = DIGITS_LABELS if specs[0].name == "digits" else imagenet_labels()
+        goals_of(SimpleNamespace(labels=names), wanted, away_from)
 
 
 def folder_name(goal) -> str:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blocks.commands import shared
+from common.errors import UserError
 from common.records import SheetInfo
 
 
@@ -26,13 +27,17 @@ def run_print(run: PrintRun) -> SheetInfo:
     from printing.sheet import preview_paths, sidecar_path
 
     check_sheet_out(run.out, run.preview)
-    shared.check_patches_exist(run.patches)
     patches = [Path(p) for p in run.patches]
     ins = shared.input_files(patches, [p.with_suffix(".json") for p in patches],
                              [p.parent / "patch.json" for p in patches])
     check_not_input([run.out, (sidecar_path(run.out), "the sheet.json written beside it")], ins)
     if run.preview:
         check_not_input([(p, "a page preview") for p in preview_paths(run.out, 4)], ins)
-    sheet = make_sheet(run.patches, run.settings or SheetSettings())
+    try:
+        sheet = make_sheet(run.patches, run.settings or SheetSettings())
+    except UserError as e:
+        if "not found" in str(e):  # a missing patch (checked after the settings): say where the patches are
+            shared.check_patches_exist(run.patches)
+        raise
     write_sheet(sheet, run.out, preview=run.preview)
     return sheet.info
