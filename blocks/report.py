@@ -81,8 +81,9 @@ def plot_curve(curve: dict[str, list], path: Path, title: str = "", held_out: di
     twin = ax2.twinx()
     twin.plot(steps, [e * 255 for e in curve["epsilon"]], lw=1, ls="--", color="grey")
     twin.set_ylabel("step size (/255)", color="grey")
-    # the curves start low (a black patch) and rise: the upper left is where they are not
-    ax2.legend(loc="upper left", fontsize=7, framealpha=0.85)
+    # below the panel, never over the data (the curves rise from the lower left, the step size
+    # falls from the upper left)
+    ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, fontsize=7, frameon=False)
     if by_cov:
         ax3 = axes[2]
         names = list(by_cov)

@@ -70,10 +70,10 @@ def simulate(pdf: str | Path, out: str | Path, settings: SimulateSettings,
 
     Returns what was done (common.records.SimulateInfo): frames, fps, size, the sheet used (if any), the seed."""
     pdf, out = Path(pdf), Path(out)
+    check_input_file(pdf, "PDF")
     if pdf.suffix.lower() != ".pdf":  # a patch PNG's patch.json beside it is no sheet.json
         hint = f": `blocks print {pdf} --out sheet.pdf` makes one" if pdf.suffix.lower() in IMAGE_SUFFIXES else ""
         raise UserError(f"{pdf} is not a PDF: simulate films a sheet PDF from `blocks print`{hint}")
-    check_input_file(pdf, "PDF")
     if settings.frames < 1:
         raise UserError("frames must be at least 1", param="frames")
     sidecar = sidecar_path(pdf)
