@@ -26,6 +26,24 @@ from common.errors import Interrupted, UserError, shown
 from printing.calibration import CalibrationSettings
 from printing.sheet import SheetSettings
 
+def _flags_take_no_value() -> None:
+    """typer 0.29 writes a type after every option in --help, flags too (`--version <bool>`); a
+    flag takes no value, so it shows none."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "flags_take_no_value", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich.flags_take_no_value = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_take_no_value()
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Physical-world adversarial blocks: generate, print, capture, one-pixel.")
 
@@ -112,8 +130,6 @@ def model_specs(model: list[str] | None, models_file: Path | None, weights: Path
                 labels: Path | None = None, input_size: int | None = None, mean: str | None = None,
                 std: str | None = None) -> list:
     """The models the flags name: each --model, then each entry of the --models file."""
-    from blocks.models import read_model_list
-
     names = list(model or [])
     per_model = [f for f, v in (("--weights", weights), ("--labels", labels), ("--input-size", input_size),
                                 ("--mean", mean), ("--std", std)) if v is not None]
@@ -123,13 +139,15 @@ def model_specs(model: list[str] | None, models_file: Path | None, weights: Path
                         f"labels, input_size, mean, std)")
     specs = [model_spec(n, weights, labels, input_size, mean, std) for n in names]
     if models_file is not None:
+        from blocks.models.model_list import read_model_list
+
         specs += read_model_list(models_file)
     return specs or [model_spec(DEFAULT_MODEL, weights, labels, input_size, mean, std)]
 
 
 def model_spec(model: str, weights: Path | None, labels: Path | None, input_size: int | None,
                mean: str | None, std: str | None):
-    from blocks.models import ModelSpec
+    from blocks.models.spec import ModelSpec
 
     mean, std = parse_floats(mean, "--mean", 3), parse_floats(std, "--std", 3)
     checks.model_numbers(input_size, mean, std)
@@ -177,12 +195,13 @@ def targets(
     models: list = None,  # the model flags (@model_options)
 ):
     """List the classes matching QUERY, with their indices."""
-    from blocks.targets import search_targets
+    from blocks.targets import picked_line, search_targets
 
     names = class_names(models)
     hits = search_targets(query, names)
     if not hits:
         raise UserError(f"no class matches {query!r} ({len(names)} classes)")
+    typer.echo(picked_line(query, names))
     for i, name in hits:
         typer.echo(f"{i:5d}  {shown(name)}")
 
@@ -353,10 +372,10 @@ def generate(
     momentum: Annotated[float, typer.Option("--momentum", help="sign of a running mean of gradients (0 = plain FGSM)")] = default(GenerateRun, "momentum"),
     smooth: Annotated[Optional[float], typer.Option("--smooth", help="Gaussian gradient smoothing, sigma in patch pixels (transfers better to unseen models; 0 = off)", show_default=SMOOTH_DEFAULT)] = None,
     members: Annotated[str, typer.Option("--members", help="ensembles: balance (each member's gradient at equal size), mean (loss of the mean log-probability) or cycle (one member per step, in turn)")] = default(GenerateRun, "members"),
-    scale: Annotated[Optional[str], typer.Option("--scale", help="patch side as a fraction, MIN:MAX: for --eot held of the frame's shorter side (the patch's coverage: how close the camera is); for the other presets of the image side", show_default=SCALE_DEFAULT)] = None,
+    scale: Annotated[Optional[str], typer.Option("--scale", metavar="MIN:MAX", help="patch side as a fraction, MIN:MAX: for --eot held of the frame's shorter side (the patch's coverage: how close the camera is); for the other presets of the image side", show_default=SCALE_DEFAULT)] = None,
     scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background photos", show_default=SCENES_DEFAULT)] = None,
     eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check", show_default=EVAL_SCENES_DEFAULT)] = None,
-    eot: Annotated[str, typer.Option("--eot", help="views to train for: " + ", ".join(checks.EOT_PRESETS) + " (held: the whole camera frame, the printed card held up in a scene; README: Generating patches)")] = default(GenerateRun, "eot"),
+    eot: Annotated[str, typer.Option("--eot", help="views to train for: " + ", ".join(checks.EOT_PRESETS) + " (held: the whole camera frame, the printed card held up in a scene; docs/generate.md)")] = default(GenerateRun, "eot"),
     max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", help="stop after S seconds (wall clock), keeping the best patch; the schedule then follows the clock too; 0 = no limit", show_default="no limit")] = None,
     colormap: Annotated[Optional[Path], typer.Option("--colormap", help="measured printer-to-camera colour map (blocks calibrate)", show_default="none")] = None,
     printability: Annotated[float, typer.Option("--printability", help="weight of the non-printability penalty")] = default(GenerateRun, "printability"),
@@ -477,29 +496,58 @@ def evaluate(
     models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = default(EvaluateRun, "device"),
     scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background images for the views", show_default=SCENES_DEFAULT.replace("training", "held-out"))] = None,
-    scale: Annotated[Optional[str], typer.Option("--scale", help="patch side as a fraction, MIN:MAX: for --eot held of the frame's shorter side (coverage); else of the image side", show_default=SCALE_DEFAULT)] = None,
+    scale: Annotated[Optional[str], typer.Option("--scale", metavar="MIN:MAX", help="patch side as a fraction, MIN:MAX: for --eot held of the frame's shorter side (coverage); else of the image side", show_default=SCALE_DEFAULT)] = None,
     eot: Annotated[str, typer.Option("--eot", help="transform preset of the views: " + ", ".join(checks.EOT_PRESETS) + " (held: whole camera frames)")] = default(EvaluateRun, "eot"),
     colormap: Annotated[Optional[Path], typer.Option("--colormap", help="judge the patch as seen through this colour map", show_default="none")] = None,
     n: Annotated[int, typer.Option("--n", help="number of random views")] = default(EvaluateRun, "n"),
     seed: Annotated[int, typer.Option("--seed", help="view seed (differs from training's by default)")] = default(EvaluateRun, "seed"),
-    out: Annotated[Optional[Path], typer.Option("--out", help="write JSON here instead of stdout", show_default="stdout")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="also write the report as JSON here", show_default="none")] = None,
+    json: Annotated[bool, typer.Option("--json", help="print the report as JSON on stdout instead of the summary", show_default="off")] = default(EvaluateRun, "json"),
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP, show_default="off")] = default(EvaluateRun, "overwrite"),
 ):
-    """Success rate and target probability of a patch on fresh random views. With several --model,
-    one row per model on the same views (a transfer row), printed and written as JSON (--out)."""
+    """Success rate and target probability of a patch on fresh random views: a summary line, the
+    full report as JSON on request. With several --model, one row per model on the same views (a
+    transfer row)."""
     flags = dict(locals())  # the parameters alone, before any import (settings())
     from blocks.commands.evaluate import run_evaluate
 
-    report = run_evaluate(settings(EvaluateRun, flags, scale=parse_range(scale, "--scale", *checks.SCALE)))
-    if report.models is not None:
-        width = max(len(shown(r.model)) for r in report.models)
-        typer.echo(f"{'model':<{width}}  success  p(target)  top-5   ({shown(report.target.name)}, {report.n} views)")
-        for r in report.models:
-            typer.echo(f"{shown(r.model):<{width}}  {r.success_rate:7.1%}  {r.mean_target_prob:9.3f}  {r.top5_rate:6.1%}")
-    elif out is None:
+    run = settings(EvaluateRun, flags, scale=parse_range(scale, "--scale", *checks.SCALE))
+    report = run_evaluate(run, progress=evaluate_bar)
+    if json:
         emit_json(report.to_json())
+    else:
+        for line in evaluate_lines(report):
+            typer.echo(line)
     if out is not None:
         typer.echo(f"wrote {out}", err=True)
+
+
+@contextmanager
+def evaluate_bar(label: str, total: int):
+    """Views judged, on stderr (stdout may carry the JSON)."""
+    from rich.progress import MofNCompleteColumn, TextColumn, TimeRemainingColumn
+
+    with bar(label, total, MofNCompleteColumn(), TextColumn("views"), TimeRemainingColumn(), stderr=True) as (p, task):
+        yield lambda n: p.update(task, advance=n)
+
+
+def evaluate_lines(r) -> list[str]:
+    """`blocks evaluate`'s summary: a table for several models; for one, the line generate ends
+    with (success by coverage for whole frames, and the distances it works at)."""
+    if r.models is not None:
+        width = max(len(shown(m.model)) for m in r.models)
+        return [f"{'model':<{width}}  success  p(target)  top-5   ({shown(r.target.name)}, {r.n} views)",
+                *(f"{shown(m.model):<{width}}  {m.success_rate:7.1%}  {m.mean_target_prob:9.3f}  {m.top5_rate:6.1%}"
+                  for m in r.models)]
+    lo, hi = r.scale
+    what = "of whole camera frames" if r.by_coverage else f"({r.eot} views)"
+    lines = [f"{shown(r.target.name)}: success {r.success_rate:.1%}, mean target prob {r.mean_target_prob:.3f}, "
+             f"top-5 {r.top5_rate:.1%} over {r.n} views {what}, patch side {lo:.2f}-{hi:.2f} ({r.model})"]
+    if r.by_coverage:
+        bins = " | ".join(f"{k} {v['success_rate']:.0%}" for k, v in r.by_coverage.items())
+        lines += [f"  whole-frame success by coverage (patch side / frame's shorter side): {bins}",
+                  "  " + works_text(r.works_from, r.scale)]
+    return lines
 
 
 @app.command()
@@ -593,12 +641,13 @@ def print_sheet(
 @contextmanager
 def capture_bar(label: str, total):
     """Frames read; the whole frame's hits first (the headline), then any view's (blocks, windows)."""
-    from rich.progress import TextColumn
+    from rich.progress import TextColumn, TimeRemainingColumn
 
     hits = [0, 0]
+    known = (TextColumn("ETA"), TimeRemainingColumn()) if total else ()  # a video's frames are counted; a camera's are not
     with bar(label, total, TextColumn("frame {task.completed}"), TextColumn("p(target) {task.fields[prob]:.3f}"),
              TextColumn("whole-frame hits {task.fields[frame]}"), TextColumn("any-view hits {task.fields[hits]}"),
-             stderr=True, prob=0.0, hits=0, frame=0) as (p, task):
+             *known, stderr=True, prob=0.0, hits=0, frame=0) as (p, task):
         def update(r):
             hits[0] += r.frame_hit
             hits[1] += r.hit
@@ -903,8 +952,8 @@ def _kept() -> str:
     files = list(dict.fromkeys(written()))
     if not files:
         return "nothing written"
-    shown = ", ".join(files[:6]) + (f" and {len(files) - 6} more" if len(files) > 6 else "")
-    return f"kept {shown} (written whole before the interrupt)"
+    listed = ", ".join(files[:6]) + (f" and {len(files) - 6} more" if len(files) > 6 else "")
+    return f"kept {listed} (written whole before the interrupt)"
 
 
 def _prints(e: UserError) -> bool:

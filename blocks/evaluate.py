@@ -109,6 +109,20 @@ def evaluate_patch(model, patch: torch.Tensor, eot: EOT, target: "int | Goal | N
     return ev
 
 
+def rounded(value, n: int):
+    """value (a dict, list or float, nested) with its floats rounded to what n views resolve: a
+    rate over n views moves in steps of 1/n, so len(str(n)) + 1 decimals keep every step apart
+    (512 views: 4 decimals) and drop the 16 digits of noise a mean of float32s carries."""
+    digits = len(str(max(int(n), 1))) + 1
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: rounded(v, n) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(rounded(v, n) for v in value)
+    return value
+
+
 def _breakdown(bins: list[tuple[float, str]], win: torch.Tensor, prob: torch.Tensor) -> dict[str, dict]:
     """bins: (sort key, label) per view -> {label: {n, success_rate, mean_target_prob}}."""
     groups = defaultdict(list)

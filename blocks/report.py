@@ -55,23 +55,47 @@ def save_figure(fig, path: Path) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def plot_curve(curve: dict[str, list], path: Path, title: str = "") -> Path:
-    """Loss, objective probability and step size against step, as a PNG."""
-    plt = pyplot()
+def plot_curve(curve: dict[str, list], path: Path, title: str = "", held_out: dict | None = None) -> Path:
+    """Loss, objective probability and step size against step, as a PNG; with held_out (patch.json's,
+    after the held-out check) also what the final line reports: the held-out success, and for
+    whole frames a panel of it by coverage beside the 90% a patch 'works' at."""
+    from blocks.evaluate import WORKS_RATE
 
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True)
+    plt = pyplot()
+    by_cov = (held_out or {}).get("by_coverage")
+    fig, axes = plt.subplots(3 if by_cov else 2, 1, figsize=(7, 8.0 if by_cov else 5.5),
+                             gridspec_kw={"height_ratios": [1, 1, 1] if by_cov else [1, 1]})
+    ax1, ax2 = axes[0], axes[1]
+    ax2.sharex(ax1)
     steps = curve["step"]
     ax1.plot(steps, curve["loss"], lw=1, color="tab:red")
     ax1.set_ylabel("cross-entropy")
-    ax1.set_title(shown(title))  # a class name from a labels file: no control characters in a figure
-    ax2.plot(steps, curve["objective_prob"], lw=1, label="mean objective prob")
-    ax2.plot(steps, curve["success"], lw=1, alpha=0.6, label="share of views won")
+    ax1.set_title(shown(title) + ": training" if title else "training")  # a class name from a labels file: no control characters in a figure
+    ax2.plot(steps, curve["objective_prob"], lw=1, label="mean objective prob (training views)")
+    ax2.plot(steps, curve["success"], lw=1, alpha=0.6, label="share of training views won")
+    if held_out:
+        ax2.axhline(held_out["success_rate"], color="tab:green", lw=1.2, ls=":",
+                    label=f"held-out success {held_out['success_rate']:.1%} (final patch)")
     ax2.set_ylim(-0.02, 1.02)
     ax2.set_xlabel("step")
     ax2.set_ylabel("probability")
     twin = ax2.twinx()
     twin.plot(steps, [e * 255 for e in curve["epsilon"]], lw=1, ls="--", color="grey")
     twin.set_ylabel("step size (/255)", color="grey")
-    ax2.legend(loc="lower right", fontsize=8)
+    # below the panel, never over the data (the curves rise from the lower left, the step size
+    # falls from the upper left)
+    ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, fontsize=7, frameon=False)
+    if by_cov:
+        ax3 = axes[2]
+        names = list(by_cov)
+        rates = [by_cov[k]["success_rate"] for k in names]
+        ax3.bar(names, rates, color=["tab:green" if r >= WORKS_RATE else "tab:olive" for r in rates])
+        ax3.axhline(WORKS_RATE, color="grey", lw=1, ls="--")
+        for i, r in enumerate(rates):
+            ax3.text(i, min(r + 0.03, 0.97), f"{r:.0%}", ha="center", fontsize=8)
+        ax3.set_ylim(0, 1.05)
+        ax3.set_ylabel("held-out success")
+        ax3.set_xlabel("coverage: patch side / frame's shorter side (closer camera: right)")
+        ax3.set_title(f"held-out whole frames, {held_out['n']} views (works: >= {WORKS_RATE:.0%}, dashed)")
     fig.tight_layout()
     return save_figure(fig, path)

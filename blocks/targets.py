@@ -86,17 +86,47 @@ def resolve_target(query: str | int, labels: list[str], targeted: bool = True) -
     raise UserError(f"unknown target {text!r} for this model ({len(labels)} classes){hint}")
 
 
-def suggest(text: str, labels: list[str], limit: int = 5) -> list[str]:
-    """Close class names: substring hits first, then fuzzy matches, formatted 'name (index)'."""
-    key = text.lower()
-    hits = [i for i, n in enumerate(labels) if key in n.lower()]
-    fuzzy = difflib.get_close_matches(key, [n.lower() for n in labels], n=limit, cutoff=0.6)
+FUZZY_CUTOFF = 0.6  # difflib's ratio below which a name is not offered as a likely misspelling
+
+
+def ranked(text: str, labels: list[str]) -> list[int]:
+    """Class indices close to what was typed, closest first: substring hits, then names and alias
+    words by difflib's similarity. A misspelt alias word counts as its class ("chiken" is closest
+    to the word chicken, so hen comes before chime and chain)."""
+    key = text.lower().strip()
     lowered = [n.lower() for n in labels]
-    for f in fuzzy:
-        i = lowered.index(f)
-        if i not in hits:
-            hits.append(i)
-    return [f"{labels[i]} ({i})" for i in hits[:limit]]
+    score: dict[int, float] = {}
+
+    def offer(i: int, s: float) -> None:
+        score[i] = max(score.get(i, 0.0), s)
+
+    for i, n in enumerate(lowered):
+        ratio = difflib.SequenceMatcher(None, key, n).ratio()
+        if key and key in n:
+            offer(i, 1.0 + ratio)  # a substring hit outranks every fuzzy one
+        elif ratio >= FUZZY_CUTOFF:
+            offer(i, ratio)
+    for word, names in ALIASES.items():
+        present = [n.lower() for n in names if n.lower() in lowered]
+        ratio = difflib.SequenceMatcher(None, key, word).ratio()
+        if present and ratio >= FUZZY_CUTOFF:
+            offer(lowered.index(present[0]), ratio)
+    return sorted(score, key=lambda i: (-score[i], i))
+
+
+def suggest(text: str, labels: list[str], limit: int = 5) -> list[str]:
+    """Close class names, closest first (ranked), formatted 'name (index)'."""
+    return [f"{labels[i]} ({i})" for i in ranked(text, labels)[:limit]]
+
+
+def picked_line(query: str, labels: list[str]) -> str:
+    """What `--target QUERY` picks, for `blocks targets QUERY` to say before its list."""
+    try:
+        t = resolve_target(query, labels)
+    except UserError:
+        return f"--target {query} picks no class (no name, index or word matches exactly); the closest:"
+    more = f" (alternatives: {', '.join(f'{labels.index(a)} {a}' for a in t.alternatives)})" if t.alternatives else ""
+    return f"--target {query} picks {t.index} {t.name}{more}; matching classes:"
 
 
 def search_targets(query: str, labels: list[str]) -> list[tuple[int, str]]:
@@ -109,13 +139,7 @@ def search_targets(query: str, labels: list[str]) -> list[tuple[int, str]]:
         out += [(labels.index(a), a) for a in t.alternatives]
     except UserError:
         pass
-    key = query.lower()
-    lowered = [n.lower() for n in labels]
-    for i, n in enumerate(lowered):
-        if key in n and (i, labels[i]) not in out:
-            out.append((i, labels[i]))
-    for f in difflib.get_close_matches(key, lowered, n=5, cutoff=0.6):
-        i = lowered.index(f)
-        if (i, labels[i]) not in out:
-            out.append((i, labels[i]))
+    substring = [i for i in ranked(query, labels) if query.lower() in labels[i].lower()]
+    fuzzy = [i for i in ranked(query, labels) if i not in substring][:5]
+    out += [(i, labels[i]) for i in substring + fuzzy if (i, labels[i]) not in out]
     return out

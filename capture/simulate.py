@@ -76,6 +76,9 @@ def simulate(pdf: str | Path, out: str | Path, settings: SimulateSettings,
     Returns what was done (common.records.SimulateInfo): frames, fps, size, the sheet used (if any), the seed."""
     pdf, out = Path(pdf), Path(out)
     check_input_file(pdf, "PDF")
+    if pdf.suffix.lower() != ".pdf":  # a patch PNG's patch.json beside it is no sheet.json
+        hint = f": `blocks print {pdf} --out sheet.pdf` makes one" if pdf.suffix.lower() in IMAGE_SUFFIXES else ""
+        raise UserError(f"{pdf} is not a PDF: simulate films a sheet PDF from `blocks print`{hint}")
     if settings.frames < 1:
         raise UserError("frames must be at least 1", param="frames")
     sidecar = sidecar_path(pdf)
@@ -89,11 +92,14 @@ def simulate(pdf: str | Path, out: str | Path, settings: SimulateSettings,
     video = StillOut(out) if out.suffix.lower() in IMAGE_SUFFIXES else VideoOut(out, settings.fps)
     card = None
     if settings.scenes:
-        background = scene_background(settings.scenes[int(rng.integers(len(settings.scenes)))], cam, rng)
+        # every photo in turn, each for an equal stretch of the clip (the card carried from scene
+        # to scene), in a seeded order; more photos than frames: a seeded choice of them
+        order = rng.permutation(len(settings.scenes))[:settings.frames]
+        backgrounds = [scene_background(settings.scenes[int(i)], cam, rng) for i in order]
         card = card_mask(page.shape[:2], px_per_mm, roi, settings.card_border_mm)
     else:
-        background = make_background(cam, rng)
-    _film_frames(video, page, px_per_mm, roi, must_see, background, card, settings, rng, on_frame)
+        backgrounds = [make_background(cam, rng)]
+    _film_frames(video, page, px_per_mm, roi, must_see, backgrounds, card, settings, rng, on_frame)
     return SimulateInfo(out=str(out), frames=video.frames, fps=settings.fps, size=list(cam.size),
                         seed=settings.seed, sheet=str(sidecar) if sheet is not None else None,
                         block=settings.block if sheet is not None else None, page=page_index,
@@ -123,10 +129,10 @@ def _aimed_page(pdf: Path, sheet, settings: SimulateSettings):
     return page, px_per_mm, page_index, roi, must_see, dpi
 
 
-def _film_frames(video, page: np.ndarray, px_per_mm: float, roi, must_see, background: np.ndarray, card,
+def _film_frames(video, page: np.ndarray, px_per_mm: float, roi, must_see, backgrounds: list, card,
                  settings: SimulateSettings, rng: np.random.Generator, on_frame) -> None:
-    """Film settings.frames frames of `page` into `video` (one for a still); closed either way,
-    kept only when every frame was written."""
+    """Film settings.frames frames of `page` into `video` (one for a still), the backgrounds in
+    turn, each for an equal stretch; closed either way, kept only when every frame was written."""
     cam = settings.camera
     poses = sample_poses(settings.frames, cam, rng)
     looks = sample_looks(settings.frames, cam, rng)
@@ -139,6 +145,7 @@ def _film_frames(video, page: np.ndarray, px_per_mm: float, roi, must_see, backg
             # motion during the exposure: half the move since the last frame
             motion = (0.0, 0.0) if previous is None else tuple(cam.motion_blur * (centre - previous) / 2)
             previous = centre
+            background = backgrounds[i * len(backgrounds) // settings.frames]
             clean = film_page(page, px_per_mm, H, background, card)
             video.write(develop(clean, look, motion, rng))
             if on_frame:

@@ -21,6 +21,10 @@ class _State:
     written: list = []  # files put in place during this command (write_together): whole on disk
     reporting = False  # the command has ended: signals are only counted (reporting())
     raised_at = 0.0  # when the KeyboardInterrupt was raised (time.monotonic)
+    stopping = ""  # said at once on the first Ctrl-C (on_stop): what the command does now
+
+
+STOPPING = "stopping: keeping what is done so far"  # the first Ctrl-C's line unless a command says more
 
 
 _state = _State()
@@ -40,7 +44,31 @@ def _on_sigint(signum, frame):
         return
     _state.interrupted = True
     _state.raised_at = now
+    _say(_state.stopping or STOPPING)
     raise KeyboardInterrupt
+
+
+def _say(line: str) -> None:
+    """The first Ctrl-C is acknowledged at once (the run may take seconds to stop and keep its
+    result): one line on stderr. A signal handler may interrupt a write to stderr (a progress
+    bar's): the buffered stream then refuses a second write, and the line goes to the fd itself."""
+    import os
+    import sys
+
+    try:
+        sys.stderr.write("\n" + line + "\n")
+        sys.stderr.flush()
+    except (RuntimeError, OSError, ValueError, AttributeError):
+        try:
+            os.write(2, ("\n" + line + "\n").encode())
+        except OSError:
+            pass
+
+
+def on_stop(line: str) -> None:
+    """What the first Ctrl-C of this command will say it does now ("stopping: checking the best
+    patch; Ctrl-C again to skip"); handle_interrupts resets it for each command."""
+    _state.stopping = line
 
 
 def reporting() -> None:
@@ -71,7 +99,7 @@ def handle_interrupts(final: bool = False):
         except (OSError, ValueError):
             pass
     _state.installed, _state.interrupted, _state.held, _state.written = True, False, 0, []
-    _state.reporting = False
+    _state.reporting, _state.stopping = False, ""
     try:
         yield
     finally:

@@ -152,7 +152,12 @@ def make_sheet(patches: Sequence[str | Path | PatchImage], settings: SheetSettin
     date = s.date or datetime.date.today().isoformat()
 
     plan = _grid_plan if s.layout == "grid" else _cube_plan
-    lay, sources, wrapped = plan(loaded, s, page, frame, date)
+    try:
+        lay, sources, wrapped = plan(loaded, s, page, frame, date)
+    except UserError:
+        if s.distance_m is None:
+            raise
+        raise too_far(loaded, s, plan, frame, date) from None
     images = _block_images(sources, s)
     pdf = draw_pdf(lay, images, wrapped, margin_mm=s.margin_mm)
     blocks = _block_infos(lay, sources, images, s)
@@ -282,6 +287,49 @@ def reach_text(p: PatchImage, size_mm: float, fov_deg: float) -> str | None:
 
 def _m(metres: float) -> str:
     return f"{metres:.1f}" if metres >= 1 else f"{metres:.2f}"
+
+
+def largest_fit(loaded, s: SheetSettings, plan, frame, date: str, page_name: str) -> float | None:
+    """The largest size_mm (0.1 mm steps) whose block, with its furniture, fits page_name; None
+    when not even a 1 mm block does."""
+    page = L.page_size(page_name)
+
+    def fits(size: float) -> bool:
+        try:
+            plan(loaded, replace(s, size_mm=size, page=page_name), page, frame, date)
+        except UserError:
+            return False
+        return True
+
+    lo, hi = 1.0, max(s.size_mm, 1.0)
+    if not fits(lo):
+        return None
+    while hi - lo > 0.1:  # the plan is layout arithmetic only: a few dozen tries cost nothing
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
+def too_far(loaded, s: SheetSettings, plan, frame, date: str) -> UserError:
+    """The error for a distance_m whose block does not fit the page: the farthest distance that
+    fits this page, and what the bigger pages reach (size_mm grows in proportion to distance_m)."""
+    def farthest(size: float | None) -> float:
+        return 0.0 if size is None else math.floor(s.distance_m * size / s.size_mm * 100) / 100
+
+    here = largest_fit(loaded, s, plan, frame, date, s.page)
+    reach = {name: farthest(largest_fit(loaded, s, plan, frame, date, name))
+             for name, (w, h) in L.PAGE_SIZES_MM.items() if w * h > L.page_size(s.page)[0] * L.page_size(s.page)[1]}
+    bigger = [f"{name} up to {d:.2f} m" for name, d in sorted(reach.items(), key=lambda kv: kv[1]) if d > farthest(here)]
+    fits_big = [name for name, d in reach.items() if d >= s.distance_m]
+    text = (f"distance_m {s.distance_m:g} m needs a {s.size_mm:.0f} mm block, but {s.page} holds at most "
+            f"{here or 0:.0f} mm with its markers, marks and caption: the farthest that fits {s.page} is "
+            f"{farthest(here):.2f} m")
+    if bigger:
+        text += f"; farther needs bigger paper: page {', '.join(bigger)}"
+    if not fits_big:
+        text += (f"; no paper size here holds a block for {s.distance_m:g} m: print the block bigger elsewhere "
+                 f"(a poster print of the patch PNG at {s.size_mm:.0f} mm) or stand closer")
+    return UserError(text, ("distance_m", "page"))
 
 
 def distance_text(p: PatchImage, size_mm: float, fov_deg: float) -> str | None:

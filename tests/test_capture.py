@@ -528,3 +528,20 @@ def test_overlay_says_where_a_hit_came_from_and_covers_no_marker(three_page, dig
         x0, y0 = c.min(0).astype(int) + 3
         x1, y1 = c.max(0).astype(int) - 3
         assert np.array_equal(out[y0:y1, x0:x1], frame[y0:y1, x0:x1]), (x0, y0, x1, y1)
+
+
+def test_capture_bar_has_an_eta_for_a_video_of_known_length(capsys):
+    """A video file's frames are counted before the loop: its bar gives an ETA; a camera's has
+    no end to estimate, and shows none."""
+    from types import SimpleNamespace
+
+    from blocks.cli import capture_bar
+
+    frame = SimpleNamespace(frame_hit=1, hit=1, frame_target_prob=0.5)
+    with capture_bar("capture", 10) as update:
+        update(frame)
+    assert "ETA" in capsys.readouterr().err
+    with capture_bar("capture", None) as update:
+        update(frame)
+    err = capsys.readouterr().err
+    assert "frame 1" in err and "ETA" not in err

@@ -249,7 +249,7 @@ def test_cli_evaluate_and_sweep(cli, tmp_path, digits_model):
     save_png(tmp_path / "digit.png", digit)
     save_png(tmp_path / "patch.png", torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0)))
     code, out, err = cli("evaluate", tmp_path / "patch.png", "--model", "digits", "--target", "seven",
-                         "--n", "64", "--device", "cpu", "--eot", "print")
+                         "--n", "64", "--device", "cpu", "--eot", "print", "--json")
     assert code == 0, err
     report = json.loads(out)
     # the report is the patch judged on the views of its own seed, not training's (seed 0)
@@ -257,8 +257,8 @@ def test_cli_evaluate_and_sweep(cli, tmp_path, digits_model):
     assert report["seed"] != GenerateConfig().seed
     patch = load_image(tmp_path / "patch.png")
     ev = evaluate_patch(digits_model, patch, eot, SEVEN, n=64, seed=report["seed"])
-    assert report["success_rate"] == ev.success_rate
-    assert report["mean_target_prob"] == pytest.approx(ev.mean_target_prob, rel=1e-6, abs=0)
+    assert report["success_rate"] == round(ev.success_rate, 3)  # 64 views resolve 3 decimals
+    assert report["mean_target_prob"] == round(ev.mean_target_prob, 3)
     train_views, _ = random_views(patch, 8, 32, eot, None, torch.Generator().manual_seed(0))
     eval_views, _ = random_views(patch, 8, 32, eot, None, torch.Generator().manual_seed(report["seed"]))
     assert not torch.allclose(train_views, eval_views)
@@ -382,6 +382,9 @@ def test_ctrl_c_judges_the_kept_patch(cli, tmp_path, monkeypatch):
     assert meta["held_out"] and meta["held_out"]["n"] == 16 and (out / "curve.png").is_file(), err
     assert "seven: held-out success" in text
     assert err.strip().splitlines()[-1] == f"interrupted: kept the best patch (step 3) in {out}", err
+    # acknowledged at once, before the held-out check starts, with how to skip it
+    ack = "stopping: checking the best patch on held-out views; Ctrl-C again to skip"
+    assert err.count(ack) == 1 and err.index(ack) < err.index("held-out check"), err
 
 
 @pytest.fixture(scope="module")
@@ -507,3 +510,54 @@ def test_plain_lines_come_every_few_seconds():
     printed = console.file.getvalue().splitlines()
     # at the first update, then every PLAIN_EVERY_S (1 s per update here), then rich's own last line
     assert printed == [f"x {s}" for s in range(1, 60, int(PLAIN_EVERY_S))] + ["x 59"], printed
+
+
+def test_evaluate_prints_a_summary_and_json_only_when_asked(cli, tmp_path):
+    """`blocks evaluate`: a bar on stderr, then generate's kind of line (success by coverage for
+    whole frames); JSON with --json (rounded to what n views resolve; by_coverage, no by_scale
+    beside it: they bin the same number) and with --out."""
+    from common.files import save_png
+
+    save_png(tmp_path / "patch.png", torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0)))
+    args = ("evaluate", tmp_path / "patch.png", "--model", "digits", "--target", "seven", "--n", "48", "--device", "cpu")
+    code, out, err = cli(*args)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("seven: success ") and "over 48 views of whole camera frames" in lines[0], out
+    assert lines[1].startswith("  whole-frame success by coverage") and "{" not in out, out
+    assert "evaluate" in err and "48/48" in err  # the bar, on stderr
+    code, out, err = cli(*args, "--json", "--out", tmp_path / "e.json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report == json.loads((tmp_path / "e.json").read_text())
+    assert "by_scale" not in report and sum(b["n"] for b in report["by_coverage"].values()) == 48
+
+    def decimals(v):
+        return len(repr(v).split(".")[1]) if isinstance(v, float) and "." in repr(v) else 0
+
+    figures = [report["success_rate"], report["mean_target_prob"],
+               *(b[k] for b in report["by_coverage"].values() for k in ("success_rate", "mean_target_prob"))]
+    assert max(decimals(v) for v in figures) <= 3, figures  # 48 views: 3 decimals
+
+
+def test_curve_png_shows_the_held_out_success_by_coverage(tmp_path, monkeypatch):
+    """curve.png says what the final line says: the held-out success (a line over the training
+    curves) and, for whole frames, a panel of it by coverage; the legend sits where the rising
+    curves are not (below the panel)."""
+    from blocks import report
+
+    figs = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path: figs.append(fig) or path)
+    curve = {"step": [0, 1, 2], "loss": [3.0, 2.0, 1.0], "objective_prob": [0.0, 0.4, 0.8],
+             "success": [0.0, 0.5, 1.0], "epsilon": [0.1, 0.05, 0.01]}
+    held = {"success_rate": 0.75, "n": 64, "by_coverage": {"0.15-0.2": {"success_rate": 0.5, "n": 32},
+                                                           "0.3-0.4": {"success_rate": 1.0, "n": 32}}}
+    report.plot_curve(curve, tmp_path / "c.png", "hen", held)
+    report.plot_curve(curve, tmp_path / "d.png", "hen")  # training only (before the check, or no check)
+    with_check, training = figs
+    texts = [t.get_text() for ax in with_check.axes for t in ax.texts + [ax.title, ax.xaxis.label]]
+    assert len(training.axes) == 3 and len(with_check.axes) == 4  # + the coverage panel (twin axis counted)
+    assert "50%" in texts and "100%" in texts and any("coverage" in t for t in texts), texts
+    legend = with_check.axes[1].get_legend()
+    assert any("held-out success 75.0%" in t.get_text() for t in legend.get_texts())
+    assert legend._loc == 9 and legend.get_bbox_to_anchor().y0 < with_check.axes[1].bbox.y0  # under the axes

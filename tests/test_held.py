@@ -2,6 +2,7 @@
 sees the frame; and what turns their coverage into print sizes and distances."""
 import json
 import math
+import re
 from dataclasses import replace
 
 import cv2
@@ -141,12 +142,56 @@ def test_print_gives_the_distances_a_whole_frame_patch_works_at_and_picks_a_size
     assert lo < 0.25 < hi and math.sqrt(lo * hi) == pytest.approx(0.25, rel=0.01)
 
 
+def test_print_distance_too_far_for_the_page_says_the_farthest_that_fits(cli, tmp_path):
+    """The README's `--distance 1.5` on A4: one line that says the farthest distance A4 takes and
+    what the bigger pages reach; that farthest distance then prints, and a little farther does not."""
+    patch = whole_frame_patch(tmp_path / "p")
+    code, _, err = cli("print", patch, "--out", tmp_path / "s.pdf", "--distance", "1.5")
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: --distance 1.5 m needs a "), err
+    far = float(re.search(r"the farthest that fits a4 is ([\d.]+) m", err).group(1))
+    assert "--page a3 up to" in err and 0.1 < far < 1.5, err
+    assert cli("print", patch, "--out", tmp_path / "ok.pdf", "--distance", str(far))[0] == 0
+    code, _, err = cli("print", patch, "--out", tmp_path / "no.pdf", "--distance", f"{far + 0.03:.2f}")
+    assert code == 2 and f"the farthest that fits a4 is {far:.2f} m" in err, err
+    a3 = float(re.search(r"page a3 up to ([\d.]+) m", err).group(1))
+    assert cli("print", patch, "--out", tmp_path / "a3.pdf", "--distance", str(a3), "--page", "a3")[0] == 0
+
+
 def test_print_distance_needs_a_whole_frame_patch_that_won(cli, tmp_path):
     patch = whole_frame_patch(tmp_path / "p", works_from=None)
     code, _, err = cli("print", patch, "--out", tmp_path / "s.pdf", "--distance", "0.5")
     assert code == 2 and err.startswith("error: --distance needs whole-frame patches"), err
     code, _, err = cli("print", patch, "--out", tmp_path / "s.pdf", "--fov", "0")
     assert code == 2 and "--fov" in err and err.count("\n") == 1, err
+
+
+def test_simulate_given_the_patch_png_says_it_wants_the_sheet_pdf(cli, tmp_path):
+    patch = whole_frame_patch(tmp_path / "p")  # patch.json beside it is no sheet.json
+    code, _, err = cli("simulate", patch, "--out", tmp_path / "f.mp4")
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"error: {patch} is not a PDF") and "blocks print" in err and "TypeError" not in err, err
+
+
+def test_simulate_films_every_photo_of_a_folder_in_turn(cli, tmp_path):
+    """--scenes FOLDER: the clip goes through every photo, each for an equal stretch, not one
+    photo for all frames."""
+    from conftest import read_video
+
+    patch = whole_frame_patch(tmp_path / "p")
+    assert cli("print", patch, "--out", tmp_path / "s.pdf")[0] == 0
+    colours = {"red.png": (0, 0, 230), "green.png": (0, 230, 0), "blue.png": (230, 0, 0)}  # BGR
+    (tmp_path / "photos").mkdir()
+    for name, bgr in colours.items():
+        cv2.imwrite(str(tmp_path / "photos" / name), np.full((480, 640, 3), bgr, np.uint8))
+    code, _, err = cli("simulate", tmp_path / "s.pdf", "--out", tmp_path / "f.avi", "--frames", "9",
+                       "--scenes", tmp_path / "photos")
+    assert code == 0, err
+    seen = []
+    for frame in read_video(tmp_path / "f.avi"):
+        corner = frame[:40, :40].reshape(-1, 3).mean(0)  # the photo shows at the frame's corner
+        seen.append(int(np.argmax(corner)))
+    assert len(seen) == 9 and sorted(set(seen)) == [0, 1, 2], seen  # blue, green and red
+    assert all(seen[i] == seen[i // 3 * 3] for i in range(9)), seen  # three frames each, in turn
 
 
 def test_simulate_holds_the_card_up_in_front_of_a_photo(cli, tmp_path):
@@ -200,3 +245,17 @@ def test_training_starts_near_and_widens_to_the_whole_coverage_range():
     mid = at_progress(eot, eot.held.warmup / 2).held.coverage[0]
     assert later[0] < mid < first[0]
     assert at_progress(preset("print"), 0.0) == preset("print")  # other presets have no warm-up
+
+
+def test_a_missing_patch_says_where_the_patches_are(cli, tmp_path, monkeypatch):
+    """The README's runs/hen/patch.png before its generate line ran: the line names the newest
+    patch under runs/ (the quick start's runs/chicken-<time>/), or how to make one."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("print", "runs/hen/patch.png", "--out", "runs/s.pdf")
+    assert code == 2 and err.count("\n") == 1 and "blocks generate --target hen --out runs/hen" in err, err
+    whole_frame_patch(tmp_path / "runs/chicken-20261207-012345")
+    for args in (("print", "runs/hen/patch.png", "--out", "runs/s.pdf"),
+                 ("evaluate", "runs/hen/patch.png", "--target", "seven", "--model", "digits")):
+        code, _, err = cli(*args)
+        assert code == 2 and err.strip() == ("error: patch runs/hen/patch.png: not found; the newest patch under "
+                                             "runs/ is runs/chicken-20261207-012345/patch.png"), err

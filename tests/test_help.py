@@ -79,7 +79,8 @@ def test_help_describes_every_option_and_shows_true_defaults(name, command):
         if not isinstance(param, typer.core.TyperOption):
             continue
         flag = param.opts[0]
-        row = re.search(rf" {re.escape(flag)} (--\S+ )?(<[\w\[\]]+>|[A-Z]+) ", text)  # its row: flag, metavar
+        metavar = "" if param.is_flag else r"(<[\w\[\]]+>|[A-Z][A-Z:]*) "  # a flag shows none
+        row = re.search(rf" {re.escape(flag)} (--\S+ )?{metavar}", text)  # its row: flag, metavar
         assert row, (name, flag)
         segment = text[row.end():][:400]
         if param.required:
@@ -175,3 +176,18 @@ def test_the_first_line_knows_every_command_without_importing_the_cli():
     assert set(first_line.MODEL_COMMANDS) == model_commands - {"targets"}  # targets reads labels, loads no weights
     code = "import sys; import blocks.first_line; assert not {'typer', 'numpy', 'torch'} & set(sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).returncode == 0
+
+
+@pytest.mark.parametrize("name,command", commands())
+def test_flags_show_no_type_and_help_cites_what_exists(name, command):
+    """A flag takes no value: no `--version <bool>`; MIN:MAX options say so; a doc a help string
+    names exists and has the section it names."""
+    text = rendered_help(name)
+    assert "<bool>" not in text, name
+    if any(p.name == "scale" for p in command.params):
+        assert re.search(r" --scale MIN:MAX ", text), name
+    root = Path(__file__).resolve().parents[1]
+    for doc in re.findall(r"(docs/\w+\.md|README)", " ".join(p.help or "" for p in command.params)):
+        assert doc != "README" and (root / doc).is_file(), (name, doc)
+    version = CliRunner().invoke(cli.app, ["--help"], env={"COLUMNS": "400", "TERM": "dumb"}).output
+    assert re.search(r"--version +print the version", version), version

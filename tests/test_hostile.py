@@ -542,7 +542,7 @@ def test_pt2_archive_never_unpickles(cli, evil_pt2, name):
 def test_pt2_archive_good_one_loads_and_wrong_labels_is_one_line(cli, evil_pt2):
     save_png(evil_pt2 / "p.png", torch.rand(3, 8, 8))
     code, out, err = cli("evaluate", evil_pt2 / "p.png", "--model", evil_pt2 / "good.pt2", "--labels",
-                         evil_pt2 / "three.txt", "--target", "a", "--n", "2")
+                         evil_pt2 / "three.txt", "--target", "a", "--n", "2", "--json")
     assert code == 0 and '"success_rate"' in out, err
     code, out, err = cli("evaluate", evil_pt2 / "p.png", "--model", evil_pt2 / "good.pt2", "--labels",
                          evil_pt2 / "two.txt", "--target", "a")

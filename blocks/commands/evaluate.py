@@ -28,12 +28,16 @@ class EvaluateRun:
     seed: int = 2024
     out: Path | None = None
     overwrite: bool = False  # replace an existing out
+    json: bool = False  # print the JSON report on stdout (the CLI's choice: the summary otherwise)
 
 
-def run_evaluate(run: EvaluateRun) -> EvaluateReport:
+def run_evaluate(run: EvaluateRun, progress=shared.no_progress) -> EvaluateReport:
     """Success rate and target probability on fresh views; with several models one row per model
-    on the same views (a transfer row). Written to run.out when given."""
-    from blocks.evaluate import evaluate_members, evaluate_patch
+    on the same views (a transfer row). Written to run.out when given. Figures are rounded to what
+    run.n views resolve (blocks.evaluate.rounded); whole-frame views report by_coverage (the patch
+    side over the frame's shorter side) and no by_scale, which bins the same number.
+    progress(label, total): a bar, updated with the views judged in each batch."""
+    from blocks.evaluate import evaluate_members, evaluate_patch, rounded
     from transforms.eot import whole_frame
     from blocks.targets import resolve_target
     from common.files import check_new_outputs, check_output_file, image_size, load_image
@@ -44,6 +48,7 @@ def run_evaluate(run: EvaluateRun) -> EvaluateReport:
     if (run.target is None) == (run.away_from is None):
         raise UserError("give exactly one of target CLASS (become it) or away_from CLASS (stop being it)",
                         param=("target", "away_from"))
+    shared.check_patches_exist([run.patch])
     w, h = image_size(run.patch)  # from the header: a patch too large to judge is refused undecoded
     checks.patch_views_fit(min(run.n, checks.EVAL_BATCH), max(w, h), run.device,
                            f"patch {run.patch} ({w} x {h} px) on {min(run.n, checks.EVAL_BATCH)} views at once",
@@ -70,11 +75,17 @@ def run_evaluate(run: EvaluateRun) -> EvaluateReport:
     views = dict(scenes=shared.fit(scenes, net.input_size, frames), n=run.n, seed=run.seed, patch_map=cmap)
     report = EvaluateReport(patch=str(run.patch), eot=run.eot, scale=list(scale), seed=run.seed, n=run.n,
                             target=goal)
-    if len(run.models) > 1:
-        report.models = tuple(EvaluateRow.from_json(r) for r in evaluate_members(net, image, eot_cfg, goal, **views))
-    else:
-        ev = evaluate_patch(net, image, eot_cfg, goal, **views)
-        report = replace(report, model=net.name, **ev.to_dict())
+    several = len(run.models) > 1
+    with progress("evaluate", run.n * (len(run.models) if several else 1)) as update:
+        views["on_batch"] = update
+        if several:
+            rows = evaluate_members(net, image, eot_cfg, goal, **views)
+            report.models = tuple(EvaluateRow.from_json(rounded(r, run.n)) for r in rows)
+        else:
+            ev = rounded(evaluate_patch(net, image, eot_cfg, goal, **views).to_dict(), run.n)
+            if ev.get("by_coverage"):
+                ev["by_scale"] = None
+            report = replace(report, model=net.name, **ev)
     if run.out is not None:
         report.write(run.out)
     return report

@@ -83,6 +83,8 @@ def run_generate(run: GenerateRun, progress=no_progress,
     held-out views. on_patch(record, its patch.png) after each target is judged (rank 0 only under torchrun).
     progress: updated with each StepRecord; check_progress: with the views of the held-out check
     judged in each batch."""
+    # a misspelt target first, in a second: before the imports below bring in torch (tests/test_targets.py)
+    goals_before_loading(run.models, target_list(run.targets, run.targets_file), run.away_from)
     from blocks.distributed import QuietExit
     from blocks.report import library_versions
     from common.interrupts import interrupted
@@ -151,8 +153,11 @@ def _train_patch(run: GenerateRun, goal, eot_cfg, loaded, group, progress, sever
     """One target's patch (blocks.attacks.eot_fgsm.generate_patch), rank 0 drawing the progress.
     Returns (its GenerateConfig, its GenerateResult)."""
     from blocks.attacks.eot_fgsm import generate_patch
+    from common.interrupts import on_stop
 
     cfg = config_for(run, goal, loaded.net)
+    on_stop("stopping: checking the best patch on held-out views; Ctrl-C again to skip" if group.alone
+            else "stopping: keeping the best patch (every rank stops at the same step)")
     main_rank = group.is_main
     with (progress(goal.name if several else "generate", run.steps) if main_rank else no_progress("", 0)) as step:
         on_step = checks.finite_steps(step) if group.alone else step if main_rank else None  # NaN: one line
@@ -345,10 +350,12 @@ def goals_before_loading(specs: list, wanted: list[str], away_from: str | None) 
     the weights (the embedded and bundled models with their own names)."""
     from types import SimpleNamespace
 
-    from blocks.models import LITE, class_names
+    from blocks.models.labels import DIGITS_LABELS, imagenet_labels
+    from blocks.models.spec import LITE
 
     if len(specs) == 1 and specs[0].labels is None and specs[0].name in (*LITE, "digits"):
-        goals_of(SimpleNamespace(labels=class_names(specs[0])), wanted, away_from)
+        names = DIGITS_LABELS if specs[0].name == "digits" else imagenet_labels()
+        goals_of(SimpleNamespace(labels=names), wanted, away_from)
 
 
 def folder_name(goal) -> str:
@@ -491,6 +498,8 @@ def judge(run, rec: PatchRecord, files: list[Path], goal, eot_cfg, loaded: Loade
                 rec.reach = {**rec.reach, "success": held_out.success_rate}
             rec.members = evaluate_members(net, image, eot_cfg, goal, scenes=loaded.held_out, whole=held_out,
                                            **views)
+        if rec.steps_run:  # again, now with what the final line reports (the one above survives a Ctrl-C)
+            plot_curve(rec.curve, files[2], f"{goal.mode}: {goal.name} ({net.name})", rec.held_out)
         rec.write(files[1])  # patch.png is already written and unchanged
         rec = rec.as_written()
     except KeyboardInterrupt:

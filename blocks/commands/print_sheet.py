@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blocks.commands import shared
+from common.errors import UserError
 from common.records import SheetInfo
 
 
@@ -35,7 +36,12 @@ def run_print(run: PrintRun) -> SheetInfo:
     if run.preview:
         check_not_input([(p, "a page preview") for p in preview_paths(run.out, 4)], ins)
     check_new_outputs(sheet_outputs(run.out, run.preview), run.overwrite)
-    sheet = make_sheet(run.patches, run.settings or SheetSettings())
+    try:
+        sheet = make_sheet(run.patches, run.settings or SheetSettings())
+    except UserError as e:
+        if "not found" in str(e):  # a missing patch (checked after the settings): say where the patches are
+            shared.check_patches_exist(run.patches)
+        raise
     check_new_outputs(sheet_outputs(run.out, run.preview, sheet.info.pages), run.overwrite)  # every page's preview
     write_sheet(sheet, run.out, preview=run.preview)
     return sheet.info

@@ -8,6 +8,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from blocks import checks
+from common.errors import UserError
 
 
 def no_progress(label: str, total: int | None):
@@ -89,6 +90,25 @@ def input_files(*paths) -> list[Path]:
                 pass
     return found
 
+
+
+def check_patches_exist(paths) -> None:
+    """A patch that is not there: one line that says where the patches are (the quick start writes
+    runs/<target>-<time>/patch.png, and a reader copies runs/hen/patch.png from the README)."""
+    for p in map(Path, paths):
+        if not p.exists():
+            raise UserError(f"patch {p}: not found{newest_patch_hint()}")
+
+
+def newest_patch_hint(root: Path = Path("runs")) -> str:
+    """'; the newest patch under runs/ is runs/chicken-20261207-0123/patch.png', or how to make one."""
+    try:
+        found = max(root.glob("*/patch.png"), key=lambda f: f.stat().st_mtime, default=None)
+    except OSError:
+        found = None
+    if found is None:
+        return "; no patch under runs/ yet: `blocks generate --target hen --out runs/hen` makes runs/hen/patch.png"
+    return f"; the newest patch under runs/ is {found.as_posix()}"
 
 
 def is_path(source) -> bool:

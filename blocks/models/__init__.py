@@ -15,15 +15,19 @@ Around them: `spec` (what the flags describe), `archive` (every model file inspe
 opens it: no compiled code), `weights` (loading that never runs code),
 `labels`, `device`, `model_list` (the `--models` file) and `inventory` (`blocks models`).
 """
-from blocks.models.device import pick_device
-from blocks.models.digits import bundled_digits_path
-from blocks.models.embedded import LITE
-from blocks.models.inventory import offline_models
-from blocks.models.loading import class_names, load_classifier, load_models
-from blocks.models.model_list import read_model_list
-from blocks.models.spec import DEFAULT_MODEL, ModelSpec, is_model_file
-from blocks.models.weights import load_state_dict, weights_cache_path
-from blocks.models.wrappers import Classifier, Ensemble, check_same_classes, members
+from common.lazy import lazy
+
+# Imported on first use: spec, labels and model_list import no torch, so the CLI reads the model
+# flags, and answers a misspelt target, before torch's seconds of import.
+_LAZY = {**dict.fromkeys(("pick_device",), "blocks.models.device"),
+         **dict.fromkeys(("bundled_digits_path",), "blocks.models.digits"),
+         **dict.fromkeys(("offline_models",), "blocks.models.inventory"),
+         **dict.fromkeys(("class_names", "load_classifier", "load_models"), "blocks.models.loading"),
+         **dict.fromkeys(("read_model_list",), "blocks.models.model_list"),
+         **dict.fromkeys(("DEFAULT_MODEL", "LITE", "ModelSpec", "is_model_file"), "blocks.models.spec"),
+         **dict.fromkeys(("load_state_dict", "weights_cache_path"), "blocks.models.weights"),
+         **dict.fromkeys(("Classifier", "Ensemble", "check_same_classes", "members"), "blocks.models.wrappers")}
+__getattr__ = lazy(__name__, _LAZY)
 
 __all__ = ["Classifier", "DEFAULT_MODEL", "Ensemble", "LITE", "ModelSpec", "bundled_digits_path",
            "check_same_classes", "class_names", "is_model_file", "load_classifier", "load_models",

