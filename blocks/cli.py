@@ -201,7 +201,7 @@ def targets(
     hits = search_targets(query, names)
     if not hits:
         raise UserError(f"no class matches {query!r} ({len(names)} classes)")
-    typer.echo(picked_line(query, names))
+    typer.echo(shown(picked_line(query, names)))
     for i, name in hits:
         typer.echo(f"{i:5d}  {shown(name)}")
 

@@ -84,7 +84,8 @@ def run_generate(run: GenerateRun, progress=no_progress,
     progress: updated with each StepRecord; check_progress: with the views of the held-out check
     judged in each batch."""
     # a misspelt target first, in a second: before the imports below bring in torch (tests/test_targets.py)
-    goals_before_loading(run.models, target_list(run.targets, run.targets_file), run.away_from)
+    if run.resume is None:  # a resumed run takes its target from the old run (checked in _prepare)
+        goals_before_loading(run.models, target_list(run.targets, run.targets_file), run.away_from)
     from blocks.distributed import QuietExit
     from blocks.report import library_versions
     from common.interrupts import interrupted
