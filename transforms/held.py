@@ -120,6 +120,14 @@ def _card_base(patch_px: int, layout: CardLayout) -> tuple[torch.Tensor, int]:
     return card, off
 
 
+def card_texture(patch: torch.Tensor, layout: CardLayout) -> tuple[torch.Tensor, int]:
+    """patch (3, P, P) -> (the printed card, (3, C, C) in [0, 1] before the print response: the
+    patch on card_base's white paper with its markers; the patch's offset in it)."""
+    P, dev = patch.shape[-1], patch.device
+    base, off = card_base(P, layout, dev)
+    return F.pad(patch, (off, off, off, off)) + base * _hole(base.shape[-1], off, P, dev), off
+
+
 def _rotation(axis_angle: torch.Tensor, tilt: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
     """(B,) angles (rad) -> (B, 3, 3): roll about the optical axis after a tilt by `tilt` about the
     in-plane axis at angle `axis_angle` (Rodrigues' formula)."""
@@ -233,7 +241,7 @@ def held_views(patch: torch.Tensor, n: int, size: int, cfg: HeldCard, scenes: to
         # one level per view plus a small per-channel tint: paper and ink are nearly neutral
         ink = (cfg.ink[0] + (cfg.ink[1] - cfg.ink[0]) * (0.7 * u(n, 1, 1, 1) + 0.3 * u(n, 3, 1, 1)))
         paper = (cfg.paper[0] + (cfg.paper[1] - cfg.paper[0]) * (0.7 * u(n, 1, 1, 1) + 0.3 * u(n, 3, 1, 1)))
-        full = F.pad(patch[None].expand(n, -1, -1, -1), (off, off, off, off)) + base[None] * _hole(C, off, P, dev)
+        full = card_texture(patch, cfg.card)[0][None].expand(n, -1, -1, -1)
         card = ink + (paper - ink) * full
     # uneven light: a gain falling off linearly along a random direction across the card
     direction = 2 * math.pi * u(n)
