@@ -3,7 +3,7 @@ efficientnet_lite0 ..."), worked out from the raw arguments before anything heav
 typer, numpy and the settings modules take a few tenths of a second, torch seconds."""
 from __future__ import annotations
 
-from blocks.models import DEFAULT_MODEL  # the package's own line: imports nothing heavy (lazy loading)
+from blocks.models.default import DEFAULT_MODEL  # imports nothing (the package's __init__ is lazy)
 
 # blocks.cli's command names and the ones that load weights (tests/test_help.py checks they agree)
 COMMANDS = ("generate", "evaluate", "sweep", "targets", "models", "digits-scenes", "sample-scenes", "print",

@@ -17,10 +17,6 @@ opens it: no compiled code), `weights` (loading that never runs code),
 """
 from common.lazy import lazy
 
-# The model every command loads when no --model is given. Its home is here, not in spec, so the
-# terminal's first line (blocks.first_line) names it without importing even dataclasses.
-DEFAULT_MODEL = "efficientnet_lite0"
-
 # Imported on first use: spec, labels and model_list import no torch, so the CLI reads the model
 # flags, and answers a misspelt target, before torch's seconds of import.
 _LAZY = {**dict.fromkeys(("pick_device",), "blocks.models.device"),
@@ -28,6 +24,7 @@ _LAZY = {**dict.fromkeys(("pick_device",), "blocks.models.device"),
          **dict.fromkeys(("offline_models",), "blocks.models.inventory"),
          **dict.fromkeys(("class_names", "load_classifier", "load_models"), "blocks.models.loading"),
          **dict.fromkeys(("read_model_list",), "blocks.models.model_list"),
+         **dict.fromkeys(("DEFAULT_MODEL",), "blocks.models.default"),
          **dict.fromkeys(("LITE", "ModelSpec", "is_model_file"), "blocks.models.spec"),
          **dict.fromkeys(("load_state_dict", "weights_cache_path"), "blocks.models.weights"),
          **dict.fromkeys(("Classifier", "Ensemble", "check_same_classes", "members"), "blocks.models.wrappers")}

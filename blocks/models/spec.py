@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from blocks.models import DEFAULT_MODEL
+from blocks.models.default import DEFAULT_MODEL
 from common.errors import UserError
 # the embedded ImageNet models and their input sides (embedded.py loads them); here, torch-free, so a
 # misspelt target is answered before torch is imported (blocks.commands.generate.goals_before_loading)
