@@ -194,23 +194,14 @@ def block_markers(r: Rect, frame: Surround, first_id: int) -> tuple[MarkerPlace,
                  for i, corner in enumerate(CORNERS) for s in [diagonal_spot(r, corner, frame)])
 
 
-@dataclass(frozen=True)
-class Card:
-    """One grid block (block 0 of a sheet: marker ids 0-3) cut out as a card, in card mm (origin at
-    the card's top-left corner): what the `held` views train on (transforms.held)."""
-
-    block: BlockPlace
-    outline: Rect  # the card's edge: the markers' outer edge plus the border
-
-
-def card_layout(size_mm: float, marker_mm: float = DEFAULT_MARKER_MM, border_mm: float = CARD_BORDER_MM) -> Card:
-    """The card `blocks print` lays out around one size_mm patch with marker_mm markers, cut
-    border_mm beyond its markers."""
+def card_layout(size_mm: float, marker_mm: float = DEFAULT_MARKER_MM, border_mm: float = CARD_BORDER_MM) -> BlockPlace:
+    """Block 0 of a sheet (marker ids 0-3) around one size_mm patch, as grid_layout places it, cut
+    out as a card border_mm beyond its markers: in card mm, the origin at the card's top-left
+    corner, so the card is size_mm + 2 * x_mm wide. What the `held` views train on (transforms.held)."""
     frame = Surround.for_markers(marker_mm)
     reach = frame.ext_mm + border_mm
     r = Rect(reach, reach, size_mm, size_mm)
-    block = BlockPlace(0, 0, r.x_mm, r.y_mm, size_mm, size_mm, block_markers(r, frame, 0))
-    return Card(block, Rect(0.0, 0.0, size_mm + 2 * reach, size_mm + 2 * reach))
+    return BlockPlace(0, 0, r.x_mm, r.y_mm, size_mm, size_mm, block_markers(r, frame, 0))
 
 
 def grid_layout(n_blocks: int, block_w: float, block_h: float, page: tuple[float, float],
@@ -243,8 +234,7 @@ def grid_layout(n_blocks: int, block_w: float, block_h: float, page: tuple[float
         cx = x_start + col * (cell_w + gutter)
         cy = margin_mm + row * (cell_h + gutter)
         r = Rect(cx + frame.ext_mm, cy + frame.ext_mm, block_w, block_h)
-        markers = block_markers(r, frame, 4 * k)
-        blocks.append(BlockPlace(k, p, r.x_mm, r.y_mm, block_w, block_h, markers))
+        blocks.append(BlockPlace(k, p, r.x_mm, r.y_mm, block_w, block_h, block_markers(r, frame, 4 * k)))
         cuts += [(p, s) for s in corner_cut_marks(r, frame)]
         if caption_h_mm > 0:
             captions.append(Caption(p, cx, cy + block_h + 2 * frame.ext_mm + CAPTION_GAP_MM, cell_w, (k,)))

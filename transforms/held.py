@@ -35,7 +35,7 @@ from kornia.filters import motion_blur
 from kornia.geometry.transform import get_perspective_transform
 
 from common.distance import DEFAULT_SIZE_MM, WEBCAM_FOV_DEG
-from printing.layout import CARD_BORDER_MM, DEFAULT_MARKER_MM, Card, card_layout
+from printing.layout import CARD_BORDER_MM, DEFAULT_MARKER_MM, BlockPlace, card_layout
 from printing.markers import marker_modules
 from transforms.draws import uniform
 from transforms.photometric import Photometric, blur_side, frame_effects, gaussian, jpeg_some
@@ -57,13 +57,13 @@ class CardLayout:
     border_mm: float = CARD_BORDER_MM
 
     @functools.cached_property
-    def printed(self) -> Card:
+    def printed(self) -> BlockPlace:
         return card_layout(self.size_mm, self.marker_mm, self.border_mm)
 
     @property
     def reach(self) -> float:
         """From the patch edge to the card's edge, in patch sides."""
-        return self.printed.block.x_mm / self.size_mm
+        return self.printed.x_mm / self.size_mm
 
 
 @dataclass
@@ -103,12 +103,12 @@ def _card_base(patch_px: int, layout: CardLayout) -> tuple[torch.Tensor, int]:
 
     printing's card, lengths snapped to whole texels: each marker stays a square of m texels
     (6 at least, one per module) one quiet zone q from its patch corner, as the PDF draws it."""
-    card_mm = layout.printed
-    block, (first, *_) = card_mm.block, card_mm.block.markers  # first: the top-left marker (CORNERS order)
+    block = layout.printed  # in card mm: the card's edge at 0
+    first = block.markers[0]  # the top-left one (CORNERS order)
     texels = patch_px / block.width_mm  # per mm
     m = max(6, round(first.size_mm * texels))  # a marker's 6 modules need 6 texels at least
     q = max(1, round((block.x_mm - first.x_mm - first.size_mm) * texels))
-    off = q + m + max(1, round((first.x_mm - card_mm.outline.x_mm) * texels))
+    off = q + m + max(1, round(first.x_mm * texels))  # the border: from the card's edge to the marker
     C = patch_px + 2 * off
     card = torch.ones(1, C, C)
     near, far = off - q - m, off + patch_px + q  # marker top-left, before and after the patch
