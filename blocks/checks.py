@@ -121,6 +121,7 @@ VIEW_COPIES_OTHER = 160.0  # models not measured: as the embedded EfficientNet, 
 TEXTURE_COPIES = 76.0  # generate: each view's copy of the patch (card, light, blur, JPEG, gradients)
 EVAL_TEXTURE_COPIES = 24.0  # evaluate / held-out check: the same without gradients
 EVAL_BATCH = 64  # views a held-out check renders at once (blocks.evaluate.evaluate_patch's batch)
+HELD_OUT_VIEWS = 256  # views a held-out check judges by default (generate --eval-n, evaluate_patch's n)
 
 
 def view_copies(net) -> float:

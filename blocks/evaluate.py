@@ -6,9 +6,12 @@ from dataclasses import dataclass
 
 import torch
 
+from blocks.checks import EVAL_BATCH, HELD_OUT_VIEWS  # torch-free, for the memory checks before loading
 from common.distance import WORKS_RATE  # "works from coverage X": every bin from X up wins this often
 from common.goal import Goal
 from transforms.eot import EOT, random_views
+
+SEED = 12345  # the view seed when the caller gives none (the commands always give one; bench/ may not)
 
 
 @dataclass
@@ -54,8 +57,8 @@ def works_from(by_coverage: dict[str, dict], rate: float = WORKS_RATE) -> float 
 
 
 def evaluate_patch(model, patch: torch.Tensor, eot: EOT, target: "int | Goal | None" = None,
-                   away_from: int | None = None, scenes: torch.Tensor | None = None, n: int = 256,
-                   seed: int = 12345, batch: int = 64, scale_bins: int = 4,
+                   away_from: int | None = None, scenes: torch.Tensor | None = None, n: int = HELD_OUT_VIEWS,
+                   seed: int = SEED, batch: int = EVAL_BATCH, scale_bins: int = 4,
                    rotation_bin_deg: float = 10.0, patch_map=None, size: int | None = None,
                    on_batch=None) -> Evaluation:
     """patch: (3, P, P) in [0, 1]. Uses its own seed so training views are never reused.
@@ -137,8 +140,8 @@ def _breakdown(bins: list[tuple[float, str]], win: torch.Tensor, prob: torch.Ten
 
 
 def evaluate_members(model, patch: torch.Tensor, eot: EOT, target: "int | Goal | None" = None,
-                     away_from: int | None = None, scenes: torch.Tensor | None = None, n: int = 256,
-                     seed: int = 12345, patch_map=None, whole: Evaluation | None = None,
+                     away_from: int | None = None, scenes: torch.Tensor | None = None, n: int = HELD_OUT_VIEWS,
+                     seed: int = SEED, patch_map=None, whole: Evaluation | None = None,
                      on_batch=None) -> list[dict]:
     """One row per model inside `model` (each member of an Ensemble, or the model itself), all
     judged on the same views, rendered at `model`'s input size: a transfer row. whole: model's own

@@ -3,11 +3,12 @@ efficientnet_lite0 ..."), worked out from the raw arguments before anything heav
 typer, numpy and the settings modules take a few tenths of a second, torch seconds."""
 from __future__ import annotations
 
+from blocks.models.default import DEFAULT_MODEL  # imports nothing (the package's __init__ is lazy)
+
 # blocks.cli's command names and the ones that load weights (tests/test_help.py checks they agree)
 COMMANDS = ("generate", "evaluate", "sweep", "targets", "models", "digits-scenes", "sample-scenes", "print",
             "capture", "simulate", "onepixel", "calibration-sheet", "calibrate")
 MODEL_COMMANDS = ("generate", "evaluate", "capture", "onepixel", "sweep")
-DEFAULT_MODEL = "efficientnet_lite0"  # blocks.models.DEFAULT_MODEL, repeated so this imports nothing
 
 
 def loading_line(args: list[str]) -> str | None:

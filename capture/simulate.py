@@ -16,6 +16,7 @@ from common.files import IMAGE_SUFFIXES, atomic_write_bytes
 from common.records import SheetInfo, SimulateInfo
 from capture.loop import VideoOut
 from capture.sheet import load_sheet, sidecar_path
+from printing.layout import CARD_BORDER_MM
 from transforms.camera import (CameraSettings, develop, film_page, keep_in_frame, make_background,
                                pose_homography, sample_looks, sample_poses)
 
@@ -36,7 +37,7 @@ class SimulateSettings:
     # and held in front of a photo that fills the frame (one photo per clip, chosen by the seed),
     # instead of the whole page lying on a table. Paths of photos; empty: the table.
     scenes: tuple = ()
-    card_border_mm: float = 2.5
+    card_border_mm: float = CARD_BORDER_MM
 
 
 # Peak memory of a frame, measured by bench/memory.py (peak RSS of one still at 640 x 480 and at

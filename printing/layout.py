@@ -37,6 +37,10 @@ CUT_GAP_MM = 1.0  # cut marks start this far from the patch corner so nothing to
 CUT_MARK_MM = 5.0  # length of a cut mark when there are no markers
 CELL_SPACING_MM = 3.0  # white gutter between neighbouring blocks (also a quiet zone between markers)
 CAPTION_GAP_MM = 1.5  # between the block's furniture and its caption
+DEFAULT_MARKER_MM = 12.0  # side of a block's ArUco markers (blocks print --marker-mm)
+# A block cut out as a card to hold up (the `held` views train on it, simulate renders it): the cut
+# runs this far beyond the markers' outer edge, so each marker keeps a white quiet zone of its own.
+CARD_BORDER_MM = 2.5
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,25 @@ def diagonal_spot(r: Rect, corner: str, frame: Surround) -> Rect:
     return Rect(x, y, m, m)
 
 
+def block_markers(r: Rect, frame: Surround, first_id: int) -> tuple[MarkerPlace, ...]:
+    """A grid block's markers: one diagonally outside each corner of r, ids first_id.. in CORNERS
+    order; none when the frame has no markers."""
+    if frame.marker_mm is None:
+        return ()
+    return tuple(MarkerPlace(first_id + i, s.x_mm, s.y_mm, s.w_mm, corner)
+                 for i, corner in enumerate(CORNERS) for s in [diagonal_spot(r, corner, frame)])
+
+
+def card_layout(size_mm: float, marker_mm: float = DEFAULT_MARKER_MM, border_mm: float = CARD_BORDER_MM) -> BlockPlace:
+    """Block 0 of a sheet (marker ids 0-3) around one size_mm patch, as grid_layout places it, cut
+    out as a card border_mm beyond its markers: in card mm, the origin at the card's top-left
+    corner, so the card is size_mm + 2 * x_mm wide. What the `held` views train on (transforms.held)."""
+    frame = Surround.for_markers(marker_mm)
+    reach = frame.ext_mm + border_mm
+    r = Rect(reach, reach, size_mm, size_mm)
+    return BlockPlace(0, 0, r.x_mm, r.y_mm, size_mm, size_mm, block_markers(r, frame, 0))
+
+
 def grid_layout(n_blocks: int, block_w: float, block_h: float, page: tuple[float, float],
                 margin_mm: float, frame: Surround, caption_h_mm: float) -> Layout:
     """n_blocks identical blocks of block_w x block_h mm in rows and columns, page after page.
@@ -211,12 +234,7 @@ def grid_layout(n_blocks: int, block_w: float, block_h: float, page: tuple[float
         cx = x_start + col * (cell_w + gutter)
         cy = margin_mm + row * (cell_h + gutter)
         r = Rect(cx + frame.ext_mm, cy + frame.ext_mm, block_w, block_h)
-        markers = ()
-        if frame.marker_mm is not None:
-            markers = tuple(MarkerPlace(4 * k + i, s.x_mm, s.y_mm, s.w_mm, corner)
-                            for i, corner in enumerate(CORNERS)
-                            for s in [diagonal_spot(r, corner, frame)])
-        blocks.append(BlockPlace(k, p, r.x_mm, r.y_mm, block_w, block_h, markers))
+        blocks.append(BlockPlace(k, p, r.x_mm, r.y_mm, block_w, block_h, block_markers(r, frame, 4 * k)))
         cuts += [(p, s) for s in corner_cut_marks(r, frame)]
         if caption_h_mm > 0:
             captions.append(Caption(p, cx, cy + block_h + 2 * frame.ext_mm + CAPTION_GAP_MM, cell_w, (k,)))

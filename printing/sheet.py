@@ -47,7 +47,7 @@ class SheetSettings:
     layout: str = "grid"
     tile: tuple[int, int] = (1, 1)
     markers: bool = True
-    marker_mm: float = 12.0
+    marker_mm: float = L.DEFAULT_MARKER_MM
     dpi: int = 300
     captions: bool = True
     date: str | None = None  # caption date, ISO; None = today

@@ -139,11 +139,12 @@ def _imports(path: Path) -> set[str]:
 OURS = {"blocks", "common", "transforms", "printing", "capture", "bench", "tests", "scripts"}
 
 
-@pytest.mark.parametrize("package, allowed", [("common", {"common"}), ("transforms", {"common", "transforms"}),
+@pytest.mark.parametrize("package, allowed", [("common", {"common"}), ("transforms", {"common", "printing", "transforms"}),
                                               ("printing", {"common", "printing"}),
                                               ("capture", {"common", "capture", "printing", "transforms"})])
 def test_lower_packages_never_import_upwards(package, allowed):
-    """common/ imports nothing of ours; transforms/, printing/ and capture/ never import blocks/."""
+    """common/ imports nothing of ours; transforms/, printing/ and capture/ never import blocks/;
+    printing/ imports no transforms/ (the held views draw the card from printing's layout)."""
     bad = {str(p.relative_to(ROOT)): sorted((_imports(p) & OURS) - allowed)
            for p in sorted((ROOT / package).glob("*.py")) if (_imports(p) & OURS) - allowed}
     assert not bad, bad

@@ -34,9 +34,13 @@ import torch.nn.functional as F
 from kornia.filters import motion_blur
 from kornia.geometry.transform import get_perspective_transform
 
+from common.distance import DEFAULT_SIZE_MM, WEBCAM_FOV_DEG
+from printing.layout import CARD_BORDER_MM, DEFAULT_MARKER_MM, BlockPlace, card_layout
+from printing.markers import marker_modules
 from transforms.draws import uniform
 from transforms.photometric import Photometric, blur_side, frame_effects, gaussian, jpeg_some
 from transforms.placement import paste
+from transforms.rectified import INK, PAPER
 
 REDUCTIONS = ("squash", "crop")
 CROP_SHARE = 224 / 256  # torchvision's Resize(256) + CenterCrop(224): the crop's share of the short side
@@ -44,17 +48,22 @@ CROP_SHARE = 224 / 256  # torchvision's Resize(256) + CenterCrop(224): the crop'
 
 @dataclass(frozen=True)
 class CardLayout:
-    """The printed card around the patch, in units of the patch side. Defaults: `blocks print`'s
-    50 mm block with 12 mm markers (quiet zone 3 mm) and a 2.5 mm white border left by the cut."""
+    """The printed card around the patch: `blocks print`'s block with its four markers, cut out
+    `border_mm` beyond them (printing.layout.card_layout). Only the lengths' ratios to size_mm
+    matter here. Defaults: the 50 mm block with 12 mm markers that `blocks print` draws by default."""
 
-    marker: float = 12 / 50  # marker side
-    quiet: float = 3 / 50  # white between the patch corner and its marker
-    border: float = 2.5 / 50  # white beyond the markers' outer edge
+    size_mm: float = DEFAULT_SIZE_MM
+    marker_mm: float = DEFAULT_MARKER_MM
+    border_mm: float = CARD_BORDER_MM
+
+    @functools.cached_property
+    def printed(self) -> BlockPlace:
+        return card_layout(self.size_mm, self.marker_mm, self.border_mm)
 
     @property
     def reach(self) -> float:
-        """From the patch edge to the card's edge."""
-        return self.quiet + self.marker + self.border
+        """From the patch edge to the card's edge, in patch sides."""
+        return self.printed.x_mm / self.size_mm
 
 
 @dataclass
@@ -62,12 +71,12 @@ class HeldCard:
     coverage: tuple[float, float] = (0.15, 0.45)  # patch side / frame's shorter side (distance)
     tilt_deg: float = 30.0  # max out-of-plane tilt, about a random axis in the card's plane
     roll_deg: float = 25.0  # max rotation in the image plane
-    fov_deg: float = 65.0  # horizontal field of view of the camera (a typical webcam)
+    fov_deg: float = WEBCAM_FOV_DEG  # horizontal field of view of the camera (a typical webcam)
     aspects: tuple[float, ...] = (4 / 3, 16 / 9)  # frame width / height
     reductions: tuple[str, ...] = REDUCTIONS
     frame_height_px: tuple[int, int] = (480, 720)  # what blur widths are measured in
-    ink: tuple[float, float] = (0.0, 0.12)  # darkest printed value, per channel
-    paper: tuple[float, float] = (0.8, 1.0)  # lightest (paper white), per channel
+    ink: tuple[float, float] = INK  # darkest printed value, per channel
+    paper: tuple[float, float] = PAPER  # lightest (paper white), per channel
     light_falloff: float = 0.35  # max gain drop across the card
     defocus_px: tuple[float, float] = (0.3, 1.5)  # Gaussian sigma, frame px
     motion_px: float = 6.0  # max motion-blur length, frame px
@@ -90,21 +99,33 @@ def card_base(patch_px: int, layout: CardLayout, device="cpu") -> tuple[torch.Te
 
 @functools.lru_cache(maxsize=8)
 def _card_base(patch_px: int, layout: CardLayout) -> tuple[torch.Tensor, int]:
-    """card_base on the CPU, drawn once per side and layout (every training step asks for it)."""
-    import cv2
+    """card_base on the CPU, drawn once per side and layout (every training step asks for it).
 
-    aruco = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_50)  # printing.markers.DICTIONARY
-    m = max(6, int(round(layout.marker * patch_px)))  # a marker's 6 modules need 6 texels at least
-    q = max(1, int(round(layout.quiet * patch_px)))
-    off = q + m + max(1, int(round(layout.border * patch_px)))
+    printing's card, lengths snapped to whole texels: each marker stays a square of m texels
+    (6 at least, one per module) one quiet zone q from its patch corner, as the PDF draws it."""
+    block = layout.printed  # in card mm: the card's edge at 0
+    first = block.markers[0]  # the top-left one (CORNERS order)
+    texels = patch_px / block.width_mm  # per mm
+    m = max(6, round(first.size_mm * texels))  # a marker's 6 modules need 6 texels at least
+    q = max(1, round((block.x_mm - first.x_mm - first.size_mm) * texels))
+    off = q + m + max(1, round(first.x_mm * texels))  # the border: from the card's edge to the marker
     C = patch_px + 2 * off
     card = torch.ones(1, C, C)
     near, far = off - q - m, off + patch_px + q  # marker top-left, before and after the patch
-    for i, (x, y) in enumerate(((near, near), (far, near), (far, far), (near, far))):
-        bits = torch.from_numpy(cv2.aruco.generateImageMarker(aruco, i, 6, borderBits=1) < 128).float()[None, None]
-        square = F.interpolate(bits, size=(m, m), mode="nearest")[0]
-        card[:, y:y + m, x:x + m] = 1 - square
+    for marker in block.markers:
+        x = near if marker.x_mm < block.x_mm else far
+        y = near if marker.y_mm < block.y_mm else far
+        bits = torch.from_numpy(marker_modules(marker.id)).float()[None, None]
+        card[:, y:y + m, x:x + m] = 1 - F.interpolate(bits, size=(m, m), mode="nearest")[0]
     return card, off
+
+
+def card_texture(patch: torch.Tensor, layout: CardLayout) -> tuple[torch.Tensor, int]:
+    """patch (3, P, P) -> (the printed card, (3, C, C) in [0, 1] before the print response: the
+    patch on card_base's white paper with its markers; the patch's offset in it)."""
+    P, dev = patch.shape[-1], patch.device
+    base, off = card_base(P, layout, dev)
+    return F.pad(patch, (off, off, off, off)) + base * _hole(base.shape[-1], off, P, dev), off
 
 
 def _rotation(axis_angle: torch.Tensor, tilt: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
@@ -220,7 +241,7 @@ def held_views(patch: torch.Tensor, n: int, size: int, cfg: HeldCard, scenes: to
         # one level per view plus a small per-channel tint: paper and ink are nearly neutral
         ink = (cfg.ink[0] + (cfg.ink[1] - cfg.ink[0]) * (0.7 * u(n, 1, 1, 1) + 0.3 * u(n, 3, 1, 1)))
         paper = (cfg.paper[0] + (cfg.paper[1] - cfg.paper[0]) * (0.7 * u(n, 1, 1, 1) + 0.3 * u(n, 3, 1, 1)))
-        full = F.pad(patch[None].expand(n, -1, -1, -1), (off, off, off, off)) + base[None] * _hole(C, off, P, dev)
+        full = card_texture(patch, cfg.card)[0][None].expand(n, -1, -1, -1)
         card = ink + (paper - ink) * full
     # uneven light: a gain falling off linearly along a random direction across the card
     direction = 2 * math.pi * u(n)

@@ -31,13 +31,20 @@ from transforms.photometric import Photometric, blur_side, clip01, frame_effects
 from transforms.placement import paste
 
 
+# The print response every view model starts from (held and rectified views alike): the darkest
+# value a printer's black ink shows and the lightest its paper shows, per channel, as a camera
+# exposed for the scene sees them. One range for both: the same print under the same cameras.
+INK = (0.0, 0.12)
+PAPER = (0.8, 1.0)
+
+
 @dataclass
 class CameraViews:
     pixels: tuple[int, int] = (30, 200)  # block side as the camera sees it, px (log-uniform)
     margin: float = 0.0  # context kept around the block, fraction of its side (capture's block_margin)
     corner_jitter_px: float = 0.8  # rectification error of each block corner, camera px
-    ink: tuple[float, float] = (0.0, 0.12)  # the darkest printed value (ink black), per channel
-    paper: tuple[float, float] = (0.82, 1.0)  # the lightest (paper white), per channel
+    ink: tuple[float, float] = INK  # the darkest printed value (ink black), per channel
+    paper: tuple[float, float] = PAPER  # the lightest (paper white), per channel
     defocus_px: tuple[float, float] = (0.2, 1.2)  # Gaussian sigma, camera px
     motion_px: float = 4.0  # max motion-blur length, camera px
     groups: int = 4  # camera resolutions drawn per batch

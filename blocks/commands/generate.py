@@ -53,7 +53,7 @@ class GenerateRun:
     colormap: Path | None = None
     printability: float = 0.0
     tv: float = 0.0
-    eval_n: int = 256
+    eval_n: int = checks.HELD_OUT_VIEWS
     seed: int = GenerateConfig.seed
     out: Path | None = None
     overwrite: bool = False  # replace a finished patch in out (an interrupted run never does: PARTIAL)

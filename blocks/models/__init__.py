@@ -24,7 +24,8 @@ _LAZY = {**dict.fromkeys(("pick_device",), "blocks.models.device"),
          **dict.fromkeys(("offline_models",), "blocks.models.inventory"),
          **dict.fromkeys(("class_names", "load_classifier", "load_models"), "blocks.models.loading"),
          **dict.fromkeys(("read_model_list",), "blocks.models.model_list"),
-         **dict.fromkeys(("DEFAULT_MODEL", "LITE", "ModelSpec", "is_model_file"), "blocks.models.spec"),
+         **dict.fromkeys(("DEFAULT_MODEL",), "blocks.models.default"),
+         **dict.fromkeys(("LITE", "ModelSpec", "is_model_file"), "blocks.models.spec"),
          **dict.fromkeys(("load_state_dict", "weights_cache_path"), "blocks.models.weights"),
          **dict.fromkeys(("Classifier", "Ensemble", "check_same_classes", "members"), "blocks.models.wrappers")}
 __getattr__ = lazy(__name__, _LAZY)

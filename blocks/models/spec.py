@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from blocks.models.default import DEFAULT_MODEL
 from common.errors import UserError
-
-DEFAULT_MODEL = "efficientnet_lite0"
 # the embedded ImageNet models and their input sides (embedded.py loads them); here, torch-free, so a
 # misspelt target is answered before torch is imported (blocks.commands.generate.goals_before_loading)
 LITE = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
