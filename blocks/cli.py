@@ -303,7 +303,6 @@ def onepixel(
     flags = dict(locals())  # the parameters alone, before anything else (settings())
     from rich.console import Console
 
-
     summary = run_onepixel(settings(OnePixelRun, flags), progress=onepixel_bar)
     Console().print(summary.table())
     typer.echo(f"wrote {out}/summary.json, contact_sheet.png and {len(summary.results)} images", err=True)
