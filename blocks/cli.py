@@ -1,85 +1,51 @@
-"""The `blocks` command: a thin typer layer over the Python API. Bad input -> one line, exit 2."""
+"""The `blocks` command: it only declares commands. Each one reads its flags into its settings
+dataclass (blocks.commands.*), runs its pipeline, and prints the record it gets back, which formats
+itself (common.formats). Progress bars: blocks.progress; errors and Ctrl-C -> one line and an exit
+code: blocks.exits; the flag plumbing the commands share: blocks.flags."""
 from __future__ import annotations
 
 import functools
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from blocks import checks
-from blocks.first_line import DEFAULT_MODEL, loading_line  # noqa: F401 (cli.loading_line: the same line)
+from blocks import checks, exits
+from blocks.first_line import loading_line  # noqa: F401 (cli.loading_line: the same line)
 # The settings dataclasses are the one home of every default: the flags below read theirs from
-# them (these modules import no torch, so --help and the Ctrl-C guard stay fast).
-from blocks.commands.calibrate import CalibrateRun
-from blocks.commands.calibration_sheet import CalibrationRun
-from blocks.commands.capture import CaptureRun
-from blocks.commands.evaluate import EvaluateRun
-from blocks.commands.generate import GenerateRun
-from blocks.commands.onepixel import OnePixelRun
-from blocks.commands.print_sheet import PrintRun
-from blocks.commands.scenes import ScenesRun
-from blocks.commands.simulate import SimulateRun
-from blocks.commands.sweep import SweepRun
+# them. The command modules import torch only inside their pipelines: --help and errors stay fast.
+from blocks.commands.calibrate import CalibrateRun, run_calibrate
+from blocks.commands.calibration_sheet import CalibrationRun, run_calibration_sheet
+from blocks.commands.capture import CaptureRun, capture_kept, run_capture
+from blocks.commands.evaluate import EvaluateRun, run_evaluate
+from blocks.commands.generate import GenerateRun, run_generate
+from blocks.commands.onepixel import OnePixelRun, run_onepixel
+from blocks.commands.print_sheet import PrintRun, run_print
+from blocks.commands.scenes import ScenesRun, run_scenes
+from blocks.commands.simulate import SimulateRun, run_simulate
+from blocks.commands.sweep import SweepRun, run_sweep
+from blocks.flags import (DEFAULT_MODEL, EVAL_SCENES_DEFAULT, FRAME_SIZE_DEFAULT, MODEL_FLAGS,  # noqa: F401 (tests read them here)
+                          OVERWRITE_HELP, SCALE_DEFAULT, SCENES_DEFAULT, SMOOTH_DEFAULT, DeviceOpt, _version,
+                          class_names, default, model_options, parse_range, parse_size, settings)
+from blocks.progress import capture_bar, evaluate_bar, generate_bar, onepixel_bar, simulate_bar, views_bar
 from common.errors import Interrupted, UserError, shown
+from common.files import json_text
+from printing import parse_tile
 from printing.calibration import CalibrationSettings
-from printing.sheet import SheetSettings
-
-def _flags_take_no_value() -> None:
-    """typer 0.29 writes a type after every option in --help, flags too (`--version <bool>`); a
-    flag takes no value, so it shows none."""
-    from typer.core import TyperOption
-
-    shown = TyperOption.display_type_rich
-    if getattr(shown, "flags_take_no_value", False):
-        return
-
-    def display_type_rich(self, ctx):
-        return None if self.is_flag else shown(self, ctx)
-
-    display_type_rich.flags_take_no_value = True
-    TyperOption.display_type_rich = display_type_rich
-
-
-_flags_take_no_value()
+from printing.sheet import SheetSettings, preview_paths, sidecar_path
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Physical-world adversarial blocks: generate, print, capture, one-pixel.")
 
-# Defaults are shown by typer's show_default (text written into a help string as "[default: x]"
-# is rich markup, and vanishes); computed ones (None in the settings) say in words what they are.
-MODEL_HELP = ("efficientnet_lite0 (embedded ImageNet, offline; efficientnet_lite1/2 with the zoo extra), a "
-              "torchvision name, timm:NAME, a .pt2/TorchScript file, or digits")
 
-# Shared `[model flags]`: every command that runs a classifier takes these, through @model_options.
-ModelOpt = Annotated[Optional[list[str]], typer.Option("--model", metavar="NAME", show_default=DEFAULT_MODEL,
-                                                       help=MODEL_HELP + "; repeat it for an ensemble")]
-OneModelOpt = Annotated[Optional[list[str]], typer.Option("--model", metavar="NAME", show_default=DEFAULT_MODEL,
-                                                          help=MODEL_HELP + "; one model (this command takes no ensemble)")]
-ModelsFileOpt = Annotated[Optional[Path], typer.Option("--models", metavar="FILE", help="an ensemble whose members need their own flags: a TOML or JSON file listing models, each with keys model, weights, labels, input_size, mean, std")]
-OneModelFileOpt = Annotated[Optional[Path], typer.Option("--models", metavar="FILE", help="a TOML or JSON file naming the model with keys model, weights, labels, input_size, mean, std (one entry: this command takes no ensemble)")]
-WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", help="state dict file for --model (loaded with weights_only=True)")]
-LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="class names, one per line (sets the number of classes)")]
-InputSizeOpt = Annotated[Optional[int], typer.Option("--input-size", help="side in pixels the model expects", show_default="the model's own")]
-MeanOpt = Annotated[Optional[str], typer.Option("--mean", help="normalisation mean R,G,B", show_default="the model's own")]
-StdOpt = Annotated[Optional[str], typer.Option("--std", help="normalisation std R,G,B", show_default="the model's own")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")]
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code: 0 ok, 2 bad input, 130 interrupted (blocks.exits)."""
+    return exits.run(app, argv)
 
 
-def version_text() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return f"blocks (deep-chicken-saviour) {version('deep-chicken-saviour')}"
-    except PackageNotFoundError:  # run from a checkout that pip never installed
-        return "blocks (deep-chicken-saviour), not installed: no version"
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(version_text())
-        raise typer.Exit()
+def say(lines: list[str], err: bool = False) -> None:
+    for line in lines:
+        typer.echo(line, err=err)
 
 
 @app.callback()
@@ -88,104 +54,6 @@ def _root(
                                           help="print the version and exit")] = False,
 ) -> None:
     """Physical-world adversarial blocks: generate, print, capture, one-pixel."""
-
-
-MODEL_FLAGS = ("model", "models_file", "weights", "labels", "input_size", "mean", "std")
-
-
-def model_options(multi: bool = True):
-    """Give a command the model flags in place of its `models` parameter, which then receives
-    one list[ModelSpec] (several for an ensemble). multi=False: the command takes one model."""
-    import functools
-    import inspect
-
-    flags = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=None)
-             for name, ann in zip(MODEL_FLAGS, (ModelOpt if multi else OneModelOpt,
-                                                ModelsFileOpt if multi else OneModelFileOpt, WeightsOpt,
-                                                LabelsOpt, InputSizeOpt, MeanOpt, StdOpt))]
-
-    def decorate(command):
-        sig = inspect.signature(command, eval_str=True)
-        params = []
-        for p in sig.parameters.values():
-            params += flags if p.name == "models" else [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)]
-
-        @functools.wraps(command)
-        def wrapper(**kwargs):
-            values = {k: kwargs.pop(k) for k in MODEL_FLAGS}
-            specs = model_specs(**values)
-            if not multi and len(specs) > 1:
-                raise UserError(f"{command.__name__} runs one model at a time, not {len(specs)}: "
-                                f"give one --model")
-            return command(models=specs, **kwargs)
-
-        wrapper.__signature__ = sig.replace(parameters=params)  # typer reads the flags from here
-        wrapper.__annotations__ = {p.name: p.annotation for p in params}
-        return wrapper
-
-    return decorate
-
-
-def model_specs(model: list[str] | None, models_file: Path | None, weights: Path | None = None,
-                labels: Path | None = None, input_size: int | None = None, mean: str | None = None,
-                std: str | None = None) -> list:
-    """The models the flags name: each --model, then each entry of the --models file."""
-    names = list(model or [])
-    per_model = [f for f, v in (("--weights", weights), ("--labels", labels), ("--input-size", input_size),
-                                ("--mean", mean), ("--std", std)) if v is not None]
-    if per_model and (len(names) > 1 or models_file is not None):
-        raise UserError(f"{', '.join(per_model)} apply to a single --model; with several models give "
-                        f"each its own in a --models FILE (TOML or JSON entries with keys model, weights, "
-                        f"labels, input_size, mean, std)")
-    specs = [model_spec(n, weights, labels, input_size, mean, std) for n in names]
-    if models_file is not None:
-        from blocks.models.model_list import read_model_list
-
-        specs += read_model_list(models_file)
-    return specs or [model_spec(DEFAULT_MODEL, weights, labels, input_size, mean, std)]
-
-
-def model_spec(model: str, weights: Path | None, labels: Path | None, input_size: int | None,
-               mean: str | None, std: str | None):
-    from blocks.models.spec import ModelSpec
-
-    mean, std = parse_floats(mean, "--mean", 3), parse_floats(std, "--std", 3)
-    checks.model_numbers(input_size, mean, std)
-    return ModelSpec(name=model, weights=weights, labels=labels, input_size=input_size, mean=mean, std=std)
-
-
-def parse_floats(text: str | None, flag: str, n: int | None = None) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        values = tuple(float(v) for v in text.replace(":", ",").split(","))
-    except ValueError:
-        raise UserError(f"{flag} takes numbers separated by commas, not {text!r}") from None
-    if n is not None and len(values) != n:
-        raise UserError(f"{flag} takes {n} numbers, not {text!r}")
-    return values
-
-
-def parse_range(text: str | None, flag: str, lo: float = 0.0, hi: float = float("inf")):
-    """'MIN:MAX' -> (min, max), checked to lie within [lo, hi]."""
-    if text is None:
-        return None
-    try:
-        values = parse_floats(text, flag)
-    except UserError:
-        values = ()
-    if len(values) == 1:
-        values = (values[0], values[0])
-    if len(values) != 2 or not (lo <= values[0] <= values[1] <= hi):
-        raise UserError(f"{flag} takes MIN:MAX with {lo:g} <= MIN <= MAX <= {hi:g}, not {text!r}")
-    return values
-
-
-def emit_json(obj) -> None:
-    """obj as JSON on stdout (common.files.json_text: strict, no NaN)."""
-    from common.files import json_text
-
-    typer.echo(json_text(obj))
 
 
 @app.command()
@@ -201,19 +69,7 @@ def targets(
     hits = search_targets(query, names)
     if not hits:
         raise UserError(f"no class matches {query!r} ({len(names)} classes)")
-    typer.echo(shown(picked_line(query, names)))
-    for i, name in hits:
-        typer.echo(f"{i:5d}  {shown(name)}")
-
-
-def class_names(specs: list) -> list[str]:
-    """Class names without loading weights (so `targets` works offline); an ensemble's members
-    must agree on them."""
-    from blocks.models import class_names as names, check_same_classes
-
-    lists = [(s.name, names(s)) for s in specs]
-    check_same_classes(lists)
-    return lists[0][1]
+    say([shown(picked_line(query, names)), *(f"{i:5d}  {shown(name)}" for i, name in hits)])
 
 
 @app.command("models")
@@ -221,138 +77,8 @@ def list_models_cmd():
     """List the models that run offline right now: embedded, bundled and cached weights."""
     from blocks.models import offline_models
 
-    for m in offline_models():
-        typer.echo(f"{m['model']:<28} {m['source']:<9} {m['input_size']:>4} px  {m['num_classes']:>5} classes")
-
-
-SMOOTH_DEFAULT = "0.8 for an ensemble, 0 for one model"  # blocks.attacks.eot_fgsm.smoothing (tests/test_help.py)
-SCALE_DEFAULT = "0.15:0.45 for --eot held; else 0.8:1.0, 0.4:0.6 with --scenes"  # blocks.commands.shared.default_scale (tests/test_help.py)
-SCENES_DEFAULT = "--eot held: the shipped sample photos, training side; else plain random backgrounds"
-EVAL_SCENES_DEFAULT = "--scenes; --eot held without --scenes: the shipped photos' held-out side"
-FRAME_SIZE_DEFAULT = "640x480"
-OVERWRITE_HELP = "replace outputs that exist already (without it, an existing output is an error and nothing runs)"  # transforms.camera.CameraSettings.size (tests/test_help.py)
-
-
-def default(cls, name: str, text: str | None = None):
-    """The default of field `name` of the settings dataclass `cls`, for a flag to show and use;
-    text: a format for a tuple a flag takes as text ("{0:g}:{1:g}" for MIN:MAX)."""
-    import dataclasses
-
-    f = {f.name: f for f in dataclasses.fields(cls)}[name]
-    value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-    return text.format(*value) if text else value
-
-
-def settings(cls, values: dict, ignore: tuple[str, ...] = (), **parsed):
-    """The settings dataclass `cls` from a command's flags: values are the command's parameters
-    (`flags = dict(locals())`, taken before anything else in its body), each named as a field of
-    cls; parsed values replace them. Strict: a name that is no field of cls raises TypeError (a
-    programming error: a renamed field or parameter would otherwise keep its old default without a
-    word), unless the command consumes it itself and names it in ignore."""
-    import dataclasses
-
-    names = {f.name for f in dataclasses.fields(cls)}
-    given = {**values, **parsed}
-    for name in ignore:
-        if name not in given or name in names:
-            raise TypeError(f"settings({cls.__name__}): ignore={name!r} names "
-                            f"{'a field' if name in names else 'no parameter of the command'}")
-    unknown = sorted(set(given) - names - set(ignore))
-    if unknown:
-        raise TypeError(f"settings({cls.__name__}): {', '.join(unknown)} is no field of {cls.__name__} "
-                        f"(rename the parameter or the field, or pass it in ignore=)")
-    return cls(**{k: v for k, v in given.items() if k not in ignore})
-
-
-PLAIN_EVERY_S = 10.0  # seconds between progress lines when the bar's stream is not a terminal
-
-
-def progress_console(stderr: bool = False):
-    """Where a bar goes: stdout when the command leaves it free (stderr=False) and it is a
-    terminal, else stderr (so `blocks generate > log` still shows the bar on the terminal)."""
-    from rich.console import Console
-
-    if not stderr:
-        out = Console()
-        if out.is_terminal:
-            return out
-    return Console(stderr=True)
-
-
-class PlainLines:
-    """A rich Progress seen through a stream that is not a terminal (a log file, a pipe): rich
-    would print the bar once, at the end; this prints it as a plain line at the first update and
-    then every PLAIN_EVERY_S seconds."""
-
-    def __init__(self, progress, clock=None):
-        import time
-
-        self.progress, self.clock, self.last = progress, clock or time.monotonic, None
-
-    def update(self, task, **kwargs) -> None:
-        self.progress.update(task, **kwargs)
-        now, (t,) = self.clock(), [t for t in self.progress.tasks if t.id == task]
-        if t.finished:  # rich prints the finished bar itself
-            return
-        if self.last is None or now - self.last >= PLAIN_EVERY_S:
-            self.last = now
-            self.progress.console.print(self.progress.make_tasks_table([t]))
-
-
-@contextmanager
-def bar(label: str, total, *columns, stderr: bool = False, **fields):
-    """A rich progress bar (stderr when stdout carries JSON, or is not a terminal); yields
-    (progress, task). Where no terminal shows it: plain lines every PLAIN_EVERY_S seconds."""
-    from rich.markup import escape
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    console = progress_console(stderr)
-    shown_label = escape(shown(label)).replace("{", "{{").replace("}", "}}")  # a class name is no format or markup
-    with Progress(TextColumn(shown_label), BarColumn(), *columns, TimeElapsedColumn(), transient=False,
-                  console=console) as progress:
-        task = progress.add_task(label, total=total, **fields)
-        yield (progress if console.is_terminal else PlainLines(progress)), task
-
-
-def clock_text(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    h, rest = divmod(seconds, 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
-
-
-def generate_eta(done: int, steps: int, seconds: float, max_seconds: float | None) -> tuple[float, str]:
-    """(share of the run done, 'ETA m:ss') after `done` steps in `seconds`: the run ends at its
-    last step or at max_seconds, whichever comes first (then the ETA says 'clock')."""
-    by_steps = (steps - done) * seconds / max(done, 1)
-    share = done / steps
-    if max_seconds and max_seconds - seconds < by_steps:
-        return max(share, min(seconds / max_seconds, 1.0)), f"ETA {clock_text(max_seconds - seconds)} (clock)"
-    return share, f"ETA {clock_text(by_steps)}"
-
-
-@contextmanager
-def generate_bar(label: str, total: int, max_seconds: float | None = None):
-    """Steps, loss, p(target) and an ETA; the bar fills with whichever limit ends the run first."""
-    from rich.progress import TextColumn
-
-    with bar(label, total, TextColumn("step {task.fields[step]}/" + str(total)), TextColumn("loss {task.fields[loss]}"),
-             TextColumn("p(target) {task.fields[prob]}"), TextColumn("{task.fields[eta]}"),
-             step=0, loss="-", prob="-", eta="ETA -") as (p, task):
-        def update(r):
-            share, eta = generate_eta(r.step + 1, total, r.seconds, max_seconds)
-            p.update(task, completed=share * total, step=r.step + 1, loss=f"{r.loss:.3f}",
-                     prob=f"{r.objective_prob:.3f}", eta=eta)
-
-        yield update
-
-
-@contextmanager
-def views_bar(label: str, total: int):
-    """The held-out check: views judged of all it renders."""
-    from rich.progress import MofNCompleteColumn, TextColumn
-
-    with bar(label, total, MofNCompleteColumn(), TextColumn("views")) as (p, task):
-        yield lambda n: p.update(task, advance=n)
+    say([f"{m['model']:<28} {m['source']:<9} {m['input_size']:>4} px  {m['num_classes']:>5} classes"
+         for m in offline_models()])
 
 
 @app.command()
@@ -394,97 +120,18 @@ def generate(
 
     Several targets: one folder per target under --out and a summary.json. Under torchrun
     (`torchrun --nproc-per-node N -m blocks generate ...`) each step's views are split across the ranks."""
-    generate_from(dict(locals()))  # the parameters alone, before any import (settings())
+    generate_from(dict(locals()))  # the parameters alone, before anything else (settings())
 
 
 def generate_from(flags: dict) -> None:
     """generate's body, apart from its flags (the signature) so that they may grow."""
-    from blocks.commands.generate import run_generate
-
-    scale = parse_range(flags["scale"], "--scale", *checks.SCALE)
-    run = settings(GenerateRun, flags, targets=flags["targets"] or [], scale=scale)
+    run = settings(GenerateRun, flags, targets=flags["targets"] or [],
+                   scale=parse_range(flags["scale"], "--scale", *checks.SCALE))
     done = run_generate(run, progress=functools.partial(generate_bar, max_seconds=flags["max_seconds"]),
-                        on_patch=print_patch, check_progress=views_bar)
+                        on_patch=lambda rec, patch: say(rec.lines(patch)), check_progress=views_bar)
     if done.summary is not None:
-        print_generate_summary(done.summary, done.folders[0].parent)
-
-
-def print_patch(rec, patch: Path) -> None:
-    typer.echo(held_out_line(rec, patch))
-    ev = rec.held_out or {}
-    if ev.get("by_coverage"):  # whole frames: success by how much of the frame the patch covers
-        bins = " | ".join(f"{k} {v['success_rate']:.0%}" for k, v in ev["by_coverage"].items())
-        typer.echo(f"  whole-frame success by coverage (patch side / frame's shorter side): {bins}")
-        typer.echo("  " + works_text(ev.get("works_from"), rec.scale, (rec.reach or {}).get("size_mm", 50.0)))
-    for line in reach_lines(rec):
-        typer.echo("  " + line)
-    if len(rec.members or []) > 1:
-        for row in rec.members:
-            typer.echo(f"  {row['model']}: held-out success {row['success_rate']:.1%}")
-    steps = (rec.config or {}).get("steps")
-    if rec.stopped == "time" and steps and rec.steps_run < CLOCK_WARNING * steps:
-        typer.echo(f"stopped by the clock after {rec.steps_run} of {steps} steps: the patch may be weak; "
-                   f"give more time or a GPU")
-
-
-def reach_lines(rec) -> list[str]:
-    """--distance: the success where the block will be used; --resume: what the run continued."""
-    lines = []
-    r, was = rec.reach, rec.resumed_from
-    if r and r.get("success") is not None:
-        near, far = r["band_m"]
-        lines.append(f"at {r['distance_m']:g} m (people move: {near:g}-{far:g} m), a {r['size_mm']:g} mm block, "
-                     f"{r['fov_deg']:g} degree camera: whole-frame success {r['success']:.1%}")
-    if was:
-        before = "-" if was.get("held_out_success") is None else f"{was['held_out_success']:.1%}"
-        now = (rec.held_out or {}).get("success_rate")
-        lines.append(f"resumed {was['folder']} after its {was['steps_run']} steps (held-out {before} then, "
-                     f"{'-' if now is None else f'{now:.1%}'} now; best step {rec.best_step} of {rec.steps_run})")
-    return lines
-
-
-CLOCK_WARNING = 0.5  # a run the clock stopped before this share of its steps gets the warning line
-
-
-def held_out_line(rec, patch: Path) -> str:
-    """The final line, from patch.json's held_out: the figure, and what it measured (the views)."""
-    ev = rec.held_out
-    parts = [f"held-out success {ev['success_rate']:.1%}, mean target prob {ev['mean_target_prob']:.3f} "
-             f"over {ev['n']} views"]
-    views = ev.get("views")
-    if views and views.get("whole_frame"):  # the figure is the camera's classifier's, on whole frames
-        lo, hi = views["scale"]
-        parts.append(f"of whole camera frames (the printed card held up before held-out photos, "
-                     f"{views['scene_images']} crops; patch side {lo:.2f}-{hi:.2f} of the frame's shorter side; "
-                     f"4:3 and 16:9 frames squashed or centre-cropped)")
-    elif views:
-        lo, hi = views["scale"]
-        side = f"{lo:.2f}" if lo == hi else f"{lo:.2f}-{hi:.2f}"
-        where = (f"in {views['scene_images']} held-out scene photos" if views["scenes"] else
-                 "on plain random backgrounds: no --scenes")
-        parts.append(f"({views['eot']} views, patch side {side} of the view, {where})")
-    return f"{shown(rec.target.name)}: {' '.join(parts)} -> {patch}"
-
-
-def works_text(works_from, trained, size_mm: float = 50.0) -> str:
-    """'works from coverage 0.2: a 50 mm block at 0.10-0.26 m from a 65 degree webcam'."""
-    from common.distance import WEBCAM_FOV_DEG, describe
-
-    if works_from is None:
-        return (f"not yet >= 90% at any coverage: give it more time (--max-seconds) or a GPU; trained for "
-                f"coverage {trained[0]:g}-{trained[1]:g} ({describe(size_mm, tuple(trained), WEBCAM_FOV_DEG)})")
-    return (f"works from coverage {works_from:g}: {describe(size_mm, (works_from, max(works_from, trained[1])), WEBCAM_FOV_DEG)}"
-            f" (blocks print --size-mm / --distance)")
-
-
-def print_generate_summary(summary, out: Path) -> None:
-    typer.echo(f"{'target':<24} {'index':>5} {'held-out':>9} {'p(target)':>9} {'best step':>9} {'seconds':>8}  folder")
-    for r in summary.targets:
-        success = "-" if r.held_out_success is None else f"{r.held_out_success:.1%}"
-        prob = "-" if r.mean_target_prob is None else f"{r.mean_target_prob:.3f}"
-        typer.echo(f"{shown(r.target.label())[:24]:<24} {r.target.index:>5} {success:>9} {prob:>9} {r.best_step:>9} "
-                   f"{r.seconds:>8.1f}  {r.folder}")
-    typer.echo(f"wrote {out / 'summary.json'}", err=True)
+        say(done.summary.lines())
+        typer.echo(f"wrote {done.folders[0].parent / 'summary.json'}", err=True)
 
 
 @app.command()
@@ -508,46 +155,12 @@ def evaluate(
     """Success rate and target probability of a patch on fresh random views: a summary line, the
     full report as JSON on request. With several --model, one row per model on the same views (a
     transfer row)."""
-    flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.evaluate import run_evaluate
-
-    run = settings(EvaluateRun, flags, scale=parse_range(scale, "--scale", *checks.SCALE))
-    report = run_evaluate(run, progress=evaluate_bar)
-    if json:
-        emit_json(report.to_json())
-    else:
-        for line in evaluate_lines(report):
-            typer.echo(line)
+    flags = dict(locals())  # the parameters alone, before anything else (settings())
+    report = run_evaluate(settings(EvaluateRun, flags, scale=parse_range(scale, "--scale", *checks.SCALE)),
+                          progress=evaluate_bar)
+    say([json_text(report.to_json())] if json else report.lines())
     if out is not None:
         typer.echo(f"wrote {out}", err=True)
-
-
-@contextmanager
-def evaluate_bar(label: str, total: int):
-    """Views judged, on stderr (stdout may carry the JSON)."""
-    from rich.progress import MofNCompleteColumn, TextColumn, TimeRemainingColumn
-
-    with bar(label, total, MofNCompleteColumn(), TextColumn("views"), TimeRemainingColumn(), stderr=True) as (p, task):
-        yield lambda n: p.update(task, advance=n)
-
-
-def evaluate_lines(r) -> list[str]:
-    """`blocks evaluate`'s summary: a table for several models; for one, the line generate ends
-    with (success by coverage for whole frames, and the distances it works at)."""
-    if r.models is not None:
-        width = max(len(shown(m.model)) for m in r.models)
-        return [f"{'model':<{width}}  success  p(target)  top-5   ({shown(r.target.name)}, {r.n} views)",
-                *(f"{shown(m.model):<{width}}  {m.success_rate:7.1%}  {m.mean_target_prob:9.3f}  {m.top5_rate:6.1%}"
-                  for m in r.models)]
-    lo, hi = r.scale
-    what = "of whole camera frames" if r.by_coverage else f"({r.eot} views)"
-    lines = [f"{shown(r.target.name)}: success {r.success_rate:.1%}, mean target prob {r.mean_target_prob:.3f}, "
-             f"top-5 {r.top5_rate:.1%} over {r.n} views {what}, patch side {lo:.2f}-{hi:.2f} ({r.model})"]
-    if r.by_coverage:
-        bins = " | ".join(f"{k} {v['success_rate']:.0%}" for k, v in r.by_coverage.items())
-        lines += [f"  whole-frame success by coverage (patch side / frame's shorter side): {bins}",
-                  "  " + works_text(r.works_from, r.scale)]
-    return lines
 
 
 @app.command()
@@ -563,12 +176,8 @@ def sweep(
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP, show_default="off")] = default(SweepRun, "overwrite"),
 ):
     """Single-step FGSM line search: class probabilities against epsilon (plot + JSON)."""
-    flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.sweep import run_sweep
-
-    rec = run_sweep(settings(SweepRun, flags, eps_range=parse_range(eps_range, "--eps", -255, 255)))
-    typer.echo(f"best epsilon {rec.best_epsilon_255:.1f}/255: p({shown(rec.target.name)}) = "
-               f"{rec.best_target_prob:.3f} -> {out}/sweep.png")
+    flags = dict(locals())  # the parameters alone, before anything else (settings())
+    say(run_sweep(settings(SweepRun, flags, eps_range=parse_range(eps_range, "--eps", -255, 255))).lines(out))
 
 
 @app.command("digits-scenes")
@@ -579,11 +188,8 @@ def digits_scenes(
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP + " (images of an earlier export that this one does not write are left)", show_default="off")] = default(ScenesRun, "overwrite"),
 ):
     """Export held-out digits as scene images for --scenes (for the bundled digits model)."""
-    flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.scenes import run_scenes
-
-    info = run_scenes(settings(ScenesRun, flags, source="digits"))
-    typer.echo(f"wrote {info.train + info.test} held-out digits to {out}/train and {out}/test")
+    flags = dict(locals())  # the parameters alone, before anything else (settings())
+    say(run_scenes(settings(ScenesRun, flags, source="digits")).lines(out))
 
 
 @app.command("sample-scenes")
@@ -592,12 +198,8 @@ def sample_scenes(
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP, show_default="off")] = default(ScenesRun, "overwrite"),
 ):
     """Export the colour photos that ship with installed packages as scenes, split by photo."""
-    flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.scenes import run_scenes
-
-    info = run_scenes(settings(ScenesRun, flags, source="photos"))
-    typer.echo(f"wrote {info.train} training photos to {out}/train and {info.test} "
-               f"held-out photos to {out}/test")
+    flags = dict(locals())  # the parameters alone, before anything else (settings())
+    say(run_scenes(settings(ScenesRun, flags, source="photos")).lines(out))
 
 
 @app.command("print")
@@ -618,58 +220,11 @@ def print_sheet(
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP, show_default="off")] = default(PrintRun, "overwrite"),
 ):
     """Lay patches out as a print-ready PDF at exact size, with markers, cut marks and sheet.json."""
-    flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.print_sheet import run_print
-    from printing import SheetSettings, parse_tile
-
+    flags = dict(locals())  # the parameters alone, before anything else (settings())
     sheet = settings(SheetSettings, flags, ignore=("patches", "out", "preview", "overwrite"),  # PrintRun's own
                      page=page.lower(), layout=layout.lower(), tile=parse_tile(tile))
     info = run_print(PrintRun(patches, out, sheet, preview, overwrite))
-    n = len(info.blocks)
-    what = f"{n} block{'s' if n != 1 else ''}" if info.layout == "grid" else "a cube net (6 faces)"
-    typer.echo(f"wrote {out}: {what} on {info.pages} page(s); print at 100% scale")
-    for b in info.blocks if info.layout == "grid" else info.blocks[:1]:
-        if b.distance_m is not None:
-            typer.echo(f"  {shown(b.target.label()) if b.target else 'block'}: {b.patch_size_mm:g} mm block works {b.distance_m[0]:.2f}-"
-                       f"{b.distance_m[1]:.2f} m from a {b.fov_deg:g} degree camera (the whole frame)")
-    from printing.sheet import preview_paths, sidecar_path
-
-    for p in [sidecar_path(out), *(preview_paths(out, info.pages) if preview else [])]:
-        typer.echo(f"wrote {p}")
-
-
-@contextmanager
-def capture_bar(label: str, total):
-    """Frames read; the whole frame's hits first (the headline), then any view's (blocks, windows)."""
-    from rich.progress import TextColumn, TimeRemainingColumn
-
-    hits = [0, 0]
-    known = (TextColumn("ETA"), TimeRemainingColumn()) if total else ()  # a video's frames are counted; a camera's are not
-    with bar(label, total, TextColumn("frame {task.completed}"), TextColumn("p(target) {task.fields[prob]:.3f}"),
-             TextColumn("whole-frame hits {task.fields[frame]}"), TextColumn("any-view hits {task.fields[hits]}"),
-             *known, stderr=True, prob=0.0, hits=0, frame=0) as (p, task):
-        def update(r):
-            hits[0] += r.frame_hit
-            hits[1] += r.hit
-            p.update(task, advance=1, prob=r.frame_target_prob, frame=hits[0], hits=hits[1])
-
-        yield update
-
-
-def capture_headline(s) -> str:
-    """The last line of a capture: the whole frame's hit rate (what a classifier behind the camera
-    sees), then the blocks' (--sheet) and any view's as a diagnosis."""
-    name = shown(s.target.label()) if s.target else "the target"
-    line = (f"whole frame: {name} in {round(s.frame_hit_rate * s.frames)} of {s.frames} frames "
-            f"({s.frame_hit_rate:.1%}), mean p({name}) {s.frame_mean_target_prob:.3f}")
-    extra = []
-    if s.found_rate is not None:
-        found = round(s.found_rate * s.frames)
-        extra.append(f"block found in {found} frames, read as {name} in "
-                     f"{round((s.block_hit_rate or 0) * found)} ({(s.block_hit_rate or 0):.1%})")
-    if s.hit_rate != s.frame_hit_rate or extra:
-        extra.append(f"any view {s.hit_rate:.1%}")
-    return line + (f"; diagnosis: {', '.join(extra)}" if extra else "")
+    say(info.lines(out) + [f"wrote {p}" for p in [sidecar_path(out), *(preview_paths(out, info.pages) if preview else [])]])
 
 
 @app.command()
@@ -695,43 +250,15 @@ def capture(
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP, show_default="off")] = default(CaptureRun, "overwrite"),
 ):
     """Classify a camera, video or photos live: overlay, per-frame log, summary. q, Esc or Ctrl-C ends it."""
-    flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.capture import capture_kept, run_capture
-
+    flags = dict(locals())  # the parameters alone, before anything else (settings())
     run = settings(CaptureRun, flags)
     result = run_capture(run, progress=capture_bar,
                          on_headless=lambda: typer.echo("no display found: running headless (no window)", err=True))
-    emit_json(result)
-    written = capture_kept(run, result)
-    for p in ([str(summary)] if summary is not None else []) + written:
-        typer.echo(f"wrote {p}", err=True)
-    if result.frames:
-        typer.echo(capture_headline(result), err=True)
+    typer.echo(json_text(result))
+    written, summaries = capture_kept(run, result), [str(summary)] if summary is not None else []
+    say([f"wrote {p}" for p in summaries + written] + ([result.headline()] if result.frames else []), err=True)
     if result.stopped_by == "interrupted":
-        kept = ", ".join(written + ([str(summary)] if summary is not None else [])) or "the summary above"
-        raise Interrupted(f"kept {kept} ({result.frames} frames)")
-
-
-@contextmanager
-def simulate_bar(label: str, total: int):
-    """Shown once the PDF has been read: a bad PDF gets only its error line."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=Console(stderr=True))
-    task = progress.add_task(label, total=total)
-
-    def update(i: int) -> None:
-        if i == 0:
-            progress.start()
-        progress.update(task, completed=i + 1)
-
-    try:
-        yield update
-    finally:
-        if progress.live.is_started:
-            progress.stop()
+        raise Interrupted(f"kept {', '.join(written + summaries) or 'the summary above'} ({result.frames} frames)")
 
 
 @app.command()
@@ -750,33 +277,8 @@ def simulate(
 ):
     """Film a printed sheet with a virtual camera (perspective, light, blur, noise, JPEG) -> a video,
     or one still photo when --out is an image (.png, .jpg; --frames is then 1)."""
-    flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.simulate import run_simulate
-
-    info = run_simulate(settings(SimulateRun, flags, size=parse_size(size)), progress=simulate_bar)
-    typer.echo(f"wrote {out}: {info.frames} frames at {info.fps:g} fps, {info.size[0]}x{info.size[1]}"
-               + (f", filming block {info.block} of {info.sheet}" if info.sheet else ", whole page (no sheet.json)"))
-
-
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """'WxH' -> (w, h)."""
-    if text is None:
-        return None
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--size takes WxH in pixels (64 to 8192 each), not {text!r}") from None
-    return w, h
-
-
-@contextmanager
-def onepixel_bar(label: str, total: int):
-    from rich.progress import MofNCompleteColumn, TextColumn
-
-    # DE counts generations, the searches the queries of the image that has spent the most
-    with bar(label, total, MofNCompleteColumn(), TextColumn("{task.fields[running]} images still searching"),
-             stderr=True, running="") as (p, task):
-        yield lambda done_running: p.update(task, completed=done_running[0], running=done_running[1])
+    flags = dict(locals())  # the parameters alone, before anything else (settings())
+    say(run_simulate(settings(SimulateRun, flags, size=parse_size(size)), progress=simulate_bar).lines(out))
 
 
 @app.command("onepixel")
@@ -798,38 +300,12 @@ def onepixel(
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP, show_default="off")] = default(OnePixelRun, "overwrite"),
 ):
     """One-pixel attack on all images at once; writes PNGs, JSON, a contact sheet."""
-    flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.onepixel import run_onepixel
+    flags = dict(locals())  # the parameters alone, before anything else (settings())
+    from rich.console import Console
 
     summary = run_onepixel(settings(OnePixelRun, flags), progress=onepixel_bar)
-    print_onepixel(summary)
+    Console().print(summary.table())
     typer.echo(f"wrote {out}/summary.json, contact_sheet.png and {len(summary.results)} images", err=True)
-
-
-def print_onepixel(s) -> None:
-    """The per-image table (first 50) with the summary as its caption."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    cell = lambda text: escape(shown(text))  # noqa: E731 (names from files: neither markup nor control codes)
-    de = f", pop {s.popsize}, {s.maxiter} gen" if s.strategy in ("paper", "best1bin") else ""
-    goal = f" -> {cell(s.target.name)}" if s.target else ""
-    table = Table(title=f"one-pixel ({s.strategy}, K={s.pixels}{de}, at most {s.max_queries} queries, "
-                        f"{s.fitness} fitness){goal}")
-    for col in ("image", "before", "after", "success", "queries"):
-        table.add_column(col, justify="right" if col == "queries" else "left", overflow="fold")  # names in full
-    for r in s.results[:50]:
-        b, a = r.before, r.after
-        table.add_row(cell(r.name), f"{cell(b['class'])} {b['prob']:.2f}", f"{cell(a['class'])} {a['prob']:.2f}",
-                      "yes" if r.success else "no", str(r.queries))
-    if len(s.results) > 50:
-        table.add_row(f"... {len(s.results) - 50} more", "", "", "", "")
-    conf = s.mean_confidence
-    table.caption = (f"success {s.successes}/{s.images} ({s.success_rate:.1%}), mean confidence "
-                     f"{'-' if conf is None else f'{conf:.3f}'}, mean queries {s.mean_queries:.0f} "
-                     f"(max {s.max_queries}), {s.seconds:.1f} s")
-    Console().print(table)
 
 
 @app.command("calibration-sheet")
@@ -844,16 +320,10 @@ def calibration_sheet(
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP, show_default="off")] = default(CalibrationRun, "overwrite"),
 ):
     """A page of colour swatches with ArUco markers, and its calib.json, to measure printer + camera colours."""
-    flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.calibration_sheet import run_calibration_sheet
-    from printing.calibration import CalibrationSettings
-    from printing.sheet import preview_paths, sidecar_path
-
+    flags = dict(locals())  # the parameters alone, before anything else (settings())
     sheet = settings(CalibrationSettings, flags, ignore=("out", "preview", "overwrite"))  # CalibrationRun's own
     info = run_calibration_sheet(CalibrationRun(out, sheet, preview, overwrite))
-    paths = [sidecar_path(out), *(preview_paths(out, info.pages) if preview else []), out]
-    typer.echo(f"wrote {', '.join(str(p) for p in paths)}: {len(info.swatches)} swatches "
-               f"({info.rows}x{info.cols}) of {swatch_mm:g} mm on {page}")
+    say(info.lines([sidecar_path(out), *(preview_paths(out, info.pages) if preview else []), out], swatch_mm, page))
 
 
 @app.command("calibrate")
@@ -866,101 +336,7 @@ def calibrate_cmd(
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP, show_default="off")] = default(CalibrateRun, "overwrite"),
 ):
     """Fit the printer-to-camera colour map from a photo or video of the calibration sheet."""
-    flags = dict(locals())  # the parameters alone, before any import (settings())
-    from blocks.commands.calibrate import run_calibrate
-
+    flags = dict(locals())  # the parameters alone, before anything else (settings())
     cmap = run_calibrate(settings(CalibrateRun, flags))
-    e = cmap.extra
-    typer.echo(f"wrote {out}: mean error {cmap.mean_error_rgb:.2f} RGB units (max {e['max_error_rgb']:.1f}) over "
-               f"{e['swatches']} swatches, {e['frames_used']} of {e['frames_looked_at']} frame(s) used")
-    if cmap.mean_error_rgb > 8:
-        typer.echo("warning: a large fit error: uneven light, glare or a blurred photo? Retake it flat and evenly lit.",
-                   err=True)
-
-
-FLAGS = {"targets": "--target", "eps_range": "--eps", "models_file": "--models", "fov_deg": "--fov",
-         "distance_m": "--distance"}  # where a flag is not --<param>
-
-
-def flag_message(e: UserError) -> str:
-    """The library names settings (`size_mm must be > 0`); the CLI user typed flags (`--size-mm`)."""
-    import re
-
-    text, params = str(e), getattr(e, "param", None) or ()
-    for param in (params,) if isinstance(params, str) else params:
-        flag = FLAGS.get(param, "--" + param.replace("_", "-"))
-        # a whole word, never part of a path the message quotes (runs/model.pt, labels/x.txt)
-        text = re.sub(rf"(?<![\w\-/.\\]){re.escape(param)}(?![\w\-/\\]|\.\w)", flag, text, count=1)
-    return text
-
-
-def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code: 0 ok, 2 bad input, 130 interrupted."""
-    from common.interrupts import handle_interrupts, interrupted, reporting
-
-    try:
-        with handle_interrupts():
-            try:
-                code = app(args=argv, prog_name="blocks", standalone_mode=False)
-            finally:
-                reporting()
-        if code == 130 and interrupted():  # typer turns a bare KeyboardInterrupt into a silent 130
-            raise KeyboardInterrupt
-    except UserError as e:
-        if _prints(e):
-            typer.echo(f"error: {shown(flag_message(e))}", err=True)
-        return e.exit_code
-    except Interrupted as e:  # the command kept something and says what
-        typer.echo(f"interrupted: {shown(e)}", err=True)
-        return e.exit_code
-    except (KeyboardInterrupt, typer.Abort):
-        typer.echo(f"interrupted: {_kept()}", err=True)
-        return 130
-    except typer.Exit as e:
-        return e.exit_code
-    except Exception as e:
-        # click's usage errors (vendored inside typer, so not importable by name) carry show().
-        if hasattr(e, "show") and hasattr(e, "exit_code"):
-            if type(e).__name__ == "NoArgsIsHelpError" or not hasattr(e, "format_message"):
-                e.show()  # `blocks` or `blocks CMD` alone: the help text
-                return e.exit_code
-            typer.echo(f"error: {shown(_usage_line(e))}", err=True)
-            return 2
-        if isinstance(e, ImportError) and interrupted():  # a Ctrl-C cut a C extension's import short
-            typer.echo(f"interrupted: {_kept()}", err=True)
-            return 130
-        raise
-    return code if isinstance(code, int) else 0
-
-
-def _usage_line(e) -> str:
-    """click's usage error (three lines: usage, hint, `Error: ...` in a box with rich) as one line,
-    like every other error."""
-    import re
-
-    text = re.sub(r"\s+", " ", str(e.format_message())).strip().rstrip(".")
-    ctx = getattr(e, "ctx", None)
-    where = ctx.command_path if ctx is not None and getattr(ctx, "command_path", None) else "blocks"
-    return f"{text} (see {where} --help)"
-
-
-def _kept() -> str:
-    """What an interrupted command left whole on disk (a Ctrl-C during the final write is held
-    until the files are in place: they are kept, and the line says so)."""
-    from common.interrupts import written
-
-    files = list(dict.fromkeys(written()))
-    if not files:
-        return "nothing written"
-    listed = ", ".join(files[:6]) + (f" and {len(files) - 6} more" if len(files) > 6 else "")
-    return f"kept {listed} (written whole before the interrupt)"
-
-
-def _prints(e: UserError) -> bool:
-    """Under torchrun every rank raises the same error and rank 0 prints it; another rank prints
-    only an error about itself ("rank 3: ...")."""
-    import os
-
-    rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") != "1" else "0"
-    return bool(str(e)) and (rank == "0" or str(e).startswith(f"rank {rank}:"))
-
+    say(cmap.lines(out))
+    say(cmap.warnings(), err=True)

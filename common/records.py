@@ -33,6 +33,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from common.errors import UserError
+from common.formats import (CalibrationLines, CaptureLines, ColorMapLines, EvaluateLines, GenerateSummaryLines,
+                             OnePixelLines, PatchLines, ScenesLines, SheetLines, SimulateLines, SweepLines)
 from common.goal import Goal
 
 VERSION = 1
@@ -262,7 +264,7 @@ def _plain(v):
 # --- patch.json ---------------------------------------------------------------------------------
 
 @dataclass
-class PatchRecord(Record):
+class PatchRecord(PatchLines, Record):
     """patch.json, written next to patch.png by `blocks generate` (blocks.commands.generate.run_generate)."""
 
     WHAT: ClassVar[str] = "patch.json"
@@ -326,7 +328,7 @@ class GenerateRow(Entry):
 
 
 @dataclass
-class GenerateSummary(Record):
+class GenerateSummary(GenerateSummaryLines, Record):
     """summary.json of a many-target `blocks generate`: one row per target folder."""
 
     WHAT: ClassVar[str] = "generate summary"
@@ -449,7 +451,7 @@ def _nested_target(d: dict) -> dict:
 
 
 @dataclass(frozen=True)
-class SheetInfo(Record):
+class SheetInfo(SheetLines, Record):
     """sheet.json, written next to the PDF by `blocks print` (printing.sheet documents the fields)."""
 
     WHAT: ClassVar[str] = "sheet"
@@ -529,7 +531,7 @@ class SwatchInfo(Entry):
 
 
 @dataclass(frozen=True)
-class CalibrationInfo(SheetInfo):
+class CalibrationInfo(CalibrationLines, SheetInfo):
     """calib.json: a valid sheet.json (one block, the swatch field) plus the swatches as sent."""
 
     WHAT: ClassVar[str] = "calibration sheet"
@@ -572,7 +574,7 @@ def sheet_json(path: str | Path) -> Path:
 # --- colormap.json ------------------------------------------------------------------------------
 
 @dataclass
-class ColorMapRecord(Record):
+class ColorMapRecord(ColorMapLines, Record):
     """colormap.json from `blocks calibrate`; transforms.colormap.ColorMap is its tensor form."""
 
     WHAT: ClassVar[str] = "colour map"
@@ -648,7 +650,7 @@ def _numbers(values: list, at: str, lo: float, hi: float) -> None:
 # --- capture and one-pixel summaries ------------------------------------------------------------
 
 @dataclass
-class CaptureSummary(Record):
+class CaptureSummary(CaptureLines, Record):
     """The summary `blocks capture` prints and writes (--summary). Keys only some runs have
     (block sizes with a sheet, a stream's reconnects, unreadable files) are in extra."""
 
@@ -698,7 +700,7 @@ class OnePixelRow(Entry):
 
 
 @dataclass
-class OnePixelSummary(Record):
+class OnePixelSummary(OnePixelLines, Record):
     """summary.json of `blocks onepixel` (each image's own record is <name>.json next to it)."""
 
     WHAT: ClassVar[str] = "one-pixel summary"
@@ -749,7 +751,7 @@ class EvaluateRow(Entry):
 
 
 @dataclass
-class EvaluateReport(Record):
+class EvaluateReport(EvaluateLines, Record):
     """`blocks evaluate`'s JSON (--out, else stdout). One model: model, success_rate,
     mean_target_prob, top5_rate, by_scale, by_rotation; several: a `models` row each instead."""
 
@@ -782,7 +784,7 @@ class EvaluateReport(Record):
 
 
 @dataclass
-class SweepRecord(Record):
+class SweepRecord(SweepLines, Record):
     """sweep.json of `blocks sweep`: class probabilities against epsilon (0-255 units); probs maps
     each class shown to one probability per epsilon."""
 
@@ -803,7 +805,7 @@ class SweepRecord(Record):
 
 
 @dataclass
-class SimulateInfo(Record):
+class SimulateInfo(SimulateLines, Record):
     """What `blocks simulate` did (capture.simulate.simulate returns it; the command prints it and
     writes only the video). sheet/block: the sheet.json used and the block filmed, None without one."""
 
@@ -824,7 +826,7 @@ class SimulateInfo(Record):
 
 
 @dataclass
-class ScenesInfo(Record):
+class ScenesInfo(ScenesLines, Record):
     """scenes.json of `blocks sample-scenes` / `blocks digits-scenes`: what went into train/ and
     test/ (split by photo or by digit image, never both sides). excluded: the class left out."""
 

@@ -535,7 +535,7 @@ def test_capture_bar_has_an_eta_for_a_video_of_known_length(capsys):
     no end to estimate, and shows none."""
     from types import SimpleNamespace
 
-    from blocks.cli import capture_bar
+    from blocks.progress import capture_bar
 
     frame = SimpleNamespace(frame_hit=1, hit=1, frame_target_prob=0.5)
     with capture_bar("capture", 10) as update:

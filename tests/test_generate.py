@@ -459,7 +459,7 @@ def test_cli_schedule_and_momentum_flags_reach_the_optimiser(cli, tmp_path, digi
 
 
 def test_eta_follows_whichever_limit_ends_the_run_first():
-    from blocks.cli import generate_eta
+    from blocks.progress import generate_eta
 
     # the newcomer's run: 6 steps in 120 s of a 130 s limit, 400 steps asked for
     share, eta = generate_eta(6, 400, 120.0, 130.0)
@@ -497,7 +497,7 @@ def test_plain_lines_come_every_few_seconds():
     from rich.console import Console
     from rich.progress import Progress, TextColumn
 
-    from blocks.cli import PLAIN_EVERY_S, PlainLines
+    from blocks.progress import PLAIN_EVERY_S, PlainLines
 
     console = Console(file=__import__("io").StringIO(), width=100)
     now = [0.0]
