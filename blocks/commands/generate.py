@@ -153,7 +153,7 @@ def _prepare(run: GenerateRun):
 def _train_patch(run: GenerateRun, goal, eot_cfg, loaded, group, progress, several: bool):
     """One target's patch (blocks.attacks.eot_fgsm.generate_patch), rank 0 drawing the progress.
     Returns (its GenerateConfig, its GenerateResult)."""
-    from blocks.attacks.eot_fgsm import generate_patch
+    from blocks.attacks.driver import generate_patch
     from common.interrupts import on_stop
 
     cfg = config_for(run, goal, loaded.net)
