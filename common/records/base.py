@@ -105,6 +105,10 @@ class Part(BaseModel, metaclass=_Positional):
     def extra(self) -> dict:
         return self.__pydantic_extra__
 
+    def replaced(self, **changes):
+        """A copy with changes, validated again (dataclasses.replace, for a model)."""
+        return type(self)(**{**dict(self), **changes})
+
     def to_json(self) -> dict:
         skip = {k for k in self.OMIT_NONE if getattr(self, k) is None}
         return _plain(self.model_dump(exclude=skip))
