@@ -167,6 +167,14 @@ class Record(Part):
         return cls.parse(read_json_file(path, cls.WHAT), str(path))
 
 
+def json_schema(cls) -> dict:
+    """The JSON Schema (2020-12) of a record's file, as docs/schema/ publishes it: what a file must
+    hold to be read (the rules between fields, like a block on its page, are the reader's alone)."""
+    schema = cls.model_json_schema(mode="validation")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$comment": f"written by `{cls.FROM}`; "
+            "scripts/write_schemas.py writes this file", **schema}
+
+
 # --- ValidationError -> one line --------------------------------------------------------------------
 
 _WANT = {"int_type": "a whole number", "float_type": "a number", "string_type": "text", "bool_type": "true or false",
@@ -190,8 +198,8 @@ def user_error(e: ValidationError, where: str, cls) -> UserError:
         ctx = err.get("ctx") or {}
         n = ctx.get("max_length", ctx.get("min_length"))
         problem = f"must hold {n} values, not {ctx.get('actual_length', json_type(value))}"
-    elif kind == "missing":
-        loc, problem = loc[:-1], f"has no {loc[-1]}"
+    elif kind == "missing":  # named as a field of its part (blocks[0] has no width_mm), or of the file
+        loc, problem = (loc[:-1], f"has no {loc[-1]}") if len(loc) > 1 else (loc, "is missing")
     else:
         problem = f"is malformed ({err['msg']})"
     if not loc:
