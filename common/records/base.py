@@ -15,7 +15,6 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer, PlainValidator, ValidationError
 from pydantic import WithJsonSchema
-from pydantic._internal._model_construction import ModelMetaclass
 
 from common.errors import UserError
 from common.goal import MODES, Goal
@@ -84,7 +83,7 @@ GoalField = Annotated[Goal, PlainValidator(_goal), PlainSerializer(Goal.to_json)
 
 # --- the models -----------------------------------------------------------------------------------
 
-class _Positional(ModelMetaclass):
+class _Positional(type(BaseModel)):  # pydantic's model metaclass, by its public face
     """Part(0, 1.0, ...) and Part(..., extra={...}) as the dataclasses took them. Done here, not in
     __init__: a model with its own __init__ is validated through it, which would drop strict mode."""
 
