@@ -496,7 +496,7 @@ def judge(run, rec: PatchRecord, files: list[Path], goal, eot_cfg, loaded: Loade
             held_out = evaluate_patch(net, image, eot_cfg, goal, scenes=loaded.held_out, **views)
             rec.held_out = {**held_out.to_dict(), "views": views_measured(run, eot_cfg, loaded)}
             if rec.reach is not None:  # the held-out views are the band's: their success is the distance's
-                rec.reach = {**rec.reach, "success": held_out.success_rate}
+                rec.reach = rec.reach.replaced(success=held_out.success_rate)
             rec.members = evaluate_members(net, image, eot_cfg, goal, scenes=loaded.held_out, whole=held_out,
                                            **views)
         if rec.steps_run:  # again, now with what the final line reports (the one above survives a Ctrl-C)
