@@ -21,9 +21,9 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from transforms.photometric import Photometric, frame_effects, texture_effects
+from transforms.photometric import Photometric
 from transforms.held import HeldCard, held_views
-from transforms.placement import Placement, place, random_backgrounds, sample_homographies
+from transforms.placement import PasteViews, Placement
 from transforms.rectified import CameraViews, rectified_views
 
 
@@ -109,13 +109,6 @@ def random_views(patch: torch.Tensor, n: int, size: int, eot: EOT, scenes: torch
                                                  scenes, generator, patch_map)
         return (torch.cat([views, scene_views]),
                 {k: torch.cat([params[k].float(), scene_params[k].float()]) for k in ("scale", "rotation_deg")})
-    dev = patch.device
-    if patch_map is not None:
-        patch = patch_map(patch[None])[0]
-    H, params = sample_homographies(n, patch.shape[-1], size, eot.placement, generator, dev)
-    texels_per_pixel = patch.shape[-1] / (params["scale"] * size)
-    textures = texture_effects(patch[None].expand(n, -1, -1, -1), eot.photometric, texels_per_pixel,
-                               size, generator)
-    backgrounds = random_backgrounds(n, size, scenes, generator, dev)
-    views = place(textures, backgrounds, H)
-    return frame_effects(views, eot.photometric, generator), params
+    model = PasteViews(eot.placement, eot.photometric)
+    params = model.sample(n, size, patch.shape[-1], scenes, generator, patch.device, patch_map is not None)
+    return model.render(patch, params, size, scenes, patch_map)
