@@ -90,15 +90,9 @@ class RectifiedParams(Params):
     groups: list
 
 
-def print_response(patch: torch.Tensor, cfg: CameraViews, generator=None):
-    """patch (B, 3, P, P) -> (the same squeezed into [ink, paper] per view and channel, the paper
-    colour (B, 3, 1, 1)): a printer cannot print darker than its black ink or lighter than its
-    paper. Affine, so a black patch keeps its gradient (no clamp at 0)."""
-    ink, paper = _sample_print(patch.shape[0], cfg, generator, patch.device)
-    return ink + (paper - ink) * patch, paper
-
-
 def _sample_print(B: int, cfg: CameraViews, generator, device):
+    """The print response per view and channel: a printer cannot print darker than its black ink
+    or lighter than its paper. Affine, so a black patch keeps its gradient (no clamp at 0)."""
     u = uniform(generator, device)
     ink = cfg.ink[0] + (cfg.ink[1] - cfg.ink[0]) * u(B, 3, 1, 1)
     return ink, cfg.paper[0] + (cfg.paper[1] - cfg.paper[0]) * u(B, 3, 1, 1)
