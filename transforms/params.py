@@ -17,7 +17,8 @@ import torch
 
 class Params:
     """Mixin for a typed batch of view parameters: dataclass fields of tensors, None, numbers,
-    lists or nested Params. as_dict/from_dict round-trip it through plain nested dicts."""
+    lists or nested Params. as_dict/from_dict round-trip it through plain nested dicts and lists
+    of tensors and numbers (what torch.load(weights_only=True) reads back: data, never code)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: _out(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -29,10 +30,14 @@ class Params:
 
 
 def _out(v):
+    if isinstance(v, list):
+        return [_out(x) for x in v]
     return {"__params__": type(v).__qualname__, **v.as_dict()} if isinstance(v, Params) else v
 
 
 def _in(f: dataclasses.Field, v):
+    if isinstance(v, list):
+        return [_in(f, x) for x in v]
     if isinstance(v, dict) and "__params__" in v:
         kind = _KINDS[v["__params__"]]
         return kind.from_dict({k: x for k, x in v.items() if k != "__params__"})
