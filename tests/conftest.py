@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from blocks.models import ModelSpec, load_classifier
+from hostile_files import files  # noqa: F401  (a fixture: the folder of hostile files)
 
 # One thread: the models here are small, and on a machine whose cores are shared two threads spend
 # their time waiting on each other (measured: a 40-step generate test 24.7 s with two, 1.4 s with one).

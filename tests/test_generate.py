@@ -523,34 +523,6 @@ def test_plain_lines_come_every_few_seconds():
     assert printed == [f"x {s}" for s in range(1, 60, int(PLAIN_EVERY_S))] + ["x 59"], printed
 
 
-def test_evaluate_prints_a_summary_and_json_only_when_asked(cli, tmp_path):
-    """`blocks evaluate`: a bar on stderr, then generate's kind of line (success by coverage for
-    whole frames); JSON with --json (rounded to what n views resolve; by_coverage, no by_scale
-    beside it: they bin the same number) and with --out."""
-    from common.files import save_png
-
-    save_png(tmp_path / "patch.png", torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0)))
-    args = ("evaluate", tmp_path / "patch.png", "--model", "digits", "--target", "seven", "--n", "48", "--device", "cpu")
-    code, out, err = cli(*args)
-    assert code == 0, err
-    lines = out.strip().splitlines()
-    assert lines[0].startswith("seven: success ") and "over 48 views of whole camera frames" in lines[0], out
-    assert lines[1].startswith("  whole-frame success by coverage") and "{" not in out, out
-    assert "evaluate" in err and "48/48" in err  # the bar, on stderr
-    code, out, err = cli(*args, "--json", "--out", tmp_path / "e.json")
-    assert code == 0, err
-    report = json.loads(out)
-    assert report == json.loads((tmp_path / "e.json").read_text())
-    assert "by_scale" not in report and sum(b["n"] for b in report["by_coverage"].values()) == 48
-
-    def decimals(v):
-        return len(repr(v).split(".")[1]) if isinstance(v, float) and "." in repr(v) else 0
-
-    figures = [report["success_rate"], report["mean_target_prob"],
-               *(b[k] for b in report["by_coverage"].values() for k in ("success_rate", "mean_target_prob"))]
-    assert max(decimals(v) for v in figures) <= 3, figures  # 48 views: 3 decimals
-
-
 def test_curve_png_shows_the_held_out_success_by_coverage(tmp_path, monkeypatch):
     """curve.png says what the final line says: the held-out success (a line over the training
     curves) and, for whole frames, a panel of it by coverage; the legend sits where the rising

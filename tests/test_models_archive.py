@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from common.files import save_png
+from hostile_files import MARKER, Evil
 
 # The constructor writes the file BLOCKS_MARKER names the moment the library is loaded.
 CONSTRUCTOR = r"""
@@ -302,3 +303,107 @@ def test_class_names_are_printed_escaped(cli, odd_labels, tmp_path):
     assert any(line.startswith(SHOWN) for line in out.splitlines()), out  # the summary row
     record = json.loads(next((tmp_path / "g").glob("1-*/patch.json")).read_text())
     assert record["target"]["name"] == BAD  # the data keeps the name as it is
+
+
+# --- model files never run code (issue 26) ------------------------------------------------------
+
+
+def _rewrite_zip(src: Path, dst: Path, change) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            zout.writestr(info, change(info.filename, zin.read(info.filename)))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def evil_pt2(tmp_path_factory):
+    """A good .pt2 of a tiny 3-class model, and two poisoned copies: its sample inputs replaced by a
+    pickle that runs code (torch retries those with weights_only=False), and a weight marked
+    use_pickle whose bytes are such a pickle."""
+    import io
+    import json
+
+    from torch import nn
+
+    d = tmp_path_factory.mktemp("pt2")
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.fc(x.mean((2, 3)))
+
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(Tiny(), (torch.rand(2, 3, 16, 16),), dynamic_shapes=({0: batch},))
+    torch.export.save(program, d / "good.pt2")
+    buf = io.BytesIO()
+    torch.save({"x": Evil()}, buf)
+    evil = buf.getvalue()
+
+    def sample(name, data):
+        return evil if "/sample_inputs/" in name else data
+
+    def weights(name, data):
+        if name.endswith("_weights_config.json"):
+            cfg = json.loads(data)
+            first = next(iter(cfg["config"].values()))
+            first["use_pickle"] = True
+            weights.poisoned = first["path_name"]
+            return json.dumps(cfg).encode()
+        return data
+
+    _rewrite_zip(d / "good.pt2", d / "evil_sample.pt2", sample)
+    _rewrite_zip(d / "good.pt2", d / "evil_weights0.pt2", weights)
+    _rewrite_zip(d / "evil_weights0.pt2", d / "evil_weights.pt2",
+                 lambda name, data: evil if name.endswith("/weights/" + weights.poisoned) else data)
+    (d / "three.txt").write_text("a\nb\nc\n")
+    (d / "two.txt").write_text("a\nb\n")
+    return d
+
+
+@pytest.mark.parametrize("name", ["evil_sample", "evil_weights"])
+def test_pt2_archive_never_unpickles(cli, evil_pt2, name):
+    MARKER.unlink(missing_ok=True)
+    code, out, err = cli("generate", "--model", evil_pt2 / f"{name}.pt2", "--labels", evil_pt2 / "three.txt",
+                         "--target", "a", "--steps", "1", "--out", evil_pt2 / "g")
+    assert not MARKER.exists(), "the archive ran code"
+    assert code == 2 and err.startswith(f"error: cannot load model {evil_pt2 / name}.pt2: it holds"), err
+    assert "refused, nothing was executed" in err and len(err.strip().splitlines()) == 1, err
+    assert not (evil_pt2 / "g").exists()
+
+
+def test_pt2_archive_good_one_loads_and_wrong_labels_is_one_line(cli, evil_pt2):
+    save_png(evil_pt2 / "p.png", torch.rand(3, 8, 8))
+    code, out, err = cli("evaluate", evil_pt2 / "p.png", "--model", evil_pt2 / "good.pt2", "--labels",
+                         evil_pt2 / "three.txt", "--target", "a", "--n", "2", "--json")
+    assert code == 0 and '"success_rate"' in out, err
+    code, out, err = cli("evaluate", evil_pt2 / "p.png", "--model", evil_pt2 / "good.pt2", "--labels",
+                         evil_pt2 / "two.txt", "--target", "a")
+    assert code == 2 and err.strip().splitlines() == [
+        f"error: --labels has 2 names but model {evil_pt2 / 'good.pt2'} outputs 3 classes"], err
+
+
+def test_poisoned_torchvision_cache_never_runs(cli, monkeypatch, tmp_path):
+    """A checkpoint placed in the torch hub cache under a torchvision name: refused by its hash, and
+    even with a matching hash loaded weights_only=True (torchvision's get_state_dict would run it)."""
+    import blocks.models.weights as bm
+    from common.files import sha256_file
+
+    MARKER.unlink(missing_ok=True)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cached = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    cached.parent.mkdir(parents=True)
+    torch.save({"fc.weight": Evil()}, cached)
+    args = ("generate", "--model", "resnet18", "--target", "hen", "--steps", "1", "--out", tmp_path / "g")
+    code, out, err = cli(*args)
+    assert (code, err.strip()) == (2, f"error: cached weights {cached} do not match their published hash "
+                                      f"(f37072fd...): delete the file to download it again"), err
+    monkeypatch.setattr(bm, "_hash_prefix", lambda path: sha256_file(path)[:8])
+    code, out, err = cli(*args)
+    assert code == 2 and err.startswith(f"error: cannot load weights {cached}: not a plain PyTorch state dict "
+                                        f"(it would run code (posix.system)"), err
+    assert not MARKER.exists() and not (tmp_path / "g").exists()

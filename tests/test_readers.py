@@ -6,6 +6,7 @@ Each case drives a real command. The property tests mutate one number of a valid
 wrong type or out of range: always refused, never a traceback, never a run."""
 import copy
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -15,7 +16,9 @@ import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from colormaps import colormap_from_matrix, write_colormap
+from common.errors import UserError
 from common.files import save_png
+from hostile_files import CAP, EVAL, _Checked, _fill
 
 
 class _Reached(Exception):
@@ -315,3 +318,174 @@ def test_swatches_of_one_colour_are_refused_before_the_frames(cli, made, stop_wo
     code, out, err = cli("calibrate", made / "ok.png", "--sheet", tmp_path / "calib.json", "--out", tmp_path / "c.json")
     assert code == 2 and err.strip() == (f"error: {tmp_path / 'calib.json'}: field swatches sends colours from grey "
                                          f"128 to 128 only; a colour map needs dark to light (0 to 255)"), err
+
+
+# --- fuzzing the readers (issue 26): every file the tool reads back, mutated ------------------------
+
+EDGE_TOKENS = ["NaN", "Infinity", "-Infinity", "nan", "inf", "1e999", "-1e999", "9" * 5000, "-" + "9" * 400,
+               "1e308", "-1e308", "5e-324", "-1", "0", "99999999999999999999", "2.5", '""', '"x"', "[]", "{}",
+               "null", "true", "[" * 3000 + "]" * 3000, "{" * 40 + "}" * 40, '"\\ud800"']
+TOKEN = re.compile(r'-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|"(?:[^"\\]|\\.)*"|\btrue\b|\bfalse\b|\bnull\b')
+MUTATIONS = st.one_of(
+    st.tuples(st.just("replace"), st.integers(0, 10**6), st.sampled_from(EDGE_TOKENS)),
+    st.tuples(st.just("truncate"), st.floats(0, 1)),
+    st.tuples(st.just("nest"), st.integers(30, 5000)),
+    st.tuples(st.just("bytes"), st.floats(0, 1), st.binary(min_size=1, max_size=6)),
+)
+
+
+def mutate(text: str, m) -> bytes:
+    """One hostile edit of a valid file: a value replaced by an edge token (NaN, a 5,000-digit
+    integer, deep nesting, the wrong type), the file cut short, wrapped deep, or bytes spliced in."""
+    kind = m[0]
+    if kind == "replace":
+        spots = list(TOKEN.finditer(text))
+        if spots:
+            s = spots[m[1] % len(spots)]
+            return (text[:s.start()] + m[2] + text[s.end():]).encode()
+        return (m[2] + text).encode()
+    if kind == "truncate":
+        return text.encode()[: int(len(text.encode()) * m[1])]
+    if kind == "nest":
+        return ("[" * m[1] + text + "]" * m[1]).encode()
+    data = text.encode()
+    at = int(len(data) * m[1])
+    return data[:at] + m[2] + data[at:]
+
+
+@pytest.fixture(scope="module")
+def records(files, tmp_path_factory):
+    """A valid file of every kind the tool reads back, as text."""
+    from blocks.cli import run
+    from common.records import (CaptureSummary, EvaluateReport, GenerateSummary, OnePixelSummary, PatchRecord,
+                                ScenesInfo, SweepRecord)
+    from colormaps import colormap_from_matrix, write_colormap
+
+    d = tmp_path_factory.mktemp("records")
+    assert run(["print", str(files / "ok.png"), "--out", str(d / "s.pdf")]) == 0
+    assert run(["generate", "--model", "digits", "--target", "seven", "--steps", "1", "--batch", "2",
+                "--eval-n", "2", "--out", str(d / "g")]) == 0
+    write_colormap(colormap_from_matrix(torch.eye(3) * 0.9, offset=(0.05, 0.05, 0.05)), d / "colormap.json")
+    return {
+        "sheet": (d / "s.json").read_text(),
+        "calib": (files / "calib.json").read_text(),
+        "colormap": (d / "colormap.json").read_text(),
+        "patch": (d / "g" / "patch.json").read_text(),
+        "models.json": '[{"model": "digits", "input_size": 32, "mean": [0.5, 0.5, 0.5], "std": "0.5,0.5,0.5"}]',
+        "models.toml": '[[models]]\nmodel = "digits"\ninput_size = 32\nmean = [0.5, 0.5, 0.5]\nstd = [0.5, 0.5, 0.5]\n',
+        "pdf": (d / "s.pdf").read_bytes(),
+        **{cls.__name__: cls().to_bytes().decode() for cls in
+           (CaptureSummary, OnePixelSummary, GenerateSummary, EvaluateReport, SweepRecord, ScenesInfo)},
+        "PatchRecord": PatchRecord().to_bytes().decode(),
+    }
+
+
+def _one_line_or_ok(code, err, args, written: Path | None):
+    assert "Traceback" not in err, (args, err)
+    assert code in (0, 2), (args, code, err)
+    if code == 2:
+        assert err.startswith("error:") and len(err.strip().splitlines()) == 1, (args, err)
+        assert written is None or not written.exists(), (args, "written although the input was refused")
+
+
+FUZZ_FILES = settings(max_examples=25, deadline=None, derandomize=True,
+                      suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _run_checked(cli, monkeypatch, args, written=None):
+    """cli(*args) with the model load replaced by a stop: a record that passed is as good as done."""
+    import blocks.commands.shared
+
+    def reached(*a, **k):
+        raise _Checked
+
+    monkeypatch.setattr(blocks.commands.shared, "load_model", reached)
+    try:
+        code, out, err = cli(*args)
+    except _Checked:
+        return
+    _one_line_or_ok(code, err, args, written)
+
+
+@FUZZ_FILES
+@given(m=MUTATIONS)
+def test_fuzz_sheet_json_for_capture(cli, files, records, monkeypatch, tmp_path_factory, m):
+    d = tmp_path_factory.mktemp("fz")
+    (d / "s.json").write_bytes(mutate(records["sheet"], m))
+    _run_checked(cli, monkeypatch, [*[_fill(a, files) for a in CAP], "--sheet", d / "s.json",
+                                    "--summary", d / "out.json"], d / "out.json")
+
+
+@FUZZ_FILES
+@given(m=MUTATIONS)
+def test_fuzz_calib_json_for_calibrate(cli, files, records, tmp_path_factory, m):
+    d = tmp_path_factory.mktemp("fz")
+    (d / "calib.json").write_bytes(mutate(records["calib"], m))
+    args = ["calibrate", files / "ok.png", "--sheet", d / "calib.json", "--out", d / "cm.json"]
+    code, out, err = cli(*args)
+    _one_line_or_ok(code, err, args, d / "cm.json")
+    assert code == 2  # ok.png shows no calibration sheet, so even an accepted record ends in one line
+
+
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(m=MUTATIONS)
+def test_fuzz_sheet_json_beside_the_pdf_for_simulate(cli, records, tmp_path_factory, m):
+    d = tmp_path_factory.mktemp("fz")
+    (d / "s.pdf").write_bytes(records["pdf"])
+    (d / "s.json").write_bytes(mutate(records["sheet"], m))
+    args = ["simulate", d / "s.pdf", "--out", d / "v.png", "--size", "160x120"]
+    code, out, err = cli(*args)
+    _one_line_or_ok(code, err, args, d / "v.png")
+
+
+@FUZZ_FILES
+@given(m=MUTATIONS)
+def test_fuzz_colormap_json_for_evaluate(cli, files, records, monkeypatch, tmp_path_factory, m):
+    d = tmp_path_factory.mktemp("fz")
+    (d / "cm.json").write_bytes(mutate(records["colormap"], m))
+    _run_checked(cli, monkeypatch, [*[_fill(a, files) for a in EVAL], "--colormap", d / "cm.json",
+                                    "--out", d / "e.json"], d / "e.json")
+
+
+@FUZZ_FILES
+@given(m=MUTATIONS, suffix=st.sampled_from(["json", "toml"]))
+def test_fuzz_models_file_for_generate(cli, records, monkeypatch, tmp_path_factory, m, suffix):
+    d = tmp_path_factory.mktemp("fz")
+    (d / f"models.{suffix}").write_bytes(mutate(records[f"models.{suffix}"], m))
+    _run_checked(cli, monkeypatch, ["generate", "--models", d / f"models.{suffix}", "--target", "seven",
+                                    "--steps", "1", "--out", d / "g"], d / "g")
+
+
+@FUZZ_FILES
+@given(m=MUTATIONS)
+def test_fuzz_patch_json_for_print(cli, files, records, tmp_path_factory, m):
+    """print reads the patch's record for its caption; a bad one only shortens the caption."""
+    d = tmp_path_factory.mktemp("fz")
+    save_png(d / "patch.png", torch.rand(3, 8, 8))
+    (d / "patch.json").write_bytes(mutate(records["patch"], m))
+    args = ["print", d / "patch.png", "--out", d / "out" / "s.pdf"]
+    code, out, err = cli(*args)
+    _one_line_or_ok(code, err, args, d / "out")
+    assert code == 0, err
+
+
+RECORD_KINDS = ["PatchRecord", "SheetInfo", "CalibrationInfo", "ColorMapRecord", "CaptureSummary", "OnePixelSummary",
+                "GenerateSummary", "EvaluateReport", "SweepRecord", "ScenesInfo"]
+VALID_TEXT = {"PatchRecord": "patch", "SheetInfo": "sheet", "CalibrationInfo": "calib", "ColorMapRecord": "colormap"}
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(RECORD_KINDS), m=MUTATIONS)
+def test_fuzz_every_record_reader(records, tmp_path_factory, kind, m):
+    """Record.read of every record type: the record, or one UserError line naming the file."""
+    import common.records as R
+
+    d = tmp_path_factory.mktemp("fz")
+    path = d / "r.json"
+    path.write_bytes(mutate(records[VALID_TEXT.get(kind, kind)], m))
+    try:
+        rec = getattr(R, kind).read(path)
+    except UserError as e:
+        assert str(e) and "\n" not in str(e) and str(path) in str(e), str(e)
+    else:
+        assert isinstance(rec, getattr(R, kind))

@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 from imports import blocks_import_graph, cycle as _cycle
 
 from common.errors import UserError
@@ -103,17 +102,6 @@ def test_old_patch_json_targets_still_read():
     assert PatchRecord.from_json({"target": 8}).target.index == 8
 
 
-def test_goal_loss_win_and_probability_agree():
-    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 3.0, 0.0]])
-    become, leave = Goal(0, True), Goal(0, False)
-    assert become.wins(logits).tolist() == [True, False] and leave.wins(logits).tolist() == [False, True]
-    p = logits.softmax(1)
-    assert torch.allclose(become.prob(p) + leave.prob(p), torch.ones(2))
-    assert torch.isclose(become.loss(logits), -leave.loss(logits))
-    with pytest.raises(UserError, match="exactly one"):
-        Goal.of(None, None)
-
-
 def _functions(path: Path):
     tree = ast.parse(path.read_text())
     return [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
@@ -158,13 +146,6 @@ def test_library_errors_name_settings_and_the_cli_names_flags(cli, tmp_path):
     assert e.value.param == "size_mm"
     code, _, err = cli("print", tmp_path / "x.png", "--out", tmp_path / "s.pdf", "--size-mm", "-1")
     assert code == 2 and err.strip() == "error: --size-mm must be a positive number, not -1.0", err
-
-
-def test_goal_hits_need_the_threshold():
-    probs = torch.tensor([[0.6, 0.4], [0.3, 0.7]])
-    assert Goal(0).hits(probs).tolist() == [True, False]
-    assert Goal(0).hits(probs, threshold=0.65).tolist() == [False, False]
-    assert Goal(0, False).hits(probs).tolist() == [False, True]
 
 
 GOAL_JSON = {"index": 8, "name": "hen", "mode": "targeted", "alternatives": []}
