@@ -23,7 +23,8 @@ from common.files import _umask, json_text
 from common.interrupts import interrupted, writing
 from capture.display import Window
 from capture.markers import Detections, FoundBlock, detect_markers, locate_blocks, make_detector, rectify_block
-from capture.sources import Frame, prefetch
+from capture.prefetch import prefetch
+from capture.sources import Frame
 from capture.stats import Tally
 from capture.settings import CaptureSettings, SlidingSettings  # noqa: F401 (importable from here)
 from capture.views import classify, frame_view, resize_view, sliding_boxes, to_batch
