@@ -26,7 +26,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
+from blocks.attacks import GenerateConfig, generate_patch
 from blocks.models.digits import load_digits_rgb
 from blocks.evaluate import evaluate_patch
 from blocks.models import Classifier, ModelSpec, load_classifier

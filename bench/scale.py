@@ -25,7 +25,7 @@ from pathlib import Path
 def worker(args) -> None:
     import torch
 
-    from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
+    from blocks.attacks import GenerateConfig, generate_patch
     from blocks.distributed import SOLO, join, launched
     from blocks.models import Classifier, ModelSpec, load_classifier
     from transforms import preset

@@ -27,9 +27,9 @@ import time
 
 import torch
 
-from blocks.attacks.eot_fgsm import BestPatch, GenerateConfig, generate_patch, step_gradient, signed_step
+from blocks.attacks.driver import generate_patch
+from blocks.attacks.eot_fgsm import BestPatch, GenerateConfig, OneProcess, step_gradient, signed_step
 from blocks.attacks.speed import ThreadGovernor, cpu_has_bf16, fold_batchnorm
-from blocks.distributed import SOLO
 from blocks.models import ModelSpec, load_classifier
 from blocks.scenes import fit_frames, sample_photos
 from transforms import preset, random_views
@@ -122,7 +122,7 @@ def part_bf16(model, scenes, eot, cfg, patch, views, reps, train_steps):
         t = time.process_time()
         result = generate_patch(model, c, eot, scenes)
         spent = time.process_time() - t
-        keeper = BestPatch(model, GenerateConfig(**{**c.__dict__, "autocast": "off"}), eot, scenes, None, SOLO, cfg.batch * 4)
+        keeper = BestPatch(model, GenerateConfig(**{**c.__dict__, "autocast": "off"}), eot, scenes, None, OneProcess(), 0, cfg.batch * 4)
         keeper.offer(result.patch, 0)
         print(f"   {train_steps} steps with autocast {mode:>4}: {spent:.1f} CPU s, check loss {keeper.loss:.3f}, "
               f"p(target) {keeper.prob:.3f} (fp32 check views)")

@@ -54,9 +54,10 @@ import torch.nn.functional as F
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]  # bench.tricks; scripts/train_digits.py
 
-from blocks.attacks.eot_fgsm import Experimental, GenerateConfig, generate_patch  # noqa: E402
+from blocks.attacks import GenerateConfig, generate_patch  # noqa: E402
+from bench.tricks import Tricks  # noqa: E402
 from blocks.models.digits import LABELS, load_digits_rgb  # noqa: E402
 from blocks.evaluate import evaluate_patch  # noqa: E402
 from blocks.models import Ensemble, load_classifier, read_model_list  # noqa: E402
@@ -67,14 +68,14 @@ TARGET = 7
 SCALE = (0.5, 0.6)
 OFF = {"diversity": 0.0, "ghost": 0.0, "smooth": 0.0}  # smooth None (the default): 0.8 for ensembles, 0 for one
 TRANSFER_KEYS = ("diversity", "ghost", "smooth", "members", "loss")
-EXPERIMENTAL = {f.name for f in fields(Experimental)}  # the options that live in GenerateConfig.experimental
+TRICKS = {f.name for f in fields(Tricks)}  # the options the attack takes as its tricks hook (bench/tricks.py)
 
 
-def with_options(cfg: GenerateConfig, options: dict) -> GenerateConfig:
-    """cfg with options (TRANSFER_KEYS), the experimental ones in cfg.experimental."""
-    tricks = {k: v for k, v in options.items() if k in EXPERIMENTAL}
-    rest = {k: v for k, v in options.items() if k not in EXPERIMENTAL}
-    return replace(cfg, experimental=replace(cfg.experimental, **tricks), **rest)
+def with_options(cfg: GenerateConfig, options: dict) -> tuple[GenerateConfig, Tricks]:
+    """(cfg with options (TRANSFER_KEYS), the Tricks hook with the bench-only ones)."""
+    tricks = {k: v for k, v in options.items() if k in TRICKS}
+    rest = {k: v for k, v in options.items() if k not in TRICKS}
+    return replace(cfg, **rest), Tricks(**tricks)
 
 
 class SmallVGG(nn.Module):
@@ -198,8 +199,8 @@ class Scenes:
 
 def make_patch(model, seconds: float, options: dict, scenes: Scenes, seed: int = 0):
     cfg = GenerateConfig(target=TARGET, patch_size=16, steps=10**6, max_seconds=seconds, seed=seed)
-    cfg = with_options(cfg, options)
-    r = generate_patch(model, cfg, preset("print", SCALE), Scenes.at(scenes.train, model.input_size),
+    cfg, tricks = with_options(cfg, options)
+    r = generate_patch(model, cfg, preset("print", SCALE), Scenes.at(scenes.train, model.input_size), tricks=tricks,
                        clock=time.process_time)
     return r.patch, len(r.curve)
 
@@ -211,8 +212,8 @@ def judge(patch, model, scenes: Scenes, n: int) -> float:
 
 
 def defaults() -> dict:
-    cfg = GenerateConfig()
-    return {k: getattr(cfg.experimental if k in EXPERIMENTAL else cfg, k) for k in TRANSFER_KEYS}
+    cfg, tricks = GenerateConfig(), Tricks()
+    return {k: getattr(tricks if k in TRICKS else cfg, k) for k in TRANSFER_KEYS}
 
 
 def part_eot(zoo, scenes, seconds, n, out, seed: int = 0, options: dict | None = None, key: str = "eot") -> None:
@@ -424,7 +425,7 @@ def part_imagenet(seconds: float, n: int, seeds: int, out) -> None:
 
     model = load_classifier(ModelSpec("efficientnet_lite0"), "cpu")
     opts = defaults()
-    sigma = smoothing(model, with_options(GenerateConfig(), opts))  # what blocks' defaults do for this one model
+    sigma = smoothing(model, with_options(GenerateConfig(), opts)[0])  # what blocks' defaults do for this one model
     print(f"== 3. embedded efficientnet_lite0, target hen, {seconds:.0f} CPU s each, scale 0.45-0.55, white-box "
           f"on {n} views of held-out photos per patch, {seeds} seeds: smoothing off vs 0.8 px; blocks' "
           f"defaults {opts} give this single model smooth {sigma}")
@@ -434,9 +435,9 @@ def part_imagenet(seconds: float, n: int, seeds: int, out) -> None:
     res = {k: [] for k in settings}
     for seed in range(seeds):
         for label, o in settings.items():  # interleaved: load drifts hit both alike
-            cfg = with_options(GenerateConfig(target=8, patch_size=112, steps=10**6, max_seconds=seconds, batch=16,
+            cfg, tricks = with_options(GenerateConfig(target=8, patch_size=112, steps=10**6, max_seconds=seconds, batch=16,
                                               seed=seed), o)
-            r = generate_patch(model, cfg, eot, train, clock=time.process_time)
+            r = generate_patch(model, cfg, eot, train, clock=time.process_time, tricks=tricks)
             ev = evaluate_patch(model, r.patch, eot, 8, scenes=test, n=n, seed=99 + seed)
             res[label].append({"seed": seed, "success": ev.success_rate, "mean_target_prob": ev.mean_target_prob,
                                "steps": len(r.curve)})
@@ -479,9 +480,9 @@ def part_imagenet_transfer(seconds: float, n: int, seeds: int, out, png: Path, s
         rows, steps = [], []
         for members in sources:
             model = zoo[members[0]] if len(members) == 1 else Ensemble([zoo[m] for m in members]).eval()
-            cfg = with_options(GenerateConfig(target=8, patch_size=model.input_size // 2, steps=10**6,
+            cfg, tricks = with_options(GenerateConfig(target=8, patch_size=model.input_size // 2, steps=10**6,
                                               max_seconds=seconds, batch=16, seed=seed), opts)
-            r = generate_patch(model, cfg, eot, train[model.input_size], clock=time.process_time)
+            r = generate_patch(model, cfg, eot, train[model.input_size], clock=time.process_time, tricks=tricks)
             row = []
             for y in names:
                 ev = evaluate_patch(zoo[y], r.patch, eot, 8, scenes=test[zoo[y].input_size], n=n, seed=99 + seed)

@@ -100,7 +100,7 @@ def read_resumed(folder: Path) -> Resumed:
         raise UserError(f"resume {folder}: no {' or '.join(missing)} there (not a `blocks generate` output folder?)",
                         param="resume")
     rec = PatchRecord.read(folder / "patch.json")
-    if rec.target is None or rec.target.index is None or not isinstance(rec.config, dict):
+    if rec.target is None or rec.target.index is None or rec.config is None:
         raise UserError(f"resume {folder}: its patch.json names no target class or settings", param="resume")
     curve = rec.curve if rec.curve is not None else {}
     numbers = isinstance(curve, dict) and all(
@@ -109,9 +109,9 @@ def read_resumed(folder: Path) -> Resumed:
     if not numbers or rec.steps_run < 0:
         raise UserError(f"resume {folder}: its patch.json's curve is not {rec.steps_run} numbers per field (steps_run)", param="resume")
     image = load_image(folder / "patch.png")
-    if tuple(image.shape[1:]) != (rec.config.get("patch_size"),) * 2:
+    if tuple(image.shape[1:]) != (rec.config.patch_size,) * 2:
         raise UserError(f"resume {folder}: patch.png is {image.shape[-1]} px but patch.json says "
-                        f"{rec.config.get('patch_size')}", param="resume")
+                        f"{rec.config.patch_size}", param="resume")
     return Resumed(folder, rec, image)
 
 
@@ -135,10 +135,10 @@ def resumed_run(run, old: Resumed, samples: tuple[str, str]):
     goal = rec.target
     changes["targets" if goal.targeted else "away_from"] = [str(goal.index)] if goal.targeted else str(goal.index)
     if run.epsilon == defaults.epsilon:
-        last = (rec.curve or {}).get("epsilon") or [cfg.get("epsilon", 32 / 255)]
+        last = (rec.curve or {}).get("epsilon") or [32 / 255 if cfg.epsilon is None else cfg.epsilon]
         changes["epsilon"] = round(min(255.0, RESUME_RESTART * float(last[-1]) * 255), 6)
     if run.seed == defaults.seed:
-        changes["seed"] = (int(cfg.get("seed", 0)) + rec.steps_run) % (MAX_SEED + 1)
+        changes["seed"] = (int(cfg.seed or 0) + rec.steps_run) % (MAX_SEED + 1)
     if run.out is None:
         changes["out"] = old.folder.parent / f"{old.folder.name}-resumed-{time.strftime('%Y%m%d-%H%M%S')}"
     return replace(run, **changes)
@@ -146,20 +146,19 @@ def resumed_run(run, old: Resumed, samples: tuple[str, str]):
 
 def _old_settings(rec, samples: tuple[str, str]) -> dict:
     """The GenerateRun fields an old patch.json records (names as GenerateRun spells them)."""
-    cfg = rec.config
+    cfg = rec.config.to_json()  # the typed fields and the attack's others, by the names GenerateRun shares
     was = {k: cfg[k] for k in ("patch_size", "final_fraction", "schedule", "batch", "momentum", "smooth",
                                "members", "autocast") if k in cfg}
     was.update(eot=rec.eot, printability=rec.printability, tv=rec.tv,
                colormap=Path(rec.colormap) if rec.colormap else None)
     for key, value, sample in (("scenes", rec.scenes, samples[0]), ("eval_scenes", rec.eval_scenes, samples[1])):
         was[key] = Path(value) if value and value != sample else None
-    reach = rec.extra.get("reach") if rec.reach is None else rec.reach
-    if isinstance(reach, dict) and reach.get("distance_m"):
-        was.update(distance_m=reach["distance_m"], size_mm=reach.get("size_mm"), fov_deg=reach.get("fov_deg"))
+    if rec.reach is not None and rec.reach.distance_m:
+        was.update(distance_m=rec.reach.distance_m, size_mm=rec.reach.size_mm, fov_deg=rec.reach.fov_deg)
     elif rec.scale:
         was["scale"] = tuple(rec.scale)
-    if isinstance(rec.held_out, dict) and rec.held_out.get("n"):
-        was["eval_n"] = rec.held_out["n"]
+    if rec.held_out is not None and rec.held_out.n:
+        was["eval_n"] = rec.held_out.n
     was = {k: v for k, v in was.items() if v is not None or k in ("colormap", "scenes", "eval_scenes")}
     for key, value in was.items():  # patch.json is a stranger's file: its numbers are checked later,
         kind = KINDS.get(key)  # with the flags'; here only that each is of its kind
@@ -202,7 +201,7 @@ def continued(rec, old: Resumed, result):
     for k, values in rec.curve.items():
         curve[k] += [v + shift[k] if k in shift else v for v in values]
     best = prior.best_step if result.best_step == 0 else n + result.best_step
-    held = prior.held_out.get("success_rate") if isinstance(prior.held_out, dict) else None
-    return replace(rec, curve=curve, steps_run=n + rec.steps_run, seconds=round(secs + rec.seconds, 2),
+    held = prior.held_out.success_rate if prior.held_out is not None else None
+    return rec.replaced(curve=curve, steps_run=n + rec.steps_run, seconds=round(secs + rec.seconds, 2),
                    best_step=best, resumed_from={"folder": str(old.folder), "patch_sha256": prior.patch_sha256,
                                                  "steps_run": n, "held_out_success": held})

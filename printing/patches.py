@@ -132,39 +132,33 @@ def read_patch_coverage(path: Path) -> tuple[tuple[float, float] | None, float |
 
 
 def _coverage_of(rec: PatchRecord | None) -> tuple[tuple[float, float] | None, float | None]:
-    settings = rec.eot_settings if rec is not None and isinstance(rec.eot_settings, dict) else {}
-    held = settings.get("held")
-    if not isinstance(held, dict):
+    held = rec.eot_settings.held if rec is not None and rec.eot_settings is not None else None
+    if held is None or held.coverage is None:
         return None, None
-    try:
-        lo, hi = (float(v) for v in held.get("coverage"))
-    except (TypeError, ValueError):
-        return None, None
+    lo, hi = held.coverage
     if not 0 < lo <= hi <= 1:  # a share of the frame (also refuses NaN): else no distances to give
         return None, None
-    works = (rec.held_out or {}).get("works_from") if isinstance(rec.held_out, dict) else None
-    ok = isinstance(works, (int, float)) and not isinstance(works, bool) and 0 < works <= 1
+    works = rec.held_out.works_from if rec.held_out is not None else None
+    ok = works is not None and 0 < works <= 1
     return (lo, hi), float(works) if ok else None
 
 
 def _reach_of(rec: PatchRecord | None) -> Reach | None:
     """The record's reach, if every number in it is sane (patch.json is a stranger's file)."""
-    r = rec.reach if rec is not None and isinstance(rec.reach, dict) else None
+    r = rec.reach if rec is not None else None
     if r is None:
         return None
 
-    def positive(v, top):
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 < v <= top
+    def positive(v, top):  # the record's types are checked on reading; the sense of the numbers here
+        return v is not None and math.isfinite(v) and 0 < v <= top
 
-    band = r.get("band_m")
-    if not (positive(r.get("distance_m"), 100) and positive(r.get("size_mm"), 2000)
-            and positive(r.get("fov_deg"), 170) and isinstance(band, list) and len(band) == 2
-            and all(positive(b, 1000) for b in band)):
+    band = r.band_m
+    if not (positive(r.distance_m, 100) and positive(r.size_mm, 2000) and positive(r.fov_deg, 170)
+            and band is not None and all(positive(b, 1000) for b in band)):
         return None
-    success = r.get("success")
-    ok = isinstance(success, (int, float)) and not isinstance(success, bool) and 0 <= success <= 1
-    return Reach(float(r["distance_m"]), float(r["size_mm"]), float(r["fov_deg"]),
-                 (float(band[0]), float(band[1])), float(success) if ok else None)
+    ok = r.success is not None and 0 <= r.success <= 1
+    return Reach(float(r.distance_m), float(r.size_mm), float(r.fov_deg), (float(band[0]), float(band[1])),
+                 float(r.success) if ok else None)
 
 
 def upscale_factor(n_px: int, side_mm: float, dpi: float) -> int:

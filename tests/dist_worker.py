@@ -6,7 +6,8 @@ import sys
 
 import torch
 
-from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch, objective, step_gradient, view_generator
+from blocks.attacks.driver import generate_patch
+from blocks.attacks.eot_fgsm import GenerateConfig, objective, step_gradient, view_generator
 from blocks.models.digits import load_digits_rgb
 from blocks.distributed import join, share
 from blocks.models import ModelSpec, load_classifier

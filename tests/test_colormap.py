@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
+from blocks.attacks import GenerateConfig, generate_patch
 from common.errors import UserError
 from blocks.penalties import default_palette, non_printability, total_variation
 from transforms import preset

@@ -4,7 +4,8 @@ import json
 import pytest
 import torch
 
-from blocks.attacks.eot_fgsm import attack_loss, diverse_inputs, ghost_networks, smooth_gradient
+from blocks.attacks.eot_fgsm import smooth_gradient
+from bench.tricks import Tricks, attack_loss, diverse_inputs, ghost_networks
 from common.goal import Goal
 from blocks.models.digits import DigitsNet
 from common.errors import UserError
@@ -222,7 +223,7 @@ def test_balance_gives_each_member_equal_weight(digits_model):
 
 
 def test_cycle_steps_one_member_and_checks_all(digits_model):
-    from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
+    from blocks.attacks import GenerateConfig, generate_patch
     from transforms import preset
 
     ens = _two_members(digits_model, k=1.0)
@@ -240,14 +241,14 @@ def test_cycle_steps_one_member_and_checks_all(digits_model):
 @pytest.mark.parametrize("mode,loss_kind", [("mean", "ce"), ("balance", "ce"), ("cycle", "ce"), ("balance", "logit"),
                                             ("mean", "margin")])
 def test_member_modes_move_a_black_patch(digits_model, mode, loss_kind):
-    from blocks.attacks.eot_fgsm import Experimental, GenerateConfig, step_gradient
+    from blocks.attacks.eot_fgsm import GenerateConfig, step_gradient
     from transforms import preset
 
     ens = _two_members(digits_model, k=1.0)
     patch = torch.zeros(3, 16, 16, requires_grad=True)
-    cfg = GenerateConfig(target=7, members=mode, experimental=Experimental(loss=loss_kind))
+    cfg = GenerateConfig(target=7, members=mode)
     loss, prob, win, grad = step_gradient(ens, patch, cfg, preset("print", (0.5, 0.6)),
-                                          None, torch.Generator().manual_seed(0), 8, step=1)
+                                          None, torch.Generator().manual_seed(0), 8, step=1, tricks=Tricks(loss=loss_kind))
     assert torch.isfinite(grad).all() and (grad != 0).float().mean() > 0.9  # every pixel gets a say
     assert torch.isfinite(loss) and prob.shape == win.shape == (8,)
     assert ens.members[0].seen == (0 if mode == "cycle" else 8) and ens.members[1].seen == 8  # step 1: member b

@@ -17,11 +17,12 @@ import pytest
 from common.records import ScenesInfo
 import torch
 
-from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch, step_size
+from blocks.attacks.driver import generate_patch
+from blocks.attacks.eot_fgsm import GenerateConfig, step_size
 from blocks.models.digits import load_digits_rgb
 from blocks.evaluate import evaluate_patch
 from common.files import load_image
-from transforms import preset, random_views
+from transforms import preset, random_views, render_views, sample_views
 
 SEVEN = 7
 
@@ -78,35 +79,45 @@ def test_untargeted_moves_away(digits_model, scenes):
 def run_recording_checkpoints(model, cfg, eot, monkeypatch, on_step=None):
     """Run generate_patch and record every patch it scored on its fixed check views.
 
-    The check calls random_views without gradients; each call is recorded with its generator state
-    so the same views can be rebuilt for any patch.
+    The check calls random_views without gradients; each call is recorded with the views'
+    parameters (transforms.eot.sample_views, drawing what random_views draws), so the same views
+    can be rendered again for any patch.
     """
     from blocks.attacks import eot_fgsm
 
-    original, checks = eot_fgsm.random_views, []
+    checks = []
 
     def recording(patch, n, size, eot_, scenes, g, patch_map=None):
+        params = sample_views(eot_, n, size, patch.shape[-1], scenes, g, patch.device, patch_map is not None)
         if not patch.requires_grad:
-            checks.append((patch.detach().clone(), g.get_state(), n, size, eot_, scenes, patch_map))
-        return original(patch, n, size, eot_, scenes, g, patch_map)
+            checks.append((patch.detach().clone(), params, n, size, eot_, scenes, patch_map))
+        return render_views(patch, params, size, eot_, scenes, patch_map)
 
     monkeypatch.setattr(eot_fgsm, "random_views", recording)
-    return eot_fgsm.generate_patch(model, cfg, eot, on_step=on_step), checks
+    return generate_patch(model, cfg, eot, on_step=on_step), checks
 
 
 def rescore(model, target, checks):
-    """Loss of every recorded checkpoint on the (rebuilt) fixed check views."""
+    """Loss of every recorded checkpoint on the (replayed) fixed check views."""
     losses = []
-    for patch, state, n, size, eot, scenes, patch_map in checks:
-        g = torch.Generator().set_state(state)
+    for patch, params, n, size, eot, scenes, patch_map in checks:
         with torch.no_grad():
-            views, _ = random_views(patch, n, size, eot, scenes, g, patch_map)
+            views, _ = render_views(patch, params, size, eot, scenes, patch_map)
             losses.append(torch.nn.functional.cross_entropy(model(views), torch.full((n,), target)).item())
     return losses
 
 
+def _flat(d) -> bytes:
+    """A params batch's draws as bytes (as_dict flattened): equal bytes, equal views."""
+    if isinstance(d, dict):
+        return b"".join(k.encode() + _flat(v) for k, v in d.items())
+    if isinstance(d, list):
+        return b"".join(_flat(v) for v in d)
+    return d.numpy().tobytes() if isinstance(d, torch.Tensor) else repr(d).encode()
+
+
 def assert_returned_patch_is_the_best_checkpoint(model, result, checks):
-    assert len({c[1].numpy().tobytes() for c in checks}) == 1  # one fixed set of views for all
+    assert len({_flat(c[1].as_dict()) for c in checks}) == 1  # one fixed set of views for all
     losses = rescore(model, SEVEN, checks)
     best = min(range(len(losses)), key=losses.__getitem__)
     assert torch.equal(result.patch, checks[best][0]), (losses, result.best_step)
@@ -159,7 +170,7 @@ def test_best_patch_is_checked_on_the_clock_too(digits_model, monkeypatch):
     from blocks.attacks import eot_fgsm
 
     checked = []
-    real = eot_fgsm.generate_patch.__globals__["random_views"]
+    real = eot_fgsm.random_views
 
     def recording(patch, *a, **k):
         if not patch.requires_grad:

@@ -158,7 +158,7 @@ def test_pt2_export_and_random_timm_model_both_generate(tmp_path, digits_model, 
 
 def test_short_generate_raises_p_hen_on_held_out_photos(tmp_path, lite0):
     """A few steps on training photos already make held-out photo views more hen-like than black."""
-    from blocks.attacks.eot_fgsm import GenerateConfig, generate_patch
+    from blocks.attacks import GenerateConfig, generate_patch
     from blocks.evaluate import evaluate_patch
     from blocks.scenes import export_sample_photos, load_scenes
     from transforms.eot import preset

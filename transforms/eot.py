@@ -21,10 +21,11 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from transforms.photometric import Photometric, frame_effects, texture_effects
-from transforms.held import HeldCard, held_views
-from transforms.placement import Placement, place, random_backgrounds, sample_homographies
-from transforms.rectified import CameraViews, rectified_views
+from transforms.photometric import Photometric
+from transforms.held import HeldCard
+from transforms.params import Params, ViewModel, params
+from transforms.placement import PasteParams, PasteViews, Placement
+from transforms.rectified import CameraViews, RectifiedParams
 
 
 @dataclass
@@ -85,10 +86,65 @@ def preset(name: str, scale: tuple[float, float] | None = None) -> EOT:
         placement = replace(placement, scale=(share, share))
     if eot.held is not None:  # scale is the patch's coverage of the frame's shorter side
         return replace(eot, placement=placement, held=replace(eot.held, coverage=tuple(scale)))
-    if name == "none":  # a fixed scale: the middle of the range
+    if eot.placement.scale[0] == eot.placement.scale[1]:  # a fixed scale (none) stays fixed: the range's middle
         mid = (scale[0] + scale[1]) / 2
         placement = replace(placement, scale=(mid, mid))
     return replace(eot, placement=placement)
+
+
+@params
+class MixedParams(Params):
+    """camera+scene views: the rectified ones first, then the ones in scenes (either may be None)."""
+
+    camera: RectifiedParams | None
+    scene: PasteParams | None
+
+
+@dataclass
+class MixedViews:
+    """A share `in_scene` of the views pasted into scenes, the rest rectified camera views."""
+
+    camera: CameraViews
+    scene: PasteViews
+    in_scene: float
+
+    def sample(self, n, size, patch_px, scenes=None, generator=None, device="cpu", mapped=False) -> MixedParams:
+        n_scene = int(round(n * self.in_scene))
+        camera = (self.camera.sample(n - n_scene, size, patch_px, None, generator, device, mapped)
+                  if n_scene < n else None)
+        scene = self.scene.sample(n_scene, size, patch_px, scenes, generator, device, mapped) if n_scene else None
+        return MixedParams(camera, scene)
+
+    def render(self, patch, p: MixedParams, size, scenes=None, patch_map=None):
+        if p.scene is None or p.camera is None:
+            return (self.camera.render(patch, p.camera, size, None, patch_map) if p.scene is None
+                    else self.scene.render(patch, p.scene, size, scenes, patch_map))
+        views, params = self.camera.render(patch, p.camera, size, None, patch_map)
+        scene_views, scene_params = self.scene.render(patch, p.scene, size, scenes, patch_map)
+        return (torch.cat([views, scene_views]),
+                {k: torch.cat([params[k].float(), scene_params[k].float()]) for k in ("scale", "rotation_deg")})
+
+
+def view_model(eot: EOT) -> ViewModel:
+    """The view model that renders a preset's views: held frames, camera views (some in scenes
+    when in_scene > 0), or the patch pasted into scenes."""
+    if eot.held is not None:
+        return eot.held
+    paste = PasteViews(eot.placement, eot.photometric)
+    return paste if eot.camera is None else MixedViews(eot.camera, paste, eot.in_scene)
+
+
+def sample_views(eot: EOT, n: int, size: int, patch_px: int, scenes: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None, device="cpu", mapped: bool = False) -> Params:
+    """The parameters of n random views (render_views renders them, as often as asked)."""
+    return view_model(eot).sample(n, size, patch_px, scenes, generator, device, mapped)
+
+
+def render_views(patch: torch.Tensor, params: Params, size: int, eot: EOT, scenes: torch.Tensor | None = None,
+                 patch_map=None):
+    """patch (3, P, P) -> (views (n, 3, size, size) in [0, 1], their summary per view): the views
+    `params` (from sample_views with the same eot, size and scenes) describe."""
+    return view_model(eot).render(patch, params, size, scenes, patch_map)
 
 
 def random_views(patch: torch.Tensor, n: int, size: int, eot: EOT, scenes: torch.Tensor | None = None,
@@ -98,24 +154,5 @@ def random_views(patch: torch.Tensor, n: int, size: int, eot: EOT, scenes: torch
     patch_map, when given, maps the patch's colours to what the camera sees (a measured printer
     colour map) before it is placed, so the optimiser trains on printed colours.
     """
-    if eot.held is not None:
-        return held_views(patch, n, size, eot.held, scenes, generator, patch_map)
-    n_scene = int(round(n * eot.in_scene))
-    if eot.camera is not None and n_scene < n:
-        views, params = rectified_views(patch, n - n_scene, size, eot.camera, generator, patch_map)
-        if n_scene == 0:
-            return views, params
-        scene_views, scene_params = random_views(patch, n_scene, size, replace(eot, camera=None),
-                                                 scenes, generator, patch_map)
-        return (torch.cat([views, scene_views]),
-                {k: torch.cat([params[k].float(), scene_params[k].float()]) for k in ("scale", "rotation_deg")})
-    dev = patch.device
-    if patch_map is not None:
-        patch = patch_map(patch[None])[0]
-    H, params = sample_homographies(n, patch.shape[-1], size, eot.placement, generator, dev)
-    texels_per_pixel = patch.shape[-1] / (params["scale"] * size)
-    textures = texture_effects(patch[None].expand(n, -1, -1, -1), eot.photometric, texels_per_pixel,
-                               size, generator)
-    backgrounds = random_backgrounds(n, size, scenes, generator, dev)
-    views = place(textures, backgrounds, H)
-    return frame_effects(views, eot.photometric, generator), params
+    params = sample_views(eot, n, size, patch.shape[-1], scenes, generator, patch.device, patch_map is not None)
+    return render_views(patch, params, size, eot, scenes, patch_map)

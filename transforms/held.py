@@ -38,7 +38,9 @@ from common.distance import DEFAULT_SIZE_MM, WEBCAM_FOV_DEG
 from printing.layout import CARD_BORDER_MM, DEFAULT_MARKER_MM, BlockPlace, card_layout
 from printing.markers import marker_modules
 from transforms.draws import uniform
-from transforms.photometric import Photometric, blur_side, frame_effects, gaussian, jpeg_some
+from transforms.params import Params, params
+from transforms.photometric import (FrameParams, JpegParams, Photometric, apply_frame, apply_jpeg, blur_side,
+                                    gaussian, sample_frame, sample_jpeg)
 from transforms.placement import paste
 from transforms.rectified import INK, PAPER
 
@@ -88,6 +90,14 @@ class HeldCard:
     photometric: Photometric = field(default_factory=lambda: Photometric(
         contrast=(0.7, 1.2), brightness=0.1, temperature=0.08, noise_std=0.04,
         jpeg_quality=(35.0, 90.0), jpeg_p=0.5))
+
+    # a ViewModel (transforms.params): draws apart from rendering
+    def sample(self, n: int, size: int, patch_px: int, scenes=None, generator=None, device="cpu",
+               mapped: bool = False) -> HeldParams:
+        return sample_held(n, size, patch_px, self, scenes, generator, device, mapped)
+
+    def render(self, patch: torch.Tensor, p: HeldParams, size: int, scenes=None, patch_map=None):
+        return render_held(patch, p, size, self, scenes, patch_map)
 
 
 def card_base(patch_px: int, layout: CardLayout, device="cpu") -> tuple[torch.Tensor, int]:
@@ -145,14 +155,24 @@ def _rotation(axis_angle: torch.Tensor, tilt: torch.Tensor, roll: torch.Tensor) 
     return Rz @ R
 
 
-def sample_geometry(n: int, size: int, cfg: HeldCard, reach: float | None = None, generator=None,
-                    device="cpu") -> dict:
-    """Per view: the frame (aspect, reduction), the card pose, and where the card's corners land
-    in the model's pixels. Units: frame height = 1.
+@params
+class Pose(Params):
+    """Per view (n,): the frame (aspect: width / height; crop: centre-cropped, else squashed), the
+    card's pose (coverage: patch side / frame's shorter side; tilt about the in-plane axis at
+    angle `axis`, then roll; rad) and centre (n, 2): the patch centre's offset from the frame
+    centre, in frame heights."""
 
-    Returns dict of (n,) tensors coverage, tilt_deg, rotation_deg, aspect, crop (bool), and
-    corners (n, 4, 2): the card's corners in model px (clockwise from top-left), patch (n, 4, 2)
-    the patch's. reach: the card's margin around the patch in patch sides [default cfg.card.reach]."""
+    coverage: torch.Tensor
+    aspect: torch.Tensor
+    crop: torch.Tensor
+    axis: torch.Tensor
+    tilt: torch.Tensor
+    roll: torch.Tensor
+    centre: torch.Tensor | None = None
+
+
+def sample_pose(n: int, cfg: HeldCard, generator=None, device="cpu") -> Pose:
+    """The frame and the card pose per view, placed where the patch stays in view."""
     u = uniform(generator, device)
     lo, hi = cfg.coverage
     coverage = lo + (hi - lo) * u(n)
@@ -164,73 +184,153 @@ def sample_geometry(n: int, size: int, cfg: HeldCard, reach: float | None = None
     # |tilt| uniform in [0, tilt_deg]: the card is seldom held exactly square to the camera
     tilt = torch.deg2rad(cfg.tilt_deg * u(n))
     roll = torch.deg2rad(cfg.roll_deg * (2 * u(n) - 1))
-    R = _rotation(axis, tilt, roll)
-    f = (aspect / 2) / math.tan(math.radians(cfg.fov_deg) / 2)  # focal length in frame heights
-    depth = f / coverage  # head-on, a unit patch then spans `coverage` frame heights
-    reach = 0.5 + (cfg.card.reach if reach is None else reach)
-    unit = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], device=device)
-
-    def project(half: float) -> torch.Tensor:  # card-plane square of half-side `half` -> frame offsets
-        pts = torch.cat([unit * half, torch.zeros(4, 1, device=device)], 1)  # (4, 3)
-        cam = torch.einsum("bij,kj->bki", R, pts)
-        z = cam[..., 2] + depth[:, None]
-        return f[:, None, None] * cam[..., :2] / z[..., None]
-
-    card_off, patch_off = project(reach), project(0.5)
-    # The visible part of the frame: all of it when squashed, the centre square when cropped.
-    vis_w = torch.where(crop, CROP_SHARE * torch.ones_like(aspect), aspect)
-    vis_h = torch.where(crop, torch.full_like(aspect, CROP_SHARE), torch.ones_like(aspect))
+    pose = Pose(coverage, aspect, crop, axis, tilt, roll)
+    patch_off = _project(pose, cfg.fov_deg, 0.5)
+    vis_w, vis_h = _visible(crop, aspect)
     # The patch stays in view (the card's border may leave it): a random position where it fits.
     ext_lo, ext_hi = patch_off.amin(1), patch_off.amax(1)  # (n, 2)
     free_lo = torch.stack([-vis_w / 2, -vis_h / 2], 1) - ext_lo
     free_hi = torch.stack([vis_w / 2, vis_h / 2], 1) - ext_hi
     mid = (free_lo + free_hi) / 2
     span = (free_hi - free_lo).clamp(min=0)
-    centre = mid + (u(n, 2) - 0.5) * span  # offsets from the frame centre
-    # frame units (centred) -> model px: squash scales the axes apart; crop keeps the aspect
-    sx = size / vis_w
-    sy = size / vis_h
-    def to_px(off):
-        p = off + centre[:, None]
-        return torch.stack([p[..., 0] * sx[:, None] + size / 2, p[..., 1] * sy[:, None] + size / 2], -1)
-    return dict(coverage=coverage, tilt_deg=torch.rad2deg(tilt), rotation_deg=torch.rad2deg(roll), aspect=aspect,
-                crop=crop, corners=to_px(card_off), patch=to_px(patch_off), vis_w=vis_w, vis_h=vis_h)
+    pose.centre = mid + (u(n, 2) - 0.5) * span  # offsets from the frame centre
+    return pose
 
 
-def scene_backgrounds(n: int, size: int, geo: dict, scenes: torch.Tensor | None, generator=None,
-                      device="cpu") -> torch.Tensor:
-    """(n, 3, size, size): what the model sees of each frame's scene. scenes (N, 3, R, R) are
-    square photo crops; a frame of aspect a is a band of one (its full width, 1/a of its height,
-    at a random height), squashed or centre-cropped like the card. Random flips."""
+def _project(pose: Pose, fov_deg: float, half: float) -> torch.Tensor:
+    """A card-plane square of half-side `half` (patch sides) -> its corners' offsets from the
+    card centre in the frame (n, 4, 2), frame heights, through a pinhole camera of fov_deg."""
+    R = _rotation(pose.axis, pose.tilt, pose.roll)
+    dev = R.device
+    f = (pose.aspect / 2) / math.tan(math.radians(fov_deg) / 2)  # focal length in frame heights
+    depth = f / pose.coverage  # head-on, a unit patch then spans `coverage` frame heights
+    unit = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], device=dev)
+    pts = torch.cat([unit * half, torch.zeros(4, 1, device=dev)], 1)  # (4, 3)
+    cam = torch.einsum("bij,kj->bki", R, pts)
+    z = cam[..., 2] + depth[:, None]
+    return f[:, None, None] * cam[..., :2] / z[..., None]
+
+
+def _visible(crop: torch.Tensor, aspect: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The visible part of each frame (width, height in frame heights): all of it when squashed,
+    the centre square when cropped."""
+    vis_w = torch.where(crop, CROP_SHARE * torch.ones_like(aspect), aspect)
+    vis_h = torch.where(crop, torch.full_like(aspect, CROP_SHARE), torch.ones_like(aspect))
+    return vis_w, vis_h
+
+
+def to_model_px(pose: Pose, off: torch.Tensor, size: int) -> torch.Tensor:
+    """Offsets from the patch centre (n, k, 2), frame units -> model px: squash scales the axes
+    apart; crop keeps the aspect."""
+    vis_w, vis_h = _visible(pose.crop, pose.aspect)
+    sx, sy = size / vis_w, size / vis_h
+    p = off + pose.centre[:, None]
+    return torch.stack([p[..., 0] * sx[:, None] + size / 2, p[..., 1] * sy[:, None] + size / 2], -1)
+
+
+@params
+class SceneParams(Params):
+    """What lies behind each frame: a plain colour (n, 3, 1, 1), or a scene photo (index (n,)),
+    the band of it the frame shows (shift (n,), scene coords) and a mirror flip (n,: -1 or 1)."""
+
+    plain: torch.Tensor | None = None
+    index: torch.Tensor | None = None
+    shift: torch.Tensor | None = None
+    flip: torch.Tensor | None = None
+
+
+def sample_scenes(n: int, pose: Pose, scenes: torch.Tensor | None, generator=None, device="cpu") -> SceneParams:
     u = uniform(generator, device)
     if scenes is None:
         grey = u(n, 1, 1, 1)
         tint = 0.1 * (u(n, 3, 1, 1) - 0.5)
-        return (grey + tint).clamp(0, 1).expand(n, 3, size, size).contiguous()
+        return SceneParams(plain=(grey + tint).clamp(0, 1))
     idx = torch.randint(len(scenes), (n,), generator=generator, device=scenes.device)
-    picked = scenes[idx].to(device)
-    aspect = geo["aspect"]
     # normalised scene coords in [-1, 1]: the frame is [-1, 1] wide and [-1/a, 1/a] high, shifted
-    band = 1 / aspect
+    band = 1 / pose.aspect
     shift = (1 - band) * (2 * u(n) - 1)
-    flip = torch.where(u(n) < 0.5, -1.0, 1.0)
+    return SceneParams(index=idx, shift=shift, flip=torch.where(u(n) < 0.5, -1.0, 1.0))
+
+
+def render_scenes(p: SceneParams, pose: Pose, size: int, scenes: torch.Tensor | None, device="cpu") -> torch.Tensor:
+    """(n, 3, size, size): what the model sees of each frame's scene. scenes (N, 3, R, R) are
+    square photo crops; a frame of aspect a is a band of one (its full width, 1/a of its height,
+    at a random height), squashed or centre-cropped like the card."""
+    if p.plain is not None:
+        return p.plain.expand(len(p.plain), 3, size, size).contiguous()
+    n, aspect = len(p.index), pose.aspect
+    picked = scenes[p.index].to(device)
+    vis_w, vis_h = _visible(pose.crop, aspect)
     # model px -> frame units (centred): x = (u - S/2) / sx; frame units -> scene coords: * 2 / a
     theta = torch.zeros(n, 2, 3, device=device)
-    theta[:, 0, 0] = flip * (geo["vis_w"] / aspect)
-    theta[:, 1, 1] = geo["vis_h"] / aspect
-    theta[:, 1, 2] = shift
+    theta[:, 0, 0] = p.flip * (vis_w / aspect)
+    theta[:, 1, 1] = vis_h / aspect
+    theta[:, 1, 2] = p.shift
     grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
     return F.grid_sample(picked, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-def held_views(patch: torch.Tensor, n: int, size: int, cfg: HeldCard, scenes: torch.Tensor | None = None,
-               generator: torch.Generator | None = None, patch_map=None):
-    """patch: (3, P, P) in [0, 1] -> whole frames (n, 3, size, size) in [0, 1] as the camera's
-    classifier sees them, and their parameters: scale (= coverage, patch side / frame's shorter
-    side), rotation_deg (roll), tilt_deg, aspect, crop."""
-    dev = patch.device
-    P = patch.shape[-1]
-    u = uniform(generator, dev)
+@params
+class HeldParams(Params):
+    """One batch of held-card frames, everything random about them: the print response (ink,
+    paper (n, 3, 1, 1), None under a measured colour map), the light across the card (direction
+    (n,) rad, gain drop (n, 1, 1)), the pose, the blur (defocus sigma (n,) and motion kernel in
+    card texels, motion angle (n,) or None), JPEG, the scene and the frame's light and noise."""
+
+    ink: torch.Tensor | None
+    paper: torch.Tensor | None
+    light_direction: torch.Tensor
+    light: torch.Tensor
+    pose: Pose
+    sigma: torch.Tensor
+    motion_ks: int
+    motion_angle: torch.Tensor | None
+    jpeg: JpegParams | None
+    scene: SceneParams
+    frame: FrameParams
+
+
+def _sample_print(n: int, cfg: HeldCard, u) -> tuple[torch.Tensor, torch.Tensor]:
+    """One level per view plus a small per-channel tint: paper and ink are nearly neutral."""
+    ink = (cfg.ink[0] + (cfg.ink[1] - cfg.ink[0]) * (0.7 * u(n, 1, 1, 1) + 0.3 * u(n, 3, 1, 1)))
+    return ink, (cfg.paper[0] + (cfg.paper[1] - cfg.paper[0]) * (0.7 * u(n, 1, 1, 1) + 0.3 * u(n, 3, 1, 1)))
+
+
+def _sample_blur(n: int, C: int, cfg: HeldCard, texels_per_frame_px: torch.Tensor, u):
+    """Defocus sigma and motion blur (kernel side, angle or None), widths drawn in frame px,
+    in card texels."""
+    lo, hi = cfg.defocus_px
+    sigma = ((lo + (hi - lo) * u(n)) * texels_per_frame_px).clamp(min=0.1)
+    ks, angle = 0, None
+    if cfg.motion_px >= 1.5:
+        length = float(cfg.motion_px * u(1)) * float(texels_per_frame_px.mean())
+        ks = 2 * int(length // 2) + 1
+        if ks >= 3 and C > ks:
+            angle = 180 * u(n)
+    return sigma, ks, angle
+
+
+def sample_held(n: int, size: int, patch_px: int, cfg: HeldCard, scenes=None, generator=None, device="cpu",
+                mapped: bool = False) -> HeldParams:
+    """The random parameters of n held-card frames, drawn in the order the renderer meets them."""
+    u = uniform(generator, device)
+    C = _card_base(patch_px, cfg.card)[0].shape[-1]
+    ink, paper = (None, None) if mapped else _sample_print(n, cfg, u)
+    direction = 2 * math.pi * u(n)
+    light = cfg.light_falloff * u(n, 1, 1)
+    pose = sample_pose(n, cfg, generator, device)
+    # texels per frame px: the card spans C texels over about (patch side in frame px) * C / P
+    h_px = cfg.frame_height_px[0] + (cfg.frame_height_px[1] - cfg.frame_height_px[0]) * u(n)
+    sigma, ks, angle = _sample_blur(n, C, cfg, patch_px / (pose.coverage * h_px), u)
+    jpeg = sample_jpeg(n, cfg.photometric, generator, device)
+    scene = sample_scenes(n, pose, scenes, generator, device)
+    frame = sample_frame((n, 3, size, size), cfg.photometric, generator, device)
+    return HeldParams(ink, paper, direction, light, pose, sigma, ks, angle, jpeg, scene, frame)
+
+
+def _printed_card(patch: torch.Tensor, p: HeldParams, cfg: HeldCard, patch_map) -> torch.Tensor:
+    """(n, 3, C, C): the card as printed (print response or measured colour map), unevenly lit."""
+    P, dev, n = patch.shape[-1], patch.device, len(p.light)
     base, off = card_base(P, cfg.card, dev)
     C = base.shape[-1]
     if patch_map is not None:  # a measured printer colour map replaces the generic print response
@@ -238,30 +338,45 @@ def held_views(patch: torch.Tensor, n: int, size: int, cfg: HeldCard, scenes: to
         card_paper = patch_map(base[None].expand(1, 3, -1, -1)).expand(n, -1, -1, -1)
         card = F.pad(printed, (off, off, off, off)) + card_paper * _hole(C, off, P, dev)
     else:
-        # one level per view plus a small per-channel tint: paper and ink are nearly neutral
-        ink = (cfg.ink[0] + (cfg.ink[1] - cfg.ink[0]) * (0.7 * u(n, 1, 1, 1) + 0.3 * u(n, 3, 1, 1)))
-        paper = (cfg.paper[0] + (cfg.paper[1] - cfg.paper[0]) * (0.7 * u(n, 1, 1, 1) + 0.3 * u(n, 3, 1, 1)))
         full = card_texture(patch, cfg.card)[0][None].expand(n, -1, -1, -1)
-        card = ink + (paper - ink) * full
+        card = p.ink + (p.paper - p.ink) * full
     # uneven light: a gain falling off linearly along a random direction across the card
-    direction = 2 * math.pi * u(n)
+    d = p.light_direction
     ramp = torch.linspace(-0.5, 0.5, C, device=dev)
-    along = direction.cos()[:, None, None] * ramp[None, None, :] + direction.sin()[:, None, None] * ramp[None, :, None]
-    card = card * (1 - cfg.light_falloff * u(n, 1, 1)[:, None] * (along[:, None] + 0.5))
-    geo = sample_geometry(n, size, cfg, off / P, generator, dev)
-    # texels per frame px: the card spans C texels over about (patch side in frame px) * C / P
-    h_px = cfg.frame_height_px[0] + (cfg.frame_height_px[1] - cfg.frame_height_px[0]) * u(n)
-    texels_per_frame_px = P / (geo["coverage"] * h_px)
-    card = _blur(card, cfg, texels_per_frame_px, generator)
-    card = jpeg_some(card, cfg.photometric, generator)
+    along = d.cos()[:, None, None] * ramp[None, None, :] + d.sin()[:, None, None] * ramp[None, :, None]
+    return card * (1 - p.light[:, None] * (along[:, None] + 0.5))
+
+
+def render_held(patch: torch.Tensor, p: HeldParams, size: int, cfg: HeldCard, scenes=None, patch_map=None):
+    """patch (3, P, P) -> (frames (n, 3, size, size), their summary) from HeldParams."""
+    dev, P = patch.device, patch.shape[-1]
+    card = _printed_card(patch, p, cfg, patch_map)
+    n, C = card.shape[0], card.shape[-1]
+    k = blur_side(p.sigma)
+    if k >= 3 and C > k:
+        card = gaussian(card, p.sigma, k)
+    if p.motion_angle is not None:
+        card = motion_blur(card, p.motion_ks, p.motion_angle, torch.zeros(n, device=dev),
+                           border_type="replicate", mode="bilinear")
+    card = apply_jpeg(card, p.jpeg)
+    reach = 0.5 + card_base(P, cfg.card, dev)[1] / P
     src = torch.tensor([[0.0, 0.0], [C - 1.0, 0.0], [C - 1.0, C - 1.0], [0.0, C - 1.0]], device=dev)
-    H = get_perspective_transform(src[None].expand(n, -1, -1), geo["corners"])
-    frames = paste(card, H, size, scene_backgrounds(n, size, geo, scenes, generator, dev))
-    frames = frame_effects(frames, cfg.photometric, generator)
-    params = {k: geo[k] for k in ("coverage", "tilt_deg", "rotation_deg", "aspect")}
-    params["crop"] = geo["crop"].float()
-    params["scale"] = geo["coverage"]
-    return frames, params
+    corners = to_model_px(p.pose, _project(p.pose, cfg.fov_deg, reach), size)
+    H = get_perspective_transform(src[None].expand(n, -1, -1), corners)
+    frames = apply_frame(paste(card, H, size, render_scenes(p.scene, p.pose, size, scenes, dev)), p.frame)
+    pose = p.pose
+    return frames, {"coverage": pose.coverage, "tilt_deg": torch.rad2deg(pose.tilt),
+                    "rotation_deg": torch.rad2deg(pose.roll), "aspect": pose.aspect,
+                    "crop": pose.crop.float(), "scale": pose.coverage}
+
+
+def held_views(patch: torch.Tensor, n: int, size: int, cfg: HeldCard, scenes: torch.Tensor | None = None,
+               generator: torch.Generator | None = None, patch_map=None):
+    """patch: (3, P, P) in [0, 1] -> whole frames (n, 3, size, size) in [0, 1] as the camera's
+    classifier sees them, and their parameters: scale (= coverage, patch side / frame's shorter
+    side), rotation_deg (roll), tilt_deg, aspect, crop."""
+    p = sample_held(n, size, patch.shape[-1], cfg, scenes, generator, patch.device, patch_map is not None)
+    return render_held(patch, p, size, cfg, scenes, patch_map)
 
 
 def _hole(C: int, off: int, P: int, dev) -> torch.Tensor:
@@ -271,19 +386,3 @@ def _hole(C: int, off: int, P: int, dev) -> torch.Tensor:
     return m
 
 
-def _blur(card: torch.Tensor, cfg: HeldCard, texels_per_frame_px: torch.Tensor, generator) -> torch.Tensor:
-    """Defocus (Gaussian) and motion blur on the card texture, widths drawn in frame px."""
-    B, dev = card.shape[0], card.device
-    u = uniform(generator, dev)
-    lo, hi = cfg.defocus_px
-    sigma = ((lo + (hi - lo) * u(B)) * texels_per_frame_px).clamp(min=0.1)
-    k = blur_side(sigma)
-    if k >= 3 and card.shape[-1] > k:
-        card = gaussian(card, sigma, k)
-    if cfg.motion_px >= 1.5:
-        length = float(cfg.motion_px * u(1)) * float(texels_per_frame_px.mean())
-        ks = 2 * int(length // 2) + 1
-        if ks >= 3 and card.shape[-1] > ks:
-            card = motion_blur(card, ks, 180 * u(B), torch.zeros(B, device=dev),
-                               border_type="replicate", mode="bilinear")
-    return card

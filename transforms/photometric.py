@@ -19,6 +19,7 @@ from kornia.enhance import jpeg_codec_differentiable
 from kornia.filters import gaussian_blur2d
 
 from transforms.draws import uniform
+from transforms.params import Params, params
 
 
 @dataclass
@@ -36,30 +37,52 @@ class Photometric:
 _GAMMA_EPS = 1e-3
 
 
+@params
+class TextureParams(Params):
+    """texture_effects' draws per view: gamma (B, 1, 1, 1), blur sigma in texels (B,), JPEG."""
+
+    gamma: torch.Tensor | None = None
+    sigma: torch.Tensor | None = None
+    jpeg: JpegParams | None = None
+
+
+def sample_texture(B: int, cfg: Photometric, texels_per_pixel: torch.Tensor, frame_side: int,
+                   generator: torch.Generator | None = None, device="cpu") -> TextureParams:
+    """The draws of texture_effects for B views (texels_per_pixel: (B,) patch px per frame px)."""
+    u = uniform(generator, device)
+    p = TextureParams()
+    if cfg.gamma != (1.0, 1.0):
+        p.gamma = cfg.gamma[0] + (cfg.gamma[1] - cfg.gamma[0]) * u(B, 1, 1, 1)
+    if cfg.blur_sigma > 0:
+        # blur_sigma is a fraction of the frame side; frame pixels -> texels
+        p.sigma = (cfg.blur_sigma * u(B) * frame_side * texels_per_pixel).clamp(min=0.1)
+    p.jpeg = sample_jpeg(B, cfg, generator, device)
+    return p
+
+
+def apply_texture(x: torch.Tensor, p: TextureParams) -> torch.Tensor:
+    """Gamma, blur and JPEG on per-view patch copies x (B, 3, h, w) in [0, 1]."""
+    if p.gamma is not None:
+        # clipped first: a measured colour map may send black a hair below 0 (-0.0011 seen), and a
+        # negative base to a fractional power is NaN
+        squeezed = clip01(x) * (1 - 2 * _GAMMA_EPS) + _GAMMA_EPS  # finite gradient everywhere
+        x = (squeezed.pow(p.gamma) - _GAMMA_EPS) / (1 - 2 * _GAMMA_EPS)
+    if p.sigma is not None:
+        k = blur_side(p.sigma)
+        if k >= 3:
+            x = gaussian(x, p.sigma, k)
+    return apply_jpeg(x, p.jpeg)
+
+
 def texture_effects(textures: torch.Tensor, cfg: Photometric, texels_per_pixel: torch.Tensor,
                     frame_side: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Gamma, blur and JPEG on per-view patch copies.
+    """Gamma, blur and JPEG on per-view patch copies: sample_texture, then apply_texture.
 
     textures: (B, 3, h, w) in [0, 1]; texels_per_pixel: (B,) patch pixels per frame pixel,
     so a blur of s frame pixels becomes s * texels_per_pixel texels.
     """
-    B = textures.shape[0]
-    dev = textures.device
-    u = uniform(generator, dev)
-    x = textures
-    if cfg.gamma != (1.0, 1.0):
-        g = cfg.gamma[0] + (cfg.gamma[1] - cfg.gamma[0]) * u(B, 1, 1, 1)
-        # clipped first: a measured colour map may send black a hair below 0 (-0.0011 seen), and a
-        # negative base to a fractional power is NaN
-        squeezed = clip01(x) * (1 - 2 * _GAMMA_EPS) + _GAMMA_EPS  # finite gradient everywhere
-        x = (squeezed.pow(g) - _GAMMA_EPS) / (1 - 2 * _GAMMA_EPS)
-    if cfg.blur_sigma > 0:
-        # blur_sigma is a fraction of the frame side; frame pixels -> texels
-        sigma = (cfg.blur_sigma * u(B) * frame_side * texels_per_pixel).clamp(min=0.1)
-        k = blur_side(sigma)
-        if k >= 3:
-            x = gaussian(x, sigma, k)
-    return jpeg_some(x, cfg, generator)
+    p = sample_texture(textures.shape[0], cfg, texels_per_pixel, frame_side, generator, textures.device)
+    return apply_texture(textures, p)
 
 
 def blur_side(sigma: torch.Tensor) -> int:
@@ -72,42 +95,86 @@ def gaussian(x: torch.Tensor, sigma: torch.Tensor, k: int) -> torch.Tensor:
     return gaussian_blur2d(x, (k, k), sigma[:, None].expand(x.shape[0], 2).contiguous(), border_type="replicate")
 
 
+@params
+class JpegParams(Params):
+    """Which views go through JPEG (indices (k,)) and at what quality (k,)."""
+
+    chosen: torch.Tensor
+    quality: torch.Tensor | None = None
+
+
+def sample_jpeg(B: int, cfg: Photometric, generator: torch.Generator | None = None, device="cpu"):
+    """JpegParams for B views (each chosen with probability cfg.jpeg_p), or None without JPEG."""
+    if cfg.jpeg_quality is None or cfg.jpeg_p <= 0:
+        return None
+    u = uniform(generator, device)
+    chosen = (u(B) < cfg.jpeg_p).nonzero().flatten()
+    if not len(chosen):
+        return JpegParams(chosen)
+    lo, hi = cfg.jpeg_quality
+    return JpegParams(chosen, lo + (hi - lo) * u(len(chosen)))
+
+
+def apply_jpeg(x: torch.Tensor, p: JpegParams | None) -> torch.Tensor:
+    """Differentiable JPEG on the chosen views; the others pass untouched (coding only the
+    chosen ones is the cheap way)."""
+    if p is None or not len(p.chosen):
+        return x
+    coded = jpeg_codec_differentiable(clip01(x[p.chosen]), p.quality)
+    return x.index_copy(0, p.chosen, coded.to(x.dtype))
+
+
 def jpeg_some(x: torch.Tensor, cfg: Photometric, generator: torch.Generator | None = None) -> torch.Tensor:
     """Differentiable JPEG on the views drawn with probability cfg.jpeg_p, quality uniform in
-    cfg.jpeg_quality; the others pass untouched (coding only the chosen ones is the cheap way)."""
-    if cfg.jpeg_quality is None or cfg.jpeg_p <= 0:
-        return x
-    u = uniform(generator, x.device)
-    chosen = (u(x.shape[0]) < cfg.jpeg_p).nonzero().flatten()
-    if not len(chosen):
-        return x
-    lo, hi = cfg.jpeg_quality
-    q = lo + (hi - lo) * u(len(chosen))
-    coded = jpeg_codec_differentiable(clip01(x[chosen]), q)
-    return x.index_copy(0, chosen, coded.to(x.dtype))
+    cfg.jpeg_quality."""
+    return apply_jpeg(x, sample_jpeg(x.shape[0], cfg, generator, x.device))
+
+
+@params
+class FrameParams(Params):
+    """frame_effects' draws per view: contrast, brightness, temperature (B, 1, 1, 1) and the
+    sensor noise itself (B, 3, H, W), already scaled by the view's noise level."""
+
+    contrast: torch.Tensor | None = None
+    brightness: torch.Tensor | None = None
+    temperature: torch.Tensor | None = None
+    noise: torch.Tensor | None = None
+
+
+def sample_frame(shape: tuple[int, ...], cfg: Photometric, generator: torch.Generator | None = None,
+                 device="cpu") -> FrameParams:
+    """The draws of frame_effects for frames of `shape` (B, 3, H, W)."""
+    B = shape[0]
+    u = uniform(generator, device)
+    p = FrameParams()
+    if cfg.contrast != (1.0, 1.0) or cfg.brightness or cfg.temperature:
+        p.contrast = cfg.contrast[0] + (cfg.contrast[1] - cfg.contrast[0]) * u(B, 1, 1, 1)
+        p.brightness = (2 * u(B, 1, 1, 1) - 1) * cfg.brightness
+        p.temperature = (2 * u(B, 1, 1, 1) - 1) * cfg.temperature
+    if cfg.noise_std > 0:
+        std = cfg.noise_std * u(B, 1, 1, 1)
+        p.noise = std * torch.randn(shape, generator=generator, device=device)
+    return p
+
+
+def apply_frame(frames: torch.Tensor, p: FrameParams) -> torch.Tensor:
+    """Lighting (contrast, brightness, colour temperature) and sensor noise on whole frames
+    (B, 3, H, W) -> (B, 3, H, W) in [0, 1]."""
+    x = frames
+    if p.contrast is not None:
+        c, b, t = p.contrast, p.brightness, p.temperature
+        gains = torch.cat([1 + t, torch.ones_like(t), 1 - t], dim=1)
+        # ((x - 0.5) c + 0.5 + b) * gains, as one multiply-add over the frame
+        x = torch.addcmul((0.5 - 0.5 * c + b) * gains, x, c * gains)
+    if p.noise is not None:
+        x = x + p.noise
+    return clip01(x)
 
 
 def frame_effects(frames: torch.Tensor, cfg: Photometric,
                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Lighting (contrast, brightness, colour temperature) and sensor noise on whole frames.
-
-    frames: (B, 3, H, W) -> (B, 3, H, W) in [0, 1].
-    """
-    B = frames.shape[0]
-    dev = frames.device
-    u = uniform(generator, dev)
-    x = frames
-    if cfg.contrast != (1.0, 1.0) or cfg.brightness or cfg.temperature:
-        c = cfg.contrast[0] + (cfg.contrast[1] - cfg.contrast[0]) * u(B, 1, 1, 1)
-        b = (2 * u(B, 1, 1, 1) - 1) * cfg.brightness
-        t = (2 * u(B, 1, 1, 1) - 1) * cfg.temperature
-        gains = torch.cat([1 + t, torch.ones_like(t), 1 - t], dim=1)
-        # ((x - 0.5) c + 0.5 + b) * gains, as one multiply-add over the frame
-        x = torch.addcmul((0.5 - 0.5 * c + b) * gains, x, c * gains)
-    if cfg.noise_std > 0:
-        std = cfg.noise_std * u(B, 1, 1, 1)
-        x = x + std * torch.randn(x.shape, generator=generator, device=dev)
-    return clip01(x)
+    """Lighting and sensor noise on whole frames: sample_frame, then apply_frame."""
+    return apply_frame(frames, sample_frame(frames.shape, cfg, generator, frames.device))
 
 
 def clip01(x: torch.Tensor) -> torch.Tensor:

@@ -6,12 +6,15 @@ coverage mask: black is a colour here, never "transparent".
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from kornia.geometry.transform import get_perspective_transform, warp_perspective
 
 from transforms.draws import uniform
+from transforms.params import Params, params
+from transforms.photometric import (FrameParams, Photometric, TextureParams, apply_frame, apply_texture,
+                                    sample_frame, sample_texture)
 
 
 @dataclass
@@ -22,9 +25,21 @@ class Placement:
     random_position: bool = True  # else centred
 
 
-def sample_homographies(n: int, patch_px: int, size: int, cfg: Placement,
-                        generator: torch.Generator | None = None, device="cpu"):
-    """Homographies (n, 3, 3) from patch pixel coords to image pixel coords, and their parameters."""
+@params
+class PlaceParams(Params):
+    """Where each view's patch lands: scale (patch side / image side), rotation_deg, centre
+    (cx, cy) in image px, all (n,); corners (n, 4, 2): the patch's corners before rotation,
+    centred, in patch sides (perspective jitter included)."""
+
+    scale: torch.Tensor
+    rotation_deg: torch.Tensor
+    cx: torch.Tensor
+    cy: torch.Tensor
+    corners: torch.Tensor
+
+
+def sample_placement(n: int, size: int, cfg: Placement, generator: torch.Generator | None = None,
+                     device="cpu") -> PlaceParams:
     u = uniform(generator, device)
     lo, hi = cfg.scale
     scale = lo + (hi - lo) * u(n)
@@ -39,16 +54,33 @@ def sample_homographies(n: int, patch_px: int, size: int, cfg: Placement,
         cy = size / 2 + (2 * u(n) - 1) * free
     else:
         cx = cy = torch.full((n,), size / 2, device=device)
-    # Patch corners centred at the origin, in units of the printed side.
-    unit = torch.tensor([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]], device=device)
-    corners = unit[None] + cfg.perspective * (u(n, 4, 2) - 0.5)
+    corners = _UNIT.to(device)[None] + cfg.perspective * (u(n, 4, 2) - 0.5)
+    return PlaceParams(scale, angle, cx, cy, corners)
+
+
+# Patch corners centred at the origin, in units of the printed side.
+_UNIT = torch.tensor([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])
+
+
+def homographies(p: PlaceParams, patch_px: int, size: int) -> torch.Tensor:
+    """(n, 3, 3) homographies from patch pixel coords to image pixel coords."""
+    n, dev = len(p.scale), p.scale.device
+    side = p.scale * size
+    theta = torch.deg2rad(p.rotation_deg)
     cos, sin = theta.cos()[:, None], theta.sin()[:, None]
-    x = corners[..., 0] * side[:, None]
-    y = corners[..., 1] * side[:, None]
-    dst = torch.stack([cos * x - sin * y + cx[:, None], sin * x + cos * y + cy[:, None]], dim=-1)
-    src = (unit[None] + 0.5) * (patch_px - 1)
-    H = get_perspective_transform(src.expand(n, -1, -1), dst)
-    return H, {"scale": scale, "rotation_deg": angle, "cx": cx, "cy": cy}
+    x = p.corners[..., 0] * side[:, None]
+    y = p.corners[..., 1] * side[:, None]
+    dst = torch.stack([cos * x - sin * y + p.cx[:, None], sin * x + cos * y + p.cy[:, None]], dim=-1)
+    src = (_UNIT.to(dev)[None] + 0.5) * (patch_px - 1)
+    return get_perspective_transform(src.expand(n, -1, -1), dst)
+
+
+def sample_homographies(n: int, patch_px: int, size: int, cfg: Placement,
+                        generator: torch.Generator | None = None, device="cpu"):
+    """Homographies (n, 3, 3) from patch pixel coords to image pixel coords, and their parameters."""
+    p = sample_placement(n, size, cfg, generator, device)
+    return homographies(p, patch_px, size), {"scale": p.scale, "rotation_deg": p.rotation_deg,
+                                             "cx": p.cx, "cy": p.cy}
 
 
 def place(patch: torch.Tensor, backgrounds: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
@@ -67,14 +99,74 @@ def paste(x: torch.Tensor, H: torch.Tensor, size: int, behind: torch.Tensor) -> 
     return warped[:, :3] + (1 - warped[:, 3:]) * behind
 
 
-def random_backgrounds(n: int, size: int, scenes: torch.Tensor | None,
-                       generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
-    """(n, 3, size, size): random scenes (with random flips), or plain random-grey surroundings."""
+@params
+class BackgroundParams(Params):
+    """What lies behind each view: a plain colour (n, 3, 1, 1), or a scene index (n,) and
+    whether it is flipped (n,)."""
+
+    plain: torch.Tensor | None = None
+    index: torch.Tensor | None = None
+    flip: torch.Tensor | None = None
+
+
+def sample_backgrounds(n: int, scenes: torch.Tensor | None, generator: torch.Generator | None = None,
+                       device="cpu") -> BackgroundParams:
     if scenes is None:
         grey = torch.rand(n, 1, 1, 1, generator=generator, device=device)
         tint = 0.1 * (torch.rand(n, 3, 1, 1, generator=generator, device=device) - 0.5)
-        return (grey + tint).clamp(0, 1).expand(n, 3, size, size)
+        return BackgroundParams(plain=(grey + tint).clamp(0, 1))
     idx = torch.randint(len(scenes), (n,), generator=generator, device=scenes.device)
-    picked = scenes[idx].to(device)
     flip = torch.rand(n, generator=generator, device=device) < 0.5
-    return torch.where(flip[:, None, None, None], picked.flip(-1), picked)
+    return BackgroundParams(index=idx, flip=flip)
+
+
+def render_backgrounds(p: BackgroundParams, size: int, scenes: torch.Tensor | None, device="cpu") -> torch.Tensor:
+    """(n, 3, size, size): the scenes p picked (flipped where it says), or its plain colours."""
+    if p.plain is not None:
+        return p.plain.expand(len(p.plain), 3, size, size)
+    picked = scenes[p.index].to(device)
+    return torch.where(p.flip[:, None, None, None], picked.flip(-1), picked)
+
+
+def random_backgrounds(n: int, size: int, scenes: torch.Tensor | None,
+                       generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
+    """(n, 3, size, size): random scenes (with random flips), or plain random-grey surroundings."""
+    return render_backgrounds(sample_backgrounds(n, scenes, generator, device), size, scenes, device)
+
+
+@params
+class PasteParams(Params):
+    """One batch of pasted views: placement, texture effects, background, frame effects."""
+
+    place: PlaceParams
+    texture: TextureParams
+    background: BackgroundParams
+    frame: FrameParams
+
+
+@dataclass
+class PasteViews:
+    """The patch pasted into scenes or plain surroundings (the none, digital, print and webcam
+    presets): a ViewModel (transforms.params)."""
+
+    placement: Placement = field(default_factory=Placement)
+    photometric: Photometric = field(default_factory=Photometric)
+
+    def sample(self, n: int, size: int, patch_px: int, scenes=None, generator=None, device="cpu",
+               mapped: bool = False) -> PasteParams:
+        place = sample_placement(n, size, self.placement, generator, device)
+        texels_per_pixel = patch_px / (place.scale * size)
+        texture = sample_texture(n, self.photometric, texels_per_pixel, size, generator, device)
+        background = sample_backgrounds(n, scenes, generator, device)
+        return PasteParams(place, texture, background, sample_frame((n, 3, size, size), self.photometric,
+                                                                     generator, device))
+
+    def render(self, patch: torch.Tensor, p: PasteParams, size: int, scenes=None, patch_map=None):
+        if patch_map is not None:
+            patch = patch_map(patch[None])[0]
+        n = len(p.place.scale)
+        textures = apply_texture(patch[None].expand(n, -1, -1, -1), p.texture)
+        views = place(textures, render_backgrounds(p.background, size, scenes, patch.device),
+                      homographies(p.place, patch.shape[-1], size))
+        return apply_frame(views, p.frame), {"scale": p.place.scale, "rotation_deg": p.place.rotation_deg,
+                                             "cx": p.place.cx, "cy": p.place.cy}

@@ -27,7 +27,9 @@ from kornia.filters import motion_blur
 from kornia.geometry.transform import get_perspective_transform
 
 from transforms.draws import uniform
-from transforms.photometric import Photometric, blur_side, clip01, frame_effects, gaussian, jpeg_some
+from transforms.params import Params, params
+from transforms.photometric import (FrameParams, JpegParams, Photometric, apply_frame, apply_jpeg, blur_side,
+                                    clip01, gaussian, sample_frame, sample_jpeg)
 from transforms.placement import paste
 
 
@@ -52,16 +54,48 @@ class CameraViews:
         contrast=(0.7, 1.2), brightness=0.1, temperature=0.08, noise_std=0.04,
         jpeg_quality=(25.0, 85.0), jpeg_p=0.7))
 
+    # a ViewModel (transforms.params): draws apart from rendering
+    def sample(self, n: int, size: int, patch_px: int, scenes=None, generator=None, device="cpu",
+               mapped: bool = False) -> RectifiedParams:
+        return sample_rectified(n, self, generator, device, mapped)
 
-def print_response(patch: torch.Tensor, cfg: CameraViews, generator=None):
-    """patch (B, 3, P, P) -> (the same squeezed into [ink, paper] per view and channel, the paper
-    colour (B, 3, 1, 1)): a printer cannot print darker than its black ink or lighter than its
-    paper. Affine, so a black patch keeps its gradient (no clamp at 0)."""
-    B, dev = patch.shape[0], patch.device
-    u = uniform(generator, dev)
+    def render(self, patch: torch.Tensor, p: RectifiedParams, size: int, scenes=None, patch_map=None):
+        return render_rectified(patch, p, size, self, patch_map)
+
+
+@params
+class GroupParams(Params):
+    """One group of rectified views (rows start:end of the batch), all filmed n_px across:
+    corner jitter (B, 4, 2) in camera px, defocus sigma (B,), motion blur (kernel side, angle
+    (B,) or None), then frame effects and JPEG."""
+
+    n_px: int
+    start: int
+    end: int
+    jitter: torch.Tensor
+    sigma: torch.Tensor
+    motion_ks: int
+    motion_angle: torch.Tensor | None
+    frame: FrameParams
+    jpeg: JpegParams | None
+
+
+@params
+class RectifiedParams(Params):
+    """A batch of rectified views: the print response's ink and paper per view and channel
+    (n, 3, 1, 1; None under a measured colour map) and the camera-resolution groups."""
+
+    ink: torch.Tensor | None
+    paper: torch.Tensor | None
+    groups: list
+
+
+def _sample_print(B: int, cfg: CameraViews, generator, device):
+    """The print response per view and channel: a printer cannot print darker than its black ink
+    or lighter than its paper. Affine, so a black patch keeps its gradient (no clamp at 0)."""
+    u = uniform(generator, device)
     ink = cfg.ink[0] + (cfg.ink[1] - cfg.ink[0]) * u(B, 3, 1, 1)
-    paper = cfg.paper[0] + (cfg.paper[1] - cfg.paper[0]) * u(B, 3, 1, 1)
-    return ink + (paper - ink) * patch, paper
+    return ink, cfg.paper[0] + (cfg.paper[1] - cfg.paper[0]) * u(B, 3, 1, 1)
 
 
 def _camera_pixels(n_views: int, cfg: CameraViews, generator, device) -> list[int]:
@@ -72,12 +106,27 @@ def _camera_pixels(n_views: int, cfg: CameraViews, generator, device) -> list[in
     return [int(round(math.exp(lo + (hi - lo) * v))) for v in r]
 
 
-def _film_small(patch: torch.Tensor, paper: torch.Tensor, n_px: int, cfg: CameraViews, generator) -> torch.Tensor:
+def _sample_group(n_px: int, a: int, b: int, cfg: CameraViews, generator, device) -> GroupParams:
+    """The draws of one group, in the order the camera meets them."""
+    B, u = b - a, uniform(generator, device)
+    jitter = cfg.corner_jitter_px * (2 * u(B, 4, 2) - 1)
+    M = n_px + 2 * int(round(cfg.margin * n_px))
+    lo, hi = cfg.defocus_px
+    sigma = (lo + (hi - lo) * u(B)).clamp(min=0.1)
+    ks, angle = 0, None
+    if cfg.motion_px >= 1.5:
+        ks = 2 * int(float(cfg.motion_px * u(1)) // 2) + 1
+        if ks >= 3 and M > ks:
+            angle = 180 * u(B)
+    frame = sample_frame((B, 3, M, M), cfg.photometric, generator, device)
+    return GroupParams(n_px, a, b, jitter, sigma, ks, angle, frame, sample_jpeg(B, cfg.photometric, generator, device))
+
+
+def _film_small(patch: torch.Tensor, paper: torch.Tensor, g: GroupParams, cfg: CameraViews) -> torch.Tensor:
     """patch (B, 3, P, P) after the print response -> (B, 3, M, M): the block with its margin as
     the camera records it, M = n_px (1 + 2 margin), misregistered by the corner jitter."""
     B, _, P, _ = patch.shape
-    dev = patch.device
-    u = uniform(generator, dev)
+    dev, n_px = patch.device, g.n_px
     # A sensor integrates light over each pixel: area-like (antialiased) resampling to n_px first,
     # then the small misregistration warp at that scale (near-identity, so bilinear is enough).
     small = F.interpolate(patch, size=(n_px, n_px), mode="bilinear", antialias=True, align_corners=False)
@@ -85,26 +134,51 @@ def _film_small(patch: torch.Tensor, paper: torch.Tensor, n_px: int, cfg: Camera
     M = n_px + 2 * pad
     unit = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]], device=dev)
     src = (unit * (n_px - 1))[None].expand(B, -1, -1)
-    dst = src + pad + cfg.corner_jitter_px * (2 * u(B, 4, 2) - 1)
-    H = get_perspective_transform(src, dst)
+    H = get_perspective_transform(src, src + pad + g.jitter)
     return paste(small, H, M, paper)  # around the block (with a margin): the sheet's white paper
 
 
-def _lens_and_motion(x: torch.Tensor, cfg: CameraViews, generator) -> torch.Tensor:
+def _lens_and_motion(x: torch.Tensor, g: GroupParams) -> torch.Tensor:
     B, dev = x.shape[0], x.device
-    u = uniform(generator, dev)
-    lo, hi = cfg.defocus_px
-    sigma = (lo + (hi - lo) * u(B)).clamp(min=0.1)
-    k = blur_side(sigma)
+    k = blur_side(g.sigma)
     if k >= 3 and min(x.shape[-2:]) > k:
-        x = gaussian(x, sigma, k)
-    if cfg.motion_px >= 1.5:
-        length = float(cfg.motion_px * u(1))
-        ks = 2 * int(length // 2) + 1
-        if ks >= 3 and min(x.shape[-2:]) > ks:
-            angle = 180 * u(B)
-            x = motion_blur(x, ks, angle, torch.zeros(B, device=dev), border_type="replicate", mode="bilinear")
+        x = gaussian(x, g.sigma, k)
+    if g.motion_angle is not None:
+        x = motion_blur(x, g.motion_ks, g.motion_angle, torch.zeros(B, device=dev), border_type="replicate",
+                        mode="bilinear")
     return x
+
+
+def sample_rectified(n: int, cfg: CameraViews, generator=None, device="cpu", mapped: bool = False) -> RectifiedParams:
+    """The random parameters of n rectified views (mapped: a measured colour map stands in for
+    the print response, which then draws nothing)."""
+    ink, paper = (None, None) if mapped else _sample_print(n, cfg, generator, device)
+    sides = _camera_pixels(n, cfg, generator, device)
+    bounds = [round(i * n / len(sides)) for i in range(len(sides) + 1)]
+    groups = [_sample_group(n_px, a, b, cfg, generator, device)
+              for n_px, a, b in zip(sides, bounds[:-1], bounds[1:]) if b > a]
+    return RectifiedParams(ink, paper, groups)
+
+
+def render_rectified(patch: torch.Tensor, p: RectifiedParams, size: int, cfg: CameraViews, patch_map=None):
+    """patch (3, P, P) -> (views (n, 3, size, size), their summary) from RectifiedParams."""
+    dev, n = patch.device, p.groups[-1].end
+    if patch_map is not None:  # a measured printer colour map replaces the generic print response
+        printed = patch_map(patch[None]).expand(n, -1, -1, -1)
+        paper = patch_map(torch.ones(1, 3, 1, 1, device=dev)).expand(n, -1, -1, -1)
+    else:
+        printed, paper = p.ink + (p.paper - p.ink) * patch[None].expand(n, -1, -1, -1), p.paper
+    views, pixels = [], []
+    for g in p.groups:
+        x = _film_small(printed[g.start:g.end], paper[g.start:g.end], g, cfg)
+        x = apply_jpeg(apply_frame(_lens_and_motion(x, g), g.frame), g.jpeg)  # light, noise; clipped; JPEG
+        # the loop's upsampling to the model side (antialiased when the crop is larger than it)
+        views.append(clip01(F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                                          align_corners=False)))
+        pixels += [g.n_px] * (g.end - g.start)
+    scale = torch.full((n,), 1 / (1 + 2 * cfg.margin), device=dev)
+    return torch.cat(views), {"scale": scale, "rotation_deg": torch.zeros(n, device=dev),
+                              "pixels": torch.tensor(pixels, device=dev)}
 
 
 def rectified_views(patch: torch.Tensor, n: int, size: int, cfg: CameraViews,
@@ -112,26 +186,5 @@ def rectified_views(patch: torch.Tensor, n: int, size: int, cfg: CameraViews,
     """patch: (3, P, P) in [0, 1] -> views (n, 3, size, size) in [0, 1] as the capture loop would
     classify them, and their parameters (camera px per view; scale = the block's share of the view;
     rotation_deg = 0, since the loop rectifies the block head-on)."""
-    dev = patch.device
-    if patch_map is not None:  # a measured printer colour map replaces the generic print response
-        printed = patch_map(patch[None]).expand(n, -1, -1, -1)
-        paper = patch_map(torch.ones(1, 3, 1, 1, device=dev)).expand(n, -1, -1, -1)
-    else:
-        printed, paper = print_response(patch[None].expand(n, -1, -1, -1), cfg, generator)
-    sides = _camera_pixels(n, cfg, generator, dev)
-    bounds = [round(i * n / len(sides)) for i in range(len(sides) + 1)]
-    views, pixels = [], []
-    for n_px, a, b in zip(sides, bounds[:-1], bounds[1:]):
-        if b <= a:
-            continue
-        x = _film_small(printed[a:b], paper[a:b], n_px, cfg, generator)
-        x = _lens_and_motion(x, cfg, generator)
-        x = frame_effects(x, cfg.photometric, generator)  # light, colour cast, noise; clipped
-        x = jpeg_some(x, cfg.photometric, generator)
-        # the loop's upsampling to the model side (antialiased when the crop is larger than it)
-        views.append(clip01(F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                                          align_corners=False)))
-        pixels += [n_px] * (b - a)
-    scale = torch.full((n,), 1 / (1 + 2 * cfg.margin), device=dev)
-    return torch.cat(views), {"scale": scale, "rotation_deg": torch.zeros(n, device=dev),
-                              "pixels": torch.tensor(pixels, device=dev)}
+    p = sample_rectified(n, cfg, generator, patch.device, patch_map is not None)
+    return render_rectified(patch, p, size, cfg, patch_map)

@@ -3,19 +3,9 @@ that imports no torch: `blocks generate` reads its defaults from here, and the C
 --help from those without paying for torch."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 MAX_SECONDS = 7 * 24 * 3600.0  # max_seconds: a clock of at most a week; more is a typo, not a run
-
-
-@dataclass
-class Experimental:
-    """Transfer-minded options that bench/transfer.py measures and no CLI flag sets (the module
-    docstring says what each does); the defaults switch them off."""
-
-    diversity: float = 0.0  # probability of a random resize-and-pad of each view (input diversity)
-    ghost: float = 0.0  # dropout rate on convolution outputs during attack steps (ghost networks)
-    loss: str = "ce"  # ce | logit | margin
 
 
 @dataclass
@@ -37,4 +27,3 @@ class GenerateConfig:
     members: str = "balance"  # ensembles only: mean | balance | cycle (see the module docstring)
     autocast: str = "auto"  # auto | bf16 | off: the model's forward in bfloat16 (blocks.attacks.speed)
     fold: bool = True  # run a copy of the model with batchnorm folded into its convolutions (the same function)
-    experimental: Experimental = field(default_factory=Experimental)  # bench/transfer.py's; no CLI flag

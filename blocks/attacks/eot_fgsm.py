@@ -20,26 +20,20 @@ patch is the one with the lowest loss there. Each step's own views are fresh, so
 noisy to compare patches (on a slowly moving model it picks lucky early batches), while the fixed
 views compare like with like. A Ctrl-C or a time limit leaves the best patch checked so far.
 
-Under torchrun (a Group given, blocks/distributed.py) rank r renders its share of each step's
-batch and of the check batch from its own streams (seed + r * RANK_SEED_STRIDE), takes the gradient
-of (its views / all views) * its mean loss, and one all-reduce sums the shares into the gradient of
-the mean over the whole batch: every rank then takes the same signed step. With one process (the
-default SoloGroup) this is the plain single-process loop: the clock and a swallowed Ctrl-C are
-read before each step, and the figures are read where they are.
+The attack is one step (EotFgsm.step: state in, state out); blocks.attacks.driver owns the loop,
+the clock, Ctrl-C and torchrun. What the step needs from several processes comes in as a reducer:
+with several ranks each renders its share of the batch from its own stream (seed + r *
+RANK_SEED_STRIDE), takes the gradient of (its views / all views) * its mean loss, and the
+reducer sums the shares into the gradient of the mean over the whole batch (one process: the
+plain mean). The reducer may end the run (Stop) instead of returning the step's sums.
 
-Transfer-minded options (for models the patch never sees), off at 0. Only smoothing is offered by
-the CLI, on by default for ensembles only; the others sit in GenerateConfig.experimental
-(Experimental), which only bench/transfer.py sets (docs/ensembles.md has its measurements):
-- diversity p: each view is shrunk by a random factor in [0.8, 1] and padded at a random offset
-  with probability p before the model sees it (input diversity, Xie et al. 2019).
-- ghost p: dropout with rate p on every convolution's output during the attack's forward passes,
-  so each step meets a slightly different model (ghost networks, Li et al. 2020).
+Transfer-minded options (for models the patch never sees). Only smoothing is offered by the CLI:
 - smooth s: the gradient is blurred with a Gaussian of sigma s patch pixels before its sign is
   taken (translation-invariant attack, Dong et al. 2019). None (the default): ENSEMBLE_SMOOTH
   for an ensemble, 0 for one model (on ImageNet it cost the single model's white-box confidence).
-- loss "logit" or "margin" instead of "ce": descend the target's negated logit (Zhao et al. 2021,
-  "On Success and Simplicity", whose gradient does not fade once the target wins), or the
-  Carlini-Wagner margin (the best other logit minus the target's, floored at -MARGIN_KAPPA).
+The others (input diversity, ghost networks, other losses) are the benchmarks' (bench/tricks.py):
+they come in as a `tricks` hook (the Plain protocol below) that changes the views, wraps the
+forward pass and picks the loss.
 
 Ensembles (model.members, blocks.models.Ensemble), `members`:
 - "mean": every member every step; the loss is the cross-entropy of the mean of the members'
@@ -56,17 +50,16 @@ Whatever the mode, the fixed check views score the whole ensemble (every member)
 from __future__ import annotations
 
 import math
-import time
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from blocks.attacks.config import Experimental, GenerateConfig  # noqa: F401 (the attack's API)
-from common.goal import Goal
-from blocks.distributed import RANK_SEED_STRIDE, SOLO, share
+from blocks.attacks.config import GenerateConfig  # noqa: F401 (the attack's API)
 from blocks.attacks.speed import AUTOCAST, autocast, autocast_dtype, fold_batchnorm
+from blocks.distributed import RANK_SEED_STRIDE
+from common.goal import Goal
 from transforms.eot import EOT, at_progress, random_views
 
 
@@ -107,65 +100,29 @@ def step_size(cfg: GenerateConfig, t: float) -> float:
     raise ValueError(f"unknown schedule {cfg.schedule!r}: cosine, linear or constant")
 
 
-LOSSES = ("ce", "logit", "margin")
-MARGIN_KAPPA = 5.0  # logits: past this lead the margin loss stops pushing
+class Plain:
+    """The product's `tricks` hook, which does nothing: the cross-entropy of common.goal.Goal, the
+    views as rendered, the model as it is. bench/tricks.py's Tricks fills the same four in."""
 
+    folds = True  # batchnorm may be folded into the convolutions (fast_model)
 
-def attack_loss(goal: Goal, logits: torch.Tensor, kind: str = "ce") -> torch.Tensor:
-    """logits (B, C) -> the scalar this attack descends: cross-entropy (common.goal.Goal.loss), the
-    class's own logit, or its margin over the best other class, each signed by the goal's mode."""
-    if kind == "ce":
+    def objective_loss(self, goal: Goal, logits: torch.Tensor) -> torch.Tensor:
         return goal.loss(logits)
-    mine = logits[:, goal.index]
-    sign = -1.0 if goal.targeted else 1.0  # targeted: raise the class; untargeted: lower it
-    if kind == "logit":
-        return sign * mine.mean()
-    if kind == "margin":
-        mask = torch.tensor([goal.index], device=logits.device)
-        others = logits.index_fill(1, mask, float("-inf")).amax(1)
-        return (sign * (mine - others)).clamp_min(-MARGIN_KAPPA).mean()
-    raise ValueError(f"unknown loss {kind!r}: {', '.join(LOSSES)}")
+
+    def views(self, views: torch.Tensor, generator) -> torch.Tensor:
+        return views
+
+    def around(self, net, generator):
+        return nullcontext()
 
 
-def objective(logits: torch.Tensor, cfg: GenerateConfig):
+PLAIN = Plain()
+
+
+def objective(logits: torch.Tensor, cfg: GenerateConfig, tricks=PLAIN):
     """Loss to descend, and per-view (objective prob, win) for the record (common.goal.Goal)."""
     goal = Goal.of(cfg.target, cfg.away_from)
-    return attack_loss(goal, logits, cfg.experimental.loss), goal.prob(logits.softmax(1)), goal.wins(logits)
-
-
-def diverse_inputs(views: torch.Tensor, p: float, g: torch.Generator, low: float = 0.8) -> torch.Tensor:
-    """(B, 3, S, S) -> (B, 3, S, S): with probability p a view is shrunk by a factor in [low, 1] and
-    placed at a random offset on black (Xie et al. 2019, as one differentiable warp per view)."""
-    b, dev = len(views), views.device
-    shrink = low + (1 - low) * torch.rand(b, generator=g, device=dev)
-    on = torch.rand(b, generator=g, device=dev) < p
-    shrink = torch.where(on, shrink, torch.ones_like(shrink))
-    shift = (1 - shrink)[:, None] * (2 * torch.rand(b, 2, generator=g, device=dev) - 1)
-    theta = torch.zeros(b, 2, 3, device=dev)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1 / shrink  # output -> input coordinates
-    theta[:, :, 2] = -shift / shrink[:, None]
-    grid = F.affine_grid(theta, list(views.shape), align_corners=False)
-    return F.grid_sample(views, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
-@contextmanager
-def ghost_networks(model: torch.nn.Module, p: float, g: torch.Generator):
-    """Dropout of rate p on every Conv2d output of model while inside (Li et al. 2020). Models
-    without Python Conv2d modules (TorchScript, torch.export) are left as they are."""
-    if p <= 0:
-        yield
-        return
-
-    def erode(module, inputs, out):
-        keep = torch.rand(out.shape, generator=g, device=out.device) >= p
-        return out * keep / (1 - p)
-
-    hooks = [m.register_forward_hook(erode) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
-    try:
-        yield
-    finally:
-        for h in hooks:
-            h.remove()
+    return tricks.objective_loss(goal, logits), goal.prob(logits.softmax(1)), goal.wins(logits)
 
 
 def smooth_gradient(grad: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -207,23 +164,23 @@ def step_members(model, cfg: GenerateConfig, step: int) -> list | None:
     return [nets[step % len(nets)]] if cfg.members == "cycle" else nets  # balance
 
 
-def balanced_view_gradient(nets, views: torch.Tensor, cfg: GenerateConfig, generator):
+def balanced_view_gradient(nets, views: torch.Tensor, cfg: GenerateConfig, generator, tricks=PLAIN):
     """views (B, 3, S, S) -> (mean loss, objective prob (B,), win (B,), gradient (B, 3, S, S)):
     each member's gradient scaled to the members' mean L1 size, then averaged, so no member's
     larger gradient outweighs the others. The record (prob, win) is the members' consensus."""
     x = views.detach().requires_grad_(True)
     grads, logps, losses = [], [], []
     for net in nets:
-        with ghost_networks(net, cfg.experimental.ghost, generator):
+        with tricks.around(net, generator):
             logits = forward(net, x, cfg)
-        loss, _, _ = objective(logits, cfg)
+        loss, _, _ = objective(logits, cfg, tricks)
         (g,) = torch.autograd.grad(loss, x)
         grads.append(g)
         logps.append(logits.detach().log_softmax(1))
         losses.append(loss.detach())
     sizes = torch.stack([g.abs().mean() for g in grads]).clamp_min(1e-12)
     grad = sum(g / s for g, s in zip(grads, sizes)) * sizes.mean() / len(grads)
-    _, prob, win = objective(torch.stack(logps).mean(0), cfg)
+    _, prob, win = objective(torch.stack(logps).mean(0), cfg, tricks)
     return torch.stack(losses).mean(), prob, win, grad
 
 
@@ -237,15 +194,14 @@ def forward(model, views: torch.Tensor, cfg: GenerateConfig) -> torch.Tensor:
 
 
 def step_gradient(model, patch, cfg: GenerateConfig, eot: EOT, scenes, generator, n: int,
-                  weight: float = 1.0, patch_map=None, penalty=None, step: int = 0):
+                  weight: float = 1.0, patch_map=None, penalty=None, step: int = 0, tricks=PLAIN):
     """Render n views of patch (3, P, P, requires grad) and differentiate weight * their mean
     loss (+ penalty). Returns (loss, objective prob (n,), win (n,), grad (3, P, P))."""
     views, _ = random_views(patch, n, model.input_size, eot, scenes, generator, patch_map)
-    if cfg.experimental.diversity > 0:
-        views = diverse_inputs(views, cfg.experimental.diversity, generator)
+    views = tricks.views(views, generator)
     nets = step_members(model, cfg, step)
     if nets is not None:  # members one by one: to the views, then once through the render
-        loss, prob, win, view_grad = balanced_view_gradient(nets, views, cfg, generator)
+        loss, prob, win, view_grad = balanced_view_gradient(nets, views, cfg, generator, tricks)
         (grad,) = torch.autograd.grad(views, patch, grad_outputs=view_grad * weight)
         loss = loss * weight
         if penalty is not None:
@@ -253,8 +209,8 @@ def step_gradient(model, patch, cfg: GenerateConfig, eot: EOT, scenes, generator
             grad = grad + torch.autograd.grad(extra, patch)[0]
             loss = loss + extra.detach()
         return loss, prob, win, grad
-    with ghost_networks(model, cfg.experimental.ghost, generator):
-        loss, prob, win = objective(forward(model, views, cfg), cfg)
+    with tricks.around(model, generator):
+        loss, prob, win = objective(forward(model, views, cfg), cfg, tricks)
     if weight != 1.0:  # this rank's share of the batch mean (one process: exactly the mean)
         loss = loss * weight
     if penalty is not None:
@@ -263,55 +219,72 @@ def step_gradient(model, patch, cfg: GenerateConfig, eot: EOT, scenes, generator
     return loss, prob, win, grad
 
 
+class Stop(Exception):
+    """Raised by a reducer instead of returning a step's sums: the run ends before this step's
+    update (reason: time | interrupted, agreed by every rank)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class OneProcess:
+    """The reducer of a single process with no clock: the batch is all here. The driver's reducer
+    (blocks.attacks.driver) adds the clock, the stops and the other ranks' shares."""
+
+    def step(self, grad, loss, prob, win) -> tuple[float, float, float, float]:
+        """(grad summed in place, this share's loss, prob (n,), win (n,)) -> (the batch's mean loss,
+        mean prob, success, elapsed seconds)."""
+        return loss.item(), prob.mean().item(), win.float().mean().item(), 0.0
+
+    def mean(self, loss_share: torch.Tensor, values: torch.Tensor) -> tuple[float, float]:
+        """(this share of the batch-mean loss, per-view values (n,)) -> the whole batch's means."""
+        return loss_share.item(), values.mean().item()
+
+
 class BestPatch:
     """The keeper of the best patch: each candidate (3, P, P) is scored on one fixed batch of check
-    views (n_views of them on this rank, the same views every time, never a training step's) and
-    kept when its loss there is the lowest so far. Under torchrun the whole check batch's mean
-    decides (Group.batch_mean), so every rank keeps the same patch."""
+    views (n_views of them here, the same views every time, never a training step's) and kept when
+    its loss there is the lowest so far. With several ranks the whole check batch's mean decides
+    (the reducer's mean), so every rank keeps the same patch."""
 
-    def __init__(self, model, cfg: GenerateConfig, eot: EOT, scenes, patch_map, group, n_views: int):
+    def __init__(self, model, cfg: GenerateConfig, eot: EOT, scenes, patch_map, reducer, rank: int, n_views: int,
+                 tricks=PLAIN):
         self.model, self.cfg, self.eot, self.scenes, self.patch_map = model, cfg, eot, scenes, patch_map
-        self.group, self.n_views = group, n_views
+        self.reducer, self.rank, self.n_views, self.tricks = reducer, rank, n_views, tricks
         self.seed = cfg.seed + 1_000_003  # never the views of a training step
         self.patch = torch.zeros(3, cfg.patch_size, cfg.patch_size, device=model.device)  # black
         self.loss, self.prob, self.step = float("inf"), 0.0, 0
 
     def offer(self, candidate: torch.Tensor, step: int) -> None:
         """Score candidate (3, P, P), the patch as it was at `step`; keep it if it is the best."""
-        cfg = self.cfg
-        g_check = view_generator(self.seed, self.group.rank, self.model.device)
+        g_check = view_generator(self.seed, self.rank, self.model.device)
         with torch.no_grad():
             views, _ = random_views(candidate, self.n_views, self.model.input_size, self.eot, self.scenes,
                                     g_check, self.patch_map)
-            loss, prob, _ = objective(self.model(views), cfg)
-            loss_now, prob_now = self.group.batch_mean(loss * (self.n_views / cfg.batch), prob, cfg.batch)
+            loss, prob, _ = objective(self.model(views), self.cfg, self.tricks)
+            loss_now, prob_now = self.reducer.mean(loss * (self.n_views / self.cfg.batch), prob)
         if loss_now < self.loss:
             self.patch, self.loss, self.prob, self.step = candidate.clone(), loss_now, prob_now, step
 
 
-def fast_model(model, cfg: GenerateConfig):
+def fast_model(model, cfg: GenerateConfig, tricks=PLAIN):
     """The model the steps run: batchnorm folded into the convolutions before it
-    (blocks.attacks.speed.fold_batchnorm), except for ghost networks, whose dropout acts on the
-    convolutions' own outputs."""
-    if not cfg.fold or cfg.experimental.ghost > 0 or not isinstance(model, torch.nn.Module):
+    (blocks.attacks.speed.fold_batchnorm), unless the tricks forbid it (ghost dropout acts on the
+    convolutions' own outputs)."""
+    if not cfg.fold or not tricks.folds or not isinstance(model, torch.nn.Module):
         return model
     return fold_batchnorm(model, model.input_size, model.device)
 
 
-def check_config(cfg: GenerateConfig, group) -> int:
-    """The config's choices, and the views this rank renders per step (its share of cfg.batch)."""
+def check_config(cfg: GenerateConfig) -> None:
+    """The config's choices (the numbers are the command's to check: blocks.commands.generate)."""
     if (cfg.target is None) == (cfg.away_from is None):
         raise ValueError("give exactly one of target (negative epsilon) or away_from (positive)")
     if cfg.members not in MEMBER_MODES:
         raise ValueError(f"unknown members mode {cfg.members!r}: {', '.join(MEMBER_MODES)}")
     if cfg.autocast not in AUTOCAST:
         raise ValueError(f"unknown autocast {cfg.autocast!r}: {', '.join(AUTOCAST)}")
-    if cfg.experimental.loss not in LOSSES:
-        raise ValueError(f"unknown loss {cfg.experimental.loss!r}: {', '.join(LOSSES)}")
-    n_views = share(cfg.batch, group.world, group.rank)
-    if n_views < 1:
-        raise ValueError(f"batch {cfg.batch} is smaller than the {group.world} ranks: each needs a view")
-    return n_views
 
 
 def run_progress(cfg: GenerateConfig, step: int, elapsed: float) -> float:
@@ -336,63 +309,67 @@ def signed_step(patch, grad, velocity, eps: float, sigma: float, cfg: GenerateCo
     return patch, velocity
 
 
-def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | None = None,
-                   on_step=None, patch_map=None, penalty=None, group=SOLO,
-                   clock=time.monotonic, init: torch.Tensor | None = None) -> GenerateResult:
-    """model: Classifier taking (B, 3, S, S) in [0, 1]; scenes: (N, 3, S, S) or None.
+@dataclass
+class State:
+    """Where a run stands between two steps."""
 
-    patch_map: a measured printer-to-camera colour map applied to the patch in every view.
-    penalty(patch) -> scalar is added to the loss (printability, total variation).
-    on_step(record) is called after every step (progress bars, logging). Ctrl-C ends the run
-    early and returns the best patch so far with stopped="interrupted".
-    group: a blocks.distributed.Group when torchrun started several ranks (every rank calls this
-    with the same cfg; the default SoloGroup: one process); the views are split, the result is the same.
-    clock: what max_seconds counts (benchmarks on a shared machine pass time.process_time).
-    init: a patch (3, P, P) to start from (--resume) instead of black; the keeper scores it first.
-    """
-    n_views = check_config(cfg, group)
-    model = fast_model(model, cfg)  # batchnorm folded into the convolutions: the same function, cheaper
-    weight, sigma = n_views / cfg.batch, smoothing(model, cfg)
-    g = view_generator(cfg.seed, group.rank, model.device)
-    scenes = scenes.to(model.device) if scenes is not None else None
-    keeper = BestPatch(model, cfg, eot, scenes, patch_map, group, n_views)
-    result = GenerateResult(patch=keeper.patch, best_step=0, best_objective_prob=0.0)
-    patch = (torch.zeros(3, cfg.patch_size, cfg.patch_size, device=model.device) if init is None  # black, as promised
-             else init.detach().to(model.device, torch.float32).clamp(0, 1).clone())
-    velocity = torch.zeros_like(patch)
-    start, last_check = clock(), 0.0  # last_check: the clock (elapsed) at the last check
-    progress = 0.0  # of the run (steps or the clock), as of the last step
-    try:
-        with group.interrupts():
-            for step in range(cfg.steps):
-                stop = group.stop_before_step(lambda: clock() - start, cfg.max_seconds)
-                if stop is None:
-                    patch.requires_grad_(True)
-                    # whole-frame views start near and widen (transforms.eot.at_progress); the check views do not
-                    loss, prob, win, grad = step_gradient(model, patch, cfg, at_progress(eot, progress), scenes, g,
-                                                          n_views, weight, patch_map,
-                                                          penalty if group.is_main else None, step)
-                    stop, (loss_now, mean_prob, success, elapsed) = group.sum_step(
-                        grad, loss, prob, win, clock() - start, cfg.max_seconds, cfg.batch)
-                if stop:
-                    result.stopped = stop
-                    break
-                progress = run_progress(cfg, step, elapsed)
-                eps = step_size(cfg, progress)
-                if step % cfg.check_every == 0 or elapsed - last_check >= cfg.check_seconds:
-                    keeper.offer(patch.detach(), step)  # the patch these views measured, before the update
-                    last_check = elapsed  # under torchrun rank 0's clock: every rank checks together
-                patch, velocity = signed_step(patch, grad, velocity, eps, sigma, cfg)
-                record = StepRecord(step, loss_now, mean_prob, success, eps, clock() - start)
-                result.curve.append(record)
-                if on_step is not None:
-                    on_step(record)
-        if result.curve:  # the final patch, after the last update (steps, clock or a torchrun stop)
-            keeper.offer(patch.detach(), len(result.curve))
-    except KeyboardInterrupt:
-        result.stopped = "interrupted"
-        if group.alone and result.curve:  # one forward pass: a second Ctrl-C meanwhile is held
-            keeper.offer(patch.detach(), len(result.curve))
-    result.patch, result.best_step, result.best_objective_prob = keeper.patch, keeper.step, keeper.prob
-    result.seconds = clock() - start
-    return result
+    patch: torch.Tensor  # (3, P, P) in [0, 1]
+    velocity: torch.Tensor  # (3, P, P): the momentum's running gradient
+    step: int = 0  # steps taken
+    progress: float = 0.0  # of the run (steps or the clock) as of the last step: the views widen with it
+    last_check: float = 0.0  # elapsed seconds at the last check of the best patch
+    record: StepRecord | None = None  # the last step's figures
+
+
+class EotFgsm:
+    """The attack on one model, one config: `step(state) -> state` is one EOT negative-epsilon
+    FGSM step. model: Classifier taking (B, 3, S, S) in [0, 1]; scenes: (N, 3, S, S) or None;
+    patch_map: a measured printer-to-camera colour map applied to the patch in every view;
+    penalty(patch) -> scalar is added to the loss (printability, total variation); reducer: how
+    a step's sums become the whole batch's (OneProcess, or the driver's); rank and n_views: this
+    process's view stream and its share of cfg.batch; tricks: the benchmarks' hook (Plain)."""
+
+    def __init__(self, model, cfg: GenerateConfig, eot: EOT, scenes=None, patch_map=None, penalty=None,
+                 reducer=None, rank: int = 0, n_views: int | None = None, tricks=PLAIN):
+        check_config(cfg)
+        self.model = fast_model(model, cfg, tricks)  # batchnorm folded: the same function, cheaper
+        self.cfg, self.eot, self.patch_map, self.penalty, self.tricks = cfg, eot, patch_map, penalty, tricks
+        self.reducer = reducer or OneProcess()
+        self.n_views = cfg.batch if n_views is None else n_views
+        self.weight, self.sigma = self.n_views / cfg.batch, smoothing(self.model, cfg)
+        self.generator = view_generator(cfg.seed, rank, self.model.device)
+        self.scenes = scenes.to(self.model.device) if scenes is not None else None
+        self.keeper = BestPatch(self.model, cfg, eot, self.scenes, patch_map, self.reducer, rank, self.n_views, tricks)
+
+    def start(self, init: torch.Tensor | None = None) -> State:
+        """From black, as promised, or from init (3, P, P) (--resume); the keeper scores it first."""
+        size, device = self.cfg.patch_size, self.model.device
+        patch = (torch.zeros(3, size, size, device=device) if init is None
+                 else init.detach().to(device, torch.float32).clamp(0, 1).clone())
+        return State(patch, torch.zeros_like(patch))
+
+    def step(self, s: State) -> State:
+        """One step: the gradient of the views' mean loss, summed by the reducer (which may raise
+        Stop), the best-patch check of the patch these views measured, one signed step."""
+        cfg, patch = self.cfg, s.patch.requires_grad_(True)
+        # whole-frame views start near and widen (transforms.eot.at_progress); the check views do not
+        loss, prob, win, grad = step_gradient(self.model, patch, cfg, at_progress(self.eot, s.progress), self.scenes,
+                                              self.generator, self.n_views, self.weight, self.patch_map,
+                                              self.penalty, s.step, self.tricks)
+        loss, prob, success, elapsed = self.reducer.step(grad, loss, prob, win)
+        progress = run_progress(cfg, s.step, elapsed)
+        eps, last_check = step_size(cfg, progress), s.last_check
+        if s.step % cfg.check_every == 0 or elapsed - last_check >= cfg.check_seconds:
+            self.keeper.offer(patch.detach(), s.step)  # before the update
+            last_check = elapsed  # with several ranks rank 0's clock: every rank checks together
+        new, velocity = signed_step(patch, grad, s.velocity, eps, self.sigma, cfg)
+        record = StepRecord(s.step, loss, prob, success, eps, elapsed)
+        return State(new, velocity, s.step + 1, progress, last_check, record)
+
+    def check(self, s: State) -> None:
+        """Offer the patch as it stands (the run's last, however it ended) to the keeper."""
+        self.keeper.offer(s.patch.detach(), s.step)
+
+    def result(self, curve: list[StepRecord], stopped: str, seconds: float) -> GenerateResult:
+        k = self.keeper
+        return GenerateResult(k.patch, k.step, k.prob, curve, stopped, seconds)

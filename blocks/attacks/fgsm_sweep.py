@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from common.errors import shown
 
 
 @dataclass
@@ -47,19 +46,3 @@ def epsilon_sweep(model, image: torch.Tensor, target: int, epsilons: list[float]
     best = int(probs[:, target].argmax())
     return Sweep(list(map(float, epsilons)), probs, target, float(epsilons[best]),
                  float(probs[best, target]), int(logits.argmax(1)))
-
-
-def plot_sweep(sweep: Sweep, labels: list[str], path, k: int = 5):
-    from blocks.report import pyplot, save_figure
-
-    fig, ax = pyplot().subplots(figsize=(7, 4))
-    for c in sweep.classes_to_show(k):
-        style = {"lw": 2.5} if c == sweep.target else {"lw": 1}
-        ax.plot(sweep.epsilons, sweep.probs[:, c].numpy(), label=f"{shown(labels[c])} ({c})", **style)
-    ax.axvline(0, color="grey", lw=0.5)
-    ax.set_xlabel("epsilon (negative: towards the target)")
-    ax.set_ylabel("class probability")
-    ax.set_title(f"single-step FGSM sweep, target {shown(labels[sweep.target])}")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return save_figure(fig, path)

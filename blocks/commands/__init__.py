@@ -4,7 +4,7 @@ files and returns the typed record that went to disk (common.records). `blocks/c
 flags into the settings, calls the pipeline and prints the record; `shared` holds what several
 commands load alike. Nothing below this package imports it.
 
-    command            module                settings        pipeline               record (common/records.py)
+    command            module                settings        pipeline               record (common/records/)
     generate           generate              GenerateRun     run_generate           PatchRecord per target (+ GenerateSummary)
     evaluate           evaluate              EvaluateRun     run_evaluate           EvaluateReport (printed, or written to out)
     print              print_sheet           PrintRun        run_print              SheetInfo (sheet.json)

@@ -2,7 +2,7 @@
 several (a transfer row)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from blocks import checks
@@ -110,5 +110,5 @@ def _judge(run: EvaluateRun, net, image, eot_cfg, goal, views: dict, report: Eva
             ev = rounded(evaluate_patch(net, image, eot_cfg, goal, **views).to_dict(), run.n)
             if ev.get("by_coverage"):
                 ev["by_scale"] = None
-            report = replace(report, model=net.name, **ev)
+            report = report.replaced(model=net.name, **ev)
     return report

@@ -153,7 +153,7 @@ def _prepare(run: GenerateRun):
 def _train_patch(run: GenerateRun, goal, eot_cfg, loaded, group, progress, several: bool):
     """One target's patch (blocks.attacks.eot_fgsm.generate_patch), rank 0 drawing the progress.
     Returns (its GenerateConfig, its GenerateResult)."""
-    from blocks.attacks.eot_fgsm import generate_patch
+    from blocks.attacks.driver import generate_patch
     from common.interrupts import on_stop
 
     cfg = config_for(run, goal, loaded.net)
@@ -496,7 +496,7 @@ def judge(run, rec: PatchRecord, files: list[Path], goal, eot_cfg, loaded: Loade
             held_out = evaluate_patch(net, image, eot_cfg, goal, scenes=loaded.held_out, **views)
             rec.held_out = {**held_out.to_dict(), "views": views_measured(run, eot_cfg, loaded)}
             if rec.reach is not None:  # the held-out views are the band's: their success is the distance's
-                rec.reach = {**rec.reach, "success": held_out.success_rate}
+                rec.reach = rec.reach.replaced(success=held_out.success_rate)
             rec.members = evaluate_members(net, image, eot_cfg, goal, scenes=loaded.held_out, whole=held_out,
                                            **views)
         if rec.steps_run:  # again, now with what the final line reports (the one above survives a Ctrl-C)

@@ -28,7 +28,7 @@ def run_sweep(run: SweepRun) -> SweepRecord:
     """Class probabilities against epsilon: out/sweep.png and out/sweep.json (returned)."""
     import torch
 
-    from blocks.attacks.fgsm_sweep import epsilon_sweep, plot_sweep
+    from blocks.attacks.fgsm_sweep import epsilon_sweep
     from blocks.targets import resolve_target
     from common.files import atomic_write_bytes, check_new_outputs, check_output_dir, load_image
     from common.interrupts import writing
@@ -56,3 +56,21 @@ def run_sweep(run: SweepRun) -> SweepRecord:
         plot_sweep(s, net.labels, Path(run.out) / "sweep.png")
         atomic_write_bytes(Path(run.out) / "sweep.json", data)
     return record
+
+
+def plot_sweep(sweep, labels: list[str], path, k: int = 5):
+    """sweep.png: each shown class's probability against epsilon (the command writes, not the attack)."""
+    from blocks.report import pyplot, save_figure
+    from common.errors import shown
+
+    fig, ax = pyplot().subplots(figsize=(7, 4))
+    for c in sweep.classes_to_show(k):
+        style = {"lw": 2.5} if c == sweep.target else {"lw": 1}
+        ax.plot(sweep.epsilons, sweep.probs[:, c].numpy(), label=f"{shown(labels[c])} ({c})", **style)
+    ax.axvline(0, color="grey", lw=0.5)
+    ax.set_xlabel("epsilon (negative: towards the target)")
+    ax.set_ylabel("class probability")
+    ax.set_title(f"single-step FGSM sweep, target {shown(labels[sweep.target])}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)
