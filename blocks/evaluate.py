@@ -67,49 +67,56 @@ def evaluate_patch(model, patch: torch.Tensor, eot: EOT, target: "int | Goal | N
     on_batch(views) after each batch, with the number of views it held (progress bars)."""
     goal = Goal.of(target, away_from)
     device = model.device
-    size = size or model.input_size
     g = torch.Generator(device=device).manual_seed(seed)
-    patch = patch.to(device)
     scenes = scenes.to(device) if scenes is not None else None
-    wins, probs, scales, angles, top5, crops, tilts = [], [], [], [], [], [], []
-    with torch.no_grad():
-        for start in range(0, n, batch):
-            m = min(batch, n - start)
-            views, params = random_views(patch, m, size, eot, scenes, g, patch_map)
-            logits = model(views)
-            p = logits.softmax(1)
-            top5.append(goal.in_top(p, 5))
-            wins.append(goal.wins(logits))
-            probs.append(goal.prob(p))
-            scales.append(params["scale"])
-            angles.append(params["rotation_deg"])
-            if "crop" in params:
-                crops.append(params["crop"])
-                tilts.append(params["tilt_deg"])
-            if on_batch is not None:
-                on_batch(m)
-    win = torch.cat(wins).float().cpu()
-    prob = torch.cat(probs).float().cpu()
-    scale = torch.cat(scales).cpu()
-    angle = torch.cat(angles).cpu()
+    seen = _judge_views(model, patch.to(device), eot, goal, scenes, n, batch, size or model.input_size, g, patch_map,
+                        on_batch)
+    win, prob, scale = seen["win"], seen["prob"], seen["scale"]
     lo, hi = eot.placement.scale
     width = (hi - lo) / scale_bins
     scale_lo = [lo + width * min(int((s - lo) / width), scale_bins - 1) if width > 0 else lo
                 for s in scale.tolist()]
     scale_bin = [(a, f"{a:.3f}-{a + width:.3f}") for a in scale_lo]
-    rot_lo = [rotation_bin_deg * int(torch.floor(a / rotation_bin_deg)) for a in angle]
+    rot_lo = [rotation_bin_deg * int(torch.floor(a / rotation_bin_deg)) for a in seen["angle"]]
     rot_bin = [(a, f"{a:g}..{a + rotation_bin_deg:g}") for a in rot_lo]
     ev = Evaluation(win.mean().item(), prob.mean().item(), n,
                     _breakdown(scale_bin, win, prob), _breakdown(rot_bin, win, prob),
-                    top5_rate=torch.cat(top5).float().mean().item())
-    if crops:  # whole frames: by coverage (how close the camera is), reduction and tilt
-        crop, tilt = torch.cat(crops).cpu(), torch.cat(tilts).cpu()
+                    top5_rate=seen["top5"].float().mean().item())
+    if "crop" in seen:  # whole frames: by coverage (how close the camera is), reduction and tilt
+        crop, tilt = seen["crop"], seen["tilt"]
         ev.by_coverage = _breakdown(coverage_bins(scale.tolist()), win, prob)
         ev.by_reduction = _breakdown([(float(c), "crop" if c > 0.5 else "squash") for c in crop.tolist()], win, prob)
         ev.by_tilt = _breakdown([(10 * int(t // 10), f"{10 * int(t // 10)}-{10 * int(t // 10) + 10}")
                                  for t in tilt.tolist()], win, prob)
         ev.works_from = works_from(ev.by_coverage)
     return ev
+
+
+def _judge_views(model, patch, eot: EOT, goal: Goal, scenes, n: int, batch: int, size: int, g, patch_map,
+                 on_batch) -> dict[str, torch.Tensor]:
+    """Render n views in batches from generator g and judge each: per view (on the CPU) win, prob
+    (of the goal), top5 (the goal in the top 5), scale and angle, and for whole frames crop and tilt."""
+    keys = ("win", "prob", "top5", "scale", "angle", "crop", "tilt")
+    got: dict[str, list] = {k: [] for k in keys}
+    with torch.no_grad():
+        for start in range(0, n, batch):
+            m = min(batch, n - start)
+            views, params = random_views(patch, m, size, eot, scenes, g, patch_map)
+            logits = model(views)
+            p = logits.softmax(1)
+            got["top5"].append(goal.in_top(p, 5))
+            got["win"].append(goal.wins(logits))
+            got["prob"].append(goal.prob(p))
+            got["scale"].append(params["scale"])
+            got["angle"].append(params["rotation_deg"])
+            if "crop" in params:
+                got["crop"].append(params["crop"])
+                got["tilt"].append(params["tilt_deg"])
+            if on_batch is not None:
+                on_batch(m)
+    out = {k: torch.cat(v).cpu() for k, v in got.items() if v}
+    out["win"], out["prob"] = out["win"].float(), out["prob"].float()
+    return out
 
 
 def rounded(value, n: int):

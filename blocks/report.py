@@ -59,13 +59,20 @@ def plot_curve(curve: dict[str, list], path: Path, title: str = "", held_out: di
     """Loss, objective probability and step size against step, as a PNG; with held_out (patch.json's,
     after the held-out check) also what the final line reports: the held-out success, and for
     whole frames a panel of it by coverage beside the 90% a patch 'works' at."""
-    from blocks.evaluate import WORKS_RATE
-
     plt = pyplot()
     by_cov = (held_out or {}).get("by_coverage")
     fig, axes = plt.subplots(3 if by_cov else 2, 1, figsize=(7, 8.0 if by_cov else 5.5),
                              gridspec_kw={"height_ratios": [1, 1, 1] if by_cov else [1, 1]})
-    ax1, ax2 = axes[0], axes[1]
+    _training_panels(axes[0], axes[1], curve, title, held_out)
+    if by_cov:
+        _coverage_panel(axes[2], by_cov, held_out["n"])
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _training_panels(ax1, ax2, curve: dict[str, list], title: str, held_out: dict | None) -> None:
+    """Loss above; objective probability, share won and step size below, with the held-out
+    success as a dotted line when there is one."""
     ax2.sharex(ax1)
     steps = curve["step"]
     ax1.plot(steps, curve["loss"], lw=1, color="tab:red")
@@ -85,17 +92,19 @@ def plot_curve(curve: dict[str, list], path: Path, title: str = "", held_out: di
     # below the panel, never over the data (the curves rise from the lower left, the step size
     # falls from the upper left)
     ax2.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, fontsize=7, frameon=False)
-    if by_cov:
-        ax3 = axes[2]
-        names = list(by_cov)
-        rates = [by_cov[k]["success_rate"] for k in names]
-        ax3.bar(names, rates, color=["tab:green" if r >= WORKS_RATE else "tab:olive" for r in rates])
-        ax3.axhline(WORKS_RATE, color="grey", lw=1, ls="--")
-        for i, r in enumerate(rates):
-            ax3.text(i, min(r + 0.03, 0.97), f"{r:.0%}", ha="center", fontsize=8)
-        ax3.set_ylim(0, 1.05)
-        ax3.set_ylabel("held-out success")
-        ax3.set_xlabel("coverage: patch side / frame's shorter side (closer camera: right)")
-        ax3.set_title(f"held-out whole frames, {held_out['n']} views (works: >= {WORKS_RATE:.0%}, dashed)")
-    fig.tight_layout()
-    return save_figure(fig, path)
+
+
+def _coverage_panel(ax3, by_cov: dict, n: int) -> None:
+    """Held-out success by coverage as bars, green where it reaches WORKS_RATE (dashed)."""
+    from blocks.evaluate import WORKS_RATE
+
+    names = list(by_cov)
+    rates = [by_cov[k]["success_rate"] for k in names]
+    ax3.bar(names, rates, color=["tab:green" if r >= WORKS_RATE else "tab:olive" for r in rates])
+    ax3.axhline(WORKS_RATE, color="grey", lw=1, ls="--")
+    for i, r in enumerate(rates):
+        ax3.text(i, min(r + 0.03, 0.97), f"{r:.0%}", ha="center", fontsize=8)
+    ax3.set_ylim(0, 1.05)
+    ax3.set_ylabel("held-out success")
+    ax3.set_xlabel("coverage: patch side / frame's shorter side (closer camera: right)")
+    ax3.set_title(f"held-out whole frames, {n} views (works: >= {WORKS_RATE:.0%}, dashed)")

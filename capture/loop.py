@@ -6,11 +6,8 @@ way out ends the same way: files closed and renamed into place, summary returned
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
@@ -19,17 +16,15 @@ import torch
 from common.errors import UserError
 from common.goal import Goal
 from common.records import CaptureSummary
-from common.files import _umask, json_text
-from common.interrupts import interrupted, writing
+from common.interrupts import interrupted
 from capture.display import Window
 from capture.markers import Detections, FoundBlock, detect_markers, locate_blocks, make_detector, rectify_block
-from capture.sources import Frame, prefetch
+from capture.outputs import LogFile, VideoOut
+from capture.prefetch import prefetch
+from capture.sources import Frame
 from capture.stats import Tally
 from capture.settings import CaptureSettings, SlidingSettings  # noqa: F401 (importable from here)
 from capture.views import classify, frame_view, resize_view, sliding_boxes, to_batch
-
-VIDEO_FOURCC = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "FFV1"}
-
 
 @dataclass
 class Prepared:
@@ -143,134 +138,6 @@ def verdict(probs: torch.Tensor, prepared: Prepared, labels: list[str], target: 
         best_view=view_names[int(probs[:, target].argmax())])
 
 
-class _LogFile:
-    """frames.jsonl written to a temporary file and renamed into place when the session ends."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        except OSError as e:
-            raise UserError(f"cannot write log {self.path}: {e.strerror or e}") from None
-        self.f = os.fdopen(fd, "w", encoding="utf-8")
-
-    def write(self, record: dict) -> None:
-        try:
-            self.f.write(json_text(record, indent=None) + "\n")
-        except OSError as e:  # disk full mid-session: one line, and the partial log is removed
-            raise UserError(f"cannot write log {self.path}: {e.strerror or e}") from None
-
-    def close(self, keep: bool) -> None:
-        try:
-            self.f.close()
-            if keep:
-                os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
-                with writing():
-                    os.replace(self.tmp, self.path)
-        except OSError as e:
-            keep = False
-            raise UserError(f"cannot write log {self.path}: {e.strerror or e}") from None
-        finally:
-            if not keep:
-                Path(self.tmp).unlink(missing_ok=True)
-
-
-def check_video_out(path: Path) -> Path:
-    """Before the session: a known video suffix, and a file that can be written."""
-    from common.files import check_output_file
-
-    if Path(path).suffix.lower() not in VIDEO_FOURCC:
-        raise UserError(f"video output {path}: use .mp4 (mp4v), .avi (MJPG) or .mkv (FFV1)")
-    return check_output_file(path, "video")
-
-
-class VideoOut:
-    """cv2.VideoWriter that writes to a hidden temporary name (same suffix, so the same container)
-    and is renamed into place on close, once read back whole (check_video). Opened lazily: the
-    frame size comes with the first frame."""
-
-    def __init__(self, path: Path, fps: float):
-        import cv2
-
-        self.cv2 = cv2
-        self.path = Path(path)
-        suffix = self.path.suffix.lower()
-        if suffix not in VIDEO_FOURCC:
-            raise UserError(f"video output {self.path}: use .mp4 (mp4v), .avi (MJPG) or .mkv (FFV1)")
-        if not self.path.parent.exists():
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise UserError(f"cannot write video {self.path}: {e.strerror or e}") from None
-        if not os.access(self.path.parent, os.W_OK):
-            raise UserError(f"cannot write video {self.path}: folder is not writable")
-        self.tmp = self.path.with_name(f".{self.path.stem}.part{suffix}")
-        self.fourcc = cv2.VideoWriter_fourcc(*VIDEO_FOURCC[suffix])
-        self.fps = float(fps)
-        self.writer = None
-        self.frames = 0
-
-    def write(self, bgr: np.ndarray) -> None:
-        if self.writer is None:
-            h, w = bgr.shape[:2]
-            self.size = (w, h)
-            self.writer = self.cv2.VideoWriter(str(self.tmp), self.fourcc, self.fps, (w, h))
-            if not self.writer.isOpened():
-                raise UserError(f"cannot write video {self.path} (OpenCV could not open a {self.path.suffix} writer)")
-        if (bgr.shape[1], bgr.shape[0]) != self.size:  # photos of mixed sizes
-            bgr = self.cv2.resize(bgr, self.size, interpolation=self.cv2.INTER_AREA)
-        self.writer.write(bgr)
-        self.frames += 1
-
-    def close(self, keep: bool = True) -> None:
-        """Release the writer; keep: check the clip and put it in place, else (or if the check
-        fails: a UserError) remove it, so no truncated video is ever left under its name."""
-        if self.writer is not None:
-            self.writer.release()
-        try:
-            if keep and self.frames:
-                why = check_video(self.tmp, self.frames)
-                if why:
-                    raise UserError(f"cannot write video {self.path}: {why} (a full disk, or a codec that failed); "
-                                    f"nothing was kept")
-                with writing():
-                    os.replace(self.tmp, self.path)
-        finally:
-            self.tmp.unlink(missing_ok=True)
-
-
-def check_video(path: Path, frames: int) -> str | None:
-    """Why the video file at path is not a whole clip of `frames` frames, or None when it is.
-
-    OpenCV's VideoWriter reports no write error (a full disk gives a warning per frame, exit 0 and
-    a truncated file no player opens), so the file is read back: it must open, and its first and
-    last frames must decode (a cut-off file ends early)."""
-    import cv2
-
-    from common.files import quiet_stderr
-
-    try:
-        if os.path.getsize(path) == 0:
-            return "the file written is empty"
-    except OSError:
-        return "no file was written"
-    with quiet_stderr():  # FFmpeg prints its own lines for a damaged file ("moov atom not found")
-        cap = cv2.VideoCapture(str(path))
-        try:
-            if not cap.isOpened():
-                return "the file written does not open as a video"
-            if not cap.read()[0]:
-                return "its first frame does not decode"
-            if frames > 1:
-                cap.set(cv2.CAP_PROP_POS_FRAMES, frames - 1)
-                if not cap.read()[0]:
-                    return f"it holds fewer than the {frames} frames written"
-        finally:
-            cap.release()
-    return None
-
-
 def _open_window(factory: Callable[[], Window]) -> Window:
     import cv2
 
@@ -289,55 +156,78 @@ def run_capture(model, source, settings: CaptureSettings,
     labels = list(model.labels)
     if not 0 <= settings.target < len(labels):
         raise UserError(f"target index {settings.target} out of range for {len(labels)} classes")
-    device = next(iter(model.buffers()), torch.empty(0)).device
-    side = int(model.input_size)
-    prepare = Preparer(settings, side)
-    tally = Tally(with_sheet=settings.sheet is not None)
+    prepare = Preparer(settings, int(model.input_size))  # before any output is opened: it can refuse
     window = None if settings.headless else _open_window(window_factory)
     fps_hint = getattr(source, "fps", None) or 15.0
     video = VideoOut(settings.save_video, fps_hint) if settings.save_video else None
-    log = _LogFile(settings.log) if settings.log else None
-    draw = window is not None or video is not None
+    log = LogFile(settings.log) if settings.log else None
+    run = _Session(model, labels, settings, Tally(with_sheet=settings.sheet is not None), window, video, log, on_frame)
     stopped_by = "end of source"
     ok = False
     stream = _prepared_frames(source, prepare, settings.prefetch)
-    start = time.monotonic()
-    recent = []  # frame times for the overlay's FPS
+    run.start = time.monotonic()
     try:
         for frame, prepared in stream:
             if interrupted():  # a Ctrl-C that some library swallowed still ends the session
                 raise KeyboardInterrupt
-            now = time.monotonic() - start
+            now = time.monotonic() - run.start
             if settings.duration_s is not None and now >= settings.duration_s:
                 stopped_by = "duration"
                 break
-            probs = classify(model, to_batch(prepared.views, device))
-            result = verdict(probs, prepared, labels, settings.target, settings.threshold,
-                             tally.frames, now, frame.name)
-            tally.add(result.hit, result.target_prob, result.frame_hit, bool(prepared.found),
-                      any(b["hit"] for b in result.blocks),
-                      max((b["size_px"] for b in result.blocks), default=None), result.frame_target_prob)
-            tally.elapsed_s = time.monotonic() - start
-            if log:
-                log.write(result.log_record())
-            if draw:
-                recent = (recent + [time.monotonic()])[-30:]
-                if not _show(frame, result, prepared, labels, labels[settings.target], recent, video, window):
-                    stopped_by = "quit"
-                    break
-            if on_frame:
-                on_frame(result)
-            if settings.max_frames is not None and tally.frames >= settings.max_frames:
-                stopped_by = "max frames"
+            reason = run.take(frame, prepared, now)
+            if reason:
+                stopped_by = reason
                 break
         ok = True
     except KeyboardInterrupt:
         stopped_by = "interrupted"
         ok = True
     finally:
-        tally.elapsed_s = time.monotonic() - start
+        run.tally.elapsed_s = time.monotonic() - run.start
         _close_all(stream, source, window, video, log, keep=ok)
-    return _summarise(tally, stopped_by, model, labels, source, settings)
+    return _summarise(run.tally, stopped_by, model, labels, source, settings)
+
+
+@dataclass
+class _Session:
+    """What one run of the loop holds while frames flow: the model, the tally and the open
+    outputs. take() is one frame's whole journey, so run_capture keeps only the ways out."""
+
+    model: object
+    labels: list[str]
+    settings: CaptureSettings
+    tally: Tally
+    window: Window | None
+    video: VideoOut | None
+    log: LogFile | None
+    on_frame: Callable[[FrameResult], None] | None
+    start: float = 0.0
+    recent: list[float] = field(default_factory=list)  # frame times for the overlay's FPS
+
+    def __post_init__(self):
+        self.device = next(iter(self.model.buffers()), torch.empty(0)).device  # where the batches go
+
+    def take(self, frame: Frame, prepared: Prepared, now: float) -> str | None:
+        """Classify, count, log, show and hand on one frame; why the session stops here, or None."""
+        s, tally = self.settings, self.tally
+        probs = classify(self.model, to_batch(prepared.views, self.device))
+        result = verdict(probs, prepared, self.labels, s.target, s.threshold, tally.frames, now, frame.name)
+        tally.add(result.hit, result.target_prob, result.frame_hit, bool(prepared.found),
+                  any(b["hit"] for b in result.blocks),
+                  max((b["size_px"] for b in result.blocks), default=None), result.frame_target_prob)
+        tally.elapsed_s = time.monotonic() - self.start
+        if self.log:
+            self.log.write(result.log_record())
+        if self.window is not None or self.video is not None:
+            self.recent = (self.recent + [time.monotonic()])[-30:]
+            if not _show(frame, result, prepared, self.labels, self.labels[s.target], self.recent, self.video,
+                         self.window):
+                return "quit"
+        if self.on_frame:
+            self.on_frame(result)
+        if s.max_frames is not None and tally.frames >= s.max_frames:
+            return "max frames"
+        return None
 
 
 def _prepared_frames(source, prepare: Preparer, ahead: bool) -> Iterator[tuple[Frame, Prepared]]:

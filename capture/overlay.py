@@ -77,15 +77,40 @@ def draw_overlay(bgr: np.ndarray, result, prepared, labels: list[str], target_na
     scale = max(0.4, min(1.2, w / 1000))
     line = int(22 * scale / 0.5 * 0.6) + 4
 
-    det = prepared.detections
-    markers = [_outline_box(c, 2) for c in det.corners] if det is not None and len(det) else []
+    markers = _draw_markers(img, prepared.detections, scale)
     blocks = [_outline_box(fb.outline, 2) for fb in prepared.found]
+    labels_at = _draw_blocks(img, prepared.found, result.blocks, blocks, markers, scale)
+    for (x, y, bw, bh), hit in zip(prepared.boxes, result.window_hits):
+        if hit:
+            cv2.rectangle(img, (x, y), (x + bw, y + bh), GREEN, 1)
+    if result.target_point is not None:
+        cv2.drawMarker(img, tuple(int(v) for v in result.target_point), GREEN, cv2.MARKER_CROSS, 24, 2)
+    panel = _draw_panel(img, panel_lines(result, target_name), markers * 4 + blocks + labels_at, scale, line)
+    if fps:  # in a corner the panel left free
+        fw = _box(f"{fps:4.1f} fps", scale)[0]
+        spots = [(w - fw - 10, line), (w - fw - 10, h - 8), (8, line), (8, h - 8)]
+        spots = [p for p in spots if not _overlap((p[0], p[1] - line, p[0] + fw, p[1]), panel)] or spots
+        _text(img, f"{fps:4.1f} fps", spots[0], scale)
+    return img
+
+
+def _draw_markers(img: np.ndarray, det, scale: float) -> list[tuple[int, int, int, int]]:
+    """Outline each detected marker with its id above it (never on it); their boxes, for the
+    texts to keep clear of."""
+    markers = [_outline_box(c, 2) for c in det.corners] if det is not None and len(det) else []
     if markers:
         cv2.polylines(img, [c.astype(np.int32) for c in det.corners], True, CYAN, 1, cv2.LINE_AA)
-        for mid, box in zip(det.ids, markers):  # the id above its marker, never on it
+        for mid, box in zip(det.ids, markers):
             _text(img, str(int(mid)), (box[0], box[1] - _box(str(int(mid)), 0.8 * scale)[2] - 2), 0.8 * scale, CYAN)
+    return markers
+
+
+def _draw_blocks(img: np.ndarray, found, block_results, blocks, markers, scale: float) -> list:
+    """Outline each found block (green hit, red miss) with its label on the side that covers the
+    fewest markers (below, below the markers under it, above, ..., inside); the labels' boxes."""
+    h, w = img.shape[:2]
     labels_at = []
-    for fb, br, box in zip(prepared.found, result.blocks, blocks):
+    for fb, br, box in zip(found, block_results, blocks):
         color = GREEN if br["hit"] else RED
         cv2.polylines(img, [fb.outline.astype(np.int32)], True, color, 2, cv2.LINE_AA)
         text = f"block {br['block']}: {br['top1']} {br['top1_prob']:.2f} | target {br['target_prob']:.2f}"
@@ -99,27 +124,22 @@ def draw_overlay(bgr: np.ndarray, result, prepared, labels: list[str], target_na
         best = rects[_least_covering(rects, markers)]
         _text(img, text, (best[0] + 2, best[1] + up), scale, color)
         labels_at.append(best)
-    for (x, y, bw, bh), hit in zip(prepared.boxes, result.window_hits):
-        if hit:
-            cv2.rectangle(img, (x, y), (x + bw, y + bh), GREEN, 1)
-    if result.target_point is not None:
-        cv2.drawMarker(img, tuple(int(v) for v in result.target_point), GREEN, cv2.MARKER_CROSS, 24, 2)
+    return labels_at
 
-    lines = panel_lines(result, target_name)
+
+def _draw_panel(img: np.ndarray, lines, obstacles: list, scale: float, line: int) -> tuple[int, int, int, int]:
+    """The text panel in the corner that covers the fewest obstacles (a marker is listed 4 times:
+    it weighs more than a block); its box."""
+    h, w = img.shape[:2]
     sizes = [_box(t, scale * k, pen) for t, _, k, pen in lines]
     pw = max(s[0] for s in sizes) + 8
     steps = [max(line, int(line * k)) for _, _, k, _ in lines]
     ph = sum(steps) + 8
     corners = [(0, 0), (w - pw, 0), (0, h - ph), (w - pw, h - ph)]  # top-left first
     rects = [(x, y, x + pw, y + ph) for x, y in corners]
-    at = _least_covering(rects, markers * 4 + blocks + labels_at)  # a marker weighs more than a block
+    at = _least_covering(rects, obstacles)
     x0, y = rects[at][0] + 8, rects[at][1]
     for (text, color, k, pen), step in zip(lines, steps):
         y += step
         _text(img, text, (x0, y - 4), scale * k, color, pen)
-    if fps:
-        fw = _box(f"{fps:4.1f} fps", scale)[0]
-        spots = [(w - fw - 10, line), (w - fw - 10, h - 8), (8, line), (8, h - 8)]
-        spots = [p for p in spots if not _overlap((p[0], p[1] - line, p[0] + fw, p[1]), rects[at])] or spots
-        _text(img, f"{fps:4.1f} fps", spots[0], scale)
-    return img
+    return rects[at]

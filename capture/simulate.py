@@ -14,7 +14,7 @@ from common.errors import UserError
 from common.inputs import check_input_file
 from common.files import IMAGE_SUFFIXES, atomic_write_bytes
 from common.records import SheetInfo, SimulateInfo
-from capture.loop import VideoOut
+from capture.outputs import VideoOut
 from capture.sheet import load_sheet, sidecar_path
 from printing.layout import CARD_BORDER_MM
 from transforms.camera import (CameraSettings, develop, film_page, keep_in_frame, make_background,

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import glob as globlib
 import os
-import queue
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -135,7 +134,15 @@ def open_source(spec: str, reconnect: int = 0) -> FrameSource:
     if "://" in text:
         return _open_url(text, reconnect)
     if text == "screen" or text.startswith("screen:"):
-        return _open_screen(text)
+        from capture.screen import open_screen  # mss only for the screen
+
+        return open_screen(text)
+    return _open_path(text)
+
+
+def _open_path(text: str) -> FrameSource:
+    """A source named by a path: a folder, an image, a video, a glob, an OpenCV image pattern or a
+    camera's device file. Anything else on disk (a pipe, a socket) is refused: reading it could hang."""
     path = Path(text).expanduser()
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -277,12 +284,7 @@ class StreamSource(FrameSource):
                         up_since = time.monotonic()
                     elif time.monotonic() - up_since >= HEALTHY_S:
                         failures = 0
-                    with self._cond:
-                        if self._latest is not None:
-                            self.dropped += 1
-                        self._latest = (self.received, frame)
-                        self.received += 1
-                        self._cond.notify_all()
+                    self._offer(frame)
                     continue
                 if cap is not None:
                     cap.release()
@@ -291,22 +293,35 @@ class StreamSource(FrameSource):
                     self.end_reason = "stream ended" if not self.reconnect else "stream lost"
                     return
                 failures += 1
-                if self._stop.wait(RECONNECT_DELAY_S):
-                    return
-                self.attempts += 1
-                up_since = None
-                cap = _url_capture(self.url)
-                if cap.isOpened():
-                    self.reconnected += 1
-                else:
-                    cap.release()
-                    cap = None
+                cap, up_since = self._reopen(), None  # stopped while waiting: the loop's test ends it
         finally:
             if cap is not None:
                 cap.release()
             with self._cond:
                 self._done = True
                 self._cond.notify_all()
+
+    def _offer(self, frame: np.ndarray) -> None:
+        """Hand the newest frame to the loop; one it has not taken yet is dropped, not queued."""
+        with self._cond:
+            if self._latest is not None:
+                self.dropped += 1
+            self._latest = (self.received, frame)
+            self.received += 1
+            self._cond.notify_all()
+
+    def _reopen(self) -> cv2.VideoCapture | None:
+        """One reconnect attempt after RECONNECT_DELAY_S: the new capture, or None (stopped while
+        waiting, or the server still refuses)."""
+        if self._stop.wait(RECONNECT_DELAY_S):
+            return None
+        self.attempts += 1
+        cap = _url_capture(self.url)
+        if cap.isOpened():
+            self.reconnected += 1
+            return cap
+        cap.release()
+        return None
 
     def __iter__(self) -> Iterator[Frame]:
         while True:
@@ -328,118 +343,3 @@ class StreamSource(FrameSource):
             self._cond.notify_all()
         # a read in progress ends within its timeout; the thread releases the capture itself
         self._thread.join(timeout=OPEN_TIMEOUT_MS / 1000 + 1)
-
-
-class ScreenSource(FrameSource):
-    """The primary screen or a region of it, grabbed with mss as fast as the loop takes frames."""
-
-    kind = "screen"
-    live = True
-
-    def __init__(self, region: dict, name: str):
-        self.region, self.name = region, name
-        self.end_reason: str | None = None
-
-    def __iter__(self) -> Iterator[Frame]:
-        import mss
-
-        # mss holds an X connection per instance, and the grabbing thread (the prefetch thread)
-        # must be the one that opened it.
-        try:
-            with _mss() as grabber:
-                i = 0
-                while True:
-                    shot = grabber.grab(self.region)
-                    yield Frame(i, cv2.cvtColor(np.asarray(shot), cv2.COLOR_BGRA2BGR))
-                    i += 1
-        except mss.ScreenShotError:  # the display went away mid-session: end like a stream does
-            self.end_reason = "screen lost"
-
-
-def _mss():
-    import mss
-
-    return (getattr(mss, "MSS", None) or mss.mss)()
-
-
-def _open_screen(text: str) -> ScreenSource:
-    """'screen' -> the primary monitor; 'screen:X,Y,W,H' -> that region of it (pixels, from its
-    top-left corner). Checked by grabbing once, so a missing display is an error here."""
-    import mss
-
-    region = None
-    if text != "screen":
-        parts = text[len("screen:"):].split(",")
-        try:
-            x, y, w, h = (int(v) for v in parts)
-        except ValueError:
-            raise UserError(f"source {text}: give screen:X,Y,W,H as four whole numbers of pixels",
-                            param="source") from None
-        if w < 1 or h < 1:
-            raise UserError(f"source {text}: width and height must be at least 1 pixel", param="source")
-        region = (x, y, w, h)
-    try:
-        with _mss() as grabber:
-            monitors = grabber.monitors[1:] or grabber.monitors
-            screen = next((m for m in monitors if m.get("is_primary")), monitors[0])
-            W, H = int(screen["width"]), int(screen["height"])
-            if region is None:
-                box = {k: int(screen[k]) for k in ("left", "top", "width", "height")}
-            else:
-                x, y, w, h = region
-                if x < 0 or y < 0 or x + w > W or y + h > H:
-                    raise UserError(f"source {text}: region is outside the screen ({W}x{H} pixels)", param="source")
-                box = {"left": int(screen["left"]) + x, "top": int(screen["top"]) + y, "width": w, "height": h}
-            grabber.grab(box)
-    except mss.ScreenShotError as e:
-        reason = " ".join(str(e).split()) or "no display"
-        raise UserError(f"cannot grab the screen: {reason}") from None
-    name = "screen" if region is None else f"screen:{','.join(map(str, region))}"
-    return ScreenSource(box, name)
-
-
-_END = object()
-
-
-def prefetch(frames: Iterator[Frame], prepare: Callable[[Frame], object] | None = None,
-             depth: int = 2) -> Iterator[tuple[Frame, object]]:
-    """Decode (and `prepare`, e.g. marker detection) the next frames in a background thread while
-    the caller runs the model: OpenCV releases the GIL, so this hides most of the per-frame cost.
-
-    Yields (frame, prepare(frame) or None). Errors in the thread are raised in the caller.
-    Closing the generator (break, Ctrl-C) stops the thread.
-    """
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work():
-        try:
-            for frame in frames:
-                if not put((frame, prepare(frame) if prepare else None)):
-                    return
-            put(_END)
-        except BaseException as e:  # handed to the caller, which re-raises it
-            put(e)
-
-    thread = threading.Thread(target=work, name="capture-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=2.0)

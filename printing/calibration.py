@@ -102,7 +102,7 @@ def _check(s: CalibrationSettings) -> None:
 def make_calibration_sheet(settings: CalibrationSettings | None = None) -> CalibrationSheet:
     """Lay out and draw the sheet: markers in the corners of the page's printable area, a caption
     between the top two, and the swatch field (as many swatches as fit) between the marker rows."""
-    from printing.pdf import caption_height_mm, caption_lines, draw_pdf
+    from printing.pdf import draw_pdf
 
     s = settings or CalibrationSettings()
     _check(s)
@@ -112,44 +112,73 @@ def make_calibration_sheet(settings: CalibrationSettings | None = None) -> Calib
     margin = max(s.margin_mm, q)  # a marker at the page's edge would have no quiet zone
     x0, x1 = margin, pw - margin
     y0, y1 = margin + m + q, ph - margin - m - q  # the field lies between the marker rows
-    pitch = s.swatch_mm + s.gap_mm
-    cols = int(math.floor((x1 - x0 + s.gap_mm) / pitch + 1e-9))
-    rows = int(math.floor((y1 - y0 + s.gap_mm) / pitch + 1e-9))
-    if cols < 1 or rows < 1:
-        raise UserError(f"{s.swatch_mm:g} mm swatches with {s.marker_mm:g} mm markers do not fit on "
-                        f"{s.page} with {s.margin_mm:g} mm margins")
+    rows, cols = _grid_size(s, x1 - x0, y1 - y0)
     colors = swatch_colors(rows * cols, s.levels, s.seed)
 
-    image, swatches, (fx, fy, field_w, field_h) = _swatch_field(colors, rows, cols, (x0, y0, x1, y1), s)
-
-    n_ids = dictionary_size(DICTIONARY)
-    # the dictionary's last four IDs: a calibration sheet and a block sheet (IDs from 0) can share a frame
-    spots = ((x0, margin), (x1 - m, margin), (x1 - m, ph - margin - m), (x0, ph - margin - m))
-    markers = tuple(L.MarkerPlace(n_ids - 4 + i, x, y, m, corner)
-                    for i, ((x, y), corner) in enumerate(zip(spots, L.CORNERS)))
-    block = L.BlockPlace(0, 0, fx, fy, field_w, field_h, markers)
+    image, swatches, box = _swatch_field(colors, rows, cols, (x0, y0, x1, y1), s)
+    markers = _corner_markers(s, (pw, ph), margin)
+    block = L.BlockPlace(0, 0, *box, markers)
     date = s.date or datetime.date.today().isoformat()
-    text = (f"colour calibration sheet | {len(colors)} swatches of {s.swatch_mm:g} mm | {date}\n"
-            f"print at 100% with colour management off, photograph flat and evenly lit, then: "
-            f"blocks calibrate PHOTO --sheet <this sheet's .json>")
-    cap_w = x1 - x0 - 2 * (m + q)
-    lines = caption_lines(text, cap_w)
-    captions = []
-    if caption_height_mm(len(lines)) <= m:
-        captions = [L.Caption(0, x0 + m + q, margin, cap_w, (0,))]
+    captions, lines = _caption(s, len(colors), date, (x0, x1, margin), q)
     lay = L.Layout(KIND, (pw, ph), 1, [block], captions, frame=frame)
     pdf = draw_pdf(lay, [image], [lines] if captions else [], title="colour calibration sheet",
                    margin_mm=s.margin_mm)
+    info = _calibration_info(s, (pw, ph), image, box, markers, date, (rows, cols), swatches)
+    return CalibrationSheet(pdf, info, lay)
 
+
+def _grid_size(s: CalibrationSettings, width_mm: float, height_mm: float) -> tuple[int, int]:
+    """How many swatches fit the field's width and height: (rows, cols), at least one of each."""
+    pitch = s.swatch_mm + s.gap_mm
+    cols = int(math.floor((width_mm + s.gap_mm) / pitch + 1e-9))
+    rows = int(math.floor((height_mm + s.gap_mm) / pitch + 1e-9))
+    if cols < 1 or rows < 1:
+        raise UserError(f"{s.swatch_mm:g} mm swatches with {s.marker_mm:g} mm markers do not fit on "
+                        f"{s.page} with {s.margin_mm:g} mm margins")
+    return rows, cols
+
+
+def _corner_markers(s: CalibrationSettings, page: tuple[float, float], margin: float) -> tuple[L.MarkerPlace, ...]:
+    """One marker in each corner of the printable area, with the dictionary's last four IDs: a
+    calibration sheet and a block sheet (IDs from 0) can share a frame."""
+    pw, ph = page
+    m, x0, x1 = s.marker_mm, margin, pw - margin
+    n_ids = dictionary_size(DICTIONARY)
+    spots = ((x0, margin), (x1 - m, margin), (x1 - m, ph - margin - m), (x0, ph - margin - m))
+    return tuple(L.MarkerPlace(n_ids - 4 + i, x, y, m, corner)
+                 for i, ((x, y), corner) in enumerate(zip(spots, L.CORNERS)))
+
+
+def _caption(s: CalibrationSettings, n_swatches: int, date: str, box, quiet_mm: float):
+    """The caption between the top two markers, if it fits their height: (captions, its lines).
+    box: (x0, x1, margin) of the printable area, mm."""
+    from printing.pdf import caption_height_mm, caption_lines
+
+    x0, x1, margin = box
+    m = s.marker_mm
+    text = (f"colour calibration sheet | {n_swatches} swatches of {s.swatch_mm:g} mm | {date}\n"
+            f"print at 100% with colour management off, photograph flat and evenly lit, then: "
+            f"blocks calibrate PHOTO --sheet <this sheet's .json>")
+    cap_w = x1 - x0 - 2 * (m + quiet_mm)
+    lines = caption_lines(text, cap_w)
+    captions = []
+    if caption_height_mm(len(lines)) <= m:
+        captions = [L.Caption(0, x0 + m + quiet_mm, margin, cap_w, (0,))]
+    return captions, lines
+
+
+def _calibration_info(s: CalibrationSettings, page, image: np.ndarray, box, markers, date: str, grid,
+                      swatches) -> CalibrationInfo:
+    """calib.json: the swatch field as the sheet's one block, its corner markers and every swatch."""
+    (pw, ph), (fx, fy, field_w, field_h), (rows, cols) = page, box, grid
     marker_info = tuple(MarkerInfo(mk.id, _r(mk.x_mm), _r(mk.y_mm), _r(mk.size_mm), mk.spot) for mk in markers)
     field_info = BlockInfo(page=0, x_mm=_r(fx), y_mm=_r(fy), size_mm=_r(field_w), width_mm=_r(field_w),
                            height_mm=_r(field_h), patch_size_mm=_r(field_w), tile=(1, 1), markers=marker_info,
                            image_px=(int(image.shape[1]), int(image.shape[0])))
-    info = CalibrationInfo(page_size_mm=(pw, ph), pages=1, layout=KIND, aruco_dictionary=DICTIONARY,
+    return CalibrationInfo(page_size_mm=(pw, ph), pages=1, layout=KIND, aruco_dictionary=DICTIONARY,
                            blocks=(field_info,), dpi=int(s.dpi), date=date, kind=KIND, markers=marker_info,
                            swatch_mm=s.swatch_mm, grid_levels=s.levels, rows=rows, cols=cols,
                            swatches=tuple(swatches))
-    return CalibrationSheet(pdf, info, lay)
 
 
 def _swatch_field(colors: np.ndarray, rows: int, cols: int, bounds, s: CalibrationSettings):

@@ -27,13 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from common.distance import (DEFAULT_SIZE_MM, WEBCAM_FOV_DEG, WORKS_RATE, coverage_at, distance_mm, distance_range,
-                             size_for_distance)
+from common.distance import WEBCAM_FOV_DEG
 from common.errors import UserError
 from common.records import PRINTED_MM, BlockInfo, MarkerInfo, SheetInfo, sidecar_path
 from printing import layout as L
+from printing.cube import cube_layout
 from printing.markers import DICTIONARY, dictionary_size
 from printing.patches import PatchImage, block_image, load_patch
+from printing.reach import distance_text, distances_m, reach_text, size_for, too_far, trained_size
 
 
 @dataclass
@@ -76,25 +77,44 @@ def preview_paths(pdf_path: str | Path, pages: int) -> list[Path]:
 
 
 def check_settings(s: SheetSettings) -> None:
-    """Errors name the setting (size_mm); the CLI shows its flag (--size-mm)."""
-    def finite_pos(v, name):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise UserError(f"{name} must be a positive number, not {v!r}", param=name)
+    """Errors name the setting (size_mm); the CLI shows its flag (--size-mm). The checks run in a
+    fixed order (sizes, camera, page furniture, layout), so a settings with several faults always
+    names the same one first."""
+    _check_size(s)
+    _check_camera(s)
+    _check_page(s)
+    _check_layout(s)
+    L.page_size(s.page)
 
+
+def _finite_pos(v, name: str) -> None:
+    if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+        raise UserError(f"{name} must be a positive number, not {v!r}", param=name)
+
+
+def _check_size(s: SheetSettings) -> None:
     if s.size_mm is not None:
-        finite_pos(s.size_mm, "size_mm")
+        _finite_pos(s.size_mm, "size_mm")
         if s.size_mm < PRINTED_MM[0]:  # sheet.json's reader refuses what no printer draws
             raise UserError(f"size_mm must be at least {PRINTED_MM[0]:g} mm, not {s.size_mm:g}", param="size_mm")
-    finite_pos(s.dpi, "dpi")
-    finite_pos(s.fov_deg, "fov_deg")
+    _finite_pos(s.dpi, "dpi")
+
+
+def _check_camera(s: SheetSettings) -> None:
+    """The camera the distances are computed for, and the distance to size the block for."""
+    _finite_pos(s.fov_deg, "fov_deg")
     if not 10 <= s.fov_deg <= 170:
         raise UserError(f"fov_deg is a camera's horizontal field of view, 10 to 170 degrees, not {s.fov_deg:g}",
                         param="fov_deg")
     if s.distance_m is not None:
-        finite_pos(s.distance_m, "distance_m")
+        _finite_pos(s.distance_m, "distance_m")
         if s.distance_m > 100:
             raise UserError(f"distance_m is in metres: {s.distance_m:g} m is beyond any printable block",
                             param="distance_m")
+
+
+def _check_page(s: SheetSettings) -> None:
+    """Resolution, margins and markers: what the printer and the detector can handle."""
     if not 72 <= s.dpi <= 2400:
         raise UserError(f"dpi must be between 72 and 2400, not {s.dpi}", param="dpi")
     if not (math.isfinite(s.margin_mm) and 0 <= s.margin_mm):
@@ -104,10 +124,13 @@ def check_settings(s: SheetSettings) -> None:
             raise UserError(f"{name} must be at most {L.MAX_MM:g} mm (the largest page is smaller), not "
                             f"{getattr(s, name):g}", param=name)
     if s.markers:
-        finite_pos(s.marker_mm, "marker_mm")
+        _finite_pos(s.marker_mm, "marker_mm")
         if s.marker_mm < 4:
             raise UserError(f"marker_mm {s.marker_mm:g} is too small to print and detect reliably (4 mm at least)",
                             param="marker_mm")
+
+
+def _check_layout(s: SheetSettings) -> None:
     if s.layout not in ("grid", "cube"):
         raise UserError(f"layout takes grid|cube, not {s.layout!r}", param="layout")
     r, c = s.tile
@@ -116,7 +139,6 @@ def check_settings(s: SheetSettings) -> None:
     if s.layout == "cube" and (r, c) != (1, 1):
         raise UserError("tile applies to layout grid only (a cube face is one patch of size_mm)",
                         param=("tile", "layout", "size_mm"))
-    L.page_size(s.page)
 
 
 def parse_tile(text: str) -> tuple[int, int]:
@@ -205,7 +227,7 @@ def _cube_plan(loaded: list[PatchImage], s: SheetSettings, page, frame, date: st
             text += f"\n{s.size_mm:g} mm cube | {date} | cut solid lines, fold dashed, glue grey tabs"
         wrapped = [caption_lines(text, width)]
     cap_h = caption_height_mm(len(wrapped[0])) if wrapped else 0.0
-    lay = L.cube_layout(s.size_mm, page, s.margin_mm, frame, cap_h)
+    lay = cube_layout(s.size_mm, page, s.margin_mm, frame, cap_h)
     return lay, sources, wrapped
 
 
@@ -232,116 +254,8 @@ def _block_infos(lay, sources: list[PatchImage], images: list[np.ndarray], s: Sh
             markers=tuple(MarkerInfo(m.id, _r(m.x_mm), _r(m.y_mm), _r(m.size_mm), m.spot) for m in b.markers),
             patch_sha256=p.sha256, patch_file=p.source, target=p.goal,
             model=p.model, face=b.face, image_px=(int(img.shape[1]), int(img.shape[0])),
-            distance_m=_distances(p, s.size_mm, s.fov_deg), fov_deg=float(s.fov_deg)))
+            distance_m=distances_m(p, s.size_mm, s.fov_deg), fov_deg=float(s.fov_deg)))
     return tuple(blocks)
-
-
-def working_coverage(p: PatchImage) -> tuple[float, float] | None:
-    """The coverage range a whole-frame patch works at: from the smallest coverage its held-out
-    check won (works_from) to the largest it trained for; None for other patches or if it never won."""
-    if p.trained_coverage is None or p.works_from is None:
-        return None
-    return p.works_from, max(p.works_from, p.trained_coverage[1])
-
-
-def _distances(p: PatchImage, size_mm: float, fov_deg: float) -> tuple[float, float] | None:
-    cov = working_coverage(p)
-    if cov is None:
-        return None
-    near, far = distance_range(size_mm, cov, fov_deg)
-    return round(near / 1000, 3), round(far / 1000, 3)
-
-
-def size_for(patches: list[PatchImage], distance_m: float, fov_deg: float) -> float:
-    """size_mm that puts distance_m in the middle (geometric) of every patch's working range."""
-    covs = [working_coverage(p) for p in patches]
-    if any(c is None for c in covs):
-        raise UserError("distance_m needs whole-frame patches whose held-out check won at some coverage "
-                        "(blocks generate --eot held): give size_mm instead", param=("distance_m", "size_mm"))
-    lo, hi = max(c[0] for c in covs), min(c[1] for c in covs)
-    mid = math.sqrt(lo * max(lo, hi))
-    return round(size_for_distance(distance_m * 1000, mid, fov_deg), 1)
-
-
-def trained_size(patches: list[PatchImage]) -> float:
-    """The side (mm) the patches were trained for (generate --distance --size-mm) when they all
-    say the same one, else DEFAULT_SIZE_MM."""
-    sizes = {p.reach.size_mm if p.reach is not None else None for p in patches}
-    return sizes.pop() if len(sizes) == 1 and None not in sizes else DEFAULT_SIZE_MM
-
-
-def reach_text(p: PatchImage, size_mm: float, fov_deg: float) -> str | None:
-    """'works at about 1.0 m (0.7-1.4 m: 93% of held-out frames)', for a patch trained for a
-    distance (generate --distance), at the size and camera printed for (a block k times larger
-    works k times farther); 'trained for about ...' below WORKS_RATE. None without a distance."""
-    r = p.reach
-    if r is None:
-        return None
-    cover = coverage_at(r.size_mm, r.distance_m * 1000, r.fov_deg)
-    d = distance_mm(size_mm, cover, fov_deg) / 1000
-    near, far = (b * d / r.distance_m for b in r.band_m)
-    won = "" if r.success is None else f": {r.success:.0%} of held-out frames"
-    verb = "works at" if r.success is not None and r.success >= WORKS_RATE else "trained for"
-    return f"{verb} about {_m(d)} m ({_m(near)}-{_m(far)} m{won}) from a {fov_deg:g} deg camera"
-
-
-def _m(metres: float) -> str:
-    return f"{metres:.1f}" if metres >= 1 else f"{metres:.2f}"
-
-
-def largest_fit(loaded, s: SheetSettings, plan, frame, date: str, page_name: str) -> float | None:
-    """The largest size_mm (0.1 mm steps) whose block, with its furniture, fits page_name; None
-    when not even a 1 mm block does."""
-    page = L.page_size(page_name)
-
-    def fits(size: float) -> bool:
-        try:
-            plan(loaded, replace(s, size_mm=size, page=page_name), page, frame, date)
-        except UserError:
-            return False
-        return True
-
-    lo, hi = 1.0, max(s.size_mm, 1.0)
-    if not fits(lo):
-        return None
-    while hi - lo > 0.1:  # the plan is layout arithmetic only: a few dozen tries cost nothing
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    return lo
-
-
-def too_far(loaded, s: SheetSettings, plan, frame, date: str) -> UserError:
-    """The error for a distance_m whose block does not fit the page: the farthest distance that
-    fits this page, and what the bigger pages reach (size_mm grows in proportion to distance_m)."""
-    def farthest(size: float | None) -> float:
-        return 0.0 if size is None else math.floor(s.distance_m * size / s.size_mm * 100) / 100
-
-    here = largest_fit(loaded, s, plan, frame, date, s.page)
-    reach = {name: farthest(largest_fit(loaded, s, plan, frame, date, name))
-             for name, (w, h) in L.PAGE_SIZES_MM.items() if w * h > L.page_size(s.page)[0] * L.page_size(s.page)[1]}
-    bigger = [f"{name} up to {d:.2f} m" for name, d in sorted(reach.items(), key=lambda kv: kv[1]) if d > farthest(here)]
-    fits_big = [name for name, d in reach.items() if d >= s.distance_m]
-    text = (f"distance_m {s.distance_m:g} m needs a {s.size_mm:.0f} mm block, but {s.page} holds at most "
-            f"{here or 0:.0f} mm with its markers, marks and caption: the farthest that fits {s.page} is "
-            f"{farthest(here):.2f} m")
-    if bigger:
-        text += f"; farther needs bigger paper: page {', '.join(bigger)}"
-    if not fits_big:
-        text += (f"; no paper size here holds a block for {s.distance_m:g} m: print the block bigger elsewhere "
-                 f"(a poster print of the patch PNG at {s.size_mm:.0f} mm) or stand closer")
-    return UserError(text, ("distance_m", "page"))
-
-
-def distance_text(p: PatchImage, size_mm: float, fov_deg: float) -> str | None:
-    """'works 0.10-0.26 m from a 65 deg webcam', or for a whole-frame patch that never reached the
-    bar, what it trained for; None for patches with no coverage."""
-    if p.trained_coverage is None:
-        return None
-    d = _distances(p, size_mm, fov_deg)
-    if d is not None:
-        return f"works {d[0]:.2f}-{d[1]:.2f} m from a {fov_deg:g} deg camera"
-    near, far = distance_range(size_mm, p.trained_coverage, fov_deg)
-    return f"trained for {near / 1000:.2f}-{far / 1000:.2f} m from a {fov_deg:g} deg camera (held-out check not passed)"
 
 
 def _r(v: float) -> float:

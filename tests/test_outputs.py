@@ -203,7 +203,7 @@ def test_capture_video_on_a_full_disk_is_an_error_and_no_file(cli, d, tmp_path, 
 
 def test_a_whole_video_is_kept(cli, d, tmp_path):
     """The read-back check passes a good clip (the frames written are there)."""
-    from capture.loop import check_video
+    from capture.outputs import check_video
 
     code, _, err = cli("simulate", d / "sheet.pdf", "--out", tmp_path / "x.mkv", "--frames", "4", "--size", "160x120")
     assert code == 0, err

@@ -14,6 +14,7 @@ from common.files import sha256_file
 from printing import (FACE_ORDER, SheetSettings, load_patch, make_sheet, page_count, patch_from_array, read_sheet,
                       render_page, render_region, write_sheet)
 from printing import layout as L
+from printing.cube import cube_layout
 from printing.markers import detect_markers
 from printing.patches import block_image
 
@@ -264,7 +265,7 @@ def test_layout_geometry_is_clean():
     edge = L.grid_layout(6, 40, 40, L.page_size("letter"), 0, frame, 5)
     assert all(L.Rect(0, 0, 215.9, 279.4).contains(m.rect.grown(frame.quiet_mm))
                for b in edge.blocks for m in b.markers)
-    cube = L.cube_layout(50, L.page_size("a4"), 10, frame, 5)
+    cube = cube_layout(50, L.page_size("a4"), 10, frame, 5)
     tabs = [L.Rect(min(p[0] for p in poly), min(p[1] for p in poly),
                    max(p[0] for p in poly) - min(p[0] for p in poly), max(p[1] for p in poly) - min(p[1] for p in poly))
             for _, poly in cube.tabs]

@@ -234,3 +234,24 @@ def test_no_function_in_blocks_is_over_60_lines():
     long = [(str(p.relative_to(ROOT)), f.name, f.end_lineno - f.lineno + 1)
             for p in sorted((ROOT / "blocks").rglob("*.py")) for f in _functions(p) if f.end_lineno - f.lineno + 1 > 60]
     assert not long, long
+
+
+# Issue 31: no function over 40 lines, no file over 400, in every product package; the
+# file still being split elsewhere keeps the old 60-line limit until it lands.
+SPLIT_LATER = {"blocks/commands/generate.py"}
+
+
+def _held_to_40():
+    return [p for package in ("blocks", "capture", "common", "printing", "transforms")
+            for p in sorted((ROOT / package).rglob("*.py")) if str(p.relative_to(ROOT)) not in SPLIT_LATER]
+
+
+def test_no_product_function_is_over_40_lines():
+    long = [(str(p.relative_to(ROOT)), f.name, f.end_lineno - f.lineno + 1)
+            for p in _held_to_40() for f in _functions(p) if f.end_lineno - f.lineno + 1 > 40]
+    assert not long, long
+
+
+def test_no_product_file_is_over_400_lines():
+    big = [(str(p.relative_to(ROOT)), n) for p in _held_to_40() if (n := len(p.read_text().splitlines())) > 400]
+    assert not big, big

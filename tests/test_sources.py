@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from blocks.cli import run
+import capture.screen as screen_source
 import capture.sources as sources
 from test_capture import confident_digit
 
@@ -326,7 +327,7 @@ def find_on_screen(bgr: np.ndarray, wait_s: float = 60) -> tuple[int, int, float
     machine may take a while to map and paint the window: look again until it is there."""
     end = time.monotonic() + wait_s
     while True:
-        with sources._mss() as grabber:
+        with screen_source._mss() as grabber:
             screen = cv2.cvtColor(np.asarray(grabber.grab(grabber.monitors[1])), cv2.COLOR_BGRA2BGR)
         _, best, _, (x, y) = cv2.minMaxLoc(cv2.matchTemplate(screen, bgr, cv2.TM_CCOEFF_NORMED))
         if best > 0.99 or time.monotonic() > end:

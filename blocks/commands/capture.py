@@ -60,7 +60,7 @@ def check_capture(run: CaptureRun) -> None:
         if path is not None:
             check_output_file(path, what)
     if run.save_video is not None:
-        from capture.loop import check_video_out
+        from capture.outputs import check_video_out
 
         check_video_out(run.save_video)
     from common.inputs import check_not_input

@@ -28,24 +28,12 @@ def run_de(problem: Problem, cfg: OnePixelConfig, gen: torch.Generator, stop_bel
 
     stop_below: the paper's stop on the stop value (p(true), or 1 - p(target)); progress is
     called after each generation with (generation, images still running, maxiter)."""
-    n, k, device = problem.n, cfg.pixels, problem.images.device
-    pop_n, dims = cfg.popsize, 5 * k
+    n, k = problem.n, cfg.pixels
+    pop_n = cfg.popsize
     lo, hi, is_pos = bounds(problem, k)
-
-    # Paper's initialisation: positions uniform, colours N(128, 127) clipped to 0..255.
-    pop = torch.rand(n, pop_n, dims, generator=gen).to(device) * hi
-    colours = (128.0 + 127.0 * torch.randn(n, pop_n, dims, generator=gen)).clamp(0, 255).to(device)
-    pop = torch.where(is_pos, pop, colours)
-    every = torch.arange(n, device=device)
-    # The budget: a generation that does not fit in what is left of an image's queries is not run.
-    fits = problem.queries + pop_n <= problem.budget
-    fit, ok, stopv = problem.evaluate(every[fits], pop[fits], None)
-    generations = torch.zeros(n, dtype=torch.long, device=device)
-    running = fits.clone()
-    running[fits] = ~finished(stopv, ok, stop_below)
-    pfit = torch.full((n, pop_n), float("inf"), device=device)
-    pfit[fits] = fit
-    fit = pfit
+    pop, fit, running = _first_generation(problem, cfg, gen, stop_below, hi, is_pos)
+    every = torch.arange(n, device=problem.images.device)
+    generations = torch.zeros(n, dtype=torch.long, device=problem.images.device)
 
     for g in range(1, cfg.maxiter + 1):
         running &= ~(problem.won & cfg.stop_on_flip) & (problem.queries + pop_n <= problem.budget)
@@ -64,6 +52,25 @@ def run_de(problem: Problem, cfg: OnePixelConfig, gen: torch.Generator, stop_bel
         if progress is not None:
             progress(g, int(running.sum()), cfg.maxiter)
     return generations
+
+
+def _first_generation(problem: Problem, cfg: OnePixelConfig, gen: torch.Generator, stop_below: float, hi, is_pos):
+    """The paper's initial population, scored: positions uniform, colours N(128, 127) clipped to
+    0..255. An image whose budget cannot take a whole generation is not scored (fitness inf) and
+    does not run. (population (N, pop, 5K), fitness (N, pop), running (N,))."""
+    n, device = problem.n, problem.images.device
+    pop_n, dims = cfg.popsize, 5 * cfg.pixels
+    pop = torch.rand(n, pop_n, dims, generator=gen).to(device) * hi
+    colours = (128.0 + 127.0 * torch.randn(n, pop_n, dims, generator=gen)).clamp(0, 255).to(device)
+    pop = torch.where(is_pos, pop, colours)
+    every = torch.arange(n, device=device)
+    fits = problem.queries + pop_n <= problem.budget
+    fit, ok, stopv = problem.evaluate(every[fits], pop[fits], None)
+    running = fits.clone()
+    running[fits] = ~finished(stopv, ok, stop_below)
+    pfit = torch.full((n, pop_n), float("inf"), device=device)
+    pfit[fits] = fit
+    return pop, pfit, running
 
 
 def bounds(problem: Problem, k: int):

@@ -86,16 +86,9 @@ def contact_sheet_png(result: OnePixelResult, names: list[str], labels: list[str
     import cv2
 
     n = min(len(names), MAX_SHEET)
-    orig = result.originals
     rows = max(1, (n + per_row - 1) // per_row)
     pair_w = 2 * CELL + 8
-    captions = []
-    for i in range(n):
-        rec = result.record(i, labels)
-        b, a = rec["before"], rec["after"]
-        mark = "ok" if rec["success"] else "--"
-        captions.append(wrap_text(f"[{mark}] {names[i]}", pair_w) +
-                        wrap_text(f"{b['class']} {b['prob']:.2f} -> {a['class']} {a['prob']:.2f}", pair_w))
+    captions = [_pair_caption(result.record(i, labels), names[i], pair_w) for i in range(n)]
     caption = max([CAPTION] + [LINE_PX * len(c) + 8 for c in captions])
     width = per_row * (pair_w + 12) + 8
     legend = [line for text in LEGEND for line in wrap_text(text, width - 16)]
@@ -104,16 +97,7 @@ def contact_sheet_png(result: OnePixelResult, names: list[str], labels: list[str
     for i in range(n):
         r, c = divmod(i, per_row)
         y0, x0 = 8 + r * row_h, 8 + c * (pair_w + 12)
-        h, w = result.adv.shape[-2:]
-        scale = CELL / max(h, w)
-        for j, img in enumerate((orig[i], result.adv[i])):
-            tile = cv2.resize(to_uint8(img), (round(w * scale), round(h * scale)),
-                              interpolation=cv2.INTER_NEAREST)
-            xs = x0 + j * (CELL + 8)
-            sheet[y0:y0 + tile.shape[0], xs:xs + tile.shape[1]] = tile
-            for px in result.pixels[i].tolist():
-                centre = (int(xs + (px[0] + 0.5) * scale), int(y0 + (px[1] + 0.5) * scale))
-                cv2.circle(sheet, centre, max(8, int(scale * 2.5)), (255, 0, 0), 2, cv2.LINE_AA)
+        _draw_pair(sheet, result, i, x0, y0)
         for k, line in enumerate(captions[i]):
             cv2.putText(sheet, line, (x0, y0 + CELL + 13 + LINE_PX * k), cv2.FONT_HERSHEY_SIMPLEX, FONT_SCALE,
                         (0, 0, 0), 1, cv2.LINE_AA)
@@ -122,6 +106,31 @@ def contact_sheet_png(result: OnePixelResult, names: list[str], labels: list[str
         cv2.putText(sheet, line, (8, top + LINE_PX * (k + 1) - 2), cv2.FONT_HERSHEY_SIMPLEX, FONT_SCALE,
                     (80, 80, 80), 1, cv2.LINE_AA)
     return encode_png_rgb(sheet)
+
+
+def _pair_caption(rec: dict, name: str, pair_w: int) -> list[str]:
+    """The lines under a pair: its name with ok/-- for success, then the class before -> after."""
+    b, a = rec["before"], rec["after"]
+    mark = "ok" if rec["success"] else "--"
+    return (wrap_text(f"[{mark}] {name}", pair_w) +
+            wrap_text(f"{b['class']} {b['prob']:.2f} -> {a['class']} {a['prob']:.2f}", pair_w))
+
+
+def _draw_pair(sheet: np.ndarray, result: OnePixelResult, i: int, x0: int, y0: int) -> None:
+    """Image i, original then adversarial, scaled up to CELL (nearest: the pixels stay pixels),
+    with each changed pixel circled in red on both."""
+    import cv2
+
+    h, w = result.adv.shape[-2:]
+    scale = CELL / max(h, w)
+    for j, img in enumerate((result.originals[i], result.adv[i])):
+        tile = cv2.resize(to_uint8(img), (round(w * scale), round(h * scale)),
+                          interpolation=cv2.INTER_NEAREST)
+        xs = x0 + j * (CELL + 8)
+        sheet[y0:y0 + tile.shape[0], xs:xs + tile.shape[1]] = tile
+        for px in result.pixels[i].tolist():
+            centre = (int(xs + (px[0] + 0.5) * scale), int(y0 + (px[1] + 0.5) * scale))
+            cv2.circle(sheet, centre, max(8, int(scale * 2.5)), (255, 0, 0), 2, cv2.LINE_AA)
 
 
 def collect_inputs(inputs: list[Path]) -> list[Path]:
