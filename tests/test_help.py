@@ -1,7 +1,6 @@
 """`blocks <cmd> --help` tells the truth: every option described, every default shown by typer
 (not as text in the help string, which rich swallows as markup), each shown default the one the
 settings dataclass really uses, and the lists in help strings equal to the code's lists."""
-import dataclasses
 import re
 import subprocess
 import sys
