@@ -90,14 +90,14 @@ def generate(
     models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = default(GenerateRun, "device"),
     patch_size: Annotated[Optional[int], typer.Option("--patch-size", help="patch side in pixels", show_default="half the model input")] = None,
-    steps: Annotated[int, typer.Option("--steps", help="FGSM steps (the run may end sooner: --max-seconds)")] = default(GenerateRun, "steps"),
-    epsilon: Annotated[float, typer.Option("--epsilon", help="first step size in 0-255 units (negative-epsilon FGSM step)")] = default(GenerateRun, "epsilon"),
-    final_fraction: Annotated[float, typer.Option("--final-fraction", help="last step size as a fraction of the first")] = default(GenerateRun, "final_fraction"),
-    schedule: Annotated[str, typer.Option("--schedule", help="step-size schedule: cosine, linear, constant")] = default(GenerateRun, "schedule"),
-    batch: Annotated[int, typer.Option("--batch", help="random views per step")] = default(GenerateRun, "batch"),
-    momentum: Annotated[float, typer.Option("--momentum", help="sign of a running mean of gradients (0 = plain FGSM)")] = default(GenerateRun, "momentum"),
+    steps: Annotated[int, typer.Option("--steps", help="FGSM steps (the run may end sooner: --max-seconds)")] = default(GenerateRun, "attack.steps"),
+    epsilon: Annotated[float, typer.Option("--epsilon", help="first step size in 0-255 units (negative-epsilon FGSM step)")] = default(GenerateRun, "attack.epsilon", unit=255),
+    final_fraction: Annotated[float, typer.Option("--final-fraction", help="last step size as a fraction of the first")] = default(GenerateRun, "attack.final_fraction"),
+    schedule: Annotated[str, typer.Option("--schedule", help="step-size schedule: cosine, linear, constant")] = default(GenerateRun, "attack.schedule"),
+    batch: Annotated[int, typer.Option("--batch", help="random views per step")] = default(GenerateRun, "attack.batch"),
+    momentum: Annotated[float, typer.Option("--momentum", help="sign of a running mean of gradients (0 = plain FGSM)")] = default(GenerateRun, "attack.momentum"),
     smooth: Annotated[Optional[float], typer.Option("--smooth", help="Gaussian gradient smoothing, sigma in patch pixels (transfers better to unseen models; 0 = off)", show_default=SMOOTH_DEFAULT)] = None,
-    members: Annotated[str, typer.Option("--members", help="ensembles: balance (each member's gradient at equal size), mean (loss of the mean log-probability) or cycle (one member per step, in turn)")] = default(GenerateRun, "members"),
+    members: Annotated[str, typer.Option("--members", help="ensembles: balance (each member's gradient at equal size), mean (loss of the mean log-probability) or cycle (one member per step, in turn)")] = default(GenerateRun, "attack.members"),
     scale: Annotated[Optional[str], typer.Option("--scale", metavar="MIN:MAX", help="patch side as a fraction, MIN:MAX: for --eot held of the frame's shorter side (the patch's coverage: how close the camera is); for the other presets of the image side", show_default=SCALE_DEFAULT)] = None,
     scenes: Annotated[Optional[Path], typer.Option("--scenes", help="folder of background photos", show_default=SCENES_DEFAULT)] = None,
     eval_scenes: Annotated[Optional[Path], typer.Option("--eval-scenes", help="backgrounds for the held-out check", show_default=EVAL_SCENES_DEFAULT)] = None,
@@ -107,13 +107,13 @@ def generate(
     printability: Annotated[float, typer.Option("--printability", help="weight of the non-printability penalty")] = default(GenerateRun, "printability"),
     tv: Annotated[float, typer.Option("--tv", help="weight of the total-variation penalty")] = default(GenerateRun, "tv"),
     eval_n: Annotated[int, typer.Option("--eval-n", help="held-out random views for the final success rate")] = default(GenerateRun, "eval_n"),
-    seed: Annotated[int, typer.Option("--seed", help="random seed of the views (the held-out check uses seed + 1)")] = default(GenerateRun, "seed"),
+    seed: Annotated[int, typer.Option("--seed", help="random seed of the views (the held-out check uses seed + 1)")] = default(GenerateRun, "attack.seed"),
     out: Annotated[Optional[Path], typer.Option("--out", help="output folder", show_default="runs/<target>-<time>; with --resume <RUN_DIR>-resumed-<time>")] = None,
     distance_m: Annotated[Optional[float], typer.Option("--distance", help="metres from the camera where the block will be used: train (and judge) on the coverage a --size-mm block has from 0.7x to 1.4x this distance (--eot held)", show_default="no distance: --scale's broad range")] = None,
     size_mm: Annotated[float, typer.Option("--size-mm", help="printed side of the patch, mm, for --distance (blocks print then defaults to it)")] = default(GenerateRun, "size_mm"),
     fov_deg: Annotated[float, typer.Option("--fov", help="the camera's horizontal field of view, degrees, for --distance")] = default(GenerateRun, "fov_deg"),
     resume: Annotated[Optional[Path], typer.Option("--resume", metavar="DIR", help="continue the patch in DIR (a generate output folder) for --steps more steps, with its settings unless flags say otherwise; written to a new folder", show_default="start from black")] = None,
-    autocast: Annotated[str, typer.Option("--autocast", help="the model's forward in bfloat16: auto (on CPUs with AMX or AVX512-BF16), bf16, off")] = default(GenerateRun, "autocast"),
+    autocast: Annotated[str, typer.Option("--autocast", help="the model's forward in bfloat16: auto (on CPUs with AMX or AVX512-BF16), bf16, off")] = default(GenerateRun, "attack.autocast"),
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP + "; a run stopped by Ctrl-C never replaces a finished patch: it writes patch.partial.png beside it", show_default="off")] = default(GenerateRun, "overwrite"),
 ):
     """Make a patch from black with EOT negative-epsilon FGSM; write patch.png, patch.json, curve.png.
@@ -125,8 +125,8 @@ def generate(
 
 def generate_from(flags: dict) -> None:
     """generate's body, apart from its flags (the signature) so that they may grow."""
-    run = settings(GenerateRun, flags, targets=flags["targets"] or [],
-                   scale=parse_range(flags["scale"], "--scale", *checks.SCALE))
+    run = settings(GenerateRun, flags, targets=flags["targets"] or [], epsilon=flags["epsilon"] / 255,
+                   scale=parse_range(flags["scale"], "--scale", *checks.SCALE))  # epsilon: the flag's 0-255 units, once
     done = run_generate(run, progress=functools.partial(generate_bar, max_seconds=flags["max_seconds"]),
                         on_patch=lambda rec, patch: say(rec.lines(patch)), check_progress=views_bar)
     if done.summary is not None:

@@ -177,35 +177,76 @@ FRAME_SIZE_DEFAULT = "640x480"  # transforms.camera.CameraSettings.size (tests/t
 OVERWRITE_HELP = "replace outputs that exist already (without it, an existing output is an error and nothing runs)"
 
 
-def default(cls, name: str, text: str | None = None):
-    """The default of field `name` of the settings dataclass `cls`, for a flag to show and use;
-    text: a format for a tuple a flag takes as text ("{0:g}:{1:g}" for MIN:MAX)."""
+def _field_default(f):
     import dataclasses
 
-    f = {f.name: f for f in dataclasses.fields(cls)}[name]
-    value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def default(cls, name: str, text: str | None = None, unit: float = 1):
+    """The default of field `name` of the settings dataclass `cls`, for a flag to show and use;
+    a dotted name ("attack.steps") reads a field of a nested settings field. text: a format for a
+    tuple a flag takes as text ("{0:g}:{1:g}" for MIN:MAX); unit: the flag's units per the field's
+    (255 for an epsilon the flag gives in 0-255 units and the field holds in [0, 1])."""
+    import dataclasses
+
+    first, *rest = name.split(".")
+    value = _field_default({f.name: f for f in dataclasses.fields(cls)}[first])
+    for part in rest:  # the nested field's value in its default instance (command_attack's batch 8)
+        value = getattr(value, part)
+    if unit != 1:
+        value = round(value * unit, 6)
     return text.format(*value) if text else value
+
+
+def flag_fields(cls) -> dict[str, str]:
+    """Where each flag name goes in the settings dataclass `cls`: a field of cls by its own name,
+    else a field of a nested settings field (one holding a dataclass, GenerateRun.attack) by the
+    nested name ("steps" -> "attack.steps"). A field of cls wins over a nested one of the same name
+    (GenerateRun.away_from, a class name, over attack.away_from, the index config_for fills)."""
+    import dataclasses
+
+    where = {f.name: f.name for f in dataclasses.fields(cls)}
+    for f in dataclasses.fields(cls):
+        inner = _field_default(f)
+        if dataclasses.is_dataclass(inner) and not isinstance(inner, type):
+            for g in dataclasses.fields(inner):
+                where.setdefault(g.name, f"{f.name}.{g.name}")
+    return where
 
 
 def settings(cls, values: dict, ignore: tuple[str, ...] = (), **parsed):
     """The settings dataclass `cls` from a command's flags: values are the command's parameters
     (`flags = dict(locals())`, taken before anything else in its body), each named as a field of
-    cls; parsed values replace them. Strict: a name that is no field of cls raises TypeError (a
-    programming error: a renamed field or parameter would otherwise keep its old default without a
-    word), unless the command consumes it itself and names it in ignore."""
+    cls or of a nested settings field (flag_fields: `steps` fills GenerateRun.attack.steps); parsed
+    values replace them. Strict: a name that is no field raises TypeError (a programming error: a
+    renamed field or parameter would otherwise keep its old default without a word), unless the
+    command consumes it itself and names it in ignore."""
     import dataclasses
 
-    names = {f.name for f in dataclasses.fields(cls)}
+    where = flag_fields(cls)
     given = {**values, **parsed}
     for name in ignore:
-        if name not in given or name in names:
+        if name not in given or name in where:
             raise TypeError(f"settings({cls.__name__}): ignore={name!r} names "
-                            f"{'a field' if name in names else 'no parameter of the command'}")
-    unknown = sorted(set(given) - names - set(ignore))
+                            f"{'a field' if name in where else 'no parameter of the command'}")
+    unknown = sorted(set(given) - set(where) - set(ignore))
     if unknown:
         raise TypeError(f"settings({cls.__name__}): {', '.join(unknown)} is no field of {cls.__name__} "
                         f"(rename the parameter or the field, or pass it in ignore=)")
-    return cls(**{k: v for k, v in given.items() if k not in ignore})
+    top, nested = {}, {}
+    for name, value in given.items():
+        if name in ignore:
+            continue
+        outer, _, inner = where[name].partition(".")
+        if inner:
+            nested.setdefault(outer, {})[inner] = value
+        else:
+            top[name] = value
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for outer, values_in in nested.items():
+        top[outer] = dataclasses.replace(top.get(outer) or _field_default(fields[outer]), **values_in)
+    return cls(**top)
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:

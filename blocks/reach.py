@@ -81,10 +81,10 @@ class Resumed:
 
 
 # What a resumed run takes from the old one unless its flag was given (a value other than
-# GenerateRun's default): the attack's and the views' settings.
-CARRIED = ("patch_size", "final_fraction", "schedule", "batch", "momentum", "smooth", "members", "eot",
-           "scale", "scenes", "eval_scenes", "colormap", "printability", "tv", "eval_n", "distance_m",
-           "size_mm", "fov_deg", "autocast")
+# GenerateRun's default): the attack's settings (GenerateRun.attack) and the views' settings.
+CARRIED_ATTACK = ("patch_size", "final_fraction", "schedule", "batch", "momentum", "smooth", "members", "autocast")
+CARRIED = ("eot", "scale", "scenes", "eval_scenes", "colormap", "printability", "tv", "eval_n", "distance_m",
+           "size_mm", "fov_deg")
 
 
 def read_resumed(folder: Path) -> Resumed:
@@ -128,27 +128,28 @@ def resumed_run(run, old: Resumed, samples: tuple[str, str]):
     was = _old_settings(rec, samples)
     defaults = type(run)()  # GenerateRun's defaults: a value equal to one was not given
     changes = {k: was[k] for k in CARRIED if k in was and getattr(run, k) == getattr(defaults, k)}
+    attack = {k: was[k] for k in CARRIED_ATTACK if k in was and getattr(run.attack, k) == getattr(defaults.attack, k)}
     if run.distance_m is not None:  # asked for now: the old run's coverage gives way to it
         changes.pop("scale", None)
     if run.scale is not None:
         changes.pop("distance_m", None)
     goal = rec.target
     changes["targets" if goal.targeted else "away_from"] = [str(goal.index)] if goal.targeted else str(goal.index)
-    if run.epsilon == defaults.epsilon:
+    if run.attack.epsilon == defaults.attack.epsilon:  # both in [0, 1] units, as patch.json's curve
         last = (rec.curve or {}).get("epsilon") or [32 / 255 if cfg.epsilon is None else cfg.epsilon]
-        changes["epsilon"] = round(min(255.0, RESUME_RESTART * float(last[-1]) * 255), 6)
-    if run.seed == defaults.seed:
-        changes["seed"] = (int(cfg.seed or 0) + rec.steps_run) % (MAX_SEED + 1)
+        attack["epsilon"] = min(1.0, RESUME_RESTART * float(last[-1]))
+    if run.attack.seed == defaults.attack.seed:
+        attack["seed"] = (int(cfg.seed or 0) + rec.steps_run) % (MAX_SEED + 1)
     if run.out is None:
         changes["out"] = old.folder.parent / f"{old.folder.name}-resumed-{time.strftime('%Y%m%d-%H%M%S')}"
-    return replace(run, **changes)
+    return replace(run, attack=replace(run.attack, **attack), **changes)
 
 
 def _old_settings(rec, samples: tuple[str, str]) -> dict:
-    """The GenerateRun fields an old patch.json records (names as GenerateRun spells them)."""
-    cfg = rec.config.to_json()  # the typed fields and the attack's others, by the names GenerateRun shares
-    was = {k: cfg[k] for k in ("patch_size", "final_fraction", "schedule", "batch", "momentum", "smooth",
-                               "members", "autocast") if k in cfg}
+    """The settings an old patch.json records: the attack's (CARRIED_ATTACK) and GenerateRun's own
+    (CARRIED), by their field names."""
+    cfg = rec.config.to_json()  # the typed fields and the attack's others
+    was = {k: cfg[k] for k in CARRIED_ATTACK if k in cfg}
     was.update(eot=rec.eot, printability=rec.printability, tv=rec.tv,
                colormap=Path(rec.colormap) if rec.colormap else None)
     for key, value, sample in (("scenes", rec.scenes, samples[0]), ("eval_scenes", rec.eval_scenes, samples[1])):

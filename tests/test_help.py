@@ -1,7 +1,6 @@
 """`blocks <cmd> --help` tells the truth: every option described, every default shown by typer
 (not as text in the help string, which rich swallows as markup), each shown default the one the
 settings dataclass really uses, and the lists in help strings equal to the code's lists."""
-import dataclasses
 import re
 import subprocess
 import sys
@@ -34,7 +33,8 @@ SETTINGS = {"generate": (GenerateRun,), "evaluate": (EvaluateRun,), "sweep": (Sw
 FIELD = {"eps_range": "eps_range", "targets": "targets"}  # click param name -> field, where they differ
 # options whose None means "not given" and stands for no default (the help says what giving them does)
 NOT_GIVEN = {"targets", "targets_file", "away_from", "target", "models_file", "weights", "labels"}
-PARSED = {"eps_range": lambda t: cli.parse_range(t, "--eps", -255, 255), "tile": lambda t: _tile(t)}
+PARSED = {"eps_range": lambda t: cli.parse_range(t, "--eps", -255, 255), "tile": lambda t: _tile(t),
+          "epsilon": lambda e: e / 255}  # generate's flag in 0-255 units, its field (attack.epsilon) in [0, 1]
 MODEL_FLAGS = set(cli.MODEL_FLAGS)
 
 
@@ -54,10 +54,14 @@ def test_every_command_is_covered():
 
 
 def field_default(classes, name):
+    """The default of the field the flag `name` fills: a field of a settings class, or a field of a
+    nested one (generate's --steps fills GenerateRun.attack.steps: blocks.flags.flag_fields)."""
+    from blocks.flags import flag_fields
+
     for cls in classes:
-        for f in dataclasses.fields(cls):
-            if f.name == FIELD.get(name, name):
-                return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        where = flag_fields(cls)
+        if FIELD.get(name, name) in where:
+            return cli.default(cls, where[FIELD.get(name, name)])
     raise AssertionError(f"no settings field for {name}")
 
 

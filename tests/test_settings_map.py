@@ -8,6 +8,7 @@ import pytest
 import typer
 
 from blocks import cli
+from blocks.flags import flag_fields
 
 # The fewest arguments that take each command to its settings() call (nothing is read or loaded
 # before it: the files named need not exist).
@@ -42,6 +43,11 @@ NO_FLAG = {
     ("calibration-sheet", "date"): "the caption date is today's; the Python API pins it (reproducible PDFs in the tests)",
     ("sample-scenes", "exclude"): "digits only: the photos have no class to leave out",
     ("sample-scenes", "limit"): "digits only: every shipped photo is written",
+    ("generate", "attack.target"): "filled per goal from --target (a class index: config_for)",
+    ("generate", "attack.away_from"): "filled from --away-from (a class index: config_for)",
+    ("generate", "attack.check_every"): "how often the best-patch check runs: the library's default; Python API only",
+    ("generate", "attack.check_seconds"): "the clock's bound on the best-patch check: the library's default; Python API only",
+    ("generate", "attack.fold"): "batchnorm folding computes the same function faster: always on; Python API only",
 }
 
 
@@ -97,6 +103,25 @@ def call(calls, name):
     return got
 
 
+def field_paths(cls) -> set[str]:
+    """The fields of cls a flag can fill, by path: a nested settings field (a dataclass, such as
+    GenerateRun.attack) counts by its own fields ("attack.steps"), not as one."""
+    paths = set()
+    for f in dataclasses.fields(cls):
+        inner = cli.default(cls, f.name)
+        if dataclasses.is_dataclass(inner) and not isinstance(inner, type):
+            paths |= {f"{f.name}.{g.name}" for g in dataclasses.fields(inner)}
+        else:
+            paths.add(f.name)
+    return paths
+
+
+def filled(cls, names) -> set[str]:
+    """The field paths the flags `names` fill (a name that is no field stays as it is)."""
+    where = flag_fields(cls)
+    return {where.get(n, n) for n in names}
+
+
 def test_every_command_is_covered():
     assert {name for name, _ in commands()} == set(REACH) | set(NO_SETTINGS)
     assert not set(REACH) & set(NO_SETTINGS)
@@ -108,20 +133,21 @@ def test_every_flag_maps_to_a_field(calls, name):
     cls, values, ignore, parsed = call(calls, name)
     params = cli_parameters(command)
     assert values == params, f"{name}: settings() got {sorted(values ^ params)} beyond or short of the parameters"
-    fields = {f.name for f in dataclasses.fields(cls)}
-    assert params - ignore <= fields, f"{name}: {sorted(params - ignore - fields)} are no fields of {cls.__name__}"
-    assert not ignore & fields, f"{name}: ignores the fields {sorted(ignore & fields)}"
+    fields = field_paths(cls)
+    assert filled(cls, params - ignore) <= fields, \
+        f"{name}: {sorted(filled(cls, params - ignore) - fields)} are no fields of {cls.__name__}"
+    assert not ignore & set(flag_fields(cls)), f"{name}: ignores the fields {sorted(ignore & set(flag_fields(cls)))}"
 
 
 @pytest.mark.parametrize("name", sorted(REACH))
 def test_every_field_a_user_sets_has_a_flag(calls, name):
     cls, values, _, parsed = call(calls, name)
-    fields = {f.name for f in dataclasses.fields(cls)}
+    fields = field_paths(cls)
     exempt = {field for (cmd, field) in NO_FLAG if cmd == name}
     assert exempt <= fields, f"{name}: NO_FLAG names {sorted(exempt - fields)}, no fields of {cls.__name__}"
-    missing = fields - values - parsed - exempt
+    missing = fields - filled(cls, values | parsed) - exempt
     assert not missing, f"{name}: {cls.__name__} fields {sorted(missing)} have no flag (add one, or a reason to NO_FLAG)"
-    assert not exempt & values, f"{name}: NO_FLAG lists {sorted(exempt & values)}, which have flags"
+    assert not exempt & filled(cls, values), f"{name}: NO_FLAG lists {sorted(exempt & filled(cls, values))}, which have flags"
 
 
 @pytest.mark.parametrize("name", sorted(REACH))
@@ -129,10 +155,15 @@ def test_a_flag_and_its_field_default_alike(calls, name):
     """Where a flag's value goes to its field unparsed, the flag's default is the field's: `blocks X`
     and the Python API run alike."""
     cls, _, _, parsed = call(calls, name)
-    defaults = {p.name: p.default for p in dict(commands())[name].params}
-    for f in dataclasses.fields(cls):
-        if f.name in defaults and f.name not in parsed and f.default is not dataclasses.MISSING:
-            assert defaults[f.name] == f.default, (name, f.name, defaults[f.name], f.default)
+    where = flag_fields(cls)
+    top = {f.name: f for f in dataclasses.fields(cls)}
+    for p in dict(commands())[name].params:
+        path = where.get(p.name)
+        if path is None or p.name in parsed:
+            continue
+        if "." not in path and top[path].default is dataclasses.MISSING:
+            continue  # a computed default (default_factory), the same either way
+        assert p.default == cli.default(cls, path), (name, path, p.default, cli.default(cls, path))
 
 
 def test_settings_is_strict():
@@ -149,6 +180,28 @@ def test_settings_is_strict():
         cli.settings(Run, {"steps": 3}, extra=1, ignore=("out",))  # ignores a name it was not given
     with pytest.raises(TypeError, match="a field"):
         cli.settings(Run, {"steps": 3}, ignore=("steps",))  # would drop a field's value
+
+
+def test_settings_fill_nested_fields():
+    """A flag that names no field of the settings fills the nested settings field that has it
+    (generate's --steps: GenerateRun.attack.steps), from that field's own default; a field of the
+    outer class wins over a nested one of the same name."""
+    @dataclasses.dataclass
+    class Inner:
+        steps: int = 1
+        seed: int = 0
+        tag: str = "inner"
+
+    @dataclasses.dataclass
+    class Outer:
+        inner: Inner = dataclasses.field(default_factory=lambda: Inner(steps=2))
+        tag: str = "outer"
+
+    assert cli.settings(Outer, {"seed": 5}) == Outer(Inner(steps=2, seed=5))  # steps keeps the command's 2
+    assert cli.settings(Outer, {"tag": "x", "steps": 3}) == Outer(Inner(steps=3), tag="x")
+    assert cli.default(Outer, "inner.steps") == 2 and cli.default(Outer, "inner.tag") == "inner"
+    with pytest.raises(TypeError, match="stepz is no field of Outer"):
+        cli.settings(Outer, {"stepz": 3})
 
 
 def test_cli_defaults_are_read_from_the_settings():

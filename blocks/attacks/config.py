@@ -12,7 +12,7 @@ MAX_SECONDS = 7 * 24 * 3600.0  # max_seconds: a clock of at most a week; more is
 class GenerateConfig:
     target: int | None = None  # class to become (negative epsilon)
     away_from: int | None = None  # class to stop being (positive epsilon); one of the two
-    patch_size: int = 64  # side in pixels
+    patch_size: int | None = 64  # side in pixels (None in a command's settings: it fills it from the model)
     steps: int = 240  # at batch 8, about 5 minutes on 2 CPU cores; seconds on a GPU
     epsilon: float = 32 / 255  # first step size, in [0, 1] pixel units: large, to leave black fast
     final_fraction: float = 0.1  # last step size = epsilon * final_fraction

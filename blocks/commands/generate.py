@@ -24,37 +24,38 @@ from common.errors import Interrupted, UserError
 from common.records import GenerateRow, GenerateSummary, PatchRecord
 
 
+def command_attack() -> GenerateConfig:
+    """The attack's settings as `blocks generate` starts them: the library's (blocks.attacks.config),
+    but for two. batch 8: the command's views per step, the CPU's budget (the library's 32 suits a
+    GPU). patch_size None: half the model's input side (patch_side), known once the model loads.
+    max_seconds None or 0: no clock (a clock makes the schedule depend on the machine); smooth None:
+    0.8 for an ensemble, 0 for one model (eot_fgsm.smoothing)."""
+    return GenerateConfig(batch=8, patch_size=None)
+
+
 @dataclass
 class GenerateRun:
     """`blocks generate`. targets: classes to become (one patch each); or away_from: a class to
-    stop being. scale: (min, max) patch side / image side [default (0.8, 1.0), (0.4, 0.6) with scenes].
-    epsilon: first step size in 0-255 units. out: [default runs/<target>-<time>]."""
+    stop being. attack: the attack's own settings (steps, epsilon in [0, 1] units, batch, seed, ...:
+    blocks.attacks.config.GenerateConfig, with command_attack's defaults). scale: (min, max) patch
+    side / image side [default (0.8, 1.0), (0.4, 0.6) with scenes]. out: [default runs/<target>-<time>]."""
 
     models: list = field(default_factory=shared.default_models)  # list[blocks.models.ModelSpec]
     targets: list[str] = field(default_factory=list)
     targets_file: Path | None = None
     away_from: str | None = None
     device: str = "auto"
-    patch_size: int | None = None
-    # the attack's own settings take their defaults from its config (blocks.attacks.config)
-    steps: int = GenerateConfig.steps
-    epsilon: float = round(GenerateConfig.epsilon * 255, 6)  # the flag speaks 0-255 units
-    final_fraction: float = GenerateConfig.final_fraction
-    schedule: str = GenerateConfig.schedule
-    batch: int = 8  # the command's views per step: the CPU's budget (the library's 32 suits a GPU)
-    momentum: float = GenerateConfig.momentum
-    smooth: float | None = GenerateConfig.smooth  # None: 0.8 for an ensemble, 0 for one model (smoothing)
-    members: str = GenerateConfig.members  # ensembles: balance | mean | cycle (eot_fgsm's docstring)
+    # the attack's settings, in its own units (epsilon in [0, 1]; the --epsilon flag speaks 0-255 and
+    # converts once); target and away_from are filled per goal by config_for
+    attack: GenerateConfig = field(default_factory=command_attack)
     scale: tuple[float, float] | None = None
     scenes: Path | None = None
     eval_scenes: Path | None = None
     eot: str = "held"
-    max_seconds: float | None = GenerateConfig.max_seconds  # a clock makes the schedule depend on the machine
     colormap: Path | None = None
     printability: float = 0.0
     tv: float = 0.0
     eval_n: int = checks.HELD_OUT_VIEWS
-    seed: int = GenerateConfig.seed
     out: Path | None = None
     overwrite: bool = False  # replace a finished patch in out (an interrupted run never does: PARTIAL)
     # where the block will be used (blocks.reach): distance_m sets the coverage trained on
@@ -62,7 +63,6 @@ class GenerateRun:
     size_mm: float = DEFAULT_SIZE_MM
     fov_deg: float = WEBCAM_FOV_DEG
     resume: Path | None = None  # a generate output folder to continue (into a new folder)
-    autocast: str = GenerateConfig.autocast  # auto | bf16 | off (blocks.attacks.speed)
 
 
 @dataclass
@@ -91,8 +91,8 @@ def run_generate(run: GenerateRun, progress=no_progress,
     from common.interrupts import interrupted
 
     run, old, group, eot_cfg, out = _prepare(run)
-    if run.batch < group.world:
-        raise UserError(f"batch {run.batch} is smaller than the {group.world} ranks torchrun started: each rank "
+    if run.attack.batch < group.world:
+        raise UserError(f"batch {run.attack.batch} is smaller than the {group.world} ranks torchrun started: each rank "
                         f"renders at least one view per step (give batch >= {group.world} or start fewer ranks)",
                         param="batch")
     loaded = load(run, group, out)
@@ -105,7 +105,7 @@ def run_generate(run: GenerateRun, progress=no_progress,
     several = len(loaded.goals) > 1
     done = Generated([], [], None)
     net = loaded.net
-    checks.views_fit(run.batch, net.input_size, patch_side(run, net), run.eval_n, net.device, checks.view_copies(net))
+    checks.views_fit(run.attack.batch, net.input_size, patch_side(run, net), run.eval_n, net.device, checks.view_copies(net))
     for goal in loaded.goals:
         folder = out / folder_name(goal) if several else out
         cfg, result = _train_patch(run, goal, eot_cfg, loaded, group, progress, several)
@@ -138,7 +138,8 @@ def _prepare(run: GenerateRun):
         run = reach.resumed_run(run, old, (shared.SAMPLE_TRAIN, shared.SAMPLE_TEST))
         reach.check_resume_model(old, run.models)
     # paths may differ per node; the models are compared after loading, by their weights' hashes
-    same = {k: v for k, v in asdict(run).items() if k != "models" and not isinstance(v, Path)}
+    same = {k: v for k, v in {**asdict(run.attack), **asdict(run)}.items()  # by the flags' names
+            if k not in ("models", "attack") and not isinstance(v, Path)}
     group = join_group(run.device, same)
     check_run(run)
     band = reach.check_reach(run)
@@ -160,7 +161,7 @@ def _train_patch(run: GenerateRun, goal, eot_cfg, loaded, group, progress, sever
     on_stop("stopping: checking the best patch on held-out views; Ctrl-C again to skip" if group.alone
             else "stopping: keeping the best patch (every rank stops at the same step)")
     main_rank = group.is_main
-    with (progress(goal.name if several else "generate", run.steps) if main_rank else no_progress("", 0)) as step:
+    with (progress(goal.name if several else "generate", run.attack.steps) if main_rank else no_progress("", 0)) as step:
         on_step = checks.finite_steps(step) if group.alone else step if main_rank else None  # NaN: one line
         on_step = with_governor(on_step, loaded.net)
         init = loaded.resumed.patch if loaded.resumed is not None else None
@@ -258,31 +259,32 @@ def scene_sources(run) -> tuple[str | None, str | None]:
 
 def check_run(run) -> None:
     """Every number in a GenerateRun, before anything loads; errors name the parameter."""
-    if run.schedule not in SCHEDULES:
-        raise UserError(f"schedule must be cosine, linear or constant, not {run.schedule!r}", param="schedule")
-    checks.whole(run.steps, "steps", 1, checks.MAX_STEPS)
-    checks.whole(run.batch, "batch", 1, checks.MAX_BATCH)
+    att = run.attack
+    if att.schedule not in SCHEDULES:
+        raise UserError(f"schedule must be cosine, linear or constant, not {att.schedule!r}", param="schedule")
+    checks.whole(att.steps, "steps", 1, checks.MAX_STEPS)
+    checks.whole(att.batch, "batch", 1, checks.MAX_BATCH)
     checks.whole(run.eval_n, "eval_n", 1, 1_000_000)
-    checks.whole(run.patch_size, "patch_size", 2, checks.MAX_PATCH_SIZE)
-    checks.seed(run.seed)
-    if not 0 <= run.momentum < 1:
+    checks.whole(att.patch_size, "patch_size", 2, checks.MAX_PATCH_SIZE)
+    checks.seed(att.seed)
+    if not 0 <= att.momentum < 1:
         raise UserError("momentum must be in [0, 1)", param="momentum")
-    if run.smooth is not None and not 0 <= run.smooth <= 64:
+    if att.smooth is not None and not 0 <= att.smooth <= 64:
         raise UserError("smooth is a blur sigma in patch pixels, 0 to 64", param="smooth")
-    if run.members not in ("mean", "balance", "cycle"):
-        raise UserError(f"members is mean, balance or cycle, not {run.members!r}", param="members")
-    if not 0 < run.epsilon <= 255:
+    if att.members not in ("mean", "balance", "cycle"):
+        raise UserError(f"members is mean, balance or cycle, not {att.members!r}", param="members")
+    if not 0 < att.epsilon <= 1:  # the flag's 0-255 units, divided once (blocks.cli)
         raise UserError("epsilon is a step size in 0-255 units: give a number in (0, 255]", param="epsilon")
-    checks.number(run.final_fraction, "final_fraction", 0, 1)
-    checks.number(run.max_seconds, "max_seconds", 0, MAX_SECONDS)  # 0: no limit
+    checks.number(att.final_fraction, "final_fraction", 0, 1)
+    checks.number(att.max_seconds, "max_seconds", 0, MAX_SECONDS)  # 0: no limit
     checks.number(run.printability, "printability", 0, checks.MAX_WEIGHT)
     checks.number(run.tv, "tv", 0, checks.MAX_WEIGHT)
     if run.scale is not None:
         checks.span(run.scale, "scale", *checks.SCALE)
     from blocks.attacks.speed import AUTOCAST
 
-    if run.autocast not in AUTOCAST:
-        raise UserError(f"autocast is {', '.join(AUTOCAST)}, not {run.autocast!r}", param="autocast")
+    if att.autocast not in AUTOCAST:
+        raise UserError(f"autocast is {', '.join(AUTOCAST)}, not {att.autocast!r}", param="autocast")
 
 
 def default_out(run) -> Path:
@@ -439,17 +441,16 @@ def prepare(run, group, out: Path) -> Loaded:
 
 
 def patch_side(run, net) -> int:
-    return run.patch_size if run.patch_size is not None else max(8, net.input_size // 2)
+    side = run.attack.patch_size
+    return side if side is not None else max(8, net.input_size // 2)
 
 
 def config_for(run, goal, net):
-    from blocks.attacks.eot_fgsm import GenerateConfig, smoothing
+    """run.attack for one goal on the loaded model: its target, its patch side, no clock for 0."""
+    from blocks.attacks.eot_fgsm import smoothing
 
-    cfg = GenerateConfig(target=goal.target, away_from=goal.away_from, patch_size=patch_side(run, net),
-                         steps=run.steps, epsilon=run.epsilon / 255, final_fraction=run.final_fraction,
-                         schedule=run.schedule, batch=run.batch, momentum=run.momentum,
-                         max_seconds=run.max_seconds or None, seed=run.seed, smooth=run.smooth, members=run.members,
-                         autocast=run.autocast)
+    cfg = replace(run.attack, target=goal.target, away_from=goal.away_from, patch_size=patch_side(run, net),
+                  max_seconds=run.attack.max_seconds or None)
     cfg.smooth = smoothing(net, cfg)  # patch.json records the sigma used, not "default"
     return cfg
 
@@ -463,7 +464,7 @@ def record_for(run, goal, cfg, eot_cfg, result, loaded: Loaded, ranks: int, vers
         target=goal, model=net.describe(),
         weights_sha256=net.weights_id, device=str(net.device), ranks=ranks, eot=run.eot,
         eot_settings=asdict(eot_cfg), scale=scale, scenes=train, eval_scenes=test,
-        config=asdict(cfg), seed=run.seed, stopped=result.stopped, best_step=result.best_step,
+        config=asdict(cfg), seed=run.attack.seed, stopped=result.stopped, best_step=result.best_step,
         best_train_prob=result.best_objective_prob, steps_run=len(result.curve),
         seconds=round(result.seconds, 2), colormap=str(run.colormap) if run.colormap else None,
         printability=run.printability, tv=run.tv, curve=result.curve_dict(), versions=versions,
@@ -490,7 +491,7 @@ def judge(run, rec: PatchRecord, files: list[Path], goal, eot_cfg, loaded: Loade
         if rec.steps_run:
             plot_curve(rec.curve, files[2], f"{goal.mode}: {goal.name} ({net.name})")
         image = load_image(files[0])
-        views = dict(n=run.eval_n, seed=run.seed + 1, patch_map=loaded.cmap)
+        views = dict(n=run.eval_n, seed=run.attack.seed + 1, patch_map=loaded.cmap)
         with (progress("held-out check", total) if progress else nullcontext(None)) as update:
             views["on_batch"] = update
             held_out = evaluate_patch(net, image, eot_cfg, goal, scenes=loaded.held_out, **views)
