@@ -89,11 +89,34 @@ def short_runs(monkeypatch):
 
     def settings(cls, values, ignore=(), **parsed):
         made = real(cls, values, ignore, **parsed)
-        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-        short = {k: v for k, v in SHORT.items() if k in defaults and getattr(made, k) == defaults[k]}
-        return replace(made, **short) if short else made
+        return _shortened(made, {f.name: _default_of(f) for f in dataclasses.fields(cls)})
 
     monkeypatch.setattr(cli, "settings", settings)
+
+
+def _default_of(f):
+    import dataclasses
+
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING
+
+
+def _shortened(made, defaults: dict):
+    """made with each SHORT field that is still at its default set to SHORT's value, nested
+    settings (GenerateRun.attack.steps) included."""
+    import dataclasses
+
+    short = {}
+    for f in dataclasses.fields(made):
+        value, default = getattr(made, f.name), defaults.get(f.name, dataclasses.MISSING)
+        if f.name in SHORT and value == default:
+            short[f.name] = SHORT[f.name]
+        elif dataclasses.is_dataclass(value) and dataclasses.is_dataclass(default):
+            inner = _shortened(value, {g.name: getattr(default, g.name) for g in dataclasses.fields(default)})
+            if inner is not value:
+                short[f.name] = inner
+    return replace(made, **short) if short else made
 
 
 @pytest.mark.parametrize("page,line", LINES, ids=[f"{p}: {line[:70]}" for p, line in LINES])
