@@ -29,3 +29,20 @@ def total_variation(patch: torch.Tensor) -> torch.Tensor:
     dx = (patch[:, :, 1:] - patch[:, :, :-1]).abs().mean()
     dy = (patch[:, 1:, :] - patch[:, :-1, :]).abs().mean()
     return dx + dy
+
+
+def patch_penalty(cmap, printability: float, tv: float):
+    """The patch penalty for printability / tv weights, or None."""
+    if not printability and not tv:
+        return None
+    gamut = cmap.gamut if cmap is not None and cmap.gamut is not None else default_palette()
+
+    def total(patch):
+        value = 0.0
+        if printability:
+            value = value + printability * non_printability(patch, gamut, cmap)
+        if tv:
+            value = value + tv * total_variation(patch)
+        return value
+
+    return total

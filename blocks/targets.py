@@ -7,6 +7,8 @@ as suggestions, never picked silently.
 from __future__ import annotations
 
 import difflib
+import re
+from pathlib import Path
 
 from common.errors import UserError
 from common.goal import Goal
@@ -143,3 +145,55 @@ def search_targets(query: str, labels: list[str]) -> list[tuple[int, str]]:
     fuzzy = [i for i in ranked(query, labels) if i not in substring][:5]
     out += [(i, labels[i]) for i in substring + fuzzy if (i, labels[i]) not in out]
     return out
+
+
+# --- the targets of a `blocks generate` run -------------------------------------------------------
+
+def target_list(targets: list[str] | None, targets_file: Path | None) -> list[str]:
+    """The targets given, then the targets_file lines (blank lines and # comments skipped)."""
+    wanted = list(targets or [])
+    if targets_file is not None:
+        from common.inputs import read_input_text
+
+        try:
+            text = read_input_text(targets_file, "targets_file")
+        except UserError as e:
+            raise UserError(str(e), param="targets_file") from None
+        lines = [line.split("#")[0].strip() for line in text.splitlines()]
+        if not any(lines):
+            raise UserError(f"targets_file {targets_file} names no targets (one per line)", param="targets_file")
+        wanted += [line for line in lines if line]
+    return wanted
+
+
+def goals_of(net, wanted: list[str], away_from: str | None):
+    """One Goal per target (or the one away_from goal); each class at most once."""
+    if wanted and away_from is not None or not wanted and away_from is None:
+        raise UserError("give exactly one of targets CLASS (become it) or away_from CLASS (stop being it)",
+                        param=("targets", "away_from"))
+    goals = [resolve_target(t, net.labels) for t in wanted] or [resolve_target(away_from, net.labels, targeted=False)]
+    seen = set()
+    for g in goals:
+        if g.index in seen:
+            raise UserError(f"target {g.name!r} ({g.index}) is asked for twice")
+        seen.add(g.index)
+    return goals
+
+
+def goals_before_loading(specs: list, wanted: list[str], away_from: str | None) -> None:
+    """A misspelt target fails in a second, not after the seconds of loading weights: checked
+    against the class names where they come without loading anything and cannot disagree with
+    the weights (the embedded and bundled models with their own names)."""
+    from types import SimpleNamespace
+
+    from blocks.models.labels import DIGITS_LABELS, imagenet_labels
+    from blocks.models.spec import LITE
+
+    if len(specs) == 1 and specs[0].labels is None and specs[0].name in (*LITE, "digits"):
+        names = DIGITS_LABELS if specs[0].name == "digits" else imagenet_labels()
+        goals_of(SimpleNamespace(labels=names), wanted, away_from)
+
+
+def folder_name(goal) -> str:
+    """'8-hen': the index keeps folders apart, the name keeps them readable."""
+    return f"{goal.index}-{re.sub(r'[^A-Za-z0-9._-]+', '_', goal.name).strip('_')}".rstrip("-")

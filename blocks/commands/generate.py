@@ -9,19 +9,20 @@ single-process run goes through the same steps with blocks.distributed.SoloGroup
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from blocks import checks, reach
+from blocks.outcome import judge, record_for, summary_of
+from blocks.targets import folder_name, goals_before_loading, goals_of, target_list
 from blocks.commands import shared
 from blocks.commands.shared import no_progress
 from blocks.attacks.config import MAX_SECONDS, GenerateConfig
 from common.distance import DEFAULT_SIZE_MM, WEBCAM_FOV_DEG
 from common.errors import Interrupted, UserError
-from common.records import GenerateRow, GenerateSummary, PatchRecord
+from common.records import PatchRecord
 
 
 def command_attack() -> GenerateConfig:
@@ -86,7 +87,6 @@ def run_generate(run: GenerateRun, progress=no_progress,
     # a misspelt target first, in a second: before the imports below bring in torch (tests/test_targets.py)
     if run.resume is None:  # a resumed run takes its target from the old run (checked in _prepare)
         goals_before_loading(run.models, target_list(run.targets, run.targets_file), run.away_from)
-    from blocks.distributed import QuietExit
     from blocks.report import library_versions
     from common.interrupts import interrupted
 
@@ -102,6 +102,19 @@ def run_generate(run: GenerateRun, progress=no_progress,
     versions = library_versions()  # now, not after a Ctrl-C: importing takes seconds there
     if interrupted():  # a Ctrl-C that an import swallowed (torch's C init can): nothing is written yet
         raise KeyboardInterrupt
+    done = _make_each(run, loaded, eot_cfg, group, out, versions, progress, on_patch, check_progress)
+    if len(loaded.goals) > 1 and group.is_main:
+        done.summary = summary_of(done.patches, done.folders, loaded.net, group.world)
+        done.summary.write(out / "summary.json")
+    return done
+
+
+def _make_each(run: GenerateRun, loaded: Loaded, eot_cfg, group, out: Path, versions: dict, progress, on_patch,
+               check_progress) -> Generated:
+    """One patch per goal: train it, write and judge it; a Ctrl-C keeps what the interrupted
+    target had (its best patch) and stops the run."""
+    from blocks.distributed import QuietExit
+
     several = len(loaded.goals) > 1
     done = Generated([], [], None)
     net = loaded.net
@@ -121,9 +134,6 @@ def run_generate(run: GenerateRun, progress=no_progress,
                      if png.name != "patch.png" else f"in {folder}")
             raise Interrupted(f"kept the best patch (step {result.best_step}) {where}"
                               + ("" if judged else f" (no held-out check: {png.with_suffix('.json').name} has no held_out)"))
-    if several and group.is_main:
-        done.summary = summary_of(done.patches, done.folders, loaded.net, group.world)
-        done.summary.write(out / "summary.json")
     return done
 
 
@@ -154,6 +164,7 @@ def _prepare(run: GenerateRun):
 def _train_patch(run: GenerateRun, goal, eot_cfg, loaded, group, progress, several: bool):
     """One target's patch (blocks.attacks.eot_fgsm.generate_patch), rank 0 drawing the progress.
     Returns (its GenerateConfig, its GenerateResult)."""
+    from blocks import penalties
     from blocks.attacks.driver import generate_patch
     from common.interrupts import on_stop
 
@@ -166,7 +177,7 @@ def _train_patch(run: GenerateRun, goal, eot_cfg, loaded, group, progress, sever
         on_step = with_governor(on_step, loaded.net)
         init = loaded.resumed.patch if loaded.resumed is not None else None
         result = generate_patch(loaded.net, cfg, eot_cfg, loaded.backgrounds, on_step=on_step,
-                                patch_map=loaded.cmap, penalty=penalty(loaded.cmap, run.printability, run.tv),
+                                patch_map=loaded.cmap, penalty=penalties.patch_penalty(loaded.cmap, run.printability, run.tv),
                                 group=group, init=init)
     return cfg, result
 
@@ -314,78 +325,6 @@ def join_group(device: str, settings: dict):
     return group
 
 
-def target_list(targets: list[str] | None, targets_file: Path | None) -> list[str]:
-    """The targets given, then the targets_file lines (blank lines and # comments skipped)."""
-    wanted = list(targets or [])
-    if targets_file is not None:
-        from common.inputs import read_input_text
-
-        try:
-            text = read_input_text(targets_file, "targets_file")
-        except UserError as e:
-            raise UserError(str(e), param="targets_file") from None
-        lines = [line.split("#")[0].strip() for line in text.splitlines()]
-        if not any(lines):
-            raise UserError(f"targets_file {targets_file} names no targets (one per line)", param="targets_file")
-        wanted += [line for line in lines if line]
-    return wanted
-
-
-def goals_of(net, wanted: list[str], away_from: str | None):
-    """One Goal per target (or the one away_from goal); each class at most once."""
-    from blocks.targets import resolve_target
-
-    if wanted and away_from is not None or not wanted and away_from is None:
-        raise UserError("give exactly one of targets CLASS (become it) or away_from CLASS (stop being it)",
-                        param=("targets", "away_from"))
-    goals = [resolve_target(t, net.labels) for t in wanted] or [resolve_target(away_from, net.labels, targeted=False)]
-    seen = set()
-    for g in goals:
-        if g.index in seen:
-            raise UserError(f"target {g.name!r} ({g.index}) is asked for twice")
-        seen.add(g.index)
-    return goals
-
-
-def goals_before_loading(specs: list, wanted: list[str], away_from: str | None) -> None:
-    """A misspelt target fails in a second, not after the seconds of loading weights: checked
-    against the class names where they come without loading anything and cannot disagree with
-    the weights (the embedded and bundled models with their own names)."""
-    from types import SimpleNamespace
-
-    from blocks.models.labels import DIGITS_LABELS, imagenet_labels
-    from blocks.models.spec import LITE
-
-    if len(specs) == 1 and specs[0].labels is None and specs[0].name in (*LITE, "digits"):
-        names = DIGITS_LABELS if specs[0].name == "digits" else imagenet_labels()
-        goals_of(SimpleNamespace(labels=names), wanted, away_from)
-
-
-def folder_name(goal) -> str:
-    """'8-hen': the index keeps folders apart, the name keeps them readable."""
-    return f"{goal.index}-{re.sub(r'[^A-Za-z0-9._-]+', '_', goal.name).strip('_')}".rstrip("-")
-
-
-
-def penalty(cmap, printability: float, tv: float):
-    """The patch penalty for printability / tv weights, or None."""
-    if not printability and not tv:
-        return None
-    from blocks.penalties import default_palette, non_printability, total_variation
-
-    gamut = cmap.gamut if cmap is not None and cmap.gamut is not None else default_palette()
-
-    def total(patch):
-        value = 0.0
-        if printability:
-            value = value + printability * non_printability(patch, gamut, cmap)
-        if tv:
-            value = value + tv * total_variation(patch)
-        return value
-
-    return total
-
-
 @dataclass
 class Loaded:
     """What every target of a run shares: loaded once."""
@@ -396,6 +335,7 @@ class Loaded:
     backgrounds: object
     held_out: object
     resumed: object = None  # blocks.reach.Resumed under --resume
+    sources: tuple = (None, None)  # scene_sources(run): the photos trained on and judged on
 
 
 def load(run, group, out: Path) -> Loaded:
@@ -436,8 +376,7 @@ def prepare(run, group, out: Path) -> Loaded:
     frames = whole_frame(run.eot)
     backgrounds = shared.fit(scenes, net.input_size, frames)
     held_out = shared.fit(eval_scenes, net.input_size, frames) if test != train else backgrounds
-    return Loaded(net, goals, cmap, backgrounds, held_out)
-
+    return Loaded(net, goals, cmap, backgrounds, held_out, sources=(train, test))
 
 
 def patch_side(run, net) -> int:
@@ -454,80 +393,4 @@ def config_for(run, goal, net):
     cfg.smooth = smoothing(net, cfg)  # patch.json records the sigma used, not "default"
     return cfg
 
-
-def record_for(run, goal, cfg, eot_cfg, result, loaded: Loaded, ranks: int, versions: dict) -> PatchRecord:
-    """patch.json as first written: everything but the held-out check."""
-    net = loaded.net
-    train, test = scene_sources(run)
-    scale = list(eot_cfg.placement.scale)
-    rec = PatchRecord(
-        target=goal, model=net.describe(),
-        weights_sha256=net.weights_id, device=str(net.device), ranks=ranks, eot=run.eot,
-        eot_settings=asdict(eot_cfg), scale=scale, scenes=train, eval_scenes=test,
-        config=asdict(cfg), seed=run.attack.seed, stopped=result.stopped, best_step=result.best_step,
-        best_train_prob=result.best_objective_prob, steps_run=len(result.curve),
-        seconds=round(result.seconds, 2), colormap=str(run.colormap) if run.colormap else None,
-        printability=run.printability, tv=run.tv, curve=result.curve_dict(), versions=versions,
-        reach=reach.reach_of(run, eot_cfg))
-    return reach.continued(rec, loaded.resumed, result) if loaded.resumed is not None else rec
-
-
-def judge(run, rec: PatchRecord, files: list[Path], goal, eot_cfg, loaded: Loaded, progress=None) -> PatchRecord:
-    """Score the 8-bit patch.png that is printed (not the float patch it was rounded from) on
-    held-out views, each member alone too, and rewrite patch.json with the scores. files: the
-    patch's png, json and curve (patch_files). progress: run_generate's check_progress(label,
-    total) for a bar counting the views judged."""
-    from contextlib import nullcontext
-
-    from blocks.evaluate import evaluate_members, evaluate_patch
-    from blocks.models import members
-    from blocks.report import plot_curve
-    from common.files import load_image
-
-    net = loaded.net
-    several = len(members(net)) > 1
-    total = run.eval_n * (1 + len(members(net)) if several else 1)
-    try:
-        if rec.steps_run:
-            plot_curve(rec.curve, files[2], f"{goal.mode}: {goal.name} ({net.name})")
-        image = load_image(files[0])
-        views = dict(n=run.eval_n, seed=run.attack.seed + 1, patch_map=loaded.cmap)
-        with (progress("held-out check", total) if progress else nullcontext(None)) as update:
-            views["on_batch"] = update
-            held_out = evaluate_patch(net, image, eot_cfg, goal, scenes=loaded.held_out, **views)
-            rec.held_out = {**held_out.to_dict(), "views": views_measured(run, eot_cfg, loaded)}
-            if rec.reach is not None:  # the held-out views are the band's: their success is the distance's
-                rec.reach = rec.reach.replaced(success=held_out.success_rate)
-            rec.members = evaluate_members(net, image, eot_cfg, goal, scenes=loaded.held_out, whole=held_out,
-                                           **views)
-        if rec.steps_run:  # again, now with what the final line reports (the one above survives a Ctrl-C)
-            plot_curve(rec.curve, files[2], f"{goal.mode}: {goal.name} ({net.name})", rec.held_out)
-        rec.write(files[1])  # patch.png is already written and unchanged
-        rec = rec.as_written()
-    except KeyboardInterrupt:
-        raise Interrupted(f"kept the patch {files[0]} (stopped during the held-out check: "
-                          f"{files[1].name} has no held_out)") from None
-    return rec
-
-
-def views_measured(run, eot_cfg, loaded: Loaded) -> dict:
-    """What the held-out figure measured, for patch.json and the final line: the EOT preset, the
-    patch's side as a share of the view's side, and the scene photos behind it (None: random
-    plain backgrounds)."""
-    held_out = loaded.held_out
-    return {"eot": run.eot, "scale": list(eot_cfg.placement.scale),
-            "scenes": scene_sources(run)[1] if held_out is not None else None,
-            "scene_images": len(held_out) if held_out is not None else 0,
-            "whole_frame": eot_cfg.held is not None}
-
-
-def summary_of(records: list[PatchRecord], folders: list[Path], net, ranks: int) -> GenerateSummary:
-    rows = []
-    for rec, folder in zip(records, folders):
-        ev = rec.held_out or {}
-        rows.append(GenerateRow(target=rec.target,
-                                held_out_success=ev.get("success_rate"), mean_target_prob=ev.get("mean_target_prob"),
-                                best_step=rec.best_step, steps_run=rec.steps_run, seconds=rec.seconds,
-                                stopped=rec.stopped, folder=str(folder)))
-    return GenerateSummary(model=net.describe(), weights_sha256=net.weights_id, ranks=ranks, targets=tuple(rows))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from blocks.models.default import DEFAULT_MODEL
 from common.errors import UserError
 # the embedded ImageNet models and their input sides (embedded.py loads them); here, torch-free, so a
-# misspelt target is answered before torch is imported (blocks.commands.generate.goals_before_loading)
+# misspelt target is answered before torch is imported (blocks.targets.goals_before_loading)
 LITE = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
 EXPORT_SUFFIXES = (".pt2", ".ts", ".torchscript", ".jit", ".pt", ".pth")
 
