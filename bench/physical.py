@@ -138,9 +138,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plot", type=Path, default=Path("docs/physical.png"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reuse", action="store_true", help="keep patches and frames already in --out")
+    ap.add_argument("--distance", type=float, default=None,
+                    help="metres: generate --distance D --size-mm (--reach-size-mm), filmed at the coverage that "
+                         "block has from 0.8 D to 1.2 D (overrides --coverages)")
+    ap.add_argument("--reach-size-mm", type=float, default=180.0, help="the block's printed side for --distance")
     a = ap.parse_args(argv)
     presets = [p.strip() for p in a.presets.split(",") if p.strip()]
     coverages = [float(v) for v in a.coverages.split(",")]
+    reach = []
+    if a.distance is not None:  # where the block will be used: the camera sees it at these coverages
+        from common.distance import coverage_at
+
+        reach = ["--distance", f"{a.distance:g}", "--size-mm", f"{a.reach_size_mm:g}"]
+        coverages = [round(coverage_at(a.reach_size_mm, k * a.distance * 1000), 3) for k in (1.2, 1.0, 0.8)]
+        print(f"a {a.reach_size_mm:g} mm block at {0.8 * a.distance:g}-{1.2 * a.distance:g} m: coverages {coverages}")
     tilts = [int(v) for v in a.tilts.split(",")]
     models = [m.strip() for m in a.models.split(",") if m.strip()]
     out = a.out
@@ -156,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (a.reuse and (folder / "patch.json").is_file()):
             scenes = [] if name == "held" else ["--scenes", str(photos / "train"), "--eval-scenes", str(photos / "test")]
             sh("generate", "--target", TARGET, "--eot", name, *scenes, "--max-seconds", "0",
-               "--steps", str(a.steps), "--eval-n", "128", "--seed", str(a.seed), "--out", str(folder),
+               "--steps", str(a.steps), "--eval-n", "128", "--seed", str(a.seed), "--out", str(folder), *reach,
                "--overwrite")  # a bench re-run replaces its own results (--reuse keeps them)
         cpu = time.process_time() - cpu0  # CPU seconds of generate (all its threads), with its evaluation
         meta = json.loads((folder / "patch.json").read_text())
