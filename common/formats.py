@@ -21,7 +21,7 @@ def works_text(works_from, trained, size_mm: float = DEFAULT_SIZE_MM) -> str:
     """'works from coverage 0.2: a 50 mm block at 0.10-0.26 m from a 65 degree webcam'."""
     if works_from is None:
         return (f"not yet >= 90% at any coverage: give it more time (--max-seconds) or a GPU; trained for "
-                f"coverage {trained[0]:g}-{trained[1]:g} ({describe(size_mm, tuple(trained), WEBCAM_FOV_DEG)})")
+                f"coverage {trained[0]:.2f}-{trained[1]:.2f} ({describe(size_mm, tuple(trained), WEBCAM_FOV_DEG)})")
     return (f"works from coverage {works_from:g}: {describe(size_mm, (works_from, max(works_from, trained[1])), WEBCAM_FOV_DEG)}"
             f" (blocks print --size-mm / --distance)")
 
