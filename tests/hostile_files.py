@@ -90,3 +90,30 @@ def _fill(text: str, d: Path) -> str:
 class _Checked(Exception):
     """Raised instead of loading the model: every check passed."""
 
+
+def signal_on_call(monkeypatch, module, name, n, sig):
+    """Send `sig` to this process on the n-th call of module.name."""
+    real, calls = getattr(module, name), []
+
+    def wrapped(*a, **k):
+        calls.append(1)
+        if len(calls) == n:
+            os.kill(os.getpid(), sig)
+        return real(*a, **k)
+
+    monkeypatch.setattr(module, name, wrapped)
+
+
+def fail_second_rename(monkeypatch):
+    """os.replace fails with EIO on its second call: a set of files half renamed into place."""
+    import errno
+
+    real, calls = os.replace, []
+
+    def replace(a, b):
+        calls.append(b)
+        if len(calls) == 2:
+            raise OSError(errno.EIO, "I/O error")
+        return real(a, b)
+
+    monkeypatch.setattr(os, "replace", replace)

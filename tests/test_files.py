@@ -8,7 +8,7 @@ import torch
 from common.errors import UserError
 from common.files import (MAX_IMAGE_PIXELS, atomic_write_bytes, atomic_write_json, load_image, read_image_bgr,
                           save_png, write_together)
-from hostile_files import CAP, GEN, _fill
+from hostile_files import CAP, GEN, _fill, fail_second_rename
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
@@ -101,15 +101,7 @@ def test_disk_full_in_generate(cli, tmp_path, monkeypatch):
 
 
 def test_set_is_removed_when_a_rename_fails(tmp_path, monkeypatch):
-    real, calls = os.replace, []
-
-    def replace(a, b):
-        calls.append(b)
-        if len(calls) == 2:
-            raise OSError(errno.EIO, "I/O error")
-        return real(a, b)
-
-    monkeypatch.setattr(os, "replace", replace)
+    fail_second_rename(monkeypatch)
     with pytest.raises(UserError, match="cannot write .*b.pdf: I/O error"):
         write_together([(tmp_path / "a.json", b"{}"), (tmp_path / "b.pdf", b"%PDF")])
     assert list(tmp_path.iterdir()) == []

@@ -14,7 +14,7 @@ import torch
 
 from common.files import save_png
 from common.interrupts import handle_interrupts, writing
-from hostile_files import CAP, _fill
+from hostile_files import CAP, _fill, signal_on_call
 
 # 8. interrupts
 
@@ -121,23 +121,11 @@ def test_capture_ctrl_c_exits_130_and_says_what_was_kept(cli, files, tmp_path, m
 
 # --- signals (issue 26): SIGTERM and SIGHUP are Ctrl-C; finished work is kept ---------------------
 
-def _signal_on_call(monkeypatch, module, name, n, sig):
-    """Send `sig` to this process on the n-th call of module.name."""
-    real, calls = getattr(module, name), []
-
-    def wrapped(*a, **k):
-        calls.append(1)
-        if len(calls) == n:
-            os.kill(os.getpid(), sig)
-        return real(*a, **k)
-
-    monkeypatch.setattr(module, name, wrapped)
-
 
 def test_sigterm_keeps_the_best_patch(cli, tmp_path, monkeypatch):
     import blocks.attacks.eot_fgsm as eg
 
-    _signal_on_call(monkeypatch, eg, "random_views", 4, signal.SIGTERM)
+    signal_on_call(monkeypatch, eg, "random_views", 4, signal.SIGTERM)
     code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "100000", "--batch", "2",
                        "--out", tmp_path / "g")
     assert code == 130 and err.strip().splitlines()[-1].startswith("interrupted: kept the best patch"), err
@@ -152,7 +140,7 @@ def test_sighup_keeps_the_capture_log_under_its_name(cli, files, tmp_path, monke
         save_png(files / "many2" / f"{i}.png", torch.rand(3, 16, 16))
     # under nohup SIGHUP starts ignored, and blocks keeps it so: give it its default, as a terminal does
     previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
-    _signal_on_call(monkeypatch, cl, "classify", 3, signal.SIGHUP)
+    signal_on_call(monkeypatch, cl, "classify", 3, signal.SIGHUP)
     cap = [_fill(a, files) for a in CAP if a not in ("--max-frames", "1")]
     cap[cap.index(str(files / "ok.png"))] = str(files / "many2")
     try:

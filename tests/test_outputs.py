@@ -3,7 +3,6 @@ names an input. Every command that writes refuses an existing output before any 
 naming --overwrite; an interrupted generate never replaces a finished patch; a video whose writer
 failed is an error and leaves no file; an output never replaces an input or its sidecar (that
 check comes first, so the input cases below need no --overwrite to show it)."""
-import os
 import signal
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import torch
 
 from common.errors import UserError
 from common.files import check_new_outputs, save_png
+from hostile_files import fail_second_rename, signal_on_call
 
 GEN = ["generate", "--model", "digits", "--target", "seven", "--steps", "1", "--batch", "2", "--eval-n", "2"]
 CAP = ["capture", "--model", "digits", "--target", "seven", "--source", "{ok}", "--headless", "--max-frames", "2"]
@@ -111,17 +111,6 @@ def test_generate_without_out_never_clashes(monkeypatch, tmp_path):
 
 # --- an interrupted run never replaces a finished one ----------------------------------------------
 
-def _signal_on_call(monkeypatch, module, name, n, sig):
-    real, calls = getattr(module, name), []
-
-    def wrapped(*a, **k):
-        calls.append(1)
-        if len(calls) == n:
-            os.kill(os.getpid(), sig)
-        return real(*a, **k)
-
-    monkeypatch.setattr(module, name, wrapped)
-
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_generate_keeps_the_finished_patch(cli, tmp_path, monkeypatch, sig):
@@ -131,7 +120,7 @@ def test_interrupted_generate_keeps_the_finished_patch(cli, tmp_path, monkeypatc
     code, _, err = cli(*GEN, "--out", out)
     assert code == 0, err
     finished = {n: (out / n).read_bytes() for n in ("patch.png", "patch.json", "curve.png")}
-    _signal_on_call(monkeypatch, eg, "random_views", 3, sig)
+    signal_on_call(monkeypatch, eg, "random_views", 3, sig)
     code, _, err = cli(*GEN[:5], "--steps", "100000", "--batch", "2", "--eval-n", "2", "--out", out, "--overwrite")
     assert code == 130, err
     last = err.strip().splitlines()[-1]
@@ -149,7 +138,7 @@ def test_interrupted_generate_into_an_empty_folder_writes_the_patch(cli, tmp_pat
     """Nothing finished to protect: the best patch is kept under its own name, as before."""
     import blocks.attacks.eot_fgsm as eg
 
-    _signal_on_call(monkeypatch, eg, "random_views", 3, signal.SIGINT)
+    signal_on_call(monkeypatch, eg, "random_views", 3, signal.SIGINT)
     code, _, err = cli(*GEN[:5], "--steps", "100000", "--batch", "2", "--eval-n", "2", "--out", tmp_path / "g")
     assert code == 130 and "kept the best patch" in err and f"in {tmp_path / 'g'}" in err, err
     assert (tmp_path / "g" / "patch.png").is_file() and not (tmp_path / "g" / "patch.partial.png").exists()
@@ -262,20 +251,10 @@ def test_capture_summary_naming_the_source_patch_sidecar_is_refused(cli, tmp_pat
 def test_a_set_that_fails_half_way_puts_the_old_set_back(tmp_path, monkeypatch):
     """--overwrite over patch.png + patch.json, and the second rename fails (a full disk, an I/O
     error): the old pair is back as it was, not one old file beside nothing."""
-    import errno
-
     from common.files import write_together
 
     write_together([(tmp_path / "patch.png", b"old png"), (tmp_path / "patch.json", b"old json")])
-    real, calls = os.replace, []
-
-    def replace(a, b):
-        calls.append(b)
-        if len(calls) == 2:
-            raise OSError(errno.EIO, "I/O error")
-        return real(a, b)
-
-    monkeypatch.setattr(os, "replace", replace)
+    fail_second_rename(monkeypatch)
     with pytest.raises(UserError, match="cannot write .*patch.json: I/O error"):
         write_together([(tmp_path / "patch.png", b"new png"), (tmp_path / "patch.json", b"new json")])
     assert (tmp_path / "patch.png").read_bytes() == b"old png"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer, PlainValidator, ValidationError
-from pydantic import WithJsonSchema
+from pydantic import WithJsonSchema, model_validator
 
 from common.errors import UserError
 from common.goal import MODES, Goal
@@ -107,6 +107,15 @@ class Part(BaseModel, metaclass=_Positional):
     def replaced(self, **changes):
         """A copy with changes, validated again (dataclasses.replace, for a model)."""
         return type(self)(**{**dict(self), **changes})
+
+    @model_validator(mode="after")
+    def _rules(self):
+        self.check()
+        return self
+
+    def check(self) -> None:
+        """Rules between fields (a block on its page, a colour map's curves of one shape): raise
+        FieldError naming the field. None by default; a part with such rules overrides it."""
 
     def to_json(self) -> dict:
         skip = {k for k in self.OMIT_NONE if getattr(self, k) is None}

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import model_validator
 
 from common.records.base import VERSION, FieldError, Record, between, json_type, one_of
 from common.formats import ColorMapLines  # how each record reads on screen
@@ -26,11 +25,6 @@ class ColorMapRecord(ColorMapLines, Record):
     mean_error_rgb: between(float, 0, 255) | None = None
     gamut_rgb: list | None = None  # [N][3] colours the camera saw, 0-255
     version: int = VERSION
-
-    @model_validator(mode="after")
-    def _rules(self):
-        self.check()
-        return self
 
     def check(self) -> None:
         """A map that can be applied: 3 x 3 curves of one knot count (2 to MAX_KNOTS), 3 offsets,

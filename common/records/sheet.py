@@ -122,11 +122,6 @@ class SheetInfo(SheetLines, Record):
     date: str | None = None
     version: int = VERSION
 
-    @model_validator(mode="after")
-    def _rules(self):
-        self.check()
-        return self
-
     def check(self) -> None:
         """Rules between fields: a page of a printable size (or 0 x 0: not recorded, an old sheet),
         every block on one of the pages, every marker on the page and in the dictionary."""
