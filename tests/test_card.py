@@ -12,7 +12,8 @@ import torch
 from printing import SheetSettings, make_sheet, patch_from_array, render_region
 from printing.layout import CARD_BORDER_MM
 from printing.markers import detect_markers
-from transforms.held import HeldCard, card_texture
+from transforms.card import card_texture
+from transforms.held import HeldCard
 
 P = 128  # patch px: 2.56 texels per mm on a 50 mm block, so a 0.5 mm drift is over a texel
 K = 4  # printed render: K render px per training texel

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from common.distance import describe, distance_mm, distance_range, size_for_distance
+from transforms.card import card_base
 from transforms.eot import preset, random_views, whole_frame
-from transforms.held import CROP_SHARE, HeldCard, card_base, held_views
+from transforms.held import CROP_SHARE, HeldCard, held_views
 from transforms.photometric import Photometric
 
 

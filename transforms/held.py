@@ -20,12 +20,11 @@ differentiable end to end:
       -> lighting and sensor noise on the whole frame                         -> (B, 3, S, S)
 
 The frame is never rendered at camera resolution: each view is one homography from the card's
-texels straight to the model's pixels (the camera projection composed with the reduction), and
-one affine resampling of the scene. Blur widths are converted from frame pixels to texels.
+texels straight to the model's pixels (the camera projection composed with the reduction, its
+area filter a blur of the card), and one affine resampling of the scene. Blur widths are in texels.
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 
@@ -34,9 +33,8 @@ import torch.nn.functional as F
 from kornia.filters import motion_blur
 from kornia.geometry.transform import get_perspective_transform
 
-from common.distance import DEFAULT_SIZE_MM, WEBCAM_FOV_DEG
-from printing.layout import CARD_BORDER_MM, DEFAULT_MARKER_MM, BlockPlace, card_layout
-from printing.markers import marker_modules
+from common.distance import WEBCAM_FOV_DEG
+from transforms.card import CardLayout, card_base, card_texture, hole
 from transforms.draws import uniform
 from transforms.params import Params, params
 from transforms.photometric import (FrameParams, JpegParams, Photometric, apply_frame, apply_jpeg, blur_side,
@@ -46,26 +44,6 @@ from transforms.rectified import INK, PAPER
 
 REDUCTIONS = ("squash", "crop")
 CROP_SHARE = 224 / 256  # torchvision's Resize(256) + CenterCrop(224): the crop's share of the short side
-
-
-@dataclass(frozen=True)
-class CardLayout:
-    """The printed card around the patch: `blocks print`'s block with its four markers, cut out
-    `border_mm` beyond them (printing.layout.card_layout). Only the lengths' ratios to size_mm
-    matter here. Defaults: the 50 mm block with 12 mm markers that `blocks print` draws by default."""
-
-    size_mm: float = DEFAULT_SIZE_MM
-    marker_mm: float = DEFAULT_MARKER_MM
-    border_mm: float = CARD_BORDER_MM
-
-    @functools.cached_property
-    def printed(self) -> BlockPlace:
-        return card_layout(self.size_mm, self.marker_mm, self.border_mm)
-
-    @property
-    def reach(self) -> float:
-        """From the patch edge to the card's edge, in patch sides."""
-        return self.printed.x_mm / self.size_mm
 
 
 @dataclass
@@ -82,6 +60,9 @@ class HeldCard:
     light_falloff: float = 0.35  # max gain drop across the card
     defocus_px: tuple[float, float] = (0.3, 1.5)  # Gaussian sigma, frame px
     motion_px: float = 6.0  # max motion-blur length, frame px
+    # The reduction to the model's square averages frame px (capture's INTER_AREA): without that
+    # low-pass one homography point-samples a small or squashed card: aliasing no camera shows.
+    antialias: bool = True
     card: CardLayout = field(default_factory=CardLayout)
     # Training only: over the first `warmup` share of a run the coverage range widens from its upper
     # part (start_share of it, the nearest views, which a patch from black wins first) to all of it.
@@ -98,44 +79,6 @@ class HeldCard:
 
     def render(self, patch: torch.Tensor, p: HeldParams, size: int, scenes=None, patch_map=None):
         return render_held(patch, p, size, self, scenes, patch_map)
-
-
-def card_base(patch_px: int, layout: CardLayout, device="cpu") -> tuple[torch.Tensor, int]:
-    """(1, C, C) in {0, 1}, white paper with four ArUco markers (ids 0-3, as block 0 of a sheet),
-    and the patch's offset in it: the card texture at the patch's own texel density."""
-    card, off = _card_base(patch_px, layout)
-    return card.to(device), off
-
-
-@functools.lru_cache(maxsize=8)
-def _card_base(patch_px: int, layout: CardLayout) -> tuple[torch.Tensor, int]:
-    """card_base on the CPU, drawn once per side and layout (every training step asks for it).
-
-    printing's card, lengths snapped to whole texels: each marker stays a square of m texels
-    (6 at least, one per module) one quiet zone q from its patch corner, as the PDF draws it."""
-    block = layout.printed  # in card mm: the card's edge at 0
-    first = block.markers[0]  # the top-left one (CORNERS order)
-    texels = patch_px / block.width_mm  # per mm
-    m = max(6, round(first.size_mm * texels))  # a marker's 6 modules need 6 texels at least
-    q = max(1, round((block.x_mm - first.x_mm - first.size_mm) * texels))
-    off = q + m + max(1, round(first.x_mm * texels))  # the border: from the card's edge to the marker
-    C = patch_px + 2 * off
-    card = torch.ones(1, C, C)
-    near, far = off - q - m, off + patch_px + q  # marker top-left, before and after the patch
-    for marker in block.markers:
-        x = near if marker.x_mm < block.x_mm else far
-        y = near if marker.y_mm < block.y_mm else far
-        bits = torch.from_numpy(marker_modules(marker.id)).float()[None, None]
-        card[:, y:y + m, x:x + m] = 1 - F.interpolate(bits, size=(m, m), mode="nearest")[0]
-    return card, off
-
-
-def card_texture(patch: torch.Tensor, layout: CardLayout) -> tuple[torch.Tensor, int]:
-    """patch (3, P, P) -> (the printed card, (3, C, C) in [0, 1] before the print response: the
-    patch on card_base's white paper with its markers; the patch's offset in it)."""
-    P, dev = patch.shape[-1], patch.device
-    base, off = card_base(P, layout, dev)
-    return F.pad(patch, (off, off, off, off)) + base * _hole(base.shape[-1], off, P, dev), off
 
 
 def _rotation(axis_angle: torch.Tensor, tilt: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
@@ -314,7 +257,7 @@ def sample_held(n: int, size: int, patch_px: int, cfg: HeldCard, scenes=None, ge
                 mapped: bool = False) -> HeldParams:
     """The random parameters of n held-card frames, drawn in the order the renderer meets them."""
     u = uniform(generator, device)
-    C = _card_base(patch_px, cfg.card)[0].shape[-1]
+    C = card_base(patch_px, cfg.card)[0].shape[-1]
     ink, paper = (None, None) if mapped else _sample_print(n, cfg, u)
     direction = 2 * math.pi * u(n)
     light = cfg.light_falloff * u(n, 1, 1)
@@ -336,7 +279,7 @@ def _printed_card(patch: torch.Tensor, p: HeldParams, cfg: HeldCard, patch_map) 
     if patch_map is not None:  # a measured printer colour map replaces the generic print response
         printed = patch_map(patch[None]).expand(n, -1, -1, -1)
         card_paper = patch_map(base[None].expand(1, 3, -1, -1)).expand(n, -1, -1, -1)
-        card = F.pad(printed, (off, off, off, off)) + card_paper * _hole(C, off, P, dev)
+        card = F.pad(printed, (off, off, off, off)) + card_paper * hole(C, off, P, dev)
     else:
         full = card_texture(patch, cfg.card)[0][None].expand(n, -1, -1, -1)
         card = p.ink + (p.paper - p.ink) * full
@@ -352,9 +295,10 @@ def render_held(patch: torch.Tensor, p: HeldParams, size: int, cfg: HeldCard, sc
     dev, P = patch.device, patch.shape[-1]
     card = _printed_card(patch, p, cfg, patch_map)
     n, C = card.shape[0], card.shape[-1]
-    k = blur_side(p.sigma)
+    sigma = _card_sigma(p, P, size, cfg)
+    k = blur_side(sigma)
     if k >= 3 and C > k:
-        card = gaussian(card, p.sigma, k)
+        card = gaussian(card, sigma, k)
     if p.motion_angle is not None:
         card = motion_blur(card, p.motion_ks, p.motion_angle, torch.zeros(n, device=dev),
                            border_type="replicate", mode="bilinear")
@@ -364,10 +308,9 @@ def render_held(patch: torch.Tensor, p: HeldParams, size: int, cfg: HeldCard, sc
     corners = to_model_px(p.pose, _project(p.pose, cfg.fov_deg, reach), size)
     H = get_perspective_transform(src[None].expand(n, -1, -1), corners)
     frames = apply_frame(paste(card, H, size, render_scenes(p.scene, p.pose, size, scenes, dev)), p.frame)
-    pose = p.pose
-    return frames, {"coverage": pose.coverage, "tilt_deg": torch.rad2deg(pose.tilt),
-                    "rotation_deg": torch.rad2deg(pose.roll), "aspect": pose.aspect,
-                    "crop": pose.crop.float(), "scale": pose.coverage}
+    o = p.pose
+    return frames, {"coverage": o.coverage, "tilt_deg": torch.rad2deg(o.tilt), "rotation_deg": torch.rad2deg(o.roll),
+                    "aspect": o.aspect, "crop": o.crop.float(), "scale": o.coverage}
 
 
 def held_views(patch: torch.Tensor, n: int, size: int, cfg: HeldCard, scenes: torch.Tensor | None = None,
@@ -379,10 +322,14 @@ def held_views(patch: torch.Tensor, n: int, size: int, cfg: HeldCard, scenes: to
     return render_held(patch, p, size, cfg, scenes, patch_map)
 
 
-def _hole(C: int, off: int, P: int, dev) -> torch.Tensor:
-    """(1, C, C): 1 on the card, 0 where the patch goes."""
-    m = torch.ones(1, C, C, device=dev)
-    m[:, off:off + P, off:off + P] = 0
-    return m
-
-
+def _card_sigma(p: HeldParams, P: int, size: int, cfg: HeldCard) -> torch.Tensor:
+    """The card's blur per view in texels (n, 2: y, x): the defocus and, with cfg.antialias, the
+    reduction's area filter, a Gaussian of 0.375 sqrt(f^2 - 1) for f texels per model px (a box of
+    f has sigma f / sqrt(12); 0.375 matched a 4x supersampled render best). Roll and tilt ignored."""
+    defocus = p.sigma[:, None].expand(-1, 2)
+    if not cfg.antialias:
+        return defocus
+    vis_w, vis_h = _visible(p.pose.crop, p.pose.aspect)
+    per_px = P * torch.stack([vis_h, vis_w], 1) / (p.pose.coverage[:, None] * size)  # texels per model px
+    area = 0.375 ** 2 * (per_px ** 2 - 1).clamp(min=0)
+    return (defocus ** 2 + area).sqrt()

@@ -91,8 +91,10 @@ def blur_side(sigma: torch.Tensor) -> int:
 
 
 def gaussian(x: torch.Tensor, sigma: torch.Tensor, k: int) -> torch.Tensor:
-    """x (B, C, h, w) blurred with a k x k Gaussian of sigma[i] (B,) on view i, edges replicated."""
-    return gaussian_blur2d(x, (k, k), sigma[:, None].expand(x.shape[0], 2).contiguous(), border_type="replicate")
+    """x (B, C, h, w) blurred with a k x k Gaussian of sigma[i] on view i (sigma (B,), or (B, 2)
+    along y and x), edges replicated."""
+    sigma = sigma[:, None] if sigma.dim() == 1 else sigma
+    return gaussian_blur2d(x, (k, k), sigma.expand(x.shape[0], 2).contiguous(), border_type="replicate")
 
 
 @params
