@@ -9,7 +9,8 @@ import torch
 from blocks.checks import EVAL_BATCH, HELD_OUT_VIEWS  # torch-free, for the memory checks before loading
 from common.distance import WORKS_RATE  # "works from coverage X": every bin from X up wins this often
 from common.goal import Goal
-from transforms.eot import EOT, random_views
+from transforms.eot import random_views
+from transforms.params import ViewModel
 
 SEED = 12345  # the view seed when the caller gives none (the commands always give one; bench/ may not)
 
@@ -56,7 +57,7 @@ def works_from(by_coverage: dict[str, dict], rate: float = WORKS_RATE) -> float 
     return start
 
 
-def evaluate_patch(model, patch: torch.Tensor, eot: EOT, target: "int | Goal | None" = None,
+def evaluate_patch(model, patch: torch.Tensor, eot: ViewModel, target: "int | Goal | None" = None,
                    away_from: int | None = None, scenes: torch.Tensor | None = None, n: int = HELD_OUT_VIEWS,
                    seed: int = SEED, batch: int = EVAL_BATCH, scale_bins: int = 4,
                    rotation_bin_deg: float = 10.0, patch_map=None, size: int | None = None,
@@ -72,7 +73,7 @@ def evaluate_patch(model, patch: torch.Tensor, eot: EOT, target: "int | Goal | N
     seen = _judge_views(model, patch.to(device), eot, goal, scenes, n, batch, size or model.input_size, g, patch_map,
                         on_batch)
     win, prob, scale = seen["win"], seen["prob"], seen["scale"]
-    lo, hi = eot.placement.scale
+    lo, hi = eot.scale
     width = (hi - lo) / scale_bins
     scale_lo = [lo + width * min(int((s - lo) / width), scale_bins - 1) if width > 0 else lo
                 for s in scale.tolist()]
@@ -92,7 +93,7 @@ def evaluate_patch(model, patch: torch.Tensor, eot: EOT, target: "int | Goal | N
     return ev
 
 
-def _judge_views(model, patch, eot: EOT, goal: Goal, scenes, n: int, batch: int, size: int, g, patch_map,
+def _judge_views(model, patch, eot: ViewModel, goal: Goal, scenes, n: int, batch: int, size: int, g, patch_map,
                  on_batch) -> dict[str, torch.Tensor]:
     """Render n views in batches from generator g and judge each: per view (on the CPU) win, prob
     (of the goal), top5 (the goal in the top 5), scale and angle, and for whole frames crop and tilt."""
@@ -146,7 +147,7 @@ def _breakdown(bins: list[tuple[float, str]], win: torch.Tensor, prob: torch.Ten
     return out
 
 
-def evaluate_members(model, patch: torch.Tensor, eot: EOT, target: "int | Goal | None" = None,
+def evaluate_members(model, patch: torch.Tensor, eot: ViewModel, target: "int | Goal | None" = None,
                      away_from: int | None = None, scenes: torch.Tensor | None = None, n: int = HELD_OUT_VIEWS,
                      seed: int = SEED, patch_map=None, whole: Evaluation | None = None,
                      on_batch=None) -> list[dict]:

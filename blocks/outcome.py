@@ -16,11 +16,11 @@ def record_for(run, goal, cfg, eot_cfg, result, loaded, ranks: int, versions: di
     """patch.json as first written: everything but the held-out check."""
     net = loaded.net
     train, test = loaded.sources
-    scale = list(eot_cfg.placement.scale)
+    scale = list(eot_cfg.scale)
     rec = PatchRecord(
         target=goal, model=net.describe(),
         weights_sha256=net.weights_id, device=str(net.device), ranks=ranks, eot=run.eot,
-        eot_settings=asdict(eot_cfg), scale=scale, scenes=train, eval_scenes=test,
+        eot_settings=eot_cfg.settings(), scale=scale, scenes=train, eval_scenes=test,
         config=asdict(cfg), seed=run.attack.seed, stopped=result.stopped, best_step=result.best_step,
         best_train_prob=result.best_objective_prob, steps_run=len(result.curve),
         seconds=round(result.seconds, 2), colormap=str(run.colormap) if run.colormap else None,
@@ -72,10 +72,10 @@ def views_measured(run, eot_cfg, loaded) -> dict:
     patch's side as a share of the view's side, and the scene photos behind it (None: random
     plain backgrounds)."""
     held_out = loaded.held_out
-    return {"eot": run.eot, "scale": list(eot_cfg.placement.scale),
+    return {"eot": run.eot, "scale": list(eot_cfg.scale),
             "scenes": loaded.sources[1] if held_out is not None else None,
             "scene_images": len(held_out) if held_out is not None else 0,
-            "whole_frame": eot_cfg.held is not None}
+            "whole_frame": eot_cfg.whole_frame}
 
 
 def summary_of(records: list[PatchRecord], folders: list[Path], net, ranks: int) -> GenerateSummary:

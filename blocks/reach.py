@@ -64,7 +64,7 @@ def reach_of(run, eot_cfg) -> dict | None:
         return None
     from common.distance import REACH_BAND
 
-    lo, hi = eot_cfg.held.coverage
+    lo, hi = eot_cfg.scale  # whole frames (check_reach): the coverage
     return {"distance_m": run.distance_m, "size_mm": run.size_mm, "fov_deg": run.fov_deg,
             "band_m": [round(run.distance_m * k, 4) for k in REACH_BAND], "coverage": [lo, hi]}
 

@@ -22,7 +22,7 @@ from blocks.attacks.eot_fgsm import GenerateConfig, step_size
 from blocks.models.digits import load_digits_rgb
 from blocks.evaluate import evaluate_patch
 from common.files import load_image
-from transforms import preset, random_views, render_views, sample_views
+from transforms import preset, random_views
 
 SEVEN = 7
 
@@ -80,7 +80,7 @@ def run_recording_checkpoints(model, cfg, eot, monkeypatch, on_step=None):
     """Run generate_patch and record every patch it scored on its fixed check views.
 
     The check calls random_views without gradients; each call is recorded with the views'
-    parameters (transforms.eot.sample_views, drawing what random_views draws), so the same views
+    parameters (the view model's sample, drawing what random_views draws), so the same views
     can be rendered again for any patch.
     """
     from blocks.attacks import eot_fgsm
@@ -88,10 +88,10 @@ def run_recording_checkpoints(model, cfg, eot, monkeypatch, on_step=None):
     checks = []
 
     def recording(patch, n, size, eot_, scenes, g, patch_map=None):
-        params = sample_views(eot_, n, size, patch.shape[-1], scenes, g, patch.device, patch_map is not None)
+        params = eot_.sample(n, size, patch.shape[-1], scenes, g, patch.device, patch_map is not None)
         if not patch.requires_grad:
             checks.append((patch.detach().clone(), params, n, size, eot_, scenes, patch_map))
-        return render_views(patch, params, size, eot_, scenes, patch_map)
+        return eot_.render(patch, params, size, scenes, patch_map)
 
     monkeypatch.setattr(eot_fgsm, "random_views", recording)
     return generate_patch(model, cfg, eot, on_step=on_step), checks
@@ -102,7 +102,7 @@ def rescore(model, target, checks):
     losses = []
     for patch, params, n, size, eot, scenes, patch_map in checks:
         with torch.no_grad():
-            views, _ = render_views(patch, params, size, eot, scenes, patch_map)
+            views, _ = eot.render(patch, params, size, scenes, patch_map)
             losses.append(torch.nn.functional.cross_entropy(model(views), torch.full((n,), target)).item())
     return losses
 

@@ -80,7 +80,7 @@ def test_held_is_the_default_and_its_scale_is_the_coverage():
     assert GenerateRun().eot == "held" and EvaluateRun(patch="p.png").eot == "held" and whole_frame("held")
     assert not whole_frame("print")
     eot = preset("held", (0.2, 0.4))
-    assert eot.held.coverage == (0.2, 0.4) and eot.placement.scale == (0.2, 0.4)
+    assert eot.coverage == (0.2, 0.4) and eot.scale == (0.2, 0.4)
 
 
 def test_evaluation_reports_success_by_coverage_reduction_and_tilt(digits_model):
@@ -238,14 +238,12 @@ def test_plain_generate_trains_on_whole_frames_of_the_shipped_photos(cli, tmp_pa
 
 
 def test_training_starts_near_and_widens_to_the_whole_coverage_range():
-    from transforms.eot import at_progress
-
     eot = preset("held", (0.15, 0.45))
-    first, later = at_progress(eot, 0.0).held.coverage, at_progress(eot, eot.held.warmup).held.coverage
+    first, later = eot.at_progress(0.0).coverage, eot.at_progress(eot.warmup).coverage
     assert first[1] == later[1] == 0.45 and first[0] > 0.3 and later == (0.15, 0.45)
-    mid = at_progress(eot, eot.held.warmup / 2).held.coverage[0]
+    mid = eot.at_progress(eot.warmup / 2).coverage[0]
     assert later[0] < mid < first[0]
-    assert at_progress(preset("print"), 0.0) == preset("print")  # other presets have no warm-up
+    assert preset("print").at_progress(0.0) == preset("print")  # other presets have no warm-up
 
 
 def test_a_missing_patch_says_where_the_patches_are(cli, tmp_path, monkeypatch):

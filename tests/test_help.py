@@ -131,7 +131,7 @@ def test_lists_in_help_are_the_codes_lists():
     assert cli.FRAME_SIZE_DEFAULT == "{}x{}".format(*CameraSettings().size)
     assert cli.SMOOTH_DEFAULT.startswith(f"{ENSEMBLE_SMOOTH:g} for an ensemble, 0 for")
     plain, scenes = default_scale(None, None), default_scale(None, "scenes")
-    held = preset("held").placement.scale
+    held = preset("held").scale
     assert default_scale(None, None, "held") is None  # the preset's own coverage
     assert cli.SCALE_DEFAULT == (f"{held[0]:g}:{held[1]:g} for --eot held; else {plain[0]:g}:{plain[1]:.1f}, "
                                  f"{scenes[0]:g}:{scenes[1]:g} with --scenes")

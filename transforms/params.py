@@ -10,7 +10,7 @@ gives the views it always gave.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 
@@ -55,7 +55,12 @@ def params(cls):
 
 
 class ViewModel(Protocol):
-    """What every view model (paste, held, rectified, and their mixes) offers."""
+    """What every view model offers, so each preset is one (transforms.eot.PRESETS) and callers
+    never ask which kind of views they hold. `whole_frame`: the views are whole camera frames of
+    the card held up in a scene (transforms.held), so their scale is the patch's coverage of the
+    frame's shorter side, a distance; else it is the patch's share of the view's side."""
+
+    whole_frame: bool
 
     def sample(self, n: int, size: int, patch_px: int, scenes: torch.Tensor | None = None,
                generator: torch.Generator | None = None, device="cpu", mapped: bool = False) -> Params:
@@ -65,3 +70,41 @@ class ViewModel(Protocol):
     def render(self, patch: torch.Tensor, params: Params, size: int, scenes: torch.Tensor | None = None,
                patch_map=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """patch (3, P, P) -> (views (n, 3, size, size) in [0, 1], their summary per view)."""
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """The range the views' summary "scale" is drawn from (what patch.json records)."""
+
+    def with_scale(self, scale: tuple[float, float]) -> ViewModel:
+        """A copy with the patch's scale drawn from `scale`, in this model's meaning of scale."""
+
+    def at_progress(self, progress: float) -> ViewModel:
+        """The views to train on at `progress` (0 to 1) of a run."""
+
+    def without_warmup(self) -> ViewModel:
+        """A copy that trains on its whole range from the first step (a resumed patch)."""
+
+    def settings(self) -> dict:
+        """patch.json's eot_settings (eot_settings below)."""
+
+
+class Views:
+    """The ViewModel defaults of view models that train on the same views all run long."""
+
+    whole_frame: ClassVar[bool] = False
+
+    def at_progress(self, progress: float):
+        return self
+
+    def without_warmup(self):
+        return self
+
+
+def eot_settings(placement, photometric, camera=None, in_scene: float = 0.0, held=None) -> dict:
+    """patch.json's eot_settings: the dict earlier versions wrote from their EOT dataclass (a
+    tagged union of these five fields), kept as it was so every version reads every file."""
+    def plain(x):
+        return None if x is None else dataclasses.asdict(x)
+
+    return {"placement": plain(placement), "photometric": plain(photometric), "camera": plain(camera),
+            "in_scene": in_scene, "held": plain(held)}

@@ -6,13 +6,13 @@ coverage mask: black is a colour here, never "transparent".
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from kornia.geometry.transform import get_perspective_transform, warp_perspective
 
 from transforms.draws import uniform
-from transforms.params import Params, params
+from transforms.params import Params, Views, eot_settings, params
 from transforms.photometric import (FrameParams, Photometric, TextureParams, apply_frame, apply_texture,
                                     sample_frame, sample_texture)
 
@@ -145,7 +145,7 @@ class PasteParams(Params):
 
 
 @dataclass
-class PasteViews:
+class PasteViews(Views):
     """The patch pasted into scenes or plain surroundings (the none, digital, print and webcam
     presets): a ViewModel (transforms.params)."""
 
@@ -170,3 +170,17 @@ class PasteViews:
                       homographies(p.place, patch.shape[-1], size))
         return apply_frame(views, p.frame), {"scale": p.place.scale, "rotation_deg": p.place.rotation_deg,
                                              "cx": p.place.cx, "cy": p.place.cy}
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        return self.placement.scale
+
+    def with_scale(self, scale) -> PasteViews:
+        """A fixed scale (the none preset) stays fixed: at the middle of the range given."""
+        if self.placement.scale[0] == self.placement.scale[1]:
+            mid = (scale[0] + scale[1]) / 2
+            scale = (mid, mid)
+        return replace(self, placement=replace(self.placement, scale=tuple(scale)))
+
+    def settings(self) -> dict:
+        return eot_settings(self.placement, self.photometric)

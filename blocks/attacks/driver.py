@@ -20,7 +20,7 @@ import torch
 from blocks.attacks.config import GenerateConfig
 from blocks.attacks.eot_fgsm import PLAIN, EotFgsm, GenerateResult, Stop
 from blocks.distributed import SOLO, share
-from transforms.eot import EOT
+from transforms.params import ViewModel
 
 
 class GroupReducer:
@@ -56,7 +56,7 @@ def views_per_rank(cfg: GenerateConfig, group) -> int:
     return n_views
 
 
-def generate_patch(model, cfg: GenerateConfig, eot: EOT, scenes: torch.Tensor | None = None,
+def generate_patch(model, cfg: GenerateConfig, eot: ViewModel, scenes: torch.Tensor | None = None,
                    on_step=None, patch_map=None, penalty=None, group=SOLO,
                    clock=time.monotonic, init: torch.Tensor | None = None, tricks=PLAIN) -> GenerateResult:
     """Run EotFgsm for cfg.steps steps, cfg.max_seconds of `clock` or until Ctrl-C, whichever

@@ -60,7 +60,8 @@ from blocks.attacks.config import GenerateConfig  # noqa: F401 (the attack's API
 from blocks.attacks.speed import AUTOCAST, autocast, autocast_dtype, fold_batchnorm
 from blocks.distributed import RANK_SEED_STRIDE
 from common.goal import Goal
-from transforms.eot import EOT, at_progress, random_views
+from transforms.eot import random_views
+from transforms.params import ViewModel
 
 
 @dataclass
@@ -193,7 +194,7 @@ def forward(model, views: torch.Tensor, cfg: GenerateConfig) -> torch.Tensor:
     return logits.float()
 
 
-def step_gradient(model, patch, cfg: GenerateConfig, eot: EOT, scenes, generator, n: int,
+def step_gradient(model, patch, cfg: GenerateConfig, eot: ViewModel, scenes, generator, n: int,
                   weight: float = 1.0, patch_map=None, penalty=None, step: int = 0, tricks=PLAIN):
     """Render n views of patch (3, P, P, requires grad) and differentiate weight * their mean
     loss (+ penalty). Returns (loss, objective prob (n,), win (n,), grad (3, P, P))."""
@@ -248,7 +249,7 @@ class BestPatch:
     its loss there is the lowest so far. With several ranks the whole check batch's mean decides
     (the reducer's mean), so every rank keeps the same patch."""
 
-    def __init__(self, model, cfg: GenerateConfig, eot: EOT, scenes, patch_map, reducer, rank: int, n_views: int,
+    def __init__(self, model, cfg: GenerateConfig, eot: ViewModel, scenes, patch_map, reducer, rank: int, n_views: int,
                  tricks=PLAIN):
         self.model, self.cfg, self.eot, self.scenes, self.patch_map = model, cfg, eot, scenes, patch_map
         self.reducer, self.rank, self.n_views, self.tricks = reducer, rank, n_views, tricks
@@ -329,7 +330,7 @@ class EotFgsm:
     a step's sums become the whole batch's (OneProcess, or the driver's); rank and n_views: this
     process's view stream and its share of cfg.batch; tricks: the benchmarks' hook (Plain)."""
 
-    def __init__(self, model, cfg: GenerateConfig, eot: EOT, scenes=None, patch_map=None, penalty=None,
+    def __init__(self, model, cfg: GenerateConfig, eot: ViewModel, scenes=None, patch_map=None, penalty=None,
                  reducer=None, rank: int = 0, n_views: int | None = None, tricks=PLAIN):
         check_config(cfg)
         self.model = fast_model(model, cfg, tricks)  # batchnorm folded: the same function, cheaper
@@ -352,8 +353,8 @@ class EotFgsm:
         """One step: the gradient of the views' mean loss, summed by the reducer (which may raise
         Stop), the best-patch check of the patch these views measured, one signed step."""
         cfg, patch = self.cfg, s.patch.requires_grad_(True)
-        # whole-frame views start near and widen (transforms.eot.at_progress); the check views do not
-        loss, prob, win, grad = step_gradient(self.model, patch, cfg, at_progress(self.eot, s.progress), self.scenes,
+        # whole-frame views start near and widen (ViewModel.at_progress); the check views do not
+        loss, prob, win, grad = step_gradient(self.model, patch, cfg, self.eot.at_progress(s.progress), self.scenes,
                                               self.generator, self.n_views, self.weight, self.patch_map,
                                               self.penalty, s.step, self.tricks)
         loss, prob, success, elapsed = self.reducer.step(grad, loss, prob, win)

@@ -46,7 +46,7 @@ def run_evaluate(run: EvaluateRun, progress=shared.no_progress) -> EvaluateRepor
     eot_cfg, cmap = preset(run.eot, scale), shared.load_colormap(run.colormap)
     frames = whole_frame(run.eot)  # whole frames with no scenes given: the held-out sample photos
     scenes = shared.read_scene_source(str(run.scenes) if run.scenes else shared.SAMPLE_TEST if frames else None)
-    scale = eot_cfg.placement.scale
+    scale = eot_cfg.scale
     if run.out is not None:
         _check_out(run)
     net = shared.load_model(run.models, run.device)

@@ -154,8 +154,8 @@ def _prepare(run: GenerateRun):
     check_run(run)
     band = reach.check_reach(run)
     eot_cfg = preset(run.eot, band or shared.default_scale(run.scale, run.scenes, run.eot))
-    if old is not None and eot_cfg.held is not None:  # the patch already wins near: no warm-up
-        eot_cfg = replace(eot_cfg, held=replace(eot_cfg.held, warmup=0.0))
+    if old is not None:  # the patch already wins near: no warm-up
+        eot_cfg = eot_cfg.without_warmup()
     out = Path(run.out) if run.out is not None else default_out(run)
     _check_generate_outputs(run, out)
     return run, old, group, eot_cfg, out

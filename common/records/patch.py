@@ -39,7 +39,7 @@ class HeldSettings(Section):
 
 
 class EotSettings(Section):
-    """The EOT settings trained on (transforms.eot.EOT as a dict); held is typed, printing reads it."""
+    """The EOT settings trained on (a preset's ViewModel.settings()); held is typed, printing reads it."""
 
     held: HeldSettings | None = None
 
