@@ -16,7 +16,7 @@ from blocks.first_line import loading_line  # noqa: F401 (cli.loading_line: the 
 # them. The command modules import torch only inside their pipelines: --help and errors stay fast.
 from blocks.commands.calibrate import CalibrateRun, run_calibrate
 from blocks.commands.calibration_sheet import CalibrationRun, run_calibration_sheet
-from blocks.commands.capture import CaptureRun, capture_kept, run_capture
+from blocks.commands.capture import CaptureRun, capture_kept, run_capture, sliding_of
 from blocks.commands.evaluate import EvaluateRun, run_evaluate
 from blocks.commands.generate import GenerateRun, run_generate
 from blocks.commands.onepixel import OnePixelRun, run_onepixel
@@ -28,6 +28,7 @@ from blocks.flags import (DEFAULT_MODEL, EVAL_SCENES_DEFAULT, FRAME_SIZE_DEFAULT
                           OVERWRITE_HELP, SCALE_DEFAULT, SCENES_DEFAULT, SMOOTH_DEFAULT, DeviceOpt, _version,
                           class_names, default, model_options, parse_range, parse_size, settings)
 from blocks.progress import capture_bar, evaluate_bar, generate_bar, onepixel_bar, simulate_bar, views_bar
+from capture.settings import SlidingSettings
 from common.errors import Interrupted, UserError, shown
 from common.files import json_text
 from printing import parse_tile
@@ -235,23 +236,23 @@ def capture(
     models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = default(CaptureRun, "device"),
     sheet: Annotated[Optional[Path], typer.Option("--sheet", help="sheet.json from `blocks print`: find and rectify blocks by their markers (a diagnosis beside the whole frame)", show_default="whole frame only")] = None,
-    sliding: Annotated[bool, typer.Option("--sliding", help="also scan the frame with a sliding window", show_default="off")] = default(CaptureRun, "sliding"),
-    window: Annotated[float, typer.Option("--window", help="sliding window side, fraction of the frame's shorter side")] = default(CaptureRun, "window"),
-    stride: Annotated[float, typer.Option("--stride", help="sliding window step, fraction of the frame's shorter side")] = default(CaptureRun, "stride"),
-    threshold: Annotated[float, typer.Option("--threshold", help="a hit needs the target top-1 with at least this probability")] = default(CaptureRun, "threshold"),
+    sliding: Annotated[bool, typer.Option("--sliding", help="also scan the frame with a sliding window", show_default="off")] = default(CaptureRun, "loop.sliding"),
+    window: Annotated[float, typer.Option("--window", help="sliding window side, fraction of the frame's shorter side")] = default(SlidingSettings, "window"),
+    stride: Annotated[float, typer.Option("--stride", help="sliding window step, fraction of the frame's shorter side")] = default(SlidingSettings, "stride"),
+    threshold: Annotated[float, typer.Option("--threshold", help="a hit needs the target top-1 with at least this probability")] = default(CaptureRun, "loop.threshold"),
     headless: Annotated[bool, typer.Option("--headless", help="no window (automatic when there is no display)", show_default="off")] = default(CaptureRun, "headless"),
     save_video: Annotated[Optional[Path], typer.Option("--save-video", help="write the annotated stream (.mp4, .avi, .mkv)", show_default="none")] = None,
     log: Annotated[Optional[Path], typer.Option("--log", help="one JSON line per frame", show_default="none")] = None,
     summary: Annotated[Optional[Path], typer.Option("--summary", help="write the summary JSON here (it is always printed)", show_default="none")] = None,
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", help="stop after N frames", show_default="no limit")] = None,
-    duration: Annotated[Optional[float], typer.Option("--duration", help="stop after S seconds", show_default="no limit")] = None,
+    duration_s: Annotated[Optional[float], typer.Option("--duration", help="stop after S seconds", show_default="no limit")] = None,
     reconnect: Annotated[int, typer.Option("--reconnect", help="streams: reopen a lost stream up to N times in a row")] = default(CaptureRun, "reconnect"),
-    reduce: Annotated[str, typer.Option("--reduce", help="how the whole frame becomes the model's square: squash (resize the whole frame) or crop (shorter side to 256/224 of the input, centre square: torchvision's convention)")] = default(CaptureRun, "reduce"),
+    reduce: Annotated[str, typer.Option("--reduce", help="how the whole frame becomes the model's square: squash (resize the whole frame) or crop (shorter side to 256/224 of the input, centre square: torchvision's convention)")] = default(CaptureRun, "loop.reduce"),
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP, show_default="off")] = default(CaptureRun, "overwrite"),
 ):
     """Classify a camera, video or photos live: overlay, per-frame log, summary. q, Esc or Ctrl-C ends it."""
     flags = dict(locals())  # the parameters alone, before anything else (settings())
-    run = settings(CaptureRun, flags)
+    run = settings(CaptureRun, flags, ignore=("window", "stride"), sliding=sliding_of(sliding, window, stride))
     result = run_capture(run, progress=capture_bar,
                          on_headless=lambda: typer.echo("no display found: running headless (no window)", err=True))
     typer.echo(json_text(result))
@@ -287,16 +288,16 @@ def onepixel(
     inputs: Annotated[list[Path], typer.Argument(help="image files and/or folders of images")],
     models: list = None,  # the model flags (@model_options)
     target: Annotated[Optional[str], typer.Option("--target", help="class name or index (targeted attack)", show_default="untargeted")] = None,
-    pixels: Annotated[int, typer.Option("--pixels", help="pixels changed per image (K)")] = default(OnePixelRun, "pixels"),
-    popsize: Annotated[int, typer.Option("--popsize", help="DE: candidates per image")] = default(OnePixelRun, "popsize"),
-    maxiter: Annotated[int, typer.Option("--maxiter", help="DE: generations")] = default(OnePixelRun, "maxiter"),
-    max_queries: Annotated[int, typer.Option("--max-queries", help="model evaluations per image (0 = paper budget for DE; probe, random: a tenth of it, a hundredth above 64x64 px)")] = default(OnePixelRun, "max_queries"),
-    fitness: Annotated[str, typer.Option("--fitness", help="margin (logits), prob (the paper's) or auto (prob for DE)")] = default(OnePixelRun, "fitness"),
+    pixels: Annotated[int, typer.Option("--pixels", help="pixels changed per image (K)")] = default(OnePixelRun, "attack.pixels"),
+    popsize: Annotated[int, typer.Option("--popsize", help="DE: candidates per image")] = default(OnePixelRun, "attack.popsize"),
+    maxiter: Annotated[int, typer.Option("--maxiter", help="DE: generations")] = default(OnePixelRun, "attack.maxiter"),
+    max_queries: Annotated[int, typer.Option("--max-queries", help="model evaluations per image (0 = paper budget for DE; probe, random: a tenth of it, a hundredth above 64x64 px)")] = default(OnePixelRun, "attack.max_queries"),
+    fitness: Annotated[str, typer.Option("--fitness", help="margin (logits), prob (the paper's) or auto (prob for DE)")] = default(OnePixelRun, "attack.fitness"),
     out: Annotated[Path, typer.Option("--out", help="output folder")] = default(OnePixelRun, "out"),
-    strategy: Annotated[str, typer.Option("--strategy", help="probe (corner colours), random (Sparse-RS), paper (DE, F=0.5) or best1bin (scipy DE)")] = default(OnePixelRun, "strategy"),
-    seed: Annotated[int, typer.Option("--seed", help="random seed")] = default(OnePixelRun, "seed"),
+    strategy: Annotated[str, typer.Option("--strategy", help="probe (corner colours), random (Sparse-RS), paper (DE, F=0.5) or best1bin (scipy DE)")] = default(OnePixelRun, "attack.strategy"),
+    seed: Annotated[int, typer.Option("--seed", help="random seed")] = default(OnePixelRun, "attack.seed"),
     device: DeviceOpt = default(OnePixelRun, "device"),
-    batch: Annotated[int, typer.Option("--batch", help="images per forward pass (0 = auto)")] = default(OnePixelRun, "batch"),
+    batch: Annotated[int, typer.Option("--batch", help="images per forward pass (0 = auto)")] = default(OnePixelRun, "attack.batch"),
     overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP, show_default="off")] = default(OnePixelRun, "overwrite"),
 ):
     """One-pixel attack on all images at once; writes PNGs, JSON, a contact sheet."""

@@ -11,7 +11,7 @@ import typer
 from common.errors import Interrupted, UserError, shown
 
 FLAGS = {"targets": "--target", "eps_range": "--eps", "models_file": "--models", "fov_deg": "--fov",
-         "distance_m": "--distance"}  # where a flag is not --<param>
+         "distance_m": "--distance", "duration_s": "--duration"}  # where a flag is not --<param>
 
 
 def flag_message(e: UserError) -> str:

@@ -154,7 +154,7 @@ def run_capture(model, source, settings: CaptureSettings,
     return the summary (common.records.CaptureSummary). model: a blocks.models.Classifier (RGB in [0, 1], .labels, .input_size).
     """
     labels = list(model.labels)
-    if not 0 <= settings.target < len(labels):
+    if settings.target is None or not 0 <= settings.target < len(labels):
         raise UserError(f"target index {settings.target} out of range for {len(labels)} classes")
     prepare = Preparer(settings, int(model.input_size))  # before any output is opened: it can refuse
     window = None if settings.headless else _open_window(window_factory)

@@ -26,7 +26,10 @@ class SlidingSettings:
 
 @dataclass
 class CaptureSettings:
-    target: int  # class index
+    """The loop's settings: `blocks capture` holds them as CaptureRun.loop (the flags fill them) and
+    fills target, sheet, sheet_path and headless itself once the model, sheet and display are known."""
+
+    target: int | None = None  # class index: required (None only until the command resolves --target)
     sheet: SheetInfo | None = None  # checked by capture.sheet.load_sheet
     sheet_path: Path | None = None  # where it was read from (the summary names it)
     sliding: SlidingSettings | None = None

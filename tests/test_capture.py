@@ -545,3 +545,43 @@ def test_capture_bar_has_an_eta_for_a_video_of_known_length(capsys):
         update(frame)
     err = capsys.readouterr().err
     assert "frame 1" in err and "ETA" not in err
+
+
+def test_capture_flags_fill_the_loops_own_settings(cli, monkeypatch):
+    """CaptureRun holds the loop's CaptureSettings (issue 31): the flags land in run.loop, in its
+    units (--duration in loop.duration_s, seconds), and --sliding/--window/--stride become one
+    SlidingSettings; without --sliding the loop gets none."""
+    import blocks.cli
+    from blocks.commands.capture import CaptureRun
+
+    got = []
+    monkeypatch.setattr(blocks.cli, "run_capture", lambda run, **kw: (got.append(run), 1 / 0))
+    for flags in (["--sliding", "--window", "0.6", "--duration", "5", "--threshold", "0.3", "--max-frames", "7"],
+                  ["--window", "0.6", "--reduce", "crop"]):
+        with pytest.raises(ZeroDivisionError):
+            cli("capture", "--model", "digits", "--target", "seven", "--headless", *flags)
+    with_windows, plain = got
+    assert isinstance(with_windows, CaptureRun) and with_windows.target == "seven" and with_windows.headless
+    assert with_windows.loop == CaptureSettings(sliding=SlidingSettings(0.6, 0.25), duration_s=5.0, threshold=0.3,
+                                                max_frames=7)
+    assert plain.loop == CaptureSettings(reduce="crop")  # --window alone: checked, but no windows
+
+
+def test_capture_python_api_checks_the_loop_settings():
+    """The Python API's CaptureRun(loop=CaptureSettings(...)) is checked as the flags are, before any
+    source opens or model loads; a loop run without a target refuses."""
+    from blocks.commands.capture import CaptureRun, check_capture
+
+    for loop, param in ((CaptureSettings(sliding=SlidingSettings(0.0, 0.25)), "window"),
+                        (CaptureSettings(sliding=SlidingSettings(0.5, 1e-9)), "stride"),
+                        (CaptureSettings(duration_s=-1.0), "duration_s"), (CaptureSettings(threshold=2.0), "threshold"),
+                        (CaptureSettings(reduce="zoom"), "reduce")):
+        with pytest.raises(UserError) as e:
+            check_capture(CaptureRun(target="seven", loop=loop))
+        assert e.value.param == param, (loop, e.value.param)
+    check_capture(CaptureRun(target="seven", loop=CaptureSettings(sliding=SlidingSettings(0.5, 0.25))))
+
+
+def test_the_loop_refuses_no_target(digits_model):
+    with pytest.raises(UserError, match="target index None"):
+        run_capture(digits_model, [], CaptureSettings())

@@ -21,12 +21,13 @@ from blocks.commands.print_sheet import PrintRun
 from blocks.commands.scenes import ScenesRun
 from blocks.commands.simulate import SimulateRun
 from blocks.commands.sweep import SweepRun
+from capture.settings import SlidingSettings
 from printing.calibration import CalibrationSettings
 from printing.sheet import SheetSettings
 
 # command -> the settings dataclasses its flags fill, in the order their fields are looked up
 SETTINGS = {"generate": (GenerateRun,), "evaluate": (EvaluateRun,), "sweep": (SweepRun,),
-            "capture": (CaptureRun,), "simulate": (SimulateRun,), "onepixel": (OnePixelRun,),
+            "capture": (CaptureRun, SlidingSettings), "simulate": (SimulateRun,), "onepixel": (OnePixelRun,),
             "calibrate": (CalibrateRun,), "digits-scenes": (ScenesRun,), "sample-scenes": (ScenesRun,),
             "print": (SheetSettings, PrintRun), "calibration-sheet": (CalibrationSettings, CalibrationRun),
             "targets": (), "models": ()}

@@ -424,3 +424,27 @@ def test_problem_state_changes_only_through_its_own_methods():
                 for part in ast.walk(t):
                     base = part.value if isinstance(part, ast.Subscript) else part
                     assert not isinstance(base, ast.Attribute), (name, node.lineno, ast.unparse(t))
+
+
+def test_cli_flags_fill_the_attacks_own_settings(cli, digit_files, tmp_path, monkeypatch):
+    """OnePixelRun holds the attack's OnePixelConfig (issue 31): every attack flag lands in run.attack,
+    and the Python API's OnePixelRun(attack=...) runs it as given (the records name its settings)."""
+    import blocks.cli
+    from blocks.commands.onepixel import OnePixelRun, run_onepixel
+
+    got = []
+    monkeypatch.setattr(blocks.cli, "run_onepixel", lambda run, **kw: (got.append(run), 1 / 0))
+    with pytest.raises(ZeroDivisionError):
+        cli("onepixel", digit_files, "--model", "digits", "--pixels", "2", "--popsize", "12", "--maxiter", "3",
+            "--max-queries", "30", "--fitness", "prob", "--strategy", "paper", "--seed", "4", "--batch", "2")
+    (run,) = got
+    assert run.attack == OnePixelConfig(pixels=2, popsize=12, maxiter=3, max_queries=30, fitness="prob",
+                                        strategy="paper", seed=4, batch=2)
+    assert run.inputs == [digit_files] and run.target is None
+    from blocks.models import ModelSpec
+
+    summary = run_onepixel(OnePixelRun([digit_files], [ModelSpec("digits")], out=tmp_path / "o",
+                                       attack=OnePixelConfig(strategy="best1bin", popsize=10, maxiter=1, seed=3)))
+    on_disk = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert (on_disk["strategy"], on_disk["popsize"], on_disk["maxiter"], on_disk["seed"]) == ("best1bin", 10, 1, 3)
+    assert len(summary.results) == 2

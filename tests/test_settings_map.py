@@ -48,6 +48,21 @@ NO_FLAG = {
     ("generate", "attack.check_every"): "how often the best-patch check runs: the library's default; Python API only",
     ("generate", "attack.check_seconds"): "the clock's bound on the best-patch check: the library's default; Python API only",
     ("generate", "attack.fold"): "batchnorm folding computes the same function faster: always on; Python API only",
+    ("capture", "loop.target"): "filled from --target once the model loads (its class index: run_capture)",
+    ("capture", "loop.sheet"): "filled from --sheet, read and checked (capture.sheet.load_sheet)",
+    ("capture", "loop.sheet_path"): "filled from --sheet: the sheet.json the summary names",
+    ("capture", "loop.headless"): "filled from --headless and whether there is a display (capture.display.is_headless)",
+    ("capture", "loop.min_markers"): "markers of a block that must be seen to locate it: the library's 2; Python API only",
+    ("capture", "loop.block_margin"): "border kept around a rectified block: the library's 0 (the block alone); Python API only",
+    ("capture", "loop.prefetch"): "decoding the next frame while the model runs changes no result, only the speed: always on",
+    ("onepixel", "attack.mutation"): "F of the paper strategy: the paper's 0.5; Python API only",
+    ("onepixel", "attack.dither"): "best1bin's F range, scipy's (0.5, 1); Python API only",
+    ("onepixel", "attack.crossover"): "best1bin's crossover rate: 1.0 as torchattacks and ART; Python API only",
+    ("onepixel", "attack.untargeted_stop"): "the paper's stop threshold (true class below 0.05); Python API only",
+    ("onepixel", "attack.targeted_stop"): "the paper's stop threshold (target above 0.5); Python API only",
+    ("onepixel", "attack.stop_on_flip"): "the peers' stop criterion, for comparing with them (bench/onepixel.py); Python API only",
+    ("onepixel", "attack.dedupe"): "skipping a repeated child never changes the search, only saves queries: always on",
+    ("onepixel", "attack.fast"): "a frozen TorchScript copy of the model on CPU: the same function (up to rounding), faster; always on",
 }
 
 

@@ -3,7 +3,7 @@ stream, with its checked settings and the files it keeps."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -17,60 +17,66 @@ from common.records import CaptureSummary
 
 @dataclass
 class CaptureRun:
-    """`blocks capture`: classify a camera, video, photos or stream live. window and stride are
-    fractions of the frame's shorter side (with sliding); threshold a probability."""
+    """`blocks capture`: classify a camera, video, photos or stream live. loop: the capture loop's own
+    settings (capture.settings.CaptureSettings: sliding windows, threshold, log, video, limits, ...);
+    run_capture fills its target, sheet and headless from target, sheet and headless here."""
 
-    target: str
+    target: str  # a class name, index or word (the loop's target is its index, known once the model loads)
     source: str = "0"
     models: list = field(default_factory=shared.default_models)
     device: str = "auto"
-    sheet: Path | None = None
-    sliding: bool = False
-    # the loop's own settings take their defaults from it (capture.settings)
-    window: float = SlidingSettings.window
-    stride: float = SlidingSettings.stride
-    threshold: float = CaptureSettings.threshold
+    sheet: Path | None = None  # sheet.json (or the PDF beside it) from `blocks print`
     headless: bool = False  # False: a window where there is a display (the loop is told which)
-    save_video: Path | None = CaptureSettings.save_video
-    log: Path | None = CaptureSettings.log
     summary: Path | None = None
-    max_frames: int | None = CaptureSettings.max_frames
-    duration: float | None = CaptureSettings.duration_s
     reconnect: int = 0
-    reduce: str = CaptureSettings.reduce  # the whole frame to the model's square: squash or crop
     overwrite: bool = False  # replace an existing log, summary or video
+    loop: CaptureSettings = field(default_factory=CaptureSettings)
+
+
+def sliding_of(sliding: bool | None, window: float, stride: float) -> SlidingSettings | None:
+    """The loop's sliding windows from the --sliding, --window and --stride flags (None: no sliding
+    windows); window and stride are checked even without --sliding (a typo there is still a typo)."""
+    windows = SlidingSettings(window, stride)
+    check_sliding(windows)
+    return windows if sliding else None
+
+
+def check_sliding(windows: SlidingSettings) -> None:
+    checks.number(windows.window, "window", 0, 1, lo_open=True)
+    checks.number(windows.stride, "stride", checks.MIN_STRIDE, 1)  # a tinier step explodes the window grid
 
 
 def check_capture(run: CaptureRun) -> None:
     from common.files import check_new_outputs, check_output_file
 
-    checks.whole(run.max_frames, "max_frames", 1, MAX_FRAMES)
-    checks.number(run.duration, "duration", 0, MAX_DURATION_S, lo_open=True)
-    checks.number(run.window, "window", 0, 1, lo_open=True)
-    checks.number(run.stride, "stride", checks.MIN_STRIDE, 1)  # a tinier step explodes the window grid
-    if not 0 <= run.threshold <= 1:
+    loop = run.loop
+    checks.whole(loop.max_frames, "max_frames", 1, MAX_FRAMES)
+    checks.number(loop.duration_s, "duration_s", 0, MAX_DURATION_S, lo_open=True)
+    if loop.sliding is not None:
+        check_sliding(loop.sliding)
+    if not 0 <= loop.threshold <= 1:
         raise UserError("threshold is a probability in [0, 1]", param="threshold")
     from transforms.held import REDUCTIONS
 
-    if run.reduce not in REDUCTIONS:
-        raise UserError(f"reduce takes {' or '.join(REDUCTIONS)}, not {run.reduce!r}", param="reduce")
+    if loop.reduce not in REDUCTIONS:
+        raise UserError(f"reduce takes {' or '.join(REDUCTIONS)}, not {loop.reduce!r}", param="reduce")
     if not 0 <= run.reconnect <= 1000:
         raise UserError("reconnect is a number of attempts in [0, 1000]", param="reconnect")
-    for path, what in ((run.log, "log"), (run.summary, "summary")):
+    for path, what in ((loop.log, "log"), (run.summary, "summary")):
         if path is not None:
             check_output_file(path, what)
-    if run.save_video is not None:
+    if loop.save_video is not None:
         from capture.outputs import check_video_out
 
-        check_video_out(run.save_video)
+        check_video_out(loop.save_video)
     from common.inputs import check_not_input
     from common.records import sheet_json, sidecar_path
 
     ins = shared.input_files(run.source if shared.is_path(run.source) else None, shared.model_files(run.models),
                       *([run.sheet, sheet_json(run.sheet), sidecar_path(run.sheet)] if run.sheet is not None else []))
-    for path, flag in ((run.log, "log"), (run.summary, "summary"), (run.save_video, "save_video")):
+    for path, flag in ((loop.log, "log"), (run.summary, "summary"), (loop.save_video, "save_video")):
         check_not_input([path], ins, flag)
-    outs = [(p, f) for p, f in ((run.log, "log"), (run.summary, "summary"), (run.save_video, "save_video"))
+    outs = [(p, f) for p, f in ((loop.log, "log"), (run.summary, "summary"), (loop.save_video, "save_video"))
             if p is not None]
     for i, (a, fa) in enumerate(outs):
         for b, fb in outs[i + 1:]:
@@ -95,14 +101,12 @@ def run_capture(run: CaptureRun, progress=no_progress, on_headless: Callable[[],
     frames = open_source(run.source, reconnect=run.reconnect)  # before the model: a missing camera fails in a second
     net = shared.load_model(run.models, run.device)
     goal = resolve_target(run.target, net.labels)
-    settings = CaptureSettings(
-        target=goal.index, sheet=layout, sheet_path=sheet_json(run.sheet) if run.sheet is not None else None,
-        sliding=SlidingSettings(run.window, run.stride) if run.sliding else None,
-        headless=is_headless(run.headless), save_video=run.save_video, log=run.log, max_frames=run.max_frames,
-        duration_s=run.duration, threshold=run.threshold, reduce=run.reduce)
+    settings = replace(run.loop, target=goal.index, sheet=layout,
+                       sheet_path=sheet_json(run.sheet) if run.sheet is not None else None,
+                       headless=is_headless(run.headless))
     if settings.headless and not run.headless and on_headless:
         on_headless()
-    known = [n for n in (run.max_frames, frames.frame_count) if n]
+    known = [n for n in (settings.max_frames, frames.frame_count) if n]
     with (progress("capture", min(known) if known else None) if settings.headless else no_progress("", 0)) as update:
         summary = loop(net, frames, settings, on_frame=update)
     if run.summary is not None:
@@ -112,4 +116,4 @@ def run_capture(run: CaptureRun, progress=no_progress, on_headless: Callable[[],
 
 def capture_kept(run: CaptureRun, summary: CaptureSummary) -> list[str]:
     """The files an ended capture left (for the `wrote` and `interrupted: kept` lines)."""
-    return [str(p) for p in (run.log, run.save_video) if p is not None and summary.frames]
+    return [str(p) for p in (run.loop.log, run.loop.save_video) if p is not None and summary.frames]

@@ -15,23 +15,18 @@ from common.records import OnePixelSummary
 
 @dataclass
 class OnePixelRun:
-    """`blocks onepixel`: inputs (images and folders) attacked at once, one model."""
+    """`blocks onepixel`: inputs (images and folders) attacked at once, one model. attack: the
+    attack's own settings (blocks.attacks.onepixel.config.OnePixelConfig: strategy, pixels, popsize,
+    budget, seed, batch, ...); --seed always gives a seed (the library's None, not reproducible, is
+    the Python API's alone)."""
 
     inputs: list[Path]
     models: list = field(default_factory=shared.default_models)
     target: str | None = None
-    # the attack's own settings take their defaults from its config
-    pixels: int = OnePixelConfig.pixels
-    popsize: int = OnePixelConfig.popsize
-    maxiter: int = OnePixelConfig.maxiter
-    max_queries: int = OnePixelConfig.max_queries
-    fitness: str = OnePixelConfig.fitness
     out: Path = Path("onepixel_out")
-    strategy: str = OnePixelConfig.strategy
-    seed: int = 0  # the command always seeds (the library's None means not reproducible)
     device: str = "auto"
-    batch: int = OnePixelConfig.batch
     overwrite: bool = False  # replace the files of an earlier run in out
+    attack: OnePixelConfig = field(default_factory=OnePixelConfig)
 
 
 def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
@@ -42,11 +37,9 @@ def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
     from blocks.targets import resolve_target
     from common.files import load_image
 
-    cfg = OnePixelConfig(pixels=run.pixels, popsize=run.popsize, maxiter=run.maxiter, strategy=run.strategy,
-                         seed=run.seed, batch=run.batch, max_queries=run.max_queries,
-                         fitness=run.fitness).check()  # bad settings fail before the model loads
-    checks.seed(run.seed)
-    checks.whole(run.batch, "batch", 0, checks.MAX_BATCH)
+    cfg = run.attack.check()  # bad settings fail before the model loads
+    checks.seed(cfg.seed)
+    checks.whole(cfg.batch, "batch", 0, checks.MAX_BATCH)
     files = collect_inputs(run.inputs)
     images = [load_image(f) for f in files]
     _check_outputs(run, files)
@@ -64,7 +57,7 @@ def run_onepixel(run: OnePixelRun, progress=no_progress) -> OnePixelSummary:
             raise KeyboardInterrupt
         result = result.subset(keep)
         names, files = [names[i] for i in keep.tolist()], [files[i] for i in keep.tolist()]
-    extra = {"model": net.describe(), "device": str(net.device), "seed": run.seed,
+    extra = {"model": net.describe(), "device": str(net.device), "seed": cfg.seed,
              "target": goal.to_json() if goal else None,
              "input_size": net.input_size, "files": [str(f) for f in files]}
     if result.interrupted:
@@ -92,12 +85,13 @@ def _check_outputs(run: OnePixelRun, files: list[Path]) -> None:
 
 
 def _check_batch_fits(run: OnePixelRun, net) -> None:
-    """run.batch images per forward pass, each a few copies deep, must fit the device's memory."""
-    if run.batch:
+    """run.attack.batch images per forward pass, each a few copies deep, must fit the device's memory."""
+    batch = run.attack.batch
+    if batch:
         from common.memory import check_fits
 
-        check_fits(run.batch * checks.rgb_bytes(net.input_size) * checks.view_copies(net) / 2,  # no gradients
-                   f"batch {run.batch} at {net.input_size} px", "batch", net.device, param=("batch", "batch"))
+        check_fits(batch * checks.rgb_bytes(net.input_size) * checks.view_copies(net) / 2,  # no gradients
+                   f"batch {batch} at {net.input_size} px", "batch", net.device, param=("batch", "batch"))
 
 
 def _attack(net, x, cfg: OnePixelConfig, goal, progress):
