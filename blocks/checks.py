@@ -107,11 +107,11 @@ def finite_steps(on_step):
 
 def model_numbers(input_size: int | None, mean, std) -> None:
     """The numeric [model flags]: --input-size, --mean R,G,B, --std R,G,B (std > 0: it divides)."""
-    whole(input_size, "--input-size", 8, MAX_INPUT_SIZE)
+    whole(input_size, "input_size", 8, MAX_INPUT_SIZE)
     for v in mean or ():
-        number(v, "--mean", -MAX_MEAN, MAX_MEAN)
+        number(v, "mean", -MAX_MEAN, MAX_MEAN)
     for v in std or ():
-        number(v, "--std", MIN_STD, MAX_STD)
+        number(v, "std", MIN_STD, MAX_STD)
 
 
 # Peak memory per view, in float32 RGB images of its side, measured by bench/memory.py (peak RSS

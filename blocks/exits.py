@@ -3,7 +3,8 @@ than by finishing. 0 ok, 2 bad input (one `error: ...` line), 130 interrupted (o
 ...` line saying what was kept), a command's own code (typer.Exit, UserError.exit_code).
 
 The library names its parameters (`size_mm must be > 0`, UserError(param="size_mm")); here they
-become the flags the user typed (`--size-mm must be > 0`)."""
+become the flags the user typed (`--size-mm must be > 0`; `give model=hen` -> `give --model hen`).
+The rule the library writes by is in common/errors.py's docstring."""
 from __future__ import annotations
 
 import typer
@@ -21,8 +22,12 @@ def flag_message(e: UserError) -> str:
     text, params = str(e), getattr(e, "param", None) or ()
     for param in (params,) if isinstance(params, str) else params:
         flag = FLAGS.get(param, "--" + param.replace("_", "-"))
-        # a whole word, never part of a path the message quotes (runs/model.pt, labels/x.txt)
-        text = re.sub(rf"(?<![\w\-/.\\]){re.escape(param)}(?![\w\-/\\]|\.\w)", flag, text, count=1)
+        word = rf"(?<![\w\-/.\\]){re.escape(param)}"  # never part of a path (runs/model.pt, labels/x.txt)
+        # `model=NAME` is the setting with a value (advice: "give model=hen"): the flag as typed,
+        # `--model NAME`; else the first whole word (`size_mm must be > 0`)
+        text, given = re.subn(word + "=", flag + " ", text)
+        if not given:
+            text = re.sub(word + r"(?![\w\-/\\]|\.\w)", flag, text, count=1)
     return text
 
 

@@ -181,7 +181,7 @@ def check_resume_model(old: Resumed, specs: list) -> None:
     name = old.record.model_name()
     if len(specs) == 1 and name is not None and specs[0].name != name and specs[0].weights is None:
         raise UserError(f"resume {old.folder}: the patch was made on model {name}, not {specs[0].name} "
-                        f"(give --model {name} and its weights)", param="resume")
+                        f"(give model={name} and its weights)", param=("resume", "model"))
 
 
 def check_resume_weights(old: Resumed, net) -> None:

@@ -29,5 +29,6 @@ def parse_sheet(data: dict | SheetInfo, path: Path | None = None) -> SheetInfo:
     if not info.blocks:
         raise UserError(f"{where} lists no blocks")
     if not ids:
-        raise UserError(f"{where} has no markers (printed with --no-markers?): capture needs them to find blocks")
+        raise UserError(f"{where} has no markers (printed with blocks print --no-markers?): "
+                        "capture needs them to find blocks")
     return info

@@ -195,13 +195,14 @@ def _open_camera(index: int) -> VideoSource:
         if not cap.isOpened():
             cap.release()
             raise UserError(f"cannot open camera {index} (no such camera, or it is in use): try another index, "
-                            f"or --source FILE|URL|screen (a video or photos, a stream, the screen)")
+                            f"or source=FILE|URL|screen (a video or photos, a stream, the screen)", param="source")
         # A camera that opens but hangs on read would block forever without this (where supported).
         cap.set(cv2.CAP_PROP_READ_TIMEOUT_MSEC, OPEN_TIMEOUT_MS)
         first = _first_frame(cap)
     if first is None:
         cap.release()
-        raise UserError(f"camera {index} opened but gives no frames: try another index, or --source FILE|URL|screen")
+        raise UserError(f"camera {index} opened but gives no frames: try another index, or source=FILE|URL|screen",
+                        param="source")
     return VideoSource(cap, first, "camera", f"camera {index}", live=True)
 
 

@@ -1,4 +1,15 @@
-"""One exception type for bad input: the CLI turns it into one line on stderr and exit code 2."""
+"""One exception type for bad input: the CLI turns it into one line on stderr and exit code 2.
+
+Library errors name parameters; the CLI maps them to flags (blocks/exits.py). The rule for every
+string the library shows a user (errors, and the lines records print):
+- a setting of the command being run is named as the library knows it, the settings field
+  (`size_mm must be > 0`, `its mean, std, colormap`), listed in UserError.param; where it comes with
+  a value or shares its word with plain text, write it `name=VALUE` (`give weights=FILE or
+  model=digits`). The CLI shows `--size-mm must be > 0`, `give --weights FILE or --model digits`.
+- advice to run another command (or the one that made a file) is a whole command line, flags and
+  all, as the user would type it: `blocks print --no-markers`, `blocks generate --max-seconds`.
+- a file's own keys (a --models file's input_size) are named as the file spells them.
+tests/test_shape.py scans library strings for `--flag` and holds the few exceptions, with reasons."""
 
 
 class UserError(Exception):

@@ -175,8 +175,10 @@ def json_text(obj, indent: int | None = 2) -> str:
         return json.dumps(obj, indent=indent, default=_json_default, allow_nan=False)
     except ValueError:
         where = _first_non_finite(obj)
-        raise UserError(f"refusing to write a non-finite number (NaN or infinity) at {where or 'a value'}: "
-                        "the run diverged; check the model, its --mean/--std, --colormap and the other numbers given") from None
+        # the settings before the key: a key named like one (a top-level "mean") must not become a flag
+        raise UserError("refusing to write a non-finite number (NaN or infinity): the run diverged; check the "
+                        f"model, its mean, std, colormap and the other numbers given (at {where or 'a value'})",
+                        param=("mean", "std", "colormap")) from None
 
 
 def _first_non_finite(obj, where: str = "") -> str | None:

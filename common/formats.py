@@ -20,8 +20,8 @@ BY_COVERAGE = "  whole-frame success by coverage (patch side / frame's shorter s
 def works_text(works_from, trained, size_mm: float = DEFAULT_SIZE_MM) -> str:
     """'works from coverage 0.2: a 50 mm block at 0.10-0.26 m from a 65 degree webcam'."""
     if works_from is None:
-        return (f"not yet >= 90% at any coverage: give it more time (--max-seconds) or a GPU; trained for "
-                f"coverage {trained[0]:.2f}-{trained[1]:.2f} ({describe(size_mm, tuple(trained), WEBCAM_FOV_DEG)})")
+        return (f"not yet >= 90% at any coverage: give it more time (blocks generate --max-seconds) or a GPU; "
+                f"trained for coverage {trained[0]:.2f}-{trained[1]:.2f} ({describe(size_mm, tuple(trained), WEBCAM_FOV_DEG)})")
     return (f"works from coverage {works_from:g}: {describe(size_mm, (works_from, max(works_from, trained[1])), WEBCAM_FOV_DEG)}"
             f" (blocks print --size-mm / --distance)")
 
@@ -62,7 +62,7 @@ class PatchLines:
             lo, hi = views["scale"]
             side = f"{lo:.2f}" if lo == hi else f"{lo:.2f}-{hi:.2f}"
             where = (f"in {views['scene_images']} held-out scene photos" if views["scenes"] else
-                     "on plain random backgrounds: no --scenes")
+                     "on plain random backgrounds: no scenes given (blocks generate --scenes DIR)")
             parts.append(f"({views['eot']} views, patch side {side} of the view, {where})")
         return f"{shown(self.target.name)}: {' '.join(parts)} -> {patch}"
 

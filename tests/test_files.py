@@ -7,7 +7,7 @@ import torch
 
 from common.errors import UserError
 from common.files import (MAX_IMAGE_PIXELS, atomic_write_bytes, atomic_write_json, load_image, read_image_bgr,
-                          save_png, write_together)
+                          json_text, save_png, write_together)
 from hostile_files import CAP, GEN, _fill, fail_second_rename
 
 
@@ -65,8 +65,14 @@ def test_image_limit_is_documented_and_applies_to_headers():
 
 
 def test_json_never_holds_nan(tmp_path):
-    with pytest.raises(UserError, match=r"non-finite number .* at curve\.loss\.1"):
+    with pytest.raises(UserError, match=r"non-finite number .* \(at curve\.loss\.1\)"):
         atomic_write_json(tmp_path / "x.json", {"curve": {"loss": [1.0, float("nan")]}})
+    with pytest.raises(UserError, match=r"check the model, its mean, std, colormap .* \(at mean\)") as e:
+        json_text({"mean": float("nan")})  # a key named like a setting stays a key, after the settings
+    assert e.value.param == ("mean", "std", "colormap")
+    from blocks.exits import flag_message
+
+    assert flag_message(e.value).endswith("its --mean, --std, --colormap and the other numbers given (at mean)")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -497,7 +497,7 @@ def test_progress_without_a_terminal_is_plain_lines_and_the_final_line_says_what
     assert "ETA" not in text  # the bars stay off stdout
     held, warning = text.strip().splitlines()[-2:]
     assert held.startswith("seven: held-out success ") and held.endswith(f" -> {out}/patch.png")
-    assert "(print views, patch side 0.80-1.00 of the view, on plain random backgrounds: no --scenes)" in held
+    assert "(print views, patch side 0.80-1.00 of the view, on plain random backgrounds: no scenes given (blocks generate --scenes DIR))" in held
     assert meta["held_out"]["views"] == {"eot": "print", "scale": [0.8, 1.0], "scenes": None, "scene_images": 0,
                                          "whole_frame": False}
     assert warning == (f"stopped by the clock after {meta['steps_run']} of 100000 steps: the patch may be weak; "

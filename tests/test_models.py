@@ -78,7 +78,10 @@ def test_offline_default_weights_is_a_clear_error(monkeypatch, tmp_path):
         load_classifier(ModelSpec(name="resnet18"))
     msg = str(e.value)
     assert str(tmp_path / "hub" / "checkpoints") in msg
-    assert "--weights" in msg and "--model efficientnet_lite0" in msg
+    assert "weights=FILE" in msg and "model=efficientnet_lite0" in msg  # settings; the CLI shows flags:
+    from blocks.exits import flag_message
+
+    assert "give --weights FILE (a state dict) or --model efficientnet_lite0 (" in flag_message(e.value)
 
 
 def test_unknown_model_suggests():

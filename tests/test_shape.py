@@ -4,11 +4,13 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
 from imports import blocks_import_graph, cycle as _cycle
 
+from blocks.first_line import COMMANDS
 from common.errors import UserError
 from common.goal import Goal
 from common.records import (BlockInfo, CalibrationInfo, CaptureSummary, ColorMapRecord, EvaluateReport, EvaluateRow,
@@ -186,6 +188,77 @@ def test_older_sheet_blocks_with_flat_targets_still_read():
     assert block.target == Goal(8, False, "hen") and "target_index" not in block.to_json()
     with pytest.raises(UserError, match="target"):
         SheetInfo.parse({**_sheet().to_json(), "blocks": [{**flat, "target_index": "eight"}]})
+
+
+# --- library errors name parameters; the CLI maps them to flags (issue 31) ------------------------
+
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+# Advice to run a command, written as its command line (`blocks print --no-markers`), may quote its flags.
+COMMAND_LINE = re.compile(rf"\bblocks (?:{'|'.join(map(re.escape, COMMANDS))})\b")
+# The only other library strings that quote flags, and why each is not a parameter of the command run.
+QUOTES_FLAGS = {
+    "blocks/__init__.py": ({"--help", "--version"}, "reads sys.argv before typer, to skip torch for --help"),
+    "blocks/first_line.py": ({"--model", "--models"}, "reads sys.argv before typer, for the first line"),
+    "blocks/distributed.py": ({"--nproc-per-node"}, "torchrun's flag, not one of ours"),
+    "blocks/targets.py": ({"--target"}, "`blocks targets Q` says what the other commands' --target Q picks"),
+}
+
+
+def _strings(path: Path):
+    """(line, text) of every string constant but docstrings; an f-string whole, {} for its values."""
+    tree = ast.parse(path.read_text())
+    skip = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.body
+            and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.JoinedStr):
+            skip |= {id(v) for v in n.values}
+            yield n.lineno, "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in n.values)
+        elif isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in skip:
+            yield n.lineno, n.value
+
+
+def _quoted_flags(root: Path) -> list[str]:
+    found, cli = [], {m.replace(".", "/") + ".py" for m in CLI_LAYER}  # the CLI's own modules speak flags
+    for package in ("blocks", "capture", "common", "printing", "transforms"):
+        for p in sorted((root / package).rglob("*.py")):
+            rel = p.relative_to(root).as_posix()
+            allowed = QUOTES_FLAGS.get(rel, ((), ""))[0]
+            found += [f"{rel}:{line}: {m.group()} in {text!r}" for line, text in _strings(p) if rel not in cli
+                      for m in FLAG.finditer(text)
+                      if m.group() not in allowed and not COMMAND_LINE.search(text, 0, m.start())]
+    return found
+
+
+def test_library_strings_name_parameters_not_flags():
+    """Library modules name settings (`size_mm`, `model=NAME`) and the CLI shows flags (blocks/exits.py),
+    so a renamed flag cannot leave a stale line behind in the library. The rule: common/errors.py."""
+    assert not _quoted_flags(ROOT), "\n".join(_quoted_flags(ROOT))
+
+
+def test_the_flag_scan_sees_what_it_must(tmp_path):
+    """The scan above finds a quoted flag in a string and an f-string, and lets docstrings, comments
+    and command lines pass (so its silence on the product means something)."""
+    (tmp_path / "capture").mkdir()
+    (tmp_path / "capture/x.py").write_text('''"""Docstring: --fine."""
+def f(n):
+    """--fine too."""  # and --fine here
+    a = "try --source FILE"
+    b = f"camera {n}: or --source {n}"
+    return a, b, f"`blocks print {n} --out x.pdf` makes one", "give --model"
+''')
+    assert [s.split(" in ")[0] for s in _quoted_flags(tmp_path)] == [
+        "capture/x.py:4: --source", "capture/x.py:5: --source", "capture/x.py:6: --model"]
+
+
+def test_the_cli_turns_named_settings_into_flags():
+    """`name=VALUE` is the setting with its value wherever it stands; a bare name, its first whole word."""
+    from blocks.exits import flag_message
+
+    e = UserError("cannot download resnet50 weights; give weights=FILE or model=digits", param=("weights", "model"))
+    assert flag_message(e) == "cannot download resnet50 weights; give --weights FILE or --model digits"
+    e = UserError("fov_deg must be > 0 (runs/fov_deg/x.json)", param="fov_deg")
+    assert flag_message(e) == "--fov must be > 0 (runs/fov_deg/x.json)"
 
 
 # --- the import graph of blocks/: acyclic, and layered cli -> commands -> library -----------------

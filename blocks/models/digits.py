@@ -79,6 +79,6 @@ def load_digits(spec: ModelSpec) -> Classifier:
     apply_state(net, load_state_dict(path), path, "digits", spec.labels)
     # The bundled net was trained on [0, 1] inputs with mean 0.5, std 0.5.
     return Classifier(net, labels, spec.input_size or INPUT_SIZE,
-                      triple(spec.mean, (0.5, 0.5, 0.5), "--mean"),
-                      triple(spec.std, (0.5, 0.5, 0.5), "--std"),
+                      triple(spec.mean, (0.5, 0.5, 0.5), "mean"),
+                      triple(spec.std, (0.5, 0.5, 0.5), "std"),
                       name="digits", weights_id=sha256_file(path))

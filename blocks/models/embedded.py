@@ -52,5 +52,5 @@ def load_lite(spec: ModelSpec) -> Classifier:
         # The wheel's port names its tensors its own way, in timm's order: map them by position.
         state = dict(zip(ours, state.values()))
     apply_state(net, state, path, spec.name)
-    return Classifier(net, labels, spec.input_size or LITE[spec.name], triple(spec.mean, LITE_MEAN, "--mean"),
-                      triple(spec.std, LITE_STD, "--std"), name=spec.name, weights_id=sha256_file(path))
+    return Classifier(net, labels, spec.input_size or LITE[spec.name], triple(spec.mean, LITE_MEAN, "mean"),
+                      triple(spec.std, LITE_STD, "std"), name=spec.name, weights_id=sha256_file(path))

@@ -31,8 +31,8 @@ def load_exported(spec: ModelSpec) -> Classifier:
         raise UserError(f"model {path} has {n} classes: pass labels FILE (one class name per line)", "labels")
     if len(labels) != n:
         raise UserError(f"labels has {len(labels)} names but model {path} outputs {n} classes", "labels")
-    return Classifier(net, labels, size, triple(spec.mean, IMAGENET_MEAN, "--mean"),
-                      triple(spec.std, IMAGENET_STD, "--std"), name=str(path),
+    return Classifier(net, labels, size, triple(spec.mean, IMAGENET_MEAN, "mean"),
+                      triple(spec.std, IMAGENET_STD, "std"), name=str(path),
                       weights_id=sha256_file(path))
 
 

@@ -48,8 +48,7 @@ def _entry_spec(entry: dict, where: str, base: Path) -> ModelSpec:
     try:
         checks.model_numbers(size, mean, std)
     except UserError as e:
-        text = str(e).replace("--input-size", "input_size").replace("--mean", "mean").replace("--std", "std")
-        raise UserError(f"{where}: {text}") from None
+        raise UserError(f"{where}: {e}") from None  # the file's own key (input_size), not a flag
     name = entry["model"]
     if is_model_file(name) and not Path(name).is_absolute():  # a file, like weights: beside the list
         name = str(rel(name))

@@ -30,11 +30,11 @@ def is_model_file(name: str) -> bool:
     return name.lower().endswith(EXPORT_SUFFIXES) or "/" in name or Path(name).is_file()
 
 
-def triple(values, default, flag) -> tuple[float, float, float]:
-    """The spec's mean or std if it gave one, else the source's default."""
+def triple(values, default, name: str) -> tuple[float, float, float]:
+    """The spec's mean or std (name: "mean" or "std") if it gave one, else the source's default."""
     if values is None:
         return tuple(default)
     values = tuple(float(v) for v in values)
     if len(values) != 3:
-        raise UserError(f"{flag} needs three numbers R,G,B")
+        raise UserError(f"{name} needs three numbers R,G,B", param=name)
     return values

@@ -39,8 +39,8 @@ def load_timm(spec: ModelSpec) -> Classifier:
     if labels is None:
         raise UserError(f"model {spec.name} has {cfg['num_classes']} classes and no known names: pass labels FILE", "labels")
     size = spec.input_size or int(cfg.get("input_size", (3, 224, 224))[-1])
-    mean = triple(spec.mean, cfg.get("mean", IMAGENET_MEAN), "--mean")
-    std = triple(spec.std, cfg.get("std", IMAGENET_STD), "--std")
+    mean = triple(spec.mean, cfg.get("mean", IMAGENET_MEAN), "mean")
+    std = triple(spec.std, cfg.get("std", IMAGENET_STD), "std")
     if spec.weights:
         net = timm.create_model(arch, pretrained=False, num_classes=len(labels))
         path = Path(spec.weights)

@@ -35,8 +35,8 @@ def load_torchvision(spec: ModelSpec) -> Classifier:
     if labels is None:
         raise UserError(f"model {spec.name} has no default class names: pass labels FILE", "labels")
     size = spec.input_size or crop_size(default)
-    mean = triple(spec.mean, IMAGENET_MEAN, "--mean")
-    std = triple(spec.std, IMAGENET_STD, "--std")
+    mean = triple(spec.mean, IMAGENET_MEAN, "mean")
+    std = triple(spec.std, IMAGENET_STD, "std")
 
     if spec.weights:
         path = Path(spec.weights)
@@ -67,8 +67,8 @@ def _with_default_weights(name: str, builder, default):
         reason = getattr(e, "reason", None) or first_line(e)
         raise UserError(
             f"cannot download {name} weights ({reason}); put {Path(default.url).name} in "
-            f"{cached.parent}, or use --weights FILE (a state dict) or --model {DEFAULT_MODEL} (embedded ImageNet, offline)"
-        ) from None
+            f"{cached.parent}, or give weights=FILE (a state dict) or model={DEFAULT_MODEL} (embedded ImageNet, offline)",
+            param=("weights", "model")) from None
     check_published_hash(cached)
     apply_state(net, load_state_dict(cached), cached, name)
     return net, sha256_file(cached) if cached.is_file() else str(default)
