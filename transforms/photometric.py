@@ -15,10 +15,10 @@ import math
 from dataclasses import dataclass
 
 import torch
-from kornia.enhance import jpeg_codec_differentiable
 from kornia.filters import gaussian_blur2d
 
 from transforms.draws import uniform
+from transforms.jpeg import jpeg_codec
 from transforms.params import Params, params
 
 
@@ -119,10 +119,10 @@ def sample_jpeg(B: int, cfg: Photometric, generator: torch.Generator | None = No
 
 def apply_jpeg(x: torch.Tensor, p: JpegParams | None) -> torch.Tensor:
     """Differentiable JPEG on the chosen views; the others pass untouched (coding only the
-    chosen ones is the cheap way)."""
+    chosen ones is the cheap way; transforms.jpeg codes them as kornia does, as matrix products)."""
     if p is None or not len(p.chosen):
         return x
-    coded = jpeg_codec_differentiable(clip01(x[p.chosen]), p.quality)
+    coded = jpeg_codec(clip01(x[p.chosen]), p.quality)
     return x.index_copy(0, p.chosen, coded.to(x.dtype))
 
 
