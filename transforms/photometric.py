@@ -162,15 +162,34 @@ def sample_frame(shape: tuple[int, ...], cfg: Photometric, generator: torch.Gene
 def apply_frame(frames: torch.Tensor, p: FrameParams) -> torch.Tensor:
     """Lighting (contrast, brightness, colour temperature) and sensor noise on whole frames
     (B, 3, H, W) -> (B, 3, H, W) in [0, 1]."""
-    x = frames
+    scale = shift = None
     if p.contrast is not None:
         c, b, t = p.contrast, p.brightness, p.temperature
         gains = torch.cat([1 + t, torch.ones_like(t), 1 - t], dim=1)
         # ((x - 0.5) c + 0.5 + b) * gains, as one multiply-add over the frame
-        x = torch.addcmul((0.5 - 0.5 * c + b) * gains, x, c * gains)
-    if p.noise is not None:
-        x = x + p.noise
-    return clip01(x)
+        scale, shift = c * gains, (0.5 - 0.5 * c + b) * gains
+    return _Frame.apply(frames, scale, shift, p.noise)
+
+
+class _Frame(torch.autograd.Function):
+    """x * scale + shift + noise, clipped as clip01 clips (the gradient kept on [0, 1], bounds
+    included), in one pass with one saved mask: the frame is the render's largest tensor, and
+    autograd's chain of five full-frame operations cost more than the model's input layer."""
+
+    @staticmethod
+    def forward(ctx, x, scale, shift, noise):
+        y = x.clone() if scale is None else torch.addcmul(shift, x, scale)
+        if noise is not None:
+            y += noise
+        inside = (y >= 0).logical_and_(y <= 1)
+        ctx.save_for_backward(inside, scale)
+        return y.clamp_(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        inside, scale = ctx.saved_tensors
+        grad = grad * inside
+        return (grad if scale is None else grad * scale), None, None, None
 
 
 def frame_effects(frames: torch.Tensor, cfg: Photometric,
