@@ -15,12 +15,15 @@ def _coded(fn, x, quality, weights):
     return out.detach(), x.grad
 
 
-@pytest.mark.parametrize("shape", [(3, 3, 64, 64), (2, 3, 50, 37)])  # a multiple of 16, and padded
-def test_codec_equals_kornia(shape):
+@pytest.mark.parametrize("shape, smooth", [((3, 3, 64, 64), True), ((2, 3, 50, 37), True),  # 50 x 37: padded
+                                           ((3, 3, 32, 32), False)])
+def test_codec_equals_kornia(shape, smooth):
     g = torch.Generator().manual_seed(0)
-    # smoothed noise with edges: coefficients across the whole range, as a printed card gives
-    x = F.avg_pool2d(torch.rand(*shape, generator=g), 3, 1, 1)
-    x[..., : shape[-2] // 3, :] = 0.0  # a black band: the soft clip at 0 acts
+    # smoothed noise with edges (coefficients across the whole range, as a printed card gives), or
+    # raw noise: decoded far outside [0, 1], where kornia's clamp acts
+    x = torch.rand(*shape, generator=g)
+    x = F.avg_pool2d(x, 3, 1, 1) if smooth else x
+    x[..., : shape[-2] // 3, :] = 0.0  # a black band
     quality = torch.tensor([20.0, 55.0, 90.0])[: shape[0]]
     weights = torch.randn(shape, generator=g)
     want, want_grad = _coded(jpeg_codec_differentiable, x, quality, weights)

@@ -43,3 +43,22 @@ def test_paste_in_float32_is_as_close_to_exact_as_kornia():
     fast_err = (paste(x, H, 64, behind).double() - exact).abs().max()
     plain_err = (_plain(x, H, 64, behind).double() - exact).abs().max()
     assert fast_err < 1e-4 and fast_err <= 2 * plain_err
+
+
+def test_paste_with_the_frame_pass_equals_the_frame_pass_after_it():
+    """Only the card boxes go through autograd with the frame's light and noise; the rest of
+    the frame the same pass without it: the result is the frame pass over the whole pasted frame."""
+    from transforms.photometric import Photometric, apply_frame, sample_frame
+
+    x, H, behind = _case(torch.float32)
+    cfg = Photometric(contrast=(0.6, 1.3), brightness=0.2, temperature=0.1, noise_std=0.1)
+    frame = sample_frame((6, 3, 64, 64), cfg, torch.Generator().manual_seed(2))
+    weights = torch.randn(6, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    results = []
+    for fn in (lambda t: paste(t, H, 64, behind, frame), lambda t: apply_frame(paste(t, H, 64, behind), frame)):
+        t = x.clone().requires_grad_(True)
+        out = fn(t)
+        (out * weights).sum().backward()
+        results.append((out.detach(), t.grad))
+    assert torch.equal(results[0][0], results[1][0]) and (results[0][0] == 1).any()  # clipped somewhere
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-5)

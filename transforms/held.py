@@ -37,7 +37,7 @@ from common.distance import WEBCAM_FOV_DEG
 from transforms.card import CardLayout, card_base, card_texture, hole
 from transforms.draws import uniform
 from transforms.params import Params, params
-from transforms.photometric import (FrameParams, JpegParams, Photometric, apply_frame, apply_jpeg, blur_side,
+from transforms.photometric import (FrameParams, JpegParams, Photometric, apply_jpeg, blur_side,
                                     gaussian, sample_frame, sample_jpeg)
 from transforms.placement import paste
 from transforms.rectified import INK, PAPER
@@ -325,7 +325,7 @@ def render_held(patch: torch.Tensor, p: HeldParams, size: int, cfg: HeldCard, sc
     src = torch.tensor([[0.0, 0.0], [C - 1.0, 0.0], [C - 1.0, C - 1.0], [0.0, C - 1.0]], device=dev)
     corners = to_model_px(p.pose, _project(p.pose, cfg.fov_deg, reach), size)
     H = get_perspective_transform(src[None].expand(n, -1, -1), corners)
-    frames = apply_frame(paste(card, H, size, render_scenes(p.scene, p.pose, size, scenes, dev)), p.frame)
+    frames = paste(card, H, size, render_scenes(p.scene, p.pose, size, scenes, dev), p.frame)
     o = p.pose
     return frames, {"coverage": o.coverage, "tilt_deg": torch.rad2deg(o.tilt), "rotation_deg": torch.rad2deg(o.roll),
                     "aspect": o.aspect, "crop": o.crop.float(), "scale": o.coverage}

@@ -6,7 +6,7 @@ kornia codes an image as: RGB -> YCbCr x 255, replicate-padded to a multiple of 
 halved (an antialiased bilinear resize: a Gaussian, then bilinear); 8 x 8 block DCTs of each
 plane minus 128; quantised by per-view tables with a differentiable rounding r(z) = round(z) +
 (z - round(z))^3; and back (dequantise, inverse DCT, the chroma doubled bilinearly, cropped, to
-RGB, softly clipped). All of it but the rounding and the clip is linear and acts on y and x apart,
+RGB, clamped to [0, 1]). All of it but the rounding and the clip is linear and acts on y and x apart,
 so each plane's way in is one matrix per axis (pad, halve, DCT: Ma X Mb^T) and its way out one
 more (inverse DCT, double, crop). The resize matrices are read off kornia's own resize, so the two
 agree to float error; only a coefficient within float error of a half-integer can round the other
@@ -56,6 +56,20 @@ def _chroma_axis(n: int, device: torch.device, dtype: torch.dtype) -> tuple[torc
     return into.to(device, dtype), out.to(device, dtype)
 
 
+@lru_cache(maxsize=8)
+def _colour(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """kornia's colour conversions as matrix and offset, read off its functions: RGB -> YCbCr
+    x 255 - 128 (the planes the DCT takes), and those planes, coded, back to RGB (before the
+    clamp to [0, 1] that ends kornia's ycbcr_to_rgb; read off inside that range)."""
+    eye = torch.eye(3, dtype=torch.float64)[:, :, None, None]
+    zero = torch.zeros(1, 3, 1, 1, dtype=torch.float64)
+    to0 = 255.0 * rgb_to_ycbcr(zero).flatten()
+    to = (255.0 * rgb_to_ycbcr(eye)).flatten(1).T - to0[:, None]
+    back0 = ycbcr_to_rgb(zero + 128.0 / 255.0).flatten()
+    back = (ycbcr_to_rgb(eye / 255.0 + 128.0 / 255.0)).flatten(1).T - back0[:, None]
+    return tuple(t.to(device, dtype) for t in (to, (to0 - 128.0)[:, None], back, back0[:, None]))
+
+
 def _blocks(x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     """d (8, 8) applied to each 8 x 8 block of x (..., h, w) from both sides: d X d^T."""
     h, w = x.shape[-2:]
@@ -102,14 +116,15 @@ def jpeg_codec(image: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     pad_h, pad_w = -H % _MCU, -W % _MCU
     d8 = _dct8(dtype).to(image.device)
     with torch.autocast(image.device.type, enabled=False):  # the [0, 255] range needs full precision
-        ycc = 255.0 * rgb_to_ycbcr(image.to(dtype))
+        to, to0, back, back0 = _colour(image.device, dtype)
+        ycc = to @ image.to(dtype).flatten(2) + to0
+        ycc = ycc.view(-1, 3, H, W)  # YCbCr x 255 - 128
         ty, tc = _tables(quality, dtype)
         luma = F.pad(ycc[:, :1], (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else ycc[:, :1]
-        luma = _blocks(_quantise(_blocks(luma - 128.0, d8), ty), d8.T)
+        luma = _blocks(_quantise(_blocks(luma, d8), ty), d8.T)
         luma = luma[..., :H, :W] if pad_h or pad_w else luma
         (a_in, a_out), (b_in, b_out) = _chroma_axis(H, image.device, dtype), _chroma_axis(W, image.device, dtype)
-        dc = a_in.sum(1)[:, None] * b_in.sum(1)[None]  # the way in of the constant 128 (block DC terms)
-        chroma = a_out @ _quantise(a_in @ ycc[:, 1:] @ b_in.T - 128.0 * dc, tc) @ b_out.T
-        rgb = ycbcr_to_rgb((torch.cat([luma, chroma], 1) + 128.0) / 255.0)
-    # kornia's soft clip at 0 (its clip at 255 cannot act on an image from [0, 1])
-    return torch.where(rgb < 0, 0.02 * (torch.exp(rgb.clamp(max=0)) - 1.0), rgb).to(image.dtype)
+        chroma = a_out @ _quantise(a_in @ ycc[:, 1:] @ b_in.T, tc) @ b_out.T
+        rgb = (back @ torch.cat([luma, chroma], 1).flatten(2) + back0).view(-1, 3, H, W)
+    # kornia's ycbcr_to_rgb clamps to [0, 1] (its codec's soft clip after that, at 0 and 255, then never acts)
+    return rgb.clamp(0, 1).to(image.dtype)

@@ -92,28 +92,67 @@ def place(patch: torch.Tensor, backgrounds: torch.Tensor, H: torch.Tensor) -> to
     return paste(patch, H, S, backgrounds)
 
 
-def paste(x: torch.Tensor, H: torch.Tensor, size: int, behind: torch.Tensor) -> torch.Tensor:
+def paste(x: torch.Tensor, H: torch.Tensor, size: int, behind: torch.Tensor,
+          frame: FrameParams | None = None) -> torch.Tensor:
     """x (B, 3, h, w) warped by H (B, 3, 3) onto a size x size frame over `behind` (anything that
-    broadcasts to (B, 3, size, size)): bilinear, the edges blending with what lies behind.
+    broadcasts to (B, 3, size, size)): bilinear, the edges blending with what lies behind; then
+    the frame's light and noise (apply_frame) when `frame` is given.
 
     Each view is sampled only inside its card's bounding box (the card often covers a small part
-    of the frame), and its coverage (what kornia's warp of an all-ones alpha channel gives) is
-    worked out from the sampling positions, without a warp or a gradient. Same values as
-    warp_perspective of x with a ones channel, to float error (tests/test_placement.py)."""
+    of the frame), its coverage (what a warp of an all-ones alpha channel gives) worked out from
+    the sampling positions, and only the boxes go through autograd: the rest of the frame cannot
+    depend on x. Same values as warp_perspective of x with a ones channel, to float error
+    (tests/test_placement.py)."""
     B, _, h, w = x.shape
+    behind = behind.expand(B, 3, size, size)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and behind.requires_grad):
+        whole = behind if frame is None else apply_frame(behind, frame)
     inv = torch.linalg.inv(H.double())  # frame px -> texel px, in double: positions far from the origin
-    cards, alphas = [], torch.zeros(B, 1, size, size, dtype=x.dtype, device=x.device)
+    boxes, parts = [], []
     for i, (y0, y1, x0, x1) in enumerate(_boxes(H, h, w, size)):
         if y1 <= y0 or x1 <= x0:
-            cards.append(x.new_zeros(3, size, size))
             continue
         u, v = _sample_at(inv[i], y0, y1, x0, x1)
         grid = torch.stack([u * (2 / (w - 1)) - 1, v * (2 / (h - 1)) - 1], -1)[None].to(x.dtype)
-        card = F.grid_sample(x[i:i + 1], grid, mode="bilinear", padding_mode="zeros", align_corners=True)[0]
-        cards.append(F.pad(card, (x0, size - x1, y0, size - y1)))  # padding: its backward is a slice
+        card = F.grid_sample(x[i:i + 1], grid, mode="bilinear", padding_mode="zeros", align_corners=True)
         with torch.no_grad():  # bilinear weights of the texels inside the card: coverage along u times along v
-            alphas[i, 0, y0:y1, x0:x1] = (_inside(u, w) * _inside(v, h)).to(x.dtype)
-    return torch.stack(cards) + (1 - alphas) * behind
+            alpha = (_inside(u, w) * _inside(v, h)).to(x.dtype)
+        part = card + (1 - alpha) * behind[i:i + 1, :, y0:y1, x0:x1]
+        parts.append(part if frame is None else apply_frame(part, _frame_box(frame, i, y0, y1, x0, x1)))
+        boxes.append((i, y0, y1, x0, x1))
+    return _Boxes.apply(whole, boxes, *parts)
+
+
+def _frame_box(p: FrameParams, i: int, y0: int, y1: int, x0: int, x1: int) -> FrameParams:
+    """View i's frame effects on the frame's rows y0:y1 and columns x0:x1."""
+    pick = lambda t: None if t is None else t[i:i + 1]  # noqa: E731
+    noise = None if p.noise is None else p.noise[i:i + 1, :, y0:y1, x0:x1]
+    return FrameParams(pick(p.contrast), pick(p.brightness), pick(p.temperature), noise)
+
+
+class _Boxes(torch.autograd.Function):
+    """The whole frames with each view's box replaced by its part: one copy forward, and the
+    gradient of each part a slice of the frames' (autograd's slice assignment would clone the
+    whole frames' gradient once per view)."""
+
+    @staticmethod
+    def forward(ctx, whole, boxes, *parts):
+        ctx.boxes = boxes
+        out = whole.clone()
+        for (i, y0, y1, x0, x1), part in zip(boxes, parts):
+            out[i, :, y0:y1, x0:x1] = part[0]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        parts = [grad[i:i + 1, :, y0:y1, x0:x1].clone() for i, y0, y1, x0, x1 in ctx.boxes]
+        if ctx.needs_input_grad[0]:
+            whole = grad.clone()
+            for i, y0, y1, x0, x1 in ctx.boxes:
+                whole[i, :, y0:y1, x0:x1] = 0
+        else:
+            whole = None
+        return (whole, None, *parts)
 
 
 def _boxes(H: torch.Tensor, h: int, w: int, size: int) -> list[tuple[int, int, int, int]]:
