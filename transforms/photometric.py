@@ -15,7 +15,8 @@ import math
 from dataclasses import dataclass
 
 import torch
-from kornia.filters import gaussian_blur2d
+import torch.nn.functional as F
+from kornia.filters import get_gaussian_kernel1d
 
 from transforms.draws import uniform
 from transforms.jpeg import jpeg_codec
@@ -92,9 +93,44 @@ def blur_side(sigma: torch.Tensor) -> int:
 
 def gaussian(x: torch.Tensor, sigma: torch.Tensor, k: int) -> torch.Tensor:
     """x (B, C, h, w) blurred with a k x k Gaussian of sigma[i] on view i (sigma (B,), or (B, 2)
-    along y and x), edges replicated."""
-    sigma = sigma[:, None] if sigma.dim() == 1 else sigma
-    return gaussian_blur2d(x, (k, k), sigma.expand(x.shape[0], 2).contiguous(), border_type="replicate")
+    along y and x), edges replicated: kornia's separable gaussian_blur2d (its kernels, the same
+    convolutions forward) with a cheaper backward (see _Blur)."""
+    sigma = (sigma[:, None] if sigma.dim() == 1 else sigma).expand(x.shape[0], 2)
+    along_x = get_gaussian_kernel1d(k, sigma[:, 1:].contiguous())
+    along_y = get_gaussian_kernel1d(k, sigma[:, :1].contiguous())
+    return _Blur.apply(_Blur.apply(x, along_x, -1), along_y, -2)
+
+
+class _Blur(torch.autograd.Function):
+    """x (B, C, h, w) correlated along one axis (-1: x, -2: y) with kernel[i] (B, k odd) on view
+    i, edges replicated, as kornia's filter2d does it. The kernels never need a gradient (sigma
+    is drawn); the input's is the transposed convolution of the gradient, the replicated edges'
+    share folded back onto the edge: about 30% cheaper on a CPU than autograd's depthwise
+    convolution backward, which also works out the kernel's."""
+
+    @staticmethod
+    def forward(ctx, x, kernel, axis):
+        B, C = x.shape[:2]
+        k = kernel.shape[-1]
+        shape = (B * C, 1, 1, k) if axis == -1 else (B * C, 1, k, 1)
+        weight = kernel.repeat_interleave(C, 0).reshape(shape).to(x.dtype)
+        ctx.save_for_backward(weight)
+        ctx.axis = axis
+        pad = (k // 2, k // 2, 0, 0) if axis == -1 else (0, 0, k // 2, k // 2)
+        padded = F.pad(x, pad, mode="replicate")
+        return F.conv2d(padded.reshape(1, B * C, *padded.shape[-2:]), weight, groups=B * C).view(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (weight,) = ctx.saved_tensors
+        axis, k, (B, C, h, w) = ctx.axis, max(weight.shape[-2:]), grad.shape
+        full = F.conv_transpose2d(grad.reshape(1, B * C, h, w), weight, groups=B * C)
+        full = full.view(B, C, *full.shape[-2:]).movedim(axis, -1)  # (.., n + k - 1) along the axis
+        r, n = k // 2, full.shape[-1] - (k - 1)
+        out = full[..., r:r + n].clone()
+        out[..., 0] += full[..., :r].sum(-1)  # the replicated edges' share goes to the edge itself
+        out[..., -1] += full[..., r + n:].sum(-1)
+        return out.movedim(-1, axis), None, None
 
 
 @params
