@@ -45,15 +45,32 @@ def _resize_matrix(n: int, factor: float, antialias: bool) -> torch.Tensor:
 
 
 @lru_cache(maxsize=16)
-def _chroma_axis(n: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """One axis of length n of a chroma plane: in (m/2, n): replicate-pad to m, a multiple of 16,
-    halve, block DCT; out (n, m/2): the inverse DCT, doubled, cropped."""
+def _chroma_axis(n: int, device: torch.device, dtype: torch.dtype) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    """One axis of length n of a chroma plane: the way in (replicate-pad to m, a multiple of 16,
+    then halve) and the way out (double, crop), each as taps (see _taps)."""
     m = math.ceil(n / _MCU) * _MCU
     pad = torch.eye(n, dtype=torch.float64)[torch.arange(m).clamp(max=n - 1)]
-    dct = torch.block_diag(*[_dct8()] * (m // 2 // _BLOCK))
-    into = dct @ _resize_matrix(m, 0.5, True) @ pad
-    out = _resize_matrix(m // 2, 2.0, False)[:n] @ dct.T
-    return into.to(device, dtype), out.to(device, dtype)
+    down = _resize_matrix(m, 0.5, True) @ pad
+    up = _resize_matrix(m // 2, 2.0, False)[:n]
+    return tuple((idx.to(device), w.to(device, dtype)) for idx, w in (_taps(down), _taps(up)))
+
+
+def _taps(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A banded (rows, cols) matrix as (rows, t) column indices and weights, t its most non-zero
+    entries in a row (4 halving, 2 doubling): a product with it costs t, not cols, per output."""
+    t = int((matrix.abs() > 1e-12).sum(1).max())
+    idx = matrix.abs().topk(t, dim=1).indices
+    return idx, matrix.gather(1, idx)
+
+
+def _resample(x: torch.Tensor, taps: tuple[torch.Tensor, torch.Tensor], axis: int) -> torch.Tensor:
+    """matrix @ x along `axis` (-2 or -1) from its taps."""
+    idx, w = taps
+    shape = (-1, 1) if axis == -2 else (-1,)
+    out = w[:, 0].view(shape) * x.index_select(axis, idx[:, 0])
+    for j in range(1, idx.shape[1]):
+        out = out + w[:, j].view(shape) * x.index_select(axis, idx[:, j])
+    return out
 
 
 @lru_cache(maxsize=8)
@@ -123,8 +140,10 @@ def jpeg_codec(image: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
         luma = F.pad(ycc[:, :1], (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else ycc[:, :1]
         luma = _blocks(_quantise(_blocks(luma, d8), ty), d8.T)
         luma = luma[..., :H, :W] if pad_h or pad_w else luma
-        (a_in, a_out), (b_in, b_out) = _chroma_axis(H, image.device, dtype), _chroma_axis(W, image.device, dtype)
-        chroma = a_out @ _quantise(a_in @ ycc[:, 1:] @ b_in.T, tc) @ b_out.T
+        (y_in, y_out), (x_in, x_out) = _chroma_axis(H, image.device, dtype), _chroma_axis(W, image.device, dtype)
+        half = _resample(_resample(ycc[:, 1:], y_in, -2), x_in, -1)
+        half = _blocks(_quantise(_blocks(half, d8), tc), d8.T)
+        chroma = _resample(_resample(half, y_out, -2), x_out, -1)
         rgb = (back @ torch.cat([luma, chroma], 1).flatten(2) + back0).view(-1, 3, H, W)
     # kornia's ycbcr_to_rgb clamps to [0, 1] (its codec's soft clip after that, at 0 and 255, then never acts)
     return rgb.clamp(0, 1).to(image.dtype)
