@@ -204,7 +204,9 @@ def apply_frame(frames: torch.Tensor, p: FrameParams) -> torch.Tensor:
         gains = torch.cat([1 + t, torch.ones_like(t), 1 - t], dim=1)
         # ((x - 0.5) c + 0.5 + b) * gains, as one multiply-add over the frame
         scale, shift = c * gains, (0.5 - 0.5 * c + b) * gains
-    return _Frame.apply(frames, scale, shift, p.noise)
+    if torch.is_grad_enabled() and frames.requires_grad:
+        return _Frame.apply(frames, scale, shift, p.noise)
+    return _Frame.light(frames, scale, shift, p.noise).clamp_(0, 1)  # no graph: no mask to keep
 
 
 class _Frame(torch.autograd.Function):
@@ -213,10 +215,16 @@ class _Frame(torch.autograd.Function):
     autograd's chain of five full-frame operations cost more than the model's input layer."""
 
     @staticmethod
-    def forward(ctx, x, scale, shift, noise):
+    def light(x, scale, shift, noise):
+        """x * scale + shift + noise, a new tensor."""
         y = x.clone() if scale is None else torch.addcmul(shift, x, scale)
         if noise is not None:
             y += noise
+        return y
+
+    @staticmethod
+    def forward(ctx, x, scale, shift, noise):
+        y = _Frame.light(x, scale, shift, noise)
         inside = (y >= 0).logical_and_(y <= 1)
         ctx.save_for_backward(inside, scale)
         return y.clamp_(0, 1)
