@@ -6,11 +6,11 @@ kornia codes an image as: RGB -> YCbCr x 255, replicate-padded to a multiple of 
 halved (an antialiased bilinear resize: a Gaussian, then bilinear); 8 x 8 block DCTs of each
 plane minus 128; quantised by per-view tables with a differentiable rounding r(z) = round(z) +
 (z - round(z))^3; and back (dequantise, inverse DCT, the chroma doubled bilinearly, cropped, to
-RGB, clamped to [0, 1]). All of it but the rounding and the clip is linear and acts on y and x apart,
-so each plane's way in is one matrix per axis (pad, halve, DCT: Ma X Mb^T) and its way out one
-more (inverse DCT, double, crop). The resize matrices are read off kornia's own resize, so the two
-agree to float error; only a coefficient within float error of a half-integer can round the other
-way (tests/test_jpeg.py compares the two).
+RGB, clamped to [0, 1]). All of it but the rounding and the clamp is linear and acts on y and x
+apart: the colour maps are 3 x 3 matrices, the DCTs 8 x 8 ones on each block, and the chroma's
+halving and doubling banded matrices applied by their few taps per row. The resize and colour
+matrices are read off kornia's own functions, so the two agree to float error; only a coefficient
+within float error of a half-integer can round the other way (tests/test_jpeg.py compares them).
 """
 from __future__ import annotations
 
