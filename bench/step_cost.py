@@ -3,6 +3,7 @@ figure a ratio of two things measured here (the machine may be shared: read rati
 
     python bench/step_cost.py                 # efficientnet_lite0, batch 8, held views (~3 min)
     python bench/step_cost.py --model digits  # the logic, in seconds
+    python bench/step_cost.py --parts 1       # part 1 alone: the step against a bare forward+backward
 
 1. step vs bare: CPU seconds of one default step (render batch held views, forward, backward
    through the render, signed update) / one bare forward+backward of the model on the same
@@ -169,13 +170,17 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--train-steps", type=int, default=20)
+    ap.add_argument("--parts", default="123", help="which parts to run, e.g. 1 for the step's cost alone")
     args = ap.parse_args()
     parts = setup(args.model, args.batch)
     print(f"model {args.model}, batch {args.batch}, {args.reps} repeats (medians); a shared machine: expect noise")
-    part_step(*parts, args.reps)
-    part_bf16(*parts, args.reps, args.train_steps)
-    model, _, _, cfg, _, views = parts
-    part_threads(model, cfg, views, args.reps)
+    if "1" in args.parts:
+        part_step(*parts, args.reps)
+    if "2" in args.parts:
+        part_bf16(*parts, args.reps, args.train_steps)
+    if "3" in args.parts:
+        model, _, _, cfg, _, views = parts
+        part_threads(model, cfg, views, args.reps)
 
 
 if __name__ == "__main__":

@@ -258,3 +258,24 @@ def test_a_missing_patch_says_where_the_patches_are(cli, tmp_path, monkeypatch):
         code, _, err = cli(*args)
         assert code == 2 and err.strip() == ("error: patch runs/hen/patch.png: not found; the newest patch under "
                                              "runs/ is runs/chicken-20261207-012345/patch.png"), err
+
+
+def test_scenes_resampled_along_each_axis_equal_grid_sample():
+    """render_scenes resamples rows, then columns: what one grid_sample over the frame's affine
+    grid (reflection, align_corners=False) gives, exactly in float64."""
+    import torch.nn.functional as F
+
+    from transforms.held import render_scenes, sample_pose, sample_scenes
+
+    g = torch.Generator().manual_seed(3)
+    scenes = torch.rand(5, 3, 48, 48, generator=g, dtype=torch.float64)
+    pose = sample_pose(12, HeldCard(), g)
+    p = sample_scenes(12, pose, scenes, g)
+    pose.aspect[0], pose.crop[0], p.shift[0] = 1.0, False, 0.9  # a band running off the scene: reflected
+    vis_w = torch.where(pose.crop, 224 / 256, pose.aspect)
+    vis_h = torch.where(pose.crop, 224 / 256, 1.0)
+    theta = torch.zeros(12, 2, 3, dtype=torch.float64)
+    theta[:, 0, 0], theta[:, 1, 1], theta[:, 1, 2] = p.flip * vis_w / pose.aspect, vis_h / pose.aspect, p.shift
+    grid = F.affine_grid(theta, [12, 3, 32, 32], align_corners=False)
+    want = F.grid_sample(scenes[p.index], grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    assert torch.allclose(render_scenes(p, pose, 32, scenes), want, atol=1e-9)

@@ -37,7 +37,7 @@ from common.distance import WEBCAM_FOV_DEG
 from transforms.card import CardLayout, card_base, card_texture, hole
 from transforms.draws import uniform
 from transforms.params import Params, params
-from transforms.photometric import (FrameParams, JpegParams, Photometric, apply_frame, apply_jpeg, blur_side,
+from transforms.photometric import (FrameParams, JpegParams, Photometric, apply_jpeg, blur_side,
                                     gaussian, sample_frame, sample_jpeg)
 from transforms.placement import paste
 from transforms.rectified import INK, PAPER
@@ -213,16 +213,34 @@ def render_scenes(p: SceneParams, pose: Pose, size: int, scenes: torch.Tensor | 
     at a random height), squashed or centre-cropped like the card."""
     if p.plain is not None:
         return p.plain.expand(len(p.plain), 3, size, size).contiguous()
-    n, aspect = len(p.index), pose.aspect
-    picked = scenes[p.index].to(device)
-    vis_w, vis_h = _visible(pose.crop, aspect)
-    # model px -> frame units (centred): x = (u - S/2) / sx; frame units -> scene coords: * 2 / a
-    theta = torch.zeros(n, 2, 3, device=device)
-    theta[:, 0, 0] = p.flip * (vis_w / aspect)
-    theta[:, 1, 1] = vis_h / aspect
-    theta[:, 1, 2] = p.shift
-    grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
-    return F.grid_sample(picked, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    dev, n = scenes.device, len(p.index)
+    aspect, shift, flip = pose.aspect.to(dev), p.shift.to(dev), p.flip.to(dev)
+    vis_w, vis_h = _visible(pose.crop.to(dev), aspect)
+    # model px -> frame units (centred): x = (u - S/2) / sx; frame units -> scene coords: * 2 / a.
+    # The map is a scale and shift along each axis apart, so the bilinear resampling is one along
+    # rows, then one along columns: what grid_sample (reflection, align_corners=False) computes
+    # for the same grid, without its per-pixel grid and a gather of whole scenes.
+    base = (2 * torch.arange(size, device=dev, dtype=scenes.dtype) + 1) / size - 1
+    y0, y1, wy = _taps((vis_h / aspect)[:, None] * base + shift[:, None], scenes.shape[-2])
+    x0, x1, wx = _taps((flip * (vis_w / aspect))[:, None] * base, scenes.shape[-1])
+    # whole rows by index from the scenes seen as one (N * 3 * R, R) stack of rows: plain copies
+    flat = scenes.flatten(0, 2)
+    first = ((p.index.to(dev)[:, None] * 3 + torch.arange(3, device=dev))[..., None] * scenes.shape[-2])  # (n, 3, 1)
+    pick = lambda y: flat.index_select(0, (first + y[:, None]).flatten()).view(n, 3, size, -1)  # noqa: E731
+    rows = torch.lerp(pick(y0), pick(y1), wy[:, None, :, None].to(scenes.dtype))  # (n, 3, S, R)
+    cols = lambda x: rows.gather(3, x[:, None, None, :].expand(-1, 3, size, -1))  # noqa: E731
+    return torch.lerp(cols(x0), cols(x1), wx[:, None, None, :].to(scenes.dtype)).to(device)
+
+
+def _taps(g: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Normalised coordinates g (B, S) on an axis of n px -> the two neighbours and the weight of
+    the second, as grid_sample finds them (align_corners=False, reflection padding)."""
+    x = ((g + 1) * n - 1) / 2
+    span = (x + 0.5).abs()  # reflected about -0.5 and n - 0.5
+    extra, flips = span.fmod(n), (span / n).floor()
+    x = torch.where(flips % 2 == 0, extra - 0.5, n - extra - 0.5).clamp(0, n - 1)
+    lo = x.floor()
+    return lo.long(), (lo.long() + 1).clamp(max=n - 1), x - lo
 
 
 @params
@@ -319,7 +337,7 @@ def render_held(patch: torch.Tensor, p: HeldParams, size: int, cfg: HeldCard, sc
     src = torch.tensor([[0.0, 0.0], [C - 1.0, 0.0], [C - 1.0, C - 1.0], [0.0, C - 1.0]], device=dev)
     corners = to_model_px(p.pose, _project(p.pose, cfg.fov_deg, reach), size)
     H = get_perspective_transform(src[None].expand(n, -1, -1), corners)
-    frames = apply_frame(paste(card, H, size, render_scenes(p.scene, p.pose, size, scenes, dev)), p.frame)
+    frames = paste(card, H, size, render_scenes(p.scene, p.pose, size, scenes, dev), p.frame)
     o = p.pose
     return frames, {"coverage": o.coverage, "tilt_deg": torch.rad2deg(o.tilt), "rotation_deg": torch.rad2deg(o.roll),
                     "aspect": o.aspect, "crop": o.crop.float(), "scale": o.coverage}

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import torch
-from kornia.geometry.transform import get_perspective_transform, warp_perspective
+import torch.nn.functional as F
+from kornia.geometry.transform import get_perspective_transform
 
 from transforms.draws import uniform
 from transforms.params import Params, Views, eot_settings, params
@@ -91,12 +92,96 @@ def place(patch: torch.Tensor, backgrounds: torch.Tensor, H: torch.Tensor) -> to
     return paste(patch, H, S, backgrounds)
 
 
-def paste(x: torch.Tensor, H: torch.Tensor, size: int, behind: torch.Tensor) -> torch.Tensor:
+def paste(x: torch.Tensor, H: torch.Tensor, size: int, behind: torch.Tensor,
+          frame: FrameParams | None = None) -> torch.Tensor:
     """x (B, 3, h, w) warped by H (B, 3, 3) onto a size x size frame over `behind` (anything that
-    broadcasts to (B, 3, size, size)): an alpha channel travels with the warp, so the edges blend."""
-    rgba = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
-    warped = warp_perspective(rgba, H, (size, size), mode="bilinear", padding_mode="zeros", align_corners=True)
-    return warped[:, :3] + (1 - warped[:, 3:]) * behind
+    broadcasts to (B, 3, size, size)): bilinear, the edges blending with what lies behind; then
+    the frame's light and noise (apply_frame) when `frame` is given.
+
+    Each view is sampled only inside its card's bounding box (the card often covers a small part
+    of the frame), its coverage (what a warp of an all-ones alpha channel gives) worked out from
+    the sampling positions, and only the boxes go through autograd: the rest of the frame cannot
+    depend on x. Same values as warp_perspective of x with a ones channel, to float error
+    (tests/test_placement.py)."""
+    B, _, h, w = x.shape
+    behind = behind.expand(B, 3, size, size)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and behind.requires_grad):
+        whole = behind if frame is None else apply_frame(behind, frame)
+    inv = torch.linalg.inv(H.double())  # frame px -> texel px, in double: positions far from the origin
+    boxes, parts = [], []
+    for i, (y0, y1, x0, x1) in enumerate(_boxes(H, h, w, size)):
+        if y1 <= y0 or x1 <= x0:
+            continue
+        u, v = _sample_at(inv[i], y0, y1, x0, x1)
+        grid = torch.stack([u * (2 / (w - 1)) - 1, v * (2 / (h - 1)) - 1], -1)[None].to(x.dtype)
+        card = F.grid_sample(x[i:i + 1], grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        with torch.no_grad():  # bilinear weights of the texels inside the card: coverage along u times along v
+            alpha = (_inside(u, w) * _inside(v, h)).to(x.dtype)
+        part = card + (1 - alpha) * behind[i:i + 1, :, y0:y1, x0:x1]
+        parts.append(part if frame is None else apply_frame(part, _frame_box(frame, i, y0, y1, x0, x1)))
+        boxes.append((i, y0, y1, x0, x1))
+    return _Boxes.apply(whole, boxes, *parts)
+
+
+def _frame_box(p: FrameParams, i: int, y0: int, y1: int, x0: int, x1: int) -> FrameParams:
+    """View i's frame effects on the frame's rows y0:y1 and columns x0:x1."""
+    pick = lambda t: None if t is None else t[i:i + 1]  # noqa: E731
+    noise = None if p.noise is None else p.noise[i:i + 1, :, y0:y1, x0:x1]
+    return FrameParams(pick(p.contrast), pick(p.brightness), pick(p.temperature), noise)
+
+
+class _Boxes(torch.autograd.Function):
+    """The whole frames with each view's box replaced by its part: one copy forward, and the
+    gradient of each part a slice of the frames' (autograd's slice assignment would clone the
+    whole frames' gradient once per view)."""
+
+    @staticmethod
+    def forward(ctx, whole, boxes, *parts):
+        ctx.boxes = boxes
+        out = whole.clone()
+        for (i, y0, y1, x0, x1), part in zip(boxes, parts):
+            out[i, :, y0:y1, x0:x1] = part[0]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        parts = [grad[i:i + 1, :, y0:y1, x0:x1].clone() for i, y0, y1, x0, x1 in ctx.boxes]
+        if ctx.needs_input_grad[0]:
+            whole = grad.clone()
+            for i, y0, y1, x0, x1 in ctx.boxes:
+                whole[i, :, y0:y1, x0:x1] = 0
+        else:
+            whole = None
+        return (whole, None, *parts)
+
+
+def _boxes(H: torch.Tensor, h: int, w: int, size: int) -> list[tuple[int, int, int, int]]:
+    """Per view, the frame rows y0:y1 and columns x0:x1 that the warped card reaches (its texels
+    reach one px past the centres of the outer ones), or the whole frame where a corner projects
+    behind the camera (no box then bounds it)."""
+    with torch.no_grad():
+        reach = torch.tensor([[-1.0, -1.0, 1.0], [w, -1.0, 1.0], [w, h, 1.0], [-1.0, h, 1.0]],
+                             dtype=torch.float64, device=H.device)
+        p = torch.einsum("bij,kj->bki", H.double(), reach)  # (B, 4, 3)
+        z = p[..., 2]
+        xy = p[..., :2] / z[..., None]
+        lo = (xy.amin(1).floor() - 1).clamp(0, size).long().tolist()
+        hi = (xy.amax(1).ceil() + 2).clamp(0, size).long().tolist()
+        whole = ((z <= 0).any(1) | (z.sign() != z[:, :1].sign()).any(1)).tolist()
+    return [(0, size, 0, size) if whole[i] else (lo[i][1], hi[i][1], lo[i][0], hi[i][0]) for i in range(len(z))]
+
+
+def _sample_at(inv: torch.Tensor, y0: int, y1: int, x0: int, x1: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Texel coordinates (u, v), each (y1 - y0, x1 - x0), that frame px [y0:y1, x0:x1] sample."""
+    ys = torch.arange(y0, y1, device=inv.device, dtype=inv.dtype)[:, None]
+    xs = torch.arange(x0, x1, device=inv.device, dtype=inv.dtype)[None, :]
+    z = inv[2, 0] * xs + inv[2, 1] * ys + inv[2, 2]
+    return (inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]) / z, (inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]) / z
+
+
+def _inside(u: torch.Tensor, n: int) -> torch.Tensor:
+    """The share of a bilinear sample at u that falls on texels 0..n-1 (zeros outside)."""
+    return torch.minimum(u + 1, n - u).clamp(0, 1)
 
 
 @params
