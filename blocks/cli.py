@@ -31,9 +31,7 @@ from blocks.progress import capture_bar, evaluate_bar, generate_bar, onepixel_ba
 from capture.settings import SlidingSettings
 from common.errors import Interrupted, UserError, shown
 from common.files import json_text
-from printing import parse_tile
-from printing.calibration import CalibrationSettings
-from printing.sheet import SheetSettings, preview_paths, sidecar_path
+from printing.settings import CalibrationSettings, SheetSettings, parse_tile  # printing.sheet loads the records
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Physical-world adversarial blocks: generate, print, capture, one-pixel.")
@@ -222,6 +220,8 @@ def print_sheet(
 ):
     """Lay patches out as a print-ready PDF at exact size, with markers, cut marks and sheet.json."""
     flags = dict(locals())  # the parameters alone, before anything else (settings())
+    from printing.sheet import preview_paths, sidecar_path
+
     sheet = settings(SheetSettings, flags, ignore=("patches", "out", "preview", "overwrite"),  # PrintRun's own
                      page=page.lower(), layout=layout.lower(), tile=parse_tile(tile))
     info = run_print(PrintRun(patches, out, sheet, preview, overwrite))
@@ -322,6 +322,8 @@ def calibration_sheet(
 ):
     """A page of colour swatches with ArUco markers, and its calib.json, to measure printer + camera colours."""
     flags = dict(locals())  # the parameters alone, before anything else (settings())
+    from printing.sheet import preview_paths, sidecar_path
+
     sheet = settings(CalibrationSettings, flags, ignore=("out", "preview", "overwrite"))  # CalibrationRun's own
     info = run_calibration_sheet(CalibrationRun(out, sheet, preview, overwrite))
     say(info.lines([sidecar_path(out), *(preview_paths(out, info.pages) if preview else []), out], swatch_mm, page))

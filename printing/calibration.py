@@ -31,25 +31,9 @@ from printing import layout as L
 from printing.markers import DICTIONARY, dictionary_size
 from common.records import BlockInfo, CalibrationInfo, MarkerInfo, SwatchInfo
 from printing.sheet import PrintedSheet, _r, write_sheet
+from printing.settings import CalibrationSettings  # noqa: F401 (importable from here)
 
 KIND = "calibration"
-
-
-@dataclass
-class CalibrationSettings:
-    """swatch_mm: side of each swatch (the calibrator samples its inner half, so ~10 mm leaves a
-    few camera pixels even from a distance). gap_mm: white between swatches. marker_mm: side of
-    each corner marker's black square. levels: steps per channel of the RGB grid (levels**3 colours)."""
-
-    page: str = "a4"
-    margin_mm: float = 10.0
-    swatch_mm: float = 11.0
-    gap_mm: float = 1.5
-    marker_mm: float = 16.0
-    levels: int = 5
-    dpi: int = 300  # resolution of the embedded swatch image (its edges snap to this grid)
-    seed: int = 0  # order of the swatches on the page
-    date: str | None = None
 
 
 @dataclass

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from common.errors import UserError
 from common.records import CORNERS  # with the other marker spots, beside sheet.json's reader that checks them
+from printing.settings import DEFAULT_MARKER_MM  # noqa: F401 (L.DEFAULT_MARKER_MM; its home: the sheet's settings)
 
 PAGE_SIZES_MM: dict[str, tuple[float, float]] = {
     "a4": (210.0, 297.0),
@@ -34,7 +35,6 @@ CUT_GAP_MM = 1.0  # cut marks start this far from the patch corner so nothing to
 CUT_MARK_MM = 5.0  # length of a cut mark when there are no markers
 CELL_SPACING_MM = 3.0  # white gutter between neighbouring blocks (also a quiet zone between markers)
 CAPTION_GAP_MM = 1.5  # between the block's furniture and its caption
-DEFAULT_MARKER_MM = 12.0  # side of a block's ArUco markers (blocks print --marker-mm)
 # A block cut out as a card to hold up (the `held` views train on it, simulate renders it): the cut
 # runs this far beyond the markers' outer edge, so each marker keeps a white quiet zone of its own.
 CARD_BORDER_MM = 2.5

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from common.distance import WEBCAM_FOV_DEG
 from common.errors import UserError
 from common.records import PRINTED_MM, BlockInfo, MarkerInfo, SheetInfo, sidecar_path
 from printing import layout as L
@@ -35,25 +34,7 @@ from printing.cube import cube_layout
 from printing.markers import DICTIONARY, dictionary_size
 from printing.patches import PatchImage, block_image, load_patch
 from printing.reach import distance_text, distances_m, reach_text, size_for, too_far, trained_size
-
-
-@dataclass
-class SheetSettings:
-    """size_mm: printed side of one patch (exact). tile: (rows, cols) copies per block (grid only).
-    marker_mm: side of each ArUco marker's black square; None or markers=False: no markers."""
-
-    size_mm: float | None = None  # None: the size the patches were trained for (generate --size-mm), else 50
-    page: str = "a4"
-    margin_mm: float = 10.0
-    layout: str = "grid"
-    tile: tuple[int, int] = (1, 1)
-    markers: bool = True
-    marker_mm: float = L.DEFAULT_MARKER_MM
-    dpi: int = 300
-    captions: bool = True
-    date: str | None = None  # caption date, ISO; None = today
-    fov_deg: float = WEBCAM_FOV_DEG  # the camera's horizontal field of view, for the distances
-    distance_m: float | None = None  # pick size_mm so a whole-frame patch works from this far
+from printing.settings import SheetSettings, parse_tile  # noqa: F401 (importable from here, the CLI's home of them)
 
 
 @dataclass
@@ -139,20 +120,6 @@ def _check_layout(s: SheetSettings) -> None:
     if s.layout == "cube" and (r, c) != (1, 1):
         raise UserError("tile applies to layout grid only (a cube face is one patch of size_mm)",
                         param=("tile", "layout", "size_mm"))
-
-
-def parse_tile(text: str) -> tuple[int, int]:
-    """'RxC' (or 'R'): rows x columns."""
-    parts = text.lower().replace("*", "x").split("x")
-    try:
-        vals = tuple(int(p) for p in parts)
-    except ValueError:
-        vals = ()
-    if len(vals) == 1:
-        vals = (vals[0], vals[0])
-    if len(vals) != 2:
-        raise UserError(f"tile takes RxC (rows x columns, e.g. 2x2), not {text!r}", param="tile")
-    return vals
 
 
 def make_sheet(patches: Sequence[str | Path | PatchImage], settings: SheetSettings | None = None) -> PrintedSheet:

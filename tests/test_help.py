@@ -165,6 +165,22 @@ def test_version_and_help_need_no_torch():
     assert re.match(r"blocks \(deep-chicken-saviour\) \d+\.\d+", proc.stdout), proc.stdout
 
 
+def test_cli_import_and_help_build_no_records():
+    """The records are pydantic models, whose building cost the CLI's import 1.65x its time (issue
+    31, docs/design.md): they load when a command runs, not for the CLI's import, --version or a
+    command's --help. pydantic itself stays out until a command is named (typer then builds its
+    parameters' coercion with it)."""
+    code = ("import sys; from blocks.cli import run; from blocks.first_line import COMMANDS; "
+            "loaded = lambda: print('loaded', *(m for m in ('pydantic', 'common.records') if m in sys.modules)); "
+            "loaded(); codes = [run(['--version']), run(['--help'])]; loaded(); "
+            "codes += [run([c, '--help']) for c in COMMANDS]; assert set(codes) == {0}, codes; loaded()")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("loaded")]
+    assert lines[:2] == ["loaded", "loaded"], lines  # the import, --version and --help
+    assert "common.records" not in lines[2], lines  # every command's --help
+
+
 def test_first_line_names_the_command_and_model():
     assert cli.loading_line(["generate", "--target", "hen"]) == "blocks generate: loading torch and efficientnet_lite0 ..."
     assert cli.loading_line(["capture", "--model=resnet18", "--target", "hen"]).endswith("torch and resnet18 ...")

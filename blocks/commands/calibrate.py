@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from blocks import checks
 from blocks.commands import shared
-from common.records import ColorMapRecord
+if TYPE_CHECKING:  # the records (pydantic models) load when a pipeline runs, not for --help
+    from common.records import ColorMapRecord
 
 
 @dataclass

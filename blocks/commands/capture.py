@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from blocks import checks
 from blocks.commands import shared
 from blocks.commands.shared import no_progress
 from capture.settings import MAX_DURATION_S, MAX_FRAMES, CaptureSettings, SlidingSettings
 from common.errors import UserError
-from common.records import CaptureSummary
+if TYPE_CHECKING:  # the records (pydantic models) load when a pipeline runs, not for --help
+    from common.records import CaptureSummary
 
 
 @dataclass

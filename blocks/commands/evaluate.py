@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from blocks import checks
 from blocks.commands import shared
 from common.errors import UserError
-from common.records import EvaluateReport, EvaluateRow
+if TYPE_CHECKING:  # the records (pydantic models) load when a pipeline runs, not for --help
+    from common.records import EvaluateReport
 
 
 @dataclass
@@ -38,6 +40,7 @@ def run_evaluate(run: EvaluateRun, progress=shared.no_progress) -> EvaluateRepor
     side over the frame's shorter side) and no by_scale, which bins the same number.
     progress(label, total): a bar, updated with the views judged in each batch."""
     from blocks.targets import resolve_target
+    from common.records import EvaluateReport
     from transforms.eot import preset, whole_frame
 
     image = _read_patch(run)
@@ -99,6 +102,7 @@ def _judge(run: EvaluateRun, net, image, eot_cfg, goal, views: dict, report: Eva
     """The figures: one row per model with several (the same views for each), else the one model's
     figures at the report's top level."""
     from blocks.evaluate import evaluate_members, evaluate_patch, rounded
+    from common.records import EvaluateRow
 
     several = len(run.models) > 1
     with progress("evaluate", run.n * (len(run.models) if several else 1)) as update:

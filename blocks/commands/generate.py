@@ -12,17 +12,17 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from blocks import checks, reach
-from blocks.outcome import judge, record_for, summary_of
 from blocks.targets import folder_name, goals_before_loading, goals_of, target_list
 from blocks.commands import shared
 from blocks.commands.shared import no_progress
 from blocks.attacks.config import MAX_SECONDS, GenerateConfig
 from common.distance import DEFAULT_SIZE_MM, WEBCAM_FOV_DEG
 from common.errors import Interrupted, UserError
-from common.records import PatchRecord
+if TYPE_CHECKING:  # the records (pydantic models) load when a pipeline runs, not for --help
+    from common.records import PatchRecord
 
 
 def command_attack() -> GenerateConfig:
@@ -87,6 +87,7 @@ def run_generate(run: GenerateRun, progress=no_progress,
     # a misspelt target first, in a second: before the imports below bring in torch (tests/test_targets.py)
     if run.resume is None:  # a resumed run takes its target from the old run (checked in _prepare)
         goals_before_loading(run.models, target_list(run.targets, run.targets_file), run.away_from)
+    from blocks.outcome import summary_of
     from blocks.report import library_versions
     from common.interrupts import interrupted
 
@@ -205,6 +206,7 @@ def _write_and_judge(run: GenerateRun, goal, cfg, eot_cfg, result, loaded, group
     ranks learn whether that worked (Group.agree). An interrupted run never replaces a finished
     patch (there with overwrite): it writes patch.partial.png, .json and curve.partial.png beside it.
     Returns (the record, whether it was judged, the patch.png written)."""
+    from blocks.outcome import judge, record_for
     from blocks.report import write_patch
     from common.interrupts import listening
 

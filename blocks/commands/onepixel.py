@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from blocks import checks
 from blocks.commands import shared
 from blocks.commands.shared import no_progress
 from blocks.attacks.onepixel.config import OnePixelConfig
 from common.errors import Interrupted
-from common.records import OnePixelSummary
+if TYPE_CHECKING:  # the records (pydantic models) load when a pipeline runs, not for --help
+    from common.records import OnePixelSummary
 
 
 @dataclass

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from blocks import checks
 from common.errors import UserError
-from common.records import ScenesInfo
+if TYPE_CHECKING:  # the records (pydantic models) load when a pipeline runs, not for --help
+    from common.records import ScenesInfo
 
 
 @dataclass
@@ -27,6 +29,7 @@ def run_scenes(run: ScenesRun) -> ScenesInfo:
     from blocks.scenes import export_digit_scenes, export_sample_photos
     from blocks.targets import resolve_target
     from common.files import check_new_outputs, check_output_dir
+    from common.records import ScenesInfo
 
     if run.source not in ("photos", "digits"):
         raise UserError(f"source must be photos or digits, not {run.source!r}", param="source")

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from blocks import checks
 from blocks.commands import shared
 from blocks.commands.shared import no_progress
 from common.errors import UserError
-from common.records import SimulateInfo
+if TYPE_CHECKING:  # the records (pydantic models) load when a pipeline runs, not for --help
+    from common.records import SimulateInfo
 
 
 @dataclass

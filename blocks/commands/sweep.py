@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from blocks import checks
 from blocks.commands import shared
 from common.errors import UserError
-from common.records import SweepRecord
+if TYPE_CHECKING:  # the records (pydantic models) load when a pipeline runs, not for --help
+    from common.records import SweepRecord
 
 
 @dataclass
@@ -32,6 +34,7 @@ def run_sweep(run: SweepRun) -> SweepRecord:
     from blocks.targets import resolve_target
     from common.files import atomic_write_bytes, check_new_outputs, check_output_dir, load_image
     from common.interrupts import writing
+    from common.records import SweepRecord
 
     lo, hi = checks.span(run.eps_range, "eps_range", -255, 255)
     if not lo < hi:
