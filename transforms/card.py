@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from common.distance import DEFAULT_SIZE_MM
-from printing.layout import CARD_BORDER_MM, DEFAULT_MARKER_MM, BlockPlace, card_layout
+from printing.layout import CARD_BORDER_MM, BlockPlace, card_layout
+from printing.settings import DEFAULT_MARKER_MM
 from printing.markers import marker_modules
 
 
