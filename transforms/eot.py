@@ -95,15 +95,13 @@ class HeldViews(HeldCard):
         return replace(self, coverage=tuple(scale))
 
     def at_progress(self, progress: float) -> HeldViews:
-        """The training views at `progress` (0-1) of a run: the reductions drawn by
-        train_reduction_weights, and over the first `warmup` the coverage range widening from its
-        upper (nearest) `start_share` to all of it."""
-        trained = replace(self, reduction_weights=self.train_reduction_weights)
+        """Over the first `warmup` of a run the coverage range widens from its upper (nearest)
+        `start_share` to all of it; the same views after."""
         if self.warmup <= 0 or progress >= self.warmup:
-            return trained
+            return self
         lo, hi = self.coverage
         share = self.start_share + (1 - self.start_share) * max(progress, 0.0) / self.warmup
-        return replace(trained, coverage=(hi - (hi - lo) * share, hi))
+        return replace(self, coverage=(hi - (hi - lo) * share, hi))
 
     def without_warmup(self) -> HeldViews:
         return replace(self, warmup=0.0)

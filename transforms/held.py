@@ -54,7 +54,6 @@ class HeldCard:
     fov_deg: float = WEBCAM_FOV_DEG  # horizontal field of view of the camera (a typical webcam)
     aspects: tuple[float, ...] = (4 / 3, 16 / 9)  # frame width / height
     reductions: tuple[str, ...] = REDUCTIONS
-    reduction_weights: tuple[float, ...] | None = None  # how often each reduction is drawn (None: alike)
     frame_height_px: tuple[int, int] = (480, 720)  # what blur widths are measured in
     ink: tuple[float, float] = INK  # darkest printed value, per channel
     paper: tuple[float, float] = PAPER  # lightest (paper white), per channel
@@ -69,9 +68,6 @@ class HeldCard:
     # part (start_share of it, the nearest views, which a patch from black wins first) to all of it.
     warmup: float = 0.25
     start_share: float = 0.4
-    # Training only: squashed frames drawn twice as often as cropped ones (a 16:9 frame squashes
-    # the card to 0.56 of its width: the hard case); the held-out check draws both alike.
-    train_reduction_weights: tuple[float, ...] | None = (2.0, 1.0)
     photometric: Photometric = field(default_factory=lambda: Photometric(
         contrast=(0.7, 1.2), brightness=0.1, temperature=0.08, noise_std=0.04,
         jpeg_quality=(35.0, 90.0), jpeg_p=0.5))
@@ -126,7 +122,7 @@ def sample_pose(n: int, cfg: HeldCard, generator=None, device="cpu") -> Pose:
     aspect = torch.tensor(cfg.aspects, device=device)[torch.randint(len(cfg.aspects), (n,), generator=generator,
                                                                      device=device)]
     crop = torch.tensor(["crop" == r for r in cfg.reductions], device=device)[
-        _pick(cfg.reductions, cfg.reduction_weights, n, generator, device)]
+        torch.randint(len(cfg.reductions), (n,), generator=generator, device=device)]
     axis = 2 * math.pi * u(n)
     # |tilt| uniform in [0, tilt_deg]: the card is seldom held exactly square to the camera
     tilt = torch.deg2rad(cfg.tilt_deg * u(n))
@@ -142,14 +138,6 @@ def sample_pose(n: int, cfg: HeldCard, generator=None, device="cpu") -> Pose:
     span = (free_hi - free_lo).clamp(min=0)
     pose.centre = mid + (u(n, 2) - 0.5) * span  # offsets from the frame centre
     return pose
-
-
-def _pick(choices: tuple, weights: tuple[float, ...] | None, n: int, generator, device) -> torch.Tensor:
-    """n indices into choices, alike or by weight."""
-    if weights is None:
-        return torch.randint(len(choices), (n,), generator=generator, device=device)
-    w = torch.tensor(weights, dtype=torch.float32, device=device)
-    return torch.multinomial(w, n, replacement=True, generator=generator)
 
 
 def _project(pose: Pose, fov_deg: float, half: float) -> torch.Tensor:
