@@ -19,6 +19,7 @@ import torch
 
 from blocks.attacks.driver import generate_patch
 from blocks.attacks.eot_fgsm import GenerateConfig, step_size
+from blocks.commands.generate import GenerateRun
 from blocks.models.digits import load_digits_rgb
 from blocks.evaluate import evaluate_patch
 from common.files import load_image
@@ -233,7 +234,7 @@ def test_cli_generate_writes_exact_png_and_metadata(cli, tmp_path, digits_model)
     assert png.shape == (3, 16, 16)
     assert meta["patch_sha256"] == hashlib.sha256((out / "patch.png").read_bytes()).hexdigest()
     # The saved file is the optimised patch, rounded to 8 bits: rerun the same optimisation here.
-    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=15, batch=8, seed=0)
+    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=15, batch=8, seed=0, epsilon=GenerateRun().attack.epsilon)
     patch = generate_patch(digits_model, cfg, preset("print", tuple(meta["scale"]))).patch
     assert not torch.equal(patch, (patch * 255).round() / 255)  # the float patch is off the 8-bit grid
     assert torch.equal(png * 255, (patch * 255).round())
@@ -458,12 +459,13 @@ def test_cli_schedule_and_momentum_flags_reach_the_optimiser(cli, tmp_path, digi
                        "--max-seconds", "0", "--out", out)  # no clock: the schedule follows the steps alone
     assert code == 0, err
     meta = json.loads((out / "patch.json").read_text())
-    assert meta["curve"]["epsilon"] == pytest.approx([(32 - 28.8 * i / 5) / 255 for i in range(6)])
+    first = GenerateRun().attack.epsilon  # the command's default first step, [0, 1] units
+    assert meta["curve"]["epsilon"] == pytest.approx([first * (1 - 0.9 * i / 5) for i in range(6)])
     eot = preset("print", (0.8, 1.0))
-    plain = GenerateConfig(target=SEVEN, patch_size=16, steps=6, batch=4, schedule="linear", momentum=0)
+    plain = GenerateConfig(target=SEVEN, patch_size=16, steps=6, batch=4, schedule="linear", momentum=0, epsilon=first)
     png = load_image(out / "patch.png")
     assert torch.equal(png * 255, (generate_patch(digits_model, plain, eot).patch * 255).round())
-    heavy = GenerateConfig(target=SEVEN, patch_size=16, steps=6, batch=4, schedule="linear", momentum=0.9)
+    heavy = GenerateConfig(target=SEVEN, patch_size=16, steps=6, batch=4, schedule="linear", momentum=0.9, epsilon=first)
     assert not torch.equal(png * 255, (generate_patch(digits_model, heavy, eot).patch * 255).round())
     code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--schedule", "step")
     assert code == 2 and "--schedule" in err

@@ -27,11 +27,12 @@ if TYPE_CHECKING:  # the records (pydantic models) load when a pipeline runs, no
 
 def command_attack() -> GenerateConfig:
     """The attack's settings as `blocks generate` starts them: the library's (blocks.attacks.config),
-    but for two. batch 8: the command's views per step, the CPU's budget (the library's 32 suits a
-    GPU). patch_size None: half the model's input side (patch_side), known once the model loads.
-    max_seconds None or 0: no clock (a clock makes the schedule depend on the machine); smooth None:
-    0.8 for an ensemble, 0 for one model (eot_fgsm.smoothing)."""
-    return GenerateConfig(batch=8, patch_size=None)
+    but for three. batch 8: the command's views per step, the CPU's budget (the library's 32 suits a
+    GPU). epsilon 64/255: at batch 8 a first step of 32/255 left black late or never on some seeds
+    (bench/reach_seeds.py, docs/physical.md). patch_size None: half the model's input side
+    (patch_side), known once the model loads. max_seconds None or 0: no clock; smooth None: 0.8 for
+    an ensemble, 0 for one model (eot_fgsm.smoothing)."""
+    return GenerateConfig(batch=8, epsilon=64 / 255, patch_size=None)
 
 
 @dataclass
