@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -51,6 +52,14 @@ def test_step_size_schedule():
     assert step_size(cfg, 0.0) == pytest.approx(0.1)
     assert step_size(cfg, 1.0) == pytest.approx(0.01)
     assert 0.01 < step_size(cfg, 0.5) < 0.1
+
+
+def test_takeoff_doubles_the_first_steps_then_follows_the_schedule():
+    plain = GenerateConfig(target=0, epsilon=0.1, final_fraction=0.1)
+    assert plain.takeoff == 0  # the library's default: the schedule alone
+    cfg = replace(plain, takeoff=0.2)
+    assert step_size(cfg, 0.0) == step_size(cfg, 0.19) == pytest.approx(0.2)
+    assert step_size(cfg, 0.2) == step_size(plain, 0.2) and step_size(cfg, 1.0) == pytest.approx(0.01)
 
 
 def test_short_run_raises_target_probability(digits_model, scenes):
@@ -234,7 +243,7 @@ def test_cli_generate_writes_exact_png_and_metadata(cli, tmp_path, digits_model)
     assert png.shape == (3, 16, 16)
     assert meta["patch_sha256"] == hashlib.sha256((out / "patch.png").read_bytes()).hexdigest()
     # The saved file is the optimised patch, rounded to 8 bits: rerun the same optimisation here.
-    cfg = GenerateConfig(target=SEVEN, patch_size=16, steps=15, batch=8, seed=0, epsilon=GenerateRun().attack.epsilon)
+    cfg = replace(GenerateRun().attack, target=SEVEN, patch_size=16, steps=15, batch=8, seed=0)  # as the CLI runs it
     patch = generate_patch(digits_model, cfg, preset("print", tuple(meta["scale"]))).patch
     assert not torch.equal(patch, (patch * 255).round() / 255)  # the float patch is off the 8-bit grid
     assert torch.equal(png * 255, (patch * 255).round())
@@ -459,13 +468,14 @@ def test_cli_schedule_and_momentum_flags_reach_the_optimiser(cli, tmp_path, digi
                        "--max-seconds", "0", "--out", out)  # no clock: the schedule follows the steps alone
     assert code == 0, err
     meta = json.loads((out / "patch.json").read_text())
-    first = GenerateRun().attack.epsilon  # the command's default first step, [0, 1] units
-    assert meta["curve"]["epsilon"] == pytest.approx([first * (1 - 0.9 * i / 5) for i in range(6)])
+    cmd = GenerateRun().attack  # the command's defaults: epsilon in [0, 1] units, the take-off at step 0 of 5
+    assert cmd.takeoff > 0 and meta["curve"]["epsilon"] == pytest.approx(
+        [cmd.epsilon * (cmd.takeoff_factor if i / 5 < cmd.takeoff else 1 - 0.9 * i / 5) for i in range(6)])
     eot = preset("print", (0.8, 1.0))
-    plain = GenerateConfig(target=SEVEN, patch_size=16, steps=6, batch=4, schedule="linear", momentum=0, epsilon=first)
+    plain = replace(cmd, target=SEVEN, patch_size=16, steps=6, batch=4, schedule="linear", momentum=0)
     png = load_image(out / "patch.png")
     assert torch.equal(png * 255, (generate_patch(digits_model, plain, eot).patch * 255).round())
-    heavy = GenerateConfig(target=SEVEN, patch_size=16, steps=6, batch=4, schedule="linear", momentum=0.9, epsilon=first)
+    heavy = replace(cmd, target=SEVEN, patch_size=16, steps=6, batch=4, schedule="linear", momentum=0.9)
     assert not torch.equal(png * 255, (generate_patch(digits_model, heavy, eot).patch * 255).round())
     code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--schedule", "step")
     assert code == 2 and "--schedule" in err

@@ -73,6 +73,8 @@ def test_resume_continues_steps_curve_and_leaves_the_old_folder(first, tmp_path,
     assert rec["reach"]["distance_m"] == 0.5 and rec["reach"]["size_mm"] == 120  # settings carried on
     assert rec["config"]["batch"] == 4 and rec["target"]["index"] == 7
     assert rec["config"]["epsilon"] == pytest.approx(2 * old["curve"]["epsilon"][-1])  # a warm restart
+    assert old["config"]["takeoff"] > 0 and rec["config"]["takeoff"] == 0  # no take-off to undo the patch
+    assert max(rec["curve"]["epsilon"][6:]) <= rec["config"]["epsilon"] + 1e-9
     assert rec["best_step"] == old["best_step"] or rec["best_step"] >= 6  # the old best, or a later one
     assert "resumed" in out
 

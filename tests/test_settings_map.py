@@ -47,6 +47,8 @@ NO_FLAG = {
     ("generate", "attack.away_from"): "filled from --away-from (a class index: config_for)",
     ("generate", "attack.check_every"): "how often the best-patch check runs: the library's default; Python API only",
     ("generate", "attack.check_seconds"): "the clock's bound on the best-patch check: the library's default; Python API only",
+    ("generate", "attack.takeoff"): "the first fifth of a run at twice --epsilon, so a patch leaves black; Python API only",
+    ("generate", "attack.takeoff_factor"): "how much larger the take-off step is than --epsilon; Python API only",
     ("generate", "attack.fold"): "batchnorm folding computes the same function faster: always on; Python API only",
     ("capture", "loop.target"): "filled from --target once the model loads (its class index: run_capture)",
     ("capture", "loop.sheet"): "filled from --sheet, read and checked (capture.sheet.load_sheet)",

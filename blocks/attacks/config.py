@@ -17,6 +17,12 @@ class GenerateConfig:
     epsilon: float = 32 / 255  # first step size, in [0, 1] pixel units: large, to leave black fast
     final_fraction: float = 0.1  # last step size = epsilon * final_fraction
     schedule: str = "cosine"  # cosine | linear | constant
+    # The take-off: over the first takeoff share of the run the step is takeoff_factor x epsilon, then
+    # the schedule. A patch from black must find the class within its first tens of steps; at batch 8
+    # a first step of 32/255 sometimes never did, and 64/255 all the way cost transfer
+    # (bench/reach_seeds.py, docs/physical.md). 0: off (the library's default).
+    takeoff: float = 0.0
+    takeoff_factor: float = 2.0
     batch: int = 32  # views per step
     momentum: float = 0.9  # signed steps on a running mean of gradients (0 = plain FGSM steps)
     max_seconds: float | None = None

@@ -91,6 +91,8 @@ class GenerateResult:
 def step_size(cfg: GenerateConfig, t: float) -> float:
     """Step size at progress t in [0, 1] (the larger of step and time progress)."""
     t = min(max(t, 0.0), 1.0)
+    if t < cfg.takeoff:
+        return cfg.takeoff_factor * cfg.epsilon
     if cfg.schedule == "constant":
         return cfg.epsilon
     lo = cfg.epsilon * cfg.final_fraction

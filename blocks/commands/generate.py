@@ -28,11 +28,11 @@ if TYPE_CHECKING:  # the records (pydantic models) load when a pipeline runs, no
 def command_attack() -> GenerateConfig:
     """The attack's settings as `blocks generate` starts them: the library's (blocks.attacks.config),
     but for three. batch 8: the command's views per step, the CPU's budget (the library's 32 suits a
-    GPU). epsilon 64/255: at batch 8 a first step of 32/255 left black late or never on some seeds
-    (bench/reach_seeds.py, docs/physical.md). patch_size None: half the model's input side
-    (patch_side), known once the model loads. max_seconds None or 0: no clock; smooth None: 0.8 for
-    an ensemble, 0 for one model (eot_fgsm.smoothing)."""
-    return GenerateConfig(batch=8, epsilon=64 / 255, patch_size=None)
+    GPU). takeoff 0.2: the first fifth of the run at twice epsilon (at batch 8 a first step of
+    32/255 left black late or never on some seeds: bench/reach_seeds.py, docs/physical.md).
+    patch_size None: half the model's input side (patch_side), known once the model loads.
+    max_seconds None or 0: no clock; smooth None: 0.8 for an ensemble, 0 for one model."""
+    return GenerateConfig(batch=8, takeoff=0.2, patch_size=None)
 
 
 @dataclass
