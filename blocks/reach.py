@@ -136,7 +136,7 @@ def resumed_run(run, old: Resumed, samples: tuple[str, str]):
     goal = rec.target
     changes["targets" if goal.targeted else "away_from"] = [str(goal.index)] if goal.targeted else str(goal.index)
     if run.attack.epsilon == defaults.attack.epsilon:  # both in [0, 1] units, as patch.json's curve
-        last = (rec.curve or {}).get("epsilon") or [32 / 255 if cfg.epsilon is None else cfg.epsilon]
+        last = (rec.curve or {}).get("epsilon") or [defaults.attack.epsilon if cfg.epsilon is None else cfg.epsilon]
         attack["epsilon"] = min(1.0, RESUME_RESTART * float(last[-1]))
     attack["takeoff"] = 0.0  # the saved patch has left black: no take-off phase to undo it
     if run.attack.seed == defaults.attack.seed:

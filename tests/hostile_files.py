@@ -91,6 +91,21 @@ class _Checked(Exception):
     """Raised instead of loading the model: every check passed."""
 
 
+def until_model_load(cli, monkeypatch, args):
+    """cli(*args) with the model load replaced by a stop: (code, out, err), or None when the command
+    got as far as loading a model (every check before it passed)."""
+    import blocks.commands.shared
+
+    def reached(*a, **k):
+        raise _Checked
+
+    monkeypatch.setattr(blocks.commands.shared, "load_model", reached)
+    try:
+        return cli(*args)
+    except _Checked:
+        return None
+
+
 def signal_on_call(monkeypatch, module, name, n, sig):
     """Send `sig` to this process on the n-th call of module.name."""
     real, calls = getattr(module, name), []

@@ -6,7 +6,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from hostile_files import CAP, EVAL, GEN, _Checked, _fill
+from hostile_files import CAP, EVAL, GEN, _fill, until_model_load
 
 # (arguments, exit code, start of stderr). {name} is a file from the fixture above.
 CASES = [
@@ -161,16 +161,10 @@ PRINT_FLAGS = ["--size-mm", "--margin-mm", "--marker-mm", "--dpi"]
 
 
 def _fuzz_once(cli, monkeypatch, args):
-    import blocks.commands.shared
-
-    def reached(*a, **k):
-        raise _Checked
-
-    monkeypatch.setattr(blocks.commands.shared, "load_model", reached)
-    try:
-        code, out, err = cli(*args)
-    except _Checked:
+    ran = until_model_load(cli, monkeypatch, args)
+    if ran is None:
         return
+    code, out, err = ran
     assert "Traceback" not in err, (args, err)
     assert code in (0, 2), (args, code, err)
     if code == 2 and err.startswith("error:"):

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from colormaps import colormap_from_matrix, write_colormap
 from common.errors import UserError
 from common.files import save_png
-from hostile_files import CAP, EVAL, _Checked, _fill
+from hostile_files import CAP, EVAL, _fill, until_model_load
 
 
 class _Reached(Exception):
@@ -394,16 +394,10 @@ FUZZ_FILES = settings(max_examples=25, deadline=None, derandomize=True,
 
 def _run_checked(cli, monkeypatch, args, written=None):
     """cli(*args) with the model load replaced by a stop: a record that passed is as good as done."""
-    import blocks.commands.shared
-
-    def reached(*a, **k):
-        raise _Checked
-
-    monkeypatch.setattr(blocks.commands.shared, "load_model", reached)
-    try:
-        code, out, err = cli(*args)
-    except _Checked:
+    ran = until_model_load(cli, monkeypatch, args)
+    if ran is None:
         return
+    code, out, err = ran
     _one_line_or_ok(code, err, args, written)
 
 
