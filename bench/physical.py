@@ -19,6 +19,7 @@ Targets (issue 23), white-box, tilt <= 30 deg, both reductions: >= 90% at covera
 
     python bench/physical.py [--steps 240] [--presets held,print,camera] [--frames 6]
         [--coverages 0.15,0.2,0.3,0.4,0.5] [--tilts 0,15,30] [--out runs/physical] [--plot docs/physical.png]
+        [--seed 0] [--patch-size PX]
 """
 from __future__ import annotations
 
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("runs/physical"))
     ap.add_argument("--plot", type=Path, default=Path("docs/physical.png"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--patch-size", type=int, default=None, help="generate --patch-size (default: the command's)")
     ap.add_argument("--reuse", action="store_true", help="keep patches and frames already in --out")
     ap.add_argument("--distance", type=float, default=None,
                     help="metres: generate --distance D --size-mm (--reach-size-mm), filmed at the coverage that "
@@ -152,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         reach = ["--distance", f"{a.distance:g}", "--size-mm", f"{a.reach_size_mm:g}"]
         coverages = [round(coverage_at(a.reach_size_mm, k * a.distance * 1000), 3) for k in (1.2, 1.0, 0.8)]
         print(f"a {a.reach_size_mm:g} mm block at {0.8 * a.distance:g}-{1.2 * a.distance:g} m: coverages {coverages}")
+    size = ["--patch-size", str(a.patch_size)] if a.patch_size else []  # else the command's default
     tilts = [int(v) for v in a.tilts.split(",")]
     models = [m.strip() for m in a.models.split(",") if m.strip()]
     out = a.out
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (a.reuse and (folder / "patch.json").is_file()):
             scenes = [] if name == "held" else ["--scenes", str(photos / "train"), "--eval-scenes", str(photos / "test")]
             sh("generate", "--target", TARGET, "--eot", name, *scenes, "--max-seconds", "0",
-               "--steps", str(a.steps), "--eval-n", "128", "--seed", str(a.seed), "--out", str(folder), *reach,
+               "--steps", str(a.steps), "--eval-n", "128", "--seed", str(a.seed), "--out", str(folder), *reach, *size,
                "--overwrite")  # a bench re-run replaces its own results (--reuse keeps them)
         cpu = time.process_time() - cpu0  # CPU seconds of generate (all its threads), with its evaluation
         meta = json.loads((folder / "patch.json").read_text())

@@ -5,7 +5,8 @@ hit rate on views of the held-out photos at fixed coverages, squashed and centre
 64 views per cell). A patch's start from black is a lottery of its first steps: judge a change to
 the attack over several seeds, not one.
 
-    python bench/reach_seeds.py --seeds 0,1,2 --epsilon 64 [--steps 240] [--init PATCH.pt] [--transfer]
+    python bench/reach_seeds.py --seeds 0,1,2 --epsilon 64 [--steps 240] [--patch-size PX] [--init PATCH.pt]
+        [--transfer]
         [--out runs/reach]
 
 With --transfer each patch is also judged on lite1 and lite2 (never trained on; 32 views a cell).
@@ -24,6 +25,8 @@ from pathlib import Path
 import torch
 
 from blocks.attacks.driver import generate_patch
+from blocks.attacks.config import default_patch_side
+from blocks.commands.generate import command_attack
 from blocks.attacks.eot_fgsm import GenerateConfig
 from blocks.models import ModelSpec, load_classifier
 from blocks.scenes import fit_frames, sample_photos
@@ -69,6 +72,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=GenerateConfig.steps)
     ap.add_argument("--epsilon", type=float, default=None, help="first step size, in 1/255 (default: the attack's)")
     ap.add_argument("--init", help="a patch (torch.save'd (3, P, P)) to continue, warm-up skipped")
+    ap.add_argument("--patch-size", type=int, default=None, help="patch side in px (default: the command's)")
     ap.add_argument("--views", type=int, default=64, help="held-out views per cell")
     ap.add_argument("--transfer", action="store_true", help="also judge on efficientnet_lite1 and lite2")
     ap.add_argument("--out", default="runs/reach")
@@ -80,7 +84,9 @@ def main() -> None:
     init = torch.load(a.init) if a.init else None
     if init is not None:
         eot = eot.without_warmup()
-    cfg = GenerateConfig(target=HEN, patch_size=model.input_size // 2, batch=8, steps=a.steps)
+    # the command's attack (batch 8, the take-off) and patch side, but for --steps and --patch-size
+    side = a.patch_size or default_patch_side(model.input_size, "held")
+    cfg = replace(command_attack(), target=HEN, patch_size=side, steps=a.steps)
     if a.epsilon is not None:
         cfg = replace(cfg, epsilon=a.epsilon / 255)
     Path(a.out).mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ import time
 import torch
 
 from blocks.attacks.driver import generate_patch
+from blocks.attacks.config import default_patch_side
 from blocks.attacks.eot_fgsm import BestPatch, GenerateConfig, OneProcess, step_gradient, signed_step
 from blocks.attacks.speed import ThreadGovernor, cpu_has_bf16, fold_batchnorm
 from blocks.models import ModelSpec, load_classifier
@@ -66,7 +67,8 @@ def setup(name: str, batch: int):
     model = fold_batchnorm(load_classifier(ModelSpec(name=name), device="cpu"), 224 if name != "digits" else 32)
     scenes = fit_frames(sample_photos("train"), model.input_size)
     eot = preset("held")
-    cfg = GenerateConfig(target=8 if name != "digits" else 7, patch_size=model.input_size // 2, batch=batch,
+    cfg = GenerateConfig(target=8 if name != "digits" else 7, batch=batch,
+                         patch_size=default_patch_side(model.input_size, "held"),  # the command's
                          autocast="off")
     g = torch.Generator().manual_seed(0)
     patch = torch.rand(3, cfg.patch_size, cfg.patch_size, generator=g)

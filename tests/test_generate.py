@@ -373,7 +373,8 @@ def test_sigint_exits_130_and_keeps_the_patch(tmp_path):
     assert proc.returncode == 130, err
     meta = json.loads((out / "patch.json").read_text())
     assert meta["stopped"] == "interrupted" and meta["steps_run"] > 0
-    assert load_image(out / "patch.png").shape == (3, 16, 16)
+    side = meta["config"]["patch_size"]
+    assert load_image(out / "patch.png").shape == (3, side, side)
     assert "Traceback" not in err and "interrupted: kept the best patch" in err
     # judged all the same: a Ctrl-C is no reason to lose the held-out figure or the curve
     assert meta["held_out"]["n"] == 256 and (out / "curve.png").is_file()
@@ -556,3 +557,19 @@ def test_curve_png_shows_the_held_out_success_by_coverage(tmp_path, monkeypatch)
     legend = with_check.axes[1].get_legend()
     assert any("held-out success 75.0%" in t.get_text() for t in legend.get_texts())
     assert legend._loc == 9 and legend.get_bbox_to_anchor().y0 < with_check.axes[1].bbox.y0  # under the axes
+
+
+def test_default_patch_side_is_coarser_on_whole_frames_and_the_run_uses_it(cli, tmp_path):
+    """Without --patch-size: 48 px at a 224 input on whole camera frames (held), where the card's
+    patch spans 34-100 model px; half the input where the patch fills the view; patch.png has it."""
+    from blocks.attacks.config import default_patch_side
+
+    assert default_patch_side(224, "held") == 48 and default_patch_side(224, "print") == 112
+    assert default_patch_side(32, "held") == 8 and default_patch_side(32, "print") == 16  # never under 8
+    for eot, side in (("held", 8), ("print", 16)):
+        out = tmp_path / eot
+        code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "2", "--batch", "2",
+                           "--eot", eot, "--eval-n", "2", "--device", "cpu", "--out", out)
+        assert code == 0, err
+        assert load_image(out / "patch.png").shape == (3, side, side)
+        assert json.loads((out / "patch.json").read_text())["config"]["patch_size"] == side

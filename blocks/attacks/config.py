@@ -33,3 +33,22 @@ class GenerateConfig:
     members: str = "balance"  # ensembles only: mean | balance | cycle (see the module docstring)
     autocast: str = "auto"  # auto | bf16 | off: the model's forward in bfloat16 (blocks.attacks.speed)
     fold: bool = True  # run a copy of the model with batchnorm folded into its convolutions (the same function)
+
+
+# The patch's own resolution on whole camera frames: 3/14 of the model's input side, 48 px at 224.
+# There the card's patch spans 0.15-0.45 of the frame's shorter side, 34-100 of the model's px, so
+# a finer patch is mostly resampled away. Against 112 px (lite0, 240 steps, docs/physical.md): on
+# held-out views over three seeds 85.4/99.1% against 83.1/99.0% at coverage 0.3-0.5 and 32.5/76.6%
+# against 28.4/68.3% at 0.2-0.3 (squashed/cropped); filmed, two seeds, white-box as good or
+# better (transfer to lite2 lower), for about 20% less CPU per step. 32 px lost.
+WHOLE_FRAME_PATCH_FRACTION = 3 / 14
+
+
+def default_patch_side(input_size: int, eot: str) -> int:
+    """The patch side `blocks generate` uses without --patch-size, for a model input side and an
+    --eot preset: WHOLE_FRAME_PATCH_FRACTION of it on whole camera frames, half of it otherwise
+    (there the patch fills most of the view), never under 8 px."""
+    from transforms.eot import whole_frame
+
+    fraction = WHOLE_FRAME_PATCH_FRACTION if whole_frame(eot) else 1 / 2
+    return max(8, round(input_size * fraction))

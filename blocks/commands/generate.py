@@ -18,7 +18,7 @@ from blocks import checks, reach
 from blocks.targets import folder_name, goals_before_loading, goals_of, target_list
 from blocks.commands import shared
 from blocks.commands.shared import no_progress
-from blocks.attacks.config import MAX_SECONDS, GenerateConfig
+from blocks.attacks.config import MAX_SECONDS, GenerateConfig, default_patch_side
 from common.distance import DEFAULT_SIZE_MM, WEBCAM_FOV_DEG
 from common.errors import Interrupted, UserError
 if TYPE_CHECKING:  # the records (pydantic models) load when a pipeline runs, not for --help
@@ -30,7 +30,8 @@ def command_attack() -> GenerateConfig:
     but for three. batch 8: the command's views per step, the CPU's budget (the library's 32 suits a
     GPU). takeoff 0.2: the first fifth of the run at twice epsilon (at batch 8 a first step of
     32/255 left black late or never on some seeds: bench/reach_seeds.py, docs/physical.md).
-    patch_size None: half the model's input side (patch_side), known once the model loads.
+    patch_size None: default_patch_side of the model's input side and the views, known once the model
+    loads (48 px at 224 on whole camera frames, half the input side otherwise).
     max_seconds None or 0: no clock; smooth None: 0.8 for an ensemble, 0 for one model."""
     return GenerateConfig(batch=8, takeoff=0.2, patch_size=None)
 
@@ -384,7 +385,7 @@ def prepare(run, group, out: Path) -> Loaded:
 
 def patch_side(run, net) -> int:
     side = run.attack.patch_size
-    return side if side is not None else max(8, net.input_size // 2)
+    return side if side is not None else default_patch_side(net.input_size, run.eot)
 
 
 def config_for(run, goal, net):
