@@ -88,7 +88,7 @@ def generate(
     away_from: Annotated[Optional[str], typer.Option("--away-from", help="class to stop being (positive epsilon)")] = None,
     models: list = None,  # the model flags (@model_options)
     device: DeviceOpt = default(GenerateRun, "device"),
-    patch_size: Annotated[Optional[int], typer.Option("--patch-size", help="patch side in pixels", show_default="3/14 of the model input (48 at 224) on whole frames, half otherwise")] = None,
+    patch_size: Annotated[Optional[int], typer.Option("--patch-size", help="patch side in pixels", show_default="2/7 of the model input (64 at 224) on whole frames, half otherwise")] = None,
     steps: Annotated[int, typer.Option("--steps", help="FGSM steps (the run may end sooner: --max-seconds)")] = default(GenerateRun, "attack.steps"),
     epsilon: Annotated[float, typer.Option("--epsilon", help="first step size in 0-255 units (negative-epsilon FGSM step)")] = default(GenerateRun, "attack.epsilon", unit=255),
     final_fraction: Annotated[float, typer.Option("--final-fraction", help="last step size as a fraction of the first")] = default(GenerateRun, "attack.final_fraction"),

@@ -560,13 +560,14 @@ def test_curve_png_shows_the_held_out_success_by_coverage(tmp_path, monkeypatch)
 
 
 def test_default_patch_side_is_coarser_on_whole_frames_and_the_run_uses_it(cli, tmp_path):
-    """Without --patch-size: 48 px at a 224 input on whole camera frames (held), where the card's
+    """Without --patch-size: 64 px at a 224 input on whole camera frames (held), where the card's
     patch spans 34-100 model px; half the input where the patch fills the view; patch.png has it."""
     from blocks.attacks.config import default_patch_side
 
-    assert default_patch_side(224, "held") == 48 and default_patch_side(224, "print") == 112
-    assert default_patch_side(32, "held") == 8 and default_patch_side(32, "print") == 16  # never under 8
-    for eot, side in (("held", 8), ("print", 16)):
+    assert default_patch_side(224, "held") == 64 and default_patch_side(224, "print") == 112
+    assert default_patch_side(32, "held") == 9 and default_patch_side(32, "print") == 16
+    assert default_patch_side(16, "held") == 8  # never under 8
+    for eot, side in (("held", 9), ("print", 16)):
         out = tmp_path / eot
         code, _, err = cli("generate", "--model", "digits", "--target", "seven", "--steps", "2", "--batch", "2",
                            "--eot", eot, "--eval-n", "2", "--device", "cpu", "--out", out)

@@ -35,13 +35,13 @@ class GenerateConfig:
     fold: bool = True  # run a copy of the model with batchnorm folded into its convolutions (the same function)
 
 
-# The patch's own resolution on whole camera frames: 3/14 of the model's input side, 48 px at 224.
+# The patch's own resolution on whole camera frames: 2/7 of the model's input side, 64 px at 224.
 # There the card's patch spans 0.15-0.45 of the frame's shorter side, 34-100 of the model's px, so
-# a finer patch is mostly resampled away. Against 112 px (lite0, 240 steps, docs/physical.md): on
-# held-out views over three seeds 85.4/99.1% against 83.1/99.0% at coverage 0.3-0.5 and 32.5/76.6%
-# against 28.4/68.3% at 0.2-0.3 (squashed/cropped); filmed, two seeds, white-box as good or
-# better (transfer to lite2 lower), for about 20% less CPU per step. 32 px lost.
-WHOLE_FRAME_PATCH_FRACTION = 3 / 14
+# a finer patch is mostly resampled away. Filmed (bench/physical.py, lite0, 240 steps, three seeds,
+# docs/physical.md) 64 px read as 112 px did on lite0 and transferred better: lite1 63% / lite2 64%
+# of frames at coverage 0.3-0.5 against 58% / 52%, for less CPU a step. 48 px won a little more on
+# lite0 but lost transfer (52% / 37%); 32 px lost everywhere.
+WHOLE_FRAME_PATCH_FRACTION = 2 / 7
 
 
 def default_patch_side(input_size: int, eot: str) -> int:

@@ -31,7 +31,7 @@ def command_attack() -> GenerateConfig:
     GPU). takeoff 0.2: the first fifth of the run at twice epsilon (at batch 8 a first step of
     32/255 left black late or never on some seeds: bench/reach_seeds.py, docs/physical.md).
     patch_size None: default_patch_side of the model's input side and the views, known once the model
-    loads (48 px at 224 on whole camera frames, half the input side otherwise).
+    loads (64 px at 224 on whole camera frames, half the input side otherwise).
     max_seconds None or 0: no clock; smooth None: 0.8 for an ensemble, 0 for one model."""
     return GenerateConfig(batch=8, takeoff=0.2, patch_size=None)
 
