@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         reach = ["--distance", f"{a.distance:g}", "--size-mm", f"{a.reach_size_mm:g}"]
         coverages = [round(coverage_at(a.reach_size_mm, k * a.distance * 1000), 3) for k in (1.2, 1.0, 0.8)]
         print(f"a {a.reach_size_mm:g} mm block at {0.8 * a.distance:g}-{1.2 * a.distance:g} m: coverages {coverages}")
-    size = ["--patch-size", str(a.patch_size)] if a.patch_size else []  # else the command's default
+    size = [] if a.patch_size is None else ["--patch-size", str(a.patch_size)]  # generate checks it
     tilts = [int(v) for v in a.tilts.split(",")]
     models = [m.strip() for m in a.models.split(",") if m.strip()]
     out = a.out

@@ -85,7 +85,7 @@ def main() -> None:
     if init is not None:
         eot = eot.without_warmup()
     # the command's attack (batch 8, the take-off) and patch side, but for --steps and --patch-size
-    side = a.patch_size or default_patch_side(model.input_size, "held")
+    side = default_patch_side(model.input_size, "held") if a.patch_size is None else a.patch_size
     cfg = replace(command_attack(), target=HEN, patch_size=side, steps=a.steps)
     if a.epsilon is not None:
         cfg = replace(cfg, epsilon=a.epsilon / 255)
